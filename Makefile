@@ -1,0 +1,60 @@
+# shoal — one static binary; everything here needs only Go.
+
+GO       ?= go
+BIN      ?= bin/shoal
+FUZZTIME ?= 30s
+BENCHTIME ?= 1s
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+
+.PHONY: all build test test-noasm bench bench-torch demo fuzz lint clean
+
+all: build
+
+## build: the shoal binary in bin/
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/shoal
+
+## test: vet, then every test on the fast path and on the pure-Go (noasm) path
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+	$(MAKE) --no-print-directory test-noasm
+
+test-noasm:
+	$(GO) vet -tags noasm ./tensor/... ./gradient/...
+	$(GO) test -count=1 -tags noasm ./tensor/... ./gradient/...
+
+## bench: kernel and training benchmarks (GFLOP/s, tokens/s, MB/s)
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./tensor/... ./gradient/...
+
+## bench-torch: gpt-tiny training speed against PyTorch on this CPU (installs python3-torch)
+bench-torch:
+	scripts/bench-torch.sh
+
+## demo: set up and run the main job on the built-in default
+demo: build
+	@echo "shoal demo: the peer-to-peer network is not built yet, so this trains the"
+	@echo "default model (gpt-tiny) locally on the built-in task and compares its loss"
+	@echo "with the task's entropy floor."
+	$(BIN) train --model gpt-tiny --data builtin --steps 300
+
+## fuzz: run every fuzz target for FUZZTIME each
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for t in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
+	    echo "== $$pkg $$t"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+## lint: formatting and vet
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags noasm ./...
+
+clean:
+	rm -rf bin

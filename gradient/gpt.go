@@ -1,0 +1,90 @@
+package gradient
+
+import (
+	"fmt"
+
+	"github.com/shoal-network/shoal/tensor"
+)
+
+// gpt is GPT-2 (see the package doc for its layout).
+type gpt struct {
+	cfg      ModelConfig
+	wte, wpe *tensor.Tensor
+	blocks   []gptBlock
+	lnfW     *tensor.Tensor
+	lnfB     *tensor.Tensor
+	list     []Param
+}
+
+type gptBlock struct {
+	ln1W, ln1B, attnW, attnB, projW, projB *tensor.Tensor
+	ln2W, ln2B, fcW, fcB, mlpW, mlpB       *tensor.Tensor
+}
+
+const lnEps = 1e-5
+
+func newGPT(c ModelConfig) *gpt {
+	ps := &params{seed: c.Seed}
+	d := c.Dim
+	m := &gpt{cfg: c}
+	m.wte = ps.normal("transformer.wte.weight", 0.02, c.Vocab, d)
+	m.wpe = ps.normal("transformer.wpe.weight", 0.02, c.Ctx, d)
+	projStd := float32(0.02) / tensor.Sqrt32(float32(2*c.Layers))
+	for i := 0; i < c.Layers; i++ {
+		p := fmt.Sprintf("transformer.h.%d.", i)
+		m.blocks = append(m.blocks, gptBlock{
+			ln1W:  ps.constant(p+"ln_1.weight", 1, d),
+			ln1B:  ps.constant(p+"ln_1.bias", 0, d),
+			attnW: ps.normal(p+"attn.c_attn.weight", 0.02, d, 3*d),
+			attnB: ps.constant(p+"attn.c_attn.bias", 0, 3*d),
+			projW: ps.normal(p+"attn.c_proj.weight", projStd, d, d),
+			projB: ps.constant(p+"attn.c_proj.bias", 0, d),
+			ln2W:  ps.constant(p+"ln_2.weight", 1, d),
+			ln2B:  ps.constant(p+"ln_2.bias", 0, d),
+			fcW:   ps.normal(p+"mlp.c_fc.weight", 0.02, d, 4*d),
+			fcB:   ps.constant(p+"mlp.c_fc.bias", 0, 4*d),
+			mlpW:  ps.normal(p+"mlp.c_proj.weight", projStd, 4*d, d),
+			mlpB:  ps.constant(p+"mlp.c_proj.bias", 0, d),
+		})
+	}
+	m.lnfW = ps.constant("transformer.ln_f.weight", 1, d)
+	m.lnfB = ps.constant("transformer.ln_f.bias", 0, d)
+	m.list = ps.sorted()
+	return m
+}
+
+func (m *gpt) Config() ModelConfig { return m.cfg }
+func (m *gpt) Params() []Param     { return m.list }
+
+// Logits computes the [batch*ctx, vocab] logits of a batch of input
+// sequences (batch rows of ctx tokens).
+func (m *gpt) logits(tp *tensor.Tape, inputs []int32, batch int) *tensor.Tensor {
+	c := m.cfg
+	t, h := c.Ctx, c.Heads
+	pos := tp.Int32s(batch * t)
+	for i := range pos {
+		pos[i] = int32(i % t)
+	}
+	x := tp.Add(tp.Embedding(m.wte, inputs), tp.Embedding(m.wpe, pos)) // [B*T, D]
+	for _, b := range m.blocks {
+		a := tp.LayerNorm(x, b.ln1W, b.ln1B, lnEps)
+		qkv := tp.Add(tp.MatMul(a, b.attnW, false), b.attnB) // [B*T, 3D]
+		y := tp.CausalSelfAttention(qkv, batch, h)           // [B*T, D]
+		y = tp.Add(tp.MatMul(y, b.projW, false), b.projB)
+		x = tp.Add(x, y)
+		f := tp.LayerNorm(x, b.ln2W, b.ln2B, lnEps)
+		f = tp.GELU(tp.Add(tp.MatMul(f, b.fcW, false), b.fcB))
+		f = tp.Add(tp.MatMul(f, b.mlpW, false), b.mlpB)
+		x = tp.Add(x, f)
+	}
+	x = tp.LayerNorm(x, m.lnfW, m.lnfB, lnEps)
+	return tp.MatMul(x, m.wte, true)
+}
+
+func (m *gpt) Loss(tp *tensor.Tape, tokens []int32, batch int) *tensor.Tensor {
+	t := m.cfg.Ctx
+	checkTokens(tokens, batch, t)
+	inputs, targets := tp.Int32s(batch*t), tp.Int32s(batch*t)
+	splitTokens(inputs, targets, tokens, batch, t)
+	return tp.CrossEntropy(m.logits(tp, inputs, batch), targets)
+}

@@ -1,0 +1,3 @@
+// Package archtest holds the test that enforces the module's dependency
+// direction (see its test file); it has no other code.
+package archtest

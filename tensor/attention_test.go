@@ -1,0 +1,55 @@
+package tensor
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// composedAttention is CausalSelfAttention written with the general
+// operations: permuted per-head copies, MatMul, Scale, MaskCausal, Softmax.
+func composedAttention(tp *Tape, qkv *Tensor, batch, heads int) *Tensor {
+	t := qkv.shape[0] / batch
+	d := qkv.shape[1] / 3
+	hd := d / heads
+	x := tp.Permute(tp.Reshape(qkv, batch, t, 3, heads, hd), 2, 0, 3, 1, 4)
+	q, k, v := tp.Index(x, 0), tp.Index(x, 1), tp.Index(x, 2)
+	att := tp.Softmax(tp.MaskCausal(tp.Scale(tp.MatMul(q, k, true), 1/Sqrt32(float32(hd)))), -1)
+	y := tp.Permute(tp.MatMul(att, v, false), 0, 2, 1, 3)
+	return tp.Reshape(y, batch*t, d)
+}
+
+func TestAttentionMatchesComposition(t *testing.T) {
+	const seed = 8
+	r := rand.New(rand.NewPCG(seed, 0))
+	for _, c := range []struct{ batch, t, heads, hd int }{{1, 1, 1, 1}, {2, 5, 2, 3}, {3, 17, 4, 8}, {2, 64, 4, 32}} {
+		qkv := param(r, 1, 0, c.batch*c.t, 3*c.heads*c.hd)
+		proj := randSlice(r, c.batch*c.t*c.heads*c.hd, 1)
+		run := func(f func(*Tape, *Tensor, int, int) *Tensor) ([]float32, []float32) {
+			tp := NewTape()
+			qkv.ZeroGrad()
+			y := f(tp, qkv, c.batch, c.heads)
+			out := append([]float32(nil), y.Data...)
+			tp.Backward(tp.Sum(tp.Mul(y, tp.Constant(proj, y.Shape()...))))
+			return out, append([]float32(nil), qkv.Grad...)
+		}
+		y1, g1 := run(func(tp *Tape, x *Tensor, b, h int) *Tensor { return tp.CausalSelfAttention(x, b, h) })
+		y2, g2 := run(composedAttention)
+		for i := range y1 {
+			if math.Float32bits(y1[i]) != math.Float32bits(y2[i]) {
+				t.Fatalf("seed %d %+v: output[%d] = %g, composition gives %g (must be bit-identical)", seed, c, i, y1[i], y2[i])
+			}
+		}
+		for i := range g1 {
+			if math.Abs(float64(g1[i]-g2[i])) > 1e-6*(1+math.Abs(float64(g2[i]))) {
+				t.Fatalf("seed %d %+v: gradient[%d] = %g, composition gives %g", seed, c, i, g1[i], g2[i])
+			}
+		}
+	}
+}
+
+func TestAttentionGradient(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 0))
+	checkGradients(t, 21, gradCase{"CausalSelfAttention", []*Tensor{param(r, 1, 0, 2*5, 3*2*3)},
+		func(tp *Tape, in []*Tensor) *Tensor { return tp.CausalSelfAttention(in[0], 2, 2) }})
+}

@@ -1,0 +1,12 @@
+//go:build !amd64 || noasm
+
+package gemm
+
+// asmKernel is the assembly kernel; there is none in this build.
+var asmKernel *kernel
+
+// active is the kernel that Sgemm uses.
+var active = &goKernel
+
+// HasAsm reports whether Sgemm uses the assembly micro-kernel.
+func HasAsm() bool { return false }

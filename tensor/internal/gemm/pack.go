@@ -1,0 +1,89 @@
+package gemm
+
+// Packing copies a block of op(A) or op(B) into panels that the micro-kernels
+// read sequentially: kb steps of `stride` values each (stride is mr for A,
+// nr for B). Values past the edge of the matrix are set to zero.
+
+// packContig fills dst[p*stride+t] = src[p*ld+t] for p < kb, t < w, with
+// zeros for w <= t < stride. Each step reads w consecutive values.
+func packContig(dst []float32, stride int, src []float32, ld, w, kb int) {
+	dst = dst[:kb*stride]
+	if kb == 0 {
+		return
+	}
+	src = src[:(kb-1)*ld+w]
+	if w == stride {
+		switch stride {
+		case 16:
+			for p := 0; p < kb; p++ {
+				*(*[16]float32)(dst[p*16:]) = [16]float32(src[p*ld:])
+			}
+			return
+		case 6:
+			for p := 0; p < kb; p++ {
+				*(*[6]float32)(dst[p*6:]) = [6]float32(src[p*ld:])
+			}
+			return
+		case 3:
+			for p := 0; p < kb; p++ {
+				*(*[3]float32)(dst[p*3:]) = [3]float32(src[p*ld:])
+			}
+			return
+		}
+	}
+	for p := 0; p < kb; p++ {
+		d := dst[p*stride : (p+1)*stride]
+		copy(d, src[p*ld:p*ld+w])
+		clear(d[w:])
+	}
+}
+
+// packStrided fills dst[p*stride+t] = src[t*ld+p] for p < kb, t < h, with
+// zeros for h <= t < stride. Each of the h source rows is read sequentially.
+func packStrided(dst []float32, stride int, src []float32, ld, h, kb int) {
+	dst = dst[:kb*stride]
+	if kb == 0 {
+		return
+	}
+	src = src[:(h-1)*ld+kb]
+	t := 0
+	for ; t+4 <= h; t += 4 {
+		gather4(dst[t:], stride, src[t*ld:t*ld+kb], src[(t+1)*ld:(t+1)*ld+kb],
+			src[(t+2)*ld:(t+2)*ld+kb], src[(t+3)*ld:(t+3)*ld+kb])
+	}
+	for ; t+2 <= h; t += 2 {
+		gather2(dst[t:], stride, src[t*ld:t*ld+kb], src[(t+1)*ld:(t+1)*ld+kb])
+	}
+	for ; t < h; t++ {
+		row := src[t*ld : t*ld+kb]
+		for p, x := range row {
+			dst[p*stride+t] = x
+		}
+	}
+	if h < stride {
+		for p := 0; p < kb; p++ {
+			clear(dst[p*stride+h : (p+1)*stride])
+		}
+	}
+}
+
+// gather4 writes the four rows r0..r3 (of equal length) as columns 0..3 of
+// dst, whose rows are stride apart.
+func gather4(dst []float32, stride int, r0, r1, r2, r3 []float32) {
+	n := len(r0)
+	r1, r2, r3 = r1[:n], r2[:n], r3[:n]
+	for p := 0; p < n; p++ {
+		d := (*[4]float32)(dst[p*stride:])
+		d[0], d[1], d[2], d[3] = r0[p], r1[p], r2[p], r3[p]
+	}
+}
+
+// gather2 is gather4 for two rows.
+func gather2(dst []float32, stride int, r0, r1 []float32) {
+	n := len(r0)
+	r1 = r1[:n]
+	for p := 0; p < n; p++ {
+		d := (*[2]float32)(dst[p*stride:])
+		d[0], d[1] = r0[p], r1[p]
+	}
+}

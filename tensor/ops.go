@@ -1,0 +1,407 @@
+package tensor
+
+// The operations below compute a new tensor on the tape and, when any input
+// needs a gradient, record how to carry the output's gradient back to the
+// inputs. Each is a thin layer over the kernel of the same name; the
+// backward functions are top-level functions of a node, so recording an
+// operation allocates nothing.
+
+// MatMul returns a·op(b) where op(b) is b or, when transB, b with its last
+// two axes swapped; shapes as for the MatMul kernel with transA false.
+func (tp *Tape) MatMul(a, b *Tensor, transB bool) *Tensor {
+	if len(a.shape) < 2 || len(b.shape) < 2 || len(a.shape) > 8 {
+		panic("tensor: MatMul needs matrices")
+	}
+	n := b.shape[len(b.shape)-1]
+	if transB {
+		n = b.shape[len(b.shape)-2]
+	}
+	var sh [8]int
+	shape := append(append(sh[:0], a.shape[:len(a.shape)-1]...), n)
+	out := tp.tensor(shape, a.needsGrad || b.needsGrad, false)
+	MatMul(out, a, b, false, transB, false)
+	if out.needsGrad {
+		nd := tp.record(backMatMul, out)
+		nd.a, nd.b, nd.flag = a, b, transB
+	}
+	return out
+}
+
+func backMatMul(nd *node) {
+	a, b, out, transB := nd.a, nd.b, nd.out, nd.flag
+	if a.needsGrad {
+		// dA += dC·op(b)ᵀ
+		MatMulData(a.Grad, a.shape, out.Grad, out.shape, b.Data, b.shape, false, !transB, true)
+	}
+	if b.needsGrad {
+		var s1, s2 [2]int
+		as, os := a.shape, out.shape
+		if len(b.shape) == 2 {
+			// A shared matrix: fold the batch into the rows.
+			s1 = [2]int{numel(as[:len(as)-1]), as[len(as)-1]}
+			s2 = [2]int{numel(os[:len(os)-1]), os[len(os)-1]}
+			as, os = s1[:], s2[:]
+		}
+		if !transB {
+			// dB += Aᵀ·dC
+			MatMulData(b.Grad, b.shape, a.Data, as, out.Grad, os, true, false, true)
+		} else {
+			// dB += dCᵀ·A
+			MatMulData(b.Grad, b.shape, out.Grad, os, a.Data, as, true, false, true)
+		}
+	}
+}
+
+// Add returns a + b with broadcasting.
+func (tp *Tape) Add(a, b *Tensor) *Tensor {
+	var sh [8]int
+	shape, ok := broadcastShape(sh[:0], a.shape, b.shape)
+	if !ok {
+		panic("tensor: Add shapes do not broadcast")
+	}
+	out := tp.tensor(shape, a.needsGrad || b.needsGrad, false)
+	Add(out, a, b)
+	if out.needsGrad {
+		nd := tp.record(backAdd, out)
+		nd.a, nd.b = a, b
+	}
+	return out
+}
+
+func backAdd(nd *node) { AddGrad(gradOf(nd.a), gradOf(nd.b), nd.a.shape, nd.b.shape, nd.out.Grad) }
+
+// Mul returns a * b (element-wise) with broadcasting.
+func (tp *Tape) Mul(a, b *Tensor) *Tensor {
+	var sh [8]int
+	shape, ok := broadcastShape(sh[:0], a.shape, b.shape)
+	if !ok {
+		panic("tensor: Mul shapes do not broadcast")
+	}
+	out := tp.tensor(shape, a.needsGrad || b.needsGrad, false)
+	Mul(out, a, b)
+	if out.needsGrad {
+		nd := tp.record(backMul, out)
+		nd.a, nd.b = a, b
+	}
+	return out
+}
+
+func backMul(nd *node) { MulGrad(gradOf(nd.a), gradOf(nd.b), nd.a, nd.b, nd.out.Grad) }
+
+func gradOf(t *Tensor) []float32 {
+	if t.needsGrad {
+		return t.Grad
+	}
+	return nil
+}
+
+// Scale returns s*a.
+func (tp *Tape) Scale(a *Tensor, s float32) *Tensor {
+	out := tp.tensor(a.shape, a.needsGrad, false)
+	Scale(out.Data, a.Data, s)
+	if out.needsGrad {
+		nd := tp.record(backScale, out)
+		nd.a, nd.f = a, s
+	}
+	return out
+}
+
+func backScale(nd *node) { AddScaled(nd.a.Grad, nd.out.Grad, nd.f) }
+
+// unary applies an element-wise kernel and records back.
+func (tp *Tape) unary(a *Tensor, f func(dst, x []float32), back func(*node)) *Tensor {
+	out := tp.tensor(a.shape, a.needsGrad, false)
+	f(out.Data, a.Data)
+	if out.needsGrad {
+		tp.record(back, out).a = a
+	}
+	return out
+}
+
+// GELU returns the tanh-approximated GELU of a. On a tape that records
+// gradients it keeps the tanh values for the backward pass.
+func (tp *Tape) GELU(a *Tensor) *Tensor {
+	out := tp.tensor(a.shape, a.needsGrad, false)
+	if !out.needsGrad {
+		GELU(out.Data, a.Data)
+		return out
+	}
+	th := tp.buf(len(a.Data), false)
+	GELUTanh(out.Data, th, a.Data)
+	nd := tp.record(backGELU, out)
+	nd.a, nd.buf[0] = a, th
+	return out
+}
+
+func backGELU(nd *node) { GELUGradTanh(nd.a.Grad, nd.a.Data, nd.buf[0], nd.out.Grad) }
+
+// ReLU returns max(a, 0).
+func (tp *Tape) ReLU(a *Tensor) *Tensor { return tp.unary(a, ReLU, backReLU) }
+
+func backReLU(nd *node) { ReLUGrad(nd.a.Grad, nd.a.Data, nd.out.Grad) }
+
+// Tanh returns tanh(a).
+func (tp *Tape) Tanh(a *Tensor) *Tensor { return tp.unary(a, Tanh, backTanh) }
+
+func backTanh(nd *node) { TanhGrad(nd.a.Grad, nd.out.Data, nd.out.Grad) }
+
+// Exp returns e^a.
+func (tp *Tape) Exp(a *Tensor) *Tensor { return tp.unary(a, Exp, backExp) }
+
+func backExp(nd *node) { ExpGrad(nd.a.Grad, nd.out.Data, nd.out.Grad) }
+
+// Log returns ln a.
+func (tp *Tape) Log(a *Tensor) *Tensor { return tp.unary(a, Log, backLog) }
+
+func backLog(nd *node) { LogGrad(nd.a.Grad, nd.a.Data, nd.out.Grad) }
+
+// Softmax returns the softmax of a along axis.
+func (tp *Tape) Softmax(a *Tensor, axis int) *Tensor {
+	o, n, in := axisSplit(a.shape, axis)
+	out := tp.tensor(a.shape, a.needsGrad, false)
+	Softmax(out.Data, a.Data, o, n, in)
+	if out.needsGrad {
+		nd := tp.record(backSoftmax, out)
+		nd.a, nd.i[0], nd.i[1], nd.i[2] = a, o, n, in
+	}
+	return out
+}
+
+func backSoftmax(nd *node) {
+	SoftmaxGrad(nd.a.Grad, nd.out.Data, nd.out.Grad, nd.i[0], nd.i[1], nd.i[2])
+}
+
+// LogSoftmax returns the log-softmax of a along axis.
+func (tp *Tape) LogSoftmax(a *Tensor, axis int) *Tensor {
+	o, n, in := axisSplit(a.shape, axis)
+	out := tp.tensor(a.shape, a.needsGrad, false)
+	LogSoftmax(out.Data, a.Data, o, n, in)
+	if out.needsGrad {
+		nd := tp.record(backLogSoftmax, out)
+		nd.a, nd.i[0], nd.i[1], nd.i[2] = a, o, n, in
+	}
+	return out
+}
+
+func backLogSoftmax(nd *node) {
+	LogSoftmaxGrad(nd.a.Grad, nd.out.Data, nd.out.Grad, nd.i[0], nd.i[1], nd.i[2])
+}
+
+// LayerNorm normalises a over its last axis and applies gain and bias
+// (vectors of that axis's size).
+func (tp *Tape) LayerNorm(a, gain, bias *Tensor, eps float32) *Tensor {
+	d := a.shape[len(a.shape)-1]
+	rows := len(a.Data) / d
+	out := tp.tensor(a.shape, a.needsGrad || gain.needsGrad || bias.needsGrad, false)
+	mean, rstd := tp.buf(rows, false), tp.buf(rows, false)
+	LayerNorm(out.Data, mean, rstd, a.Data, gain.Data, bias.Data, d, eps)
+	if out.needsGrad {
+		nd := tp.record(backLayerNorm, out)
+		nd.a, nd.b, nd.c = a, gain, bias
+		nd.buf = [3][]float32{mean, rstd, tp.buf(2*d, false)}
+	}
+	return out
+}
+
+func backLayerNorm(nd *node) {
+	a, gain, bias := nd.a, nd.b, nd.c
+	d := a.shape[len(a.shape)-1]
+	LayerNormGrad(gradOf(a), gradOf(gain), gradOf(bias), a.Data, gain.Data, nd.buf[0], nd.buf[1], nd.out.Grad, nd.buf[2], d)
+}
+
+// Embedding returns the rows of table [V, D] named by ids, as [len(ids), D].
+func (tp *Tape) Embedding(table *Tensor, ids []int32) *Tensor {
+	if len(table.shape) != 2 {
+		panic("tensor: Embedding table must be a matrix")
+	}
+	d := table.shape[1]
+	out := tp.tensor([]int{len(ids), d}, table.needsGrad, false)
+	Embedding(out.Data, table.Data, ids, d)
+	if out.needsGrad {
+		nd := tp.record(backEmbedding, out)
+		nd.a, nd.ids = table, ids
+	}
+	return out
+}
+
+func backEmbedding(nd *node) { EmbeddingGrad(nd.a.Grad, nd.out.Grad, nd.ids, nd.a.shape[1]) }
+
+// MaskCausal returns a ([..., T, T]) with every element above the diagonal
+// set to -Inf, for causal attention.
+func (tp *Tape) MaskCausal(a *Tensor) *Tensor {
+	t := a.shape[len(a.shape)-1]
+	if len(a.shape) < 2 || a.shape[len(a.shape)-2] != t {
+		panic("tensor: MaskCausal needs square matrices")
+	}
+	out := tp.tensor(a.shape, a.needsGrad, false)
+	MaskCausal(out.Data, a.Data, t)
+	if out.needsGrad {
+		tp.record(backMaskCausal, out).a = a
+	}
+	return out
+}
+
+func backMaskCausal(nd *node) { MaskCausalGrad(nd.a.Grad, nd.out.Grad, nd.a.shape[len(nd.a.shape)-1]) }
+
+// Reshape returns a view of a with another shape of the same size; it
+// shares a's values and gradient.
+func (tp *Tape) Reshape(a *Tensor, shape ...int) *Tensor {
+	if numel(shape) != len(a.Data) {
+		panic("tensor: Reshape size mismatch")
+	}
+	return tp.view(shape, a.Data, a.Grad, a.needsGrad)
+}
+
+// Index returns a view of a[i], the i-th block along the first axis.
+func (tp *Tape) Index(a *Tensor, i int) *Tensor {
+	if len(a.shape) < 1 || i < 0 || i >= a.shape[0] {
+		panic("tensor: Index out of range")
+	}
+	s := len(a.Data) / a.shape[0]
+	var g []float32
+	if a.needsGrad {
+		g = a.Grad[i*s : (i+1)*s : (i+1)*s]
+	}
+	return tp.view(a.shape[1:], a.Data[i*s:(i+1)*s:(i+1)*s], g, a.needsGrad)
+}
+
+// Permute returns a with its axes reordered: axis i of the result is axis
+// perm[i] of a. Transpose of a matrix is Permute(a, 1, 0). At most eight
+// axes.
+func (tp *Tape) Permute(a *Tensor, perm ...int) *Tensor {
+	if len(perm) != len(a.shape) || len(perm) > 8 {
+		panic("tensor: Permute rank mismatch")
+	}
+	var sh [8]int
+	shape := sh[:len(perm)]
+	for i, p := range perm {
+		if p < 0 || p >= len(perm) {
+			panic("tensor: Permute invalid permutation")
+		}
+		shape[i] = a.shape[p]
+	}
+	out := tp.tensor(shape, a.needsGrad, false)
+	Permute(out, a, perm)
+	if out.needsGrad {
+		nd := tp.record(backPermute, out)
+		nd.a = a
+		copy(nd.i[:], perm)
+	}
+	return out
+}
+
+func backPermute(nd *node) {
+	PermuteGrad(nd.a.Grad, nd.a.shape, nd.out.Grad, nd.i[:len(nd.a.shape)])
+}
+
+// Sum returns the sum of all elements of a (lane order, see Sum).
+func (tp *Tape) Sum(a *Tensor) *Tensor {
+	out := tp.tensor([]int{1}, a.needsGrad, false)
+	out.Data[0] = Sum(a.Data)
+	if out.needsGrad {
+		nd := tp.record(backSum, out)
+		nd.a, nd.f = a, 1
+	}
+	return out
+}
+
+// Mean returns the mean of all elements of a.
+func (tp *Tape) Mean(a *Tensor) *Tensor {
+	out := tp.tensor([]int{1}, a.needsGrad, false)
+	n := float32(len(a.Data))
+	out.Data[0] = Sum(a.Data) / n
+	if out.needsGrad {
+		nd := tp.record(backSum, out)
+		nd.a, nd.f = a, n
+	}
+	return out
+}
+
+// backSum spreads the gradient of a sum divided by nd.f.
+func backSum(nd *node) {
+	g := nd.out.Grad[0] / nd.f
+	for i := range nd.a.Grad {
+		nd.a.Grad[i] += g
+	}
+}
+
+// SumAxis returns the sum of a along axis, which is removed from the shape.
+func (tp *Tape) SumAxis(a *Tensor, axis int) *Tensor {
+	return tp.reduceAxis(a, axis, 1)
+}
+
+// MeanAxis returns the mean of a along axis, which is removed from the shape.
+func (tp *Tape) MeanAxis(a *Tensor, axis int) *Tensor {
+	_, n, _ := axisSplit(a.shape, axis)
+	return tp.reduceAxis(a, axis, n)
+}
+
+func (tp *Tape) reduceAxis(a *Tensor, axis, div int) *Tensor {
+	if axis < 0 {
+		axis += len(a.shape)
+	}
+	o, n, in := axisSplit(a.shape, axis)
+	shape := make([]int, 0, len(a.shape)-1)
+	shape = append(append(shape, a.shape[:axis]...), a.shape[axis+1:]...)
+	out := tp.tensor(shape, a.needsGrad, false)
+	SumAxis(out.Data, a.Data, o, n, in)
+	if div != 1 {
+		Scale(out.Data, out.Data, 1/float32(div))
+	}
+	if out.needsGrad {
+		nd := tp.record(backReduceAxis, out)
+		nd.a, nd.i[0], nd.i[1], nd.i[2], nd.f = a, o, n, in, 1/float32(div)
+	}
+	return out
+}
+
+func backReduceAxis(nd *node) {
+	o, n, in := nd.i[0], nd.i[1], nd.i[2]
+	for i := 0; i < o; i++ {
+		for j := 0; j < n; j++ {
+			AddScaled(nd.a.Grad[(i*n+j)*in:(i*n+j+1)*in], nd.out.Grad[i*in:(i+1)*in], nd.f)
+		}
+	}
+}
+
+// SumAxis writes into dst (outer*inner elements) the sums of x, viewed as
+// [outer, n, inner], over its middle axis, each in the lane order of Sum.
+func SumAxis(dst, x []float32, outer, n, inner int) {
+	checkRows(len(x), outer, n, inner)
+	if len(dst) != outer*inner {
+		panic("tensor: SumAxis shape mismatch")
+	}
+	row := make([]float32, n)
+	for o := 0; o < outer; o++ {
+		for k := 0; k < inner; k++ {
+			for j := 0; j < n; j++ {
+				row[j] = x[(o*n+j)*inner+k]
+			}
+			dst[o*inner+k] = Sum(row)
+		}
+	}
+}
+
+// CrossEntropy returns the mean over rows of logits [N, V] of the
+// negative log-likelihood of targets (N class indices), fused with the
+// softmax: its gradient is (softmax - onehot)/N.
+func (tp *Tape) CrossEntropy(logits *Tensor, targets []int32) *Tensor {
+	if len(logits.shape) != 2 || logits.shape[0] != len(targets) {
+		panic("tensor: CrossEntropy shape mismatch")
+	}
+	v := logits.shape[1]
+	probs := tp.buf(len(logits.Data), false)
+	total := CrossEntropy(probs, logits.Data, targets, v)
+	out := tp.tensor([]int{1}, logits.needsGrad, false)
+	out.Data[0] = float32(total / float64(len(targets)))
+	if out.needsGrad {
+		nd := tp.record(backCrossEntropy, out)
+		nd.a, nd.ids, nd.buf[0] = logits, targets, probs
+	}
+	return out
+}
+
+func backCrossEntropy(nd *node) {
+	n := len(nd.ids)
+	CrossEntropyGrad(nd.a.Grad, nd.buf[0], nd.ids, nd.a.shape[1], nd.out.Grad[0]/float32(n))
+}
