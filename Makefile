@@ -7,7 +7,7 @@ BENCHTIME ?= 1s
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test test-noasm bench bench-torch demo fuzz lint clean
+.PHONY: all build test test-noasm test-arm64 bench bench-torch demo fuzz lint clean
 
 all: build
 
@@ -24,6 +24,10 @@ test:
 test-noasm:
 	$(GO) vet -tags noasm ./tensor/... ./gradient/...
 	$(GO) test -count=1 -tags noasm ./tensor/... ./gradient/...
+
+## test-arm64: the determinism tests built for arm64 and run under qemu-user (installs it if missing)
+test-arm64:
+	scripts/test-arm64.sh
 
 ## bench: kernel and training benchmarks (GFLOP/s, tokens/s, MB/s)
 bench:

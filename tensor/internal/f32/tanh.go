@@ -22,7 +22,7 @@ const (
 
 // Tanh returns the hyperbolic tangent of x.
 //
-// The error is at most 2 ulp. Small arguments go through an odd
+// The error is at most 1 ulp. Small arguments go through an odd
 // polynomial, so Tanh(x) = x to within an ulp for tiny x and the sign of
 // zero is kept. Special cases:
 //
