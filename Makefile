@@ -7,7 +7,7 @@ BENCHTIME ?= 1s
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test test-noasm test-arm64 bench bench-torch demo fuzz lint clean
+.PHONY: all build test test-noasm test-arm64 bench bench-torch bench-exchange demo fuzz lint clean
 
 all: build
 
@@ -36,6 +36,10 @@ bench:
 ## bench-torch: gpt-tiny training speed against PyTorch on this CPU (installs python3-torch)
 bench-torch:
 	scripts/bench-torch.sh
+
+## bench-exchange: gradient exchange methods, bytes sent against final loss (several minutes)
+bench-exchange: build
+	$(BIN) bench exchange
 
 ## demo: set up and run the main job on the built-in default
 demo: build
