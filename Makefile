@@ -31,7 +31,7 @@ test-arm64:
 
 ## bench: kernel and training benchmarks (GFLOP/s, tokens/s, MB/s)
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./tensor/... ./gradient/...
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./tensor/... ./gradient/... ./checkpoint/...
 
 ## bench-torch: gpt-tiny training speed against PyTorch on this CPU (installs python3-torch)
 bench-torch:

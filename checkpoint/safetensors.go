@@ -22,8 +22,9 @@ type Tensor struct {
 	Data  []float32
 }
 
-// MaxHeader is the largest safetensors JSON header accepted (the format's
-// reference implementation uses the same bound).
+// MaxHeader is the largest header accepted: a safetensors file's JSON
+// header (the format's reference implementation uses the same bound) or
+// the header of a checkpoint encoding.
 const MaxHeader = 100 << 20
 
 type stEntry struct {
@@ -103,16 +104,18 @@ func WriteSafetensors(w io.Writer, tensors []Tensor, metadata map[string]string)
 	return bw.Flush()
 }
 
-// FormatError describes malformed safetensors input.
+// FormatError describes malformed input: a safetensors file, a checkpoint
+// encoding, a manifest or a store's index.
 type FormatError struct {
-	Field string // the header field or part of the file at fault
-	Msg   string
+	Format string // "safetensors", "checkpoint", "manifest" or "index"
+	Field  string // the header field or part of the input at fault
+	Msg    string
 }
 
-func (e *FormatError) Error() string { return "safetensors: " + e.Field + ": " + e.Msg }
+func (e *FormatError) Error() string { return e.Format + ": " + e.Field + ": " + e.Msg }
 
 func formatErr(field, format string, args ...any) error {
-	return &FormatError{Field: field, Msg: fmt.Sprintf(format, args...)}
+	return &FormatError{Format: "safetensors", Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
 // ReadSafetensors parses a safetensors file of size bytes from r. Only F32

@@ -1,0 +1,733 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/ipfs/go-cid"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/shoal-network/shoal/checkpoint"
+	"github.com/shoal-network/shoal/gradient"
+)
+
+// checkpointOptions are the flags every `shoal checkpoint` command shares.
+type checkpointOptions struct {
+	Store string
+}
+
+// storeDir returns the store directory: --store, else
+// $SHOAL_HOME/checkpoints, else ~/.shoal/checkpoints.
+func (o *checkpointOptions) storeDir() (string, error) {
+	if o.Store != "" {
+		return o.Store, nil
+	}
+	if h := os.Getenv("SHOAL_HOME"); h != "" {
+		return filepath.Join(h, "checkpoints"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("--store: no home directory to put the default store in: %v", err)
+	}
+	return filepath.Join(home, ".shoal", "checkpoints"), nil
+}
+
+// open opens the store; unless create is true it must exist already.
+func (o *checkpointOptions) open(create bool) (*checkpoint.Store, error) {
+	dir, err := o.storeDir()
+	if err != nil {
+		return nil, err
+	}
+	if !create {
+		if _, err := os.Stat(filepath.Join(dir, "manifests")); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("no checkpoint store in %s (see --store)", dir)
+		}
+	}
+	return checkpoint.OpenStore(dir)
+}
+
+func newCmdCheckpoint(f *factory) *cobra.Command {
+	o := &checkpointOptions{}
+	cmd := &cobra.Command{
+		Use:   "checkpoint",
+		Short: "List, inspect, verify, export and import stored checkpoints",
+		Long: `Work with the local checkpoint store.
+
+A checkpoint is a model's parameters and the outer optimizer's state, in a
+canonical encoding cut into 1 MiB chunks; its ID is the CID of the manifest
+listing the chunks' CIDs, so every peer that computes the same state names it
+the same way. The store keeps chunks and manifests as files named by CID and
+checks every file against its name when reading it. Labels (such as head)
+name checkpoints; pinned ones survive garbage collection.
+
+CID|label arguments take a checkpoint's CID or one of its labels.`,
+	}
+	cmd.PersistentFlags().StringVar(&o.Store, "store", "", "checkpoint store directory (default $SHOAL_HOME/checkpoints, or ~/.shoal/checkpoints)")
+	cmd.AddCommand(
+		newCmdCheckpointLs(f, o, nil),
+		newCmdCheckpointShow(f, o, nil),
+		newCmdCheckpointVerify(f, o, nil),
+		newCmdCheckpointExport(f, o, nil),
+		newCmdCheckpointImport(f, o, nil),
+		newCmdCheckpointLabel(f, o, nil),
+		newCmdCheckpointPin(f, o, true, nil),
+		newCmdCheckpointPin(f, o, false, nil),
+		newCmdCheckpointGC(f, o, nil),
+	)
+	return cmd
+}
+
+func writeJSON(w io.Writer, v any) error {
+	e := json.NewEncoder(w)
+	e.SetIndent("", "  ")
+	return e.Encode(v)
+}
+
+// humanBytes formats n bytes in binary units.
+func humanBytes(n int64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, unit := float64(n)/1024, "KiB"
+	for _, u := range []string{"MiB", "GiB", "TiB"} {
+		if v < 1024 {
+			break
+		}
+		v, unit = v/1024, u
+	}
+	return fmt.Sprintf("%.1f %s", v, unit)
+}
+
+// ---- ls
+
+type checkpointLsOptions struct {
+	*checkpointOptions
+	JSON bool
+}
+
+// checkpointEntry is one checkpoint of `ls --json` and `show --json`
+// (stable JSON).
+type checkpointEntry struct {
+	ID        string                  `json:"id"`
+	Size      int64                   `json:"size"`
+	Chunks    int                     `json:"chunks"`
+	ChunkSize int                     `json:"chunk_size,omitempty"`
+	Step      *int64                  `json:"step,omitempty"`
+	Labels    []string                `json:"labels"`
+	Pinned    bool                    `json:"pinned"`
+	Meta      map[string]string       `json:"meta"`
+	Params    int64                   `json:"params"`
+	Tensors   []checkpoint.TensorSpec `json:"tensors,omitempty"`
+}
+
+func newEntry(id cid.Cid, size int64, chunks int, meta map[string]string, tensors []checkpoint.TensorSpec, labels []string, pinned bool) checkpointEntry {
+	e := checkpointEntry{ID: id.String(), Size: size, Chunks: chunks, Labels: labels, Pinned: pinned, Meta: meta}
+	if e.Labels == nil {
+		e.Labels = []string{}
+	}
+	if n, ok := (&checkpoint.Info{Meta: meta}).Step(); ok {
+		e.Step = &n
+	}
+	for _, t := range tensors {
+		if !checkpoint.IsState(t.Name) {
+			e.Params += numValues(t.Shape)
+		}
+	}
+	return e
+}
+
+func numValues(shape []int) int64 {
+	n := int64(1)
+	for _, d := range shape {
+		n *= int64(d)
+	}
+	return n
+}
+
+func newCmdCheckpointLs(f *factory, co *checkpointOptions, runF func(*checkpointLsOptions) error) *cobra.Command {
+	o := &checkpointLsOptions{checkpointOptions: co}
+	cmd := &cobra.Command{
+		Use:   "ls",
+		Short: "List the complete checkpoints of the store, oldest first",
+		Long: `List the checkpoints whose manifest and every chunk are present and intact,
+oldest first, with their labels, size, step and whether they are pinned. A
+download in progress or a damaged checkpoint is not listed (see verify).`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if runF != nil {
+				return runF(o)
+			}
+			return runCheckpointLs(f, o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.JSON, "json", false, "print the list as JSON")
+	return cmd
+}
+
+func runCheckpointLs(f *factory, o *checkpointLsOptions) error {
+	s, err := o.open(false)
+	if err != nil {
+		return err
+	}
+	infos, err := s.List()
+	if err != nil {
+		return err
+	}
+	entries := make([]checkpointEntry, 0, len(infos))
+	for _, in := range infos {
+		entries = append(entries, newEntry(in.ID, in.Size, in.Chunks, in.Meta, in.Tensors, in.Labels, in.Pinned))
+	}
+	if o.JSON {
+		return writeJSON(f.Out, entries)
+	}
+	if len(entries) == 0 {
+		fmt.Fprintf(f.Err, "no checkpoints in %s\n", s.Dir())
+		return nil
+	}
+	tw := tabwriter.NewWriter(f.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CID\tSTEP\tPARAMS\tSIZE\tLABELS\tPINNED")
+	for _, e := range entries {
+		step := "-"
+		if e.Step != nil {
+			step = fmt.Sprint(*e.Step)
+		}
+		pinned := ""
+		if e.Pinned {
+			pinned = "pinned"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", e.ID, step, e.Params, humanBytes(e.Size), strings.Join(e.Labels, ","), pinned)
+	}
+	return tw.Flush()
+}
+
+// ---- show
+
+type checkpointShowOptions struct {
+	*checkpointOptions
+	Ref  string
+	JSON bool
+}
+
+func newCmdCheckpointShow(f *factory, co *checkpointOptions, runF func(*checkpointShowOptions) error) *cobra.Command {
+	o := &checkpointShowOptions{checkpointOptions: co}
+	cmd := &cobra.Command{
+		Use:   "show CID|label",
+		Short: "Show a checkpoint's metadata and tensors",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			o.Ref = args[0]
+			if runF != nil {
+				return runF(o)
+			}
+			return runCheckpointShow(f, o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.JSON, "json", false, "print as JSON")
+	return cmd
+}
+
+func runCheckpointShow(f *factory, o *checkpointShowOptions) error {
+	s, err := o.open(false)
+	if err != nil {
+		return err
+	}
+	id, err := s.Resolve(o.Ref)
+	if err != nil {
+		return err
+	}
+	m, err := s.Manifest(id)
+	if err != nil {
+		return err
+	}
+	h, err := s.Header(id)
+	if err != nil {
+		return err
+	}
+	labels, err := s.Labels()
+	if err != nil {
+		return err
+	}
+	var ls []string
+	for l, c := range labels {
+		if c == id {
+			ls = append(ls, l)
+		}
+	}
+	slices.Sort(ls)
+	pins, err := s.Pins()
+	if err != nil {
+		return err
+	}
+	e := newEntry(id, m.Size, len(m.Chunks), h.Meta, h.Tensors, ls, slices.Contains(pins, id))
+	e.ChunkSize = m.ChunkSize
+	e.Tensors = h.Tensors
+	if o.JSON {
+		return writeJSON(f.Out, e)
+	}
+	w := f.Out
+	fmt.Fprintf(w, "checkpoint %s\n", e.ID)
+	fmt.Fprintf(w, "size       %s (%d bytes) in %d chunks of %s\n", humanBytes(e.Size), e.Size, e.Chunks, humanBytes(int64(e.ChunkSize)))
+	fmt.Fprintf(w, "labels     %s\n", strings.Join(e.Labels, ", "))
+	fmt.Fprintf(w, "pinned     %v\n", e.Pinned)
+	fmt.Fprintf(w, "parameters %d\n", e.Params)
+	fmt.Fprintln(w, "metadata:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	keys := make([]string, 0, len(e.Meta))
+	for k := range e.Meta {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(tw, "  %s\t%s\n", k, e.Meta[k])
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "tensors (%d):\n", len(e.Tensors))
+	for _, t := range e.Tensors {
+		fmt.Fprintf(tw, "  %s\t%v\t%d\n", t.Name, t.Shape, numValues(t.Shape))
+	}
+	return tw.Flush()
+}
+
+// ---- verify
+
+type checkpointVerifyOptions struct {
+	*checkpointOptions
+	Ref  string
+	JSON bool
+}
+
+type verifyResult struct {
+	Checkpoints int            `json:"checkpoints"`
+	Chunks      int            `json:"chunks"`
+	Bytes       int64          `json:"bytes"`
+	Damaged     []damageResult `json:"damaged"`
+}
+
+type damageResult struct {
+	Kind       string `json:"kind"`
+	ID         string `json:"id"`
+	Checkpoint string `json:"checkpoint,omitempty"`
+	Path       string `json:"path"`
+	Error      string `json:"error"`
+}
+
+func newCmdCheckpointVerify(f *factory, co *checkpointOptions, runF func(*checkpointVerifyOptions) error) *cobra.Command {
+	o := &checkpointVerifyOptions{checkpointOptions: co}
+	cmd := &cobra.Command{
+		Use:   "verify [CID|label]",
+		Short: "Re-hash the store's files and report damage",
+		Long: `Re-hash every manifest and chunk of the store (or of one checkpoint) and
+check it against its CID. Each damaged or missing object is printed; the
+command fails if there is any. A download in progress shows as missing
+chunks. Putting the checkpoint again, or fetching it, repairs it.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				o.Ref = args[0]
+			}
+			if runF != nil {
+				return runF(o)
+			}
+			return runCheckpointVerify(f, o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.JSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func runCheckpointVerify(f *factory, o *checkpointVerifyOptions) error {
+	s, err := o.open(false)
+	if err != nil {
+		return err
+	}
+	var ids []cid.Cid
+	if o.Ref != "" {
+		id, err := s.Resolve(o.Ref)
+		if err != nil {
+			return err
+		}
+		ids = append(ids, id)
+	}
+	r, err := s.Verify(ids...)
+	if err != nil {
+		return err
+	}
+	res := verifyResult{Checkpoints: r.Checkpoints, Chunks: r.Chunks, Bytes: r.Bytes, Damaged: []damageResult{}}
+	for _, d := range r.Damaged {
+		dr := damageResult{Kind: string(d.Kind), ID: d.ID.String(), Path: d.Path, Error: d.Err.Error()}
+		if d.Checkpoint.Defined() {
+			dr.Checkpoint = d.Checkpoint.String()
+		}
+		res.Damaged = append(res.Damaged, dr)
+	}
+	if o.JSON {
+		if err := writeJSON(f.Out, res); err != nil {
+			return err
+		}
+	} else {
+		for _, d := range r.Damaged {
+			fmt.Fprintln(f.Out, d)
+		}
+		status := "ok"
+		if !r.OK() {
+			status = fmt.Sprintf("%d problems", len(r.Damaged))
+		}
+		fmt.Fprintf(f.Out, "checked %d checkpoints, %d chunks, %s: %s\n", r.Checkpoints, r.Chunks, humanBytes(r.Bytes), status)
+	}
+	if !r.OK() {
+		return fmt.Errorf("store %s: %d damaged or missing objects", s.Dir(), len(r.Damaged))
+	}
+	return nil
+}
+
+// ---- export
+
+type checkpointExportOptions struct {
+	*checkpointOptions
+	Ref string
+	Out string
+}
+
+func newCmdCheckpointExport(f *factory, co *checkpointOptions, runF func(*checkpointExportOptions) error) *cobra.Command {
+	o := &checkpointExportOptions{checkpointOptions: co}
+	cmd := &cobra.Command{
+		Use:   "export CID|label --out FILE",
+		Short: "Write a checkpoint's parameters to a safetensors file",
+		Long: `Write the parameters of a checkpoint (not the optimizer state) to a
+safetensors file that PyTorch and Hugging Face load: F32 tensors under
+Hugging Face's GPT-2 names, metadata {"format": "pt"} and the checkpoint's
+metadata as shoal.* entries (the model configuration is shoal.config).
+--out - writes to stdout.`,
+		Example: `  shoal checkpoint export head --out model.safetensors`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			o.Ref = args[0]
+			if o.Out == "" {
+				return errors.New("--out is required")
+			}
+			if runF != nil {
+				return runF(o)
+			}
+			return runCheckpointExport(f, o)
+		},
+	}
+	cmd.Flags().StringVar(&o.Out, "out", "", "safetensors file to write (- for stdout)")
+	return cmd
+}
+
+func runCheckpointExport(f *factory, o *checkpointExportOptions) error {
+	s, err := o.open(false)
+	if err != nil {
+		return err
+	}
+	id, err := s.Resolve(o.Ref)
+	if err != nil {
+		return err
+	}
+	c, err := s.Get(id)
+	if err != nil {
+		return err
+	}
+	if o.Out == "-" {
+		return checkpoint.ExportSafetensors(f.Out, c)
+	}
+	if err := os.MkdirAll(filepath.Dir(o.Out), 0o755); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	if err := checkpoint.WriteFileAtomic(o.Out, 0o644, func(w io.Writer) error { return checkpoint.ExportSafetensors(w, c) }); err != nil {
+		return err
+	}
+	f.Logger().Info("exported", zap.String("checkpoint", id.String()), zap.String("path", o.Out), zap.Int("tensors", len(c.Params())))
+	return nil
+}
+
+// ---- import
+
+type checkpointImportOptions struct {
+	*checkpointOptions
+	File  string
+	Label string
+	Model string
+}
+
+func newCmdCheckpointImport(f *factory, co *checkpointOptions, runF func(*checkpointImportOptions) error) *cobra.Command {
+	o := &checkpointImportOptions{checkpointOptions: co}
+	cmd := &cobra.Command{
+		Use:   "import FILE.safetensors",
+		Short: "Store the parameters of a safetensors file as a new checkpoint",
+		Long: `Read a safetensors file of F32 parameters, check that it holds exactly the
+tensors of its model with the right shapes and finite values, store it as a
+checkpoint (without optimizer state) and print its CID.
+
+The model is the one named by --model, or else the one described by the
+file's shoal.config metadata (which shoal train --out and shoal checkpoint
+export write).`,
+		Example: `  shoal checkpoint import model.safetensors --label base
+  shoal checkpoint import hf-gpt2-tiny.safetensors --model gpt-tiny`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			o.File = args[0]
+			if o.Model != "" {
+				if _, err := gradient.Preset(o.Model); err != nil {
+					return fmt.Errorf("--model: %v", err)
+				}
+			}
+			if o.Label != "" {
+				if err := checkpoint.ValidLabel(o.Label); err != nil {
+					return fmt.Errorf("--label: %v", err)
+				}
+			}
+			if runF != nil {
+				return runF(o)
+			}
+			return runCheckpointImport(f, o)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.Label, "label", "", "label to give the new checkpoint")
+	fl.StringVar(&o.Model, "model", "", fmt.Sprintf("model of the zoo the file holds (default: from its metadata): %v", gradient.PresetNames()))
+	return cmd
+}
+
+// importConfig returns the configuration of the model a file holds, and
+// the name of its preset if known.
+func importConfig(o *checkpointImportOptions, meta map[string]string) (gradient.ModelConfig, string, error) {
+	if o.Model != "" {
+		cfg, err := gradient.Preset(o.Model)
+		return cfg, o.Model, err
+	}
+	name := meta[checkpoint.MetaPrefix+checkpoint.MetaModel]
+	if js, ok := meta[checkpoint.MetaPrefix+checkpoint.MetaConfig]; ok {
+		var cfg gradient.ModelConfig
+		d := json.NewDecoder(strings.NewReader(js))
+		d.DisallowUnknownFields()
+		if err := d.Decode(&cfg); err != nil {
+			return cfg, "", fmt.Errorf("%s: metadata shoal.config: %v", o.File, err)
+		}
+		if err := cfg.Validate(); err != nil {
+			return cfg, "", fmt.Errorf("%s: metadata shoal.config: %v", o.File, err)
+		}
+		return cfg, name, nil
+	}
+	if name != "" {
+		cfg, err := gradient.Preset(name)
+		if err != nil {
+			return cfg, "", fmt.Errorf("%s: metadata shoal.model: %v", o.File, err)
+		}
+		return cfg, name, nil
+	}
+	return gradient.ModelConfig{}, "", fmt.Errorf("%s: no shoal.config metadata says which model it holds: name one with --model", o.File)
+}
+
+func runCheckpointImport(f *factory, o *checkpointImportOptions) error {
+	file, err := os.Open(o.File)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	st, err := file.Stat()
+	if err != nil {
+		return err
+	}
+	ts, meta, err := checkpoint.ReadSafetensors(file, st.Size())
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.File, err)
+	}
+	cfg, name, err := importConfig(o, meta)
+	if err != nil {
+		return err
+	}
+	m, err := gradient.New(cfg)
+	if err != nil {
+		return fmt.Errorf("%s: %v", o.File, err)
+	}
+	var want []checkpoint.TensorSpec
+	for _, p := range m.Params() {
+		want = append(want, checkpoint.TensorSpec{Name: p.Name, Shape: p.Shape()})
+	}
+	c, err := checkpoint.FromSafetensors(ts, meta, want)
+	if err != nil {
+		return fmt.Errorf("%s does not hold the parameters of %s: %w", o.File, describeModel(cfg, name), err)
+	}
+	js, _ := json.Marshal(cfg)
+	c.Meta[checkpoint.MetaConfig] = string(js)
+	delete(c.Meta, checkpoint.MetaModel)
+	if name != "" {
+		c.Meta[checkpoint.MetaModel] = name
+	}
+	s, err := o.open(true)
+	if err != nil {
+		return err
+	}
+	id, err := s.Put(c)
+	if err != nil {
+		return err
+	}
+	if o.Label != "" {
+		if err := s.SetLabel(o.Label, id); err != nil {
+			return err
+		}
+	}
+	f.Logger().Info("imported", zap.String("path", o.File), zap.String("checkpoint", id.String()), zap.Int("tensors", len(c.Tensors)))
+	fmt.Fprintln(f.Out, id)
+	return nil
+}
+
+func describeModel(cfg gradient.ModelConfig, name string) string {
+	if name != "" {
+		return name
+	}
+	return fmt.Sprintf("a %s of vocab %d, width %d, %d layers", cfg.Arch, cfg.Vocab, cfg.Dim, cfg.Layers)
+}
+
+// ---- label, pin, unpin, gc
+
+type checkpointLabelOptions struct {
+	*checkpointOptions
+	Label  string
+	Ref    string
+	Remove bool
+}
+
+func newCmdCheckpointLabel(f *factory, co *checkpointOptions, runF func(*checkpointLabelOptions) error) *cobra.Command {
+	o := &checkpointLabelOptions{checkpointOptions: co}
+	cmd := &cobra.Command{
+		Use:   "label LABEL [CID|label]",
+		Short: "Name a checkpoint with a label, or remove a label with --remove",
+		Args: func(_ *cobra.Command, args []string) error {
+			if o.Remove && len(args) != 1 {
+				return errors.New("label --remove takes the label alone")
+			}
+			if !o.Remove && len(args) != 2 {
+				return errors.New("label takes a label and the checkpoint it names")
+			}
+			return nil
+		},
+		RunE: func(_ *cobra.Command, args []string) error {
+			o.Label = args[0]
+			if len(args) == 2 {
+				o.Ref = args[1]
+			}
+			if !o.Remove {
+				if err := checkpoint.ValidLabel(o.Label); err != nil {
+					return err
+				}
+			}
+			if runF != nil {
+				return runF(o)
+			}
+			s, err := o.open(false)
+			if err != nil {
+				return err
+			}
+			if o.Remove {
+				return s.RemoveLabel(o.Label)
+			}
+			id, err := s.Resolve(o.Ref)
+			if err != nil {
+				return err
+			}
+			return s.SetLabel(o.Label, id)
+		},
+	}
+	cmd.Flags().BoolVar(&o.Remove, "remove", false, "remove the label")
+	return cmd
+}
+
+type checkpointPinOptions struct {
+	*checkpointOptions
+	Ref string
+	Pin bool
+}
+
+func newCmdCheckpointPin(f *factory, co *checkpointOptions, pin bool, runF func(*checkpointPinOptions) error) *cobra.Command {
+	o := &checkpointPinOptions{checkpointOptions: co, Pin: pin}
+	use, short := "pin CID|label", "Protect a checkpoint from garbage collection"
+	if !pin {
+		use, short = "unpin CID|label", "Remove a checkpoint's protection from garbage collection"
+	}
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			o.Ref = args[0]
+			if runF != nil {
+				return runF(o)
+			}
+			s, err := o.open(false)
+			if err != nil {
+				return err
+			}
+			id, err := s.Resolve(o.Ref)
+			if err != nil {
+				return err
+			}
+			if o.Pin {
+				return s.Pin(id)
+			}
+			return s.Unpin(id)
+		},
+	}
+}
+
+type checkpointGCOptions struct {
+	*checkpointOptions
+	Keep int
+	JSON bool
+}
+
+type gcResult struct {
+	Removed []string `json:"removed"`
+	Chunks  int      `json:"chunks"`
+	Bytes   int64    `json:"bytes"`
+}
+
+func newCmdCheckpointGC(f *factory, co *checkpointOptions, runF func(*checkpointGCOptions) error) *cobra.Command {
+	o := &checkpointGCOptions{checkpointOptions: co}
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "Remove all but the newest checkpoints and the pinned ones",
+		Long: `Remove every checkpoint but the --keep newest complete ones, the pinned ones
+and downloads in progress, then every chunk no remaining checkpoint uses.
+Labels of removed checkpoints are removed.`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			if o.Keep < 0 {
+				return fmt.Errorf("--keep must not be negative, got %d", o.Keep)
+			}
+			if runF != nil {
+				return runF(o)
+			}
+			s, err := o.open(false)
+			if err != nil {
+				return err
+			}
+			r, err := s.GC(o.Keep)
+			if err != nil {
+				return err
+			}
+			res := gcResult{Removed: []string{}, Chunks: r.Chunks, Bytes: r.Bytes}
+			for _, id := range r.Removed {
+				res.Removed = append(res.Removed, id.String())
+			}
+			if o.JSON {
+				return writeJSON(f.Out, res)
+			}
+			fmt.Fprintf(f.Out, "removed %d checkpoints and %d chunks, %s freed\n", len(res.Removed), res.Chunks, humanBytes(res.Bytes))
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&o.Keep, "keep", 5, "newest complete checkpoints to keep")
+	cmd.Flags().BoolVar(&o.JSON, "json", false, "print the result as JSON")
+	return cmd
+}
