@@ -440,3 +440,23 @@ func TestSumAxis(t *testing.T) {
 		}
 	}
 }
+
+// TestGELUTanhSameBits: the variants that store and reuse the tanh terms
+// give exactly the bits of GELU and GELUGrad.
+func TestGELUTanhSameBits(t *testing.T) {
+	r := rand.New(rand.NewPCG(23, 24))
+	x := randSlice(r, 1000, 4)
+	dy := randSlice(r, 1000, 1)
+	y1, y2, th := make([]float32, 1000), make([]float32, 1000), make([]float32, 1000)
+	GELU(y1, x)
+	GELUTanh(y2, th, x)
+	g1, g2 := randSlice(r, 1000, 1), make([]float32, 1000)
+	copy(g2, g1)
+	GELUGrad(g1, x, dy)
+	GELUGradTanh(g2, x, th, dy)
+	for i := range x {
+		if math.Float32bits(y1[i]) != math.Float32bits(y2[i]) || math.Float32bits(g1[i]) != math.Float32bits(g2[i]) {
+			t.Fatalf("seed 23: element %d differs", i)
+		}
+	}
+}

@@ -39,7 +39,7 @@ type Config struct {
 
 // DefaultConfig is the configuration `shoal bench exchange` uses.
 func DefaultConfig() Config {
-	return Config{Model: "gpt-tiny", Workers: 8, Steps: 200, Batch: 8, LR: 6e-3, OuterLR: 0.7, OuterMomentum: 0.9, Seed: 1, EvalBatches: 16}
+	return Config{Model: "gpt-tiny", Workers: 8, Steps: 400, Batch: 4, LR: 6e-3, OuterLR: 0.7, OuterMomentum: 0.5, Seed: 1, EvalBatches: 16}
 }
 
 // Method is one row of the experiment.
