@@ -29,7 +29,7 @@ func TestMethods(t *testing.T) {
 		}
 		bytes[m.Name] = r.BytesPerWorker
 	}
-	if !(bytes["diloco H=10 topk:values=2bit"] < bytes["diloco H=10 fp16"] && bytes["diloco H=10 fp16"] < bytes["diloco H=10 fp32"] && bytes["diloco H=10 fp32"] < bytes["sync fp32"]) {
+	if !(bytes["diloco H=50 topk:values=2bit"] < bytes["diloco H=50 fp16"] && bytes["diloco H=50 fp16"] < bytes["diloco H=50 fp32"] && bytes["diloco H=50 fp32"] < bytes["diloco H=10 fp32"] && bytes["diloco H=10 fp32"] < bytes["sync fp32"]) {
 		t.Errorf("byte counts out of order: %v", bytes)
 	}
 }

@@ -1,0 +1,390 @@
+package tracker
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/ipfs/go-cid"
+)
+
+// Version is the version of the round spec format this package reads and
+// writes. It is part of the canonical encoding, so a later format gives
+// different round IDs.
+const Version = 1
+
+// Admission says who may join a round.
+type Admission string
+
+const (
+	// AdmissionOpen admits any peer that asks.
+	AdmissionOpen Admission = "open"
+	// AdmissionClosed admits only peers the tracker lets in.
+	AdmissionClosed Admission = "closed"
+)
+
+// Spec is a round spec: everything that defines a training round. Its
+// canonical encoding (Canonical) is the same for every YAML file that means
+// the same round, and its CID (ID) is the round's ID.
+//
+// A Spec from Parse is valid, has every default filled in and holds the
+// codec, aggregation rule and tracker peer IDs in canonical form. A Spec
+// built in Go should start from Defaults and be checked with Validate.
+type Spec struct {
+	Version     int    // spec format version; must be Version
+	Name        string // short human-readable name (optional)
+	Description string // free text (optional)
+
+	Model   Model
+	Dataset Dataset
+
+	InnerSteps int      // H: inner optimizer steps per work unit
+	Batch      int      // sequences per inner step
+	Inner      AdamW    // the inner optimizer
+	Outer      Nesterov // the outer optimizer
+
+	Codec       string // update codec spec (see CanonicalCodec)
+	Aggregation string // aggregation rule spec (see CanonicalRule)
+
+	TargetSamples    int           // samples after which the tracker closes a step
+	Deadline         time.Duration // time after which the tracker closes a step regardless
+	VerificationRate float64       // fraction of work units computed by two peers, in [0, 1]
+	Seed             uint64        // seed of data sampling and work assignment
+
+	Trackers       []string // tracker peer IDs (see CanonicalPeerID), in order of preference
+	InitCheckpoint cid.Cid  // checkpoint to start from; cid.Undef: initialise from Model.Seed
+	Admission      Admission
+
+	file  string         // file name given to Parse
+	lines map[string]int // field path → line, from Parse
+}
+
+// Model names an architecture of the zoo and its sizes.
+type Model struct {
+	Arch   string // ArchGPT or ArchMLP
+	Vocab  int    // token IDs
+	Ctx    int    // sequence length
+	Dim    int    // embedding width
+	Layers int    // gpt: blocks; mlp: hidden layers
+	Heads  int    // gpt only: attention heads; must divide Dim
+	Hidden int    // mlp only: hidden width
+	Window int    // mlp only: tokens of context seen, at most Ctx
+	Seed   uint64 // initialisation seed (when no InitCheckpoint is given)
+}
+
+// Dataset is the data a round trains on: the built-in synthetic task or a
+// dataset manifest named by its CID. Exactly one is set.
+type Dataset struct {
+	Builtin  bool
+	Manifest cid.Cid
+}
+
+// String returns "builtin" or the manifest CID.
+func (d Dataset) String() string {
+	if d.Builtin {
+		return "builtin"
+	}
+	if !d.Manifest.Defined() {
+		return ""
+	}
+	return d.Manifest.String()
+}
+
+// AdamW holds the inner optimizer's hyper-parameters. The learning rate
+// rises linearly from 0 to LR over the first Warmup inner steps of the
+// round, counted across outer steps (inner step h of outer step t is inner
+// step t·H+h), and stays at LR after. Training converts the values to
+// float32.
+type AdamW struct {
+	LR          float64
+	Warmup      int
+	Beta1       float64
+	Beta2       float64
+	Eps         float64
+	WeightDecay float64 // decoupled
+	ClipNorm    float64 // global gradient norm cap; 0 disables
+}
+
+// Nesterov holds the outer optimizer's hyper-parameters: SGD with Nesterov
+// momentum applied to the aggregated pseudo-gradient (DiLoCo).
+type Nesterov struct {
+	LR       float64
+	Momentum float64
+}
+
+// Defaults returns a spec with every optional field at its default and the
+// required fields zero. These are the only defaults; the package
+// documentation lists them with the YAML schema. Model.Seed has no fixed
+// default: Parse sets it to the round's Seed when the file leaves it out.
+func Defaults() *Spec {
+	return &Spec{
+		Version:          Version,
+		Model:            Model{Vocab: 256},
+		Batch:            16,
+		Inner:            AdamW{Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1, ClipNorm: 1},
+		Outer:            Nesterov{LR: 0.7, Momentum: 0.9},
+		Codec:            "fp32",
+		Aggregation:      "mean",
+		VerificationRate: 0.05,
+		Admission:        AdmissionOpen,
+	}
+}
+
+// Limits on the sizes a spec may name. The packages that run a round may
+// impose tighter ones.
+const (
+	MaxVocab         = 1 << 24
+	MaxCtx           = 1 << 16
+	MaxDim           = 1 << 16
+	MaxLayers        = 1024
+	MaxHidden        = 1 << 20
+	MaxInnerSteps    = 1_000_000
+	MaxBatch         = 4096
+	MaxWarmup        = 1 << 30
+	MaxTargetSamples = 1 << 40
+	MaxDeadline      = 24 * time.Hour
+	MaxTrackers      = 16
+	MaxNameLen       = 200  // bytes
+	MaxDescLen       = 4096 // bytes
+	MaxLR            = 10
+)
+
+// UnitSamples returns the samples (sequences) of one work unit:
+// InnerSteps × Batch.
+func (s *Spec) UnitSamples() int { return s.InnerSteps * s.Batch }
+
+// UnitsPerStep returns how many work units reach TargetSamples:
+// ⌈TargetSamples / UnitSamples⌉.
+func (s *Spec) UnitsPerStep() int {
+	u := s.UnitSamples()
+	if u <= 0 {
+		return 0
+	}
+	return (s.TargetSamples + u - 1) / u
+}
+
+// Line returns the line of the spec file where a field (a path such as
+// "inner.lr") was written, or 0 if it is not known.
+func (s *Spec) Line(field string) int { return s.lines[field] }
+
+// Problem returns a FieldError about a field, placed at the file and line
+// where the field was written (or its closest written parent), for checks
+// made where the spec is used.
+func (s *Spec) Problem(field, format string, args ...any) *FieldError {
+	return &FieldError{File: s.file, Line: s.lineOf(field), Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// lineOf returns the line of field, or of its closest parent with one.
+func (s *Spec) lineOf(field string) int {
+	for p := field; p != ""; {
+		if l, ok := s.lines[p]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return 0
+}
+
+// Validate checks the values of the spec: ranges, divisibility, the syntax
+// of the codec, aggregation rule, CIDs and peer IDs. It reports every
+// problem, each a FieldError naming the field (and, for a parsed spec, the
+// file and line), joined with errors.Join in line order.
+func (s *Spec) Validate() error {
+	ps := s.problems(nil)
+	for _, p := range ps {
+		p.File, p.Line = s.file, s.lineOf(p.Field)
+	}
+	return joinProblems(ps)
+}
+
+// problems lists what is wrong with the spec, skipping the fields in skip
+// (those that already failed to decode).
+func (s *Spec) problems(skip map[string]bool) []*FieldError {
+	var ps []*FieldError
+	add := func(field, format string, args ...any) {
+		for p := field; p != ""; {
+			if skip[p] {
+				return
+			}
+			i := strings.LastIndexAny(p, ".[")
+			if i < 0 {
+				break
+			}
+			p = p[:i]
+		}
+		ps = append(ps, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	intRange := func(field string, v, lo, hi int) {
+		if v < lo || v > hi {
+			add(field, "must be in [%d, %d], got %d", lo, hi, v)
+		}
+	}
+
+	if s.Version != Version {
+		add("version", "unsupported spec version %d (this version of shoal reads version %d)", s.Version, Version)
+	}
+	checkText(add, "name", s.Name, MaxNameLen, false)
+	checkText(add, "description", s.Description, MaxDescLen, true)
+
+	m := s.Model
+	switch m.Arch {
+	case ArchGPT, ArchMLP:
+	case "":
+		add("model.arch", "missing (want %s or %s)", ArchGPT, ArchMLP)
+	default:
+		add("model.arch", "unknown architecture %q (known: %s, %s)", m.Arch, ArchGPT, ArchMLP)
+	}
+	intRange("model.vocab", m.Vocab, 2, MaxVocab)
+	intRange("model.ctx", m.Ctx, 1, MaxCtx)
+	intRange("model.dim", m.Dim, 1, MaxDim)
+	intRange("model.layers", m.Layers, 1, MaxLayers)
+	switch m.Arch {
+	case ArchGPT:
+		if m.Heads < 1 || m.Heads > m.Dim {
+			add("model.heads", "must be in [1, dim=%d], got %d", max(m.Dim, 1), m.Heads)
+		} else if m.Dim%m.Heads != 0 {
+			add("model.heads", "dim %d is not a multiple of heads %d", m.Dim, m.Heads)
+		}
+		if m.Hidden != 0 {
+			add("model.hidden", "only for arch %s", ArchMLP)
+		}
+		if m.Window != 0 {
+			add("model.window", "only for arch %s", ArchMLP)
+		}
+	case ArchMLP:
+		intRange("model.hidden", m.Hidden, 1, MaxHidden)
+		if m.Window < 1 || m.Window > max(m.Ctx, 1) {
+			add("model.window", "must be in [1, ctx=%d], got %d", max(m.Ctx, 1), m.Window)
+		}
+		if m.Heads != 0 {
+			add("model.heads", "only for arch %s", ArchGPT)
+		}
+	}
+
+	switch {
+	case s.Dataset.Builtin && s.Dataset.Manifest.Defined():
+		add("dataset", "names both the built-in task and a manifest")
+	case s.Dataset.Builtin:
+	case !s.Dataset.Manifest.Defined():
+		add("dataset", "missing (want builtin or a dataset manifest CID)")
+	default:
+		if err := checkContentID(s.Dataset.Manifest); err != nil {
+			add("dataset", "%v", err)
+		}
+	}
+
+	intRange("inner_steps", s.InnerSteps, 1, MaxInnerSteps)
+	intRange("batch", s.Batch, 1, MaxBatch)
+
+	in := s.Inner
+	checkLR(add, "inner.lr", in.LR)
+	intRange("inner.warmup", in.Warmup, 0, MaxWarmup)
+	if !(in.Beta1 >= 0 && in.Beta1 < 1) {
+		add("inner.betas", "beta1 must be in [0, 1), got %s", formatFloat(in.Beta1))
+	}
+	if !(in.Beta2 >= 0 && in.Beta2 < 1) {
+		add("inner.betas", "beta2 must be in [0, 1), got %s", formatFloat(in.Beta2))
+	}
+	if !(in.Eps > 0 && in.Eps <= 1) {
+		add("inner.eps", "must be in (0, 1], got %s", formatFloat(in.Eps))
+	}
+	if !(in.WeightDecay >= 0) || math.IsInf(in.WeightDecay, 0) {
+		add("inner.weight_decay", "must be non-negative, got %s", formatFloat(in.WeightDecay))
+	}
+	if !(in.ClipNorm >= 0) || math.IsInf(in.ClipNorm, 0) {
+		add("inner.clip_norm", "must be non-negative (0 disables clipping), got %s", formatFloat(in.ClipNorm))
+	}
+
+	checkLR(add, "outer.lr", s.Outer.LR)
+	if !(s.Outer.Momentum >= 0 && s.Outer.Momentum < 1) {
+		add("outer.momentum", "must be in [0, 1), got %s", formatFloat(s.Outer.Momentum))
+	}
+
+	if _, err := CanonicalCodec(s.Codec); err != nil {
+		add("codec", "%v", err)
+	}
+	if _, err := CanonicalRule(s.Aggregation); err != nil {
+		add("aggregation", "%v", err)
+	}
+
+	unitOK := s.InnerSteps >= 1 && s.InnerSteps <= MaxInnerSteps && s.Batch >= 1 && s.Batch <= MaxBatch
+	if u := s.UnitSamples(); unitOK && s.TargetSamples < u {
+		add("target_samples", "must be at least one work unit, inner_steps × batch = %d, got %d", u, s.TargetSamples)
+	} else if s.TargetSamples < 1 || s.TargetSamples > MaxTargetSamples {
+		add("target_samples", "must be in [1, %d], got %d", int64(MaxTargetSamples), s.TargetSamples)
+	}
+	if s.Deadline <= 0 || s.Deadline > MaxDeadline {
+		add("deadline", "must be positive and at most %v, got %v", MaxDeadline, s.Deadline)
+	}
+	if !(s.VerificationRate >= 0 && s.VerificationRate <= 1) {
+		add("verification_rate", "must be in [0, 1], got %s", formatFloat(s.VerificationRate))
+	}
+
+	switch {
+	case len(s.Trackers) == 0:
+		add("trackers", "missing (at least one tracker peer ID)")
+	case len(s.Trackers) > MaxTrackers:
+		add("trackers", "at most %d trackers, got %d", MaxTrackers, len(s.Trackers))
+	}
+	seen := map[string]int{}
+	for i, t := range s.Trackers {
+		field := fmt.Sprintf("trackers[%d]", i)
+		c, err := CanonicalPeerID(t)
+		if err != nil {
+			add(field, "%v", err)
+			continue
+		}
+		if j, dup := seen[c]; dup {
+			add(field, "the same peer as trackers[%d]", j)
+			continue
+		}
+		seen[c] = i
+	}
+
+	if s.InitCheckpoint.Defined() {
+		if err := checkContentID(s.InitCheckpoint); err != nil {
+			add("init_checkpoint", "%v", err)
+		}
+	}
+	switch s.Admission {
+	case AdmissionOpen, AdmissionClosed:
+	default:
+		add("admission", "want %s or %s, got %q", AdmissionOpen, AdmissionClosed, s.Admission)
+	}
+	return ps
+}
+
+// checkText checks a name or description: valid UTF-8, no control
+// characters (a description may hold newlines and tabs), at most max bytes.
+func checkText(add func(field, format string, args ...any), field, v string, maxLen int, multiline bool) {
+	switch {
+	case len(v) > maxLen:
+		add(field, "at most %d bytes, got %d", maxLen, len(v))
+	case !utf8.ValidString(v):
+		add(field, "not valid UTF-8")
+	default:
+		for _, r := range v {
+			if unicode.IsControl(r) && !(multiline && (r == '\n' || r == '\t')) {
+				add(field, "holds the control character %U", r)
+				return
+			}
+		}
+	}
+}
+
+// checkLR checks a learning rate: positive, at most MaxLR.
+func checkLR(add func(field, format string, args ...any), field string, lr float64) {
+	switch {
+	case !(lr > 0):
+		add(field, "must be positive, got %s", formatFloat(lr))
+	case lr > MaxLR:
+		add(field, "must be at most %d, got %s", MaxLR, formatFloat(lr))
+	}
+}
