@@ -93,22 +93,12 @@ func (o *AdamW) Step(params []Param, lr float32) float32 {
 	o.b2t *= float64(o.cfg.Beta2)
 	c1 := float32(1 - o.b1t)
 	c2 := float32(1 - o.b2t)
-	b1, b2 := o.cfg.Beta1, o.cfg.Beta2
-	eps := o.cfg.Eps
 	for i, p := range params {
 		decay := float32(0)
 		if p.Dims() >= 2 {
 			decay = float32(lr * o.cfg.WeightDecay)
 		}
-		m, v, w, g := o.m[i], o.v[i], p.Data, p.Grad
-		for j := range w {
-			gj := float32(g[j] * gscale)
-			m[j] = float32(b1*m[j]) + float32((1-b1)*gj)
-			v[j] = float32(b2*v[j]) + float32(float32((1-b2)*gj)*gj)
-			mh := m[j] / c1
-			vh := v[j] / c2
-			w[j] = (w[j] - float32(decay*w[j])) - float32(lr*(mh/(tensor.Sqrt32(vh)+eps)))
-		}
+		tensor.AdamWUpdate(p.Data, p.Grad, o.m[i], o.v[i], gscale, o.cfg.Beta1, o.cfg.Beta2, c1, c2, lr, decay, o.cfg.Eps)
 	}
 	return norm
 }

@@ -1,8 +1,8 @@
 package tensor
 
 import (
-	"github.com/shoal-network/shoal/tensor/internal/f32"
 	"github.com/shoal-network/shoal/tensor/internal/gemm"
+	"github.com/shoal-network/shoal/tensor/internal/vec"
 )
 
 // CausalSelfAttention computes multi-head causal self-attention from packed
@@ -63,18 +63,13 @@ func attentionForward(y, probs, qkv []float32, batch, t, heads, hd int) {
 // bits as Scale, MaskCausal and Softmax applied in turn (the masked
 // entries contribute exact zeros to the lane-ordered sum).
 func causalSoftmaxRow(r []float32, i int, scale float32) {
-	for j := 0; j <= i; j++ {
-		r[j] = float32(scale * r[j])
-	}
-	m := Max(r[:i+1])
-	for j := 0; j <= i; j++ {
-		r[j] = f32.Exp(r[j] - m)
-	}
+	live := r[:i+1]
+	vec.Scale(live, live, scale)
+	vec.ExpSub(live, live, Max(live))
 	clear(r[i+1:])
-	s := Sum(r)
-	for j := 0; j <= i; j++ {
-		r[j] = r[j] / s
-	}
+	// The sum runs over the whole row, zeros included: its lane layout is
+	// that of the row, as in Softmax.
+	vec.DivScalar(live, live, Sum(r))
 }
 
 func backAttention(nd *node) {

@@ -1,5 +1,7 @@
 package tensor
 
+import "github.com/shoal-network/shoal/tensor/internal/vec"
+
 // BroadcastShape returns the shape that a and b broadcast to under NumPy's
 // rules (dimensions aligned from the right; a dimension of 1 stretches), and
 // false when they are incompatible.
@@ -118,15 +120,10 @@ func binary(dst, a, b *Tensor, mul bool) {
 
 // addOrMul computes dst[i] = x[i] + y[i], or x[i] * y[i] when mul.
 func addOrMul(dst, x, y []float32, mul bool) {
-	x, y = x[:len(dst)], y[:len(dst)]
 	if mul {
-		for i := range dst {
-			dst[i] = float32(x[i] * y[i])
-		}
-		return
-	}
-	for i := range dst {
-		dst[i] = x[i] + y[i]
+		vec.Mul(dst, x, y)
+	} else {
+		vec.Add(dst, x, y)
 	}
 }
 

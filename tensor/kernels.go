@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/shoal-network/shoal/tensor/internal/f32"
+	"github.com/shoal-network/shoal/tensor/internal/vec"
 )
 
 // The element-wise kernels below write dst[i] from the inputs at i; the
@@ -40,11 +41,7 @@ func GELU(dst, x []float32) {
 // for GELUGradTanh.
 func GELUTanh(dst, th, x []float32) {
 	checkLen3(dst, th, x)
-	for i, v := range x {
-		t := geluTanh(v)
-		th[i] = t
-		dst[i] = float32(float32(0.5*v) * (1 + t))
-	}
+	vec.GELU(dst, th, x)
 }
 
 // geluTanh returns tanh(sqrt(2/pi)*(x + 0.044715*x^3)).
@@ -104,9 +101,7 @@ func ReLUGrad(dx, x, dy []float32) {
 // Tanh computes dst[i] = tanh(x[i]).
 func Tanh(dst, x []float32) {
 	checkLen2(dst, x)
-	for i, v := range x {
-		dst[i] = f32.Tanh(v)
-	}
+	vec.Tanh(dst, x)
 }
 
 // TanhGrad accumulates dx[i] += (1 - y[i]^2) * dy[i], where y = tanh(x).
@@ -120,9 +115,7 @@ func TanhGrad(dx, y, dy []float32) {
 // Exp computes dst[i] = e^x[i].
 func Exp(dst, x []float32) {
 	checkLen2(dst, x)
-	for i, v := range x {
-		dst[i] = f32.Exp(v)
-	}
+	vec.Exp(dst, x)
 }
 
 // ExpGrad accumulates dx[i] += y[i] * dy[i], where y = exp(x).
@@ -152,25 +145,19 @@ func LogGrad(dx, x, dy []float32) {
 // Scale computes dst[i] = s * x[i].
 func Scale(dst, x []float32, s float32) {
 	checkLen2(dst, x)
-	for i, v := range x {
-		dst[i] = float32(s * v)
-	}
+	vec.Scale(dst, x, s)
 }
 
 // AddScaled accumulates dst[i] += s * x[i].
 func AddScaled(dst, x []float32, s float32) {
 	checkLen2(dst, x)
-	for i, v := range x {
-		dst[i] += float32(s * v)
-	}
+	vec.AddScaled(dst, x, s)
 }
 
 // Accumulate computes dst[i] += x[i].
 func Accumulate(dst, x []float32) {
 	checkLen2(dst, x)
-	for i, v := range x {
-		dst[i] += v
-	}
+	vec.Accumulate(dst, x)
 }
 
 // axisSplit returns the sizes (outer, n, inner) that view a tensor of the
@@ -245,22 +232,15 @@ func forRows(outer, n, inner int, ins [][]float32, outs [][]float32, f func(ins,
 // softmaxRow computes y = exp(x - max x) / sum(exp(x - max x)).
 func softmaxRow(y, x []float32) {
 	m := Max(x)
-	for j, v := range x {
-		y[j] = f32.Exp(v - m)
-	}
-	s := Sum(y)
-	for j := range y {
-		y[j] = y[j] / s
-	}
+	vec.ExpSub(y, x, m)
+	vec.DivScalar(y, y, Sum(y))
 }
 
 // logSoftmaxRow computes y = x - max x - log(sum(exp(x - max x))), using y
 // as scratch for the exponentials.
 func logSoftmaxRow(y, x []float32) {
 	m := Max(x)
-	for j, v := range x {
-		y[j] = f32.Exp(v - m)
-	}
+	vec.ExpSub(y, x, m)
 	lse := f32.Log(Sum(y))
 	for j, v := range x {
 		y[j] = (v - m) - lse
@@ -419,15 +399,11 @@ func CrossEntropy(probs, logits []float32, targets []int32, v int) float64 {
 		xr := logits[r*v : (r+1)*v : (r+1)*v]
 		pr := probs[r*v : (r+1)*v : (r+1)*v]
 		m := Max(xr)
-		for j, x := range xr {
-			pr[j] = f32.Exp(x - m)
-		}
+		vec.ExpSub(pr, xr, m)
 		s := Sum(pr)
 		lse := f32.Log(s)
 		total += float64(lse - (xr[t] - m))
-		for j := range pr {
-			pr[j] = pr[j] / s
-		}
+		vec.DivScalar(pr, pr, s)
 	}
 	return total
 }

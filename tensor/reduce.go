@@ -1,5 +1,7 @@
 package tensor
 
+import "github.com/shoal-network/shoal/tensor/internal/vec"
+
 // Sum returns the sum of x in lane order, the order every reduction in this
 // package uses:
 //
@@ -8,8 +10,11 @@ package tensor
 //	t    = t + x[len(x)&^7] + ... + x[len(x)-1]
 //
 // The order matches one eight-lane vector accumulator, so a vectorised path
-// can reproduce it exactly.
-func Sum(x []float32) float32 {
+// can reproduce it exactly (and does, on AVX2: package vec).
+func Sum(x []float32) float32 { return vec.Sum(x) }
+
+// sumRef is the reference loop of Sum.
+func sumRef(x []float32) float32 {
 	var s0, s1, s2, s3, s4, s5, s6, s7 float32
 	n := len(x) &^ 7
 	for i := 0; i < n; i += 8 {
@@ -32,7 +37,10 @@ func Sum(x []float32) float32 {
 
 // Dot returns the sum of x[i]*y[i] in the lane order of Sum, each product
 // rounded to float32 before it is added.
-func Dot(x, y []float32) float32 {
+func Dot(x, y []float32) float32 { return vec.Dot(x, y) }
+
+// dotRef is the reference loop of Dot.
+func dotRef(x, y []float32) float32 {
 	if len(x) != len(y) {
 		panic("tensor: Dot length mismatch")
 	}
@@ -59,7 +67,10 @@ func Dot(x, y []float32) float32 {
 
 // Max returns the largest element of x (NaN if any element is NaN); x must
 // not be empty.
-func Max(x []float32) float32 {
+func Max(x []float32) float32 { return vec.Max(x) }
+
+// maxRef is the reference loop of Max.
+func maxRef(x []float32) float32 {
 	m := x[0]
 	for _, v := range x[1:] {
 		if v > m || v != v {

@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 )
 
@@ -24,16 +25,15 @@ type kernel struct {
 	// bmax bounds, in floats, the packed copy of op(B) that one pass of the
 	// driver keeps; wider products are done in column strips.
 	bmax int
+
+	// parWork is the work (m·n·k) per goroutine below which the driver
+	// does not hand work to more goroutines: with the kernel's speed, it
+	// should take a few times longer than waking a helper goroutine.
+	parWork float64
 }
 
-const (
-	// parWork is the amount of work (m·n·k) per goroutine below which the
-	// driver does not hand work to more goroutines.
-	parWork = 96 * 96 * 96
-
-	// align is the alignment, in bytes, of packed buffers.
-	align = 64
-)
+// align is the alignment, in bytes, of packed buffers.
+const align = 64
 
 // blocked computes the product by packing op(B) into panels of nr columns,
 // then splitting C into rectangles that goroutines take in turn. Each
@@ -107,7 +107,7 @@ func strip(kern *kernel, transA, transB bool, m, n, k int, a []float32, lda int,
 	rowTiles := ceilDiv(m, mr)
 	work := float64(m) * float64(n) * float64(k)
 	workers := 1
-	if w := work / parWork; w >= 2 {
+	if w := work / kern.parWork; w >= 2 {
 		workers = int(min(w, float64(runtime.GOMAXPROCS(0))))
 	}
 	if workers == 1 {
@@ -116,11 +116,18 @@ func strip(kern *kernel, transA, transB bool, m, n, k int, a []float32, lda int,
 	} else {
 		// Prefer cutting rows: every rectangle then packs rows of op(A)
 		// that no other one packs. Keep at least four row tiles per
-		// rectangle so a panel of op(B) is reused from L1, and cut
-		// columns too when there are not enough rows.
-		tasks := 3 * workers
-		j.mt = min(tasks, max(1, rowTiles/4))
-		j.nt = min(j.npanels, ceilDiv(tasks, j.mt))
+		// rectangle so a panel of op(B) is reused from L1, use a
+		// multiple of workers rectangles so that they share out evenly
+		// when all goroutines run, and cut columns too only when there
+		// are not enough rows.
+		j.mt = min(3*workers, max(1, rowTiles/4))
+		j.nt = 1
+		if j.mt >= workers {
+			j.mt -= j.mt % workers
+		} else {
+			j.nt = min(j.npanels, ceilDiv(3*workers, j.mt))
+		}
+		workers = min(workers, j.mt*j.nt)
 		j.packTasks = min(j.npanels, 2*workers)
 	}
 	rows := ceilDiv(m, j.mt)
@@ -321,40 +328,102 @@ func alignedFloats(n int) []float32 {
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
-// Helper goroutines. They are started on demand, wait on an unbuffered
-// channel and run whatever job they are handed. A job is only handed to a
-// helper that is idle at that moment; the caller works on its own job too,
-// so a busy pool never blocks a product.
+// Helper goroutines. They are started on demand and each waits for jobs in
+// its own slot. After a job a helper polls its slot for a short while
+// (yielding its P all along) before it parks, because waking a parked
+// goroutine on another thread costs tens of microseconds, as much as a
+// whole product of 128×128 matrices. A job is only handed to helpers that
+// are idle at that moment; the caller works on its own job too, so busy
+// helpers never hold a product up.
+
+// helperSpin is how long a helper polls for a new job before parking.
+const helperSpin = 100 * time.Microsecond
+
+type helper struct {
+	// slot is &spinning while the helper polls, &parked while it sleeps
+	// on wake, or the job it was handed.
+	slot atomic.Pointer[job]
+	wake chan struct{} // one token per job handed to a parked helper
+}
+
+// Markers stored in helper.slot.
+var spinning, parked job
+
 var (
-	jobs      = make(chan *job)
 	helpersMu sync.Mutex
-	nHelpers  atomic.Int64
+	helpers   atomic.Pointer[[]*helper] // append-only, copied on growth
 )
 
 // dispatch offers j to up to n idle helpers.
 func dispatch(j *job, n int) {
-	if int(nHelpers.Load()) < n {
-		helpersMu.Lock()
-		for int(nHelpers.Load()) < n {
-			nHelpers.Add(1)
-			go helper()
-		}
-		helpersMu.Unlock()
+	hs := helpers.Load()
+	if hs == nil || len(*hs) < n {
+		hs = startHelpers(n)
 	}
-	for i := 0; i < n; i++ {
-		j.wg.Add(1)
-		select {
-		case jobs <- j:
-		default:
-			j.wg.Done()
+	for _, h := range *hs {
+		if n == 0 {
 			return
+		}
+		j.wg.Add(1)
+		if h.slot.CompareAndSwap(&spinning, j) {
+			n--
+		} else if h.slot.CompareAndSwap(&parked, j) {
+			h.wake <- struct{}{}
+			n--
+		} else {
+			j.wg.Done()
 		}
 	}
 }
 
-func helper() {
-	for j := range jobs {
-		j.run()
-		j.wg.Done()
+// startHelpers makes sure at least n helpers exist.
+func startHelpers(n int) *[]*helper {
+	helpersMu.Lock()
+	defer helpersMu.Unlock()
+	var list []*helper
+	if hs := helpers.Load(); hs != nil {
+		list = *hs
+	}
+	if len(list) >= n {
+		return &list
+	}
+	list = append([]*helper(nil), list...)
+	for len(list) < n {
+		h := &helper{wake: make(chan struct{}, 1)}
+		h.slot.Store(&parked)
+		list = append(list, h)
+		go h.loop()
+	}
+	helpers.Store(&list)
+	return &list
+}
+
+func (h *helper) loop() {
+	for range h.wake {
+		j := h.slot.Load()
+		for j != nil {
+			j.run()
+			j.wg.Done()
+			j = h.poll()
+		}
+	}
+}
+
+// poll waits for a job for up to helperSpin. It returns nil, with the
+// helper marked parked, if none came.
+func (h *helper) poll() *job {
+	h.slot.Store(&spinning)
+	deadline := time.Now().Add(helperSpin)
+	for i := 0; ; i++ {
+		if j := h.slot.Load(); j != &spinning {
+			return j
+		}
+		if i%16 == 15 && time.Now().After(deadline) {
+			if h.slot.CompareAndSwap(&spinning, &parked) {
+				return nil
+			}
+			return h.slot.Load()
+		}
+		runtime.Gosched()
 	}
 }

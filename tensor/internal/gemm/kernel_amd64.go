@@ -45,8 +45,10 @@ func hasAVX2() bool {
 var avx2Kernel = kernel{
 	mr: 6, nr: 16,
 	mc: 144, kc: 256,
-	bmax:  4 << 20,
-	micro: microAVX2,
+	bmax: 4 << 20,
+	// About 20 µs of work: 128×128×128 stays on one goroutine.
+	parWork: 1.25e6,
+	micro:   microAVX2,
 }
 
 func microAVX2(k int, a, b, c []float32, ldc int, load bool) {

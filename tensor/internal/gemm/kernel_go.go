@@ -6,8 +6,10 @@ package gemm
 var goKernel = kernel{
 	mr: 3, nr: 3,
 	mc: 120, kc: 256,
-	bmax:  4 << 20,
-	micro: microGo3x3,
+	bmax: 4 << 20,
+	// About 20 µs of work.
+	parWork: 128 << 10,
+	micro:   microGo3x3,
 }
 
 // microGo3x3 is the kernel.micro of goKernel.
