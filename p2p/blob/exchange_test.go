@@ -1,0 +1,641 @@
+package blob
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+
+	"github.com/shoal-network/shoal/p2p/internal/testlog"
+)
+
+// checkedStore wraps a MemStore and counts Puts of bytes that do not hash
+// to their CID, independently of MemStore's own check.
+type checkedStore struct {
+	*MemStore
+	unverified atomic.Int64
+	puts       atomic.Int64
+}
+
+func newCheckedStore() *checkedStore { return &checkedStore{MemStore: NewMemStore()} }
+
+func (s *checkedStore) Put(c cid.Cid, data []byte) error {
+	s.puts.Add(1)
+	if Verify(c, data) != nil {
+		s.unverified.Add(1)
+	}
+	return s.MemStore.Put(c, data)
+}
+
+// corruptStore serves a flipped byte in every chunk it is asked for
+// (everything but the manifests in skip).
+type corruptStore struct {
+	Store
+	skip map[cid.Cid]bool
+}
+
+func (s *corruptStore) Get(c cid.Cid) ([]byte, error) {
+	b, err := s.Store.Get(c)
+	if err != nil || s.skip[c] {
+		return b, err
+	}
+	out := bytes.Clone(b)
+	out[len(out)/2] ^= 0x40
+	return out, nil
+}
+
+// subsetStore holds only the objects keep admits.
+type subsetStore struct {
+	Store
+	keep func(cid.Cid) bool
+}
+
+func (s *subsetStore) Has(c cid.Cid) bool { return s.keep(c) && s.Store.Has(c) }
+func (s *subsetStore) Get(c cid.Cid) ([]byte, error) {
+	if !s.keep(c) {
+		return nil, ErrNotFound
+	}
+	return s.Store.Get(c)
+}
+
+type testNet struct {
+	fetcher   *Exchange
+	store     *checkedStore
+	providers []*Exchange
+	ids       []peer.ID
+	log       *testlog.Recorder
+}
+
+// newTestNet starts one fetching exchange and one providing exchange per
+// store, all on hosts from mk, the fetcher connected to every provider.
+func newTestNet(t testing.TB, mk func() host.Host, fopts Options, stores ...Store) *testNet {
+	t.Helper()
+	n := &testNet{store: newCheckedStore(), log: &testlog.Recorder{}}
+	fopts.Logger = slog.New(n.log)
+	fh := mk()
+	var err error
+	n.fetcher, err = New(fh, n.store, fopts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.fetcher.Close() })
+	for _, s := range stores {
+		ph := mk()
+		x, err := New(ph, s, Options{Logger: slog.New(n.log)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { x.Close() })
+		connect(t, fh, ph)
+		n.providers = append(n.providers, x)
+		n.ids = append(n.ids, ph.ID())
+	}
+	return n
+}
+
+func tcpHost(t testing.TB) func() host.Host {
+	return func() host.Host { return newLoopbackHost(t, "tcp") }
+}
+
+func TestFetchSmall(t *testing.T) {
+	data := randBytes(1, 5<<20+123)
+	src := NewMemStore()
+	root, err := Put(src, data, 256<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newTestNet(t, tcpHost(t), Options{}, src)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := n.fetcher.Fetch(ctx, root, n.ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadAll(n.store, root)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("fetched blob differs (%v)", err)
+	}
+	if res.Fetched != res.Chunks || res.Size != int64(len(data)) {
+		t.Fatalf("result %+v", res)
+	}
+	// A second fetch finds everything in the store.
+	res, err = n.fetcher.Fetch(ctx, root, n.ids)
+	if err != nil || res.Fetched != 0 {
+		t.Fatalf("refetch: %+v %v", res, err)
+	}
+}
+
+// TestFetchCorruptProvider is acceptance test 2: a 64 MiB blob from three
+// providers at once, one of which corrupts every chunk it serves.
+func TestFetchCorruptProvider(t *testing.T) {
+	const size = 64 << 20
+	data := randBytes(2, size)
+	good := NewMemStore()
+	root, err := Put(good, data, DefaultChunkSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := &corruptStore{Store: good, skip: map[cid.Cid]bool{root: true}}
+	for _, tr := range []string{"tcp", "quic"} {
+		t.Run(tr, func(t *testing.T) {
+			var reported []Misbehaviour
+			var mu sync.Mutex
+			opts := Options{OnMisbehaviour: func(m Misbehaviour) {
+				mu.Lock()
+				reported = append(reported, m)
+				mu.Unlock()
+			}}
+			n := newTestNet(t, func() host.Host { return newLoopbackHost(t, tr) }, opts, good, bad, good)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			start := time.Now()
+			res, err := n.fetcher.Fetch(ctx, root, n.ids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			elapsed := time.Since(start)
+			got, err := ReadAll(n.store, root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, data) {
+				t.Fatal("fetched blob differs")
+			}
+			if m, _ := LoadManifest(n.store, root); m == nil {
+				t.Fatal("manifest not stored")
+			}
+			if u := n.store.unverified.Load(); u != 0 {
+				t.Fatalf("%d unverified objects reached the store", u)
+			}
+			badID := n.ids[1]
+			mu.Lock()
+			defer mu.Unlock()
+			if len(reported) != 1 || reported[0].Peer != badID || !reported[0].Blob.Equals(root) {
+				t.Fatalf("misbehaviour reports %+v, want one for %s", reported, badID)
+			}
+			if len(res.Misbehaving) != 1 || res.Misbehaving[0].Peer != badID {
+				t.Fatalf("result misbehaving = %+v", res.Misbehaving)
+			}
+			if n.fetcher.Penalties(badID) != 1 {
+				t.Fatalf("penalties for the corrupt provider = %d", n.fetcher.Penalties(badID))
+			}
+			if res.BytesFrom[badID] != 0 {
+				t.Fatalf("%d bytes credited to the corrupt provider", res.BytesFrom[badID])
+			}
+			for _, id := range []peer.ID{n.ids[0], n.ids[2]} {
+				if res.BytesFrom[id] == 0 {
+					t.Errorf("good provider %s delivered nothing", id)
+				}
+			}
+			if line, ok := n.log.Find("misbehaved", badID.String(), "fail verification"); !ok {
+				t.Fatalf("no log line naming the corrupt provider:\n%s", n.log)
+			} else {
+				t.Log(line)
+			}
+			t.Logf("%s: 64 MiB from 3 providers (1 corrupt) in %v (%.0f MB/s); bytes per provider %v; %d puts",
+				tr, elapsed.Round(time.Millisecond), size/elapsed.Seconds()/1e6, res.BytesFrom, n.store.puts.Load())
+		})
+	}
+}
+
+func TestFetchSpreadsAndFallsBack(t *testing.T) {
+	data := randBytes(3, 40*MinChunkSize)
+	full := NewMemStore()
+	root, err := Put(full, data, MinChunkSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := LoadManifest(full, root)
+	even := make(map[cid.Cid]bool)
+	for i, c := range m.Chunks {
+		if i%2 == 0 {
+			even[c] = true
+		}
+	}
+	evens := &subsetStore{Store: full, keep: func(c cid.Cid) bool { return c.Equals(root) || even[c] }}
+	odds := &subsetStore{Store: full, keep: func(c cid.Cid) bool { return !even[c] }}
+	empty := NewMemStore()
+	n := newTestNet(t, tcpHost(t), Options{}, empty, evens, odds)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := n.fetcher.Fetch(ctx, root, n.ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := ReadAll(n.store, root)
+	if !bytes.Equal(got, data) {
+		t.Fatal("fetched blob differs")
+	}
+	if res.BytesFrom[n.ids[1]] < 20*MinChunkSize || res.BytesFrom[n.ids[2]] < 20*MinChunkSize {
+		t.Fatalf("bytes per provider %v", res.BytesFrom)
+	}
+
+	// With only the even half available the fetch fails, saying why, and
+	// keeps what it got for a later resume.
+	n2 := newTestNet(t, tcpHost(t), Options{}, evens)
+	_, err = n2.fetcher.Fetch(ctx, root, n2.ids)
+	if err == nil {
+		t.Fatal("fetch with half the chunks succeeded")
+	}
+	t.Log(err)
+	if n2.store.Has(root) {
+		t.Fatal("manifest stored for an incomplete blob")
+	}
+	if got := n2.store.Len(); got != 20 {
+		t.Fatalf("kept %d chunks, want the 20 even ones", got)
+	}
+	// Resume from the odd half plus the manifest from full.
+	n3 := newTestNet(t, tcpHost(t), Options{}, odds, full)
+	n3.fetcher.store = n2.store
+	res, err = n3.fetcher.Fetch(ctx, root, n3.ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Fetched != 20 {
+		t.Fatalf("resume fetched %d chunks, want 20", res.Fetched)
+	}
+}
+
+func TestFetchNoProviders(t *testing.T) {
+	n := newTestNet(t, tcpHost(t), Options{}, NewMemStore())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := n.fetcher.Fetch(ctx, Sum([]byte("nope")), n.ids); err == nil {
+		t.Fatal("fetch of a blob nobody has succeeded")
+	}
+	if _, err := n.fetcher.Fetch(ctx, Sum([]byte("nope")), nil); err == nil {
+		t.Fatal("fetch without providers succeeded")
+	}
+	// A root that is not a manifest: the provider serves verified bytes,
+	// and the fetch fails without blaming it.
+	src := NewMemStore()
+	raw := []byte("just some bytes")
+	_ = src.Put(Sum(raw), raw)
+	n = newTestNet(t, tcpHost(t), Options{}, src)
+	_, err := n.fetcher.Fetch(ctx, Sum(raw), n.ids)
+	if !errors.Is(err, ErrBadManifest) {
+		t.Fatalf("fetch of a non-manifest = %v", err)
+	}
+	if n.fetcher.Penalties(n.ids[0]) != 0 {
+		t.Fatal("provider penalised for serving what was asked")
+	}
+}
+
+// rawServer installs handler for the blob protocol on a fresh host in
+// place of an Exchange.
+func rawServer(t *testing.T, handler network.StreamHandler) host.Host {
+	h := newLoopbackHost(t, "tcp")
+	h.SetStreamHandler(ProtocolID, handler)
+	return h
+}
+
+func TestHostileResponses(t *testing.T) {
+	data := randBytes(4, 8*MinChunkSize)
+	good := NewMemStore()
+	root, err := Put(good, data, MinChunkSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest, _ := good.Get(root)
+	serveReq := func(s network.Stream) (request, bool) {
+		req, err := readRequest(bufio.NewReader(s))
+		if err != nil {
+			s.Reset()
+			return req, false
+		}
+		if req.CID.Equals(root) {
+			s.Write(appendResponseHeader(nil, StatusOK, len(manifest)))
+			s.Write(manifest)
+			s.Close()
+			return req, false
+		}
+		return req, true
+	}
+	hostile := map[string]network.StreamHandler{
+		"absurd length": func(s network.Stream) {
+			if _, ok := serveReq(s); ok {
+				s.Write(appendResponseHeader(nil, StatusOK, 1<<40))
+				s.Close()
+			}
+		},
+		"unknown status": func(s network.Stream) {
+			if _, ok := serveReq(s); ok {
+				s.Write([]byte{99})
+				s.Close()
+			}
+		},
+		"wrong length": func(s network.Stream) {
+			if req, ok := serveReq(s); ok {
+				s.Write(appendResponseHeader(nil, StatusOK, req.MaxLen-1))
+				s.Write(make([]byte, req.MaxLen-1))
+				s.Close()
+			}
+		},
+		"garbage bytes": func(s network.Stream) {
+			if req, ok := serveReq(s); ok {
+				s.Write(appendResponseHeader(nil, StatusOK, req.MaxLen))
+				s.Write(randBytes(9, req.MaxLen))
+				s.Close()
+			}
+		},
+		"too large for a chunk": func(s network.Stream) {
+			if _, ok := serveReq(s); ok {
+				s.Write([]byte{byte(StatusTooLarge)})
+				s.Close()
+			}
+		},
+	}
+	for name, handler := range hostile {
+		t.Run(name, func(t *testing.T) {
+			n := newTestNet(t, tcpHost(t), Options{}, good)
+			bad := rawServer(t, handler)
+			connect(t, n.fetcher.h, bad)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			// The hostile provider first, so it is asked for chunks.
+			res, err := n.fetcher.Fetch(ctx, root, []peer.ID{bad.ID(), n.ids[0]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := ReadAll(n.store, root)
+			if !bytes.Equal(got, data) {
+				t.Fatal("fetched blob differs")
+			}
+			if len(res.Misbehaving) != 1 || res.Misbehaving[0].Peer != bad.ID() {
+				t.Fatalf("misbehaving = %+v", res.Misbehaving)
+			}
+			if _, ok := n.log.Find("misbehaved", bad.ID().String()); !ok {
+				t.Fatalf("no log line names the hostile provider:\n%s", n.log)
+			}
+			if n.store.unverified.Load() != 0 {
+				t.Fatal("unverified bytes stored")
+			}
+		})
+	}
+}
+
+// TestHostileRequests sends malformed requests to a serving exchange and
+// checks it logs each with the peer and reason and keeps serving.
+func TestHostileRequests(t *testing.T) {
+	data := randBytes(5, 4*MinChunkSize)
+	src := NewMemStore()
+	root, err := Put(src, data, MinChunkSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newTestNet(t, tcpHost(t), Options{}, src)
+	attacker := newLoopbackHost(t, "tcp")
+	connect(t, attacker, n.providers[0].h)
+	c := Sum([]byte("x")).Bytes()
+	absurd := []byte{wireVersion, opGet, byte(len(c))}
+	absurd = append(absurd, c...)
+	absurd = append(absurd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f)
+	cases := map[string]struct {
+		payload []byte
+		reason  string
+	}{
+		"garbage":     {[]byte("\x00\x01\x02garbage that is not a request"), "unknown version"},
+		"absurd size": {absurd, "absurd size"},
+		"bad cid":     {[]byte{wireVersion, opGet, 3, 1, 2, 3, 1}, "CID"},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for name, tc := range cases {
+		s, err := attacker.NewStream(ctx, n.providers[0].h.ID(), ProtocolID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Write(tc.payload)
+		s.CloseWrite()
+		st, _, err := readResponseHeader(bufio.NewReader(s), 1)
+		s.Close()
+		if err != nil || st != StatusBadRequest {
+			t.Errorf("%s: response %v %v, want bad request", name, st, err)
+		}
+		if _, ok := n.log.Find("rejected request", attacker.ID().String(), tc.reason); !ok {
+			t.Errorf("%s: no log line with peer and reason %q:\n%s", name, tc.reason, n.log)
+		}
+	}
+	// A peer that opens a stream and sends nothing is cut off by the
+	// header timeout without holding a serving slot; meanwhile others
+	// are served.
+	s, err := attacker.NewStream(ctx, n.providers[0].h.ID(), ProtocolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Reset()
+	if _, err := n.fetcher.Fetch(ctx, root, n.ids); err != nil {
+		t.Fatalf("honest fetch after hostile requests: %v", err)
+	}
+}
+
+func TestServeCaps(t *testing.T) {
+	data := randBytes(6, 64<<10)
+	src := NewMemStore()
+	root, _ := Put(src, data, 64<<10)
+	m, _ := LoadManifest(src, root)
+	ph := newLoopbackHost(t, "tcp")
+	// 64 KiB/s upload: one 64 KiB chunk keeps a slot busy for most of a second.
+	x, err := New(ph, src, Options{ServePerPeer: 1, ServeConcurrency: 1, UploadRate: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	fh := newLoopbackHost(t, "tcp")
+	f, err := New(fh, NewMemStore(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	connect(t, fh, ph)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() {
+			var rs *reqStream
+			_, err := f.getObject(ctx, ph.ID(), &rs, m.Chunks[0], 64<<10, true)
+			rs.close()
+			errs <- err
+		}()
+	}
+	var ok, busy int
+	for range 3 {
+		err := <-errs
+		switch {
+		case err == nil:
+			ok++
+		case kindOf(err) == failBusy:
+			busy++
+		default:
+			t.Fatalf("unexpected error %v", err)
+		}
+	}
+	if ok < 1 || busy < 1 {
+		t.Fatalf("ok %d busy %d: the serving cap did not apply", ok, busy)
+	}
+}
+
+func TestBandwidthLimits(t *testing.T) {
+	const size = 2 << 20
+	const rate = 1 << 20 // bytes/s
+	data := randBytes(7, size)
+	src := NewMemStore()
+	root, _ := Put(src, data, 256<<10)
+	for _, dir := range []string{"down", "up"} {
+		t.Run(dir, func(t *testing.T) {
+			var fopts, popts Options
+			if dir == "down" {
+				fopts.DownloadRate = rate
+			} else {
+				popts.UploadRate = rate
+			}
+			fh, ph := newLoopbackHost(t, "tcp"), newLoopbackHost(t, "tcp")
+			f, _ := New(fh, NewMemStore(), fopts)
+			defer f.Close()
+			p, _ := New(ph, src, popts)
+			defer p.Close()
+			connect(t, fh, ph)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			start := time.Now()
+			if _, err := f.Fetch(ctx, root, []peer.ID{ph.ID()}); err != nil {
+				t.Fatal(err)
+			}
+			el := time.Since(start)
+			// The bucket starts full (a tenth of a second of traffic).
+			minTime := time.Duration(size-rate/10) * time.Second / rate
+			if el < minTime*9/10 || el > 3*minTime {
+				t.Fatalf("%d bytes at %d B/s took %v, want about %v", size, rate, el, minTime)
+			}
+			t.Logf("%s: %.2f MiB/s with a 1 MiB/s cap", dir, float64(size)/el.Seconds()/(1<<20))
+		})
+	}
+}
+
+func TestCloseDuringFetch(t *testing.T) {
+	data := randBytes(8, 4<<20)
+	src := NewMemStore()
+	root, _ := Put(src, data, 256<<10)
+	fh, ph := newLoopbackHost(t, "tcp"), newLoopbackHost(t, "tcp")
+	f, _ := New(fh, NewMemStore(), Options{DownloadRate: 256 << 10})
+	p, _ := New(ph, src, Options{})
+	defer p.Close()
+	connect(t, fh, ph)
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.Fetch(context.Background(), root, []peer.ID{ph.ID()})
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	f.Close()
+	if err := <-done; err == nil {
+		t.Fatal("fetch finished despite Close")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Close took %v", d)
+	}
+	if _, err := f.Fetch(context.Background(), root, []peer.ID{ph.ID()}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("fetch after close = %v", err)
+	}
+}
+
+// TestFetchMocknet fetches over an in-memory network with link latency.
+func TestFetchMocknet(t *testing.T) {
+	mn := mocknet.New()
+	defer mn.Close()
+	mn.SetLinkDefaults(mocknet.LinkOptions{Latency: 10 * time.Millisecond})
+	data := randBytes(9, 1<<20)
+	src := NewMemStore()
+	root, _ := Put(src, data, 64<<10)
+	mk := func() host.Host {
+		h, err := mn.GenPeer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	var stores []Store
+	for range 3 {
+		stores = append(stores, src)
+	}
+	n := &testNet{store: newCheckedStore(), log: &testlog.Recorder{}}
+	fh := mk()
+	var err error
+	n.fetcher, err = New(fh, n.store, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.fetcher.Close()
+	for _, s := range stores {
+		ph := mk()
+		x, _ := New(ph, s, Options{})
+		defer x.Close()
+		n.ids = append(n.ids, ph.ID())
+	}
+	if err := mn.LinkAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := mn.ConnectAllButSelf(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	res, err := n.fetcher.Fetch(ctx, root, n.ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := ReadAll(n.store, root)
+	if !bytes.Equal(got, data) {
+		t.Fatal("fetched blob differs")
+	}
+	t.Logf("1 MiB over mocknet (10 ms links) from 3 providers in %v: %v", time.Since(start).Round(time.Millisecond), fmt.Sprint(res.BytesFrom))
+}
+
+func TestFetchRefusesBlobsOverTheSizeCap(t *testing.T) {
+	src := NewMemStore()
+	root, _ := Put(src, randBytes(12, 3*MinChunkSize), MinChunkSize)
+	n := newTestNet(t, tcpHost(t), Options{MaxBlobSize: 2 * MinChunkSize}, src)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := n.fetcher.Fetch(ctx, root, n.ids)
+	if err == nil || !strings.Contains(err.Error(), "exceeds") {
+		t.Fatalf("fetch over the cap = %v", err)
+	}
+	if n.store.Len() != 0 {
+		t.Fatalf("%d objects stored for a refused blob", n.store.Len())
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	if err := (Options{}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, o := range map[string]Options{
+		"negative size":  {MaxBlobSize: -1},
+		"per peer > all": {ServeConcurrency: 2, ServePerPeer: 3},
+		"negative rate":  {UploadRate: -5},
+		"tiny timeout":   {RequestTimeout: time.Microsecond},
+		"negative fetch": {FetchPerPeer: -1},
+		"negative fails": {MaxFailures: -1},
+	} {
+		if err := o.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
