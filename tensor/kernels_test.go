@@ -460,15 +460,3 @@ func TestGELUTanhSameBits(t *testing.T) {
 		}
 	}
 }
-
-// TestReductionsMatchReference: Sum, Dot and Max (vectorised where the CPU
-// allows) give exactly the bits of their reference loops.
-func TestReductionsMatchReference(t *testing.T) {
-	r := rand.New(rand.NewPCG(25, 26))
-	for n := 1; n < 300; n++ {
-		x, y := randSlice(r, n, 3), randSlice(r, n, 3)
-		if math.Float32bits(Sum(x)) != math.Float32bits(sumRef(x)) || math.Float32bits(Dot(x, y)) != math.Float32bits(dotRef(x, y)) || Max(x) != maxRef(x) {
-			t.Fatalf("seed 25 n=%d: a reduction differs from its reference loop", n)
-		}
-	}
-}
