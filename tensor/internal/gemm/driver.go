@@ -403,6 +403,9 @@ func (h *helper) loop() {
 		j := h.slot.Load()
 		for j != nil {
 			j.run()
+			// Take new jobs before the caller of this one returns, so
+			// that back-to-back products all find this helper idle.
+			h.slot.Store(&spinning)
 			j.wg.Done()
 			j = h.poll()
 		}
@@ -412,7 +415,6 @@ func (h *helper) loop() {
 // poll waits for a job for up to helperSpin. It returns nil, with the
 // helper marked parked, if none came.
 func (h *helper) poll() *job {
-	h.slot.Store(&spinning)
 	deadline := time.Now().Add(helperSpin)
 	for i := 0; ; i++ {
 		if j := h.slot.Load(); j != &spinning {

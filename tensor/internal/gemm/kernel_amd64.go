@@ -3,8 +3,6 @@
 package gemm
 
 // cpuid executes CPUID with the given leaf and subleaf.
-//
-//go:noescape
 func cpuid(leaf, subleaf uint32) (eax, ebx, ecx, edx uint32)
 
 // xgetbv0 reads extended control register XCR0. Only call it when CPUID
