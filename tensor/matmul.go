@@ -63,12 +63,8 @@ func MatMulData(dst []float32, ds []int, a []float32, as []int, b []float32, bs 
 	})
 }
 
-// KernelPath names the matrix-multiply path in use: "avx2" (assembly) or
-// "go" (pure Go, the noasm build tag, other architectures or CPUs without
-// AVX2). Both give the same bits.
-func KernelPath() string {
-	if gemm.HasAsm() {
-		return "avx2"
-	}
-	return "go"
-}
+// KernelPath names the matrix-multiply kernel in use: "avx512" or "avx2"
+// (assembly, chosen at run time from the CPU's features) or "go" (pure Go:
+// the noasm build tag, other architectures, older CPUs). All give the same
+// bits.
+func KernelPath() string { return gemm.Kernel() }

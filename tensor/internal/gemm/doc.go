@@ -24,9 +24,12 @@
 // GOMAXPROCS goroutines, each owning whole rectangles of C, so each element
 // is still summed by one goroutine in order. Tiny products skip packing.
 //
-// On amd64 with AVX2 (and an OS that saves the YMM registers) the
-// micro-kernel is written in assembly: a 6×16 tile in twelve YMM
-// accumulators, updated with VMULPS then VADDPS. Elsewhere, under the build
-// tag noasm, or on older CPUs, a pure-Go 3×3 kernel is used. HasAsm reports
-// which one Sgemm runs.
+// On amd64 the micro-kernel is written in assembly. With AVX-512F (and an
+// OS that saves the opmask and ZMM registers) it is a 12×32 tile in 24 ZMM
+// accumulators; otherwise, with AVX2 (and an OS that saves the YMM
+// registers), a 6×16 tile in twelve YMM accumulators. Both update the tile
+// with VMULPS then VADDPS. Elsewhere, under the build tag noasm, or on older
+// CPUs, a pure-Go 3×3 kernel is used. Each kernel packs panels of its own
+// mr and nr, and all of them give the same bits. Kernel names the one that
+// Sgemm runs, and HasAsm reports whether it is assembly.
 package gemm

@@ -11,8 +11,9 @@ import (
 // A kernel describes one register-blocked micro-kernel and the cache
 // blocking that suits it. The driver below is shared by every kernel.
 type kernel struct {
-	mr, nr int // register tile: mr rows by nr columns of C
-	mc, kc int // cache blocks: mc rows of A by kc steps of k; mc is a multiple of mr
+	name   string // what Kernel reports when this kernel is active
+	mr, nr int    // register tile: mr rows by nr columns of C
+	mc, kc int    // cache blocks: mc rows of A by kc steps of k; mc is a multiple of mr
 
 	// micro computes one full mr×nr tile of C from packed panels:
 	// a holds k steps of mr values of op(A) ([p][mr]), b holds k steps of

@@ -57,20 +57,31 @@ func gonumTime(n, threads int) time.Duration {
 }
 
 // BenchmarkSgemm times square NN products. impl=shoal is Sgemm (the
-// assembly kernel when HasAsm), impl=go the pure-Go kernel and impl=gonum
-// gonum's Sgemm. The shoal and go results also report x_gonum, the speed
+// fastest assembly kernel when HasAsm), impl=avx2 the AVX2 kernel when a
+// faster one is active, impl=go the pure-Go kernel and impl=gonum gonum's
+// Sgemm. The shoal and go results also report x_gonum, the speed
 // relative to gonum at the same size and thread count.
 func BenchmarkSgemm(b *testing.B) {
 	for _, n := range []int{128, 256, 512, 1024, 2048} {
 		for _, threads := range []int{1, 2} {
-			for _, im := range []struct {
+			type benchImpl struct {
 				name string
 				f    func(n int, a, b, c []float32)
-			}{
+			}
+			list := []benchImpl{
 				{"shoal", func(n int, a, b, c []float32) { Sgemm(false, false, n, n, n, a, n, b, n, c, n, false) }},
-				{"go", func(n int, a, b, c []float32) { sgemmGo(false, false, n, n, n, a, n, b, n, c, n, false) }},
-				{"gonum", gonumSgemm},
-			} {
+			}
+			for _, kern := range asmKernels {
+				if kern != active {
+					list = append(list, benchImpl{kern.name, func(n int, a, b, c []float32) {
+						sgemm(kern, false, false, n, n, n, a, n, b, n, c, n, false)
+					}})
+				}
+			}
+			list = append(list,
+				benchImpl{"go", func(n int, a, b, c []float32) { sgemmGo(false, false, n, n, n, a, n, b, n, c, n, false) }},
+				benchImpl{"gonum", gonumSgemm})
+			for _, im := range list {
 				name := fmt.Sprintf("n=%d/threads=%d/impl=%s", n, threads, im.name)
 				b.Run(name, func(b *testing.B) {
 					defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads))

@@ -19,17 +19,26 @@ type impl struct {
 	f    sgemmFunc
 }
 
-// impls lists every implementation available in this build.
+// impls lists every implementation available in this build: Sgemm, and
+// the whole of Sgemm restricted to each kernel the CPU can run (the active
+// one included, so that each kernel is named in failures).
 func impls() []impl {
-	name := "Sgemm(go)"
-	if HasAsm() {
-		name = "Sgemm(asm)"
+	list := []impl{{"Sgemm(" + Kernel() + ")", Sgemm}}
+	for _, kern := range asmKernels {
+		list = append(list, impl{kern.name, withSgemmKernel(kern)})
 	}
-	list := []impl{{name, Sgemm}}
 	if HasAsm() {
 		list = append(list, impl{"go", sgemmGo})
 	}
 	return list
+}
+
+// withSgemmKernel is Sgemm running kern, tiny products and argument checks
+// included.
+func withSgemmKernel(kern *kernel) sgemmFunc {
+	return func(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, acc bool) {
+		sgemm(kern, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc)
+	}
 }
 
 // allImpls is impls plus the driver forced onto each kernel even for tiny
@@ -37,8 +46,8 @@ func impls() []impl {
 func allImpls() []impl {
 	list := impls()
 	list = append(list, impl{"blocked-go", withKernel(&goKernel)})
-	if asmKernel != nil {
-		list = append(list, impl{"blocked-asm", withKernel(asmKernel)})
+	for _, kern := range asmKernels {
+		list = append(list, impl{"blocked-" + kern.name, withKernel(kern)})
 	}
 	return list
 }
@@ -255,8 +264,8 @@ func check(t *testing.T, name string, f sgemmFunc, p problem) bool {
 	return true
 }
 
-// Sizes around tiles (3, 6, 16), blocks (120, 144, 256) and small odd ones.
-var edgeSizes = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 15, 16, 17, 23, 31, 32, 33, 63, 64, 65, 127, 128, 129, 143, 145, 257}
+// Sizes around tiles (3, 6, 12, 16, 32), blocks (120, 144, 256) and small odd ones.
+var edgeSizes = []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 15, 16, 17, 23, 24, 25, 31, 32, 33, 63, 64, 65, 127, 128, 129, 143, 145, 257}
 
 func TestSgemmSmallExhaustive(t *testing.T) {
 	seed := *seedFlag
@@ -338,10 +347,7 @@ func TestSgemmLarge(t *testing.T) {
 // TestSgemmBlocks runs every kernel with tiny cache blocks and a tiny limit
 // on packed op(B), so that small problems cross every block boundary.
 func TestSgemmBlocks(t *testing.T) {
-	kernels := []*kernel{&goKernel}
-	if asmKernel != nil {
-		kernels = append(kernels, asmKernel)
-	}
+	kernels := append([]*kernel{&goKernel}, asmKernels...)
 	seed := *seedFlag * 104729
 	for _, base := range kernels {
 		for _, blk := range [][3]int{{1, 1, 1}, {1, 2, 3}, {2, 3, 64}, {3, 7, 100}, {5, 16, 500}} {
@@ -367,10 +373,7 @@ func TestSgemmGOMAXPROCS(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	list := impls()
 	// Small blocks: many k blocks, row blocks and column strips in parallel.
-	for _, base := range []*kernel{&goKernel, asmKernel} {
-		if base == nil {
-			continue
-		}
+	for _, base := range append([]*kernel{&goKernel}, asmKernels...) {
 		kern := *base
 		kern.mc, kern.kc, kern.bmax = 2*kern.mr, 37, 20000
 		list = append(list, impl{fmt.Sprintf("%dx%d/small-blocks", kern.mr, kern.nr), withKernel(&kern)})
@@ -545,7 +548,14 @@ func TestSgemmAllocs(t *testing.T) {
 
 func TestHasAsm(t *testing.T) {
 	t.Logf("HasAsm() = %v, GOARCH = %s", HasAsm(), runtime.GOARCH)
+	t.Logf("Kernel() = %q, assembly kernels available: %d", Kernel(), len(asmKernels))
 	if HasAsm() != (asmKernel != nil && active == asmKernel) {
 		t.Fatal("HasAsm disagrees with the active kernel")
+	}
+	if Kernel() != active.name || HasAsm() != (Kernel() != "go") {
+		t.Fatalf("Kernel() = %q disagrees with the active kernel", Kernel())
+	}
+	if len(asmKernels) > 0 && asmKernels[0] != asmKernel {
+		t.Fatal("asmKernel is not the first of asmKernels")
 	}
 }

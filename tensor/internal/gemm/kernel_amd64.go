@@ -15,6 +15,12 @@ func xgetbv0() (eax, edx uint32)
 //go:noescape
 func kern6x16(k int, a, b, c *float32, ldc int, load bool)
 
+// kern12x32 is the AVX-512 micro-kernel; see kernel512_amd64.s. It accesses
+// a[0:12*k], b[0:32*k] and the 12×32 tile of c with leading dimension ldc.
+//
+//go:noescape
+func kern12x32(k int, a, b, c *float32, ldc int, load bool)
+
 // hasAVX2 reports whether the CPU has AVX2 and the OS saves YMM registers.
 func hasAVX2() bool {
 	maxLeaf, _, _, _ := cpuid(0, 0)
@@ -38,10 +44,53 @@ func hasAVX2() bool {
 	return ebx7&avx2 != 0
 }
 
+// hasAVX512 reports whether the CPU has AVX-512F and the OS saves the
+// opmask and ZMM registers.
+func hasAVX512() bool {
+	maxLeaf, _, _, _ := cpuid(0, 0)
+	if maxLeaf < 7 {
+		return false
+	}
+	_, _, ecx1, _ := cpuid(1, 0)
+	const osxsave = 1 << 27
+	if ecx1&osxsave == 0 {
+		return false
+	}
+	// XCR0 bits 1 (SSE), 2 (AVX), 5 (opmask), 6 (upper halves of ZMM0-15)
+	// and 7 (ZMM16-31).
+	if xcr0, _ := xgetbv0(); xcr0&0xe6 != 0xe6 {
+		return false
+	}
+	_, ebx7, _, _ := cpuid(7, 0)
+	const avx512f = 1 << 16
+	return ebx7&avx512f != 0
+}
+
+// avx512Kernel uses kern12x32. With kc = 256 a panel of op(B) (32 KiB)
+// stays in L1 while the block of op(A) (mc×kc) stays in L2.
+var avx512Kernel = kernel{
+	name: "avx512",
+	mr:   12, nr: 32,
+	mc: 144, kc: 256,
+	bmax: 4 << 20,
+	// About 20 µs of work.
+	parWork: 2.5e6,
+	micro:   microAVX512,
+}
+
+func microAVX512(k int, a, b, c []float32, ldc int, load bool) {
+	// Bounds checks for the assembly, which does none.
+	_ = a[12*k-1]
+	_ = b[32*k-1]
+	_ = c[11*ldc+31]
+	kern12x32(k, &a[0], &b[0], &c[0], ldc, load)
+}
+
 // avx2Kernel uses kern6x16. With kc = 256 a panel of op(B) (16 KiB) stays
 // in L1 while the block of op(A) (mc×kc, 144 KiB) stays in L2.
 var avx2Kernel = kernel{
-	mr: 6, nr: 16,
+	name: "avx2",
+	mr:   6, nr: 16,
 	mc: 144, kc: 256,
 	bmax: 4 << 20,
 	// About 20 µs of work: 128×128×128 stays on one goroutine.
@@ -57,10 +106,24 @@ func microAVX2(k int, a, b, c []float32, ldc int, load bool) {
 	kern6x16(k, &a[0], &b[0], &c[0], ldc, load)
 }
 
-// asmKernel is the assembly kernel, or nil when the CPU cannot run it.
-var asmKernel = func() *kernel {
+// asmKernels lists the assembly kernels that the CPU can run, fastest
+// first.
+var asmKernels = func() []*kernel {
+	var list []*kernel
+	if hasAVX512() {
+		list = append(list, &avx512Kernel)
+	}
 	if hasAVX2() {
-		return &avx2Kernel
+		list = append(list, &avx2Kernel)
+	}
+	return list
+}()
+
+// asmKernel is the fastest assembly kernel, or nil when the CPU can run
+// none.
+var asmKernel = func() *kernel {
+	if len(asmKernels) > 0 {
+		return asmKernels[0]
 	}
 	return nil
 }()
@@ -73,5 +136,5 @@ var active = func() *kernel {
 	return &goKernel
 }()
 
-// HasAsm reports whether Sgemm uses the assembly micro-kernel.
+// HasAsm reports whether Sgemm uses an assembly micro-kernel.
 func HasAsm() bool { return asmKernel != nil }

@@ -4,7 +4,8 @@ package gemm
 // accumulators. On amd64 the compiler has fifteen usable float registers;
 // nine accumulators, three values of op(B) and three products fit.
 var goKernel = kernel{
-	mr: 3, nr: 3,
+	name: "go",
+	mr:   3, nr: 3,
 	mc: 120, kc: 256,
 	bmax: 4 << 20,
 	// About 20 µs of work.

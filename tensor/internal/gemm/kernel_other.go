@@ -2,6 +2,9 @@
 
 package gemm
 
+// asmKernels lists the assembly kernels; there are none in this build.
+var asmKernels []*kernel
+
 // asmKernel is the assembly kernel; there is none in this build.
 var asmKernel *kernel
 

@@ -14,9 +14,19 @@ func packContig(dst []float32, stride int, src []float32, ld, w, kb int) {
 	src = src[:(kb-1)*ld+w]
 	if w == stride {
 		switch stride {
+		case 32:
+			for p := 0; p < kb; p++ {
+				*(*[32]float32)(dst[p*32:]) = [32]float32(src[p*ld:])
+			}
+			return
 		case 16:
 			for p := 0; p < kb; p++ {
 				*(*[16]float32)(dst[p*16:]) = [16]float32(src[p*ld:])
+			}
+			return
+		case 12:
+			for p := 0; p < kb; p++ {
+				*(*[12]float32)(dst[p*12:]) = [12]float32(src[p*ld:])
 			}
 			return
 		case 6:

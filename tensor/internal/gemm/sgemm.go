@@ -30,6 +30,10 @@ func Sgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, 
 	sgemm(active, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc)
 }
 
+// Kernel names the micro-kernel that Sgemm uses: "avx512" or "avx2"
+// (assembly, see HasAsm) or "go". All give the same bits.
+func Kernel() string { return active.name }
+
 // sgemmGo is Sgemm restricted to the pure-Go micro-kernel. It is what Sgemm
 // runs when the assembly kernel is unavailable; tests call it directly so
 // that both paths are checked on machines that have the assembly.
