@@ -14,7 +14,6 @@ import (
 type Recorder struct {
 	mu    sync.Mutex
 	lines []string
-	attrs string
 }
 
 // Logger returns a logger writing to r.
@@ -25,11 +24,7 @@ func (r *Recorder) Enabled(context.Context, slog.Level) bool { return true }
 
 // WithAttrs implements slog.Handler.
 func (r *Recorder) WithAttrs(as []slog.Attr) slog.Handler {
-	var b strings.Builder
-	for _, a := range as {
-		b.WriteString(" " + a.Key + "=" + a.Value.String())
-	}
-	return &child{r: r, attrs: b.String()}
+	return (&child{r: r}).WithAttrs(as)
 }
 
 // WithGroup implements slog.Handler; groups are flattened.

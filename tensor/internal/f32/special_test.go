@@ -11,7 +11,6 @@ var (
 	negZero = math.Float32frombits(0x80000000)
 	minSub  = math.Float32frombits(1)          // 2^-149
 	maxSub  = math.Float32frombits(0x007fffff) // largest subnormal
-	minNorm = math.Float32frombits(0x00800000) // 2^-126
 )
 
 func bits(f float32) uint32 { return math.Float32bits(f) }
