@@ -86,6 +86,11 @@ func (t *Trainer) Step(tokens []int32, batch int) StepStats {
 // Steps returns the number of steps taken.
 func (t *Trainer) Steps() int { return t.step }
 
+// SetStep sets the index of the next step, which is where it reads the
+// schedule: a work unit that starts at inner step s of a round resumes the
+// schedule there.
+func (t *Trainer) SetStep(step int) { t.step = step }
+
 // Evaluate returns the mean loss of m over the batches (each of batch rows
 // of ctx+1 tokens), averaged in float64 in batch order.
 func Evaluate(m Model, batches [][]int32, batch int) float64 {

@@ -1,0 +1,396 @@
+package node
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-network/shoal/checkpoint"
+	"github.com/shoal-network/shoal/gradient"
+	"github.com/shoal-network/shoal/gradient/aggregate"
+	"github.com/shoal-network/shoal/gradient/codec"
+	"github.com/shoal-network/shoal/gradient/data"
+	"github.com/shoal-network/shoal/tracker"
+)
+
+// ModelEngine is the Engine that trains the round's model for real. Given
+// the same checkpoint, unit and round, two ModelEngines compute the same
+// pseudo-gradient bit for bit on any machine (the kernels are
+// deterministic), which is what replication compares.
+//
+// The engine's own state is the error-feedback residual of its codec,
+// which carries over from one unit to the next, and the pseudo-gradients
+// of its recent units, kept for checking a replica partner.
+type ModelEngine struct {
+	spec  *tracker.Spec
+	round cid.Cid
+	store Store
+	train []byte // the training text
+
+	cfg   gradient.ModelConfig
+	codec codec.Codec
+	rule  aggregate.Rule
+	model gradient.Model
+	specs []codec.TensorSpec
+	inner gradient.AdamWConfig
+
+	residual [][]float32
+	recent   []recentDelta // own pseudo-gradients, newest last
+	tok      []int32
+}
+
+type recentDelta struct {
+	raw   cid.Cid
+	delta []float32
+}
+
+// keepDeltas bounds how many of its own pseudo-gradients an engine keeps.
+const keepDeltas = 4
+
+// NewModelEngine returns an engine for a round that trains on train (the
+// built-in task's training text, or a dataset's) and keeps its content in
+// store.
+func NewModelEngine(spec *tracker.Spec, train []byte, store Store) (*ModelEngine, error) {
+	cfg := ModelConfig(spec)
+	m, err := gradient.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("node: the round's model: %w", err)
+	}
+	if err := data.CheckSize(train, cfg.Ctx); err != nil {
+		return nil, fmt.Errorf("node: training data: %w", err)
+	}
+	cd, err := codec.Parse(spec.Codec)
+	if err != nil {
+		return nil, fmt.Errorf("node: codec: %w", err)
+	}
+	rule, err := aggregate.Parse(spec.Aggregation)
+	if err != nil {
+		return nil, fmt.Errorf("node: aggregation: %w", err)
+	}
+	e := &ModelEngine{spec: spec, round: spec.ID(), store: store, train: train, cfg: cfg, codec: cd, rule: rule, model: m,
+		inner: gradient.AdamWConfig{Beta1: float32(spec.Inner.Beta1), Beta2: float32(spec.Inner.Beta2),
+			Eps: float32(spec.Inner.Eps), WeightDecay: float32(spec.Inner.WeightDecay), ClipNorm: float32(spec.Inner.ClipNorm)}}
+	for _, p := range m.Params() {
+		e.specs = append(e.specs, codec.TensorSpec{Name: p.Name, Shape: p.Shape()})
+		e.residual = append(e.residual, make([]float32, p.Size()))
+	}
+	return e, nil
+}
+
+// ModelConfig returns the model configuration a round spec names.
+func ModelConfig(s *tracker.Spec) gradient.ModelConfig {
+	m := s.Model
+	return gradient.ModelConfig{Arch: m.Arch, Vocab: m.Vocab, Ctx: m.Ctx, Dim: m.Dim, Layers: m.Layers,
+		Heads: m.Heads, Hidden: m.Hidden, Window: m.Window, Seed: m.Seed}
+}
+
+// Model returns the engine's model, which holds the parameters of the
+// last checkpoint it loaded.
+func (e *ModelEngine) Model() gradient.Model { return e.model }
+
+// Genesis makes C_0 from the model's seed (or names the round's initial
+// checkpoint) and stores it.
+func (e *ModelEngine) Genesis() (cid.Cid, error) {
+	if e.spec.InitCheckpoint.Defined() {
+		return e.spec.InitCheckpoint, nil
+	}
+	m, err := gradient.New(e.cfg)
+	if err != nil {
+		return cid.Undef, err
+	}
+	ps := m.Params()
+	momenta := make([][]float32, len(ps))
+	for i, p := range ps {
+		momenta[i] = make([]float32, p.Size())
+	}
+	return e.store.PutCheckpoint(e.checkpointOf(0, ps, momenta))
+}
+
+// checkpointOf builds the checkpoint of C_step from parameters and outer
+// momenta (shared, not copied).
+func (e *ModelEngine) checkpointOf(step uint64, ps []gradient.Param, momenta [][]float32) *checkpoint.Checkpoint {
+	js, _ := json.Marshal(e.cfg)
+	c := &checkpoint.Checkpoint{Meta: map[string]string{
+		checkpoint.MetaConfig: string(js),
+		checkpoint.MetaRound:  e.round.String(),
+		checkpoint.MetaStep:   strconv.FormatUint(step, 10),
+	}}
+	for i, p := range ps {
+		c.Tensors = append(c.Tensors,
+			checkpoint.Tensor{Name: p.Name, Shape: p.Shape(), Data: p.Data},
+			checkpoint.Tensor{Name: checkpoint.MomentumName(p.Name), Shape: p.Shape(), Data: momenta[i]})
+	}
+	return c
+}
+
+// load copies a checkpoint's parameters into ps and returns its momenta.
+func (e *ModelEngine) load(id cid.Cid, ps []gradient.Param) ([][]float32, error) {
+	c, err := e.store.Checkpoint(id)
+	if err != nil {
+		return nil, err
+	}
+	momenta := make([][]float32, len(ps))
+	for i, p := range ps {
+		t, ok := c.Tensor(p.Name)
+		if !ok || !slices.Equal(t.Shape, p.Shape()) {
+			return nil, fmt.Errorf("checkpoint %s: parameter %s missing or of another shape", id, p.Name)
+		}
+		copy(p.Data, t.Data)
+		mt, ok := c.Tensor(checkpoint.MomentumName(p.Name))
+		if !ok || len(mt.Data) != p.Size() {
+			return nil, fmt.Errorf("checkpoint %s: momentum of %s missing or of another size", id, p.Name)
+		}
+		momenta[i] = slices.Clone(mt.Data)
+	}
+	return momenta, nil
+}
+
+// Run does a job.
+func (e *ModelEngine) Run(j Job) Result {
+	switch j := j.(type) {
+	case TrainJob:
+		u, err := e.trainJob(j)
+		return Result{Job: j, Update: u, Err: err}
+	case ApplyJob:
+		id, err := e.apply(j)
+		return Result{Job: j, Result: id, Err: err}
+	case VerifyJob:
+		v, err := e.verify(j)
+		return Result{Job: j, Verdict: v, Err: err}
+	}
+	return Result{Job: j, Err: fmt.Errorf("node: unknown job %T", j)}
+}
+
+// UnitStream returns the data stream of a work unit: every unit of the
+// round samples its own sequences.
+func UnitStream(step uint64, unit uint32) uint64 { return step<<20 | uint64(unit) }
+
+// Delta trains unit of step from base and returns the raw pseudo-gradient
+// θ(base) − θ_local, flat in parameter order, and the mean training loss.
+func (e *ModelEngine) Delta(base cid.Cid, step uint64, unit uint32) ([]float32, float32, error) {
+	ps := e.model.Params()
+	if _, err := e.load(base, ps); err != nil {
+		return nil, 0, err
+	}
+	start := gradient.Flatten(nil, ps)
+	h := e.spec.InnerSteps
+	tr := gradient.NewTrainer(e.model, e.inner, gradient.Schedule{Peak: float32(e.spec.Inner.LR), Warmup: e.spec.Inner.Warmup})
+	tr.SetStep(int(step) * h)
+	ctx := e.cfg.Ctx
+	if len(e.tok) != e.spec.Batch*(ctx+1) {
+		e.tok = make([]int32, e.spec.Batch*(ctx+1))
+	}
+	var loss float64
+	for s := range h {
+		data.Sample(e.tok, e.train, e.spec.Seed, UnitStream(step, unit), uint64(s), e.spec.Batch, ctx)
+		st := tr.Step(e.tok, e.spec.Batch)
+		if math.IsNaN(float64(st.Loss)) || math.IsInf(float64(st.Loss), 0) {
+			return nil, 0, fmt.Errorf("training diverged at inner step %d of unit %d", s, unit)
+		}
+		loss += float64(st.Loss)
+	}
+	return gradient.PseudoGradient(nil, start, ps), float32(loss / float64(h)), nil
+}
+
+// RawCID is the hash replicas compare: of the pseudo-gradient as little
+// endian float32s.
+func RawCID(delta []float32) cid.Cid { return tracker.SumCID(floatBytes(delta)) }
+
+func floatBytes(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return b
+}
+
+func floatsOf(b []byte) ([]float32, error) {
+	if len(b)%4 != 0 {
+		return nil, fmt.Errorf("%d bytes is not a whole number of float32s", len(b))
+	}
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v, nil
+}
+
+func (e *ModelEngine) flatResidual() []float32 {
+	var out []float32
+	for _, r := range e.residual {
+		out = append(out, r...)
+	}
+	return out
+}
+
+func (e *ModelEngine) split(flat []float32) []codec.Tensor {
+	ts := make([]codec.Tensor, len(e.specs))
+	off := 0
+	for i, s := range e.specs {
+		n := 1
+		for _, d := range s.Shape {
+			n *= d
+		}
+		ts[i] = codec.Tensor{Name: s.Name, Shape: s.Shape, Data: flat[off : off+n]}
+		off += n
+	}
+	return ts
+}
+
+func (e *ModelEngine) splitResidual(flat []float32) [][]float32 {
+	out := make([][]float32, len(e.specs))
+	off := 0
+	for i, r := range e.residual {
+		out[i] = flat[off : off+len(r)]
+		off += len(r)
+	}
+	return out
+}
+
+func (e *ModelEngine) trainJob(j TrainJob) (*tracker.Update, error) {
+	delta, loss, err := e.Delta(j.Base, j.Step, j.Unit)
+	if err != nil {
+		return nil, err
+	}
+	return e.Encode(delta, loss)
+}
+
+// Encode compresses a pseudo-gradient with the engine's residual (which
+// it updates), stores the payload and the residual it used, and returns
+// the update's content fields.
+func (e *ModelEngine) Encode(delta []float32, loss float32) (*tracker.Update, error) {
+	raw := RawCID(delta)
+	resID, err := e.store.PutBlob(floatBytes(e.flatResidual()))
+	if err != nil {
+		return nil, err
+	}
+	payload, err := e.codec.Encode(e.split(delta), e.residual)
+	if err != nil {
+		return nil, err
+	}
+	pid, err := e.store.PutBlob(payload)
+	if err != nil {
+		return nil, err
+	}
+	e.recent = append(e.recent, recentDelta{raw: raw, delta: delta})
+	if len(e.recent) > keepDeltas {
+		e.recent = e.recent[1:]
+	}
+	return &tracker.Update{Samples: uint32(e.spec.UnitSamples()), Loss: loss, Raw: raw, Residual: resID,
+		Payload: pid, Size: uint64(len(payload)), Data: payload}, nil
+}
+
+// Corrupt replaces the engine's residual, as a faulty peer's might be;
+// for tests of verification.
+func (e *ModelEngine) Corrupt(scale float32) {
+	for _, r := range e.residual {
+		for i := range r {
+			r[i] = float32(r[i]*scale) + scale
+		}
+	}
+}
+
+func (e *ModelEngine) apply(j ApplyJob) (cid.Cid, error) {
+	ps := e.model.Params()
+	momenta, err := e.load(j.Base, ps)
+	if err != nil {
+		return cid.Undef, err
+	}
+	n := gradient.NumParams(e.model)
+	cs := make([]aggregate.Contribution, len(j.Included))
+	for i, in := range j.Included {
+		b, err := e.store.Blob(in.Payload)
+		if err != nil {
+			return cid.Undef, err
+		}
+		ts, err := e.codec.Decode(b, codec.Limits{Expect: e.specs})
+		if err != nil {
+			// A payload that does not decode counts as a zero update:
+			// every honest node decides the same, so they still agree.
+			ts = nil
+		}
+		flat := make([]float32, 0, n)
+		for _, t := range ts {
+			flat = append(flat, t.Data...)
+		}
+		if len(flat) != n {
+			flat = make([]float32, n)
+		}
+		cs[i] = aggregate.Contribution{Peer: in.Peer, ID: in.Payload.String(), Weight: float64(in.Weight), Dense: flat}
+	}
+	agg := make([]float32, n)
+	if _, err := e.rule.Aggregate(agg, cs); err != nil && !errors.Is(err, aggregate.ErrAllExcluded) {
+		return cid.Undef, err
+	}
+	outer := gradient.NewNesterov(ps, float32(e.spec.Outer.Momentum))
+	for i, m := range outer.Momenta() {
+		copy(m, momenta[i])
+	}
+	off := 0
+	for _, p := range ps {
+		off += copy(p.Grad, agg[off:])
+	}
+	outer.Step(ps, float32(e.spec.Outer.LR))
+	return e.store.PutCheckpoint(e.checkpointOf(j.Step+1, ps, outer.Momenta()))
+}
+
+// verify judges the updates of a replicated unit against the engine's own
+// pseudo-gradient of it, computed now unless it is one of its own recent
+// units.
+func (e *ModelEngine) verify(j VerifyJob) (*tracker.Verdict, error) {
+	var delta []float32
+	if !j.Checked {
+		for _, r := range e.recent {
+			if len(j.Updates) > 0 && r.raw.Equals(j.Updates[0].Update.Raw) {
+				delta = r.delta
+			}
+		}
+	}
+	if delta == nil {
+		d, _, err := e.Delta(j.Base, j.Step, j.Unit)
+		if err != nil {
+			return nil, err
+		}
+		delta = d
+	}
+	raw := RawCID(delta)
+	v := &tracker.Verdict{Raw: raw}
+	for _, cl := range j.Updates {
+		ok, err := e.reproduces(delta, cl.Update)
+		if err != nil {
+			return nil, err
+		}
+		if !ok && !slices.Contains(v.Bad, cl.Peer) && len(v.Bad) < tracker.MaxBad {
+			v.Bad = append(v.Bad, cl.Peer)
+		}
+	}
+	slices.Sort(v.Bad)
+	return v, nil
+}
+
+// reproduces reports whether encoding delta with the update's residual
+// gives its payload, and its raw hash is delta's.
+func (e *ModelEngine) reproduces(delta []float32, u *tracker.Update) (bool, error) {
+	if !RawCID(delta).Equals(u.Raw) {
+		return false, nil
+	}
+	rb, err := e.store.Blob(u.Residual)
+	if err != nil {
+		return false, err
+	}
+	res, err := floatsOf(rb)
+	if err != nil || len(res) != len(delta) {
+		return false, nil // a residual of the wrong form cannot be the one used
+	}
+	payload, err := e.codec.Encode(e.split(delta), e.splitResidual(res))
+	if err != nil {
+		return false, nil
+	}
+	return tracker.SumCID(payload).Equals(u.Payload), nil
+}

@@ -1,0 +1,701 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-network/shoal/tracker"
+)
+
+// Config configures a Node.
+type Config struct {
+	ID      string        // this peer's ID
+	Role    tracker.Role  // RoleWorker or RoleObserver
+	Spec    *tracker.Spec // the round
+	Genesis cid.Cid       // C_0, which every node can make from the spec
+	// HeadStep and Head resume a node from the checkpoint it held when it
+	// stopped (C_HeadStep); zero and cid.Undef start from the genesis.
+	HeadStep uint64
+	Head     cid.Cid
+	// InlineLimit is the largest payload sent inside an Update; larger
+	// ones are fetched by CID from the sender. 0 means tracker.MaxInline.
+	InlineLimit int
+}
+
+// Node is a participant of a round (a worker or an observer) as a
+// deterministic state machine. Messages (Receive), clock ticks (Tick) and
+// the results of the work it asked for (Done, Fetched) go in; Ready gives
+// what to publish, compute and fetch. It has no goroutines, sockets, clocks
+// or randomness: the daemon, the simulator and the tests drive the same
+// code, and the same inputs in the same order give the same outputs.
+//
+// A Node is not safe for concurrent use.
+type Node struct {
+	cfg     Config
+	spec    *tracker.Spec
+	round   cid.Cid
+	tracker string
+
+	headStep uint64
+	head     cid.Cid
+	have     map[cid.Cid]bool // content in the store that the core knows of
+
+	open     *tracker.Open // the latest Open of the tracker
+	close    *tracker.Close
+	finals   map[uint64]*tracker.Final  // recent Finals by step
+	commits  map[uint64]*tracker.Commit // my recent commits by step
+	excluded map[string]bool            // peers a Final's round excluded (learned from verdicts we cannot see: none yet)
+
+	// Work of the current step.
+	queue    []tracker.Assignment // my units of the open step still to train, in order
+	training *TrainJob            // the TrainJob running
+	mine     map[uint64][]*tracker.Update
+	applying *ApplyJob
+	verifies map[verifyKey]*pendingVerify
+	// Updates seen, by step, for fetching payloads and pairing replicas.
+	seen map[uint64]map[cid.Cid]seenUpdate
+
+	fetching map[cid.Cid]*pendingFetch
+	catchUp  cid.Cid // a checkpoint being fetched to become the head
+	catchTo  uint64  // the step it starts
+
+	providers map[cid.Cid][]string // peers that announced they hold a checkpoint
+
+	lastHello time.Time
+	helloDue  bool
+	now       time.Time
+	ready     Ready
+	stopped   bool
+}
+
+type seenUpdate struct {
+	from string
+	u    *tracker.Update
+}
+
+type verifyKey struct {
+	step uint64
+	unit uint32
+}
+
+type pendingVerify struct {
+	job     VerifyJob
+	started bool
+}
+
+type pendingFetch struct {
+	kind      FetchKind
+	providers []string
+	failedAt  time.Time
+	failed    bool
+}
+
+// stepsKept is how many past steps of updates a node remembers.
+const stepsKept = 3
+
+// New returns a node that starts from cfg.Head (or the genesis).
+func New(cfg Config) (*Node, error) {
+	if cfg.Spec == nil {
+		return nil, errors.New("node: no spec")
+	}
+	if err := cfg.Spec.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.ID == "" {
+		return nil, errors.New("node: no peer ID")
+	}
+	if cfg.Role != tracker.RoleWorker && cfg.Role != tracker.RoleObserver {
+		return nil, fmt.Errorf("node: unknown role %v", cfg.Role)
+	}
+	if !cfg.Genesis.Defined() {
+		return nil, errors.New("node: no genesis checkpoint")
+	}
+	if cfg.InlineLimit <= 0 || cfg.InlineLimit > tracker.MaxInline {
+		cfg.InlineLimit = tracker.MaxInline
+	}
+	n := &Node{
+		cfg: cfg, spec: cfg.Spec, round: cfg.Spec.ID(), tracker: cfg.Spec.Trackers[0],
+		headStep: 0, head: cfg.Genesis,
+		have: map[cid.Cid]bool{cfg.Genesis: true}, finals: map[uint64]*tracker.Final{}, commits: map[uint64]*tracker.Commit{},
+		excluded: map[string]bool{}, mine: map[uint64][]*tracker.Update{},
+		verifies: map[verifyKey]*pendingVerify{}, seen: map[uint64]map[cid.Cid]seenUpdate{},
+		fetching: map[cid.Cid]*pendingFetch{}, providers: map[cid.Cid][]string{},
+		helloDue: true,
+	}
+	if cfg.Head.Defined() {
+		n.headStep, n.head = cfg.HeadStep, cfg.Head
+		n.have[cfg.Head] = true
+	}
+	return n, nil
+}
+
+// Round returns the round ID.
+func (n *Node) Round() cid.Cid { return n.round }
+
+// TrackerID returns the tracker's peer ID.
+func (n *Node) TrackerID() string { return n.tracker }
+
+// ID returns the node's own peer ID.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// Head returns the step the node is at and the checkpoint it starts from.
+func (n *Node) Head() (uint64, cid.Cid) { return n.headStep, n.head }
+
+// Excluded reports whether the node knows peer to be excluded.
+func (n *Node) Excluded(peer string) bool { return n.excluded[peer] }
+
+// Exclude records that peer was excluded from the round, as the tracker's
+// ledger says; the node then ignores its messages.
+func (n *Node) Exclude(peer string) { n.excluded[peer] = true }
+
+// Final returns the Final of a step, if the node has seen it.
+func (n *Node) Final(step uint64) (*tracker.Final, bool) {
+	f, ok := n.finals[step]
+	return f, ok
+}
+
+// Ready returns what the core has for its driver and forgets it.
+func (n *Node) Ready() Ready {
+	r := n.ready
+	n.ready = Ready{}
+	return r
+}
+
+func (n *Node) publish(m tracker.Msg) { n.ready.Publish = append(n.ready.Publish, m) }
+
+func (n *Node) event(kind string, step uint64, format string, args ...any) {
+	n.ready.Events = append(n.ready.Events, Event{Kind: kind, Step: step, Detail: fmt.Sprintf(format, args...)})
+}
+
+func (n *Node) setHead(step uint64, id cid.Cid) {
+	n.headStep, n.head = step, id
+	if n.catchUp.Defined() && n.catchTo <= step {
+		n.catchUp = cid.Undef // got there another way; a fetch still running is harmless
+	}
+	n.ready.HeadStep, n.ready.Head, n.ready.HeadChanged = step, id, true
+	n.helloDue = true
+	// Forget what is too old to matter.
+	for s := range n.seen {
+		if s+stepsKept < step {
+			delete(n.seen, s)
+		}
+	}
+	for s := range n.mine {
+		if s+stepsKept < step {
+			delete(n.mine, s)
+		}
+	}
+	for s := range n.finals {
+		if s+stepsKept < step {
+			delete(n.finals, s)
+		}
+	}
+	for s := range n.commits {
+		if s+stepsKept < step {
+			delete(n.commits, s)
+		}
+	}
+}
+
+// Leave stops the node: it asks for nothing more and ignores every input.
+// The tracker notices the silence.
+func (n *Node) Leave() { n.stopped = true }
+
+// Tick advances the node's clock: it sends its heartbeat and retries
+// fetches that failed.
+func (n *Node) Tick(now time.Time) {
+	if n.stopped {
+		return
+	}
+	n.now = now
+	every := tracker.HeartbeatInterval(n.spec)
+	if n.helloDue || now.Sub(n.lastHello) >= every {
+		n.helloDue = false
+		n.lastHello = now
+		n.publish(&tracker.Hello{Round: n.round, Role: n.cfg.Role, Step: n.headStep, Head: n.head})
+	}
+	for _, id := range sortedCIDs(n.fetching) {
+		f := n.fetching[id]
+		if f.failed && now.Sub(f.failedAt) >= every {
+			f.failed = false
+			n.ready.Fetches = append(n.ready.Fetches, Fetch{CID: id, Kind: f.kind, Providers: n.providersFor(id, f.providers)})
+		}
+	}
+}
+
+func sortedCIDs[V any](m map[cid.Cid]V) []cid.Cid {
+	out := make([]cid.Cid, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, func(a, b cid.Cid) int { return compareCID(a, b) })
+	return out
+}
+
+func compareCID(a, b cid.Cid) int {
+	ka, kb := a.KeyString(), b.KeyString()
+	switch {
+	case ka < kb:
+		return -1
+	case ka > kb:
+		return 1
+	}
+	return 0
+}
+
+// Receive handles a message from a peer, already accepted by Validate (it
+// is checked again). An Update carrying its payload (Data) must have been
+// put in the store by the driver before Receive is called. The returned
+// error, for the driver's log, says why a message was refused.
+func (n *Node) Receive(now time.Time, from string, m tracker.Msg) error {
+	if n.stopped {
+		return nil
+	}
+	n.now = now
+	if r, err := tracker.Validate(n, from, m); r != tracker.Accept {
+		return err
+	}
+	switch m := m.(type) {
+	case *tracker.Hello:
+		if m.Head.Defined() {
+			n.addProvider(m.Head, from)
+		}
+	case *tracker.Open:
+		n.onOpen(m)
+	case *tracker.Update:
+		n.onUpdate(from, m)
+	case *tracker.Close:
+		n.onClose(m)
+	case *tracker.Commit:
+		n.addProvider(m.Result, from)
+	case *tracker.Final:
+		n.onFinal(m)
+	case *tracker.Verdict:
+		// Verdicts are for the tracker.
+	}
+	return nil
+}
+
+func (n *Node) addProvider(id cid.Cid, peer string) {
+	ps := n.providers[id]
+	if slices.Contains(ps, peer) {
+		return
+	}
+	if len(ps) >= 2*tracker.MaxProviders {
+		ps = ps[1:]
+	}
+	n.providers[id] = append(ps, peer)
+	if len(n.providers) > 64 {
+		// Keep the map small: providers of old checkpoints are of no use.
+		for k := range n.providers {
+			if !k.Equals(id) && !k.Equals(n.head) && !k.Equals(n.catchUp) {
+				delete(n.providers, k)
+				break
+			}
+		}
+	}
+}
+
+func (n *Node) providersFor(id cid.Cid, extra []string) []string {
+	out := slices.Clone(extra)
+	for _, p := range n.providers[id] {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	if !slices.Contains(out, n.tracker) {
+		out = append(out, n.tracker)
+	}
+	return out
+}
+
+// fetch asks for content unless it is here or on its way.
+func (n *Node) fetch(id cid.Cid, kind FetchKind, providers []string) {
+	if n.have[id] {
+		return
+	}
+	if f, ok := n.fetching[id]; ok {
+		for _, p := range providers {
+			if !slices.Contains(f.providers, p) {
+				f.providers = append(f.providers, p)
+			}
+		}
+		return
+	}
+	n.fetching[id] = &pendingFetch{kind: kind, providers: slices.Clone(providers)}
+	n.ready.Fetches = append(n.ready.Fetches, Fetch{CID: id, Kind: kind, Providers: n.providersFor(id, providers)})
+}
+
+// Fetched reports the end of a fetch: ok if the content is now in the
+// store, verified.
+func (n *Node) Fetched(now time.Time, id cid.Cid, ok bool) {
+	if n.stopped {
+		return
+	}
+	n.now = now
+	f := n.fetching[id]
+	if f == nil {
+		if ok {
+			n.have[id] = true
+		}
+		return
+	}
+	if !ok {
+		f.failed, f.failedAt = true, now
+		return
+	}
+	delete(n.fetching, id)
+	n.have[id] = true
+	if id.Equals(n.catchUp) {
+		step := n.catchTo
+		n.catchUp = cid.Undef
+		if step > n.headStep || (step == n.headStep && !id.Equals(n.head)) {
+			n.event("catch-up", step, "now at C_%d = %s", step, id)
+			n.abandonStep()
+			n.setHead(step, id)
+		}
+	}
+	n.progress()
+}
+
+// abandonStep drops the work of the step the node was on.
+func (n *Node) abandonStep() {
+	n.queue = nil
+	n.applying = nil // a result that comes back is ignored by its step
+	n.close = nil
+}
+
+// onOpen starts a step: adopt its base if needed, then train my units.
+func (n *Node) onOpen(o *tracker.Open) {
+	if n.open != nil && (o.Step < n.open.Step || (o.Step == n.open.Step && o.Attempt < n.open.Attempt)) {
+		return // stale
+	}
+	if o.Step < n.headStep {
+		return
+	}
+	repeat := n.open != nil && n.open.Step == o.Step && n.open.Attempt == o.Attempt
+	n.open = o
+	if repeat {
+		// The tracker republished the step (it restarted, or someone
+		// was behind): send my updates again in case it lost them.
+		for _, u := range n.mine[o.Step] {
+			if u.Attempt == o.Attempt {
+				n.publish(u)
+			}
+		}
+	} else {
+		n.queue = nil
+		if n.cfg.Role == tracker.RoleWorker && slices.Contains(o.Members, n.cfg.ID) {
+			for _, a := range tracker.Assign(n.spec.Seed, tracker.AssignStep(o.Step, o.Attempt), o.Members, int(o.Units), n.spec.VerificationRate) {
+				if a.Peer == n.cfg.ID {
+					n.queue = append(n.queue, a)
+				}
+			}
+		}
+		for _, c := range o.Checks {
+			if c.Checker == n.cfg.ID {
+				n.startCheck(c)
+			}
+		}
+	}
+	switch {
+	case o.Step == n.headStep && o.Base.Equals(n.head):
+	case n.applying != nil && n.applying.Step+1 == o.Step:
+		// My own C_{o.Step} is being computed: Done compares it.
+	default:
+		n.adopt(o.Step, o.Base, nil)
+	}
+	n.progress()
+}
+
+// adopt makes the node fetch checkpoint id and take it as C_step.
+func (n *Node) adopt(step uint64, id cid.Cid, providers []string) {
+	if step < n.headStep || (step == n.headStep && id.Equals(n.head)) {
+		return
+	}
+	if n.have[id] {
+		n.event("catch-up", step, "now at C_%d = %s", step, id)
+		n.abandonStep()
+		n.setHead(step, id)
+		return
+	}
+	if n.catchUp.Defined() && n.catchTo > step {
+		return
+	}
+	n.catchUp, n.catchTo = id, step
+	n.fetch(id, FetchCheckpoint, providers)
+}
+
+func (n *Node) onUpdate(from string, u *tracker.Update) {
+	if u.Step+stepsKept < n.headStep {
+		return
+	}
+	m := n.seen[u.Step]
+	if m == nil {
+		m = map[cid.Cid]seenUpdate{}
+		n.seen[u.Step] = m
+	}
+	if _, dup := m[u.Payload]; dup {
+		return
+	}
+	meta := *u
+	meta.Data = nil
+	m[u.Payload] = seenUpdate{from: from, u: &meta}
+	if len(u.Data) > 0 {
+		n.have[u.Payload] = true
+	}
+	n.progress()
+}
+
+func (n *Node) onClose(c *tracker.Close) {
+	if cm := n.commits[c.Step]; cm != nil && cm.Base.Equals(c.Base) {
+		// The tracker republished a close I have applied (it restarted,
+		// or someone was behind): commit again in case it lost mine.
+		n.publish(cm)
+		return
+	}
+	if c.Step < n.headStep {
+		return
+	}
+	if n.close != nil && n.close.Step == c.Step {
+		return // a repeat of the close I am working on
+	}
+	n.close = c
+	n.queue = nil // the step is over: untrained units are too late
+	if c.Step == n.headStep && c.Base.Equals(n.head) {
+		for _, in := range c.Included {
+			n.fetch(in.Payload, FetchBlob, []string{in.Peer})
+		}
+		n.crossChecks(c)
+	} else if n.headStep == c.Step+1 {
+		// Already past it (restart after commit): nothing to do.
+		n.close = nil
+	} else if !n.catchUp.Defined() {
+		n.adopt(c.Step, c.Base, nil)
+	}
+	n.progress()
+}
+
+// crossChecks starts, for each replicated unit I computed whose partner
+// agreed with me on the raw pseudo-gradient, a check of the partner's
+// payload against its residual.
+func (n *Node) crossChecks(c *tracker.Close) {
+	if n.cfg.Role != tracker.RoleWorker {
+		return
+	}
+	for _, mine := range n.mine[c.Step] {
+		var partner *seenUpdate
+		for _, s := range n.seen[c.Step] {
+			if s.from != n.cfg.ID && s.u.Unit == mine.Unit && s.u.Attempt == mine.Attempt && s.u.Replica != mine.Replica {
+				partner = &s
+				break
+			}
+		}
+		if partner == nil || !partner.u.Raw.Equals(mine.Raw) {
+			continue // no pair to check, or a raw dispute the tracker settles
+		}
+		key := verifyKey{c.Step, mine.Unit}
+		if n.verifies[key] != nil {
+			continue
+		}
+		job := VerifyJob{Step: c.Step, Base: c.Base, Unit: mine.Unit, Updates: []Claim{{Peer: partner.from, Update: partner.u}}}
+		n.verifies[key] = &pendingVerify{job: job}
+		n.fetch(partner.u.Residual, FetchBlob, []string{partner.from})
+		n.fetch(partner.u.Payload, FetchBlob, []string{partner.from})
+	}
+}
+
+// startCheck starts a third computation of a disputed unit.
+func (n *Node) startCheck(c tracker.Check) {
+	key := verifyKey{c.Step, c.Unit}
+	if n.verifies[key] != nil {
+		return
+	}
+	job := VerifyJob{Step: c.Step, Base: c.Base, Unit: c.Unit, Checked: true}
+	for _, s := range n.seen[c.Step] {
+		if s.u.Unit == c.Unit && s.u.Base.Equals(c.Base) {
+			job.Updates = append(job.Updates, Claim{Peer: s.from, Update: s.u})
+		}
+	}
+	slices.SortFunc(job.Updates, func(a, b Claim) int {
+		if a.Peer != b.Peer {
+			if a.Peer < b.Peer {
+				return -1
+			}
+			return 1
+		}
+		return compareCID(a.Update.Payload, b.Update.Payload)
+	})
+	n.verifies[key] = &pendingVerify{job: job}
+	n.fetch(c.Base, FetchCheckpoint, nil)
+	for _, cl := range job.Updates {
+		n.fetch(cl.Update.Residual, FetchBlob, []string{cl.Peer})
+		n.fetch(cl.Update.Payload, FetchBlob, []string{cl.Peer})
+	}
+}
+
+func (n *Node) onFinal(f *tracker.Final) {
+	n.finals[f.Step] = f
+	for _, p := range f.Providers {
+		n.addProvider(f.Checkpoint, p)
+	}
+	next := f.Step + 1
+	switch {
+	case n.headStep > next:
+		return
+	case n.headStep == next && n.head.Equals(f.Checkpoint):
+		n.event("final", f.Step, "C_%d = %s agreed", next, f.Checkpoint)
+		return
+	case n.headStep == next:
+		n.event("mismatch", f.Step, "my C_%d is %s, the round finalised %s: fetching it", next, n.head, f.Checkpoint)
+		n.headStep = f.Step // let adopt replace the wrong head
+		n.adopt(next, f.Checkpoint, f.Providers)
+	case n.applying != nil && n.applying.Step == f.Step && n.applying.Base.Equals(f.Base):
+		return // my own result is on its way; Done compares it
+	default:
+		n.adopt(next, f.Checkpoint, f.Providers)
+	}
+	n.progress()
+}
+
+// progress starts whatever work has what it needs.
+func (n *Node) progress() {
+	if n.stopped {
+		return
+	}
+	// Verifications whose inputs are here go first: they are short,
+	// and the round's defence against lying peers waits on them.
+	keys := make([]verifyKey, 0, len(n.verifies))
+	for k := range n.verifies {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b verifyKey) int {
+		if a.step != b.step {
+			if a.step < b.step {
+				return -1
+			}
+			return 1
+		}
+		return int(a.unit) - int(b.unit)
+	})
+	for _, k := range keys {
+		v := n.verifies[k]
+		if v.started || (v.job.Checked && !n.have[v.job.Base]) {
+			continue
+		}
+		ready := true
+		for _, cl := range v.job.Updates {
+			if !n.have[cl.Update.Residual] || !n.have[cl.Update.Payload] {
+				ready = false
+			}
+		}
+		if ready {
+			v.started = true
+			n.ready.Jobs = append(n.ready.Jobs, v.job)
+		}
+	}
+	// Train my next unit.
+	if n.training == nil && len(n.queue) > 0 && n.open != nil &&
+		n.open.Step == n.headStep && n.open.Base.Equals(n.head) && n.close == nil {
+		a := n.queue[0]
+		n.queue = n.queue[1:]
+		j := TrainJob{Step: n.open.Step, Attempt: n.open.Attempt, Base: n.open.Base, Unit: uint32(a.Unit), Replica: uint8(a.Replica)}
+		n.training = &j
+		n.ready.Jobs = append(n.ready.Jobs, j)
+		n.event("train", j.Step, "unit %d replica %d", j.Unit, j.Replica)
+	}
+	// Apply the closed step.
+	if c := n.close; c != nil && n.applying == nil && c.Step == n.headStep && c.Base.Equals(n.head) {
+		all := true
+		for _, in := range c.Included {
+			if !n.have[in.Payload] {
+				all = false
+				break
+			}
+		}
+		if all {
+			j := ApplyJob{Step: c.Step, Base: c.Base, Included: c.Included}
+			n.applying = &j
+			n.ready.Jobs = append(n.ready.Jobs, j)
+		}
+	}
+}
+
+// Done reports the result of a job.
+func (n *Node) Done(now time.Time, r Result) {
+	if n.stopped {
+		return
+	}
+	n.now = now
+	switch j := r.Job.(type) {
+	case TrainJob:
+		n.training = nil
+		if r.Err != nil {
+			n.event("error", j.Step, "training unit %d: %v", j.Unit, r.Err)
+			break
+		}
+		u := *r.Update
+		u.Round, u.Step, u.Attempt, u.Base, u.Unit, u.Replica = n.round, j.Step, j.Attempt, j.Base, j.Unit, j.Replica
+		if len(u.Data) > n.cfg.InlineLimit {
+			u.Data = nil
+		}
+		if err := tracker.WellFormed(&u); err != nil {
+			n.event("error", j.Step, "engine made a malformed update: %v", err)
+			break
+		}
+		n.have[u.Payload], n.have[u.Residual] = true, true
+		meta := u
+		meta.Data = nil
+		n.mine[j.Step] = append(n.mine[j.Step], &meta)
+		n.onUpdate(n.cfg.ID, &meta)
+		if n.open != nil && n.open.Step == j.Step && n.open.Attempt == j.Attempt && n.close == nil {
+			n.publish(&u)
+			n.event("update", j.Step, "unit %d: loss %.4f, %d bytes", j.Unit, u.Loss, u.Size)
+		}
+	case ApplyJob:
+		if n.applying == nil || n.applying.Step != j.Step || !n.applying.Base.Equals(j.Base) {
+			break // abandoned
+		}
+		n.applying = nil
+		n.close = nil
+		if r.Err != nil {
+			n.event("error", j.Step, "applying step: %v", r.Err)
+			break
+		}
+		n.have[r.Result] = true
+		cm := &tracker.Commit{Round: n.round, Step: j.Step, Base: j.Base, Result: r.Result}
+		n.commits[j.Step] = cm
+		n.publish(cm)
+		n.event("commit", j.Step, "C_%d = %s", j.Step+1, r.Result)
+		n.setHead(j.Step+1, r.Result)
+		if f := n.finals[j.Step]; f != nil && f.Base.Equals(j.Base) && !f.Checkpoint.Equals(r.Result) {
+			n.onFinal(f) // the round already agreed on something else
+		} else if o := n.open; o != nil && o.Step == n.headStep && !o.Base.Equals(n.head) {
+			n.event("mismatch", j.Step, "my C_%d is %s, the tracker opened step %d from %s: fetching it", n.headStep, n.head, o.Step, o.Base)
+			n.headStep = j.Step
+			n.adopt(o.Step, o.Base, nil)
+		}
+	case VerifyJob:
+		delete(n.verifies, verifyKey{j.Step, j.Unit})
+		if r.Err != nil {
+			n.event("error", j.Step, "verifying unit %d: %v", j.Unit, r.Err)
+			break
+		}
+		v := *r.Verdict
+		v.Round, v.Step, v.Unit, v.Checked = n.round, j.Step, j.Unit, j.Checked
+		if !v.Checked && len(v.Bad) == 0 {
+			break // the partner checks out: nothing to say
+		}
+		if err := tracker.WellFormed(&v); err != nil {
+			n.event("error", j.Step, "engine made a malformed verdict: %v", err)
+			break
+		}
+		n.publish(&v)
+		n.event("verdict", j.Step, "unit %d: bad %v", j.Unit, v.Bad)
+	}
+	n.progress()
+}

@@ -1,0 +1,454 @@
+package tracker
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/ipfs/go-cid"
+)
+
+// The messages of the round protocol (v1). Every message travels on the
+// round's gossip topic; the transport authenticates its sender (gossipsub
+// with strict signing, or the test network), so no message carries a
+// signature of its own, and the sender is passed beside the message, never
+// read from it.
+//
+// A message's wire form is canonical: Marshal of a valid message gives one
+// byte string, and Unmarshal accepts exactly the byte strings Marshal makes
+// (re-encoding what it decodes gives the same bytes). That makes the hash of
+// a message's bytes a sound gossip message ID.
+
+// Kind is the type of a message.
+type Kind uint8
+
+// The message kinds.
+const (
+	KindHello   Kind = 1 // a peer announces itself and its head (also its heartbeat)
+	KindOpen    Kind = 2 // the tracker opens an outer step
+	KindUpdate  Kind = 3 // a worker's compressed update for a work unit
+	KindClose   Kind = 4 // the tracker closes a step: the updates to aggregate
+	KindCommit  Kind = 5 // a peer's result of applying a closed step
+	KindFinal   Kind = 6 // the tracker finalises a step's checkpoint
+	KindVerdict Kind = 7 // a peer's check of a replicated unit
+)
+
+var kindNames = [...]string{KindHello: "hello", KindOpen: "open", KindUpdate: "update", KindClose: "close",
+	KindCommit: "commit", KindFinal: "final", KindVerdict: "verdict"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) && kindNames[k] != "" {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Role is what a peer does in a round.
+type Role uint8
+
+const (
+	RoleWorker   Role = 1 // trains work units
+	RoleObserver Role = 2 // follows, applies and commits every step, but trains nothing
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleWorker:
+		return "worker"
+	case RoleObserver:
+		return "observer"
+	}
+	return fmt.Sprintf("role(%d)", uint8(r))
+}
+
+// Limits on what a message may hold, so that decoding hostile bytes is
+// bounded. MaxMembers bounds the members of a step (and so the peers one
+// step can include); the gossip layer may impose a smaller message size.
+const (
+	MaxMembers     = 1 << 16
+	MaxUnits       = 1 << 20
+	MaxPeerLen     = maxPeerIDLen
+	MaxInline      = 64 << 20 // the largest payload carried inside an Update
+	MaxProviders   = 16
+	MaxChecks      = 1 << 10
+	MaxBad         = 2
+	MaxAttempt     = 1 << 16
+	maxMessageSize = MaxInline + 1<<12
+)
+
+// Msg is a protocol message: one of *Hello, *Open, *Update, *Close,
+// *Commit, *Final and *Verdict.
+type Msg interface {
+	Kind() Kind
+	// RoundID returns the round the message belongs to.
+	RoundID() cid.Cid
+	// StepNum returns the outer step the message is about.
+	StepNum() uint64
+	check() error
+	encode(e *wireEncoder)
+	decode(d *wireDecoder)
+}
+
+// Hello announces a peer to the tracker and the other peers, with the last
+// checkpoint it holds. Peers send it when they join and then periodically:
+// it is also the heartbeat from which the tracker derives membership.
+type Hello struct {
+	Round cid.Cid
+	Role  Role
+	Step  uint64  // the step of the peer's head checkpoint
+	Head  cid.Cid // the peer's head checkpoint
+}
+
+// Open starts outer step Step from checkpoint Base. Every peer derives the
+// step's work assignment from it: Assign(spec.Seed, Step·MaxAttempt+Attempt,
+// Members, Units, spec.VerificationRate). Checks asks peers to settle
+// disputes of earlier steps by a third computation.
+type Open struct {
+	Round   cid.Cid
+	Step    uint64
+	Attempt uint32   // 0, then 1, 2, … when a step is reopened because it got no update
+	Base    cid.Cid  // C_Step, the checkpoint the step starts from
+	Members []string // the workers the units are dealt to; sorted, distinct
+	Units   uint32
+	Checks  []Check // sorted by (Step, Unit)
+}
+
+// Check asks Checker to compute unit Unit of step Step from Base and to
+// judge the replicas' updates of it.
+type Check struct {
+	Step    uint64
+	Unit    uint32
+	Base    cid.Cid
+	Checker string
+}
+
+// AssignStep returns the step number that Assign is called with for a step
+// and attempt, so that a reopened step deals its units afresh.
+func AssignStep(step uint64, attempt uint32) uint64 { return step*MaxAttempt + uint64(attempt) }
+
+// Update is a worker's result for one work unit: the compressed
+// pseudo-gradient and what a verifier needs to check it.
+type Update struct {
+	Round    cid.Cid
+	Step     uint64
+	Attempt  uint32
+	Base     cid.Cid
+	Unit     uint32
+	Replica  uint8
+	Samples  uint32  // sequences the unit trained on
+	Loss     float32 // mean training loss over the unit
+	Raw      cid.Cid // the hash of the raw pseudo-gradient: equal for honest replicas
+	Residual cid.Cid // the error-feedback state the codec used, served on request
+	Payload  cid.Cid // the encoded update: the CID of Data
+	Size     uint64  // length of the encoded update
+	Data     []byte  // the encoded update when small enough to ride along; else empty
+}
+
+// Included is one update a Close includes.
+type Included struct {
+	Peer    string
+	Unit    uint32
+	Payload cid.Cid
+	Weight  uint32 // samples
+}
+
+// Close ends step Step: the updates to aggregate, in canonical order (by
+// peer, then payload CID bytes), each at most once.
+type Close struct {
+	Round    cid.Cid
+	Step     uint64
+	Base     cid.Cid
+	Included []Included
+}
+
+// Commit is a peer's result of step Step: the checkpoint C_{Step+1} it got
+// by applying the Close of Step to Base.
+type Commit struct {
+	Round  cid.Cid
+	Step   uint64
+	Base   cid.Cid
+	Result cid.Cid
+}
+
+// Final records that C_{Step+1} = Checkpoint: a quorum of commits agreed on
+// it. Providers lists peers that committed it (and so hold it).
+type Final struct {
+	Round      cid.Cid
+	Step       uint64
+	Base       cid.Cid
+	Checkpoint cid.Cid
+	Providers  []string // sorted, distinct
+}
+
+// Verdict is a peer's judgement of the updates of a replicated unit: the
+// hash of the raw pseudo-gradient it computed itself, and the peers whose
+// payload it could not reproduce from their residual. A replica sends one
+// about its partner after the step closes; a checker sends one when a
+// Check names it (Checked is then true).
+type Verdict struct {
+	Round   cid.Cid
+	Step    uint64
+	Unit    uint32
+	Checked bool
+	Raw     cid.Cid
+	Bad     []string // sorted, distinct
+}
+
+func (m *Hello) Kind() Kind   { return KindHello }
+func (m *Open) Kind() Kind    { return KindOpen }
+func (m *Update) Kind() Kind  { return KindUpdate }
+func (m *Close) Kind() Kind   { return KindClose }
+func (m *Commit) Kind() Kind  { return KindCommit }
+func (m *Final) Kind() Kind   { return KindFinal }
+func (m *Verdict) Kind() Kind { return KindVerdict }
+
+func (m *Hello) RoundID() cid.Cid   { return m.Round }
+func (m *Open) RoundID() cid.Cid    { return m.Round }
+func (m *Update) RoundID() cid.Cid  { return m.Round }
+func (m *Close) RoundID() cid.Cid   { return m.Round }
+func (m *Commit) RoundID() cid.Cid  { return m.Round }
+func (m *Final) RoundID() cid.Cid   { return m.Round }
+func (m *Verdict) RoundID() cid.Cid { return m.Round }
+
+func (m *Hello) StepNum() uint64   { return m.Step }
+func (m *Open) StepNum() uint64    { return m.Step }
+func (m *Update) StepNum() uint64  { return m.Step }
+func (m *Close) StepNum() uint64   { return m.Step }
+func (m *Commit) StepNum() uint64  { return m.Step }
+func (m *Final) StepNum() uint64   { return m.Step }
+func (m *Verdict) StepNum() uint64 { return m.Step }
+
+// MessageError is a message that breaks the format or its rules. Field
+// names the offending part.
+type MessageError struct {
+	Kind  Kind
+	Field string
+	Msg   string
+}
+
+func (e *MessageError) Error() string {
+	if e.Kind == 0 {
+		return "message: " + e.Field + ": " + e.Msg
+	}
+	return e.Kind.String() + " message: " + e.Field + ": " + e.Msg
+}
+
+// ErrMessage is wrapped by every MessageError, for errors.Is.
+var ErrMessage = errors.New("malformed message")
+
+func (e *MessageError) Unwrap() error { return ErrMessage }
+
+func msgErr(k Kind, field, format string, args ...any) error {
+	return &MessageError{Kind: k, Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+func checkPeer(k Kind, field, p string) error {
+	if p == "" || len(p) > MaxPeerLen {
+		return msgErr(k, field, "peer ID must be 1 to %d bytes, got %d", MaxPeerLen, len(p))
+	}
+	return nil
+}
+
+func checkCID(k Kind, field string, c cid.Cid, required bool) error {
+	if !c.Defined() {
+		if required {
+			return msgErr(k, field, "missing")
+		}
+		return nil
+	}
+	if err := checkContentID(c); err != nil {
+		return msgErr(k, field, "%v", err)
+	}
+	return nil
+}
+
+// checkSortedPeers checks that ps are valid, sorted and distinct.
+func checkSortedPeers(k Kind, field string, ps []string) error {
+	for i, p := range ps {
+		if err := checkPeer(k, fmt.Sprintf("%s[%d]", field, i), p); err != nil {
+			return err
+		}
+		if i > 0 && ps[i-1] >= p {
+			return msgErr(k, fmt.Sprintf("%s[%d]", field, i), "not sorted or repeated")
+		}
+	}
+	return nil
+}
+
+func (m *Hello) check() error {
+	if err := checkCID(KindHello, "round", m.Round, true); err != nil {
+		return err
+	}
+	if m.Role != RoleWorker && m.Role != RoleObserver {
+		return msgErr(KindHello, "role", "unknown role %d", m.Role)
+	}
+	return checkCID(KindHello, "head", m.Head, false)
+}
+
+func (m *Open) check() error {
+	if err := checkCID(KindOpen, "round", m.Round, true); err != nil {
+		return err
+	}
+	if err := checkCID(KindOpen, "base", m.Base, true); err != nil {
+		return err
+	}
+	if m.Attempt >= MaxAttempt {
+		return msgErr(KindOpen, "attempt", "%d is not below %d", m.Attempt, MaxAttempt)
+	}
+	if len(m.Members) == 0 || len(m.Members) > MaxMembers {
+		return msgErr(KindOpen, "members", "need 1 to %d, got %d", MaxMembers, len(m.Members))
+	}
+	if err := checkSortedPeers(KindOpen, "members", m.Members); err != nil {
+		return err
+	}
+	if m.Units == 0 || m.Units > MaxUnits {
+		return msgErr(KindOpen, "units", "need 1 to %d, got %d", MaxUnits, m.Units)
+	}
+	if len(m.Checks) > MaxChecks {
+		return msgErr(KindOpen, "checks", "at most %d, got %d", MaxChecks, len(m.Checks))
+	}
+	for i, c := range m.Checks {
+		f := fmt.Sprintf("checks[%d]", i)
+		if c.Step >= m.Step {
+			return msgErr(KindOpen, f+".step", "%d is not before the open step %d", c.Step, m.Step)
+		}
+		if c.Unit >= MaxUnits {
+			return msgErr(KindOpen, f+".unit", "%d is not below %d", c.Unit, MaxUnits)
+		}
+		if err := checkCID(KindOpen, f+".base", c.Base, true); err != nil {
+			return err
+		}
+		if err := checkPeer(KindOpen, f+".checker", c.Checker); err != nil {
+			return err
+		}
+		if i > 0 && cmpCheck(m.Checks[i-1], c) >= 0 {
+			return msgErr(KindOpen, f, "not sorted or repeated")
+		}
+	}
+	return nil
+}
+
+func cmpCheck(a, b Check) int {
+	return cmp.Or(cmp.Compare(a.Step, b.Step), cmp.Compare(a.Unit, b.Unit))
+}
+
+func (m *Update) check() error {
+	for _, f := range []struct {
+		name string
+		c    cid.Cid
+	}{{"round", m.Round}, {"base", m.Base}, {"raw", m.Raw}, {"residual", m.Residual}, {"payload", m.Payload}} {
+		if err := checkCID(KindUpdate, f.name, f.c, true); err != nil {
+			return err
+		}
+	}
+	switch {
+	case m.Attempt >= MaxAttempt:
+		return msgErr(KindUpdate, "attempt", "%d is not below %d", m.Attempt, MaxAttempt)
+	case m.Unit >= MaxUnits:
+		return msgErr(KindUpdate, "unit", "%d is not below %d", m.Unit, MaxUnits)
+	case m.Replica > 1:
+		return msgErr(KindUpdate, "replica", "must be 0 or 1, got %d", m.Replica)
+	case m.Samples == 0:
+		return msgErr(KindUpdate, "samples", "must be positive")
+	case math.IsNaN(float64(m.Loss)) || math.IsInf(float64(m.Loss), 0):
+		return msgErr(KindUpdate, "loss", "not finite")
+	case m.Size == 0:
+		return msgErr(KindUpdate, "size", "must be positive")
+	case len(m.Data) > MaxInline:
+		return msgErr(KindUpdate, "data", "%d bytes is over the inline limit of %d", len(m.Data), MaxInline)
+	case len(m.Data) != 0 && uint64(len(m.Data)) != m.Size:
+		return msgErr(KindUpdate, "data", "%d bytes, but size says %d", len(m.Data), m.Size)
+	}
+	if len(m.Data) != 0 && !SumCID(m.Data).Equals(m.Payload) {
+		return msgErr(KindUpdate, "data", "does not hash to the payload CID %s", m.Payload)
+	}
+	return nil
+}
+
+// cmpIncluded is the canonical order of included updates.
+func cmpIncluded(a, b Included) int {
+	return cmp.Or(strings.Compare(a.Peer, b.Peer), strings.Compare(a.Payload.KeyString(), b.Payload.KeyString()))
+}
+
+// SortIncluded puts included updates in canonical order.
+func SortIncluded(in []Included) { slices.SortFunc(in, cmpIncluded) }
+
+func (m *Close) check() error {
+	if err := checkCID(KindClose, "round", m.Round, true); err != nil {
+		return err
+	}
+	if err := checkCID(KindClose, "base", m.Base, true); err != nil {
+		return err
+	}
+	if len(m.Included) == 0 || len(m.Included) > MaxUnits {
+		return msgErr(KindClose, "included", "need 1 to %d updates, got %d", MaxUnits, len(m.Included))
+	}
+	for i, in := range m.Included {
+		f := fmt.Sprintf("included[%d]", i)
+		if err := checkPeer(KindClose, f+".peer", in.Peer); err != nil {
+			return err
+		}
+		if in.Unit >= MaxUnits {
+			return msgErr(KindClose, f+".unit", "%d is not below %d", in.Unit, MaxUnits)
+		}
+		if err := checkCID(KindClose, f+".payload", in.Payload, true); err != nil {
+			return err
+		}
+		if in.Weight == 0 {
+			return msgErr(KindClose, f+".weight", "must be positive")
+		}
+		if i > 0 && cmpIncluded(m.Included[i-1], in) >= 0 {
+			return msgErr(KindClose, f, "not in canonical order or repeated")
+		}
+	}
+	return nil
+}
+
+func (m *Commit) check() error {
+	if err := checkCID(KindCommit, "round", m.Round, true); err != nil {
+		return err
+	}
+	if err := checkCID(KindCommit, "base", m.Base, true); err != nil {
+		return err
+	}
+	return checkCID(KindCommit, "result", m.Result, true)
+}
+
+func (m *Final) check() error {
+	if err := checkCID(KindFinal, "round", m.Round, true); err != nil {
+		return err
+	}
+	if err := checkCID(KindFinal, "base", m.Base, true); err != nil {
+		return err
+	}
+	if err := checkCID(KindFinal, "checkpoint", m.Checkpoint, true); err != nil {
+		return err
+	}
+	if len(m.Providers) > MaxProviders {
+		return msgErr(KindFinal, "providers", "at most %d, got %d", MaxProviders, len(m.Providers))
+	}
+	return checkSortedPeers(KindFinal, "providers", m.Providers)
+}
+
+func (m *Verdict) check() error {
+	if err := checkCID(KindVerdict, "round", m.Round, true); err != nil {
+		return err
+	}
+	if err := checkCID(KindVerdict, "raw", m.Raw, true); err != nil {
+		return err
+	}
+	if m.Unit >= MaxUnits {
+		return msgErr(KindVerdict, "unit", "%d is not below %d", m.Unit, MaxUnits)
+	}
+	if len(m.Bad) > MaxBad {
+		return msgErr(KindVerdict, "bad", "at most %d peers, got %d", MaxBad, len(m.Bad))
+	}
+	return checkSortedPeers(KindVerdict, "bad", m.Bad)
+}
+
+// WellFormed reports whether m is a well-formed message: every field in
+// range, lists sorted and distinct, CIDs of the kinds the protocol uses.
+func WellFormed(m Msg) error { return m.check() }

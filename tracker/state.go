@@ -1,0 +1,306 @@
+package tracker
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+)
+
+// State is what a tracker persists: enough to resume a round after a
+// crash without losing a finalised step or finalising one twice. Soft
+// state (who is alive) is rebuilt from heartbeats.
+type State struct {
+	Round   cid.Cid `json:"round"`
+	Step    uint64  `json:"step"`  // the current step t
+	Base    cid.Cid `json:"base"`  // C_t
+	Phase   Phase   `json:"phase"` // where step t is
+	Attempt uint32  `json:"attempt"`
+
+	Open     *Open     `json:"open,omitempty"` // the current step's Open (PhaseOpen, PhaseClosed)
+	OpenedAt time.Time `json:"opened_at"`
+	Updates  []*Update `json:"updates,omitempty"` // received for the open step, without Data
+
+	Close    *Close            `json:"close,omitempty"` // the current step's Close (PhaseClosed)
+	ClosedAt time.Time         `json:"closed_at"`
+	Commits  map[string]string `json:"commits,omitempty"`  // peer → result CID, for the closed step
+	Verified []Pair            `json:"verified,omitempty"` // agreeing replica pairs of the closed step
+	// PrevVerified holds the pairs of the last finalised step, whose
+	// replicas may still be cross-checking each other's payloads.
+	PrevVerified []Pair `json:"prev_verified,omitempty"`
+
+	// Finals lists every finalised step in order: Finals[i] is the Final
+	// of step i (its Checkpoint is C_{i+1}).
+	Finals   []*Final          `json:"finals,omitempty"`
+	Disputes []*Dispute        `json:"disputes,omitempty"`
+	Ledger   map[string]*Entry `json:"ledger,omitempty"`
+}
+
+// Phase is where the current step is.
+type Phase uint8
+
+const (
+	PhaseIdle   Phase = 0 // waiting for members to open the step
+	PhaseOpen   Phase = 1 // collecting updates
+	PhaseClosed Phase = 2 // collecting commits
+)
+
+func (p Phase) String() string {
+	switch p {
+	case PhaseIdle:
+		return "idle"
+	case PhaseOpen:
+		return "open"
+	case PhaseClosed:
+		return "closed"
+	}
+	return fmt.Sprintf("phase(%d)", uint8(p))
+}
+
+// Pair is a replicated unit of the closed step whose two replicas agreed.
+type Pair struct {
+	Unit    uint32    `json:"unit"`
+	Peers   [2]string `json:"peers"`
+	Samples uint32    `json:"samples"`
+}
+
+// Dispute is a replicated unit whose replicas disagree (different raw
+// pseudo-gradients, or one says the other's payload does not follow from
+// its residual), waiting for a third computation.
+type Dispute struct {
+	Step    uint64    `json:"step"`
+	Unit    uint32    `json:"unit"`
+	Base    cid.Cid   `json:"base"`
+	Peers   [2]string `json:"peers"`             // the replicas, sorted
+	Raws    [2]string `json:"raws"`              // their raw hashes
+	Accuser string    `json:"accuser,omitempty"` // the replica that judged the other's payload bad, if any
+	Checker string    `json:"checker,omitempty"` // the peer asked to settle it
+}
+
+// Entry is a peer's line in the contribution ledger.
+type Entry struct {
+	Units      int    `json:"units"`       // updates of the peer included in finalised steps
+	Samples    int64  `json:"samples"`     // their samples
+	Verified   int64  `json:"verified"`    // samples of those confirmed by a replica
+	Checks     int    `json:"checks"`      // disputes the peer settled as checker
+	Mismatches int    `json:"mismatches"`  // commits that differed from the finalised checkpoint
+	Excluded   bool   `json:"excluded"`    // caught lying: excluded for the round
+	Reason     string `json:"reason"`      // why it was excluded
+	ExcludedAt uint64 `json:"excluded_at"` // the round's step when it was excluded
+}
+
+// Storage keeps a tracker's State. Save must be durable when it returns.
+type Storage interface {
+	Load() (*State, error) // the last State saved, or nil if none
+	Save(*State) error
+}
+
+// MemStorage is a Storage in memory, for tests and simulations. It keeps
+// an encoded copy, so a tracker rebuilt from it shares nothing with the
+// old one.
+type MemStorage struct {
+	mu    sync.Mutex
+	data  []byte
+	saves int
+}
+
+// Load returns a copy of the last saved state.
+func (m *MemStorage) Load() (*State, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.data == nil {
+		return nil, nil
+	}
+	return DecodeState(m.data)
+}
+
+// Save keeps a copy of s.
+func (m *MemStorage) Save(s *State) error {
+	b, err := EncodeState(s)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.data = b
+	m.saves++
+	m.mu.Unlock()
+	return nil
+}
+
+// Saves returns how many times Save was called.
+func (m *MemStorage) Saves() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.saves
+}
+
+// EncodeState returns the JSON form of s in which storages keep it.
+func EncodeState(s *State) ([]byte, error) { return json.Marshal(s) }
+
+// DecodeState reads a state written by EncodeState and checks that it
+// holds together, so a damaged database is reported rather than resumed.
+func DecodeState(b []byte) (*State, error) {
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("tracker state: %w", err)
+	}
+	if err := s.check(); err != nil {
+		return nil, fmt.Errorf("tracker state: %w", err)
+	}
+	return &s, nil
+}
+
+func (s *State) check() error {
+	switch {
+	case !s.Round.Defined():
+		return errors.New("no round ID")
+	case !s.Base.Defined():
+		return errors.New("no base checkpoint")
+	case s.Phase > PhaseClosed:
+		return fmt.Errorf("unknown phase %d", s.Phase)
+	case uint64(len(s.Finals)) != s.Step:
+		return fmt.Errorf("step %d but %d finalised steps", s.Step, len(s.Finals))
+	case s.Phase != PhaseIdle && (s.Open == nil || s.Open.Step != s.Step):
+		return fmt.Errorf("phase %s without the Open of step %d", s.Phase, s.Step)
+	case s.Phase == PhaseClosed && (s.Close == nil || s.Close.Step != s.Step):
+		return fmt.Errorf("phase closed without the Close of step %d", s.Step)
+	}
+	for i, f := range s.Finals {
+		if f == nil || f.Step != uint64(i) {
+			return fmt.Errorf("finals[%d] is not the Final of step %d", i, i)
+		}
+		if err := f.check(); err != nil {
+			return fmt.Errorf("finals[%d]: %w", i, err)
+		}
+	}
+	if n := len(s.Finals); n > 0 && !s.Finals[n-1].Checkpoint.Equals(s.Base) {
+		return errors.New("base is not the last finalised checkpoint")
+	}
+	if s.Open != nil {
+		if err := s.Open.check(); err != nil {
+			return err
+		}
+	}
+	if s.Close != nil {
+		if err := s.Close.check(); err != nil {
+			return err
+		}
+	}
+	return s.checkStep()
+}
+
+// checkStep checks the parts of the current step that a resumed tracker
+// relies on: what it holds must belong to the step, phase and attempt.
+func (s *State) checkStep() error {
+	if s.Phase != PhaseIdle && (s.Open.Attempt != s.Attempt || !s.Open.Base.Equals(s.Base)) {
+		return fmt.Errorf("the Open is of attempt %d from %s, not attempt %d from %s", s.Open.Attempt, s.Open.Base, s.Attempt, s.Base)
+	}
+	if s.Phase == PhaseClosed && !s.Close.Base.Equals(s.Base) {
+		return fmt.Errorf("the Close is from %s, not %s", s.Close.Base, s.Base)
+	}
+	for i, u := range s.Updates {
+		switch {
+		case u == nil:
+			return fmt.Errorf("updates[%d] is null", i)
+		case s.Phase == PhaseIdle:
+			return fmt.Errorf("updates[%d] while no step is open", i)
+		case u.Step != s.Step || u.Attempt != s.Attempt || !u.Base.Equals(s.Base):
+			return fmt.Errorf("updates[%d] is of step %d attempt %d, not step %d attempt %d", i, u.Step, u.Attempt, s.Step, s.Attempt)
+		}
+	}
+	for p, r := range s.Commits {
+		if p == "" {
+			return errors.New("commit of an empty peer ID")
+		}
+		c, err := cid.Decode(r)
+		if err == nil {
+			err = checkContentID(c)
+		}
+		if err != nil {
+			return fmt.Errorf("commit of %s: %v", p, err)
+		}
+	}
+	for i, d := range s.Disputes {
+		switch {
+		case d == nil:
+			return fmt.Errorf("disputes[%d] is null", i)
+		case d.Step > s.Step:
+			return fmt.Errorf("disputes[%d] is of step %d, after the current step %d", i, d.Step, s.Step)
+		case !d.Base.Defined():
+			return fmt.Errorf("disputes[%d] has no base", i)
+		case d.Peers[0] == "" || d.Peers[1] == "":
+			return fmt.Errorf("disputes[%d] lacks a replica", i)
+		}
+	}
+	for p, e := range s.Ledger {
+		if e == nil {
+			return fmt.Errorf("ledger entry of %s is null", p)
+		}
+	}
+	return nil
+}
+
+func (m *Hello) MarshalJSON() ([]byte, error)   { return marshalJSON(m) }
+func (m *Open) MarshalJSON() ([]byte, error)    { return marshalJSON(m) }
+func (m *Update) MarshalJSON() ([]byte, error)  { return marshalJSON(m) }
+func (m *Close) MarshalJSON() ([]byte, error)   { return marshalJSON(m) }
+func (m *Commit) MarshalJSON() ([]byte, error)  { return marshalJSON(m) }
+func (m *Final) MarshalJSON() ([]byte, error)   { return marshalJSON(m) }
+func (m *Verdict) MarshalJSON() ([]byte, error) { return marshalJSON(m) }
+
+func (m *Hello) UnmarshalJSON(b []byte) error   { return unmarshalJSON(b, m) }
+func (m *Open) UnmarshalJSON(b []byte) error    { return unmarshalJSON(b, m) }
+func (m *Update) UnmarshalJSON(b []byte) error  { return unmarshalJSON(b, m) }
+func (m *Close) UnmarshalJSON(b []byte) error   { return unmarshalJSON(b, m) }
+func (m *Commit) UnmarshalJSON(b []byte) error  { return unmarshalJSON(b, m) }
+func (m *Final) UnmarshalJSON(b []byte) error   { return unmarshalJSON(b, m) }
+func (m *Verdict) UnmarshalJSON(b []byte) error { return unmarshalJSON(b, m) }
+
+// Messages are kept in JSON as their wire form, so the state file holds
+// exactly what was published.
+func marshalJSON(m Msg) ([]byte, error) {
+	b, err := Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(b)
+}
+
+func unmarshalJSON[T Msg](b []byte, dst T) error {
+	var wire []byte
+	if err := json.Unmarshal(b, &wire); err != nil {
+		return err
+	}
+	m, err := Unmarshal(wire)
+	if err != nil {
+		return err
+	}
+	got, ok := m.(T)
+	if !ok {
+		return fmt.Errorf("want a %s message, got %s", dst.Kind(), m.Kind())
+	}
+	copyMsg(dst, got)
+	return nil
+}
+
+func copyMsg(dst, src Msg) {
+	switch d := dst.(type) {
+	case *Hello:
+		*d = *src.(*Hello)
+	case *Open:
+		*d = *src.(*Open)
+	case *Update:
+		*d = *src.(*Update)
+	case *Close:
+		*d = *src.(*Close)
+	case *Commit:
+		*d = *src.(*Commit)
+	case *Final:
+		*d = *src.(*Final)
+	case *Verdict:
+		*d = *src.(*Verdict)
+	}
+}

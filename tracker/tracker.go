@@ -1,0 +1,816 @@
+package tracker
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/ipfs/go-cid"
+)
+
+// Tracker is the coordinator of a round as a deterministic state machine:
+// messages and clock ticks go in (Receive, Tick), messages to publish come
+// out (Ready), and its State goes to Storage at every decision before any
+// message announcing the decision leaves. It holds no goroutines, sockets
+// or clocks: the time is whatever the driver passes.
+//
+// A Tracker is not safe for concurrent use.
+type Tracker struct {
+	cfg   Config
+	spec  *Spec
+	round cid.Cid
+	st    *State
+	dirty bool // st changed since the last Save (updates, commits)
+
+	members  map[string]*member
+	assigned map[unitCopy]string // of the open step
+	updates  map[unitCopy]*Update
+	out      []Msg
+	announce bool // republish the current phase's message at the next Tick
+	lastAnn  time.Time
+	// quietUntil holds decisions back after a restart until the members
+	// have had time to announce themselves again: membership is soft
+	// state, and a quorum of the first few to speak is no quorum.
+	quietUntil time.Time
+	events     []Event
+	failed     error // the Save that failed: what was decided since is not durable
+}
+
+// Config configures a Tracker.
+type Config struct {
+	Spec    *Spec
+	Genesis cid.Cid // C_0: Spec.InitCheckpoint, or the checkpoint the model's seed makes
+	Storage Storage // where the state persists; nil keeps it in memory only
+	// MinMembers is how many live workers it takes to open a step
+	// (default 1).
+	MinMembers int
+}
+
+type member struct {
+	role     Role
+	lastSeen time.Time
+	step     uint64
+	head     cid.Cid
+}
+
+type unitCopy struct {
+	unit    uint32
+	replica uint8
+}
+
+// Event is something the tracker decided, for logs and dashboards.
+type Event struct {
+	Kind   string // "open", "close", "final", "dispute", "exclude", "reopen", "mismatch"
+	Step   uint64
+	Peer   string
+	Detail string
+}
+
+// HeartbeatInterval is how often peers send Hello: a tenth of the step
+// deadline, between 1 s and 30 s.
+func HeartbeatInterval(s *Spec) time.Duration {
+	return min(max(s.Deadline/10, time.Second), 30*time.Second)
+}
+
+// Liveness is how long a member stays in the round after its last Hello.
+func Liveness(s *Spec) time.Duration { return 3 * HeartbeatInterval(s) }
+
+// New returns a tracker for a round, resumed from cfg.Storage if it holds
+// a state of this round.
+func New(cfg Config, now time.Time) (*Tracker, error) {
+	if cfg.Spec == nil {
+		return nil, errors.New("tracker: no spec")
+	}
+	if err := cfg.Spec.Validate(); err != nil {
+		return nil, err
+	}
+	if !cfg.Genesis.Defined() {
+		return nil, errors.New("tracker: no genesis checkpoint")
+	}
+	if cfg.Storage == nil {
+		cfg.Storage = &MemStorage{}
+	}
+	if cfg.MinMembers < 1 {
+		cfg.MinMembers = 1
+	}
+	t := &Tracker{cfg: cfg, spec: cfg.Spec, round: cfg.Spec.ID(), members: map[string]*member{}}
+	st, err := cfg.Storage.Load()
+	if err != nil {
+		return nil, fmt.Errorf("tracker: loading state: %w", err)
+	}
+	switch {
+	case st == nil:
+		st = &State{Round: t.round, Base: cfg.Genesis, Ledger: map[string]*Entry{}}
+		t.st = st
+		if err := t.save(); err != nil {
+			return nil, err
+		}
+	case !st.Round.Equals(t.round):
+		return nil, fmt.Errorf("tracker: the database holds round %s, not %s", st.Round, t.round)
+	default:
+		if st.Ledger == nil {
+			st.Ledger = map[string]*Entry{}
+		}
+		t.st = st
+		t.restore()
+		t.announce = true
+		t.quietUntil = now.Add(HeartbeatInterval(cfg.Spec) * 3 / 2)
+	}
+	return t, nil
+}
+
+// restore rebuilds the indexes of the open step from the state.
+func (t *Tracker) restore() {
+	if t.st.Phase == PhaseIdle {
+		return
+	}
+	t.dealUnits()
+	t.updates = map[unitCopy]*Update{}
+	for _, u := range t.st.Updates {
+		t.updates[unitCopy{u.Unit, u.Replica}] = u
+	}
+}
+
+// save writes the state to storage. Once a Save has failed, the state in
+// memory holds decisions that are not durable and were not announced, so
+// the tracker refuses to go on: save, Receive and Tick return that error
+// from then on.
+func (t *Tracker) save() error {
+	if t.failed != nil {
+		return t.failed
+	}
+	if err := t.cfg.Storage.Save(t.st); err != nil {
+		t.failed = fmt.Errorf("tracker: saving state: %w", err)
+		return t.failed
+	}
+	t.dirty = false
+	return nil
+}
+
+// Round returns the round ID.
+func (t *Tracker) Round() cid.Cid { return t.round }
+
+// TrackerID returns the tracker's peer ID (the spec's first tracker), in
+// canonical form (CanonicalPeerID), as the transport names senders.
+func (t *Tracker) TrackerID() string { return canonicalOr(t.spec.Trackers[0], CanonicalPeerID) }
+
+// Step returns the current step and its phase.
+func (t *Tracker) Step() (uint64, Phase) { return t.st.Step, t.st.Phase }
+
+// Head returns the last finalised checkpoint and the step it starts.
+func (t *Tracker) Head() (uint64, cid.Cid) { return t.st.Step, t.st.Base }
+
+// Finals returns the Final of every finalised step, in order. The slice is
+// shared; do not modify it.
+func (t *Tracker) Finals() []*Final { return t.st.Finals }
+
+// Ledger returns a copy of the contribution ledger.
+func (t *Tracker) Ledger() map[string]Entry {
+	out := make(map[string]Entry, len(t.st.Ledger))
+	for p, e := range t.st.Ledger {
+		out[p] = *e
+	}
+	return out
+}
+
+// Excluded reports whether peer was caught lying.
+func (t *Tracker) Excluded(peer string) bool {
+	e := t.st.Ledger[peer]
+	return e != nil && e.Excluded
+}
+
+// Members returns the live members of the given role at now, sorted.
+func (t *Tracker) Members(role Role, now time.Time) []string {
+	var out []string
+	live := Liveness(t.spec)
+	for p, m := range t.members {
+		if m.role == role && now.Sub(m.lastSeen) <= live && !t.Excluded(p) {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Ready returns the messages to publish, in order, and forgets them.
+func (t *Tracker) Ready() []Msg {
+	out := t.out
+	t.out = nil
+	return out
+}
+
+// Events returns what the tracker decided since the last call.
+func (t *Tracker) Events() []Event {
+	ev := t.events
+	t.events = nil
+	return ev
+}
+
+func (t *Tracker) event(kind string, step uint64, peer, format string, args ...any) {
+	t.events = append(t.events, Event{Kind: kind, Step: step, Peer: peer, Detail: fmt.Sprintf(format, args...)})
+}
+
+func (t *Tracker) publish(m Msg) { t.out = append(t.out, m) }
+
+// Receive handles a message from a peer. It returns an error, for the
+// driver's log, when the message is refused; a refused message changes
+// nothing. It also returns the error of a failed Save (see Tick).
+func (t *Tracker) Receive(now time.Time, from string, m Msg) error {
+	if t.failed != nil {
+		return t.failed
+	}
+	if r, err := Validate(t, from, m); r != Accept {
+		return err
+	}
+	switch m := m.(type) {
+	case *Hello:
+		return t.hello(now, from, m)
+	case *Update:
+		return t.update(now, from, m)
+	case *Commit:
+		return t.commit(now, from, m)
+	case *Verdict:
+		return t.verdict(from, m)
+	}
+	return nil // the tracker's own messages, relayed back
+}
+
+func (t *Tracker) hello(now time.Time, from string, m *Hello) error {
+	mb := t.members[from]
+	if mb == nil {
+		mb = &member{}
+		t.members[from] = mb
+		t.announce = true // a newcomer needs the current step
+	}
+	mb.role, mb.lastSeen, mb.step, mb.head = m.Role, now, m.Step, m.Head
+	if m.Step < t.st.Step || (m.Step == t.st.Step && !m.Head.Equals(t.st.Base)) {
+		t.announce = true // it is behind or astray
+	}
+	return nil
+}
+
+func (t *Tracker) update(now time.Time, from string, m *Update) error {
+	st := t.st
+	if st.Phase != PhaseOpen || m.Step != st.Step || m.Attempt != st.Attempt {
+		return fmt.Errorf("update for step %d attempt %d, but step %d attempt %d is %s", m.Step, m.Attempt, st.Step, st.Attempt, st.Phase)
+	}
+	if !m.Base.Equals(st.Base) {
+		return fmt.Errorf("update from base %s, but the step's base is %s", m.Base, st.Base)
+	}
+	key := unitCopy{m.Unit, m.Replica}
+	if t.assigned[key] != from {
+		return fmt.Errorf("unit %d replica %d is not assigned to %s", m.Unit, m.Replica, from)
+	}
+	if want := uint32(t.spec.UnitSamples()); m.Samples != want {
+		return fmt.Errorf("update claims %d samples, a unit has %d", m.Samples, want)
+	}
+	if old := t.updates[key]; old != nil {
+		if old.Payload.Equals(m.Payload) {
+			return nil // a repeat
+		}
+		return fmt.Errorf("second, different update for unit %d replica %d", m.Unit, m.Replica)
+	}
+	u := *m
+	u.Data = nil
+	t.updates[key] = &u
+	st.Updates = append(st.Updates, &u)
+	t.dirty = true
+	return t.maybeClose(now)
+}
+
+func (t *Tracker) commit(now time.Time, from string, m *Commit) error {
+	st := t.st
+	if m.Step < st.Step {
+		// A commit for a finalised step: check it against the record.
+		f := st.Finals[m.Step]
+		if f.Base.Equals(m.Base) && !f.Checkpoint.Equals(m.Result) {
+			t.mismatch(from, m.Step, m.Result, f.Checkpoint)
+		}
+		return nil
+	}
+	if st.Phase != PhaseClosed || m.Step != st.Step || !m.Base.Equals(st.Base) {
+		return fmt.Errorf("commit for step %d from %s, but step %d is %s", m.Step, m.Base, st.Step, st.Phase)
+	}
+	if prev, ok := st.Commits[from]; ok {
+		if prev == m.Result.String() {
+			return nil
+		}
+		return fmt.Errorf("second, different commit for step %d", m.Step)
+	}
+	if st.Commits == nil {
+		st.Commits = map[string]string{}
+	}
+	st.Commits[from] = m.Result.String()
+	t.dirty = true
+	return t.maybeFinalise(now)
+}
+
+func (t *Tracker) mismatch(peer string, step uint64, got, want cid.Cid) {
+	t.entry(peer).Mismatches++
+	t.dirty = true
+	t.event("mismatch", step, peer, "committed %s, finalised %s", got, want)
+}
+
+func (t *Tracker) entry(peer string) *Entry {
+	e := t.st.Ledger[peer]
+	if e == nil {
+		e = &Entry{}
+		t.st.Ledger[peer] = e
+	}
+	return e
+}
+
+// Tick advances the tracker's clock: it opens a step when there are
+// members, closes one at its deadline, reopens one that got nothing,
+// forgets silent members, and republishes what latecomers need. Tick
+// returns an error only when the state cannot be saved; the tracker must
+// then stop (what it decided is not durable), and every later Tick and
+// Receive returns the same error.
+func (t *Tracker) Tick(now time.Time) error {
+	if t.failed != nil {
+		return t.failed
+	}
+	st := t.st
+	if now.Before(t.quietUntil) {
+		if t.announce {
+			t.announce = false
+			t.lastAnn = now
+			t.republish()
+		}
+		return nil
+	}
+	switch st.Phase {
+	case PhaseIdle:
+		if err := t.maybeOpen(now); err != nil {
+			return err
+		}
+	case PhaseOpen:
+		t.maybeClose(now)
+		if st.Phase == PhaseOpen && now.Sub(st.OpenedAt) >= t.spec.Deadline {
+			if err := t.closeStep(now); err != nil {
+				return err
+			}
+		}
+	case PhaseClosed:
+		if err := t.maybeFinalise(now); err != nil {
+			return err
+		}
+	}
+	if t.dirty {
+		if err := t.save(); err != nil {
+			return err
+		}
+	}
+	if t.announce && now.Sub(t.lastAnn) >= HeartbeatInterval(t.spec) {
+		t.announce = false
+		t.lastAnn = now
+		t.republish()
+	}
+	return nil
+}
+
+// republish sends again what a peer that missed something needs: the
+// last Final and the current step's Open or Close. A message still
+// waiting in Ready (just decided) moves to its place in that sequence
+// rather than going out twice.
+func (t *Tracker) republish() {
+	st := t.st
+	var msgs []Msg
+	if n := len(st.Finals); n > 0 {
+		msgs = append(msgs, st.Finals[n-1])
+	}
+	switch st.Phase {
+	case PhaseOpen:
+		msgs = append(msgs, st.Open)
+	case PhaseClosed:
+		msgs = append(msgs, st.Open, st.Close)
+	}
+	t.out = slices.DeleteFunc(t.out, func(m Msg) bool { return slices.Contains(msgs, m) })
+	t.out = append(t.out, msgs...)
+}
+
+func (t *Tracker) maybeOpen(now time.Time) error {
+	workers := t.Members(RoleWorker, now)
+	if len(workers) < t.cfg.MinMembers || len(workers) == 0 {
+		return nil
+	}
+	st := t.st
+	open := &Open{Round: t.round, Step: st.Step, Attempt: st.Attempt, Base: st.Base,
+		Members: workers, Units: uint32(t.spec.UnitsPerStep())}
+	open.Checks = t.assignChecks(workers)
+	st.Phase, st.Open, st.OpenedAt, st.Updates = PhaseOpen, open, now, nil
+	st.Close, st.Commits, st.Verified = nil, nil, nil
+	if err := t.save(); err != nil {
+		return err
+	}
+	t.dealUnits()
+	t.updates = map[unitCopy]*Update{}
+	t.publish(open)
+	t.event("open", st.Step, "", "attempt %d, %d members, %d units, %d checks", st.Attempt, len(workers), open.Units, len(open.Checks))
+	return nil
+}
+
+// dealUnits computes the open step's assignment.
+func (t *Tracker) dealUnits() {
+	o := t.st.Open
+	t.assigned = map[unitCopy]string{}
+	for _, a := range Assign(t.spec.Seed, AssignStep(o.Step, o.Attempt), o.Members, int(o.Units), t.spec.VerificationRate) {
+		t.assigned[unitCopy{uint32(a.Unit), uint8(a.Replica)}] = a.Peer
+	}
+}
+
+// assignChecks gives unsettled disputes a checker among the workers other
+// than their replicas: the checker a dispute already has while it is still
+// a worker (a third computation may take longer than a step), else one
+// chosen by a hash of the round seed and the dispute. A Check names an
+// earlier step by step and unit only, so disputes of the current step
+// (raised by an attempt that was dealt again) wait for it to be
+// finalised, and of a unit disputed in several attempts one is checked at
+// a time. Disputes left without a Check have no checker.
+func (t *Tracker) assignChecks(workers []string) []Check {
+	type unitKey struct {
+		step uint64
+		unit uint32
+	}
+	var checks []Check
+	asked := map[unitKey]bool{}
+	for _, d := range t.st.Disputes {
+		k := unitKey{d.Step, d.Unit}
+		if d.Step >= t.st.Step || asked[k] || len(checks) == MaxChecks {
+			d.Checker = ""
+			continue
+		}
+		var eligible []string
+		for _, w := range workers {
+			if w != d.Peers[0] && w != d.Peers[1] {
+				eligible = append(eligible, w)
+			}
+		}
+		if len(eligible) == 0 {
+			d.Checker = ""
+			continue
+		}
+		if !slices.Contains(eligible, d.Checker) {
+			var b [8 + 8 + 4]byte
+			binary.LittleEndian.PutUint64(b[:], t.st.Step)
+			binary.LittleEndian.PutUint64(b[8:], d.Step)
+			binary.LittleEndian.PutUint32(b[16:], d.Unit)
+			d.Checker = eligible[assignHash(t.spec.Seed, uint64(t.st.Attempt), 'c', b[:])%uint64(len(eligible))]
+		}
+		asked[k] = true
+		checks = append(checks, Check{Step: d.Step, Unit: d.Unit, Base: d.Base, Checker: d.Checker})
+	}
+	slices.SortFunc(checks, cmpCheck)
+	return checks
+}
+
+// maybeClose closes the open step once the complete units (every copy
+// assigned has arrived) reach the target samples. Waiting for both copies
+// of a replicated unit makes what a step includes independent of the
+// order in which updates arrive, when they all arrive in time.
+func (t *Tracker) maybeClose(now time.Time) error {
+	samples := 0
+	for k, u := range t.updates {
+		if k.replica != 0 {
+			continue
+		}
+		if _, twin := t.assigned[unitCopy{k.unit, 1}]; twin && t.updates[unitCopy{k.unit, 1}] == nil {
+			continue
+		}
+		samples += int(u.Samples)
+	}
+	if samples >= t.spec.TargetSamples && !now.Before(t.quietUntil) {
+		return t.closeStep(now)
+	}
+	return nil
+}
+
+// closeStep closes the open step with the updates received: one per unit;
+// of a replicated unit whose replicas agree, replica 0's; of one whose
+// replicas disagree, none (the unit goes to a third computation). A step
+// with nothing to include is reopened.
+func (t *Tracker) closeStep(now time.Time) error {
+	st := t.st
+	var included []Included
+	var verified []Pair
+	var disputes []*Dispute
+	units := slices.Sorted(maps.Keys(t.unitSet()))
+	for _, u := range units {
+		a, b := t.updates[unitCopy{u, 0}], t.updates[unitCopy{u, 1}]
+		switch {
+		case a != nil && b != nil && a.Raw.Equals(b.Raw):
+			included = append(included, Included{Peer: t.assigned[unitCopy{u, 0}], Unit: u, Payload: a.Payload, Weight: a.Samples})
+			verified = append(verified, Pair{Unit: u, Peers: [2]string{t.assigned[unitCopy{u, 0}], t.assigned[unitCopy{u, 1}]}, Samples: a.Samples})
+		case a != nil && b != nil:
+			d := &Dispute{Step: st.Step, Unit: u, Base: st.Base,
+				Peers: [2]string{t.assigned[unitCopy{u, 0}], t.assigned[unitCopy{u, 1}]},
+				Raws:  [2]string{a.Raw.String(), b.Raw.String()}}
+			sortDispute(d)
+			disputes = append(disputes, d)
+		case a != nil:
+			included = append(included, Included{Peer: t.assigned[unitCopy{u, 0}], Unit: u, Payload: a.Payload, Weight: a.Samples})
+		case b != nil:
+			included = append(included, Included{Peer: t.assigned[unitCopy{u, 1}], Unit: u, Payload: b.Payload, Weight: b.Samples})
+		}
+	}
+	st.Disputes = append(st.Disputes, disputes...)
+	for _, d := range disputes {
+		t.event("dispute", d.Step, "", "unit %d: replicas %s and %s computed different pseudo-gradients", d.Unit, d.Peers[0], d.Peers[1])
+	}
+	if len(included) == 0 {
+		// Nothing arrived (or everything is disputed): deal the step
+		// again to whoever is there now.
+		t.event("reopen", st.Step, "", "attempt %d got no usable update", st.Attempt)
+		st.Attempt++
+		if st.Attempt >= MaxAttempt {
+			st.Attempt = 0
+		}
+		st.Phase, st.Open, st.Updates = PhaseIdle, nil, nil
+		if err := t.save(); err != nil {
+			return err
+		}
+		return t.maybeOpen(now)
+	}
+	SortIncluded(included)
+	cl := &Close{Round: t.round, Step: st.Step, Base: st.Base, Included: included}
+	st.Phase, st.Close, st.ClosedAt, st.Commits, st.Verified = PhaseClosed, cl, now, nil, verified
+	if err := t.save(); err != nil {
+		return err
+	}
+	t.publish(cl)
+	t.event("close", st.Step, "", "%d updates included, %d verified pairs", len(included), len(verified))
+	return nil
+}
+
+func sortDispute(d *Dispute) {
+	if d.Peers[0] > d.Peers[1] {
+		d.Peers[0], d.Peers[1] = d.Peers[1], d.Peers[0]
+		d.Raws[0], d.Raws[1] = d.Raws[1], d.Raws[0]
+	}
+}
+
+func (t *Tracker) unitSet() map[uint32]bool {
+	s := map[uint32]bool{}
+	for k := range t.updates {
+		s[k.unit] = true
+	}
+	return s
+}
+
+// Quorum returns how many matching commits finalise a step at now: a
+// majority of the live members (workers and observers).
+func (t *Tracker) Quorum(now time.Time) int {
+	n := len(t.Members(RoleWorker, now)) + len(t.Members(RoleObserver, now))
+	return n/2 + 1
+}
+
+func (t *Tracker) maybeFinalise(now time.Time) error {
+	st := t.st
+	if st.Phase != PhaseClosed || now.Before(t.quietUntil) {
+		return nil
+	}
+	live := Liveness(t.spec)
+	votes := map[string][]string{}
+	for p, r := range st.Commits {
+		votes[r] = append(votes[r], p)
+	}
+	q := t.Quorum(now)
+	results := slices.Sorted(maps.Keys(votes))
+	for _, r := range results {
+		// Count only members still alive and in good standing, as the
+		// quorum does: a quorum of the departed or of peers excluded
+		// since they committed does not speak for the round.
+		n := 0
+		for _, p := range votes[r] {
+			if m := t.members[p]; m != nil && now.Sub(m.lastSeen) <= live && !t.Excluded(p) {
+				n++
+			}
+		}
+		if n < q {
+			continue
+		}
+		result, err := cid.Decode(r)
+		if err != nil {
+			return fmt.Errorf("tracker: corrupt commit in state: %w", err)
+		}
+		return t.finalise(now, result, votes[r], votes)
+	}
+	return nil
+}
+
+func (t *Tracker) finalise(now time.Time, result cid.Cid, voters []string, votes map[string][]string) error {
+	st := t.st
+	slices.Sort(voters)
+	providers := voters
+	if len(providers) > MaxProviders {
+		providers = providers[:MaxProviders]
+	}
+	f := &Final{Round: t.round, Step: st.Step, Base: st.Base, Checkpoint: result, Providers: slices.Clone(providers)}
+	for _, in := range st.Close.Included {
+		e := t.entry(in.Peer)
+		e.Units++
+		e.Samples += int64(in.Weight)
+	}
+	for _, p := range st.Verified {
+		t.entry(p.Peers[0]).Verified += int64(p.Samples)
+		t.entry(p.Peers[1]).Verified += int64(p.Samples)
+	}
+	for r, ps := range votes {
+		if r == result.String() {
+			continue
+		}
+		for _, p := range ps {
+			got, _ := cid.Decode(r)
+			t.mismatch(p, st.Step, got, result)
+		}
+	}
+	st.Finals = append(st.Finals, f)
+	st.PrevVerified = st.Verified
+	st.Step++
+	st.Base = result
+	st.Attempt = 0
+	st.Phase, st.Open, st.Updates, st.Close, st.Commits, st.Verified = PhaseIdle, nil, nil, nil, nil, nil
+	if err := t.save(); err != nil {
+		return err
+	}
+	t.publish(f)
+	t.event("final", f.Step, "", "C_%d = %s (%d commits)", f.Step+1, result, len(voters))
+	return t.maybeOpen(now)
+}
+
+// verdict handles a replica's judgement of its partner, or a checker's
+// settlement of a dispute.
+func (t *Tracker) verdict(from string, m *Verdict) error {
+	st := t.st
+	if m.Checked {
+		for i, d := range st.Disputes {
+			if d.Step != m.Step || d.Unit != m.Unit || d.Checker != from {
+				continue
+			}
+			for k, p := range d.Peers {
+				switch {
+				case d.Raws[k] != "" && d.Raws[k] != m.Raw.String():
+					t.exclude(p, m.Step, fmt.Sprintf("unit %d of step %d: its pseudo-gradient differs from the third computation's", m.Unit, m.Step))
+				case slices.Contains(m.Bad, p):
+					t.exclude(p, m.Step, fmt.Sprintf("unit %d of step %d: its payload does not follow from its pseudo-gradient and residual", m.Unit, m.Step))
+				case d.Accuser != "" && d.Accuser != p:
+					// p was accused and passed the check: the accuser lied.
+					t.exclude(d.Accuser, m.Step, fmt.Sprintf("unit %d of step %d: falsely accused %s", m.Unit, m.Step, p))
+				}
+			}
+			t.entry(from).Checks++
+			st.Disputes = slices.Delete(st.Disputes, i, i+1)
+			return t.save()
+		}
+		return fmt.Errorf("verdict on step %d unit %d from %s, which is not its checker", m.Step, m.Unit, from)
+	}
+	// A replica's verdict on its partner: only a "bad" one matters, and
+	// only about the closed step's verified pairs.
+	if len(m.Bad) == 0 {
+		return nil
+	}
+	if st.Phase != PhaseClosed || m.Step != st.Step {
+		if m.Step+1 != st.Step || len(st.Finals) == 0 {
+			return fmt.Errorf("verdict on step %d, which is not the last closed step", m.Step)
+		}
+	}
+	pair, ok := t.pairOf(m.Step, m.Unit)
+	if !ok {
+		return fmt.Errorf("verdict on step %d unit %d, which was not a verified pair", m.Step, m.Unit)
+	}
+	if pair.Peers[0] != from && pair.Peers[1] != from {
+		return fmt.Errorf("verdict on unit %d from %s, which is not one of its replicas", m.Unit, from)
+	}
+	other := pair.Peers[0]
+	if other == from {
+		other = pair.Peers[1]
+	}
+	if !slices.Equal(m.Bad, []string{other}) {
+		return fmt.Errorf("verdict on unit %d names %v, not the partner %s", m.Unit, m.Bad, other)
+	}
+	for _, d := range st.Disputes {
+		if d.Step == m.Step && d.Unit == m.Unit {
+			return nil // already disputed
+		}
+	}
+	d := &Dispute{Step: m.Step, Unit: m.Unit, Base: t.baseOf(m.Step), Peers: pair.Peers, Accuser: from}
+	sortDispute(d)
+	st.Disputes = append(st.Disputes, d)
+	t.event("dispute", m.Step, from, "unit %d: %s says the payload of %s does not follow from its residual", m.Unit, from, other)
+	return t.save()
+}
+
+// pairOf finds the verified pair of a unit in the closed step or the last
+// finalised one.
+func (t *Tracker) pairOf(step uint64, unit uint32) (Pair, bool) {
+	var pairs []Pair
+	switch {
+	case step == t.st.Step && t.st.Phase == PhaseClosed:
+		pairs = t.st.Verified
+	case step+1 == t.st.Step:
+		pairs = t.st.PrevVerified
+	}
+	for _, p := range pairs {
+		if p.Unit == unit {
+			return p, true
+		}
+	}
+	return Pair{}, false
+}
+
+func (t *Tracker) baseOf(step uint64) cid.Cid {
+	if step == t.st.Step {
+		return t.st.Base
+	}
+	if step == 0 {
+		return t.cfg.Genesis
+	}
+	return t.st.Finals[step-1].Checkpoint
+}
+
+func (t *Tracker) exclude(peer string, step uint64, reason string) {
+	e := t.entry(peer)
+	if e.Excluded {
+		return
+	}
+	e.Excluded, e.Reason, e.ExcludedAt = true, reason, t.st.Step
+	t.event("exclude", step, peer, "%s", reason)
+}
+
+// Validation results: whether a message should be delivered and relayed.
+type Result uint8
+
+const (
+	Accept Result = iota // deliver and relay
+	Ignore               // drop without blame: stale, early, or not for us
+	Reject               // drop and blame the sender: it broke the protocol
+)
+
+func (r Result) String() string {
+	switch r {
+	case Accept:
+		return "accept"
+	case Ignore:
+		return "ignore"
+	}
+	return "reject"
+}
+
+// View is what Validate needs to know of the round: implemented by the
+// Tracker and by node.Node.
+type View interface {
+	Round() cid.Cid
+	// TrackerID returns the tracker's peer ID.
+	TrackerID() string
+	// Head returns the step the viewer is at and its base checkpoint.
+	Head() (uint64, cid.Cid)
+	Excluded(peer string) bool
+}
+
+// Validate is the cheap check of a message before any work is spent on it:
+// the gossip layer calls it on every message it would deliver or relay.
+// It checks the form, the round, the sender's standing, who may send the
+// kind of message and whether the step is one the viewer can use; it does
+// not check content against state it does not have.
+func Validate(v View, from string, m Msg) (Result, error) {
+	if err := m.check(); err != nil {
+		return Reject, err
+	}
+	if !m.RoundID().Equals(v.Round()) {
+		return Ignore, fmt.Errorf("%s message for round %s, not %s", m.Kind(), m.RoundID(), v.Round())
+	}
+	if v.Excluded(from) {
+		return Ignore, fmt.Errorf("%s message from excluded peer %s", m.Kind(), from)
+	}
+	tracker := v.TrackerID()
+	switch m.Kind() {
+	case KindOpen, KindClose, KindFinal:
+		if from != tracker {
+			return Reject, fmt.Errorf("%s message from %s, which is not the tracker", m.Kind(), from)
+		}
+	case KindHello, KindUpdate, KindCommit, KindVerdict:
+		if from == tracker && m.Kind() != KindHello {
+			return Reject, fmt.Errorf("%s message from the tracker", m.Kind())
+		}
+	}
+	step, _ := v.Head()
+	s := m.StepNum()
+	switch m.Kind() {
+	case KindUpdate:
+		// Updates are useful only for the current step (a peer one step
+		// behind may still be fetching its base).
+		if s+1 < step || s > step+1 {
+			return Ignore, fmt.Errorf("update for step %d, the viewer is at %d", s, step)
+		}
+	case KindCommit, KindVerdict:
+		// A checked verdict may settle a dispute of any earlier step: the
+		// tracker asks for it in every Open until it comes.
+		if v, ok := m.(*Verdict); (s+2 < step && !(ok && v.Checked)) || s > step+1 {
+			return Ignore, fmt.Errorf("%s for step %d, the viewer is at %d", m.Kind(), s, step)
+		}
+	}
+	return Accept, nil
+}
