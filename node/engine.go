@@ -39,17 +39,55 @@ type Store interface {
 var ErrNotFound = errors.New("not in the store")
 
 // MemStore is a Store in memory, for tests and simulations. Checkpoints
-// are kept in their chunked form, as a peer would serve them.
+// are kept in their chunked form, as a peer would serve them. Blobs are
+// kept in generations: Sweep starts a new one and forgets the oldest, so a
+// long run holds only recent updates.
 type MemStore struct {
 	mu     sync.RWMutex
 	blobs  map[cid.Cid][]byte
+	gen    map[cid.Cid]int // blob → generation it was last put in
+	cur    int
 	ckpts  map[cid.Cid]*checkpoint.Chunked
 	decode map[cid.Cid]*checkpoint.Checkpoint
 }
 
 // NewMemStore returns an empty store.
 func NewMemStore() *MemStore {
-	return &MemStore{blobs: map[cid.Cid][]byte{}, ckpts: map[cid.Cid]*checkpoint.Chunked{}, decode: map[cid.Cid]*checkpoint.Checkpoint{}}
+	return &MemStore{blobs: map[cid.Cid][]byte{}, gen: map[cid.Cid]int{}, ckpts: map[cid.Cid]*checkpoint.Chunked{}, decode: map[cid.Cid]*checkpoint.Checkpoint{}}
+}
+
+// Sweep starts a new generation of blobs and forgets the blobs last put
+// more than keep generations ago, and every checkpoint but those in
+// pinned.
+func (s *MemStore) Sweep(keep int, pinned ...cid.Cid) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cur++
+	for id, g := range s.gen {
+		if g < s.cur-keep {
+			delete(s.blobs, id)
+			delete(s.gen, id)
+		}
+	}
+	for id := range s.ckpts {
+		keepIt := false
+		for _, p := range pinned {
+			if p.Equals(id) {
+				keepIt = true
+			}
+		}
+		if !keepIt {
+			delete(s.ckpts, id)
+			delete(s.decode, id)
+		}
+	}
+}
+
+// Len returns how many blobs and checkpoints the store holds.
+func (s *MemStore) Len() (blobs, checkpoints int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.blobs), len(s.ckpts)
 }
 
 // PutBlob keeps data and returns its CID.
@@ -59,6 +97,7 @@ func (s *MemStore) PutBlob(data []byte) (cid.Cid, error) {
 	if _, ok := s.blobs[id]; !ok {
 		s.blobs[id] = append([]byte(nil), data...)
 	}
+	s.gen[id] = s.cur
 	s.mu.Unlock()
 	return id, nil
 }

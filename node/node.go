@@ -42,7 +42,10 @@ type Node struct {
 
 	headStep uint64
 	head     cid.Cid
-	have     map[cid.Cid]bool // content in the store that the core knows of
+	// Content in the store that the core knows of, in two generations:
+	// have since the last head change, had before it. Older knowledge is
+	// dropped (the driver answers a fetch of content it holds at once).
+	have, had map[cid.Cid]bool
 
 	open     *tracker.Open // the latest Open of the tracker
 	close    *tracker.Close
@@ -120,7 +123,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg: cfg, spec: cfg.Spec, round: cfg.Spec.ID(), tracker: cfg.Spec.Trackers[0],
 		headStep: 0, head: cfg.Genesis,
-		have: map[cid.Cid]bool{cfg.Genesis: true}, finals: map[uint64]*tracker.Final{}, commits: map[uint64]*tracker.Commit{},
+		have: map[cid.Cid]bool{cfg.Genesis: true}, had: map[cid.Cid]bool{}, finals: map[uint64]*tracker.Final{}, commits: map[uint64]*tracker.Commit{},
 		excluded: map[string]bool{}, mine: map[uint64][]*tracker.Update{},
 		verifies: map[verifyKey]*pendingVerify{}, seen: map[uint64]map[cid.Cid]seenUpdate{},
 		fetching: map[cid.Cid]*pendingFetch{}, providers: map[cid.Cid][]string{},
@@ -128,7 +131,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.Head.Defined() {
 		n.headStep, n.head = cfg.HeadStep, cfg.Head
-		n.have[cfg.Head] = true
+		n.keep(cfg.Head)
 	}
 	return n, nil
 }
@@ -171,8 +174,13 @@ func (n *Node) event(kind string, step uint64, format string, args ...any) {
 	n.ready.Events = append(n.ready.Events, Event{Kind: kind, Step: step, Detail: fmt.Sprintf(format, args...)})
 }
 
+func (n *Node) has(id cid.Cid) bool { return n.have[id] || n.had[id] }
+
+func (n *Node) keep(id cid.Cid) { n.have[id] = true }
+
 func (n *Node) setHead(step uint64, id cid.Cid) {
 	n.headStep, n.head = step, id
+	n.had, n.have = n.have, map[cid.Cid]bool{id: true}
 	if n.catchUp.Defined() && n.catchTo <= step {
 		n.catchUp = cid.Undef // got there another way; a fetch still running is harmless
 	}
@@ -315,7 +323,7 @@ func (n *Node) providersFor(id cid.Cid, extra []string) []string {
 
 // fetch asks for content unless it is here or on its way.
 func (n *Node) fetch(id cid.Cid, kind FetchKind, providers []string) {
-	if n.have[id] {
+	if n.has(id) {
 		return
 	}
 	if f, ok := n.fetching[id]; ok {
@@ -340,7 +348,7 @@ func (n *Node) Fetched(now time.Time, id cid.Cid, ok bool) {
 	f := n.fetching[id]
 	if f == nil {
 		if ok {
-			n.have[id] = true
+			n.keep(id)
 		}
 		return
 	}
@@ -349,7 +357,7 @@ func (n *Node) Fetched(now time.Time, id cid.Cid, ok bool) {
 		return
 	}
 	delete(n.fetching, id)
-	n.have[id] = true
+	n.keep(id)
 	if id.Equals(n.catchUp) {
 		step := n.catchTo
 		n.catchUp = cid.Undef
@@ -417,7 +425,7 @@ func (n *Node) adopt(step uint64, id cid.Cid, providers []string) {
 	if step < n.headStep || (step == n.headStep && id.Equals(n.head)) {
 		return
 	}
-	if n.have[id] {
+	if n.has(id) {
 		n.event("catch-up", step, "now at C_%d = %s", step, id)
 		n.abandonStep()
 		n.setHead(step, id)
@@ -446,7 +454,7 @@ func (n *Node) onUpdate(from string, u *tracker.Update) {
 	meta.Data = nil
 	m[u.Payload] = seenUpdate{from: from, u: &meta}
 	if len(u.Data) > 0 {
-		n.have[u.Payload] = true
+		n.keep(u.Payload)
 	}
 	n.progress()
 }
@@ -584,12 +592,12 @@ func (n *Node) progress() {
 	})
 	for _, k := range keys {
 		v := n.verifies[k]
-		if v.started || (v.job.Checked && !n.have[v.job.Base]) {
+		if v.started || (v.job.Checked && !n.has(v.job.Base)) {
 			continue
 		}
 		ready := true
 		for _, cl := range v.job.Updates {
-			if !n.have[cl.Update.Residual] || !n.have[cl.Update.Payload] {
+			if !n.has(cl.Update.Residual) || !n.has(cl.Update.Payload) {
 				ready = false
 			}
 		}
@@ -612,7 +620,7 @@ func (n *Node) progress() {
 	if c := n.close; c != nil && n.applying == nil && c.Step == n.headStep && c.Base.Equals(n.head) {
 		all := true
 		for _, in := range c.Included {
-			if !n.have[in.Payload] {
+			if !n.has(in.Payload) {
 				all = false
 				break
 			}
@@ -647,7 +655,8 @@ func (n *Node) Done(now time.Time, r Result) {
 			n.event("error", j.Step, "engine made a malformed update: %v", err)
 			break
 		}
-		n.have[u.Payload], n.have[u.Residual] = true, true
+		n.keep(u.Payload)
+		n.keep(u.Residual)
 		meta := u
 		meta.Data = nil
 		n.mine[j.Step] = append(n.mine[j.Step], &meta)
@@ -666,7 +675,7 @@ func (n *Node) Done(now time.Time, r Result) {
 			n.event("error", j.Step, "applying step: %v", r.Err)
 			break
 		}
-		n.have[r.Result] = true
+		n.keep(r.Result)
 		cm := &tracker.Commit{Round: n.round, Step: j.Step, Base: j.Base, Result: r.Result}
 		n.commits[j.Step] = cm
 		n.publish(cm)

@@ -381,6 +381,18 @@ func (c *Cluster) flushNode(h *host) {
 	if r.HeadChanged {
 		h.head, h.headAt = r.Head, r.HeadStep
 		h.history[r.HeadStep] = r.Head
+		// Keep memory bounded: the recent heads and the updates of the
+		// last few steps are all a node still needs.
+		var pinned []cid.Cid
+		for s := r.HeadStep; s+keepSteps > r.HeadStep; s-- {
+			if id, ok := h.history[s]; ok {
+				pinned = append(pinned, id)
+			}
+			if s == 0 {
+				break
+			}
+		}
+		h.store.Sweep(keepSteps, pinned...)
 	}
 	for _, m := range r.Publish {
 		c.publish(h.id, m)
@@ -409,6 +421,14 @@ func (c *Cluster) publish(from string, m tracker.Msg) {
 		return
 	}
 	c.BytesPublished += int64(len(b))
+	// Decode once: every receiver gets the same message, as a gossip
+	// router would hand each one the same bytes. Receivers treat it as
+	// read-only.
+	dec, err := tracker.Unmarshal(b)
+	if err != nil {
+		c.err = fmt.Errorf("simulations: a %s message from %s does not decode: %w", m.Kind(), from, err)
+		return
+	}
 	targets := append([]string{c.trk.id}, c.order...)
 	for _, to := range targets {
 		if to == from || !c.reachable(from, to) {
@@ -427,17 +447,12 @@ func (c *Cluster) publish(from string, m tracker.Msg) {
 				c.Dropped++
 				return
 			}
-			c.deliver(from, to, b)
+			c.deliver(from, to, dec)
 		})
 	}
 }
 
-func (c *Cluster) deliver(from, to string, b []byte) {
-	m, err := tracker.Unmarshal(b)
-	if err != nil {
-		c.err = fmt.Errorf("simulations: %s could not decode a message from %s: %w", to, from, err)
-		return
-	}
+func (c *Cluster) deliver(from, to string, m tracker.Msg) {
 	c.Delivered++
 	if to == c.trk.id {
 		if err := c.trk.t.Receive(c.now, from, m); err != nil {
@@ -447,7 +462,7 @@ func (c *Cluster) deliver(from, to string, b []byte) {
 		return
 	}
 	h := c.hosts[to]
-	if u, ok := m.(*tracker.Update); ok && len(u.Data) > 0 {
+	if u, ok := m.(*tracker.Update); ok && len(u.Data) > 0 && !h.store.HasBlob(u.Payload) {
 		if _, err := h.store.PutBlob(u.Data); err != nil {
 			c.err = err
 			return
@@ -487,9 +502,28 @@ func (c *Cluster) runJob(h *host, j node.Job) {
 	})
 }
 
+// keepSteps is how many steps of content a simulated node keeps.
+const keepSteps = 4
+
+func holds(s *node.MemStore, kind node.FetchKind, id cid.Cid) bool {
+	if kind == node.FetchBlob {
+		return s.HasBlob(id)
+	}
+	return s.HasCheckpoint(id)
+}
+
 // fetch copies content from the first provider (then any machine) that
 // is up, reachable and holds it, verified on arrival; or reports failure.
+// Content the node holds already is there at once.
 func (c *Cluster) fetch(h *host, f node.Fetch) {
+	if holds(h.store, f.Kind, f.CID) {
+		ep := h.epoch
+		c.schedule(c.now, h.id, ep, func() {
+			h.n.Fetched(c.now, f.CID, true)
+			c.flushNode(h)
+		})
+		return
+	}
 	var src *host
 	candidates := append(slices.Clone(f.Providers), c.order...)
 	for _, p := range candidates {
@@ -497,7 +531,7 @@ func (c *Cluster) fetch(h *host, f node.Fetch) {
 		if !ok || p == h.id || !s.alive || !c.reachable(h.id, p) {
 			continue
 		}
-		if (f.Kind == node.FetchBlob && s.store.HasBlob(f.CID)) || (f.Kind == node.FetchCheckpoint && s.store.HasCheckpoint(f.CID)) {
+		if holds(s.store, f.Kind, f.CID) {
 			src = s
 			break
 		}
