@@ -72,7 +72,7 @@ func BenchmarkProtocolStep(b *testing.B) {
 			steps := float64(b.N)
 			b.ReportMetric(float64(wall.Nanoseconds())/steps/float64(peers)/1e3, "µs/step/peer")
 			b.ReportMetric(float64(c.Delivered-d0)/steps, "msgs/step")
-			b.ReportMetric((c.Elapsed() - v0).Seconds()/steps, "virtual-s/step")
+			b.ReportMetric((c.Elapsed()-v0).Seconds()/steps, "virtual-s/step")
 		})
 	}
 }
