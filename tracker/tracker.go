@@ -467,22 +467,44 @@ func (t *Tracker) assignChecks(workers []string) []Check {
 	return checks
 }
 
-// maybeClose closes the open step once the complete units (every copy
-// assigned has arrived) reach the target samples. Waiting for both copies
-// of a replicated unit makes what a step includes independent of the
-// order in which updates arrive, when they all arrive in time.
+// maybeClose closes the open step once the complete units reach the
+// target samples, or once nothing more can be expected: every copy dealt
+// to a peer that is still live and in good standing has arrived. A unit
+// is complete when every copy dealt to such a peer has arrived; waiting
+// for both copies of a replicated unit makes what a step includes
+// independent of the order in which updates arrive, when they all arrive
+// in time.
 func (t *Tracker) maybeClose(now time.Time) error {
-	samples := 0
-	for k, u := range t.updates {
-		if k.replica != 0 {
-			continue
-		}
-		if _, twin := t.assigned[unitCopy{k.unit, 1}]; twin && t.updates[unitCopy{k.unit, 1}] == nil {
-			continue
-		}
-		samples += int(u.Samples)
+	if now.Before(t.quietUntil) {
+		return nil
 	}
-	if samples >= t.spec.TargetSamples && !now.Before(t.quietUntil) {
+	live := Liveness(t.spec)
+	expected := func(peer string) bool {
+		m := t.members[peer]
+		return m != nil && now.Sub(m.lastSeen) <= live && !t.Excluded(peer)
+	}
+	samples, pending := 0, false
+	complete := map[uint32]bool{}
+	for k, p := range t.assigned {
+		if t.updates[k] == nil && expected(p) {
+			pending = true
+			complete[k.unit] = false
+		} else if _, seen := complete[k.unit]; !seen {
+			complete[k.unit] = true
+		}
+	}
+	for u, ok := range complete {
+		if !ok {
+			continue
+		}
+		for r := range uint8(2) {
+			if up := t.updates[unitCopy{u, r}]; up != nil && !t.Excluded(t.assigned[unitCopy{u, r}]) {
+				samples += int(up.Samples)
+				break
+			}
+		}
+	}
+	if samples >= t.spec.TargetSamples || (!pending && len(t.updates) > 0) {
 		return t.closeStep(now)
 	}
 	return nil
@@ -500,6 +522,13 @@ func (t *Tracker) closeStep(now time.Time) error {
 	units := slices.Sorted(maps.Keys(t.unitSet()))
 	for _, u := range units {
 		a, b := t.updates[unitCopy{u, 0}], t.updates[unitCopy{u, 1}]
+		// Updates of a peer excluded since it sent them are dropped.
+		if a != nil && t.Excluded(t.assigned[unitCopy{u, 0}]) {
+			a = nil
+		}
+		if b != nil && t.Excluded(t.assigned[unitCopy{u, 1}]) {
+			b = nil
+		}
 		switch {
 		case a != nil && b != nil && a.Raw.Equals(b.Raw):
 			included = append(included, Included{Peer: t.assigned[unitCopy{u, 0}], Unit: u, Payload: a.Payload, Weight: a.Samples})
