@@ -348,7 +348,9 @@ func (t *Tracker) Tick(now time.Time) error {
 			return err
 		}
 	case PhaseOpen:
-		t.maybeClose(now)
+		if err := t.maybeClose(now); err != nil {
+			return err
+		}
 		if st.Phase == PhaseOpen && now.Sub(st.OpenedAt) >= t.spec.Deadline {
 			if err := t.closeStep(now); err != nil {
 				return err

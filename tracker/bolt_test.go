@@ -1,0 +1,228 @@
+package tracker
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+func openBolt(t *testing.T, path string) *BoltStorage {
+	t.Helper()
+	s, err := OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.db.Close() })
+	return s
+}
+
+// sampleState returns a state with every part filled in, from a tracker
+// driven through a step, a dispute and a commit.
+func sampleState(tb testing.TB) *State {
+	tb.Helper()
+	h := newHarness(tb, testSpec(3, 1.0/3), nil)
+	h.join(RoleWorker, "w1", "w2", "w3")
+	h.tick(0)
+	deal := h.deal()
+	r := h.replicated()[0]
+	for k, p := range deal {
+		raw := "raw"
+		if k.unit == r {
+			raw = "raw/" + p
+		}
+		h.mustReceive(p, h.update(p, k.unit, k.replica, raw))
+	}
+	h.commit(cidOf("C1"), "w1", "w2", "w3")
+	h.sendAll()
+	h.commit(cidOf("C2"), "w1")
+	h.tick(time.Second)
+	st, err := h.store.Load()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if st.Phase != PhaseClosed || len(st.Finals) != 1 || len(st.Disputes) != 1 || len(st.Commits) != 1 || len(st.Ledger) == 0 {
+		tb.Fatalf("sample state is missing parts: %+v", st)
+	}
+	return st
+}
+
+func TestBoltRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tracker.db")
+	s := openBolt(t, path)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("database file mode %v, want 0600", fi.Mode().Perm())
+	}
+	st, err := s.Load()
+	if st != nil || err != nil {
+		t.Fatalf("Load of a new database: %v, %v; want nothing", st, err)
+	}
+	want := sampleState(t)
+	for range 2 { // the second Save replaces the first
+		if err := s.Save(want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("loaded\n%+v\nwant\n%+v", got, want)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openBolt(t, path)
+	got, err := s.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("loaded after reopening\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+// TestBoltDamaged checks that every kind of damage is an error naming the
+// file and what is wrong, never an empty state.
+func TestBoltDamaged(t *testing.T) {
+	good, err := EncodeState(sampleState(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		damage func(tx *bolt.Tx) error
+		want   string // in the error of Load or OpenBolt
+	}{
+		{"garbage state", func(tx *bolt.Tx) error {
+			return tx.Bucket(boltBucket).Put(boltStateKey, []byte("\x00\x01garbage"))
+		}, "invalid character"},
+		{"empty state", func(tx *bolt.Tx) error { return tx.Bucket(boltBucket).Put(boltStateKey, []byte{}) }, "unexpected end of JSON input"},
+		{"truncated state", func(tx *bolt.Tx) error { return tx.Bucket(boltBucket).Put(boltStateKey, good[:len(good)/2]) }, "unexpected end of JSON input"},
+		{"inconsistent state", func(tx *bolt.Tx) error {
+			bad := strings.Replace(string(good), `"step":1,`, `"step":7,`, 1)
+			return tx.Bucket(boltBucket).Put(boltStateKey, []byte(bad))
+		}, "finalised steps"},
+		{"other format", func(tx *bolt.Tx) error { return tx.Bucket(boltBucket).Put(boltFormatKey, []byte("2")) }, `format version "2"`},
+		{"no format", func(tx *bolt.Tx) error { return tx.Bucket(boltBucket).Delete(boltFormatKey) }, "no format version"},
+		{"no bucket", func(tx *bolt.Tx) error {
+			if err := tx.DeleteBucket(boltBucket); err != nil {
+				return err
+			}
+			_, err := tx.CreateBucket([]byte("other"))
+			return err
+		}, "not a tracker database"},
+	} {
+		path := filepath.Join(t.TempDir(), "tracker.db")
+		s := openBolt(t, path)
+		if err := s.Save(sampleState(t)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.db.Update(c.damage); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		st, err := s.Load()
+		if err == nil {
+			// Damage to the layout is found on opening.
+			s.Close()
+			_, err = OpenBolt(path)
+		}
+		if err == nil || st != nil {
+			t.Errorf("%s: Load gave %v, %v; want an error", c.name, st, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %q does not name %s and %q", c.name, err, path, c.want)
+		}
+		s.Close()
+	}
+}
+
+func TestBoltNotADatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tracker.db")
+	if err := os.WriteFile(path, []byte(strings.Repeat("not a database\n", 1000)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := OpenBolt(path)
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("OpenBolt of a text file: %v", err)
+	}
+}
+
+func TestBoltLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tracker.db")
+	openBolt(t, path)
+	start := time.Now()
+	s, err := OpenBolt(path)
+	if err == nil {
+		s.Close()
+		t.Fatal("a second OpenBolt of a held file succeeded")
+	}
+	if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "locked") {
+		t.Errorf("error %q does not say that %s is locked", err, path)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("gave up after %v", d)
+	}
+}
+
+// TestBoltResume drives a tracker on a bolt file through a step, drops it
+// with its database mid-step, and resumes from the file.
+func TestBoltResume(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tracker.db")
+	store := openBolt(t, path)
+	h := newHarness(t, testSpec(4, 0), store)
+	h.join(RoleWorker, "w1", "w2")
+	h.tick(0)
+	h.finishStep(cidOf("C1"))
+	deal := h.deal()
+	h.mustReceive(deal[unitCopy{0, 0}], h.update(deal[unitCopy{0, 0}], 0, 0, "r"))
+	h.tick(time.Second)
+	step, phase := h.tr.Step()
+	finals := slices.Clone(h.tr.Finals())
+	open := h.current()
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h.tr, h.store = nil, nil
+
+	h.store = openBolt(t, path)
+	h.restart()
+	if s, p := h.tr.Step(); s != step || p != phase || s != 1 || p != PhaseOpen {
+		t.Fatalf("resumed at step %d %s, want step %d %s", s, p, step, phase)
+	}
+	if !reflect.DeepEqual(h.tr.Finals(), finals) {
+		t.Fatalf("Finals after resuming %v, want %v", h.tr.Finals(), finals)
+	}
+	if !reflect.DeepEqual(h.current(), open) {
+		t.Fatalf("Open after resuming %+v, want %+v", h.current(), open)
+	}
+	if n := len(h.tr.st.Updates); n != 1 {
+		t.Fatalf("%d updates after resuming, want 1", n)
+	}
+	h.tick(time.Second)
+	if out := h.take(); len(out) != 2 || !reflect.DeepEqual(out[1], open) {
+		t.Fatalf("first tick after resuming published %v, want the Final and the Open", out)
+	}
+	h.settle()
+	for k, p := range deal {
+		if k.unit != 0 {
+			h.mustReceive(p, h.update(p, k.unit, k.replica, "r"))
+		}
+	}
+	h.commit(cidOf("C2"), "w1", "w2")
+	h.wantPhase(2, PhaseOpen)
+	if n := len(h.tr.Finals()); n != 2 {
+		t.Fatalf("%d Finals, want 2", n)
+	}
+}
