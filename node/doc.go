@@ -1,8 +1,78 @@
-// Package node will hold the round protocol core, a pure state machine in
-// the manner of etcd's raft (messages and ticks in, effects out; no
-// goroutines, sockets, clocks or global randomness inside), and the Daemon
-// that drives it over the p2p package. The same core is driven by the
-// daemon, the simulator and the tests.
+// Package node is the round protocol's participant: a worker that trains
+// work units, or an observer that follows, applies and commits every step
+// without training. Node is a deterministic state machine in the manner
+// of etcd's raft: messages (Receive), clock ticks (Tick) and the results
+// of work it asked for (Done, Fetched) go in; Ready returns what to
+// publish, which jobs to run and what to fetch. It holds no goroutines,
+// sockets, clocks or randomness, so the daemon, the simulator and the
+// tests drive the same code, and the same inputs give the same outputs.
 //
-// The package is a placeholder for that work: it has no code yet.
+// The computations are behind Engine: ModelEngine trains the round's
+// model for real; a simulation may model their cost instead. Content
+// (update payloads, residuals, checkpoints) lives in a Store, every piece
+// under its CID.
+//
+// # The protocol (v1)
+//
+// The messages are tracker's (Hello, Open, Update, Close, Commit, Final,
+// Verdict). An outer step t, from the agreed checkpoint C_t:
+//
+//  1. The tracker opens step t with its members; every peer derives the
+//     same assignment of work units from the round's seed
+//     (tracker.Assign), a fraction of units going to two peers.
+//  2. A worker trains each of its units (H inner steps of AdamW, from
+//     C_t, on the unit's own data stream), forms the pseudo-gradient
+//     Δ = θ(C_t) − θ_local, encodes it with the round's codec and its own
+//     error-feedback residual and publishes an Update naming the hash of
+//     the raw Δ, the hash of the residual it used and the payload's CID.
+//  3. The tracker closes the step when the complete units reach the
+//     target samples, when nothing more can come, or at the deadline; the
+//     Close lists the included updates in canonical order.
+//  4. Every node fetches any included payload it lacks, aggregates them by
+//     the round's rule in that order, applies the outer optimizer and
+//     publishes Commit{C_{t+1}}; the tracker finalises on a majority of
+//     its live members and publishes Final. A node whose result differs
+//     fetches the final checkpoint.
+//  5. A node that falls behind (it restarted, was partitioned or joined
+//     late) adopts the head from the next Open or Final and fetches it by
+//     CID from the peers that hold it.
+//
+// # Verification, and what it guarantees
+//
+// Training is bit-for-bit deterministic, so two honest replicas of a unit
+// compute the same raw pseudo-gradient. Their payloads differ (each
+// encodes with its own residual), so replication compares the raw hash,
+// and the payload is checked against it: the residual a payload was
+// encoded with is named in the update and served on request, and
+// encoding the raw Δ with it must give the payload bit for bit.
+//
+//   - Replicas whose raw hashes differ are not included; the tracker asks
+//     a third peer (a Check in a later Open) to compute the unit. A
+//     replica whose hash differs from the third computation's, or whose
+//     payload the third peer cannot reproduce, is excluded for the round.
+//   - Replicas that agree each re-encode the other's payload from its
+//     residual; a replica that cannot reproduce its partner's payload
+//     accuses it, and a third computation settles that too: the liar, or
+//     a false accuser, is excluded.
+//
+// Guaranteed, for a replicated unit with at least one honest replica and
+// an honest checker: a wrong raw result or a payload that does not follow
+// from the claimed computation is detected, and the liar excluded, within
+// the few steps that the dispute takes. Because which units are
+// replicated is a pure function of the round's seed, a peer lies
+// undetected only on units that are not replicated; with verification
+// rate r, a peer that lies on every unit survives k of its units with
+// probability about (1−r)^k. Robust aggregation rules (median, trimmed
+// mean, clipping) bound what the unverified lies can do meanwhile.
+//
+// Not guaranteed: an update that was included before its liar was caught
+// stays in the checkpoints it helped make; two colluding replicas of the
+// same unit agree on a lie; a dishonest checker can frame a replica or
+// clear a liar (the tracker trusts the third computation); the residual a
+// peer names is whatever it says it used, so the check proves the payload
+// follows from the raw Δ and that residual, not that the residual is the
+// true history of the peer's error feedback (a peer can only choose it to
+// bend its own payload, within the codec's error); and the tracker itself
+// is trusted to order, include and finalise honestly (its messages are
+// signed by gossip, so peers can prove what it said).
 package node

@@ -169,6 +169,13 @@ func (c *Cluster) RestartTracker() error {
 	return c.startTracker()
 }
 
+// RestartTrackerFrom starts the tracker again from another handle on its
+// storage (a database reopened after the crash).
+func (c *Cluster) RestartTrackerFrom(s tracker.Storage) error {
+	c.trk.storage = s
+	return c.RestartTracker()
+}
+
 func (c *Cluster) tick() time.Duration {
 	if c.Tick > 0 {
 		return c.Tick

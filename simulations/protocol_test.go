@@ -2,6 +2,7 @@ package simulations
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -499,24 +500,35 @@ func mustHead(c *Cluster, p string, step uint64) cid.Cid {
 
 // TestTrackerRestart: the tracker is killed at several points of the
 // round (collecting updates, collecting commits) and restarted from its
-// storage; no finalised step is lost or finalised twice, and the round
+// database (bbolt, closed and reopened); no finalised step is lost or finalised twice, and the round
 // goes on to the same checkpoints as a round without crashes.
 func TestTrackerRestart(t *testing.T) {
 	const seed, steps = 6, 6
 	spec := testSpec(8)
 	spec.VerificationRate = 0.25
-	storage := &tracker.MemStorage{}
-	c := newCluster(t, spec, seed, 8, storage)
+	dbPath := filepath.Join(t.TempDir(), "tracker.db")
+	db, err := tracker.OpenBolt(dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	c := newCluster(t, spec, seed, 8, db)
 	for _, phase := range []tracker.Phase{tracker.PhaseOpen, tracker.PhaseClosed, tracker.PhaseOpen, tracker.PhaseClosed} {
 		if err := c.RunUntil(func() bool { _, p := c.Tracker().Step(); return p == phase && c.Elapsed() > 0 }, 5*time.Minute); err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
 		}
 		before := len(c.Tracker().Finals())
 		c.KillTracker()
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
 		if err := c.RunFor(5 * time.Second); err != nil && !IsTimeout(err) {
 			t.Fatal(err)
 		}
-		if err := c.RestartTracker(); err != nil {
+		if db, err = tracker.OpenBolt(dbPath); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.RestartTrackerFrom(db); err != nil {
 			t.Fatal(err)
 		}
 		if got := len(c.Tracker().Finals()); got != before {
