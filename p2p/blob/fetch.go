@@ -156,6 +156,19 @@ func (x *Exchange) getObject(ctx context.Context, p peer.ID, rs **reqStream, c c
 // fails MaxFailures times in a row is dropped without blame. Chunks already
 // in the store are not fetched again, so a failed fetch can be resumed.
 func (x *Exchange) Fetch(ctx context.Context, root cid.Cid, providers []peer.ID) (*FetchResult, error) {
+	return x.FetchWith(ctx, root, providers, DecodeManifest)
+}
+
+// ManifestDecoder reads a root object as a Manifest. Formats other than
+// this package's (a checkpoint's manifest, say) can be fetched with the
+// same machinery when they list fixed-size chunks by CID.
+type ManifestDecoder func([]byte) (*Manifest, error)
+
+// FetchWith is Fetch for content whose root object is a manifest in
+// another format, read by decode. The root object is verified against root
+// before decode sees it, and each chunk against the CID the manifest
+// gives, as in Fetch.
+func (x *Exchange) FetchWith(ctx context.Context, root cid.Cid, providers []peer.ID, decode ManifestDecoder) (*FetchResult, error) {
 	if err := CheckCID(root); err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", root, err)
 	}
@@ -182,7 +195,7 @@ func (x *Exchange) Fetch(ctx context.Context, root cid.Cid, providers []peer.ID)
 	if err != nil {
 		return res, fmt.Errorf("fetch %s: %w", root, err)
 	}
-	m, err := DecodeManifest(mb)
+	m, err := decode(mb)
 	if err != nil {
 		// The bytes hash to root, so the provider served what root names:
 		// root is not a blob manifest.
@@ -206,12 +219,56 @@ func (x *Exchange) Fetch(ctx context.Context, root cid.Cid, providers []peer.ID)
 	return res, nil
 }
 
+// FetchObject downloads one object (at most MaxObjectSize bytes) by its
+// CID from the first provider that serves bytes that verify, stores it and
+// returns it. Small content (an update's payload, a residual) travels this
+// way without a manifest.
+func (x *Exchange) FetchObject(ctx context.Context, c cid.Cid, providers []peer.ID) ([]byte, error) {
+	if err := CheckCID(c); err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", c, err)
+	}
+	if b, err := x.store.Get(c); err == nil {
+		return b, nil
+	}
+	if !x.enter() {
+		return nil, ErrClosed
+	}
+	defer x.wg.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(x.ctx, cancel)
+	defer stop()
+	provs := make([]peer.ID, 0, len(providers))
+	seen := make(map[peer.ID]bool)
+	for _, p := range providers {
+		if p != x.h.ID() && p != "" && !seen[p] {
+			seen[p] = true
+			provs = append(provs, p)
+		}
+	}
+	res := &FetchResult{Root: c, BytesFrom: make(map[peer.ID]int64)}
+	b, _, err := x.fetchRoot(ctx, c, provs, res, MaxObjectSize)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s: %w", c, err)
+	}
+	if err := x.store.Put(c, b); err != nil {
+		return nil, fmt.Errorf("fetch %s: store: %w", c, err)
+	}
+	return b, nil
+}
+
 // fetchManifest returns the manifest's bytes from the store or from the
 // first provider that serves bytes that verify.
 func (x *Exchange) fetchManifest(ctx context.Context, root cid.Cid, provs []peer.ID, res *FetchResult) ([]byte, peer.ID, error) {
 	if b, err := x.store.Get(root); err == nil {
 		return b, "", nil
 	}
+	return x.fetchRoot(ctx, root, provs, res, MaxManifestSize)
+}
+
+// fetchRoot gets one object of at most max bytes from the first provider
+// that serves bytes that verify.
+func (x *Exchange) fetchRoot(ctx context.Context, root cid.Cid, provs []peer.ID, res *FetchResult, max int) ([]byte, peer.ID, error) {
 	var reasons []string
 	for _, p := range provs {
 		var last error
@@ -220,7 +277,7 @@ func (x *Exchange) fetchManifest(ctx context.Context, root cid.Cid, provs []peer
 				return nil, "", err
 			}
 			var rs *reqStream
-			b, err := x.getObject(ctx, p, &rs, root, MaxManifestSize, false)
+			b, err := x.getObject(ctx, p, &rs, root, max, false)
 			rs.close()
 			x.releaseSlot()
 			if err == nil {
@@ -246,7 +303,7 @@ func (x *Exchange) fetchManifest(ctx context.Context, root cid.Cid, provs []peer
 	if len(provs) == 0 {
 		return nil, "", errors.New("no providers")
 	}
-	return nil, "", fmt.Errorf("no provider served the manifest (%s)", strings.Join(reasons, "; "))
+	return nil, "", fmt.Errorf("no provider served %s (%s)", root, strings.Join(reasons, "; "))
 }
 
 func (x *Exchange) report(res *FetchResult, m Misbehaviour) {
