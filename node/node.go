@@ -670,11 +670,19 @@ func (n *Node) Done(now time.Time, r Result) {
 			break // abandoned
 		}
 		n.applying = nil
-		n.close = nil
 		if r.Err != nil {
+			// Most likely a payload the store no longer holds: forget
+			// what the core believed and fetch the step's payloads again
+			// (a fetch of content still held answers at once).
 			n.event("error", j.Step, "applying step: %v", r.Err)
+			for _, in := range j.Included {
+				delete(n.have, in.Payload)
+				delete(n.had, in.Payload)
+				n.fetch(in.Payload, FetchBlob, []string{in.Peer})
+			}
 			break
 		}
+		n.close = nil
 		n.keep(r.Result)
 		cm := &tracker.Commit{Round: n.round, Step: j.Step, Base: j.Base, Result: r.Result}
 		n.commits[j.Step] = cm

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -192,6 +193,29 @@ func (t *Tracker) Members(role Role, now time.Time) []string {
 		}
 	}
 	slices.Sort(out)
+	return out
+}
+
+// PeerState is what the tracker knows of a peer that announced itself.
+type PeerState struct {
+	ID       string
+	Role     Role
+	LastSeen time.Time
+	Step     uint64 // the step of its head
+	Live     bool   // heard from within Liveness
+	Excluded bool
+}
+
+// Peers returns every peer heard from since the tracker started, sorted
+// by ID.
+func (t *Tracker) Peers(now time.Time) []PeerState {
+	live := Liveness(t.spec)
+	out := make([]PeerState, 0, len(t.members))
+	for id, m := range t.members {
+		out = append(out, PeerState{ID: id, Role: m.role, LastSeen: m.lastSeen, Step: m.step,
+			Live: now.Sub(m.lastSeen) <= live, Excluded: t.Excluded(id)})
+	}
+	slices.SortFunc(out, func(a, b PeerState) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 

@@ -68,8 +68,9 @@ func TestDependencyDirection(t *testing.T) {
 	}
 	for _, r := range rules {
 		for _, p := range goList(t, r.pkg+"/...") {
-			// The simulator's sub-packages may drive the real stack.
-			subSim := r.pkg == module+"/simulations" && p.ImportPath != r.pkg
+			// The simulator's sub-packages may drive the real stack, and
+			// the node core's sub-packages (the daemon) run it over p2p.
+			subSim := (r.pkg == module+"/simulations" || r.pkg == module+"/node") && p.ImportPath != r.pkg
 			for _, d := range p.Deps {
 				for _, bad := range r.deny {
 					if !subSim && (d == bad || strings.HasPrefix(d, strings.TrimSuffix(bad, "/")+"/")) {

@@ -1,0 +1,226 @@
+// Package daemon runs the round protocol over the network: Node drives a
+// node.Node (worker or observer) and Tracker a tracker.Tracker over a
+// p2p.Host, with one goroutine owning each state machine and the work it
+// asks for (training, fetching, publishing, disk) running as effects with
+// bounded concurrency. Every goroutine has an owner and stops when Run
+// returns.
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/shoal-network/shoal/checkpoint"
+	"github.com/shoal-network/shoal/p2p"
+	"github.com/shoal-network/shoal/tracker"
+)
+
+// TopicName is the gossip topic of a round.
+func TopicName(round cid.Cid) string { return "shoal/round/" + round.String() + "/v1" }
+
+// InlineLimit is the largest update payload sent inside its gossip
+// message; the rest of the message must fit too.
+const InlineLimit = 1<<20 - 8<<10
+
+// view is the snapshot of a state machine's position that gossip
+// validators read from other goroutines.
+type view struct {
+	round    cid.Cid
+	tracker  string
+	step     uint64
+	head     cid.Cid
+	excluded map[string]bool
+}
+
+func (v *view) Round() cid.Cid            { return v.round }
+func (v *view) TrackerID() string         { return v.tracker }
+func (v *view) Head() (uint64, cid.Cid)   { return v.step, v.head }
+func (v *view) Excluded(peer string) bool { return v.excluded[peer] }
+func (v *view) clone() *view              { c := *v; return &c }
+func mapResult(r tracker.Result) p2p.ValidationResult {
+	switch r {
+	case tracker.Accept:
+		return p2p.Accept
+	case tracker.Ignore:
+		return p2p.Ignore
+	}
+	return p2p.Reject
+}
+
+// inbound is a message accepted by the validator, decoded.
+type inbound struct {
+	from string
+	msg  tracker.Msg
+	size int
+}
+
+// bus is what both daemons share: the topic, its validator and the
+// publisher goroutine.
+type bus struct {
+	host  *p2p.Host
+	topic *p2p.Topic
+	log   *slog.Logger
+	self  string
+	view  atomic.Pointer[view]
+	seq   atomic.Uint64
+	out   chan []byte
+	in    chan inbound
+
+	published, received atomic.Int64 // protocol bytes
+	refused             atomic.Int64
+}
+
+func newBus(h *p2p.Host, round cid.Cid, log *slog.Logger, v *view) (*bus, error) {
+	b := &bus{host: h, log: log, self: h.ID().String(), out: make(chan []byte, 1024), in: make(chan inbound, 1024)}
+	b.view.Store(v)
+	b.seq.Store(uint64(time.Now().UnixNano()))
+	t, err := h.Gossip().Join(TopicName(round), b.validate)
+	if err != nil {
+		return nil, err
+	}
+	b.topic = t
+	return b, nil
+}
+
+// validate is the gossip validator: the envelope, then the protocol's pure
+// Validate against the latest view. It runs on gossip's goroutines.
+func (b *bus) validate(_ context.Context, from peer.ID, data []byte) (p2p.ValidationResult, error) {
+	author, _, body, err := open(data)
+	if err != nil {
+		return p2p.Reject, err
+	}
+	if author != from.String() {
+		return p2p.Reject, fmt.Errorf("envelope names %s as its author", author)
+	}
+	m, err := tracker.Unmarshal(body)
+	if err != nil {
+		return p2p.Reject, err
+	}
+	r, err := tracker.Validate(b.view.Load(), author, m)
+	return mapResult(r), err
+}
+
+// run reads the topic into b.in and publishes b.out until ctx ends.
+func (b *bus) run(ctx context.Context, wg *sync.WaitGroup) {
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for {
+			m, err := b.topic.Next(ctx)
+			if err != nil {
+				return
+			}
+			if m.From == b.host.ID() {
+				continue
+			}
+			author, _, body, err := open(m.Data)
+			if err != nil {
+				continue // the validator let nothing malformed through
+			}
+			msg, err := tracker.Unmarshal(body)
+			if err != nil {
+				continue
+			}
+			b.received.Add(int64(len(m.Data)))
+			select {
+			case b.in <- inbound{from: author, msg: msg, size: len(m.Data)}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case data := <-b.out:
+				pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				_, err := b.topic.Publish(pctx, data)
+				cancel()
+				if err != nil && ctx.Err() == nil {
+					b.log.Warn("publish failed", "err", err)
+				}
+				b.published.Add(int64(len(data)))
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+}
+
+// publish queues a message; it never blocks the state machine's loop (a
+// full queue drops the message, as a lossy network would, and says so).
+func (b *bus) publish(m tracker.Msg) {
+	body, err := tracker.Marshal(m)
+	if err != nil {
+		b.log.Error("refusing to publish a malformed message", "kind", m.Kind().String(), "err", err)
+		return
+	}
+	data := seal(b.self, b.seq.Add(1), body)
+	select {
+	case b.out <- data:
+	default:
+		b.log.Warn("publish queue full: message dropped", "kind", m.Kind().String())
+	}
+}
+
+// headFile is where a node keeps the checkpoint it holds, so a restart
+// resumes from it.
+type headFile struct {
+	Round      string `json:"round"`
+	Step       uint64 `json:"step"`
+	Checkpoint string `json:"checkpoint"`
+}
+
+func readHead(dir string, round cid.Cid) (uint64, cid.Cid, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "head.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, cid.Undef, nil
+	}
+	if err != nil {
+		return 0, cid.Undef, err
+	}
+	var h headFile
+	if err := json.Unmarshal(b, &h); err != nil {
+		return 0, cid.Undef, fmt.Errorf("%s: %w", filepath.Join(dir, "head.json"), err)
+	}
+	if h.Round != round.String() {
+		return 0, cid.Undef, fmt.Errorf("%s: the data directory belongs to round %s, not %s", dir, h.Round, round)
+	}
+	id, err := cid.Decode(h.Checkpoint)
+	if err != nil {
+		return 0, cid.Undef, fmt.Errorf("%s: %w", filepath.Join(dir, "head.json"), err)
+	}
+	return h.Step, id, nil
+}
+
+func writeHead(dir string, round cid.Cid, step uint64, id cid.Cid) error {
+	b, _ := json.MarshalIndent(headFile{Round: round.String(), Step: step, Checkpoint: id.String()}, "", "  ")
+	return checkpoint.WriteFileAtomic(filepath.Join(dir, "head.json"), 0o644, func(w io.Writer) error {
+		_, err := w.Write(append(b, '\n'))
+		return err
+	})
+}
+
+// parsePeers turns peer ID strings into IDs, skipping malformed ones.
+func parsePeers(ss []string) []peer.ID {
+	out := make([]peer.ID, 0, len(ss))
+	for _, s := range ss {
+		if p, err := peer.Decode(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,319 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/shoal-network/shoal/checkpoint"
+	"github.com/shoal-network/shoal/gradient"
+	"github.com/shoal-network/shoal/gradient/data"
+	"github.com/shoal-network/shoal/node"
+	"github.com/shoal-network/shoal/p2p"
+	"github.com/shoal-network/shoal/tracker"
+)
+
+// Invite is what a volunteer needs to join a round: its ID and where to
+// find peers. Its text form is one line to paste in a chat:
+//
+//	shoal:<round CID>@<multiaddr>[,<multiaddr>...]
+//
+// where each multiaddr ends in /p2p/<peer ID>.
+type Invite struct {
+	Round cid.Cid
+	Peers []peer.AddrInfo
+}
+
+func (inv Invite) String() string {
+	var addrs []string
+	for _, ai := range inv.Peers {
+		full, err := peer.AddrInfoToP2pAddrs(&ai)
+		if err != nil {
+			continue
+		}
+		for _, a := range full {
+			addrs = append(addrs, a.String())
+		}
+	}
+	return "shoal:" + inv.Round.String() + "@" + strings.Join(addrs, ",")
+}
+
+// ParseInvite reads an invite's text form.
+func ParseInvite(s string) (Invite, error) {
+	s = strings.TrimSpace(s)
+	rest, ok := strings.CutPrefix(s, "shoal:")
+	if !ok {
+		return Invite{}, errors.New(`invite: must start with "shoal:"`)
+	}
+	id, addrs, ok := strings.Cut(rest, "@")
+	if !ok || addrs == "" {
+		return Invite{}, errors.New("invite: no peer addresses after the round ID (want shoal:<round>@<multiaddr>,...)")
+	}
+	round, err := cid.Decode(id)
+	if err != nil {
+		return Invite{}, fmt.Errorf("invite: round ID %q: %v", id, err)
+	}
+	var mas []ma.Multiaddr
+	for _, a := range strings.Split(addrs, ",") {
+		m, err := ma.NewMultiaddr(a)
+		if err != nil {
+			return Invite{}, fmt.Errorf("invite: address %q: %v", a, err)
+		}
+		mas = append(mas, m)
+	}
+	infos, err := peer.AddrInfosFromP2pAddrs(mas...)
+	if err != nil {
+		return Invite{}, fmt.Errorf("invite: %v (every address must end in /p2p/<peer ID>)", err)
+	}
+	return Invite{Round: round, Peers: infos}, nil
+}
+
+// BuiltinData returns the built-in task's training and held-out text and
+// its entropy floor.
+func BuiltinData() (train, eval []byte, floor float64) {
+	t := data.Builtin()
+	train, eval = t.Corpus(data.BuiltinTrainBytes, data.BuiltinEvalBytes)
+	return train, eval, t.EntropyRate()
+}
+
+// Evaluator returns a function that measures the held-out loss of a
+// checkpoint in store, on up to batches batches of eval.
+func Evaluator(spec *tracker.Spec, store node.Store, eval []byte, batches int) (func(cid.Cid) (float64, error), error) {
+	cfg := node.ModelConfig(spec)
+	m, err := gradient.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	set := data.EvalBatches(eval, 8, cfg.Ctx, batches)
+	if len(set) == 0 {
+		return nil, errors.New("held-out text is too short to evaluate on")
+	}
+	return func(id cid.Cid) (float64, error) {
+		c, err := store.Checkpoint(id)
+		if err != nil {
+			return 0, err
+		}
+		for _, p := range m.Params() {
+			t, ok := c.Tensor(p.Name)
+			if !ok || len(t.Data) != p.Size() {
+				return 0, fmt.Errorf("checkpoint %s lacks parameter %s", id, p.Name)
+			}
+			copy(p.Data, t.Data)
+		}
+		return gradient.Evaluate(m, set, 8), nil
+	}, nil
+}
+
+// LocalConfig configures a LocalRound.
+type LocalConfig struct {
+	Spec    *tracker.Spec // Trackers is filled in with the local tracker's ID
+	Workers int
+	Dir     string // data directories go under it
+	Train   []byte
+	Eval    []byte
+	Floor   float64
+	Logger  *slog.Logger
+}
+
+// LocalRound is a whole round in one process: a tracker, an observer and
+// workers, each a real libp2p host on 127.0.0.1, talking TCP and QUIC.
+// It is `shoal demo`, and a test bed for the daemons.
+type LocalRound struct {
+	Spec     *tracker.Spec
+	Tracker  *Tracker
+	Observer *Node
+	Workers  []*Node
+	Invite   Invite
+	hosts    []*p2p.Host
+	evalMu   sync.Mutex
+	evals    map[uint64]float64
+}
+
+// StartLocal creates the hosts and daemons of a local round (Run starts
+// them).
+func StartLocal(ctx context.Context, cfg LocalConfig) (_ *LocalRound, err error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tid, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	spec := *cfg.Spec
+	spec.Trackers = []string{tid.String()}
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	l := &LocalRound{Spec: &spec, evals: map[uint64]float64{}}
+	defer func() {
+		if err != nil {
+			l.Close()
+		}
+	}()
+	newHost := func(name string, id crypto.PrivKey, boot []peer.AddrInfo) (*p2p.Host, *Store, string, error) {
+		dir := filepath.Join(cfg.Dir, name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, nil, "", err
+		}
+		ck, err := checkpoint.OpenStore(filepath.Join(dir, "checkpoints"))
+		if err != nil {
+			return nil, nil, "", err
+		}
+		st, err := NewStore(ck, 0)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		opts := p2p.LoopbackOptions()
+		opts.Logger = log.With("host", name)
+		opts.Store = st
+		opts.Bootstrap = boot
+		if id != nil {
+			opts.Identity = id
+		} else {
+			opts.IdentityPath = filepath.Join(dir, "identity.key")
+		}
+		h, err := p2p.New(ctx, opts)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		l.hosts = append(l.hosts, h)
+		if err := h.Discovery().Join(spec.ID().String()); err != nil {
+			return nil, nil, "", err
+		}
+		return h, st, dir, nil
+	}
+	th, tstore, tdir, err := newHost("tracker", key, nil)
+	if err != nil {
+		return nil, err
+	}
+	l.Invite = Invite{Round: spec.ID(), Peers: []peer.AddrInfo{th.AddrInfo()}}
+	boot := []peer.AddrInfo{th.AddrInfo()}
+
+	newNode := func(name string, role tracker.Role) (*Node, error) {
+		h, st, dir, err := newHost(name, nil, boot)
+		if err != nil {
+			return nil, err
+		}
+		eng, err := node.NewModelEngine(&spec, cfg.Train, st)
+		if err != nil {
+			return nil, err
+		}
+		nc := NodeConfig{Spec: &spec, Role: role, DataDir: dir, Host: h, Store: st, Engine: eng, Logger: log.With("node", name)}
+		if role == tracker.RoleObserver && len(cfg.Eval) > 0 {
+			ev, err := Evaluator(&spec, st, cfg.Eval, 16)
+			if err != nil {
+				return nil, err
+			}
+			nc.Evaluate = func(step uint64, id cid.Cid) (float64, error) {
+				loss, err := ev(id)
+				if err == nil {
+					l.evalMu.Lock()
+					l.evals[step] = loss
+					l.evalMu.Unlock()
+				}
+				return loss, err
+			}
+		}
+		return NewNode(nc)
+	}
+	if l.Observer, err = newNode("observer", tracker.RoleObserver); err != nil {
+		return nil, err
+	}
+	for i := range cfg.Workers {
+		w, err := newNode(fmt.Sprintf("worker-%d", i+1), tracker.RoleWorker)
+		if err != nil {
+			return nil, err
+		}
+		l.Workers = append(l.Workers, w)
+	}
+	genesis := l.Observer.core
+	_, g := genesis.Head()
+	db, err := tracker.OpenBolt(filepath.Join(tdir, "tracker.db"))
+	if err != nil {
+		return nil, err
+	}
+	l.Tracker, err = NewTracker(TrackerConfig{Spec: &spec, Host: th, Store: tstore, Storage: db, Genesis: g,
+		MinMembers: cfg.Workers, Logger: log.With("role", "tracker"), Invite: l.Invite.String(), Floor: cfg.Floor,
+		EvalLoss: l.EvalLoss})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// EvalLoss returns the held-out loss the observer measured for C_step.
+func (l *LocalRound) EvalLoss(step uint64) (float64, bool) {
+	l.evalMu.Lock()
+	defer l.evalMu.Unlock()
+	v, ok := l.evals[step]
+	return v, ok
+}
+
+// Run runs every daemon until ctx ends or one fails.
+func (l *LocalRound) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2+len(l.Workers))
+	var wg sync.WaitGroup
+	run := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	run("tracker", l.Tracker.Run)
+	run("observer", l.Observer.Run)
+	for i, w := range l.Workers {
+		run(fmt.Sprintf("worker %d", i+1), w.Run)
+	}
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}
+
+// Close closes the hosts.
+func (l *LocalRound) Close() {
+	for i := len(l.hosts) - 1; i >= 0; i-- {
+		l.hosts[i].Close()
+	}
+}
+
+// WaitFor polls cond every interval until it holds or ctx ends.
+func WaitFor(ctx context.Context, interval time.Duration, cond func() bool) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}

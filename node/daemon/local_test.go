@@ -1,0 +1,102 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/shoal-network/shoal/tracker"
+)
+
+// smallSpec is an mlp round fast enough for tests: 6 units of 5 inner
+// steps per outer step.
+func smallSpec() *tracker.Spec {
+	s := tracker.Defaults()
+	s.Name = "test round"
+	s.Model = tracker.Model{Arch: "mlp", Vocab: 256, Ctx: 16, Dim: 16, Layers: 1, Hidden: 64, Window: 4, Seed: 7}
+	s.Dataset = tracker.Dataset{Builtin: true}
+	s.InnerSteps = 5
+	s.Batch = 4
+	s.Inner.LR = 0.01
+	s.Outer = tracker.Nesterov{LR: 0.7, Momentum: 0.5}
+	s.Codec = "int8"
+	s.TargetSamples = 6 * 20
+	s.Deadline = 20 * time.Second
+	s.VerificationRate = 0.3
+	s.Seed = 3
+	s.Trackers = []string{"12D3KooWFKGGFmcK5J41C1osT1wLyLwNJDhoHPDKhhyQ4BsTr4NY"}
+	return s
+}
+
+// TestLocalRound runs a tracker, an observer and three workers as real
+// libp2p hosts on 127.0.0.1 until three steps are finalised; every node
+// then holds the checkpoint the tracker finalised.
+func TestLocalRound(t *testing.T) {
+	train, eval, floor := BuiltinData()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	l, err := StartLocal(ctx, LocalConfig{Spec: smallSpec(), Workers: 3, Dir: t.TempDir(), Train: train, Eval: eval, Floor: floor, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- l.Run(rctx) }()
+	const steps = 3
+	err = WaitFor(ctx, 100*time.Millisecond, func() bool { return len(l.Tracker.Finals()) >= steps })
+	if err != nil {
+		stop()
+		<-done
+		t.Fatalf("waiting for %d steps (have %d): %v", steps, len(l.Tracker.Finals()), err)
+	}
+	final := l.Tracker.Finals()[steps-1].Checkpoint
+	err = WaitFor(ctx, 100*time.Millisecond, func() bool {
+		for _, n := range append([]*Node{l.Observer}, l.Workers...) {
+			st := n.Status()
+			if st.Step < steps {
+				return false
+			}
+		}
+		return true
+	})
+	stop()
+	if rerr := <-done; rerr != nil {
+		t.Fatal(rerr)
+	}
+	if err != nil {
+		t.Fatalf("nodes did not all reach step %d: %v", steps, err)
+	}
+	for i, n := range append([]*Node{l.Observer}, l.Workers...) {
+		s, h, err := readHead(n.cfg.DataDir, l.Spec.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s == steps && !h.Equals(final) {
+			t.Errorf("node %d holds C_%d = %s, the tracker finalised %s", i, s, h, final)
+		}
+	}
+	snap := l.Tracker.Snapshot()
+	if len(snap.Loss) < steps || len(snap.Peers) < 4 {
+		t.Errorf("dashboard snapshot: %d loss points, %d peers", len(snap.Loss), len(snap.Peers))
+	}
+	t.Logf("finalised %d steps; C_%d = %s; loss points %v", len(l.Tracker.Finals()), steps, final, snap.Loss)
+}
+
+var testTimeout = 3 * time.Minute
+
+// testLogger logs to stderr when SHOAL_TEST_LOG is set (to a level:
+// debug, info, warn).
+func testLogger(t *testing.T) *slog.Logger {
+	lv, ok := os.LookupEnv("SHOAL_TEST_LOG")
+	if !ok {
+		return nil
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(lv)); err != nil {
+		t.Fatalf("SHOAL_TEST_LOG=%q: %v", lv, err)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}

@@ -1,0 +1,378 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-network/shoal/node"
+	"github.com/shoal-network/shoal/p2p"
+	"github.com/shoal-network/shoal/tracker"
+)
+
+// NodeConfig configures a Node daemon.
+type NodeConfig struct {
+	Spec    *tracker.Spec
+	Role    tracker.Role
+	DataDir string    // holds head.json; the Store's checkpoints live here too
+	Host    *p2p.Host // started, with Store as its blob store
+	Store   *Store
+	Engine  node.Engine // computes the jobs; its Genesis must be in Store
+	Logger  *slog.Logger
+	// Tick is the period of the state machine's clock (default 500 ms).
+	Tick time.Duration
+	// Evaluate, if set, measures the held-out loss of each new head (an
+	// observer's duty); it runs on the job goroutine between jobs.
+	Evaluate func(step uint64, head cid.Cid) (float64, error)
+	// Fetches bounds the fetches running at once (default 4).
+	Fetches int
+	// KeepCheckpoints is how many recent checkpoints stay on disk
+	// (default 4); older ones are collected.
+	KeepCheckpoints int
+}
+
+// Node runs a worker or an observer.
+type Node struct {
+	cfg    NodeConfig
+	round  cid.Cid
+	core   *node.Node
+	bus    *bus
+	log    *slog.Logger
+	status *statusBox
+
+	jobs    chan node.Job
+	results chan node.Result
+	fetched chan fetchResult
+	evals   chan evalResult
+	pending []node.Job
+	busy    bool
+	evalDue cid.Cid
+	evalAt  uint64
+	sem     chan struct{}
+}
+
+type fetchResult struct {
+	id  cid.Cid
+	ok  bool
+	err error
+}
+
+type evalResult struct {
+	step uint64
+	id   cid.Cid
+	loss float64
+	err  error
+}
+
+// NewNode prepares a node daemon, resuming from the head in DataDir.
+func NewNode(cfg NodeConfig) (*Node, error) {
+	if cfg.Tick <= 0 {
+		cfg.Tick = 500 * time.Millisecond
+	}
+	if cfg.Fetches <= 0 {
+		cfg.Fetches = 4
+	}
+	if cfg.KeepCheckpoints <= 0 {
+		cfg.KeepCheckpoints = 4
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	round := cfg.Spec.ID()
+	genesis, err := cfg.Engine.Genesis()
+	if err != nil {
+		return nil, fmt.Errorf("genesis checkpoint: %w", err)
+	}
+	step, head, err := readHead(cfg.DataDir, round)
+	if err != nil {
+		return nil, err
+	}
+	if head.Defined() && !cfg.Store.HasCheckpoint(head) {
+		cfg.Logger.Warn("the head in the data directory is gone from the store; starting from the genesis", "head", head.String())
+		step, head = 0, cid.Undef
+	}
+	core, err := node.New(node.Config{ID: cfg.Host.ID().String(), Role: cfg.Role, Spec: cfg.Spec, Genesis: genesis,
+		HeadStep: step, Head: head, InlineLimit: InlineLimit})
+	if err != nil {
+		return nil, err
+	}
+	// Serve the spec, so peers that know only the round ID can join.
+	if err := cfg.Store.Put(round, cfg.Spec.Canonical()); err != nil {
+		return nil, err
+	}
+	d := &Node{cfg: cfg, round: round, core: core, log: cfg.Logger, status: newStatusBox(),
+		jobs: make(chan node.Job), results: make(chan node.Result, 1), fetched: make(chan fetchResult, 64),
+		evals: make(chan evalResult, 1), sem: make(chan struct{}, cfg.Fetches)}
+	s, h := core.Head()
+	d.status.update(func(st *Status) {
+		st.Role, st.Peer, st.Round, st.Step, st.Head = cfg.Role.String(), cfg.Host.ID().String(), round.String(), s, h.String()
+	})
+	return d, nil
+}
+
+// Status returns the node's current status.
+func (d *Node) Status() Status { return d.status.get() }
+
+// Core returns the state machine, for tests; use it only while Run is not
+// running.
+func (d *Node) Core() *node.Node { return d.core }
+
+func (d *Node) makeView() *view {
+	s, h := d.core.Head()
+	return &view{round: d.round, tracker: d.core.TrackerID(), step: s, head: h, excluded: map[string]bool{}}
+}
+
+// Run drives the node until ctx ends, then stops at a safe point: the
+// running job finishes (its result is dropped), fetches are cancelled, and
+// the head on disk is the last one the node held.
+func (d *Node) Run(ctx context.Context) error {
+	b, err := newBus(d.cfg.Host, d.round, d.log, d.makeView())
+	if err != nil {
+		return err
+	}
+	d.bus = b
+	defer b.topic.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	b.run(ctx, &wg)
+	wg.Add(1)
+	go d.worker(ctx, &wg)
+
+	tick := time.NewTicker(d.cfg.Tick)
+	defer tick.Stop()
+	d.log.Info("node running", "role", d.cfg.Role.String(), "peer", d.cfg.Host.ID().String(), "round", d.round.String())
+	d.core.Tick(time.Now())
+	if err := d.flush(ctx, &wg); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("node stopping")
+			return nil
+		case m := <-b.in:
+			if u, ok := m.msg.(*tracker.Update); ok && len(u.Data) > 0 {
+				// The message was checked: Data hashes to the payload CID.
+				if _, err := d.cfg.Store.PutBlob(u.Data); err != nil {
+					d.log.Warn("cannot keep an update's payload", "peer", m.from, "err", err)
+				}
+			}
+			if err := d.core.Receive(time.Now(), m.from, m.msg); err != nil {
+				b.refused.Add(1)
+				d.log.Debug("message refused", "peer", m.from, "kind", m.msg.Kind().String(), "reason", err.Error())
+			}
+		case now := <-tick.C:
+			d.core.Tick(now)
+		case r := <-d.results:
+			d.busy = false
+			d.core.Done(time.Now(), r)
+			d.noteResult(r)
+		case f := <-d.fetched:
+			if f.err != nil {
+				d.log.Info("fetch failed", "cid", f.id.String(), "err", f.err.Error())
+			}
+			d.core.Fetched(time.Now(), f.id, f.ok)
+		case e := <-d.evals:
+			d.busy = false
+			if e.err != nil {
+				d.log.Warn("evaluation failed", "step", e.step, "err", e.err.Error())
+			} else {
+				d.status.update(func(st *Status) { st.EvalLoss, st.EvalStep = e.loss, e.step })
+				d.log.Info("evaluated", "step", e.step, "loss", e.loss)
+			}
+		}
+		if err := d.flush(ctx, &wg); err != nil {
+			return err
+		}
+	}
+}
+
+func (d *Node) noteResult(r node.Result) {
+	if r.Err != nil {
+		return
+	}
+	switch j := r.Job.(type) {
+	case node.TrainJob:
+		d.status.update(func(st *Status) {
+			st.Units++
+			st.Samples += int64(r.Update.Samples)
+			st.TrainLoss = float64(r.Update.Loss)
+			st.LastUnit = fmt.Sprintf("step %d unit %d", j.Step, j.Unit)
+		})
+	}
+}
+
+// flush carries out what the state machine asked for.
+func (d *Node) flush(ctx context.Context, wg *sync.WaitGroup) error {
+	for {
+		r := d.core.Ready()
+		if r.Empty() {
+			break
+		}
+		if err := d.carryOut(ctx, wg, r); err != nil {
+			return err
+		}
+	}
+	d.bus.view.Store(d.makeView())
+	d.dispatch(ctx)
+	d.status.update(func(st *Status) {
+		st.Peers = len(d.bus.topic.Peers())
+		st.BytesIn, st.BytesOut = d.bus.received.Load(), d.bus.published.Load()
+		st.Refused = d.bus.refused.Load()
+	})
+	return nil
+}
+
+func (d *Node) carryOut(ctx context.Context, wg *sync.WaitGroup, r node.Ready) error {
+	for _, ev := range r.Events {
+		lvl := slog.LevelInfo
+		switch ev.Kind {
+		case "error", "mismatch":
+			lvl = slog.LevelWarn
+		case "train":
+			lvl = slog.LevelDebug
+		}
+		d.log.Log(ctx, lvl, ev.Kind, "step", ev.Step, "detail", ev.Detail)
+		d.status.event(ev)
+	}
+	if r.HeadChanged {
+		if err := d.persistHead(r.HeadStep, r.Head); err != nil {
+			return fmt.Errorf("saving the head: %w", err)
+		}
+		if d.cfg.Evaluate != nil {
+			d.evalDue, d.evalAt = r.Head, r.HeadStep
+		}
+	}
+	for _, m := range r.Publish {
+		d.bus.publish(m)
+	}
+	d.pending = append(d.pending, r.Jobs...)
+	for _, f := range r.Fetches {
+		d.fetch(ctx, wg, f)
+	}
+	return nil
+}
+
+func (d *Node) persistHead(step uint64, id cid.Cid) error {
+	if err := writeHead(d.cfg.DataDir, d.round, step, id); err != nil {
+		return err
+	}
+	ck := d.cfg.Store.Checkpoints()
+	if err := ck.SetLabel("head", id); err != nil {
+		return err
+	}
+	if step%uint64(d.cfg.KeepCheckpoints) == 0 {
+		if _, err := ck.GC(d.cfg.KeepCheckpoints); err != nil {
+			d.log.Warn("checkpoint collection failed", "err", err)
+		}
+	}
+	d.cfg.Store.Sweep(4)
+	d.status.update(func(st *Status) { st.Step, st.Head = step, id.String() })
+	return nil
+}
+
+// dispatch hands the next job to the worker when it is idle; an
+// evaluation waits for a gap between jobs.
+func (d *Node) dispatch(ctx context.Context) {
+	if d.busy {
+		return
+	}
+	var j node.Job
+	switch {
+	case len(d.pending) > 0:
+		j = d.pending[0]
+		d.pending = d.pending[1:]
+	case d.evalDue.Defined():
+		j = evalJob{step: d.evalAt, id: d.evalDue}
+		d.evalDue = cid.Undef
+	default:
+		return
+	}
+	select {
+	case d.jobs <- j:
+		d.busy = true
+	case <-ctx.Done():
+	}
+}
+
+// evalJob asks the worker to evaluate a head.
+type evalJob struct {
+	node.TrainJob // never used; makes evalJob a node.Job
+	step          uint64
+	id            cid.Cid
+}
+
+// worker runs jobs one at a time: the engine's residual makes training
+// sequential, and the machine's cores go to the one job.
+func (d *Node) worker(ctx context.Context, wg *sync.WaitGroup) {
+	defer wg.Done()
+	for {
+		select {
+		case j := <-d.jobs:
+			if e, ok := j.(evalJob); ok {
+				loss, err := d.cfg.Evaluate(e.step, e.id)
+				select {
+				case d.evals <- evalResult{step: e.step, id: e.id, loss: loss, err: err}:
+				case <-ctx.Done():
+					return
+				}
+				continue
+			}
+			start := time.Now()
+			r := d.cfg.Engine.Run(j)
+			d.log.Debug("job done", "job", fmt.Sprintf("%T", j), "seconds", time.Since(start).Seconds())
+			select {
+			case d.results <- r:
+			case <-ctx.Done():
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// fetch starts a fetch, bounded by the semaphore.
+func (d *Node) fetch(ctx context.Context, wg *sync.WaitGroup, f node.Fetch) {
+	have := (f.Kind == node.FetchBlob && d.cfg.Store.HasBlob(f.CID)) || (f.Kind == node.FetchCheckpoint && d.cfg.Store.HasCheckpoint(f.CID))
+	if have {
+		d.core.Fetched(time.Now(), f.CID, true)
+		return
+	}
+	provs := parsePeers(f.Providers)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case d.sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		defer func() { <-d.sem }()
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		defer cancel()
+		var err error
+		switch f.Kind {
+		case node.FetchBlob:
+			_, err = d.cfg.Host.Blobs().FetchObject(fctx, f.CID, provs)
+		case node.FetchCheckpoint:
+			_, err = d.cfg.Host.Blobs().FetchWith(fctx, f.CID, provs, checkpointManifest)
+			if err == nil {
+				err = d.cfg.Store.AdoptFetched(f.CID)
+			}
+		default:
+			err = errors.New("unknown fetch kind")
+		}
+		select {
+		case d.fetched <- fetchResult{id: f.CID, ok: err == nil, err: err}:
+		case <-ctx.Done():
+		}
+	}()
+}

@@ -1,0 +1,271 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-network/shoal/checkpoint"
+	"github.com/shoal-network/shoal/node"
+	"github.com/shoal-network/shoal/p2p/blob"
+	"github.com/shoal-network/shoal/tracker"
+)
+
+// Store is a daemon's content: checkpoints in a checkpoint.Store on disk,
+// and small objects (update payloads, residuals, the round spec, chunks of
+// a checkpoint being fetched) in memory, in generations that Sweep ages
+// out. It is both the node core's Store and the blob exchange's, so what
+// the node makes is served to peers and what the exchange fetches lands
+// where the node finds it. Every object is checked against its CID on the
+// way in.
+type Store struct {
+	ck *checkpoint.Store
+
+	mu       sync.Mutex
+	objs     map[cid.Cid][]byte
+	gen      map[cid.Cid]int
+	cur      int
+	bytes    int64
+	max      int64               // bound on the bytes of objects held
+	complete map[cid.Cid]bool    // checkpoints known to be whole on disk
+	cache    []*cachedCheckpoint // the last checkpoints decoded
+}
+
+type cachedCheckpoint struct {
+	id cid.Cid
+	c  *checkpoint.Checkpoint
+}
+
+var (
+	_ node.Store = (*Store)(nil)
+	_ blob.Store = (*Store)(nil)
+)
+
+// ErrFull is returned when an object would take the store over its bound.
+var ErrFull = errors.New("object store full")
+
+// NewStore wraps a checkpoint store; maxObjects bounds the memory the
+// objects take (0: 1 GiB).
+func NewStore(ck *checkpoint.Store, maxObjects int64) (*Store, error) {
+	if maxObjects <= 0 {
+		maxObjects = 1 << 30
+	}
+	s := &Store{ck: ck, objs: map[cid.Cid][]byte{}, gen: map[cid.Cid]int{}, max: maxObjects, complete: map[cid.Cid]bool{}}
+	infos, err := ck.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, in := range infos {
+		s.complete[in.ID] = true
+	}
+	return s, nil
+}
+
+// Checkpoints returns the checkpoint store.
+func (s *Store) Checkpoints() *checkpoint.Store { return s.ck }
+
+// Has reports whether the store holds an object: a small object, or a
+// chunk or manifest of a checkpoint on disk.
+func (s *Store) Has(c cid.Cid) bool {
+	s.mu.Lock()
+	_, ok := s.objs[c]
+	s.mu.Unlock()
+	if ok {
+		return true
+	}
+	_, err := s.Get(c)
+	return err == nil
+}
+
+// Get returns an object's bytes.
+func (s *Store) Get(c cid.Cid) ([]byte, error) {
+	s.mu.Lock()
+	b, ok := s.objs[c]
+	s.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	if b, err := s.ck.Chunk(c); err == nil {
+		return b, nil
+	}
+	if m, err := s.ck.Manifest(c); err == nil {
+		return m.MarshalBinary()
+	}
+	return nil, fmt.Errorf("object %s: %w", c, blob.ErrNotFound)
+}
+
+// Put keeps an object after checking that it hashes to c.
+func (s *Store) Put(c cid.Cid, data []byte) error {
+	if got := blob.Sum(data); !got.Equals(c) {
+		return fmt.Errorf("object %s: the data hashes to %s", c, got)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.objs[c]; ok {
+		s.gen[c] = s.cur
+		return nil
+	}
+	if s.bytes+int64(len(data)) > s.max {
+		return fmt.Errorf("object %s of %d bytes: %w (%d of %d bytes used)", c, len(data), ErrFull, s.bytes, s.max)
+	}
+	s.objs[c] = data
+	s.gen[c] = s.cur
+	s.bytes += int64(len(data))
+	return nil
+}
+
+// Sweep starts a new generation of objects and forgets those last put or
+// used more than keep generations ago.
+func (s *Store) Sweep(keep int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cur++
+	for c, g := range s.gen {
+		if g < s.cur-keep {
+			s.bytes -= int64(len(s.objs[c]))
+			delete(s.objs, c)
+			delete(s.gen, c)
+		}
+	}
+}
+
+// ObjectBytes returns the bytes the small objects take.
+func (s *Store) ObjectBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bytes
+}
+
+// PutBlob keeps a small object and returns its CID.
+func (s *Store) PutBlob(data []byte) (cid.Cid, error) {
+	if len(data) > blob.MaxObjectSize {
+		return cid.Undef, fmt.Errorf("object of %d bytes is over the %d-byte limit of this version", len(data), blob.MaxObjectSize)
+	}
+	c := tracker.SumCID(data)
+	return c, s.Put(c, data)
+}
+
+// Blob returns a small object.
+func (s *Store) Blob(id cid.Cid) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.objs[id]
+	if !ok {
+		return nil, fmt.Errorf("blob %s: %w", id, node.ErrNotFound)
+	}
+	s.gen[id] = s.cur
+	return b, nil
+}
+
+// HasBlob reports whether a small object is held.
+func (s *Store) HasBlob(id cid.Cid) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.objs[id]
+	return ok
+}
+
+// PutCheckpoint writes a checkpoint to disk (atomically) and returns its
+// ID.
+func (s *Store) PutCheckpoint(c *checkpoint.Checkpoint) (cid.Cid, error) {
+	id, err := s.ck.Put(c)
+	if err != nil {
+		return cid.Undef, err
+	}
+	s.mu.Lock()
+	s.complete[id] = true
+	s.mu.Unlock()
+	return id, nil
+}
+
+// Checkpoint reads a checkpoint, verified; the last few are cached. The
+// caller must not modify it.
+func (s *Store) Checkpoint(id cid.Cid) (*checkpoint.Checkpoint, error) {
+	s.mu.Lock()
+	for _, e := range s.cache {
+		if e.id.Equals(id) {
+			s.mu.Unlock()
+			return e.c, nil
+		}
+	}
+	s.mu.Unlock()
+	c, err := s.ck.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.cache = append(s.cache, &cachedCheckpoint{id: id, c: c})
+	if len(s.cache) > 2 {
+		s.cache = s.cache[1:]
+	}
+	s.mu.Unlock()
+	return c, nil
+}
+
+// HasCheckpoint reports whether a whole checkpoint is on disk.
+func (s *Store) HasCheckpoint(id cid.Cid) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.complete[id]
+}
+
+// AdoptFetched moves a checkpoint that the exchange fetched into memory
+// (its manifest and chunks, each verified on arrival) to disk, and drops
+// the in-memory copies.
+func (s *Store) AdoptFetched(id cid.Cid) error {
+	mb, err := s.Blob(id)
+	if err != nil {
+		return err
+	}
+	m, err := checkpoint.DecodeManifest(mb)
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", id, err)
+	}
+	chunks := make([][]byte, len(m.Chunks))
+	for i, c := range m.Chunks {
+		if chunks[i], err = s.Get(c); err != nil {
+			return fmt.Errorf("checkpoint %s: chunk %d: %w", id, i, err)
+		}
+	}
+	// Assemble checks sizes; the checkpoint store checks every chunk and
+	// the manifest against their CIDs again as it writes them.
+	data, err := checkpoint.Assemble(m, chunks)
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", id, err)
+	}
+	ch, err := checkpoint.Split(data, m.ChunkSize)
+	if err != nil {
+		return err
+	}
+	if !ch.ID.Equals(id) {
+		return fmt.Errorf("checkpoint %s: reassembled as %s", id, ch.ID)
+	}
+	if _, err := checkpoint.DecodeHeader(data); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", id, err)
+	}
+	if err := s.ck.PutChunked(ch); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.complete[id] = true
+	for _, c := range append(m.Chunks, id) {
+		if b, ok := s.objs[c]; ok {
+			s.bytes -= int64(len(b))
+			delete(s.objs, c)
+			delete(s.gen, c)
+		}
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// checkpointManifest reads a checkpoint manifest for the exchange.
+func checkpointManifest(b []byte) (*blob.Manifest, error) {
+	m, err := checkpoint.DecodeManifest(b)
+	if err != nil {
+		return nil, err
+	}
+	return &blob.Manifest{Size: m.Size, ChunkSize: m.ChunkSize, Chunks: m.Chunks}, nil
+}

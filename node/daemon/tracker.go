@@ -1,0 +1,323 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-network/shoal/p2p"
+	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/dashboard"
+)
+
+// TrackerConfig configures a Tracker daemon.
+type TrackerConfig struct {
+	Spec       *tracker.Spec
+	Host       *p2p.Host // its peer ID must be the spec's first tracker
+	Store      *Store    // serves the spec to peers
+	Storage    tracker.Storage
+	Genesis    cid.Cid
+	MinMembers int
+	Logger     *slog.Logger
+	Tick       time.Duration // default 250 ms
+	// Invite, Floor and Target are shown on the dashboard.
+	Invite        string
+	Floor, Target float64
+	// EvalLoss, if set, reports the held-out loss an observer measured
+	// for C_step, to plot beside the training loss.
+	EvalLoss func(step uint64) (float64, bool)
+}
+
+// Tracker runs a round's tracker.
+type Tracker struct {
+	cfg   TrackerConfig
+	round cid.Cid
+	t     *tracker.Tracker
+	bus   *bus
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	started time.Time
+	updates map[cid.Cid]*tracker.Update // accepted updates of recent steps, by payload
+	steps   []*dashboard.StepInfo
+	loss    []dashboard.LossPoint
+	events  []dashboard.Event
+	snap    func() dashboard.Snapshot
+	peers   []tracker.PeerState
+	ledger  map[string]tracker.Entry
+	phase   tracker.Phase
+	step    uint64
+	head    cid.Cid
+	window  []sample // recent throughput samples
+}
+
+type sample struct {
+	at      time.Time
+	samples int64
+	in, out int64
+}
+
+// NewTracker prepares a tracker daemon, resuming from cfg.Storage.
+func NewTracker(cfg TrackerConfig) (*Tracker, error) {
+	if cfg.Tick <= 0 {
+		cfg.Tick = 250 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	id, err := tracker.CanonicalPeerID(cfg.Spec.Trackers[0])
+	if err != nil {
+		return nil, err
+	}
+	if id != cfg.Host.ID().String() {
+		return nil, fmt.Errorf("this host is %s, but the round's tracker is %s: start the tracker with the identity the spec names", cfg.Host.ID(), id)
+	}
+	t, err := tracker.New(tracker.Config{Spec: cfg.Spec, Genesis: cfg.Genesis, Storage: cfg.Storage, MinMembers: cfg.MinMembers}, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	round := cfg.Spec.ID()
+	if err := cfg.Store.Put(round, cfg.Spec.Canonical()); err != nil {
+		return nil, err
+	}
+	d := &Tracker{cfg: cfg, round: round, t: t, log: cfg.Logger, started: time.Now().UTC(), updates: map[cid.Cid]*tracker.Update{}}
+	d.refresh()
+	return d, nil
+}
+
+// Run drives the tracker until ctx ends. A failure to save its state
+// stops it with the error: what it decided would not be durable.
+func (d *Tracker) Run(ctx context.Context) error {
+	s, h := d.t.Head()
+	b, err := newBus(d.cfg.Host, d.round, d.log, &view{round: d.round, tracker: d.t.TrackerID(), step: s, head: h, excluded: map[string]bool{}})
+	if err != nil {
+		return err
+	}
+	d.bus = b
+	defer b.topic.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	b.run(ctx, &wg)
+	tick := time.NewTicker(d.cfg.Tick)
+	defer tick.Stop()
+	d.log.Info("tracker running", "round", d.round.String(), "step", s, "head", h.String())
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("tracker stopping")
+			return nil
+		case m := <-b.in:
+			if err := d.t.Receive(time.Now(), m.from, m.msg); err != nil {
+				b.refused.Add(1)
+				d.log.Debug("message refused", "peer", m.from, "kind", m.msg.Kind().String(), "reason", err.Error())
+				d.note(dashboard.Event{At: time.Now().UTC(), Kind: "refused", Step: m.msg.StepNum(), Peer: m.from,
+					Detail: fmt.Sprintf("%s: %v", m.msg.Kind(), err)})
+			} else if u, ok := m.msg.(*tracker.Update); ok {
+				d.mu.Lock()
+				meta := *u
+				meta.Data = nil
+				d.updates[u.Payload] = &meta
+				d.mu.Unlock()
+			}
+		case now := <-tick.C:
+			if err := d.t.Tick(now); err != nil {
+				return fmt.Errorf("tracker: %w", err)
+			}
+		}
+		if err := d.flush(); err != nil {
+			return err
+		}
+	}
+}
+
+func (d *Tracker) flush() error {
+	for _, ev := range d.t.Events() {
+		lvl := slog.LevelInfo
+		if ev.Kind == "exclude" || ev.Kind == "mismatch" || ev.Kind == "dispute" {
+			lvl = slog.LevelWarn
+		}
+		d.log.Log(context.Background(), lvl, ev.Kind, "step", ev.Step, "peer", ev.Peer, "detail", ev.Detail)
+		d.note(dashboard.Event{At: time.Now().UTC(), Kind: ev.Kind, Step: ev.Step, Peer: ev.Peer, Detail: ev.Detail})
+	}
+	for _, m := range d.t.Ready() {
+		d.record(m)
+		d.bus.publish(m)
+	}
+	s, h := d.t.Head()
+	excluded := map[string]bool{}
+	for p, e := range d.t.Ledger() {
+		if e.Excluded {
+			excluded[p] = true
+		}
+	}
+	d.bus.view.Store(&view{round: d.round, tracker: d.t.TrackerID(), step: s, head: h, excluded: excluded})
+	d.refresh()
+	return nil
+}
+
+func (d *Tracker) note(ev dashboard.Event) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.events = append(d.events, ev)
+	if len(d.events) > 100 {
+		d.events = d.events[len(d.events)-100:]
+	}
+}
+
+// record keeps the step timeline from what the tracker publishes.
+func (d *Tracker) record(m tracker.Msg) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := time.Now().UTC()
+	last := func(step uint64) *dashboard.StepInfo {
+		if n := len(d.steps); n > 0 && d.steps[n-1].Step == step {
+			return d.steps[n-1]
+		}
+		return nil
+	}
+	switch m := m.(type) {
+	case *tracker.Open:
+		si := last(m.Step)
+		if si == nil {
+			si = &dashboard.StepInfo{Step: m.Step}
+			d.steps = append(d.steps, si)
+			if len(d.steps) > 200 {
+				d.steps = d.steps[len(d.steps)-200:]
+			}
+		}
+		if si.Closed.IsZero() {
+			si.Opened, si.Members = now, len(m.Members)
+		}
+	case *tracker.Close:
+		si := last(m.Step)
+		if si == nil || !si.Closed.IsZero() {
+			return
+		}
+		si.Closed, si.Included = now, len(m.Included)
+		var loss float64
+		var n int
+		for _, in := range m.Included {
+			si.Samples += int64(in.Weight)
+			if u := d.updates[in.Payload]; u != nil {
+				si.Bytes += int64(u.Size)
+				loss += float64(u.Loss)
+				n++
+			}
+		}
+		if n > 0 {
+			d.loss = append(d.loss, dashboard.LossPoint{Step: m.Step, Train: loss / float64(n)})
+		}
+		for p, u := range d.updates {
+			if u.Step+2 < m.Step {
+				delete(d.updates, p)
+			}
+		}
+	case *tracker.Final:
+		si := last(m.Step)
+		if si == nil || !si.Finalised.IsZero() {
+			return
+		}
+		si.Finalised, si.Checkpoint = now, m.Checkpoint.String()
+		d.window = append(d.window, sample{at: now, samples: si.Samples, in: d.bus.received.Load(), out: d.bus.published.Load()})
+		if len(d.window) > 20 {
+			d.window = d.window[1:]
+		}
+	}
+}
+
+// refresh copies the state machine's facts for Snapshot, which runs on
+// other goroutines.
+func (d *Tracker) refresh() {
+	now := time.Now()
+	peers := d.t.Peers(now)
+	ledger := d.t.Ledger()
+	step, phase := d.t.Step()
+	_, head := d.t.Head()
+	d.mu.Lock()
+	d.peers, d.ledger, d.step, d.phase, d.head = peers, ledger, step, phase, head
+	d.mu.Unlock()
+}
+
+// Finals returns the finalised steps.
+func (d *Tracker) Finals() []*tracker.Final { return d.t.Finals() }
+
+// Snapshot returns the dashboard's view of the round. It is safe to call
+// from any goroutine.
+func (d *Tracker) Snapshot() dashboard.Snapshot {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.cfg.Spec
+	m := s.Model
+	model := fmt.Sprintf("%s %d layers × %d wide, context %d", m.Arch, m.Layers, m.Dim, m.Ctx)
+	snap := dashboard.Snapshot{
+		Round: d.round.String(), Name: s.Name, Model: model, Codec: s.Codec, Rule: s.Aggregation,
+		Invite: d.cfg.Invite, Now: time.Now().UTC(), Started: d.started, Step: d.step, Phase: d.phase.String(),
+		Head: d.head.String(), Floor: d.cfg.Floor, Target: d.cfg.Target,
+	}
+	for _, p := range d.loss {
+		if d.cfg.EvalLoss != nil {
+			if l, ok := d.cfg.EvalLoss(p.Step + 1); ok {
+				p.Eval = l
+			}
+		}
+		snap.Loss = append(snap.Loss, p)
+	}
+	for _, si := range d.steps {
+		snap.Steps = append(snap.Steps, *si)
+	}
+	seen := map[string]bool{}
+	for _, p := range d.peers {
+		e := d.ledger[p.ID]
+		state := "gone"
+		switch {
+		case e.Excluded:
+			state = "excluded"
+		case p.Live:
+			state = "live"
+		}
+		seen[p.ID] = true
+		snap.Peers = append(snap.Peers, dashboard.PeerInfo{ID: p.ID, Role: p.Role.String(), State: state, HeadStep: p.Step,
+			LastSeen: p.LastSeen.UTC(), Units: e.Units, Samples: e.Samples, Verified: e.Verified, Checks: e.Checks,
+			Mismatches: e.Mismatches, Reason: e.Reason})
+	}
+	for id, e := range d.ledger {
+		if seen[id] {
+			continue
+		}
+		state := "gone"
+		if e.Excluded {
+			state = "excluded"
+		}
+		snap.Peers = append(snap.Peers, dashboard.PeerInfo{ID: id, Role: "worker", State: state, Units: e.Units,
+			Samples: e.Samples, Verified: e.Verified, Checks: e.Checks, Mismatches: e.Mismatches, Reason: e.Reason})
+	}
+	sortPeers(snap.Peers)
+	if n := len(d.window); n >= 2 {
+		a, b := d.window[0], d.window[n-1]
+		if dt := b.at.Sub(a.at).Seconds(); dt > 0 {
+			var samples int64
+			for _, w := range d.window[1:] {
+				samples += w.samples
+			}
+			snap.Throughput = dashboard.Throughput{SamplesPerSec: float64(samples) / dt,
+				BytesInPerSec: float64(b.in-a.in) / dt, BytesOutPerSec: float64(b.out-a.out) / dt,
+				StepSeconds: dt / float64(n-1)}
+		}
+	}
+	snap.Events = append(snap.Events, d.events...)
+	return snap
+}
+
+func sortPeers(ps []dashboard.PeerInfo) {
+	for i := 1; i < len(ps); i++ {
+		for j := i; j > 0 && ps[j].ID < ps[j-1].ID; j-- {
+			ps[j], ps[j-1] = ps[j-1], ps[j]
+		}
+	}
+}
