@@ -43,10 +43,7 @@ bench-exchange: build
 
 ## demo: set up and run the main job on the built-in default
 demo: build
-	@echo "shoal demo: the peer-to-peer network is not built yet, so this trains the"
-	@echo "default model (gpt-tiny) locally on the built-in task and compares its loss"
-	@echo "with the task's entropy floor."
-	$(BIN) train --model gpt-tiny --data builtin --steps 300
+	$(BIN) demo
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:

@@ -482,6 +482,12 @@ func (h *rpcLogHandler) Handle(ctx context.Context, r slog.Record) error {
 			}
 			return true
 		})
+		if ordinaryEnd(reason) {
+			// A connection closing (a peer leaving, this host shutting
+			// down) ends its streams too: nothing unreadable about it.
+			h.plog.Debug(p, "gossip: RPC stream ended", reason)
+			return nil
+		}
 		h.plog.Warn(p, "gossip: dropped unreadable RPC stream", reason)
 		return nil
 	}
@@ -489,6 +495,17 @@ func (h *rpcLogHandler) Handle(ctx context.Context, r slog.Record) error {
 		return nil
 	}
 	return h.next.Handle(ctx, r)
+}
+
+// ordinaryEnd reports whether a stream error is a connection or stream
+// going away rather than bad data.
+func ordinaryEnd(reason string) bool {
+	for _, s := range []string{"connection closed", "stream reset", "canceled by remote", "EOF", "use of closed", "connection reset", "timeout: no recent network activity"} {
+		if strings.Contains(reason, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *rpcLogHandler) WithAttrs(as []slog.Attr) slog.Handler {

@@ -317,3 +317,26 @@ func WaitFor(ctx context.Context, interval time.Duration, cond func() bool) erro
 	}
 	return nil
 }
+
+// DemoSpec is the round `shoal demo` runs: gpt-tiny on the built-in task,
+// units of 50 inner steps × 16 sequences, one unit per worker per step
+// (workers of them), int8 updates, a quarter of the units replicated.
+func DemoSpec(workers int) *tracker.Spec {
+	s := tracker.Defaults()
+	s.Name = "shoal demo: gpt-tiny on the built-in task"
+	s.Model = tracker.Model{Arch: "gpt", Vocab: 256, Ctx: 64, Dim: 128, Layers: 2, Heads: 4, Seed: 1}
+	s.Dataset = tracker.Dataset{Builtin: true}
+	s.InnerSteps = 50
+	s.Batch = 16
+	s.Inner.LR = 0.006
+	s.Inner.Warmup = 50
+	s.Outer = tracker.Nesterov{LR: 0.7, Momentum: 0.5}
+	s.Codec = "int8"
+	s.Aggregation = "mean"
+	s.TargetSamples = workers * s.InnerSteps * s.Batch
+	s.Deadline = 2 * time.Minute
+	s.VerificationRate = 0.25
+	s.Seed = 1
+	s.Trackers = []string{"12D3KooWFKGGFmcK5J41C1osT1wLyLwNJDhoHPDKhhyQ4BsTr4NY"} // replaced by StartLocal
+	return s
+}
