@@ -22,7 +22,7 @@ import (
 func newCmdRound(f *factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "round",
-		Short: "Check round specs",
+		Short: "Write, check and run round specs",
 		Long: `Work with round specs.
 
 A round spec is a YAML file that describes a training round: the model, the
@@ -32,7 +32,7 @@ coordinate it. Its round ID is the CID of its canonical encoding, so two
 files that mean the same round have the same ID, whatever their comments,
 layout or key order.`,
 	}
-	cmd.AddCommand(newCmdRoundValidate(f, nil))
+	cmd.AddCommand(newCmdRoundValidate(f, nil), newCmdRoundInit(f), newCmdRoundStart(f), newCmdRoundStatus(f))
 	return cmd
 }
 

@@ -147,7 +147,7 @@ func (d *Node) Run(ctx context.Context) error {
 
 	tick := time.NewTicker(d.cfg.Tick)
 	defer tick.Stop()
-	d.log.Info("node running", "role", d.cfg.Role.String(), "peer", d.cfg.Host.ID().String(), "round", d.round.String())
+	d.log.Info("node running", "as", d.cfg.Role.String(), "peer", d.cfg.Host.ID().String(), "round", d.round.String())
 	d.core.Tick(time.Now())
 	if err := d.flush(ctx, &wg); err != nil {
 		return err
@@ -225,6 +225,7 @@ func (d *Node) flush(ctx context.Context, wg *sync.WaitGroup) error {
 	d.status.update(func(st *Status) {
 		st.Peers = len(d.bus.topic.Peers())
 		st.BytesIn, st.BytesOut = d.bus.received.Load(), d.bus.published.Load()
+		st.BlobOut, st.BlobIn = d.cfg.Host.Blobs().Stats()
 		st.Refused = d.bus.refused.Load()
 	})
 	return nil
@@ -232,12 +233,14 @@ func (d *Node) flush(ctx context.Context, wg *sync.WaitGroup) error {
 
 func (d *Node) carryOut(ctx context.Context, wg *sync.WaitGroup, r node.Ready) error {
 	for _, ev := range r.Events {
-		lvl := slog.LevelInfo
+		// Every step brings train, update, commit and final events: those
+		// are for debugging; what a volunteer should see is the rest.
+		lvl := slog.LevelDebug
 		switch ev.Kind {
 		case "error", "mismatch":
 			lvl = slog.LevelWarn
-		case "train":
-			lvl = slog.LevelDebug
+		case "catch-up", "verdict":
+			lvl = slog.LevelInfo
 		}
 		d.log.Log(ctx, lvl, ev.Kind, "step", ev.Step, "detail", ev.Detail)
 		d.status.event(ev)

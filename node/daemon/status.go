@@ -23,8 +23,10 @@ type Status struct {
 	EvalLoss  float64   `json:"eval_loss,omitempty"`  // held-out loss of C_EvalStep (observers)
 	EvalStep  uint64    `json:"eval_step,omitempty"`
 	Peers     int       `json:"peers"`     // peers on the round's topic
-	BytesIn   int64     `json:"bytes_in"`  // protocol and blob bytes received
-	BytesOut  int64     `json:"bytes_out"` // and sent
+	BytesIn   int64     `json:"bytes_in"`  // protocol message bytes received
+	BytesOut  int64     `json:"bytes_out"` // and published
+	BlobIn    int64     `json:"blob_in"`   // content bytes fetched from peers
+	BlobOut   int64     `json:"blob_out"`  // content bytes served to peers
 	Refused   int64     `json:"refused"`   // messages refused by the state machine
 	Events    []Event   `json:"events"`    // recent events, newest last
 }

@@ -1,0 +1,412 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/spf13/cobra"
+
+	"github.com/shoal-network/shoal/node"
+	"github.com/shoal-network/shoal/node/daemon"
+	"github.com/shoal-network/shoal/p2p"
+	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/dashboard"
+)
+
+// roundInitOptions are the flags of `shoal round init`.
+type roundInitOptions struct {
+	DataDir string
+	Out     string
+}
+
+func newCmdRoundInit(f *factory) *cobra.Command {
+	o := &roundInitOptions{}
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Write a round spec template naming this data directory's tracker",
+		Long: `Write a round spec template to start from.
+
+The tracker's peer ID is part of the spec (and so of the round ID), so it
+must exist before the spec does: init creates the tracker's identity in
+--data-dir if there is none and writes a template spec, naming it as the
+tracker, to --out (or standard output). Edit the spec, check it with
+'shoal round validate', and start the round with 'shoal round start' and
+the same --data-dir.`,
+		Example: `  shoal round init --data-dir ./tracker --out round.yaml`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := ensureDir(o.DataDir); err != nil {
+				return err
+			}
+			key, err := p2p.LoadOrCreateIdentity(filepath.Join(o.DataDir, "tracker.key"))
+			if err != nil {
+				return err
+			}
+			id, err := peer.IDFromPrivateKey(key)
+			if err != nil {
+				return err
+			}
+			text := regexp.MustCompile(`(?m)^  - 12D3Koo\w+`).ReplaceAllString(tracker.Template, "  - "+id.String())
+			if o.Out == "" || o.Out == "-" {
+				_, err = io.WriteString(f.Out, text)
+				return err
+			}
+			if _, err := os.Stat(o.Out); err == nil {
+				return fmt.Errorf("--out %s exists; not overwriting it", o.Out)
+			}
+			if err := os.WriteFile(o.Out, []byte(text), 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(f.Err, "wrote %s naming tracker %s\n", o.Out, id)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&o.DataDir, "data-dir", "shoal-tracker", "the tracker's data directory")
+	cmd.Flags().StringVar(&o.Out, "out", "", "file to write (default: standard output)")
+	return cmd
+}
+
+// roundStartOptions are the arguments and flags of `shoal round start`.
+type roundStartOptions struct {
+	File          string
+	DataDir       string
+	DashboardAddr string
+	Observer      bool
+	MinMembers    int
+	net           netOptions
+}
+
+func newCmdRoundStart(f *factory) *cobra.Command {
+	o := &roundStartOptions{}
+	cmd := &cobra.Command{
+		Use:   "start FILE",
+		Short: "Run a round's tracker (and an observer), print the invite and serve the dashboard",
+		Long: `Run the tracker of the round FILE describes.
+
+The tracker opens outer steps, deals work units to the volunteers that
+join, closes each step when enough work is in or its deadline passes, and
+finalises the checkpoint a majority of peers agree on. Its state is kept
+in --data-dir (tracker.db), so a restart resumes the round without losing
+a finalised step. Unless --observer=false, an observer runs beside it: a
+peer that applies and commits every step without training, measures the
+held-out loss of each checkpoint and keeps a copy of every checkpoint.
+
+The invite (one line for volunteers to pass to 'shoal node join') is
+printed on standard output; the dashboard is served on --dashboard-addr.
+The tracker's identity is --data-dir/tracker.key; its peer ID must be the
+first of the spec's trackers ('shoal round init' writes such a spec).`,
+		Example: `  shoal round init --data-dir ./tracker --out round.yaml
+  shoal round start --data-dir ./tracker round.yaml`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.File = args[0]
+			return runRoundStart(cmd.Context(), f, o)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.DataDir, "data-dir", "shoal-tracker", "the tracker's data directory")
+	fl.StringVar(&o.DashboardAddr, "dashboard-addr", "127.0.0.1:8080", "address to serve the dashboard on")
+	fl.BoolVar(&o.Observer, "observer", true, "run an observer that verifies and evaluates every step")
+	fl.IntVar(&o.MinMembers, "min-members", 1, "workers it takes to open a step")
+	o.net.addFlags(fl)
+	return cmd
+}
+
+func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error {
+	b, err := readRoundFile(o.File)
+	if err != nil {
+		return err
+	}
+	spec, err := tracker.Parse(b, o.File)
+	if err != nil {
+		return roundSpecError(o.File, err)
+	}
+	if err := roundDeepChecks(spec); err != nil {
+		return roundSpecError(o.File, err)
+	}
+	if !spec.Dataset.Builtin {
+		return fmt.Errorf("%s: dataset: this version trains on the built-in task only", o.File)
+	}
+	if err := ensureDir(o.DataDir); err != nil {
+		return err
+	}
+	log := slogFor(f)
+	key, err := p2p.LoadOrCreateIdentity(filepath.Join(o.DataDir, "tracker.key"))
+	if err != nil {
+		return err
+	}
+	self, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if want, _ := tracker.CanonicalPeerID(spec.Trackers[0]); want != self.String() {
+		return fmt.Errorf("%s names tracker %s, but the identity in %s is %s: put %s first under trackers: (or start with the --data-dir that holds %s's key)",
+			o.File, spec.Trackers[0], o.DataDir, self, self, spec.Trackers[0])
+	}
+	store, err := openStore(filepath.Join(o.DataDir, "tracker"), 0)
+	if err != nil {
+		return err
+	}
+	hopts, err := o.net.hostOptions(log.With("host", "tracker"), store, filepath.Join(o.DataDir, "tracker.key"), nil)
+	if err != nil {
+		return err
+	}
+	th, err := p2p.New(ctx, hopts)
+	if err != nil {
+		return err
+	}
+	defer th.Close()
+	round := spec.ID()
+	if err := th.Discovery().Join(round.String()); err != nil {
+		return err
+	}
+	train, eval, floor := daemon.BuiltinData()
+	genesisEngine, err := node.NewModelEngine(spec, train, store)
+	if err != nil {
+		return err
+	}
+	genesis, err := genesisEngine.Genesis()
+	if err != nil {
+		return err
+	}
+	db, err := tracker.OpenBolt(filepath.Join(o.DataDir, "tracker.db"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	inv := daemon.Invite{Round: round, Peers: []peer.AddrInfo{th.AddrInfo()}}
+	evals := newEvalLog()
+	td, err := daemon.NewTracker(daemon.TrackerConfig{Spec: spec, Host: th, Store: store, Storage: db, Genesis: genesis,
+		MinMembers: o.MinMembers, Logger: log.With("role", "tracker"), Invite: inv.String(), Floor: floor, EvalLoss: evals.get})
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 3)
+	running := 0
+	start := func(name string, run func(context.Context) error) {
+		running++
+		go func() {
+			err := run(ctx)
+			if err != nil {
+				err = fmt.Errorf("%s: %w", name, err)
+			}
+			errs <- err
+		}()
+	}
+	start("tracker", td.Run)
+
+	if o.Observer {
+		odir := filepath.Join(o.DataDir, "observer")
+		if err := ensureDir(odir); err != nil {
+			return err
+		}
+		ostore, err := openStore(odir, 0)
+		if err != nil {
+			return err
+		}
+		oopts, err := o.net.hostOptions(log.With("host", "observer"), ostore, filepath.Join(odir, "identity.key"), []peer.AddrInfo{th.AddrInfo()})
+		if err != nil {
+			return err
+		}
+		if len(o.net.Listen) > 0 || !o.net.Loopback {
+			// The tracker has the configured ports; the observer takes
+			// free ones on the same interfaces.
+			oopts.ListenAddrs = freePorts(oopts.ListenAddrs)
+		}
+		oh, err := p2p.New(ctx, oopts)
+		if err != nil {
+			return err
+		}
+		defer oh.Close()
+		if err := oh.Discovery().Join(round.String()); err != nil {
+			return err
+		}
+		inv.Peers = append(inv.Peers, oh.AddrInfo())
+		eng, err := node.NewModelEngine(spec, train, ostore)
+		if err != nil {
+			return err
+		}
+		ev, err := daemon.Evaluator(spec, ostore, eval, 16)
+		if err != nil {
+			return err
+		}
+		od, err := daemon.NewNode(daemon.NodeConfig{Spec: spec, Role: tracker.RoleObserver, DataDir: odir, Host: oh, Store: ostore,
+			Engine: eng, Logger: log.With("role", "observer"), Evaluate: func(step uint64, id cid.Cid) (float64, error) {
+				l, err := ev(id)
+				if err == nil {
+					evals.set(step, l)
+				}
+				return l, err
+			}})
+		if err != nil {
+			return err
+		}
+		start("observer", od.Run)
+	}
+
+	ln, err := net.Listen("tcp", o.DashboardAddr)
+	if err != nil {
+		return fmt.Errorf("--dashboard-addr: %w", err)
+	}
+	srv := &http.Server{Handler: dashboard.New(td.Snapshot, dashboard.Options{}), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	fmt.Fprintf(f.Err, "round %s (%s)\n", round, spec.Name)
+	fmt.Fprintf(f.Err, "dashboard: http://%s/\n", ln.Addr())
+	fmt.Fprintf(f.Err, "volunteers join with:\n  shoal node join '%s'\n", inv)
+	fmt.Fprintln(f.Out, inv.String())
+
+	var first error
+	for range running {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			cancel()
+		}
+	}
+	return first
+}
+
+// freePorts replaces the port of every TCP or UDP listen address by 0.
+func freePorts(addrs []ma.Multiaddr) []ma.Multiaddr {
+	re := regexp.MustCompile(`/(tcp|udp)/\d+`)
+	out := make([]ma.Multiaddr, 0, len(addrs))
+	for _, a := range addrs {
+		m, err := ma.NewMultiaddr(re.ReplaceAllString(a.String(), "/$1/0"))
+		if err == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// evalLog keeps the held-out losses the observer measured, by step.
+type evalLog struct {
+	mu sync.Mutex
+	m  map[uint64]float64
+}
+
+func newEvalLog() *evalLog { return &evalLog{m: map[uint64]float64{}} }
+
+func (e *evalLog) set(step uint64, loss float64) {
+	e.mu.Lock()
+	e.m[step] = loss
+	e.mu.Unlock()
+}
+
+func (e *evalLog) get(step uint64) (float64, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v, ok := e.m[step]
+	return v, ok
+}
+
+// roundStatusOptions are the arguments and flags of `shoal round status`.
+type roundStatusOptions struct {
+	Target  string
+	JSON    bool
+	Timeout time.Duration
+}
+
+func newCmdRoundStatus(f *factory) *cobra.Command {
+	o := &roundStatusOptions{}
+	cmd := &cobra.Command{
+		Use:   "status URL",
+		Short: "Print a round's state from its tracker's dashboard",
+		Long: `Print what a round's dashboard shows: the step, the loss, the peers and
+their contribution ledger. URL is the dashboard's address as 'shoal round
+start' printed it (http://HOST:PORT/ or HOST:PORT). With --json the
+output is the dashboard's snapshot as JSON.`,
+		Example: `  shoal round status http://127.0.0.1:8080/
+  shoal round status --json 127.0.0.1:8080`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Target = args[0]
+			return runRoundStatus(cmd.Context(), f, o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.JSON, "json", false, "print the snapshot as JSON")
+	cmd.Flags().DurationVar(&o.Timeout, "timeout", 10*time.Second, "give up after this long")
+	return cmd
+}
+
+func runRoundStatus(ctx context.Context, f *factory, o *roundStatusOptions) error {
+	if strings.HasPrefix(o.Target, "shoal:") {
+		return errors.New("round status reads the tracker's dashboard: give its URL (shown by 'shoal round start'), not the invite")
+	}
+	u := o.Target
+	if !strings.Contains(u, "://") {
+		u = "http://" + u
+	}
+	u = strings.TrimSuffix(u, "/") + "/api/status"
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %v", o.Target, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the dashboard: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %s", u, resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	if err != nil {
+		return err
+	}
+	var snap dashboard.Snapshot
+	if err := json.Unmarshal(body, &snap); err != nil {
+		return fmt.Errorf("%s did not answer with a round snapshot: %v", u, err)
+	}
+	if o.JSON {
+		e := json.NewEncoder(f.Out)
+		e.SetIndent("", "  ")
+		return e.Encode(snap)
+	}
+	w := f.Out
+	fmt.Fprintf(w, "round    %s  %s\n", snap.Round, snap.Name)
+	fmt.Fprintf(w, "step     %d (%s), head %s\n", snap.Step, snap.Phase, snap.Head)
+	if n := len(snap.Loss); n > 0 {
+		p := snap.Loss[n-1]
+		line := fmt.Sprintf("loss     step %d: train %.4f", p.Step, p.Train)
+		if p.Eval > 0 {
+			line += fmt.Sprintf(", held-out %.4f", p.Eval)
+		}
+		if snap.Floor > 0 && p.Eval > 0 {
+			line += fmt.Sprintf(" (%.1f%% above the floor %.4f)", 100*(p.Eval/snap.Floor-1), snap.Floor)
+		}
+		fmt.Fprintln(w, line)
+	}
+	t := snap.Throughput
+	fmt.Fprintf(w, "pace     %.0f samples/s, %s/s in, %s/s out, %.1f s per step\n", t.SamplesPerSec,
+		daemon.Bytes(int64(t.BytesInPerSec)), daemon.Bytes(int64(t.BytesOutPerSec)), t.StepSeconds)
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEER\tROLE\tSTATE\tSTEP\tUNITS\tSAMPLES\tVERIFIED\tCHECKS\tMISMATCHES\tREASON")
+	for _, p := range snap.Peers {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", p.ID, p.Role, p.State, p.HeadStep, p.Units, p.Samples,
+			p.Verified, p.Checks, p.Mismatches, p.Reason)
+	}
+	return tw.Flush()
+}
