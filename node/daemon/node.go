@@ -84,6 +84,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	round := cfg.Spec.ID()
+	cfg.Engine = faulty(cfg.Engine)
 	genesis, err := cfg.Engine.Genesis()
 	if err != nil {
 		return nil, fmt.Errorf("genesis checkpoint: %w", err)
