@@ -24,6 +24,25 @@ type Config struct {
 	// InlineLimit is the largest payload sent inside an Update; larger
 	// ones are fetched by CID from the sender. 0 means tracker.MaxInline.
 	InlineLimit int
+	// Token is the access token of a closed round, sent with every Hello.
+	Token []byte
+
+	// Optional hooks for drivers that run many nodes in one process (the
+	// simulator). Left nil, as the daemon leaves them, the node does the
+	// work itself; set, each must answer exactly as the default would.
+
+	// Present reports content that is in the node's store although the
+	// core was not told of it (a Receive, Done or Fetched): a simulator
+	// that delivers a step's updates in bulk marks them present this way
+	// instead of handing each to every node.
+	Present func(id cid.Cid) bool
+	// Validate replaces tracker.Validate in Receive. A driver that hands
+	// every receiver the same decoded message may check its form once.
+	Validate func(v tracker.View, from string, m tracker.Msg) (tracker.Result, error)
+	// Assignments replaces the tracker.Assign of an Open's units. A
+	// driver running many nodes computes it once per step; the result is
+	// shared and read only.
+	Assignments func(o *tracker.Open) []tracker.Assignment
 }
 
 // Node is a participant of a round (a worker or an observer) as a
@@ -47,7 +66,8 @@ type Node struct {
 	// dropped (the driver answers a fetch of content it holds at once).
 	have, had map[cid.Cid]bool
 
-	open     *tracker.Open // the latest Open of the tracker
+	open     *tracker.Open       // the latest Open of the tracker
+	dealt    map[unitCopy]string // its assignment: unit copy → peer
 	close    *tracker.Close
 	finals   map[uint64]*tracker.Final  // recent Finals by step
 	commits  map[uint64]*tracker.Commit // my recent commits by step
@@ -73,6 +93,11 @@ type Node struct {
 	now       time.Time
 	ready     Ready
 	stopped   bool
+}
+
+type unitCopy struct {
+	unit    uint32
+	replica uint8
 }
 
 type seenUpdate struct {
@@ -174,7 +199,9 @@ func (n *Node) event(kind string, step uint64, format string, args ...any) {
 	n.ready.Events = append(n.ready.Events, Event{Kind: kind, Step: step, Detail: fmt.Sprintf(format, args...)})
 }
 
-func (n *Node) has(id cid.Cid) bool { return n.have[id] || n.had[id] }
+func (n *Node) has(id cid.Cid) bool {
+	return n.have[id] || n.had[id] || (n.cfg.Present != nil && n.cfg.Present(id))
+}
 
 func (n *Node) keep(id cid.Cid) { n.have[id] = true }
 
@@ -224,7 +251,7 @@ func (n *Node) Tick(now time.Time) {
 	if n.helloDue || now.Sub(n.lastHello) >= every {
 		n.helloDue = false
 		n.lastHello = now
-		n.publish(&tracker.Hello{Round: n.round, Role: n.cfg.Role, Step: n.headStep, Head: n.head})
+		n.publish(&tracker.Hello{Round: n.round, Role: n.cfg.Role, Step: n.headStep, Head: n.head, Token: n.cfg.Token})
 	}
 	for _, id := range sortedCIDs(n.fetching) {
 		f := n.fetching[id]
@@ -264,7 +291,11 @@ func (n *Node) Receive(now time.Time, from string, m tracker.Msg) error {
 		return nil
 	}
 	n.now = now
-	if r, err := tracker.Validate(n, from, m); r != tracker.Accept {
+	validate := tracker.Validate
+	if n.cfg.Validate != nil {
+		validate = n.cfg.Validate
+	}
+	if r, err := validate(n, from, m); r != tracker.Accept {
 		return err
 	}
 	switch m := m.(type) {
@@ -397,11 +428,11 @@ func (n *Node) onOpen(o *tracker.Open) {
 		}
 	} else {
 		n.queue = nil
-		if n.cfg.Role == tracker.RoleWorker && slices.Contains(o.Members, n.cfg.ID) {
-			for _, a := range tracker.Assign(n.spec.Seed, tracker.AssignStep(o.Step, o.Attempt), o.Members, int(o.Units), n.spec.VerificationRate) {
-				if a.Peer == n.cfg.ID {
-					n.queue = append(n.queue, a)
-				}
+		n.dealt = map[unitCopy]string{}
+		for _, a := range n.assignments(o) {
+			n.dealt[unitCopy{uint32(a.Unit), uint8(a.Replica)}] = a.Peer
+			if a.Peer == n.cfg.ID && n.cfg.Role == tracker.RoleWorker {
+				n.queue = append(n.queue, a)
 			}
 		}
 		for _, c := range o.Checks {
@@ -418,6 +449,14 @@ func (n *Node) onOpen(o *tracker.Open) {
 		n.adopt(o.Step, o.Base, nil)
 	}
 	n.progress()
+}
+
+// assignments returns the assignment of an Open's units.
+func (n *Node) assignments(o *tracker.Open) []tracker.Assignment {
+	if n.cfg.Assignments != nil {
+		return n.cfg.Assignments(o)
+	}
+	return tracker.Assign(n.spec.Seed, tracker.AssignStep(o.Step, o.Attempt), o.Members, int(o.Units), n.spec.VerificationRate)
 }
 
 // adopt makes the node fetch checkpoint id and take it as C_step.
@@ -441,6 +480,9 @@ func (n *Node) adopt(step uint64, id cid.Cid, providers []string) {
 func (n *Node) onUpdate(from string, u *tracker.Update) {
 	if u.Step+stepsKept < n.headStep {
 		return
+	}
+	if o := n.open; o != nil && o.Step == u.Step && o.Attempt == u.Attempt && n.dealt[unitCopy{u.Unit, u.Replica}] != from {
+		return // not this peer's unit: no work is spent on it
 	}
 	m := n.seen[u.Step]
 	if m == nil {

@@ -76,6 +76,7 @@ const (
 	MaxChecks      = 1 << 10
 	MaxBad         = 2
 	MaxAttempt     = 1 << 16
+	MaxToken       = 1 << 10
 	maxMessageSize = MaxInline + 1<<12
 )
 
@@ -100,6 +101,9 @@ type Hello struct {
 	Role  Role
 	Step  uint64  // the step of the peer's head checkpoint
 	Head  cid.Cid // the peer's head checkpoint
+	// Token is the access token a closed round requires (signed by its
+	// tracker for this peer); empty in an open round.
+	Token []byte
 }
 
 // Open starts outer step Step from checkpoint Base. Every peer derives the
@@ -284,6 +288,9 @@ func (m *Hello) check() error {
 	}
 	if m.Role != RoleWorker && m.Role != RoleObserver {
 		return msgErr(KindHello, "role", "unknown role %d", m.Role)
+	}
+	if len(m.Token) > MaxToken {
+		return msgErr(KindHello, "token", "%d bytes is over the limit of %d", len(m.Token), MaxToken)
 	}
 	return checkCID(KindHello, "head", m.Head, false)
 }

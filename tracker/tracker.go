@@ -27,6 +27,7 @@ type Tracker struct {
 	dirty bool // st changed since the last Save (updates, commits)
 
 	members  map[string]*member
+	refused  map[string]string // peers refused admission to a closed round, and why
 	assigned map[unitCopy]string // of the open step
 	updates  map[unitCopy]*Update
 	out      []Msg
@@ -48,6 +49,11 @@ type Config struct {
 	// MinMembers is how many live workers it takes to open a step
 	// (default 1).
 	MinMembers int
+	// Admit decides, in a closed round, whether a peer's access token
+	// gives it standing at now; a peer without standing is not a member.
+	// It must be a pure function of its arguments (and of keys fixed at
+	// start). In an open round it is not called.
+	Admit func(peer string, token []byte, now time.Time) error
 }
 
 type member struct {
@@ -97,7 +103,7 @@ func New(cfg Config, now time.Time) (*Tracker, error) {
 	if cfg.MinMembers < 1 {
 		cfg.MinMembers = 1
 	}
-	t := &Tracker{cfg: cfg, spec: cfg.Spec, round: cfg.Spec.ID(), members: map[string]*member{}}
+	t := &Tracker{cfg: cfg, spec: cfg.Spec, round: cfg.Spec.ID(), members: map[string]*member{}, refused: map[string]string{}}
 	st, err := cfg.Storage.Load()
 	if err != nil {
 		return nil, fmt.Errorf("tracker: loading state: %w", err)
@@ -204,6 +210,7 @@ type PeerState struct {
 	Step     uint64 // the step of its head
 	Live     bool   // heard from within Liveness
 	Excluded bool
+	Refused  string // why a closed round refused it, if it did
 }
 
 // Peers returns every peer heard from since the tracker started, sorted
@@ -215,9 +222,16 @@ func (t *Tracker) Peers(now time.Time) []PeerState {
 		out = append(out, PeerState{ID: id, Role: m.role, LastSeen: m.lastSeen, Step: m.step,
 			Live: now.Sub(m.lastSeen) <= live, Excluded: t.Excluded(id)})
 	}
+	for id, why := range t.refused {
+		out = append(out, PeerState{ID: id, Role: RoleWorker, Refused: why})
+	}
 	slices.SortFunc(out, func(a, b PeerState) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
+
+// Refused returns the peers a closed round refused since the tracker
+// started, and why.
+func (t *Tracker) Refused() map[string]string { return maps.Clone(t.refused) }
 
 // Ready returns the messages to publish, in order, and forgets them.
 func (t *Tracker) Ready() []Msg {
@@ -263,6 +277,25 @@ func (t *Tracker) Receive(now time.Time, from string, m Msg) error {
 }
 
 func (t *Tracker) hello(now time.Time, from string, m *Hello) error {
+	if t.Excluded(from) {
+		return fmt.Errorf("hello from %s, excluded from the round", from)
+	}
+	if t.spec.Admission == AdmissionClosed {
+		err := errors.New("the round is closed and this tracker has no admission check")
+		if t.cfg.Admit != nil {
+			err = t.cfg.Admit(from, m.Token, now)
+		}
+		if err != nil {
+			delete(t.members, from)
+			reason := "no valid access token: " + err.Error()
+			if t.refused[from] != reason {
+				t.event("refused", t.st.Step, from, "%s", reason)
+			}
+			t.refused[from] = reason
+			return errors.New(reason)
+		}
+		delete(t.refused, from)
+	}
 	mb := t.members[from]
 	if mb == nil {
 		mb = &member{}
@@ -837,8 +870,11 @@ func Validate(v View, from string, m Msg) (Result, error) {
 	if !m.RoundID().Equals(v.Round()) {
 		return Ignore, fmt.Errorf("%s message for round %s, not %s", m.Kind(), m.RoundID(), v.Round())
 	}
-	if v.Excluded(from) {
-		return Ignore, fmt.Errorf("%s message from excluded peer %s", m.Kind(), from)
+	// A peer without standing is heard only when it says hello (which
+	// is how it presents an access token, and costs the tracker one
+	// cheap check).
+	if v.Excluded(from) && m.Kind() != KindHello {
+		return Ignore, fmt.Errorf("%s message from %s, which has no standing in the round", m.Kind(), from)
 	}
 	tracker := v.TrackerID()
 	switch m.Kind() {

@@ -678,10 +678,12 @@ func TestDisputeSettledByChecker(t *testing.T) {
 		t.Errorf("a second checked verdict was accepted")
 	}
 
-	// The excluded peer's messages are ignored.
+	// The excluded peer's messages are ignored: by Validate, except its
+	// hello, which the tracker refuses.
 	hello := &Hello{Round: h.spec.ID(), Role: RoleWorker, Step: 1, Head: cidOf("C1")}
-	if r, err := Validate(h.tr, liar, hello); r != Ignore || err == nil {
-		t.Errorf("Validate of an excluded peer's hello: %s, %v; want ignore", r, err)
+	commit := &Commit{Round: h.spec.ID(), Step: 1, Base: cidOf("C1"), Result: cidOf("C2")}
+	if r, err := Validate(h.tr, liar, commit); r != Ignore || err == nil {
+		t.Errorf("Validate of an excluded peer's commit: %s, %v; want ignore", r, err)
 	}
 	if err := h.receive(liar, hello); err == nil {
 		t.Errorf("hello from an excluded peer accepted")
@@ -1119,5 +1121,72 @@ func TestValidateSteps(t *testing.T) {
 		if r, err := Validate(v, c.from, c.m); r != c.want {
 			t.Errorf("%s: %s (%v), want %s", c.name, r, err, c.want)
 		}
+	}
+}
+
+// TestClosedRound: in a closed round only peers whose token the admission
+// check accepts become members; a refused peer is recorded with the
+// reason, its other messages are ignored by Validate, and a later hello
+// with a good token admits it.
+func TestClosedRound(t *testing.T) {
+	spec := testSpec(2, 0)
+	spec.Admission = AdmissionClosed
+	admit := func(peer string, token []byte, _ time.Time) error {
+		if string(token) != "ok:"+peer {
+			return errors.New("token does not name this peer")
+		}
+		return nil
+	}
+	tr, err := New(Config{Spec: spec, Genesis: genesis, Admit: admit}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	step, head := tr.Head()
+	hello := func(p string, token string) error {
+		return tr.Receive(t0, p, &Hello{Round: tr.Round(), Role: RoleWorker, Step: step, Head: head, Token: []byte(token)})
+	}
+	if err := hello("w1", "ok:w1"); err != nil {
+		t.Fatalf("admitted peer refused: %v", err)
+	}
+	if err := hello("w2", "ok:w1"); err == nil || !strings.Contains(err.Error(), "no valid access token") {
+		t.Fatalf("peer with another's token: %v", err)
+	}
+	if err := hello("w3", ""); err == nil {
+		t.Fatal("peer without a token admitted")
+	}
+	if got := tr.Members(RoleWorker, t0); !slices.Equal(got, []string{"w1"}) {
+		t.Fatalf("members %v, want [w1]", got)
+	}
+	refused := tr.Refused()
+	if len(refused) != 2 || !strings.Contains(refused["w2"], "does not name this peer") {
+		t.Fatalf("refused %v", refused)
+	}
+	var evs []string
+	for _, ev := range tr.Events() {
+		if ev.Kind == "refused" {
+			evs = append(evs, ev.Peer)
+		}
+	}
+	if !slices.Equal(evs, []string{"w2", "w3"}) {
+		t.Fatalf("refusal events for %v, want [w2 w3]", evs)
+	}
+	// Refusing the same peer again for the same reason adds no event.
+	_ = hello("w3", "")
+	for _, ev := range tr.Events() {
+		t.Errorf("repeated refusal logged again: %+v", ev)
+	}
+	if err := hello("w2", "ok:w2"); err != nil {
+		t.Fatalf("peer with its own token refused: %v", err)
+	}
+	if got := tr.Members(RoleWorker, t0); !slices.Equal(got, []string{"w1", "w2"}) {
+		t.Fatalf("members %v, want [w1 w2]", got)
+	}
+	// Without an admission check a closed round admits nobody.
+	tr2, err := New(Config{Spec: spec, Genesis: genesis}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr2.Receive(t0, "w1", &Hello{Round: tr2.Round(), Role: RoleWorker, Head: genesis, Token: []byte("ok:w1")}); err == nil {
+		t.Fatal("closed round without an admission check admitted a peer")
 	}
 }

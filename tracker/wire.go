@@ -280,6 +280,7 @@ func (m *Hello) encode(e *wireEncoder) {
 	e.byte(byte(m.Role))
 	e.uint(m.Step)
 	e.cid(m.Head)
+	e.bytes(m.Token)
 }
 
 func (m *Hello) decode(d *wireDecoder) {
@@ -287,6 +288,7 @@ func (m *Hello) decode(d *wireDecoder) {
 	m.Role = Role(d.at("role").byte())
 	m.Step = d.at("step").uint(math.MaxUint64)
 	m.Head = d.at("head").cid()
+	m.Token = d.at("token").bytes(MaxToken)
 }
 
 func (m *Open) encode(e *wireEncoder) {

@@ -133,7 +133,7 @@ func TestWireGolden(t *testing.T) {
 // of format cannot pass by rewriting the files.
 func TestWireGoldenHello(t *testing.T) {
 	d := func(s string) string { b := sha256Digest(s); return hex.EncodeToString(b[:]) }
-	want := "0101" + "01" + d("round") + "01" + "ac02" + "01" + d("C5")
+	want := "0101" + "01" + d("round") + "01" + "ac02" + "01" + d("C5") + "00"
 	b, err := Marshal(goldenMsgs()[0])
 	if err != nil {
 		t.Fatal(err)
@@ -249,8 +249,13 @@ func TestUnmarshalRejects(t *testing.T) {
 		{"trailing byte", append(bytes.Clone(hello), 0), "end"},
 		{"trailing bytes", append(bytes.Clone(golden[KindVerdict]), 1, 2, 3), "end"},
 		{"truncated CID", hello[:20], "round"},
-		{"truncated head", hello[:len(hello)-1], "head"},
-		{"head presence only", hello[:len(hello)-32], "head"},
+		{"no token length", hello[:len(hello)-1], "token"},
+		{"truncated head", hello[:len(hello)-2], "head"},
+		{"head presence only", hello[:len(hello)-33], "head"},
+		{"token over the limit", func() []byte {
+			b := bytes.Clone(hello[:len(hello)-1])
+			return append(binary.AppendUvarint(b, MaxToken+1), make([]byte, MaxToken+1)...)
+		}(), "token"},
 		{"truncated varint", func() []byte { e := wireEnc(KindHello); e.cid(round); e.byte(1); return append(e.b, 0x80) }(), "step"},
 		{"non-minimal varint", helloStep(0x80, 0x00), "step"},
 		{"non-minimal varint 300", helloStep(0xac, 0x82, 0x00), "step"},

@@ -43,6 +43,7 @@ type nodeJoinOptions struct {
 	MaxDisk    byteSize
 	StatusAddr string
 	Wait       time.Duration
+	Token      string
 	net        netOptions
 }
 
@@ -89,6 +90,7 @@ at a safe point.`,
 	fl.Var(&o.MaxDisk, "max-disk", "disk the node's checkpoints may take (e.g. 2GB; 0: no cap)")
 	fl.StringVar(&o.StatusAddr, "status-addr", "", "address to serve the status page and /metrics on (e.g. 127.0.0.1:9090)")
 	fl.DurationVar(&o.Wait, "wait", 2*time.Minute, "how long to keep trying to reach the round's peers at start")
+	fl.StringVar(&o.Token, "token", "", "access token of a closed round (from 'shoal round invite')")
 	o.net.addFlags(fl)
 	return cmd
 }
@@ -97,6 +99,12 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 	inv, err := daemon.ParseInvite(o.Invite)
 	if err != nil {
 		return err
+	}
+	var token []byte
+	if o.Token != "" {
+		if token, err = daemon.ParseToken(o.Token); err != nil {
+			return fmt.Errorf("--token: %w", err)
+		}
 	}
 	if o.CPUs > 0 {
 		runtime.GOMAXPROCS(o.CPUs)
@@ -133,6 +141,9 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 	if !spec.Dataset.Builtin {
 		return fmt.Errorf("round %s trains on dataset %s: this version trains on the built-in task only", inv.Round, spec.Dataset)
 	}
+	if spec.Admission == tracker.AdmissionClosed && token == nil {
+		fmt.Fprintf(f.Err, "round %s is closed: without --token the tracker will ignore this node (ask for a token for peer %s)\n", inv.Round, h.ID())
+	}
 	keep := 4
 	if o.MaxDisk > 0 {
 		m, err := gradient.New(node.ModelConfig(spec))
@@ -166,7 +177,7 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 		evaluate = func(_ uint64, id cid.Cid) (float64, error) { return ev(id) }
 	}
 	d, err := daemon.NewNode(daemon.NodeConfig{Spec: spec, Role: role, DataDir: o.DataDir, Host: h, Store: store, Engine: eng,
-		Logger: log, Evaluate: evaluate, KeepCheckpoints: keep})
+		Logger: log, Evaluate: evaluate, KeepCheckpoints: keep, Token: token})
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ coordinate it. Its round ID is the CID of its canonical encoding, so two
 files that mean the same round have the same ID, whatever their comments,
 layout or key order.`,
 	}
-	cmd.AddCommand(newCmdRoundValidate(f, nil), newCmdRoundInit(f), newCmdRoundStart(f), newCmdRoundStatus(f))
+	cmd.AddCommand(newCmdRoundValidate(f, nil), newCmdRoundInit(f), newCmdRoundStart(f), newCmdRoundStatus(f), newCmdRoundInvite(f))
 	return cmd
 }
 

@@ -319,6 +319,79 @@ func (e *evalLog) get(step uint64) (float64, bool) {
 	return v, ok
 }
 
+// roundInviteOptions are the arguments and flags of `shoal round invite`.
+type roundInviteOptions struct {
+	File    string
+	DataDir string
+	Peer    string
+	Expires time.Duration
+}
+
+func newCmdRoundInvite(f *factory) *cobra.Command {
+	o := &roundInviteOptions{}
+	cmd := &cobra.Command{
+		Use:   "invite FILE --peer ID",
+		Short: "Sign an access token that lets one peer into a closed round",
+		Long: `Sign an access token for a closed round (admission: closed in FILE).
+
+In a closed round the tracker admits only peers that present a token it
+signed for their peer ID; the messages of any other peer are ignored
+before any work is spent on them, and the refusal shows in the tracker's
+log and on its dashboard. The token is printed on standard output; the
+volunteer passes it to 'shoal node join --token'. The volunteer's peer ID
+is printed by 'shoal node join' when it starts (it is kept in its
+--data-dir). The tracker's identity is read from --data-dir.`,
+		Example: `  shoal round invite round.yaml --data-dir ./tracker --peer 12D3KooW... --expires 720h`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.File = args[0]
+			b, err := readRoundFile(o.File)
+			if err != nil {
+				return err
+			}
+			spec, err := tracker.Parse(b, o.File)
+			if err != nil {
+				return roundSpecError(o.File, err)
+			}
+			if spec.Admission != tracker.AdmissionClosed {
+				return fmt.Errorf("%s: admission is %s: an open round needs no tokens (set admission: closed)", o.File, spec.Admission)
+			}
+			p, err := peer.Decode(o.Peer)
+			if err != nil {
+				return fmt.Errorf("--peer %q: %v", o.Peer, err)
+			}
+			if o.Expires <= 0 {
+				return fmt.Errorf("--expires must be positive, got %v", o.Expires)
+			}
+			keyPath := filepath.Join(o.DataDir, "tracker.key")
+			if _, err := os.Stat(keyPath); err != nil {
+				return fmt.Errorf("no tracker identity at %s: use the --data-dir of 'shoal round init' and 'shoal round start'", keyPath)
+			}
+			key, err := p2p.LoadOrCreateIdentity(keyPath)
+			if err != nil {
+				return err
+			}
+			self, _ := peer.IDFromPrivateKey(key)
+			if want, _ := tracker.CanonicalPeerID(spec.Trackers[0]); want != self.String() {
+				return fmt.Errorf("%s names tracker %s, but the identity in %s is %s", o.File, spec.Trackers[0], o.DataDir, self)
+			}
+			exp := time.Now().Add(o.Expires)
+			tok, err := daemon.IssueToken(key, spec.ID(), p, exp)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(f.Err, "token for %s in round %s, valid until %s\n", p, spec.ID(), exp.UTC().Format(time.RFC3339))
+			fmt.Fprintln(f.Out, tok)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&o.DataDir, "data-dir", "shoal-tracker", "the tracker's data directory")
+	cmd.Flags().StringVar(&o.Peer, "peer", "", "the peer ID to admit (required)")
+	cmd.Flags().DurationVar(&o.Expires, "expires", 30*24*time.Hour, "how long the token is valid")
+	_ = cmd.MarkFlagRequired("peer")
+	return cmd
+}
+
 // roundStatusOptions are the arguments and flags of `shoal round status`.
 type roundStatusOptions struct {
 	Target  string

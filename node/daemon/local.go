@@ -137,6 +137,7 @@ type LocalRound struct {
 	Workers  []*Node
 	Invite   Invite
 	hosts    []*p2p.Host
+	newNode  func(name string, role tracker.Role, token bool) (*Node, error)
 	evalMu   sync.Mutex
 	evals    map[uint64]float64
 }
@@ -206,16 +207,26 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (_ *LocalRound, err error)
 	l.Invite = Invite{Round: spec.ID(), Peers: []peer.AddrInfo{th.AddrInfo()}}
 	boot := []peer.AddrInfo{th.AddrInfo()}
 
-	newNode := func(name string, role tracker.Role) (*Node, error) {
+	newNode := func(name string, role tracker.Role, token bool) (*Node, error) {
 		h, st, dir, err := newHost(name, nil, boot)
 		if err != nil {
 			return nil, err
+		}
+		var tok []byte
+		if token && spec.Admission == tracker.AdmissionClosed {
+			text, err := IssueToken(key, spec.ID(), h.ID(), time.Now().Add(24*time.Hour))
+			if err != nil {
+				return nil, err
+			}
+			if tok, err = ParseToken(text); err != nil {
+				return nil, err
+			}
 		}
 		eng, err := node.NewModelEngine(&spec, cfg.Train, st)
 		if err != nil {
 			return nil, err
 		}
-		nc := NodeConfig{Spec: &spec, Role: role, DataDir: dir, Host: h, Store: st, Engine: eng, Logger: log.With("node", name)}
+		nc := NodeConfig{Spec: &spec, Role: role, DataDir: dir, Host: h, Store: st, Engine: eng, Logger: log.With("node", name), Token: tok}
 		if role == tracker.RoleObserver && len(cfg.Eval) > 0 {
 			ev, err := Evaluator(&spec, st, cfg.Eval, 16)
 			if err != nil {
@@ -233,11 +244,12 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (_ *LocalRound, err error)
 		}
 		return NewNode(nc)
 	}
-	if l.Observer, err = newNode("observer", tracker.RoleObserver); err != nil {
+	l.newNode = newNode
+	if l.Observer, err = newNode("observer", tracker.RoleObserver, true); err != nil {
 		return nil, err
 	}
 	for i := range cfg.Workers {
-		w, err := newNode(fmt.Sprintf("worker-%d", i+1), tracker.RoleWorker)
+		w, err := newNode(fmt.Sprintf("worker-%d", i+1), tracker.RoleWorker, true)
 		if err != nil {
 			return nil, err
 		}
@@ -257,6 +269,12 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (_ *LocalRound, err error)
 		return nil, err
 	}
 	return l, nil
+}
+
+// NewWorker makes one more worker, with an access token to a closed
+// round or without one; run it with its Run.
+func (l *LocalRound) NewWorker(name string, token bool) (*Node, error) {
+	return l.newNode(name, tracker.RoleWorker, token)
 }
 
 // EvalLoss returns the held-out loss the observer measured for C_step.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,4 +100,68 @@ func testLogger(t *testing.T) *slog.Logger {
 		t.Fatalf("SHOAL_TEST_LOG=%q: %v", lv, err)
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// TestClosedRound: a closed round admits the workers whose access token
+// its tracker signed and ignores a worker without one: the refusal is in
+// the tracker's events and on the dashboard, and the intruder is dealt
+// nothing.
+func TestClosedRound(t *testing.T) {
+	train, eval, floor := BuiltinData()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	spec := smallSpec()
+	spec.Admission = tracker.AdmissionClosed
+	l, err := StartLocal(ctx, LocalConfig{Spec: spec, Workers: 2, Dir: t.TempDir(), Train: train, Eval: eval, Floor: floor, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	intruder, err := l.NewWorker("intruder", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 2)
+	go func() { done <- l.Run(rctx) }()
+	go func() { done <- intruder.Run(rctx) }()
+	err = WaitFor(ctx, 100*time.Millisecond, func() bool { return len(l.Tracker.Finals()) >= 3 })
+	stop()
+	for range 2 {
+		if rerr := <-done; rerr != nil {
+			t.Fatal(rerr)
+		}
+	}
+	if err != nil {
+		t.Fatalf("the closed round did not finalise 3 steps: %v", err)
+	}
+	snap := l.Tracker.Snapshot()
+	id := intruder.Status().Peer
+	var refused bool
+	for _, p := range snap.Peers {
+		if p.ID == id {
+			if p.State != "refused" || !strings.Contains(p.Reason, "no valid access token") {
+				t.Errorf("the intruder on the dashboard: %+v", p)
+			}
+			refused = true
+		}
+		if p.ID != id && p.State == "refused" {
+			t.Errorf("a worker with a token was refused: %+v", p)
+		}
+	}
+	if !refused {
+		t.Errorf("the intruder is not on the dashboard")
+	}
+	var logged bool
+	for _, ev := range snap.Events {
+		if ev.Kind == "refused" && ev.Peer == id {
+			logged = true
+		}
+	}
+	if !logged {
+		t.Errorf("no refusal event for the intruder")
+	}
+	if st := intruder.Status(); st.Units != 0 {
+		t.Errorf("the intruder trained %d units", st.Units)
+	}
 }

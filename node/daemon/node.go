@@ -34,6 +34,8 @@ type NodeConfig struct {
 	// KeepCheckpoints is how many recent checkpoints stay on disk
 	// (default 4); older ones are collected.
 	KeepCheckpoints int
+	// Token is the access token of a closed round (see ParseToken).
+	Token []byte
 }
 
 // Node runs a worker or an observer.
@@ -98,7 +100,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		step, head = 0, cid.Undef
 	}
 	core, err := node.New(node.Config{ID: cfg.Host.ID().String(), Role: cfg.Role, Spec: cfg.Spec, Genesis: genesis,
-		HeadStep: step, Head: head, InlineLimit: InlineLimit})
+		HeadStep: step, Head: head, InlineLimit: InlineLimit, Token: cfg.Token})
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -76,7 +77,15 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	if id != cfg.Host.ID().String() {
 		return nil, fmt.Errorf("this host is %s, but the round's tracker is %s: start the tracker with the identity the spec names", cfg.Host.ID(), id)
 	}
-	t, err := tracker.New(tracker.Config{Spec: cfg.Spec, Genesis: cfg.Genesis, Storage: cfg.Storage, MinMembers: cfg.MinMembers}, time.Now())
+	var admit func(string, []byte, time.Time) error
+	if cfg.Spec.Admission == tracker.AdmissionClosed {
+		key := cfg.Host.Libp2p().Peerstore().PrivKey(cfg.Host.ID())
+		if key == nil {
+			return nil, errors.New("the tracker's host has no private key to check access tokens with")
+		}
+		admit = Admitter(key.GetPublic(), cfg.Spec.ID())
+	}
+	t, err := tracker.New(tracker.Config{Spec: cfg.Spec, Genesis: cfg.Genesis, Storage: cfg.Storage, MinMembers: cfg.MinMembers, Admit: admit}, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -150,11 +159,16 @@ func (d *Tracker) flush() error {
 		d.bus.publish(m)
 	}
 	s, h := d.t.Head()
+	// Peers without standing (caught lying, or refused by a closed
+	// round) are ignored by the gossip validator before any work.
 	excluded := map[string]bool{}
 	for p, e := range d.t.Ledger() {
 		if e.Excluded {
 			excluded[p] = true
 		}
+	}
+	for p := range d.t.Refused() {
+		excluded[p] = true
 	}
 	d.bus.view.Store(&view{round: d.round, tracker: d.t.TrackerID(), step: s, head: h, excluded: excluded})
 	d.refresh()
@@ -274,17 +288,23 @@ func (d *Tracker) Snapshot() dashboard.Snapshot {
 	seen := map[string]bool{}
 	for _, p := range d.peers {
 		e := d.ledger[p.ID]
-		state := "gone"
+		state, reason := "gone", e.Reason
 		switch {
 		case e.Excluded:
 			state = "excluded"
+		case p.Refused != "":
+			state, reason = "refused", p.Refused
 		case p.Live:
 			state = "live"
 		}
 		seen[p.ID] = true
-		snap.Peers = append(snap.Peers, dashboard.PeerInfo{ID: p.ID, Role: p.Role.String(), State: state, HeadStep: p.Step,
-			LastSeen: p.LastSeen.UTC(), Units: e.Units, Samples: e.Samples, Verified: e.Verified, Checks: e.Checks,
-			Mismatches: e.Mismatches, Reason: e.Reason})
+		info := dashboard.PeerInfo{ID: p.ID, Role: p.Role.String(), State: state, HeadStep: p.Step,
+			Units: e.Units, Samples: e.Samples, Verified: e.Verified, Checks: e.Checks,
+			Mismatches: e.Mismatches, Reason: reason}
+		if !p.LastSeen.IsZero() {
+			info.LastSeen = p.LastSeen.UTC()
+		}
+		snap.Peers = append(snap.Peers, info)
 	}
 	for id, e := range d.ledger {
 		if seen[id] {
