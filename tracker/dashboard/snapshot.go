@@ -38,8 +38,8 @@ type LossPoint struct {
 type StepInfo struct {
 	Step       uint64    `json:"step"`
 	Opened     time.Time `json:"opened"`
-	Closed     time.Time `json:"closed,omitempty"`
-	Finalised  time.Time `json:"finalised,omitempty"`
+	Closed     time.Time `json:"closed,omitzero"`
+	Finalised  time.Time `json:"finalised,omitzero"`
 	Members    int       `json:"members"`              // workers the units were dealt to
 	Included   int       `json:"included"`             // updates aggregated
 	Samples    int64     `json:"samples"`              // sequences they trained on
