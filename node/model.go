@@ -43,7 +43,12 @@ type ModelEngine struct {
 	residual [][]float32
 	recent   []recentDelta // own pseudo-gradients, newest last
 	tok      []int32
+	unitData func(step uint64, unit uint32) ([]byte, error)
 }
+
+// SetData makes the engine train each unit on the text data returns for
+// it (a dataset's shard) instead of the text it was made with.
+func (e *ModelEngine) SetData(data func(step uint64, unit uint32) ([]byte, error)) { e.unitData = data }
 
 type recentDelta struct {
 	raw   cid.Cid
@@ -62,8 +67,10 @@ func NewModelEngine(spec *tracker.Spec, train []byte, store Store) (*ModelEngine
 	if err != nil {
 		return nil, fmt.Errorf("node: the round's model: %w", err)
 	}
-	if err := data.CheckSize(train, cfg.Ctx); err != nil {
-		return nil, fmt.Errorf("node: training data: %w", err)
+	if train != nil {
+		if err := data.CheckSize(train, cfg.Ctx); err != nil {
+			return nil, fmt.Errorf("node: training data: %w", err)
+		}
 	}
 	cd, err := codec.Parse(spec.Codec)
 	if err != nil {
@@ -174,6 +181,17 @@ func UnitStream(step uint64, unit uint32) uint64 { return step<<20 | uint64(unit
 // Delta trains unit of step from base and returns the raw pseudo-gradient
 // θ(base) − θ_local, flat in parameter order, and the mean training loss.
 func (e *ModelEngine) Delta(base cid.Cid, step uint64, unit uint32) ([]float32, float32, error) {
+	text := e.train
+	if e.unitData != nil {
+		t, err := e.unitData(step, unit)
+		if err != nil {
+			return nil, 0, fmt.Errorf("data of unit %d: %w", unit, err)
+		}
+		text = t
+	}
+	if err := data.CheckSize(text, e.cfg.Ctx); err != nil {
+		return nil, 0, fmt.Errorf("data of unit %d: %w", unit, err)
+	}
 	ps := e.model.Params()
 	if _, err := e.load(base, ps); err != nil {
 		return nil, 0, err
@@ -188,7 +206,7 @@ func (e *ModelEngine) Delta(base cid.Cid, step uint64, unit uint32) ([]float32, 
 	}
 	var loss float64
 	for s := range h {
-		data.Sample(e.tok, e.train, e.spec.Seed, UnitStream(step, unit), uint64(s), e.spec.Batch, ctx)
+		data.Sample(e.tok, text, e.spec.Seed, UnitStream(step, unit), uint64(s), e.spec.Batch, ctx)
 		st := tr.Step(e.tok, e.spec.Batch)
 		if math.IsNaN(float64(st.Loss)) || math.IsInf(float64(st.Loss), 0) {
 			return nil, 0, fmt.Errorf("training diverged at inner step %d of unit %d", s, unit)

@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-network/shoal/gradient"
+	"github.com/shoal-network/shoal/gradient/data"
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/node/daemon"
 	"github.com/shoal-network/shoal/p2p"
@@ -138,8 +140,23 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 	if err != nil {
 		return err
 	}
+	var ds *data.DatasetManifest
 	if !spec.Dataset.Builtin {
-		return fmt.Errorf("round %s trains on dataset %s: this version trains on the built-in task only", inv.Round, spec.Dataset)
+		b, err := h.Blobs().FetchObject(ctx, spec.Dataset.Manifest, inviteIDs(inv))
+		if err != nil {
+			return fmt.Errorf("fetching the round's dataset manifest: %w", err)
+		}
+		if ds, err = data.DecodeDataset(b); err != nil {
+			return err
+		}
+		budget := int64(0)
+		if o.MaxDisk > 0 {
+			budget = int64(o.MaxDisk) / 2 // the other half is for checkpoints
+		}
+		if err := store.KeepOnDisk(filepath.Join(o.DataDir, "shards"), budget); err != nil {
+			return err
+		}
+		fmt.Fprintf(f.Err, "dataset %s: %d shards, %s; this node fetches the shards of its units\n", spec.Dataset, len(ds.Shards), daemon.Bytes(ds.Bytes))
 	}
 	if spec.Admission == tracker.AdmissionClosed && token == nil {
 		fmt.Fprintf(f.Err, "round %s is closed: without --token the tracker will ignore this node (ask for a token for peer %s)\n", inv.Round, h.ID())
@@ -162,9 +179,21 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 		return err
 	}
 	train, eval, _ := daemon.BuiltinData()
+	if ds != nil {
+		train = nil
+		if o.Role == "observer" {
+			if eval, err = h.Blobs().FetchObject(ctx, ds.Eval.CID, inviteIDs(inv)); err != nil {
+				return fmt.Errorf("fetching the dataset's held-out text: %w", err)
+			}
+		}
+	}
 	eng, err := node.NewModelEngine(spec, train, store)
 	if err != nil {
 		return err
+	}
+	if ds != nil {
+		units := spec.UnitsPerStep()
+		eng.SetData(func(step uint64, unit uint32) ([]byte, error) { return store.Get(ds.ShardFor(step, unit, units).CID) })
 	}
 	role := tracker.RoleWorker
 	var evaluate func(uint64, cid.Cid) (float64, error)
@@ -177,7 +206,7 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 		evaluate = func(_ uint64, id cid.Cid) (float64, error) { return ev(id) }
 	}
 	d, err := daemon.NewNode(daemon.NodeConfig{Spec: spec, Role: role, DataDir: o.DataDir, Host: h, Store: store, Engine: eng,
-		Logger: log, Evaluate: evaluate, KeepCheckpoints: keep, Token: token})
+		Logger: log, Evaluate: evaluate, KeepCheckpoints: keep, Token: token, Dataset: ds, DataPeers: inviteIDs(inv)})
 	if err != nil {
 		return err
 	}
@@ -221,4 +250,12 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 			}
 		}
 	}
+}
+
+func inviteIDs(inv daemon.Invite) []peer.ID {
+	ids := make([]peer.ID, len(inv.Peers))
+	for i, ai := range inv.Peers {
+		ids[i] = ai.ID
+	}
+	return ids
 }

@@ -21,6 +21,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-network/shoal/gradient/data"
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/node/daemon"
 	"github.com/shoal-network/shoal/p2p"
@@ -88,6 +89,7 @@ type roundStartOptions struct {
 	DashboardAddr string
 	Observer      bool
 	MinMembers    int
+	Data          string
 	net           netOptions
 }
 
@@ -123,6 +125,7 @@ first of the spec's trackers ('shoal round init' writes such a spec).`,
 	fl.StringVar(&o.DashboardAddr, "dashboard-addr", "127.0.0.1:8080", "address to serve the dashboard on")
 	fl.BoolVar(&o.Observer, "observer", true, "run an observer that verifies and evaluates every step")
 	fl.IntVar(&o.MinMembers, "min-members", 1, "workers it takes to open a step")
+	fl.StringVar(&o.Data, "data", "", "the text of the spec's dataset (a file or directory; 'shoal dataset cid' names it)")
 	o.net.addFlags(fl)
 	return cmd
 }
@@ -139,8 +142,23 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	if err := roundDeepChecks(spec); err != nil {
 		return roundSpecError(o.File, err)
 	}
+	train, eval, floor := daemon.BuiltinData()
+	var ds *data.Dataset
 	if !spec.Dataset.Builtin {
-		return fmt.Errorf("%s: dataset: this version trains on the built-in task only", o.File)
+		if o.Data == "" {
+			return fmt.Errorf("%s names dataset %s: give its text with --data PATH", o.File, spec.Dataset)
+		}
+		corpus, err := data.LoadText(o.Data)
+		if err != nil {
+			return fmt.Errorf("--data: %w", err)
+		}
+		if ds, err = data.BuildDataset(corpus.Bytes); err != nil {
+			return fmt.Errorf("--data %s: %w", o.Data, err)
+		}
+		if id := ds.Manifest.ID(); !id.Equals(spec.Dataset.Manifest) {
+			return fmt.Errorf("--data %s makes dataset %s, but %s names %s", o.Data, id, o.File, spec.Dataset)
+		}
+		train, eval, floor = nil, ds.Eval, 0
 	}
 	if err := ensureDir(o.DataDir); err != nil {
 		return err
@@ -175,7 +193,12 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	if err := th.Discovery().Join(round.String()); err != nil {
 		return err
 	}
-	train, eval, floor := daemon.BuiltinData()
+	if ds != nil {
+		if err := daemon.ServeDataset(store, ds); err != nil {
+			return err
+		}
+		fmt.Fprintf(f.Err, "serving dataset %s: %d shards, %s\n", spec.Dataset, len(ds.Shards), daemon.Bytes(ds.Manifest.Bytes))
+	}
 	genesisEngine, err := node.NewModelEngine(spec, train, store)
 	if err != nil {
 		return err
@@ -248,8 +271,19 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 		if err != nil {
 			return err
 		}
+		var token []byte
+		if spec.Admission == tracker.AdmissionClosed {
+			// The round's own observer needs a token like anyone else.
+			text, err := daemon.IssueToken(key, round, oh.ID(), time.Now().Add(100*365*24*time.Hour))
+			if err != nil {
+				return err
+			}
+			if token, err = daemon.ParseToken(text); err != nil {
+				return err
+			}
+		}
 		od, err := daemon.NewNode(daemon.NodeConfig{Spec: spec, Role: tracker.RoleObserver, DataDir: odir, Host: oh, Store: ostore,
-			Engine: eng, Logger: log.With("role", "observer"), Evaluate: func(step uint64, id cid.Cid) (float64, error) {
+			Token: token, Engine: eng, Logger: log.With("role", "observer"), Evaluate: func(step uint64, id cid.Cid) (float64, error) {
 				l, err := ev(id)
 				if err == nil {
 					evals.set(step, l)

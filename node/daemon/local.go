@@ -125,6 +125,10 @@ type LocalConfig struct {
 	Eval    []byte
 	Floor   float64
 	Logger  *slog.Logger
+	// Dataset, if set, is the text the round trains on instead of the
+	// built-in task (Train and Eval are then ignored): the tracker serves
+	// its shards and each worker fetches the ones its units need.
+	Dataset *data.Dataset
 }
 
 // LocalRound is a whole round in one process: a tracker, an observer and
@@ -159,6 +163,10 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (_ *LocalRound, err error)
 	}
 	spec := *cfg.Spec
 	spec.Trackers = []string{tid.String()}
+	if cfg.Dataset != nil {
+		spec.Dataset = tracker.Dataset{Manifest: cfg.Dataset.Manifest.ID()}
+		cfg.Eval = cfg.Dataset.Eval
+	}
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
@@ -205,6 +213,11 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (_ *LocalRound, err error)
 		return nil, err
 	}
 	l.Invite = Invite{Round: spec.ID(), Peers: []peer.AddrInfo{th.AddrInfo()}}
+	if ds := cfg.Dataset; ds != nil {
+		if err := ServeDataset(tstore, ds); err != nil {
+			return nil, err
+		}
+	}
 	boot := []peer.AddrInfo{th.AddrInfo()}
 
 	newNode := func(name string, role tracker.Role, token bool) (*Node, error) {
@@ -222,11 +235,25 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (_ *LocalRound, err error)
 				return nil, err
 			}
 		}
-		eng, err := node.NewModelEngine(&spec, cfg.Train, st)
+		train := cfg.Train
+		if cfg.Dataset != nil {
+			train = nil
+		}
+		eng, err := node.NewModelEngine(&spec, train, st)
 		if err != nil {
 			return nil, err
 		}
 		nc := NodeConfig{Spec: &spec, Role: role, DataDir: dir, Host: h, Store: st, Engine: eng, Logger: log.With("node", name), Token: tok}
+		if ds := cfg.Dataset; ds != nil {
+			if err := st.KeepOnDisk(filepath.Join(dir, "shards"), 0); err != nil {
+				return nil, err
+			}
+			units := spec.UnitsPerStep()
+			eng.SetData(func(step uint64, unit uint32) ([]byte, error) {
+				return st.Get(ds.Manifest.ShardFor(step, unit, units).CID)
+			})
+			nc.Dataset, nc.DataPeers = ds.Manifest, []peer.ID{tid}
+		}
 		if role == tracker.RoleObserver && len(cfg.Eval) > 0 {
 			ev, err := Evaluator(&spec, st, cfg.Eval, 16)
 			if err != nil {
@@ -275,6 +302,24 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (_ *LocalRound, err error)
 // round or without one; run it with its Run.
 func (l *LocalRound) NewWorker(name string, token bool) (*Node, error) {
 	return l.newNode(name, tracker.RoleWorker, token)
+}
+
+// ServeDataset puts a dataset's manifest, shards and held-out text in a
+// store, for its host to serve.
+func ServeDataset(st *Store, ds *data.Dataset) error {
+	m := ds.Manifest
+	if err := st.Put(m.ID(), m.Encode()); err != nil {
+		return err
+	}
+	if err := st.Put(m.Eval.CID, ds.Eval); err != nil {
+		return err
+	}
+	for i, s := range ds.Shards {
+		if err := st.Put(m.Shards[i].CID, s); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // EvalLoss returns the held-out loss the observer measured for C_step.

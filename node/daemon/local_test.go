@@ -4,10 +4,13 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/shoal-network/shoal/gradient/data"
 	"github.com/shoal-network/shoal/tracker"
 )
 
@@ -163,5 +166,66 @@ func TestClosedRound(t *testing.T) {
 	}
 	if st := intruder.Status(); st.Units != 0 {
 		t.Errorf("the intruder trained %d units", st.Units)
+	}
+}
+
+// TestDatasetRound: a round on a text corpus (Go's own net/http source):
+// the tracker serves the dataset's shards and each worker fetches, by CID,
+// only the shards its units need, keeps them on disk, and trains.
+func TestDatasetRound(t *testing.T) {
+	corpus, err := data.LoadText(filepath.Join(runtime.GOROOT(), "src", "net", "http"))
+	if err != nil {
+		t.Skipf("no Go source tree to train on: %v", err)
+	}
+	text := corpus.Bytes
+	for len(text) < 3*data.DatasetShardSize {
+		text = append(text, corpus.Bytes...) // enough text for several shards
+	}
+	ds, err := data.BuildDataset(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	spec := smallSpec()
+	spec.TargetSamples = 2 * spec.InnerSteps * spec.Batch // two units a step
+	spec.VerificationRate = 0
+	l, err := StartLocal(ctx, LocalConfig{Spec: spec, Workers: 2, Dir: t.TempDir(), Dataset: ds, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- l.Run(rctx) }()
+	err = WaitFor(ctx, 100*time.Millisecond, func() bool { return len(l.Tracker.Finals()) >= 2 })
+	stop()
+	if rerr := <-done; rerr != nil {
+		t.Fatal(rerr)
+	}
+	if err != nil {
+		t.Fatalf("the round did not finalise 2 steps: %v", err)
+	}
+	n := len(ds.Manifest.Shards)
+	for i, w := range l.Workers {
+		var held []int
+		for k, s := range ds.Manifest.Shards {
+			if _, err := os.Stat(filepath.Join(w.cfg.DataDir, "shards", s.CID.String())); err == nil {
+				held = append(held, k)
+			}
+		}
+		// Its units' shards, and perhaps the next unit's, fetched ahead.
+		units := w.Status().Units
+		if units == 0 {
+			t.Errorf("worker %d trained nothing", i)
+		}
+		if len(held) == 0 || len(held) > units+1 || len(held) == n {
+			t.Errorf("worker %d trained %d units and holds shards %v of %d", i, units, held, n)
+		}
+		t.Logf("worker %d holds shards %v of %d and trained %d units", i, held, n, w.Status().Units)
+	}
+	snap := l.Tracker.Snapshot()
+	if first, last := snap.Loss[0].Train, snap.Loss[len(snap.Loss)-1].Train; !(last < first) {
+		t.Errorf("training loss went from %.4f to %.4f", first, last)
 	}
 }

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/shoal-network/shoal/gradient/data"
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/p2p"
 	"github.com/shoal-network/shoal/tracker"
@@ -36,6 +38,13 @@ type NodeConfig struct {
 	KeepCheckpoints int
 	// Token is the access token of a closed round (see ParseToken).
 	Token []byte
+	// Dataset, for a round on a dataset, lists its shards: before a job
+	// on a unit runs, the node fetches the unit's shard (verified by CID)
+	// from the peers that have it and keeps it on disk.
+	Dataset *data.DatasetManifest
+	// DataPeers are asked for shards first (the tracker, the invite's
+	// peers); any peer of the round is asked after them.
+	DataPeers []peer.ID
 }
 
 // Node runs a worker or an observer.
@@ -47,15 +56,20 @@ type Node struct {
 	log    *slog.Logger
 	status *statusBox
 
-	jobs    chan node.Job
-	results chan node.Result
-	fetched chan fetchResult
-	evals   chan evalResult
-	pending []node.Job
-	busy    bool
-	evalDue cid.Cid
-	evalAt  uint64
-	sem     chan struct{}
+	jobs       chan node.Job
+	results    chan node.Result
+	fetched    chan fetchResult
+	evals      chan evalResult
+	pending    []node.Job
+	busy       bool
+	shards     map[cid.Cid]bool // shards being fetched
+	shardCh    chan fetchResult
+	shardRetry time.Time
+	wg         *sync.WaitGroup
+	ctx        context.Context
+	evalDue    cid.Cid
+	evalAt     uint64
+	sem        chan struct{}
 }
 
 type fetchResult struct {
@@ -110,7 +124,8 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	}
 	d := &Node{cfg: cfg, round: round, core: core, log: cfg.Logger, status: newStatusBox(),
 		jobs: make(chan node.Job), results: make(chan node.Result, 1), fetched: make(chan fetchResult, 64),
-		evals: make(chan evalResult, 1), sem: make(chan struct{}, cfg.Fetches)}
+		evals: make(chan evalResult, 1), sem: make(chan struct{}, cfg.Fetches),
+		shards: map[cid.Cid]bool{}, shardCh: make(chan fetchResult, 8)}
 	s, h := core.Head()
 	d.status.update(func(st *Status) {
 		st.Role, st.Peer, st.Round, st.Step, st.Head = cfg.Role.String(), cfg.Host.ID().String(), round.String(), s, h.String()
@@ -145,6 +160,7 @@ func (d *Node) Run(ctx context.Context) error {
 	defer wg.Wait()
 	defer cancel()
 	b.run(ctx, &wg)
+	d.wg, d.ctx = &wg, ctx
 	wg.Add(1)
 	go d.worker(ctx, &wg)
 
@@ -182,6 +198,16 @@ func (d *Node) Run(ctx context.Context) error {
 				d.log.Info("fetch failed", "cid", f.id.String(), "err", f.err.Error())
 			}
 			d.core.Fetched(time.Now(), f.id, f.ok)
+		case f := <-d.shardCh:
+			delete(d.shards, f.id)
+			if f.err != nil {
+				d.log.Warn("fetching a dataset shard failed; will retry", "shard", f.id.String(), "err", f.err.Error())
+				d.shardRetry = time.Now().Add(2 * time.Second)
+			} else if err := d.cfg.Store.Keep(f.id); err != nil {
+				d.log.Warn("cannot keep a dataset shard on disk", "shard", f.id.String(), "err", err.Error())
+			} else {
+				d.status.event(node.Event{Kind: "shard", Detail: "fetched dataset shard " + f.id.String()})
+			}
 		case e := <-d.evals:
 			d.busy = false
 			if e.err != nil {
@@ -293,6 +319,9 @@ func (d *Node) dispatch(ctx context.Context) {
 	var j node.Job
 	switch {
 	case len(d.pending) > 0:
+		if !d.haveData(d.pending[0]) {
+			return // fetching the unit's shard; dispatch resumes when it is here
+		}
 		j = d.pending[0]
 		d.pending = d.pending[1:]
 	case d.evalDue.Defined():
@@ -306,6 +335,47 @@ func (d *Node) dispatch(ctx context.Context) {
 		d.busy = true
 	case <-ctx.Done():
 	}
+}
+
+// haveData reports whether a job's data is at hand, and starts fetching
+// it if not.
+func (d *Node) haveData(j node.Job) bool {
+	ds := d.cfg.Dataset
+	if ds == nil {
+		return true
+	}
+	var unit uint32
+	var step uint64
+	switch j := j.(type) {
+	case node.TrainJob:
+		step, unit = j.Step, j.Unit
+	case node.VerifyJob:
+		step, unit = j.Step, j.Unit
+	default:
+		return true
+	}
+	id := ds.ShardFor(step, unit, d.cfg.Spec.UnitsPerStep()).CID
+	if d.cfg.Store.Has(id) {
+		return true
+	}
+	if d.shards[id] || time.Now().Before(d.shardRetry) {
+		return false
+	}
+	d.shards[id] = true
+	provs := append([]peer.ID(nil), d.cfg.DataPeers...)
+	provs = append(provs, d.bus.topic.Peers()...)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		fctx, cancel := context.WithTimeout(d.ctx, 5*time.Minute)
+		defer cancel()
+		_, err := d.cfg.Host.Blobs().FetchObject(fctx, id, provs)
+		select {
+		case d.shardCh <- fetchResult{id: id, ok: err == nil, err: err}:
+		case <-d.ctx.Done():
+		}
+	}()
+	return false
 }
 
 // evalJob asks the worker to evaluate a head.

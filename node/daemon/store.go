@@ -3,7 +3,13 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -31,6 +37,10 @@ type Store struct {
 	max      int64               // bound on the bytes of objects held
 	complete map[cid.Cid]bool    // checkpoints known to be whole on disk
 	cache    []*cachedCheckpoint // the last checkpoints decoded
+
+	files     string // directory of objects kept on disk (dataset shards); "" for none
+	fileMax   int64  // bound on their bytes
+	fileBytes int64
 }
 
 type cachedCheckpoint struct {
@@ -63,6 +73,122 @@ func NewStore(ck *checkpoint.Store, maxObjects int64) (*Store, error) {
 	return s, nil
 }
 
+// KeepOnDisk makes the store keep objects passed to Keep in dir, using at
+// most max bytes (0: no bound): the least recently kept go first.
+func (s *Store) KeepOnDisk(dir string, max int64) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.files, s.fileMax = dir, max
+	s.mu.Unlock()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() {
+			if strings.HasPrefix(e.Name(), ".") {
+				os.Remove(filepath.Join(dir, e.Name())) // a temp file of a write that died
+				continue
+			}
+			s.fileBytes += info.Size()
+		}
+	}
+	return nil
+}
+
+// Keep moves an object the store holds in memory to disk, where it stays
+// across restarts and sweeps (within the disk bound).
+func (s *Store) Keep(c cid.Cid) error {
+	s.mu.Lock()
+	b, ok := s.objs[c]
+	dir, max := s.files, s.fileMax
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("object %s: %w", c, blob.ErrNotFound)
+	}
+	if dir == "" {
+		return errors.New("the store keeps nothing on disk")
+	}
+	if max > 0 && int64(len(b)) > max {
+		return fmt.Errorf("object %s of %d bytes does not fit in the disk bound of %d bytes", c, len(b), max)
+	}
+	path := filepath.Join(dir, c.String())
+	if _, err := os.Stat(path); err != nil {
+		err := checkpoint.WriteFileAtomic(path, 0o600, func(w io.Writer) error { _, err := w.Write(b); return err })
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.fileBytes += int64(len(b))
+		s.mu.Unlock()
+	} else {
+		now := time.Now()
+		os.Chtimes(path, now, now)
+	}
+	s.mu.Lock()
+	s.bytes -= int64(len(b))
+	delete(s.objs, c)
+	delete(s.gen, c)
+	s.mu.Unlock()
+	return s.trimFiles(c)
+}
+
+// trimFiles removes the oldest files until the disk bound holds, sparing
+// keep.
+func (s *Store) trimFiles(keep cid.Cid) error {
+	s.mu.Lock()
+	dir, max, used := s.files, s.fileMax, s.fileBytes
+	s.mu.Unlock()
+	if max <= 0 || used <= max {
+		return nil
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	type file struct {
+		name string
+		size int64
+		mod  time.Time
+	}
+	var fs []file
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && e.Name() != keep.String() {
+			fs = append(fs, file{e.Name(), info.Size(), info.ModTime()})
+		}
+	}
+	slices.SortFunc(fs, func(a, b file) int { return a.mod.Compare(b.mod) })
+	for _, f := range fs {
+		if used <= max {
+			break
+		}
+		if err := os.Remove(filepath.Join(dir, f.name)); err == nil {
+			used -= f.size
+		}
+	}
+	s.mu.Lock()
+	s.fileBytes = used
+	s.mu.Unlock()
+	return nil
+}
+
+// readFile returns an object kept on disk, verified.
+func (s *Store) readFile(c cid.Cid) ([]byte, bool) {
+	s.mu.Lock()
+	dir := s.files
+	s.mu.Unlock()
+	if dir == "" {
+		return nil, false
+	}
+	b, err := os.ReadFile(filepath.Join(dir, c.String()))
+	if err != nil || !blob.Sum(b).Equals(c) {
+		return nil, false
+	}
+	return b, true
+}
+
 // Checkpoints returns the checkpoint store.
 func (s *Store) Checkpoints() *checkpoint.Store { return s.ck }
 
@@ -85,6 +211,9 @@ func (s *Store) Get(c cid.Cid) ([]byte, error) {
 	b, ok := s.objs[c]
 	s.mu.Unlock()
 	if ok {
+		return b, nil
+	}
+	if b, ok := s.readFile(c); ok {
 		return b, nil
 	}
 	if b, err := s.ck.Chunk(c); err == nil {
