@@ -222,7 +222,11 @@ func newCmdCheckpointShow(f *factory, co *checkpointOptions, runF func(*checkpoi
 	cmd := &cobra.Command{
 		Use:   "show CID|label",
 		Short: "Show a checkpoint's metadata and tensors",
-		Args:  cobra.ExactArgs(1),
+		Long: `Show a checkpoint's metadata (round, step, model configuration) and its
+tensors with their shapes, model parameters and optimizer state apart. The
+checkpoint is named by its CID or by a label; the header is read and
+verified without loading the tensor data.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			o.Ref = args[0]
 			if runF != nil {
@@ -603,6 +607,10 @@ func newCmdCheckpointLabel(f *factory, co *checkpointOptions, runF func(*checkpo
 	cmd := &cobra.Command{
 		Use:   "label LABEL [CID|label]",
 		Short: "Name a checkpoint with a label, or remove a label with --remove",
+		Long: `Give a checkpoint a label, a name the other checkpoint commands accept in
+place of its CID (a volunteer node keeps the label "head" on the checkpoint
+it holds). A label names one checkpoint at a time: labelling another moves
+it. With --remove the label is deleted.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if o.Remove && len(args) != 1 {
 				return errors.New("label --remove takes the label alone")
@@ -652,12 +660,19 @@ type checkpointPinOptions struct {
 func newCmdCheckpointPin(f *factory, co *checkpointOptions, pin bool, runF func(*checkpointPinOptions) error) *cobra.Command {
 	o := &checkpointPinOptions{checkpointOptions: co, Pin: pin}
 	use, short := "pin CID|label", "Protect a checkpoint from garbage collection"
+	long := `Protect a checkpoint from 'shoal checkpoint gc', which otherwise keeps only
+the most recent ones. A pinned checkpoint stays until it is unpinned. The
+checkpoint is named by its CID or by a label.`
 	if !pin {
 		use, short = "unpin CID|label", "Remove a checkpoint's protection from garbage collection"
+		long = `Remove the protection 'shoal checkpoint pin' gave a checkpoint, so that
+'shoal checkpoint gc' may collect it once it is no longer among the most
+recent. The checkpoint is named by its CID or by a label.`
 	}
 	return &cobra.Command{
 		Use:   use,
 		Short: short,
+		Long:  long,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			o.Ref = args[0]

@@ -23,14 +23,20 @@ func newCmdRound(f *factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "round",
 		Short: "Write, check and run round specs",
-		Long: `Work with round specs.
+		Long: `Write, check and run training rounds.
 
 A round spec is a YAML file that describes a training round: the model, the
 data, the inner and outer optimizers, the update codec and aggregation rule,
 how much work a step wants and how long it may take, and the trackers that
 coordinate it. Its round ID is the CID of its canonical encoding, so two
 files that mean the same round have the same ID, whatever their comments,
-layout or key order.`,
+layout or key order.
+
+'init' writes a template naming this machine's tracker identity, 'validate'
+checks a spec, 'start' runs the tracker (with an observer and the
+dashboard) and prints the invite volunteers pass to 'shoal node join',
+'invite' signs access tokens for closed rounds, and 'status' prints what
+the dashboard shows.`,
 	}
 	cmd.AddCommand(newCmdRoundValidate(f, nil), newCmdRoundInit(f), newCmdRoundStart(f), newCmdRoundStatus(f), newCmdRoundInvite(f))
 	return cmd

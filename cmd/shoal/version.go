@@ -26,7 +26,10 @@ func newCmdVersion(f *factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of shoal",
-		Args:  cobra.NoArgs,
+		Long: `Print shoal's version, the Go toolchain and platform it was built with,
+the commit when known, and the matrix kernel this machine runs (avx512,
+avx2 or go). With --json the same facts as one JSON object.`,
+		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			v := versionInfo{Version: version, Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH, Kernels: kernelPath()}
 			if bi, ok := debug.ReadBuildInfo(); ok {
