@@ -310,6 +310,10 @@ func TestEndToEnd(t *testing.T) {
 	if s = snap(); s.Step < before {
 		t.Fatalf("after its restart the tracker is at step %d, before the crash it was at %d", s.Step, before)
 	}
+	// The dashboard keeps the round's history across the restart.
+	if len(s.Loss) == 0 || s.Loss[0].Step > 1 {
+		t.Errorf("after the restart the dashboard's loss curve starts at %v", s.Loss)
+	}
 	waitStep(before+2, "after the tracker restart")
 
 	// 3. The round reaches its target loss; the faulty node is excluded.

@@ -215,7 +215,8 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	inv := daemon.Invite{Round: round, Peers: []peer.AddrInfo{th.AddrInfo()}}
 	evals := newEvalLog()
 	td, err := daemon.NewTracker(daemon.TrackerConfig{Spec: spec, Host: th, Store: store, Storage: db, Genesis: genesis,
-		MinMembers: o.MinMembers, Logger: log.With("role", "tracker"), Invite: inv.String(), Floor: floor, EvalLoss: evals.get})
+		MinMembers: o.MinMembers, Logger: log.With("role", "tracker"), Invite: inv.String(), Floor: floor, EvalLoss: evals.get,
+		History: filepath.Join(o.DataDir, "dashboard.json")})
 	if err != nil {
 		return err
 	}

@@ -2,14 +2,18 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/shoal-network/shoal/checkpoint"
 	"github.com/shoal-network/shoal/p2p"
 	"github.com/shoal-network/shoal/tracker"
 	"github.com/shoal-network/shoal/tracker/dashboard"
@@ -31,6 +35,16 @@ type TrackerConfig struct {
 	// EvalLoss, if set, reports the held-out loss an observer measured
 	// for C_step, to plot beside the training loss.
 	EvalLoss func(step uint64) (float64, bool)
+	// History, if set, is a file where the dashboard's step timeline and
+	// loss curve are kept, so a restarted tracker shows the whole round.
+	History string
+}
+
+// history is what the History file holds.
+type history struct {
+	Steps []*dashboard.StepInfo `json:"steps"`
+	Loss  []dashboard.LossPoint `json:"loss"`
+	Eval  map[uint64]float64    `json:"eval,omitempty"`
 }
 
 // Tracker runs a round's tracker.
@@ -54,6 +68,8 @@ type Tracker struct {
 	step    uint64
 	head    cid.Cid
 	window  []sample // recent throughput samples
+	// evalKept holds held-out losses from before a restart.
+	evalKept map[uint64]float64
 }
 
 type sample struct {
@@ -94,8 +110,44 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 		return nil, err
 	}
 	d := &Tracker{cfg: cfg, round: round, t: t, log: cfg.Logger, started: time.Now().UTC(), updates: map[cid.Cid]*tracker.Update{}}
+	if cfg.History != "" {
+		if b, err := os.ReadFile(cfg.History); err == nil {
+			var h history
+			if err := json.Unmarshal(b, &h); err != nil {
+				d.log.Warn("the dashboard history is unreadable; starting a new one", "path", cfg.History, "err", err)
+			} else {
+				d.steps, d.loss, d.evalKept = h.Steps, h.Loss, h.Eval
+			}
+		}
+	}
 	d.refresh()
 	return d, nil
+}
+
+// saveHistory writes the dashboard's history (best effort: it is for
+// people, not for the protocol).
+func (d *Tracker) saveHistory() {
+	if d.cfg.History == "" {
+		return
+	}
+	h := history{Steps: d.steps, Loss: d.loss, Eval: map[uint64]float64{}}
+	for k, v := range d.evalKept {
+		h.Eval[k] = v
+	}
+	if d.cfg.EvalLoss != nil {
+		for _, p := range d.loss {
+			if l, ok := d.cfg.EvalLoss(p.Step + 1); ok {
+				h.Eval[p.Step+1] = l
+			}
+		}
+	}
+	b, err := json.Marshal(h)
+	if err == nil {
+		err = checkpoint.WriteFileAtomic(d.cfg.History, 0o644, func(w io.Writer) error { _, err := w.Write(b); return err })
+	}
+	if err != nil {
+		d.log.Warn("cannot save the dashboard history", "err", err)
+	}
 }
 
 // Run drives the tracker until ctx ends. A failure to save its state
@@ -242,6 +294,7 @@ func (d *Tracker) record(m tracker.Msg) {
 		if len(d.window) > 20 {
 			d.window = d.window[1:]
 		}
+		d.saveHistory()
 	}
 }
 
@@ -275,6 +328,9 @@ func (d *Tracker) Snapshot() dashboard.Snapshot {
 		Head: d.head.String(), Floor: d.cfg.Floor, Target: d.cfg.Target,
 	}
 	for _, p := range d.loss {
+		if l, ok := d.evalKept[p.Step+1]; ok {
+			p.Eval = l
+		}
 		if d.cfg.EvalLoss != nil {
 			if l, ok := d.cfg.EvalLoss(p.Step + 1); ok {
 				p.Eval = l
