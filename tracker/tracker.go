@@ -27,7 +27,7 @@ type Tracker struct {
 	dirty bool // st changed since the last Save (updates, commits)
 
 	members  map[string]*member
-	refused  map[string]string // peers refused admission to a closed round, and why
+	refused  map[string]string   // peers refused admission to a closed round, and why
 	assigned map[unitCopy]string // of the open step
 	updates  map[unitCopy]*Update
 	out      []Msg
