@@ -7,7 +7,7 @@ BENCHTIME ?= 1s
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test test-noasm test-arm64 bench bench-torch bench-exchange demo fuzz lint clean
+.PHONY: all build test test-noasm test-arm64 bench bench-net bench-protocol bench-torch bench-exchange demo fuzz lint clean
 
 all: build
 
@@ -32,6 +32,14 @@ test-arm64:
 ## bench: kernel and training benchmarks (GFLOP/s, tokens/s, MB/s)
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./tensor/... ./gradient/... ./checkpoint/...
+
+## bench-net: blob transfer against plain TCP, gossip delivery and amplification (p2p)
+bench-net:
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./p2p/...
+
+## bench-protocol: the protocol core's cost per step per peer, and the simulator's speed
+bench-protocol:
+	$(GO) test -run '^$$' -bench . -benchtime 3x -benchmem ./simulations/...
 
 ## bench-torch: gpt-tiny training speed against PyTorch on this CPU (installs python3-torch)
 bench-torch:
