@@ -17,8 +17,7 @@ func costCluster(tb testing.TB, peers int, seed uint64) *Cluster {
 	spec := testSpec(peers)
 	spec.VerificationRate = 0.05
 	spec.Deadline = 2 * time.Minute
-	st := node.NewMemStore()
-	genesis, err := (&CostEngine{Store: st, Spec: spec}).Genesis()
+	genesis, err := (&CostEngine{Store: NewStore(NewPool()), Spec: spec}).Genesis()
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -38,7 +37,7 @@ func costCluster(tb testing.TB, peers int, seed uint64) *Cluster {
 	}
 	for i := range peers {
 		id := fmt.Sprintf("peer-%05d", i)
-		if err := c.AddNode(id, tracker.RoleWorker, func(st *node.MemStore) (node.Engine, error) {
+		if err := c.AddNode(id, tracker.RoleWorker, func(st *Store) (node.Engine, error) {
 			return &CostEngine{Store: st, Spec: spec, Peer: id}, nil
 		}); err != nil {
 			tb.Fatal(err)
@@ -50,7 +49,7 @@ func costCluster(tb testing.TB, peers int, seed uint64) *Cluster {
 // BenchmarkProtocolStep measures the protocol core's cost per outer step
 // per peer, training excluded: one unit per peer per step, every update
 // delivered to every peer (v1), commits, finals and heartbeats, all
-// through the wire encoding.
+// through the wire encoding, without a link model.
 func BenchmarkProtocolStep(b *testing.B) {
 	for _, peers := range []int{10, 1000} {
 		b.Run(fmt.Sprintf("peers=%d", peers), func(b *testing.B) {
@@ -75,4 +74,99 @@ func BenchmarkProtocolStep(b *testing.B) {
 			b.ReportMetric((c.Elapsed()-v0).Seconds()/steps, "virtual-s/step")
 		})
 	}
+}
+
+// planetCluster is a large round as planet-10k runs it: planet links,
+// updates in batches, lazy ticks, units of 10 minutes for a tenth of the
+// peers a step, 256 KiB updates.
+func planetCluster(tb testing.TB, peers int, seed uint64) *Cluster {
+	tb.Helper()
+	spec := testSpec(max(1, peers/10))
+	spec.VerificationRate = 0.02
+	spec.Deadline = 30 * time.Minute
+	genesis, err := (&CostEngine{Store: NewStore(NewPool()), Spec: spec}).Genesis()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := NewCluster(spec, seed, genesis, volatileStorage{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.Net, c.Batch, c.LazyTicks = &Network{}, true, true
+	c.Tick = 5 * time.Second
+	c.UpdateBytes, c.ResidualBytes, c.CheckpointBytes = 256<<10, 100<<20, 200<<20
+	c.JobTime = func(_ string, j node.Job) time.Duration {
+		if _, ok := j.(node.TrainJob); ok {
+			return 10 * time.Minute
+		}
+		return 20 * time.Second
+	}
+	shared := NewCostShared()
+	r := c.Rand()
+	for i := range peers {
+		id := fmt.Sprintf("peer-%05d", i)
+		if err := c.AddNode(id, tracker.RoleWorker, func(st *Store) (node.Engine, error) {
+			return &CostEngine{Store: st, Spec: spec, Peer: id, Shared: shared}, nil
+		}); err != nil {
+			tb.Fatal(err)
+		}
+		l, class := LinkMixes["planet"].Draw(r)
+		c.SetLink(id, l, class)
+	}
+	c.SetLink(c.TrackerID(), DatacenterLink.Draw(r), "datacenter")
+	c.DelayTracker(10 * time.Second)
+	return c
+}
+
+// BenchmarkSimulatedStep measures the engine on large rounds: the wall
+// time per simulated outer step, the events per second and the share of
+// the wall time spent in the tracker's state machine. peers=10000 takes
+// several minutes: run it with -bench 'SimulatedStep/peers=10000'
+// -benchtime 3x.
+func BenchmarkSimulatedStep(b *testing.B) {
+	for _, peers := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("peers=%d", peers), func(b *testing.B) {
+			c := planetCluster(b, peers, 1)
+			if err := c.RunUntil(func() bool { return finalised(c) >= 1 }, 24*time.Hour); err != nil {
+				b.Fatal(err)
+			}
+			e0, v0, t0 := c.Processed, c.Elapsed(), c.TrackerWall
+			b.ResetTimer()
+			start := time.Now()
+			for i := range b.N {
+				if err := c.RunUntil(func() bool { return finalised(c) >= 2+i }, 24*time.Hour); err != nil {
+					b.Fatal(err)
+				}
+			}
+			wall := time.Since(start)
+			b.StopTimer()
+			steps := float64(b.N)
+			events := float64(c.Processed - e0)
+			b.ReportMetric(wall.Seconds()/steps, "wall-s/step")
+			b.ReportMetric(events/wall.Seconds(), "events/s")
+			b.ReportMetric(events/steps, "events/step")
+			b.ReportMetric((c.Elapsed()-v0).Seconds()/steps, "virtual-s/step")
+			b.ReportMetric(100*(c.TrackerWall-t0).Seconds()/wall.Seconds(), "%tracker")
+		})
+	}
+}
+
+// BenchmarkEventQueue measures the event queue alone: a push and a pop
+// per operation, on a queue of 100,000 events.
+func BenchmarkEventQueue(b *testing.B) {
+	var q eventQueue
+	at := int64(0)
+	for i := range 100_000 {
+		q.push(&event{at: int64(i * 7919 % 100_000), seq: uint64(i)})
+	}
+	seq := uint64(100_000)
+	b.ResetTimer()
+	for b.Loop() {
+		e := q.pop()
+		at = e.at + int64(seq%1000)
+		seq++
+		e.at, e.seq = at, seq
+		q.push(e)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }

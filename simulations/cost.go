@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/ipfs/go-cid"
 
@@ -25,14 +26,41 @@ import (
 //     and each engine's residual changes with every unit it encodes, so
 //     replicas send different payloads and a verifier can recompute them.
 //
-// The Lie field makes it an adversary that reports a wrong raw hash.
+// Behaviour makes it an adversary: every behaviour but payload-lie
+// reports a raw hash an honest replica does not compute (a lie, a stale
+// result, another unit's result); payload-lie reports the true raw hash
+// with a payload that does not follow from it. Shared, if set, lets the
+// engines of one simulation compute each step's checkpoint once.
 type CostEngine struct {
-	Store   *node.MemStore
-	Spec    *tracker.Spec
-	Peer    string
-	Lie     bool
-	counter uint64
+	Store     node.Store
+	Spec      *tracker.Spec
+	Peer      string
+	Behaviour Behaviour
+	Shared    *CostShared
+	// PayloadBytes, if above 32, makes payloads that long (a hash
+	// stretched), for a network that must carry real bytes.
+	PayloadBytes int
+	counter      uint64
+	last         cid.Cid // the raw hash of the last unit (for stale replays)
 }
+
+// CostShared is what the CostEngines of one simulation share: the
+// checkpoint of each applied step, computed once. All nodes apply the
+// same decoded Close, so the key is its list of included updates.
+type CostShared struct {
+	mu      sync.Mutex
+	applied map[applyKey]*checkpoint.Chunked
+}
+
+type applyKey struct {
+	base     cid.Cid
+	step     uint64
+	included *tracker.Included
+	n        int
+}
+
+// NewCostShared returns an empty CostShared.
+func NewCostShared() *CostShared { return &CostShared{applied: map[applyKey]*checkpoint.Chunked{}} }
 
 // Genesis stores the stand-in for C_0.
 func (e *CostEngine) Genesis() (cid.Cid, error) {
@@ -71,27 +99,56 @@ func rawOf(base cid.Cid, step uint64, unit uint32) cid.Cid {
 	return tracker.SumCID(d[:])
 }
 
-// payloadOf is the payload an encoding of raw with residual gives.
-func payloadOf(raw cid.Cid, residual []byte) []byte {
+// payloadOf is the payload an encoding of raw with residual gives: a
+// hash, stretched to n bytes if n is above its 32.
+func payloadOf(raw cid.Cid, residual []byte, n int) []byte {
 	d := costHash([]byte("payload"), raw.Bytes(), residual)
-	return d[:]
+	out := d[:]
+	for i := uint64(0); len(out) < n; i++ {
+		b := costHash(d[:], u64(i))
+		out = append(out, b[:]...)
+	}
+	if n > 32 {
+		out = out[:n]
+	}
+	return out
+}
+
+// rawFor is the raw hash the engine reports for a unit.
+func (e *CostEngine) rawFor(j node.TrainJob) cid.Cid {
+	honest := rawOf(j.Base, j.Step, j.Unit)
+	switch e.Behaviour {
+	case "", PayloadLie:
+		return honest
+	case StaleReplay:
+		if e.last.Defined() {
+			return e.last
+		}
+		if j.Step > 0 {
+			return rawOf(j.Base, j.Step-1, j.Unit)
+		}
+	case FreeRider:
+		return rawOf(j.Base, j.Step, j.Unit+1)
+	}
+	return tracker.SumCID(append(honest.Bytes(), e.Behaviour...))
 }
 
 // Run does a job at no cost.
 func (e *CostEngine) Run(j node.Job) node.Result {
 	switch j := j.(type) {
 	case node.TrainJob:
-		raw := rawOf(j.Base, j.Step, j.Unit)
-		if e.Lie {
-			raw = tracker.SumCID(append(raw.Bytes(), "lie"...))
-		}
+		raw := e.rawFor(j)
+		e.last = raw
 		e.counter++
 		resid := costHash([]byte("residual"), []byte(e.Peer), u64(e.counter))
 		resID, err := e.Store.PutBlob(resid[:])
 		if err != nil {
 			return node.Result{Job: j, Err: err}
 		}
-		payload := payloadOf(raw, resid[:])
+		payload := payloadOf(raw, resid[:], e.PayloadBytes)
+		if e.Behaviour == PayloadLie {
+			payload = payloadOf(raw, append(resid[:], "lie"...), e.PayloadBytes)
+		}
 		pid, err := e.Store.PutBlob(payload)
 		if err != nil {
 			return node.Result{Job: j, Err: err}
@@ -99,12 +156,7 @@ func (e *CostEngine) Run(j node.Job) node.Result {
 		return node.Result{Job: j, Update: &tracker.Update{Samples: uint32(e.Spec.UnitSamples()), Loss: 1,
 			Raw: raw, Residual: resID, Payload: pid, Size: uint64(len(payload)), Data: payload}}
 	case node.ApplyJob:
-		h := sha256.New()
-		h.Write(j.Base.Bytes())
-		for _, in := range j.Included {
-			fmt.Fprintf(h, "%s %d %s %d\n", in.Peer, in.Unit, in.Payload, in.Weight)
-		}
-		id, err := e.Store.PutCheckpoint(costCheckpoint(e.Spec, j.Step+1, fmt.Sprintf("%x", h.Sum(nil))))
+		id, err := e.apply(j)
 		return node.Result{Job: j, Result: id, Err: err}
 	case node.VerifyJob:
 		raw := rawOf(j.Base, j.Step, j.Unit)
@@ -114,7 +166,7 @@ func (e *CostEngine) Run(j node.Job) node.Result {
 			if err != nil {
 				return node.Result{Job: j, Err: err}
 			}
-			if !cl.Update.Raw.Equals(raw) || !tracker.SumCID(payloadOf(raw, res)).Equals(cl.Update.Payload) {
+			if !cl.Update.Raw.Equals(raw) || !tracker.SumCID(payloadOf(raw, res, e.PayloadBytes)).Equals(cl.Update.Payload) {
 				if len(v.Bad) < tracker.MaxBad {
 					v.Bad = append(v.Bad, cl.Peer)
 				}
@@ -123,4 +175,56 @@ func (e *CostEngine) Run(j node.Job) node.Result {
 		return node.Result{Job: j, Verdict: v}
 	}
 	return node.Result{Job: j, Err: fmt.Errorf("unknown job %T", j)}
+}
+
+func (e *CostEngine) apply(j node.ApplyJob) (cid.Cid, error) {
+	var key applyKey
+	if e.Shared != nil && len(j.Included) > 0 {
+		key = applyKey{base: j.Base, step: j.Step, included: &j.Included[0], n: len(j.Included)}
+		e.Shared.mu.Lock()
+		ch := e.Shared.applied[key]
+		e.Shared.mu.Unlock()
+		if ch != nil {
+			if s, ok := e.Store.(*Store); ok {
+				s.putChunked(ch)
+				return ch.ID, nil
+			}
+		}
+	}
+	h := sha256.New()
+	h.Write(j.Base.Bytes())
+	var line []byte
+	for _, in := range j.Included {
+		line = line[:0]
+		line = append(line, in.Peer...)
+		line = append(line, ' ')
+		line = strconv.AppendUint(line, uint64(in.Unit), 10)
+		line = append(line, ' ')
+		line = append(line, in.Payload.String()...)
+		line = append(line, ' ')
+		line = strconv.AppendUint(line, uint64(in.Weight), 10)
+		line = append(line, '\n')
+		h.Write(line)
+	}
+	ck := costCheckpoint(e.Spec, j.Step+1, fmt.Sprintf("%x", h.Sum(nil)))
+	if e.Shared == nil || len(j.Included) == 0 {
+		return e.Store.PutCheckpoint(ck)
+	}
+	ch, err := checkpoint.Build(ck)
+	if err != nil {
+		return cid.Undef, err
+	}
+	e.Shared.mu.Lock()
+	for k := range e.Shared.applied {
+		if k.step+keepSteps < j.Step {
+			delete(e.Shared.applied, k)
+		}
+	}
+	e.Shared.applied[key] = ch
+	e.Shared.mu.Unlock()
+	if s, ok := e.Store.(*Store); ok {
+		s.putChunked(ch)
+		return ch.ID, nil
+	}
+	return e.Store.PutCheckpoint(ck)
 }

@@ -49,8 +49,8 @@ func corpus() (train, eval []byte) {
 	return trainText, evText
 }
 
-func modelEngine(spec *tracker.Spec) func(*node.MemStore) (node.Engine, error) {
-	return func(st *node.MemStore) (node.Engine, error) {
+func modelEngine(spec *tracker.Spec) func(*Store) (node.Engine, error) {
+	return func(st *Store) (node.Engine, error) {
 		train, _ := corpus()
 		return node.NewModelEngine(spec, train, st)
 	}
@@ -86,14 +86,6 @@ func newCluster(t testing.TB, spec *tracker.Spec, seed uint64, workers int, stor
 	}
 	c.Check = Invariants(nil)
 	return c
-}
-
-// finalised returns how many steps the tracker has finalised.
-func finalised(c *Cluster) int {
-	if tr := c.Tracker(); tr != nil {
-		return len(tr.Finals())
-	}
-	return -1
 }
 
 // waitSteps runs until the tracker has finalised n steps.
@@ -228,7 +220,7 @@ func stepTimes(c *Cluster) []stepTime {
 }
 
 // lossOf evaluates a checkpoint held by a node.
-func lossOf(t *testing.T, spec *tracker.Spec, st *node.MemStore, id cid.Cid) float64 {
+func lossOf(t *testing.T, spec *tracker.Spec, st node.Store, id cid.Cid) float64 {
 	t.Helper()
 	ck, err := st.Checkpoint(id)
 	if err != nil {
@@ -269,7 +261,7 @@ func TestTranscriptSmoke(t *testing.T) {
 // addAdversary adds a worker that lies as b says.
 func addAdversary(t *testing.T, c *Cluster, id string, b Behaviour) {
 	t.Helper()
-	err := c.AddNode(id, tracker.RoleWorker, func(st *node.MemStore) (node.Engine, error) {
+	err := c.AddNode(id, tracker.RoleWorker, func(st *Store) (node.Engine, error) {
 		train, _ := corpus()
 		e, err := node.NewModelEngine(c.Spec, train, st)
 		if err != nil {

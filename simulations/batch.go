@@ -1,0 +1,378 @@
+package simulations
+
+import (
+	"fmt"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-network/shoal/node"
+	"github.com/shoal-network/shoal/tracker"
+)
+
+// What the cluster shares between its nodes so that a message that every
+// node receives costs its form check and its work assignment once, and
+// how Batch delivers a step's updates.
+
+// formCheck is the verdict of tracker.WellFormed on one decoded message.
+type formCheck struct {
+	step uint64
+	err  error
+}
+
+// validate is tracker.Validate with the form check of the large messages
+// (an Open lists every member, a Close every included update, an Update
+// carries its payload, which the check hashes) done once per decoded
+// message rather than once per receiver. Validate checks the form first
+// and rejects on failure; after that it reads only the kind, round, step
+// and sender (and a Verdict's Checked), so a copy of the message with one
+// member, one included update or no payload decides the same.
+func (c *Cluster) validate(v tracker.View, from string, m tracker.Msg) (tracker.Result, error) {
+	var stub tracker.Msg
+	switch m := m.(type) {
+	case *tracker.Open:
+		if len(m.Members) > 1 {
+			s := *m
+			s.Members = m.Members[:1]
+			stub = &s
+		}
+	case *tracker.Close:
+		if len(m.Included) > 1 {
+			s := *m
+			s.Included = m.Included[:1]
+			stub = &s
+		}
+	case *tracker.Update:
+		// The form check hashes the payload carried along.
+		if len(m.Data) > 0 {
+			s := *m
+			s.Data = nil
+			stub = &s
+		}
+	}
+	if stub == nil {
+		return tracker.Validate(v, from, m)
+	}
+	fc, ok := c.forms[m]
+	if !ok {
+		fc = formCheck{step: m.StepNum(), err: tracker.WellFormed(m)}
+		c.forms[m] = fc
+	}
+	if fc.err != nil {
+		return tracker.Reject, fc.err
+	}
+	return tracker.Validate(v, from, stub)
+}
+
+// dealing is the assignment of one Open's units.
+type dealing struct {
+	open   *tracker.Open
+	all    []tracker.Assignment
+	byCopy map[[2]uint32]string // (unit, replica) → peer
+}
+
+// assignments is tracker.Assign for an Open, computed once per decoded
+// Open.
+func (c *Cluster) assignments(o *tracker.Open) []tracker.Assignment {
+	return c.dealingOf(o).all
+}
+
+func (c *Cluster) dealingOf(o *tracker.Open) *dealing {
+	if d, ok := c.dealings[o]; ok {
+		return d
+	}
+	all := tracker.Assign(c.Spec.Seed, tracker.AssignStep(o.Step, o.Attempt), o.Members, int(o.Units), c.Spec.VerificationRate)
+	d := &dealing{open: o, all: all, byCopy: make(map[[2]uint32]string, len(all))}
+	for _, a := range all {
+		d.byCopy[[2]uint32{uint32(a.Unit), uint32(a.Replica)}] = a.Peer
+	}
+	c.dealings[o] = d
+	c.dealt[tracker.AssignStep(o.Step, o.Attempt)] = d
+	return d
+}
+
+// stream is the updates of one step, in the order they were published.
+type stream struct {
+	step   uint64
+	ups    []streamUpdate
+	closed int // updates published before the step's first Close; -1 until then
+	env    *envelope
+	total  float64                    // bytes of those updates
+	whole  map[*tracker.Included]bool // Close's included list → all in the batch
+}
+
+type streamUpdate struct {
+	from   string
+	msg    *tracker.Update // decoded, Data included
+	ready  float64         // virtual ns at which it reaches any receiver's edge
+	size   float64
+	repeat bool // a copy of an update sent before
+}
+
+type presenceRef struct {
+	step uint64
+	idx  int
+}
+
+// publishBatched routes a message under Batch.
+func (c *Cluster) publishBatched(from string, src *port, m tracker.Msg, size, depart float64) {
+	if from == c.trk.id {
+		var cl *tracker.Close
+		if x, ok := m.(*tracker.Close); ok {
+			cl = x
+			c.closeStream(x.Step)
+		}
+		ready := c.relayed(src, size, depart)
+		for _, to := range c.order {
+			h := c.hosts[to]
+			if !h.alive || !c.reachable(from, to) {
+				continue
+			}
+			if c.DropRate > 0 && c.rng.Float64() < c.DropRate {
+				c.Dropped++
+				continue
+			}
+			at := ready + float64(h.link.Latency) + size*c.gossipRate(&h.port)
+			h.bytesIn += int64(size)
+			if cl != nil {
+				at = max(at, c.finishBatch(h, cl.Step))
+			}
+			c.send(c.timeAt(at), from, to, h.epoch, m)
+		}
+		return
+	}
+	// A peer's message: the tracker gets it.
+	if c.trk.alive && c.reachable(from, c.trk.id) {
+		if c.DropRate > 0 && c.rng.Float64() < c.DropRate {
+			c.Dropped++
+		} else {
+			at := c.arrive(src, &c.trk.port, size, depart)
+			c.send(at, from, c.trk.id, c.trk.epoch, m)
+		}
+	}
+	u, ok := m.(*tracker.Update)
+	if !ok {
+		return
+	}
+	ready := c.relayed(src, size, depart)
+	c.addToStream(from, u, ready, size)
+	// Its replica partner gets it as a message, to check it.
+	if d := c.dealt[tracker.AssignStep(u.Step, u.Attempt)]; d != nil {
+		p := d.byCopy[[2]uint32{u.Unit, uint32(1 - u.Replica)}]
+		if h, ok := c.hosts[p]; ok && p != from && h.alive && c.reachable(from, p) {
+			at := ready + float64(h.link.Latency) + size*c.gossipRate(&h.port)
+			c.send(c.timeAt(at), from, p, h.epoch, m)
+		}
+	}
+}
+
+func (c *Cluster) addToStream(from string, u *tracker.Update, ready, size float64) {
+	st := c.streams[u.Step]
+	if st == nil {
+		st = &stream{step: u.Step, closed: -1}
+		c.streams[u.Step] = st
+	}
+	if _, dup := c.present[u.Payload]; dup {
+		// Sent again (the node saw its step's Open republished): the
+		// gossip network carries it again, in a new envelope. After the
+		// step's Close it queues ahead of the next step's updates.
+		step := u.Step
+		for st.closed >= 0 {
+			step++
+			if st = c.streams[step]; st == nil {
+				st = &stream{step: step, closed: -1}
+				c.streams[step] = st
+			}
+		}
+		st.ups = append(st.ups, streamUpdate{from: from, msg: u, ready: ready, size: size, repeat: true})
+		return
+	}
+	if len(u.Data) > 0 {
+		c.pool.mu.Lock()
+		c.pool.refBlob(u.Payload, u.Data)
+		c.pool.mu.Unlock()
+	}
+	c.present[u.Payload] = presenceRef{step: u.Step, idx: len(st.ups)}
+	st.ups = append(st.ups, streamUpdate{from: from, msg: u, ready: ready, size: size})
+}
+
+// closeStream fixes the batch of a step's updates that its Close waits
+// for, and forgets the streams of steps long past.
+func (c *Cluster) closeStream(step uint64) {
+	st := c.streams[step]
+	if st == nil {
+		st = &stream{step: step, closed: -1}
+		c.streams[step] = st
+	}
+	if st.closed < 0 {
+		st.closed = len(st.ups)
+		arrive := make([]float64, st.closed)
+		size := make([]float64, st.closed)
+		for i, u := range st.ups[:st.closed] {
+			arrive[i], size[i] = u.ready, u.size
+			st.total += u.size
+		}
+		st.env = newEnvelope(arrive, size)
+	}
+	for s, old := range c.streams {
+		if s+keepSteps < step {
+			c.pool.mu.Lock()
+			for _, u := range old.ups {
+				if u.repeat {
+					continue
+				}
+				delete(c.present, u.msg.Payload)
+				if len(u.msg.Data) > 0 {
+					c.pool.unrefBlob(u.msg.Payload)
+				}
+			}
+			c.pool.mu.Unlock()
+			delete(c.streams, s)
+		}
+	}
+	for m, fc := range c.forms {
+		if fc.step+keepSteps < step {
+			delete(c.forms, m)
+		}
+	}
+	for o := range c.dealings {
+		if o.Step+keepSteps < step {
+			delete(c.dealings, o)
+			delete(c.dealt, tracker.AssignStep(o.Step, o.Attempt))
+		}
+	}
+}
+
+// finishBatch returns when a node's downlink has taken in the updates of
+// a step published before its Close, and counts their bytes, once.
+func (c *Cluster) finishBatch(h *host, step uint64) float64 {
+	if t, ok := h.batchDone[step]; ok {
+		return t
+	}
+	st := c.streams[step]
+	if st == nil || st.closed <= 0 {
+		h.batchDone[step] = 0
+		return 0
+	}
+	x := c.gossipRate(&h.port)
+	f := float64(h.link.Latency) + st.env.max(x)
+	if carry := h.downFree + st.total*x; carry > f {
+		f = carry
+	}
+	h.downFree = f
+	h.bytesIn += int64(st.total)
+	for s := range h.batchDone {
+		if s+keepSteps < step {
+			delete(h.batchDone, s)
+		}
+	}
+	h.batchDone[step] = f
+	return f
+}
+
+// presentAt reports whether an update of a step's batch has reached a
+// node.
+func (c *Cluster) presentAt(h *host, id cid.Cid) bool {
+	ref, ok := c.present[id]
+	if !ok {
+		return false
+	}
+	st := c.streams[ref.step]
+	if st == nil || st.closed < 0 || ref.idx >= st.closed {
+		return false
+	}
+	t, ok := h.batchDone[ref.step]
+	return ok && c.nowNS() >= t
+}
+
+// deliverDisputed hands every node the updates of a disputed unit: any of
+// them may be asked to settle the dispute, from the updates it saw.
+func (c *Cluster) deliverDisputed(step uint64, unit uint32) {
+	st := c.streams[step]
+	if st == nil {
+		return
+	}
+	for _, u := range st.ups {
+		if u.msg.Unit != unit || u.repeat {
+			continue
+		}
+		for _, to := range c.order {
+			h := c.hosts[to]
+			if to == u.from || !h.alive || !c.reachable(u.from, to) {
+				continue
+			}
+			at := max(u.ready, c.nowNS()) + float64(h.link.Latency)
+			c.send(c.timeAt(at), u.from, to, h.epoch, u.msg)
+		}
+	}
+}
+
+// noteEvent reacts to the tracker's decisions: under Batch, a dispute
+// sends the disputed unit's updates to everyone.
+func (c *Cluster) noteEvent(ev tracker.Event) {
+	if s := c.current(); s != nil {
+		switch ev.Kind {
+		case "dispute":
+			s.Disputes++
+		case "exclude":
+			s.Excluded++
+		case "reopen":
+			s.Reopens++
+		}
+	}
+	if !c.Batch || ev.Kind != "dispute" {
+		return
+	}
+	var unit uint32
+	if _, err := fmt.Sscanf(ev.Detail, "unit %d:", &unit); err == nil {
+		c.deliverDisputed(ev.Step, unit)
+	}
+}
+
+var _ node.Store = (*Store)(nil)
+
+// checkApply records an apply started while an included update was not
+// in the node's store (content enters a store verified against its CID,
+// so what is there is verified). Under Batch, a step's updates that were
+// all in its stream before the Close are checked once per Close, and a
+// node then only needs its batch to be in.
+func (c *Cluster) checkApply(h *host, a node.ApplyJob) {
+	if c.Batch && len(a.Included) > 0 {
+		if st := c.streams[a.Step]; st != nil && st.closed >= 0 {
+			if st.whole == nil {
+				st.whole = map[*tracker.Included]bool{}
+			}
+			key := &a.Included[0]
+			whole, seen := st.whole[key]
+			if !seen {
+				whole = true
+				for _, in := range a.Included {
+					if ref, ok := c.present[in.Payload]; !ok || ref.step != a.Step || ref.idx >= st.closed {
+						whole = false
+						break
+					}
+				}
+				st.whole[key] = whole
+			}
+			if t, ok := h.batchDone[a.Step]; whole && ok && c.nowNS() >= t {
+				return
+			}
+		}
+	}
+	for _, in := range a.Included {
+		if !h.store.HasBlob(in.Payload) {
+			c.Unverified = append(c.Unverified, fmt.Sprintf("%s applied step %d without update %s of %s", h.id, a.Step, in.Payload, in.Peer))
+			return
+		}
+	}
+}
+
+// wellFormed reports whether a decoded message passed its form check
+// (run once, by validate).
+func (c *Cluster) wellFormed(m tracker.Msg) bool {
+	fc, ok := c.forms[m]
+	if !ok {
+		fc = formCheck{step: m.StepNum(), err: tracker.WellFormed(m)}
+		c.forms[m] = fc
+	}
+	return fc.err == nil
+}

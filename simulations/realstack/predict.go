@@ -1,0 +1,83 @@
+package realstack
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/shoal-network/shoal/node"
+	"github.com/shoal-network/shoal/simulations"
+	"github.com/shoal-network/shoal/tracker"
+)
+
+// Predict runs the round of cfg in the discrete-event engine, with the
+// network model set to what the real-stack run has: every machine one
+// hop from the tracker (the workers connect to it, and gossipsub
+// publishes to every connected peer), links of cfg.Latency one way and
+// cfg.Bandwidth, the daemons' clock periods, and the same job durations.
+// Times are virtual, since the start.
+func Predict(cfg Config) (*Result, error) {
+	spec := *cfg.Spec
+	spec.Trackers = []string{predictTracker}
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	genesis, err := (&simulations.CostEngine{Store: simulations.NewStore(simulations.NewPool()), Spec: &spec, PayloadBytes: cfg.PayloadBytes}).Genesis()
+	if err != nil {
+		return nil, err
+	}
+	c, err := simulations.NewCluster(&spec, cfg.Seed, genesis, nil)
+	if err != nil {
+		return nil, err
+	}
+	c.Net = &simulations.Network{Hops: 1}
+	c.Tick, c.TrackerTick = cfg.NodeTick, cfg.TrackerTick
+	if c.Tick <= 0 {
+		c.Tick = 500 * time.Millisecond // the node daemon's default
+	}
+	if c.TrackerTick <= 0 {
+		c.TrackerTick = 250 * time.Millisecond // the tracker daemon's
+	}
+	c.JobTime = func(_ string, j node.Job) time.Duration {
+		switch j.(type) {
+		case node.TrainJob:
+			return cfg.Train
+		case node.VerifyJob:
+			return cfg.Verify
+		}
+		return cfg.Apply
+	}
+	link := simulations.Link{Up: cfg.Bandwidth, Down: cfg.Bandwidth, Latency: cfg.Latency / 2}
+	c.SetLink(c.TrackerID(), link, "mocknet")
+	for i := range cfg.Peers {
+		id := fmt.Sprintf("worker-%04d", i)
+		if err := c.AddNode(id, tracker.RoleWorker, func(st *simulations.Store) (node.Engine, error) {
+			return &simulations.CostEngine{Store: st, Spec: &spec, Peer: id, PayloadBytes: cfg.PayloadBytes}, nil
+		}); err != nil {
+			return nil, err
+		}
+		c.SetLink(id, link, "mocknet")
+	}
+	if err := c.SetMinMembers(cfg.Peers); err != nil {
+		return nil, err
+	}
+	c.Check = simulations.Invariants(nil)
+	done := func() bool {
+		tr := c.Tracker()
+		return tr != nil && len(tr.Finals()) >= cfg.Steps
+	}
+	if err := c.RunUntil(done, time.Duration(cfg.Steps)*(spec.Deadline+time.Minute)); err != nil {
+		return nil, fmt.Errorf("realstack: prediction (seed %d): %w", cfg.Seed, err)
+	}
+	res := &Result{}
+	for _, s := range c.Steps {
+		if s.Finalised > 0 {
+			res.Finalised = append(res.Finalised, s.Finalised)
+			res.Opened = append(res.Opened, s.Opened)
+			res.Closed = append(res.Closed, s.Closed)
+		}
+	}
+	return res, nil
+}
+
+// predictTracker is the tracker's peer ID in predictions (any valid one).
+const predictTracker = "12D3KooWFKGGFmcK5J41C1osT1wLyLwNJDhoHPDKhhyQ4BsTr4NY"

@@ -1,0 +1,172 @@
+package simulations
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBuiltinScenarios(t *testing.T) {
+	names := Builtin()
+	for _, want := range []string{"demo", "home-volunteers-1k", "churn-heavy", "byzantine-10pct", "planet-10k"} {
+		found := false
+		for _, n := range names {
+			found = found || n == want
+		}
+		if !found {
+			t.Errorf("no built-in scenario %s (have %v)", want, names)
+		}
+	}
+	for _, n := range names {
+		s, err := LoadScenario(n)
+		if err != nil {
+			t.Errorf("%s: %v", n, err)
+			continue
+		}
+		if s.Name != n || s.Spec == nil || s.Description == "" {
+			t.Errorf("%s: name %q, spec %v, description %q", n, s.Name, s.Spec != nil, s.Description)
+		}
+	}
+	// A path works too, and so does a scenario whose round names no
+	// tracker.
+	if _, err := LoadScenario(filepath.Join("scenarios", "demo.yaml")); err != nil {
+		t.Errorf("by path: %v", err)
+	}
+}
+
+func TestScenarioErrors(t *testing.T) {
+	base, err := os.ReadFile("testdata/scenarios/trace.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		edit func(string) string
+		want string
+	}{
+		{func(s string) string { return strings.Replace(s, "peers: 8", "peers: 0", 1) }, "peers"},
+		{func(s string) string { return strings.Replace(s, "peers: 8", "peers: 8\nlinks: home", 1) }, "field links not found"},
+		{func(s string) string { return strings.Replace(s, "training: cost", "training: magic", 1) }, "training"},
+		{func(s string) string { return strings.Replace(s, "train: 30s", "train: soon", 1) }, "duration"},
+		{func(s string) string { return strings.Replace(s, "trace: trace.csv", "rate: 1/week", 1) }, "unknown time unit"},
+		{func(s string) string { return strings.Replace(s, "inner_steps: 5", "inner_steps: -5", 1) }, "inner_steps"},
+		{func(s string) string { return s + "adversaries:\n  - {fraction: 0.6, behaviour: sign-flip}\n" }, "not a minority"},
+		{func(s string) string { return s + "adversaries:\n  - {fraction: 0.1, behaviour: polite}\n" }, "unknown adversary behaviour"},
+	} {
+		_, err := ParseScenario([]byte(c.edit(string(base))), "x.yaml", os.DirFS("testdata/scenarios"))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("error %v, want it to mention %q", err, c.want)
+		}
+	}
+}
+
+// runReport runs a scenario and returns its report files.
+func runReport(t *testing.T, s *Scenario) map[string][]byte {
+	t.Helper()
+	r, err := Run(s, RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := r.Plots()
+	files["report.json"] = r.JSON()
+	files["summary.txt"] = []byte(r.Text())
+	return files
+}
+
+// TestReportDeterministic: the same scenario and seed give the same
+// report, byte for byte, for real training and for a batched cost run with
+// churn, adversaries and a partition.
+func TestReportDeterministic(t *testing.T) {
+	load := func(name string, o Overrides) func() *Scenario {
+		return func() *Scenario {
+			s, err := LoadScenario(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Apply(s); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+	}
+	byz := 0.1
+	for name, mk := range map[string]func() *Scenario{
+		"demo": load("demo", Overrides{Steps: 4}),
+		"churn-heavy batched": func() *Scenario {
+			s := load("churn-heavy", Overrides{Peers: 60, Steps: 4, Delivery: "batched", Byzantine: &byz, Behaviour: "free-rider"})()
+			s.Network.Partitions = []PartitionSpec{{At: Duration(3 * time.Minute), For: Duration(2 * time.Minute), Fraction: 0.2}}
+			return s
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			a, b := runReport(t, mk()), runReport(t, mk())
+			if len(a) != len(b) {
+				t.Fatalf("%d files, then %d", len(a), len(b))
+			}
+			for f := range a {
+				if !bytes.Equal(a[f], b[f]) {
+					t.Errorf("seed %d: %s differs between two runs of the same scenario", mk().Seed, f)
+				}
+			}
+			if !strings.Contains(string(a["summary.txt"]), "invariants checked") {
+				t.Errorf("summary:\n%s", a["summary.txt"])
+			}
+		})
+	}
+}
+
+// TestTraceChurn replays a churn trace: a peer leaves and comes back, a
+// newcomer joins and leaves, and the round goes on.
+func TestTraceChurn(t *testing.T) {
+	s, err := LoadScenario("testdata/scenarios/trace.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(s, RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.StepsDone != s.Steps || r.Joined != 1 || r.Departures != 2 {
+		t.Errorf("seed %d: %d steps, %d joined, %d departures\n%s", s.Seed, r.StepsDone, r.Joined, r.Departures, r.Text())
+	}
+}
+
+// TestByzantineChurnTwin is acceptance test 2 at a reduced size: peers
+// training for real, with churn and a tenth of them byzantine, reach
+// about the loss of their honest, churn-free twin, and no honest peer is
+// excluded. SHOAL_LONG=1 runs the full byzantine-10pct scenario (200
+// peers, 30 steps, a minute or two) and requires the final loss within 5%
+// of the twin's.
+func TestByzantineChurnTwin(t *testing.T) {
+	s, err := LoadScenario("byzantine-10pct")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tolerance := 0.05
+	if os.Getenv("SHOAL_LONG") == "" {
+		if err := (Overrides{Peers: 60, Steps: 10}).Apply(s); err != nil {
+			t.Fatal(err)
+		}
+		tolerance = 0.10
+	}
+	start := time.Now()
+	r, err := Run(s, RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d peers, %d steps in %v:\n%s", s.Peers, s.Steps, time.Since(start).Round(time.Second), r.Text())
+	if r.Twin == nil || r.Twin.LossRatio == nil || r.Summary.LossEnd == nil {
+		t.Fatalf("seed %d: no loss ratio in the report", s.Seed)
+	}
+	if d := *r.Twin.LossRatio - 1; d > tolerance || d < -tolerance {
+		t.Errorf("seed %d: final loss %.4f, the honest twin's %.4f (%+.1f%%)", s.Seed, *r.Summary.LossEnd, *r.Twin.LossEnd, 100*d)
+	}
+	if r.Summary.HonestExcluded != 0 {
+		t.Errorf("seed %d: %d honest peers excluded", s.Seed, r.Summary.HonestExcluded)
+	}
+	if !(*r.Summary.LossEnd < *r.Summary.LossStart-1) {
+		t.Errorf("seed %d: the loss went %.3f → %.3f", s.Seed, *r.Summary.LossStart, *r.Summary.LossEnd)
+	}
+}

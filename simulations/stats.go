@@ -1,0 +1,197 @@
+package simulations
+
+import (
+	"math"
+	"slices"
+	"time"
+
+	"github.com/shoal-network/shoal/node"
+	"github.com/shoal-network/shoal/tracker"
+)
+
+// StepStats is what happened in one outer step, as the tracker decided it
+// and as the peers lived it. Times are virtual, since the cluster started.
+type StepStats struct {
+	Step         uint64
+	Opened       time.Duration // the first Open of the step
+	Closed       time.Duration // its Close (0 until then)
+	Finalised    time.Duration // its Final (0 until then)
+	Reopens      int           // attempts that got nothing and were dealt again
+	Members      int           // workers the last attempt was dealt to
+	Units        int
+	Included     int // updates the Close included
+	Contributors int // distinct peers among them
+	Disputes     int // disputes raised during the step
+	Excluded     int // peers excluded during the step
+	// Republished counts the tracker's messages published again (to a
+	// newcomer, or a peer that said it was behind), Resent the updates
+	// workers sent again on seeing their step's Open again, and CatchUps
+	// the nodes that took the step's base by fetching it rather than by
+	// applying the step before (a node catching up drops the units it was
+	// dealt in the step it catches up to).
+	Republished int
+	Resent      int
+	CatchUps    int
+
+	// Per peer alive at the Final, over the step (from the previous
+	// Final): bytes received and sent, and the share of the time its
+	// machine spent on jobs.
+	Live     int
+	BytesIn  Dist
+	BytesOut Dist
+	Busy     Dist
+
+	lastAttempt uint32
+}
+
+// Dist summarises a sample: mean, median, 95th percentile and maximum.
+type Dist struct {
+	Mean, P50, P95, Max float64
+}
+
+// Summarise returns the Dist of xs (which it sorts).
+func Summarise(xs []float64) Dist {
+	if len(xs) == 0 {
+		return Dist{}
+	}
+	slices.Sort(xs)
+	var sum float64
+	for _, x := range xs {
+		sum += x
+	}
+	q := func(p float64) float64 {
+		i := int(math.Ceil(p*float64(len(xs)))) - 1
+		return xs[min(max(i, 0), len(xs)-1)]
+	}
+	return Dist{Mean: sum / float64(len(xs)), P50: q(0.5), P95: q(0.95), Max: xs[len(xs)-1]}
+}
+
+// current returns the stats of the step being run.
+func (c *Cluster) current() *StepStats {
+	if len(c.Steps) == 0 {
+		return nil
+	}
+	return c.Steps[len(c.Steps)-1]
+}
+
+func (c *Cluster) stepStats(step uint64) *StepStats {
+	if s := c.current(); s != nil && s.Step == step {
+		return s
+	}
+	for _, s := range c.Steps {
+		if s.Step == step {
+			return s
+		}
+	}
+	s := &StepStats{Step: step, Opened: c.Elapsed()}
+	c.Steps = append(c.Steps, s)
+	return s
+}
+
+func (c *Cluster) noteOpen(o *tracker.Open) {
+	s := c.stepStats(o.Step)
+	if s.Members > 0 && s.lastAttempt == o.Attempt {
+		s.Republished++
+		return
+	}
+	s.Members, s.Units, s.lastAttempt = len(o.Members), int(o.Units), o.Attempt
+}
+
+// noteNode counts what the nodes did, for the step being run.
+func (c *Cluster) noteNode(h *host, r *node.Ready) {
+	s := c.current()
+	if s == nil {
+		return
+	}
+	for _, ev := range r.Events {
+		if ev.Kind == "catch-up" {
+			s.CatchUps++
+		}
+	}
+	for _, m := range r.Publish {
+		if u, ok := m.(*tracker.Update); ok {
+			if _, seen := h.sent[u.Payload]; seen {
+				s.Resent++
+			} else {
+				if len(h.sent) > 64 {
+					clear(h.sent)
+				}
+				h.sent[u.Payload] = struct{}{}
+			}
+		}
+	}
+}
+
+func (c *Cluster) noteClose(cl *tracker.Close) {
+	s := c.stepStats(cl.Step)
+	if s.Closed != 0 {
+		s.Republished++
+		return
+	}
+	s.Closed = c.Elapsed()
+	s.Included = len(cl.Included)
+	peers := map[string]bool{}
+	for _, in := range cl.Included {
+		peers[in.Peer] = true
+	}
+	s.Contributors = len(peers)
+}
+
+func (c *Cluster) noteFinal(f *tracker.Final) {
+	s := c.stepStats(f.Step)
+	if s.Finalised != 0 {
+		if cur := c.current(); cur != nil {
+			cur.Republished++
+		}
+		return
+	}
+	s.Finalised = c.Elapsed()
+	var in, out, busy []float64
+	for _, id := range c.order {
+		h := c.hosts[id]
+		up := h.upTime
+		if h.alive {
+			up += c.now.Sub(h.upSince)
+		}
+		cur := peerSnapshot{in: h.bytesIn, out: h.bytesOut, busy: h.busyTime, up: up}
+		prev := c.snap[id]
+		c.snap[id] = cur
+		if !h.alive {
+			continue
+		}
+		in = append(in, float64(cur.in-prev.in))
+		out = append(out, float64(cur.out-prev.out))
+		if dt := cur.up - prev.up; dt > 0 {
+			busy = append(busy, min(1, float64(cur.busy-prev.busy)/float64(dt)))
+		}
+	}
+	s.Live = len(in)
+	s.BytesIn, s.BytesOut, s.Busy = Summarise(in), Summarise(out), Summarise(busy)
+}
+
+// PeerTotals is one peer's account over the whole run.
+type PeerTotals struct {
+	ID       string
+	Class    string
+	BytesIn  int64
+	BytesOut int64
+	Busy     time.Duration // on jobs
+	Up       time.Duration // alive
+}
+
+// Totals returns every peer's account, in the order they were added.
+func (c *Cluster) Totals() []PeerTotals {
+	out := make([]PeerTotals, 0, len(c.order))
+	for _, id := range c.order {
+		h := c.hosts[id]
+		up := h.upTime
+		if h.alive {
+			up += c.now.Sub(h.upSince)
+		}
+		out = append(out, PeerTotals{ID: id, Class: h.class, BytesIn: h.bytesIn, BytesOut: h.bytesOut, Busy: h.busyTime, Up: up})
+	}
+	return out
+}
+
+// TrackerBytes returns the bytes the tracker received and sent.
+func (c *Cluster) TrackerBytes() (in, out int64) { return c.trk.bytesIn, c.trk.bytesOut }
