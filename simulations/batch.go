@@ -21,11 +21,12 @@ type formCheck struct {
 
 // validate is tracker.Validate with the form check of the large messages
 // (an Open lists every member, a Close every included update, an Update
-// carries its payload, which the check hashes) done once per decoded
-// message rather than once per receiver. Validate checks the form first
+// carries its payload, which the check hashes, a Final its providers)
+// done once per decoded message rather than once per receiver. Validate checks the form first
 // and rejects on failure; after that it reads only the kind, round, step
 // and sender (and a Verdict's Checked), so a copy of the message with one
-// member, one included update or no payload decides the same.
+// member, one included update, no payload or no providers decides the
+// same.
 func (c *Cluster) validate(v tracker.View, from string, m tracker.Msg) (tracker.Result, error) {
 	var stub tracker.Msg
 	switch m := m.(type) {
@@ -46,6 +47,12 @@ func (c *Cluster) validate(v tracker.View, from string, m tracker.Msg) (tracker.
 		if len(m.Data) > 0 {
 			s := *m
 			s.Data = nil
+			stub = &s
+		}
+	case *tracker.Final:
+		if len(m.Providers) > 0 {
+			s := *m
+			s.Providers = nil
 			stub = &s
 		}
 	}
@@ -136,7 +143,7 @@ func (c *Cluster) publishBatched(from string, src *port, m tracker.Msg, size, de
 			if cl != nil {
 				at = max(at, c.finishBatch(h, cl.Step))
 			}
-			c.send(c.timeAt(at), from, to, h.epoch, m)
+			c.sendTo(c.timeAt(at), from, h, m)
 		}
 		return
 	}
@@ -160,7 +167,7 @@ func (c *Cluster) publishBatched(from string, src *port, m tracker.Msg, size, de
 		p := d.byCopy[[2]uint32{u.Unit, uint32(1 - u.Replica)}]
 		if h, ok := c.hosts[p]; ok && p != from && h.alive && c.reachable(from, p) {
 			at := ready + float64(h.link.Latency) + size*c.gossipRate(&h.port)
-			c.send(c.timeAt(at), from, p, h.epoch, m)
+			c.sendTo(c.timeAt(at), from, h, m)
 		}
 	}
 }
@@ -301,7 +308,7 @@ func (c *Cluster) deliverDisputed(step uint64, unit uint32) {
 				continue
 			}
 			at := max(u.ready, c.nowNS()) + float64(h.link.Latency)
-			c.send(c.timeAt(at), u.from, to, h.epoch, u.msg)
+			c.sendTo(c.timeAt(at), u.from, h, u.msg)
 		}
 	}
 }

@@ -136,12 +136,14 @@ func TestValidateShared(t *testing.T) {
 		&tracker.Open{Round: round, Step: 3, Base: base, Members: []string{"a", "b", "c"}, Units: 4},
 		&tracker.Close{Round: round, Step: 3, Base: base, Included: []tracker.Included{{Peer: "a", Payload: base, Weight: 1}, {Peer: "b", Payload: base, Weight: 1}}},
 		&tracker.Update{Round: round, Step: 3, Base: base, Raw: base, Residual: base, Payload: tracker.SumCID(payload), Samples: 20, Size: uint64(len(payload)), Data: payload},
+		&tracker.Final{Round: round, Step: 2, Base: base, Checkpoint: base, Providers: []string{"a", "b"}},
 	}
 	bad := []tracker.Msg{
 		&tracker.Open{Round: round, Step: 3, Base: base, Members: []string{"b", "a", "c"}, Units: 4},
 		&tracker.Close{Round: round, Step: 3, Base: base, Included: []tracker.Included{{Peer: "b", Payload: base, Weight: 1}, {Peer: "a", Payload: base, Weight: 1}}},
 		&tracker.Update{Round: round, Step: 3, Base: base, Raw: base, Residual: base, Payload: base, Samples: 20, Size: uint64(len(payload)), Data: payload},
 		&tracker.Open{Round: tracker.SumCID([]byte("other")), Step: 3, Base: base, Members: []string{"a", "b"}, Units: 4},
+		&tracker.Final{Round: round, Step: 2, Base: base, Checkpoint: base, Providers: []string{"b", "a"}},
 	}
 	views := []struct {
 		step uint64

@@ -55,7 +55,7 @@ type Cluster struct {
 	// zero one is used if none is set). The per-peer download volume and
 	// the step's timing stay what a v1 network would see; the cost per
 	// step and node is O(1) in the number of peers, but for the O(units)
-	// work of the node core itself.
+	// work of the node core itself. Set it before adding nodes.
 	Batch bool
 	// UpdateBytes, ResidualBytes and CheckpointBytes, when positive, are
 	// the sizes the network carries for an update's payload, a residual
@@ -74,6 +74,7 @@ type Cluster struct {
 	// at its next tick, within Tick), or a fetch failed (it retries a
 	// heartbeat later). A node then acts as with ticks every Tick, but
 	// idle ticks cost nothing: in a large network most ticks are idle.
+	// Set it before adding nodes.
 	LazyTicks bool
 	// Trace, if set, receives one line per delivered message and decision.
 	Trace func(line string)
@@ -82,6 +83,7 @@ type Cluster struct {
 
 	start   time.Time
 	now     time.Time
+	atNS    int64 // now, in virtual ns since start
 	rng     *rand.Rand
 	queue   eventQueue
 	seq     uint64
@@ -205,9 +207,9 @@ func (c *Cluster) Pool() *Pool { return c.pool }
 func (c *Cluster) Now() time.Time { return c.now }
 
 // Elapsed returns the virtual time since the start.
-func (c *Cluster) Elapsed() time.Duration { return c.now.Sub(c.start) }
+func (c *Cluster) Elapsed() time.Duration { return time.Duration(c.atNS) }
 
-func (c *Cluster) nowNS() float64 { return float64(c.now.Sub(c.start)) }
+func (c *Cluster) nowNS() float64 { return float64(c.atNS) }
 
 func (c *Cluster) timeAt(ns float64) time.Time { return c.start.Add(time.Duration(math.Ceil(ns))) }
 
@@ -383,7 +385,7 @@ func (c *Cluster) wakeAt(h *host, t time.Time) {
 	h.wake = t
 	h.tickGen++
 	gen := h.tickGen
-	c.schedule(t, h.id, h.epoch, func() {
+	c.scheduleFor(t, h, func() {
 		if gen != h.tickGen {
 			return // moved earlier since
 		}
@@ -469,6 +471,12 @@ func (c *Cluster) schedule(at time.Time, to string, epoch int, do func()) {
 	c.queue.push(&event{at: int64(at.Sub(c.start)), seq: c.seq, to: to, epoch: epoch, do: do})
 }
 
+// scheduleFor is schedule for an event of a node's current incarnation.
+func (c *Cluster) scheduleFor(at time.Time, h *host, do func()) {
+	c.seq++
+	c.queue.push(&event{at: int64(at.Sub(c.start)), seq: c.seq, to: h.id, host: h, epoch: h.epoch, do: do})
+}
+
 // At runs do at virtual time at (not before now), whatever happens to the
 // machines: for scenario events such as churn and partitions.
 func (c *Cluster) At(at time.Time, do func()) {
@@ -533,9 +541,14 @@ func (c *Cluster) RunUntil(done func() bool, limit time.Duration) error {
 			break
 		}
 		c.queue.pop()
-		if ep, up := c.epochOf(e.to); !up || ep != e.epoch {
+		if h := e.host; h != nil {
+			if !h.alive || h.epoch != e.epoch {
+				continue
+			}
+		} else if ep, up := c.epochOf(e.to); !up || ep != e.epoch {
 			continue // for a machine that died since
 		}
+		c.atNS = e.at
 		c.now = c.start.Add(time.Duration(e.at))
 		c.Processed++
 		e.do()
@@ -551,6 +564,7 @@ func (c *Cluster) RunUntil(done func() bool, limit time.Duration) error {
 	if done() {
 		return nil
 	}
+	c.atNS = end
 	c.now = c.start.Add(time.Duration(end))
 	return errTimeout
 }
@@ -724,6 +738,18 @@ func (c *Cluster) publishSimple(from string, dec tracker.Msg) {
 	}
 }
 
+// sendTo delivers a message to a node at a time, unless the network is
+// cut between them by then.
+func (c *Cluster) sendTo(at time.Time, from string, h *host, m tracker.Msg) {
+	c.scheduleFor(at, h, func() {
+		if !c.reachable(from, h.id) {
+			c.Dropped++
+			return
+		}
+		c.deliver(from, h.id, m)
+	})
+}
+
 func (c *Cluster) send(at time.Time, from, to string, ep int, m tracker.Msg) {
 	c.schedule(at, to, ep, func() {
 		if !c.reachable(from, to) {
@@ -841,7 +867,7 @@ func (c *Cluster) runJob(h *host, j node.Job) {
 	d := c.jobTime(h.id, j)
 	h.busy = start.Add(d)
 	h.busyTime += d
-	c.schedule(h.busy, h.id, h.epoch, func() {
+	c.scheduleFor(h.busy, h, func() {
 		h.n.Done(c.now, res)
 		c.flushNode(h)
 	})

@@ -46,19 +46,26 @@ func niceStep(span float64, n int) float64 {
 
 func num(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
 
-// tickLabel prints a tick value with as few digits as its step needs.
-func tickLabel(v, step float64) string {
+// axisScale returns the divisor and suffix for an axis's labels: k or M
+// when its values reach ten thousand or ten million.
+func axisScale(maxAbs float64) (float64, string) {
+	switch {
+	case maxAbs >= 1e7:
+		return 1e6, "M"
+	case maxAbs >= 1e4:
+		return 1e3, "k"
+	}
+	return 1, ""
+}
+
+// tickLabel prints a tick value, divided by div, with as few digits as
+// its step needs.
+func tickLabel(v, step, div float64, suffix string) string {
 	d := 0
-	for s := step; s < 1 && d < 6; s *= 10 {
+	for s := step / div; s < 1 && d < 6; s *= 10 {
 		d++
 	}
-	if math.Abs(v) >= 1e6 && step >= 1e5 {
-		return strconv.FormatFloat(v/1e6, 'f', max(0, d-6), 64) + "M"
-	}
-	if math.Abs(v) >= 1e4 && step >= 1e3 {
-		return strconv.FormatFloat(v/1e3, 'f', max(0, d-3), 64) + "k"
-	}
-	return strconv.FormatFloat(v, 'f', d, 64)
+	return strconv.FormatFloat(v/div, 'f', d, 64) + suffix
 }
 
 func (ch chart) svg() []byte {
@@ -100,13 +107,15 @@ func (ch chart) svg() []byte {
 	px := func(x float64) float64 { return float64(marginL) + (x-xmin)/(xmax-xmin)*iw }
 	py := func(y float64) float64 { return float64(marginT) + (1-(y-ymin)/(ymax-ymin))*ih }
 	// Grid and ticks.
+	ydiv, ysuf := axisScale(max(math.Abs(ymin), math.Abs(ymax)))
+	xdiv, xsuf := axisScale(max(math.Abs(xmin), math.Abs(xmax)))
 	for y := ymin; y <= ymax+ystep/2; y += ystep {
 		fmt.Fprintf(&b, `<line x1="%d" y1="%s" x2="%d" y2="%s" stroke="#e5e5e5"/>`+"\n", marginL, num(py(y)), plotW-marginR, num(py(y)))
-		fmt.Fprintf(&b, `<text x="%d" y="%s" text-anchor="end">%s</text>`+"\n", marginL-6, num(py(y)+4), tickLabel(y, ystep))
+		fmt.Fprintf(&b, `<text x="%d" y="%s" text-anchor="end">%s</text>`+"\n", marginL-6, num(py(y)+4), tickLabel(y, ystep, ydiv, ysuf))
 	}
 	for x := math.Ceil(xmin/xstep) * xstep; x <= xmax+xstep/1e6; x += xstep {
 		fmt.Fprintf(&b, `<line x1="%s" y1="%d" x2="%s" y2="%d" stroke="#999"/>`+"\n", num(px(x)), plotH-mB, num(px(x)), plotH-mB+4)
-		fmt.Fprintf(&b, `<text x="%s" y="%d" text-anchor="middle">%s</text>`+"\n", num(px(x)), plotH-mB+18, tickLabel(x, xstep))
+		fmt.Fprintf(&b, `<text x="%s" y="%d" text-anchor="middle">%s</text>`+"\n", num(px(x)), plotH-mB+18, tickLabel(x, xstep, xdiv, xsuf))
 	}
 	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%s" height="%s" fill="none" stroke="#999"/>`+"\n", marginL, marginT, num(iw), num(ih))
 	fmt.Fprintf(&b, `<text x="%s" y="%d" text-anchor="middle">%s</text>`+"\n", num(float64(marginL)+iw/2), plotH-12, html.EscapeString(ch.xlabel))

@@ -5,6 +5,7 @@ type event struct {
 	at    int64  // virtual nanoseconds since the cluster started
 	seq   uint64 // order among events at the same time: order of scheduling
 	to    string
+	host  *host // the node it is for, if it is for one (saves a lookup)
 	epoch int
 	do    func()
 }

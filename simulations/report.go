@@ -129,17 +129,19 @@ type InvariantRow struct {
 }
 
 // ScalingRow is what the run says of the v1 protocol's limit: every peer
-// downloads every included update of every step.
+// downloads every included update of every step (and, here, whatever was
+// sent again).
 type ScalingRow struct {
 	IncludedPerStep  float64 `json:"included_per_step"`
 	UpdateBytes      float64 `json:"update_bytes"`
-	DownloadPerStep  float64 `json:"download_bytes_per_peer_per_step"`
+	IncludedBytes    float64 `json:"included_bytes_per_step"`          // included × update size: v1's floor
+	DownloadPerStep  float64 `json:"download_bytes_per_peer_per_step"` // what the median peer took in
 	MedianIntakeMbit float64 `json:"median_intake_mbit"`
+	IncludedSeconds  float64 `json:"included_seconds_at_median"` // the floor, at the median intake
 	DownloadSeconds  float64 `json:"download_seconds_at_median"`
 	TrainSeconds     float64 `json:"train_seconds_median"`
 	StepSeconds      float64 `json:"step_seconds_median"`
-	BreakEven        float64 `json:"break_even_contributors"` // contributors at which downloading a step takes as long as training
-	DownloadShare    float64 `json:"download_share_of_step"`
+	BreakEven        float64 `json:"break_even_contributors"` // contributors at which the floor takes as long as training
 	Verdict          string  `json:"verdict"`
 }
 
@@ -290,33 +292,19 @@ func buildReport(s *Scenario, r *runResult, twin *runResult) *Report {
 	v := &rep.V1
 	v.IncludedPerStep = round3(Summarise(incl(r.steps)).Mean)
 	v.UpdateBytes = rep.Network.MeanUpdateBytes
+	v.IncludedBytes = round3(v.IncludedPerStep * v.UpdateBytes)
 	v.DownloadPerStep = rep.Summary.Download.P50
 	v.MedianIntakeMbit = round3(median(r.rates) * 8 / 1e6)
-	speed := s.Compute.Speed.Median
-	v.TrainSeconds = round3(time.Duration(s.Compute.Train).Seconds() / speed)
+	v.TrainSeconds = round3(time.Duration(s.Compute.Train).Seconds() / s.Compute.Speed.Median)
 	v.StepSeconds = rep.Summary.StepSeconds.P50
 	if rate := median(r.rates); rate > 0 {
+		v.IncludedSeconds = round3(v.IncludedBytes / rate)
 		v.DownloadSeconds = round3(v.DownloadPerStep / rate)
 		if v.UpdateBytes > 0 {
 			v.BreakEven = round3(v.TrainSeconds * rate / v.UpdateBytes)
 		}
 	}
-	if v.StepSeconds > 0 {
-		v.DownloadShare = round3(min(1, v.DownloadSeconds/v.StepSeconds))
-	}
-	switch {
-	case v.BreakEven == 0:
-	case v.IncludedPerStep < 0.5*v.BreakEven:
-		v.Verdict = fmt.Sprintf("v1 holds: a peer downloads %s per step in %.0f s at the median intake, under the %.0f s a unit trains; downloads catch up with training at about %.0f contributors per step.",
-			bytesString(v.DownloadPerStep), v.DownloadSeconds, v.TrainSeconds, v.BreakEven)
-	case v.IncludedPerStep < v.BreakEven:
-		v.Verdict = fmt.Sprintf("v1 is near its limit: a peer downloads %s per step in %.0f s at the median intake, close to the %.0f s a unit trains; past about %.0f contributors per step downloading dominates.",
-			bytesString(v.DownloadPerStep), v.DownloadSeconds, v.TrainSeconds, v.BreakEven)
-	default:
-		v.Verdict = fmt.Sprintf("v1 has stopped scaling: every peer downloads every included update, %s per step, which takes %.0f s at the median intake against %.0f s to train a unit; past about %.0f contributors per step a step costs more in downloads than in training, and the slowest downlinks fall behind. Aggregation trees (each peer receives a partial aggregate, not every update) are the way on.",
-			bytesString(v.DownloadPerStep), v.DownloadSeconds, v.TrainSeconds, v.BreakEven)
-	}
-
+	v.Verdict = verdict(v, s.Peers+s.Observers)
 	rep.Findings = findings(rep)
 
 	if twin != nil {
@@ -545,8 +533,43 @@ func findings(r *Report) []string {
 		out = append(out, fmt.Sprintf("workers re-sent %d updates (%.0f a step): the tracker republishes the open step whenever a peer says hello as a newcomer or from behind, "+
 			"at most once a heartbeat, and every worker that sees its step's Open again re-sends its updates in a new gossip envelope, which every peer downloads again.", s.Resent, per))
 	}
+	best := 0.0
+	for _, c := range r.Network.Classes {
+		best = max(best, c.Utilised)
+	}
+	for _, c := range r.Network.Classes {
+		if best > 0 && c.Utilised < best/4 && c.Peers > 0 {
+			out = append(out, fmt.Sprintf("peers on %s links spent %.0f%% of their time on jobs, against %.0f%% for the busiest class: taking in %.0f Mbit/s, they spend the steps downloading and catching up, and rarely train.",
+				c.Class, 100*c.Utilised, 100*best, c.Intake))
+		}
+	}
 	if s.HonestExcluded > 0 {
 		out = append(out, fmt.Sprintf("%d honest peers were excluded.", s.HonestExcluded))
 	}
 	return out
+}
+
+// verdict says in a sentence where the run stands against v1's limit.
+func verdict(v *ScalingRow, peers int) string {
+	if v.BreakEven == 0 || v.TrainSeconds == 0 {
+		return ""
+	}
+	floor := fmt.Sprintf("every peer downloads every included update: %.0f of %s a step, %s, %.0f s at the median intake (%.0f Mbit/s), against %.0f s to train a unit",
+		v.IncludedPerStep, bytesString(v.UpdateBytes), bytesString(v.IncludedBytes), v.IncludedSeconds, v.MedianIntakeMbit, v.TrainSeconds)
+	extra := ""
+	if v.DownloadPerStep > 1.5*v.IncludedBytes && v.IncludedBytes > 0 {
+		extra = fmt.Sprintf("; with the updates sent again, the median peer took in %s a step, %.1f times that, %.0f s", bytesString(v.DownloadPerStep), v.DownloadPerStep/v.IncludedBytes, v.DownloadSeconds)
+	}
+	all := ""
+	if float64(peers) > v.IncludedPerStep*1.5 {
+		all = fmt.Sprintf(" Were all %d peers to contribute a unit a step, the floor alone would be %s, %.0f s.", peers, bytesString(float64(peers)*v.UpdateBytes), float64(peers)*v.IncludedSeconds/max(v.IncludedPerStep, 1))
+	}
+	switch {
+	case v.DownloadSeconds >= v.TrainSeconds:
+		return fmt.Sprintf("v1 has stopped scaling here: %s%s. Downloads, not training, set the pace; the floor reaches the training time at about %.0f contributors a step.%s Past that, aggregation trees (each peer receives partial aggregates, not every update) are the way on.",
+			floor, extra, v.BreakEven, all)
+	case v.IncludedPerStep >= 0.5*v.BreakEven || v.DownloadSeconds >= 0.5*v.TrainSeconds:
+		return fmt.Sprintf("v1 is near its limit: %s%s; the floor reaches the training time at about %.0f contributors a step.%s", floor, extra, v.BreakEven, all)
+	}
+	return fmt.Sprintf("v1 holds: %s%s; the floor reaches the training time at about %.0f contributors a step.%s", floor, extra, v.BreakEven, all)
 }
