@@ -119,34 +119,29 @@ func kill(t *testing.T, p *proc) {
 	<-p.done
 }
 
-func getSnapshot(url string) (dashboard.Snapshot, error) {
-	var s dashboard.Snapshot
+// getJSON reads url+"api/status" into v.
+func getJSON(url string, v any) error {
 	c := http.Client{Timeout: 5 * time.Second}
 	resp, err := c.Get(url + "api/status")
 	if err != nil {
-		return s, err
+		return err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return s, err
+		return err
 	}
-	return s, json.Unmarshal(b, &s)
+	return json.Unmarshal(b, v)
+}
+
+func getSnapshot(url string) (dashboard.Snapshot, error) {
+	var s dashboard.Snapshot
+	return s, getJSON(url, &s)
 }
 
 func getNodeStatus(url string) (daemon.Status, error) {
 	var s daemon.Status
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url + "api/status")
-	if err != nil {
-		return s, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return s, err
-	}
-	return s, json.Unmarshal(b, &s)
+	return s, getJSON(url, &s)
 }
 
 func freePort(t *testing.T) int {

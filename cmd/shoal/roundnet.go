@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/spf13/cobra"
@@ -164,17 +165,9 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 		return err
 	}
 	log := slogFor(f)
-	key, err := p2p.LoadOrCreateIdentity(filepath.Join(o.DataDir, "tracker.key"))
+	key, err := specTracker(o.DataDir, o.File, spec)
 	if err != nil {
 		return err
-	}
-	self, err := peer.IDFromPrivateKey(key)
-	if err != nil {
-		return err
-	}
-	if want, _ := tracker.CanonicalPeerID(spec.Trackers[0]); want != self.String() {
-		return fmt.Errorf("%s names tracker %s, but the identity in %s is %s: put %s first under trackers: (or start with the --data-dir that holds %s's key)",
-			o.File, spec.Trackers[0], o.DataDir, self, self, spec.Trackers[0])
 	}
 	store, err := openStore(filepath.Join(o.DataDir, "tracker"), 0)
 	if err != nil {
@@ -320,6 +313,24 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	return first
 }
 
+// specTracker loads the tracker identity in dataDir (creating it if there
+// is none) and checks that it is the first tracker the spec in file names.
+func specTracker(dataDir, file string, spec *tracker.Spec) (crypto.PrivKey, error) {
+	key, err := p2p.LoadOrCreateIdentity(filepath.Join(dataDir, "tracker.key"))
+	if err != nil {
+		return nil, err
+	}
+	self, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	if want, _ := tracker.CanonicalPeerID(spec.Trackers[0]); want != self.String() {
+		return nil, fmt.Errorf("%s names tracker %s, but the identity in %s is %s: put %s first under trackers: (or use the --data-dir that holds %s's key)",
+			file, spec.Trackers[0], dataDir, self, self, spec.Trackers[0])
+	}
+	return key, nil
+}
+
 // freePorts replaces the port of every TCP or UDP listen address by 0.
 func freePorts(addrs []ma.Multiaddr) []ma.Multiaddr {
 	re := regexp.MustCompile(`/(tcp|udp)/\d+`)
@@ -402,13 +413,9 @@ is printed by 'shoal node join' when it starts (it is kept in its
 			if _, err := os.Stat(keyPath); err != nil {
 				return fmt.Errorf("no tracker identity at %s: use the --data-dir of 'shoal round init' and 'shoal round start'", keyPath)
 			}
-			key, err := p2p.LoadOrCreateIdentity(keyPath)
+			key, err := specTracker(o.DataDir, o.File, spec)
 			if err != nil {
 				return err
-			}
-			self, _ := peer.IDFromPrivateKey(key)
-			if want, _ := tracker.CanonicalPeerID(spec.Trackers[0]); want != self.String() {
-				return fmt.Errorf("%s names tracker %s, but the identity in %s is %s", o.File, spec.Trackers[0], o.DataDir, self)
 			}
 			exp := time.Now().Add(o.Expires)
 			tok, err := daemon.IssueToken(key, spec.ID(), p, exp)
