@@ -1,6 +1,7 @@
 package simulations
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -211,5 +212,27 @@ func TestPoolSharesContent(t *testing.T) {
 	bad.Data[len(bad.Data)-1] ^= 1
 	if err := NewStore(NewPool()).PutChunked(cidA, &bad); err == nil {
 		t.Fatal("a corrupt checkpoint was accepted")
+	}
+}
+
+// TestInvariantsCatch: the checks fire, and the error names the seed,
+// when an honest node holds another checkpoint than the one finalised,
+// and when a node applies a step without an included update.
+func TestInvariantsCatch(t *testing.T) {
+	c := linkedCluster(t, 4, 9, true)
+	waitSteps(t, c, 2, 2*time.Hour)
+	h := c.hosts[peerName(1)]
+	h.history[1] = tracker.SumCID([]byte("not the final checkpoint"))
+	h.changed = true
+	c.changed = append(c.changed, h)
+	err := c.RunFor(time.Second)
+	if err == nil || !strings.Contains(err.Error(), "seed 9") || !strings.Contains(err.Error(), "holds C_1") {
+		t.Fatalf("a wrong head went unnoticed: %v", err)
+	}
+	c = linkedCluster(t, 4, 10, true)
+	c.checkApply(c.hosts[peerName(0)], node.ApplyJob{Step: 7, Included: []tracker.Included{{Peer: "x", Payload: tracker.SumCID([]byte("missing"))}}})
+	err = c.RunFor(time.Second)
+	if err == nil || !strings.Contains(err.Error(), "seed 10") || !strings.Contains(err.Error(), "without update") {
+		t.Fatalf("an apply without its updates went unnoticed: %v", err)
 	}
 }

@@ -17,18 +17,19 @@ import (
 // (nothing of the machine that ran it), so the same scenario and seed
 // give the same report, byte for byte.
 type Report struct {
-	Scenario    string  `json:"scenario"`
-	Description string  `json:"description,omitempty"`
-	Seed        uint64  `json:"seed"`
-	Round       string  `json:"round"`
-	Training    string  `json:"training"`
-	Delivery    string  `json:"delivery"` // every (each update to each node) or batched
-	Peers       int     `json:"peers"`
-	Observers   int     `json:"observers"`
-	Joined      int     `json:"joined"` // peers that arrived after the start
-	Departures  int     `json:"departures"`
-	Byzantine   float64 `json:"byzantine"`
-	Config      string  `json:"config"` // the scenario with every default, as YAML
+	Scenario    string   `json:"scenario"`
+	Description string   `json:"description,omitempty"`
+	Seed        uint64   `json:"seed"`
+	Round       string   `json:"round"`
+	Training    string   `json:"training"`
+	Delivery    string   `json:"delivery"` // every (each update to each node) or batched
+	Peers       int      `json:"peers"`
+	Observers   int      `json:"observers"`
+	Joined      int      `json:"joined"` // peers that arrived after the start
+	Departures  int      `json:"departures"`
+	Byzantine   float64  `json:"byzantine"`
+	Changed     []string `json:"changed,omitempty"` // what flags changed in the scenario
+	Config      string   `json:"config"`            // the scenario with every default, as YAML
 
 	StepsWanted    int       `json:"steps_wanted"`
 	StepsDone      int       `json:"steps_done"`
@@ -177,7 +178,7 @@ func median(xs []float64) float64 { return Summarise(slices.Clone(xs)).P50 }
 func buildReport(s *Scenario, r *runResult, twin *runResult) *Report {
 	rep := &Report{Scenario: s.Name, Description: strings.TrimSpace(s.Description), Seed: s.Seed, Round: s.Spec.ID().String(),
 		Training: s.Training, Delivery: "every", Peers: s.Peers, Observers: s.Observers, Joined: r.joined, Departures: r.departed,
-		Byzantine: round3(s.Byzantine()), Config: s.Canonical(), StepsWanted: s.Steps, StepsDone: len(r.steps), Stopped: r.stopped,
+		Byzantine: round3(s.Byzantine()), Changed: s.Changed, Config: s.Canonical(), StepsWanted: s.Steps, StepsDone: len(r.steps), Stopped: r.stopped,
 		VirtualSeconds: secs(r.virtual), Events: r.processed}
 	if s.Batched() {
 		rep.Delivery = "batched"
@@ -375,6 +376,9 @@ func (r *Report) Text() string {
 	if r.Description != "" {
 		fmt.Fprintf(&b, "%s\n", r.Description)
 	}
+	if len(r.Changed) > 0 {
+		fmt.Fprintf(&b, "changed from the scenario: %s\n", strings.Join(r.Changed, ", "))
+	}
 	fmt.Fprintf(&b, "\nround %s, %s training, updates delivered %s\n", r.Round, r.Training, r.Delivery)
 	fmt.Fprintf(&b, "%d peers (%d observers), %d joined later, %d departures, %.0f%% byzantine\n",
 		r.Peers+r.Observers, r.Observers, r.Joined, r.Departures, 100*r.Byzantine)
@@ -566,7 +570,7 @@ func verdict(v *ScalingRow, peers int) string {
 	}
 	switch {
 	case v.DownloadSeconds >= v.TrainSeconds:
-		return fmt.Sprintf("v1 has stopped scaling here: %s%s. Downloads, not training, set the pace; the floor reaches the training time at about %.0f contributors a step.%s Past that, aggregation trees (each peer receives partial aggregates, not every update) are the way on.",
+		return fmt.Sprintf("v1 has stopped scaling here: %s%s. Downloads, not training, set the pace; the floor alone reaches the training time at about %.0f contributors a step.%s Aggregation trees (each peer receives partial aggregates, not every update) are the way past this.",
 			floor, extra, v.BreakEven, all)
 	case v.IncludedPerStep >= 0.5*v.BreakEven || v.DownloadSeconds >= 0.5*v.TrainSeconds:
 		return fmt.Sprintf("v1 is near its limit: %s%s; the floor reaches the training time at about %.0f contributors a step.%s", floor, extra, v.BreakEven, all)

@@ -88,6 +88,8 @@ type Scenario struct {
 	Dir fs.FS `yaml:"-"`
 	// Source names where the scenario came from, for messages.
 	Source string `yaml:"-"`
+	// Changed lists what Overrides changed, for the report.
+	Changed []string `yaml:"-"`
 }
 
 // Compute is the compute model.
@@ -518,6 +520,36 @@ type Overrides struct {
 
 // Apply changes the scenario and checks it again.
 func (o Overrides) Apply(s *Scenario) error {
+	note := func(format string, args ...any) { s.Changed = append(s.Changed, fmt.Sprintf(format, args...)) }
+	defer func() {
+		if o.Peers > 0 {
+			note("peers %d", o.Peers)
+		}
+		if o.Steps > 0 {
+			note("steps %d", o.Steps)
+		}
+		if o.Seed != nil {
+			note("seed %d", *o.Seed)
+		}
+		if o.Churn != "" {
+			note("churn %s", o.Churn)
+		}
+		if o.Byzantine != nil {
+			note("byzantine %g", *o.Byzantine)
+		}
+		if o.Behaviour != "" {
+			note("behaviour %s", o.Behaviour)
+		}
+		if o.Links != "" {
+			note("links %s", o.Links)
+		}
+		if o.Training != "" {
+			note("training %s", o.Training)
+		}
+		if o.Delivery != "" {
+			note("delivery %s", o.Delivery)
+		}
+	}()
 	if o.Peers > 0 {
 		s.Peers = o.Peers
 		if s.MinMembers > o.Peers {
