@@ -66,8 +66,9 @@ type Node struct {
 	// dropped (the driver answers a fetch of content it holds at once).
 	have, had map[cid.Cid]bool
 
-	open     *tracker.Open       // the latest Open of the tracker
-	dealt    map[unitCopy]string // its assignment: unit copy → peer
+	open     *tracker.Open        // the latest Open of the tracker
+	epoch    uint32               // the latest tracker epoch seen in an Open or Close
+	dealt    []tracker.Assignment // its assignment, by unit and replica (read only: may be shared)
 	close    *tracker.Close
 	finals   map[uint64]*tracker.Final  // recent Finals by step
 	commits  map[uint64]*tracker.Commit // my recent commits by step
@@ -93,11 +94,6 @@ type Node struct {
 	now       time.Time
 	ready     Ready
 	stopped   bool
-}
-
-type unitCopy struct {
-	unit    uint32
-	replica uint8
 }
 
 type seenUpdate struct {
@@ -394,18 +390,30 @@ func (n *Node) Fetched(now time.Time, id cid.Cid, ok bool) {
 		n.catchUp = cid.Undef
 		if step > n.headStep || (step == n.headStep && !id.Equals(n.head)) {
 			n.event("catch-up", step, "now at C_%d = %s", step, id)
-			n.abandonStep()
+			n.abandonStep(step, id)
 			n.setHead(step, id)
 		}
 	}
 	n.progress()
 }
 
-// abandonStep drops the work of the step the node was on.
-func (n *Node) abandonStep() {
-	n.queue = nil
+// abandonStep drops the work of the step the node was on as it takes
+// C_step = head from elsewhere. What belongs to the step it moves to
+// stays: a node that catches up to the step just opened still trains
+// the units it was dealt there, and one that has the step's Close
+// already applies it.
+func (n *Node) abandonStep(step uint64, head cid.Cid) {
+	if o := n.open; o == nil || o.Step != step || !o.Base.Equals(head) {
+		n.queue = nil
+	}
 	n.applying = nil // a result that comes back is ignored by its step
-	n.close = nil
+	if c := n.close; c != nil && c.Step == step && c.Base.Equals(head) {
+		for _, in := range c.Included {
+			n.fetch(in.Payload, FetchBlob, []string{in.Peer})
+		}
+	} else {
+		n.close = nil
+	}
 }
 
 // onOpen starts a step: adopt its base if needed, then train my units.
@@ -417,20 +425,24 @@ func (n *Node) onOpen(o *tracker.Open) {
 		return
 	}
 	repeat := n.open != nil && n.open.Step == o.Step && n.open.Attempt == o.Attempt
-	n.open = o
+	restarted := o.Epoch > n.epoch
+	n.open, n.epoch = o, max(n.epoch, o.Epoch)
 	if repeat {
-		// The tracker republished the step (it restarted, or someone
-		// was behind): send my updates again in case it lost them.
-		for _, u := range n.mine[o.Step] {
-			if u.Attempt == o.Attempt {
-				n.publish(u)
+		// The tracker republished the step. If it restarted since it
+		// first opened it, it may have lost my updates: send them again.
+		// (A republication for a newcomer or a peer behind, in the same
+		// epoch, asks nothing of me.)
+		if restarted {
+			for _, u := range n.mine[o.Step] {
+				if u.Attempt == o.Attempt {
+					n.publish(u)
+				}
 			}
 		}
 	} else {
 		n.queue = nil
-		n.dealt = map[unitCopy]string{}
-		for _, a := range n.assignments(o) {
-			n.dealt[unitCopy{uint32(a.Unit), uint8(a.Replica)}] = a.Peer
+		n.dealt = n.assignments(o)
+		for _, a := range n.dealt {
 			if a.Peer == n.cfg.ID && n.cfg.Role == tracker.RoleWorker {
 				n.queue = append(n.queue, a)
 			}
@@ -459,6 +471,21 @@ func (n *Node) assignments(o *tracker.Open) []tracker.Assignment {
 	return tracker.Assign(n.spec.Seed, tracker.AssignStep(o.Step, o.Attempt), o.Members, int(o.Units), n.spec.VerificationRate)
 }
 
+// dealtTo returns the peer the open step dealt a unit copy to, or "".
+// Assign lists the copies by unit and replica.
+func (n *Node) dealtTo(unit uint32, replica uint8) string {
+	i, ok := slices.BinarySearchFunc(n.dealt, [2]int{int(unit), int(replica)}, func(a tracker.Assignment, k [2]int) int {
+		if a.Unit != k[0] {
+			return a.Unit - k[0]
+		}
+		return a.Replica - k[1]
+	})
+	if !ok {
+		return ""
+	}
+	return n.dealt[i].Peer
+}
+
 // adopt makes the node fetch checkpoint id and take it as C_step.
 func (n *Node) adopt(step uint64, id cid.Cid, providers []string) {
 	if step < n.headStep || (step == n.headStep && id.Equals(n.head)) {
@@ -466,7 +493,7 @@ func (n *Node) adopt(step uint64, id cid.Cid, providers []string) {
 	}
 	if n.has(id) {
 		n.event("catch-up", step, "now at C_%d = %s", step, id)
-		n.abandonStep()
+		n.abandonStep(step, id)
 		n.setHead(step, id)
 		return
 	}
@@ -481,7 +508,7 @@ func (n *Node) onUpdate(from string, u *tracker.Update) {
 	if u.Step+stepsKept < n.headStep {
 		return
 	}
-	if o := n.open; o != nil && o.Step == u.Step && o.Attempt == u.Attempt && n.dealt[unitCopy{u.Unit, u.Replica}] != from {
+	if o := n.open; o != nil && o.Step == u.Step && o.Attempt == u.Attempt && n.dealtTo(u.Unit, u.Replica) != from {
 		return // not this peer's unit: no work is spent on it
 	}
 	m := n.seen[u.Step]
@@ -502,10 +529,14 @@ func (n *Node) onUpdate(from string, u *tracker.Update) {
 }
 
 func (n *Node) onClose(c *tracker.Close) {
+	restarted := c.Epoch > n.epoch
+	n.epoch = max(n.epoch, c.Epoch)
 	if cm := n.commits[c.Step]; cm != nil && cm.Base.Equals(c.Base) {
-		// The tracker republished a close I have applied (it restarted,
-		// or someone was behind): commit again in case it lost mine.
-		n.publish(cm)
+		// The tracker republished a close I have applied. If it
+		// restarted since, it may have lost my commit: commit again.
+		if restarted {
+			n.publish(cm)
+		}
 		return
 	}
 	if c.Step < n.headStep {
@@ -515,7 +546,9 @@ func (n *Node) onClose(c *tracker.Close) {
 		return // a repeat of the close I am working on
 	}
 	n.close = c
-	n.queue = nil // the step is over: untrained units are too late
+	if n.open == nil || n.open.Step <= c.Step {
+		n.queue = nil // the step is over: untrained units are too late
+	}
 	if c.Step == n.headStep && c.Base.Equals(n.head) {
 		for _, in := range c.Included {
 			n.fetch(in.Payload, FetchBlob, []string{in.Peer})

@@ -77,3 +77,84 @@ func TestNodeRefusesWhatItShould(t *testing.T) {
 		t.Fatalf("a node that left still acts: %+v", r)
 	}
 }
+
+// TestLaggingNodeKeepsItsUnits: a node still fetching the updates of
+// step 0 when step 1 opens catches up by fetching C_1, and then trains
+// the unit it was dealt in step 1 instead of dropping it (which left the
+// tracker waiting for that unit until the step's deadline).
+func TestLaggingNodeKeepsItsUnits(t *testing.T) {
+	n, s := testNode(t)
+	now := time.Unix(1_800_000_000, 0)
+	g := tracker.SumCID([]byte("C0"))
+	round := s.ID()
+	step := func(m tracker.Msg) Ready {
+		t.Helper()
+		if err := n.Receive(now, trackerID, m); err != nil {
+			t.Fatal(err)
+		}
+		return n.Ready()
+	}
+	step(&tracker.Open{Round: round, Step: 0, Base: g, Members: []string{"peer-b"}, Units: 1})
+	payload := tracker.SumCID([]byte("peer-b's update"))
+	r := step(&tracker.Close{Round: round, Step: 0, Base: g, Included: []tracker.Included{{Peer: "peer-b", Unit: 0, Payload: payload, Weight: 20}}})
+	if len(r.Fetches) != 1 || !r.Fetches[0].CID.Equals(payload) {
+		t.Fatalf("the Close fetched %+v, want the included payload", r.Fetches)
+	}
+	c1 := tracker.SumCID([]byte("C1"))
+	r = step(&tracker.Open{Round: round, Step: 1, Base: c1, Members: []string{"me"}, Units: 1})
+	if len(r.Jobs) != 0 || len(r.Fetches) != 1 || !r.Fetches[0].CID.Equals(c1) || r.Fetches[0].Kind != FetchCheckpoint {
+		t.Fatalf("behind at step 0, the Open of step 1 gave jobs %+v and fetches %+v, want the fetch of C_1 alone", r.Jobs, r.Fetches)
+	}
+	n.Fetched(now, c1, true)
+	r = n.Ready()
+	if step, head := n.Head(); step != 1 || !head.Equals(c1) {
+		t.Fatalf("after fetching C_1 the head is C_%d = %s", step, head)
+	}
+	if len(r.Jobs) != 1 {
+		t.Fatalf("after catching up the node started %+v, want the training of its unit of step 1", r.Jobs)
+	}
+	if j, ok := r.Jobs[0].(TrainJob); !ok || j.Step != 1 || j.Unit != 0 || !j.Base.Equals(c1) {
+		t.Fatalf("after catching up the node started %+v, want unit 0 of step 1 from C_1", r.Jobs[0])
+	}
+}
+
+// TestResendOnlyToARestartedTracker: an Open seen again in the same
+// tracker epoch (republished for a newcomer) makes the worker send
+// nothing; seen again in a later epoch (the tracker restarted and may
+// have lost it) it sends its update again.
+func TestResendOnlyToARestartedTracker(t *testing.T) {
+	n, s := testNode(t)
+	now := time.Unix(1_800_000_000, 0)
+	g := tracker.SumCID([]byte("C0"))
+	open := &tracker.Open{Round: s.ID(), Step: 0, Base: g, Members: []string{"me"}, Units: 1}
+	if err := n.Receive(now, trackerID, open); err != nil {
+		t.Fatal(err)
+	}
+	job := n.Ready().Jobs[0].(TrainJob)
+	payload := []byte("my update")
+	n.Done(now, Result{Job: job, Update: &tracker.Update{Samples: 20, Raw: g, Residual: g,
+		Payload: tracker.SumCID(payload), Size: uint64(len(payload)), Data: payload}})
+	if r := n.Ready(); len(r.Publish) != 1 || r.Publish[0].Kind() != tracker.KindUpdate {
+		t.Fatalf("the trained unit published %v, want its update", r.Publish)
+	}
+	again := *open
+	if err := n.Receive(now, trackerID, &again); err != nil {
+		t.Fatal(err)
+	}
+	if r := n.Ready(); len(r.Publish) != 0 {
+		t.Fatalf("a republished Open of the same epoch made the node publish %v", r.Publish)
+	}
+	again.Epoch = 1
+	if err := n.Receive(now, trackerID, &again); err != nil {
+		t.Fatal(err)
+	}
+	if r := n.Ready(); len(r.Publish) != 1 || r.Publish[0].Kind() != tracker.KindUpdate {
+		t.Fatalf("the Open of a restarted tracker made the node publish %v, want its update again", r.Publish)
+	}
+	if err := n.Receive(now, trackerID, &again); err != nil {
+		t.Fatal(err)
+	}
+	if r := n.Ready(); len(r.Publish) != 0 {
+		t.Fatalf("a second Open of epoch 1 made the node publish %v", r.Publish)
+	}
+}

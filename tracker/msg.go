@@ -113,7 +113,13 @@ type Hello struct {
 type Open struct {
 	Round   cid.Cid
 	Step    uint64
-	Attempt uint32   // 0, then 1, 2, … when a step is reopened because it got no update
+	Attempt uint32 // 0, then 1, 2, … when a step is reopened because it got no update
+	// Epoch is the tracker's incarnation: 0 when the round starts, one
+	// more at every restart from its stored state. A step's Open or Close
+	// seen again in a later epoch tells peers that the tracker may have
+	// lost what they sent for it, and they send it again; a repeat in the
+	// same epoch (republished for a newcomer or a peer behind) does not.
+	Epoch   uint32
 	Base    cid.Cid  // C_Step, the checkpoint the step starts from
 	Members []string // the workers the units are dealt to; sorted, distinct
 	Units   uint32
@@ -164,6 +170,7 @@ type Included struct {
 type Close struct {
 	Round    cid.Cid
 	Step     uint64
+	Epoch    uint32 // as in Open
 	Base     cid.Cid
 	Included []Included
 }

@@ -19,6 +19,7 @@ type State struct {
 	Base    cid.Cid `json:"base"`  // C_t
 	Phase   Phase   `json:"phase"` // where step t is
 	Attempt uint32  `json:"attempt"`
+	Epoch   uint32  `json:"epoch,omitempty"` // restarts from this state so far (see Open.Epoch)
 
 	Open     *Open     `json:"open,omitempty"` // the current step's Open (PhaseOpen, PhaseClosed)
 	OpenedAt time.Time `json:"opened_at"`

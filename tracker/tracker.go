@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -26,10 +27,28 @@ type Tracker struct {
 	st    *State
 	dirty bool // st changed since the last Save (updates, commits)
 
+	trackerID string // the spec's tracker, canonical
+
 	members  map[string]*member
 	refused  map[string]string   // peers refused admission to a closed round, and why
 	assigned map[unitCopy]string // of the open step
 	updates  map[unitCopy]*Update
+	// Counts of the open step kept as updates arrive, so that a step of
+	// thousands of units is not rescanned for every update: the copies
+	// dealt that have not arrived, the units whose every copy has, and
+	// how many exclusions there had been when the units were dealt
+	// (after one, the counts no longer tell what counts; see maybeClose).
+	missing     map[uint32]uint8
+	pending     int
+	arrived     int
+	exclusions  int
+	dealtAtExcl int
+	// votes counts the closed step's commits by result; need holds, per
+	// result, how many commits it must reach before it is worth counting
+	// the live ones again.
+	votes    map[string]int
+	need     map[string]int
+	live     liveCache
 	out      []Msg
 	announce bool // republish the current phase's message at the next Tick
 	lastAnn  time.Time
@@ -49,11 +68,23 @@ type Config struct {
 	// MinMembers is how many live workers it takes to open a step
 	// (default 1).
 	MinMembers int
+	// Spares is how many units a step deals beyond its target, as a
+	// fraction of the target's units, when there are workers to spare
+	// (see DealtUnits); 0 deals exactly the target's worth.
+	Spares float64
 	// Admit decides, in a closed round, whether a peer's access token
 	// gives it standing at now; a peer without standing is not a member.
 	// It must be a pure function of its arguments (and of keys fixed at
 	// start). In an open round it is not called.
 	Admit func(peer string, token []byte, now time.Time) error
+}
+
+// liveCache is how many members are live and in good standing, valid
+// from at until the first of them can fall silent.
+type liveCache struct {
+	valid     bool
+	at, until time.Time
+	n         int
 }
 
 type member struct {
@@ -103,7 +134,11 @@ func New(cfg Config, now time.Time) (*Tracker, error) {
 	if cfg.MinMembers < 1 {
 		cfg.MinMembers = 1
 	}
-	t := &Tracker{cfg: cfg, spec: cfg.Spec, round: cfg.Spec.ID(), members: map[string]*member{}, refused: map[string]string{}}
+	if !(cfg.Spares >= 0 && cfg.Spares <= 1) {
+		return nil, fmt.Errorf("tracker: spare units %v: need a fraction from 0 to 1", cfg.Spares)
+	}
+	t := &Tracker{cfg: cfg, spec: cfg.Spec, round: cfg.Spec.ID(), members: map[string]*member{}, refused: map[string]string{},
+		trackerID: canonicalOr(cfg.Spec.Trackers[0], CanonicalPeerID)}
 	st, err := cfg.Storage.Load()
 	if err != nil {
 		return nil, fmt.Errorf("tracker: loading state: %w", err)
@@ -122,6 +157,16 @@ func New(cfg Config, now time.Time) (*Tracker, error) {
 			st.Ledger = map[string]*Entry{}
 		}
 		t.st = st
+		st.Epoch++
+		if st.Open != nil {
+			st.Open.Epoch = st.Epoch
+		}
+		if st.Close != nil {
+			st.Close.Epoch = st.Epoch
+		}
+		if err := t.save(); err != nil {
+			return nil, err
+		}
 		t.restore()
 		t.announce = true
 		t.quietUntil = now.Add(HeartbeatInterval(cfg.Spec) * 3 / 2)
@@ -137,7 +182,9 @@ func (t *Tracker) restore() {
 	t.dealUnits()
 	t.updates = map[unitCopy]*Update{}
 	for _, u := range t.st.Updates {
-		t.updates[unitCopy{u.Unit, u.Replica}] = u
+		k := unitCopy{u.Unit, u.Replica}
+		t.updates[k] = u
+		t.arrive(k)
 	}
 }
 
@@ -162,7 +209,7 @@ func (t *Tracker) Round() cid.Cid { return t.round }
 
 // TrackerID returns the tracker's peer ID (the spec's first tracker), in
 // canonical form (CanonicalPeerID), as the transport names senders.
-func (t *Tracker) TrackerID() string { return canonicalOr(t.spec.Trackers[0], CanonicalPeerID) }
+func (t *Tracker) TrackerID() string { return t.trackerID }
 
 // Step returns the current step and its phase.
 func (t *Tracker) Step() (uint64, Phase) { return t.st.Step, t.st.Phase }
@@ -287,6 +334,7 @@ func (t *Tracker) hello(now time.Time, from string, m *Hello) error {
 		}
 		if err != nil {
 			delete(t.members, from)
+			t.live.valid = false
 			reason := "no valid access token: " + err.Error()
 			if t.refused[from] != reason {
 				t.event("refused", t.st.Step, from, "%s", reason)
@@ -301,6 +349,9 @@ func (t *Tracker) hello(now time.Time, from string, m *Hello) error {
 		mb = &member{}
 		t.members[from] = mb
 		t.announce = true // a newcomer needs the current step
+		t.live.valid = false
+	} else if mb.role != m.Role || now.Sub(mb.lastSeen) > Liveness(t.spec) {
+		t.live.valid = false // a member comes back to life or changes role
 	}
 	mb.role, mb.lastSeen, mb.step, mb.head = m.Role, now, m.Step, m.Head
 	if m.Step < t.st.Step || (m.Step == t.st.Step && !m.Head.Equals(t.st.Base)) {
@@ -334,8 +385,9 @@ func (t *Tracker) update(now time.Time, from string, m *Update) error {
 	u.Data = nil
 	t.updates[key] = &u
 	st.Updates = append(st.Updates, &u)
+	t.arrive(key)
 	t.dirty = true
-	return t.maybeClose(now)
+	return t.maybeCloseOnUpdate(now)
 }
 
 func (t *Tracker) commit(now time.Time, from string, m *Commit) error {
@@ -360,9 +412,13 @@ func (t *Tracker) commit(now time.Time, from string, m *Commit) error {
 	if st.Commits == nil {
 		st.Commits = map[string]string{}
 	}
-	st.Commits[from] = m.Result.String()
+	r := m.Result.String()
+	st.Commits[from] = r
+	if t.votes != nil {
+		t.votes[r]++
+	}
 	t.dirty = true
-	return t.maybeFinalise(now)
+	return t.maybeFinalise(now, r)
 }
 
 func (t *Tracker) mismatch(peer string, step uint64, got, want cid.Cid) {
@@ -414,7 +470,7 @@ func (t *Tracker) Tick(now time.Time) error {
 			}
 		}
 	case PhaseClosed:
-		if err := t.maybeFinalise(now); err != nil {
+		if err := t.maybeFinalise(now, ""); err != nil {
 			return err
 		}
 	}
@@ -457,11 +513,12 @@ func (t *Tracker) maybeOpen(now time.Time) error {
 		return nil
 	}
 	st := t.st
-	open := &Open{Round: t.round, Step: st.Step, Attempt: st.Attempt, Base: st.Base,
-		Members: workers, Units: uint32(t.spec.UnitsPerStep())}
+	open := &Open{Round: t.round, Step: st.Step, Attempt: st.Attempt, Epoch: st.Epoch, Base: st.Base,
+		Members: workers, Units: uint32(DealtUnits(t.spec, len(workers), t.cfg.Spares))}
 	open.Checks = t.assignChecks(workers)
 	st.Phase, st.Open, st.OpenedAt, st.Updates = PhaseOpen, open, now, nil
 	st.Close, st.Commits, st.Verified = nil, nil, nil
+	t.votes = nil
 	if err := t.save(); err != nil {
 		return err
 	}
@@ -472,12 +529,41 @@ func (t *Tracker) maybeOpen(now time.Time) error {
 	return nil
 }
 
+// DealtUnits returns how many units a step deals to workers: the
+// target's worth (Spec.UnitsPerStep) and, when there are more workers
+// than that, up to spares times as many again (rounded up). A step closes
+// as soon as its complete units reach the target, so with spares the
+// slowest workers, and those that leave mid-step, do not hold every step
+// to its deadline (the backup workers of synchronous SGD): a spare that
+// arrives in time is included too, one that does not costs only its
+// compute. Spare units read the data that the next units in order would
+// (the dataset is read as a cycle).
+func DealtUnits(s *Spec, workers int, spares float64) int {
+	units := s.UnitsPerStep()
+	if extra := int(math.Ceil(spares * float64(units))); extra > 0 && workers > units {
+		units = min(workers, units+extra, MaxUnits)
+	}
+	return units
+}
+
 // dealUnits computes the open step's assignment.
 func (t *Tracker) dealUnits() {
 	o := t.st.Open
 	t.assigned = map[unitCopy]string{}
+	t.missing = map[uint32]uint8{}
 	for _, a := range Assign(t.spec.Seed, AssignStep(o.Step, o.Attempt), o.Members, int(o.Units), t.spec.VerificationRate) {
 		t.assigned[unitCopy{uint32(a.Unit), uint8(a.Replica)}] = a.Peer
+		t.missing[uint32(a.Unit)]++
+	}
+	t.pending, t.arrived, t.dealtAtExcl = len(t.assigned), 0, t.exclusions
+}
+
+// arrive counts the arrival of a unit copy's update.
+func (t *Tracker) arrive(k unitCopy) {
+	t.pending--
+	t.missing[k.unit]--
+	if t.missing[k.unit] == 0 {
+		t.arrived++
 	}
 }
 
@@ -524,6 +610,26 @@ func (t *Tracker) assignChecks(workers []string) []Check {
 	}
 	slices.SortFunc(checks, cmpCheck)
 	return checks
+}
+
+// maybeCloseOnUpdate is maybeClose after an update, from counts kept as
+// updates arrive: it closes when every copy dealt has arrived, or when
+// the units whose every copy has arrived reach the target. Either implies
+// what maybeClose decides; what only maybeClose sees (copies dealt to
+// peers that fell silent or were excluded) waits for the next Tick, which
+// keeps an update's cost independent of the size of the step. After an
+// exclusion in the step it falls back to maybeClose.
+func (t *Tracker) maybeCloseOnUpdate(now time.Time) error {
+	if t.exclusions != t.dealtAtExcl {
+		return t.maybeClose(now)
+	}
+	if now.Before(t.quietUntil) {
+		return nil
+	}
+	if t.pending == 0 || t.arrived*t.spec.UnitSamples() >= t.spec.TargetSamples {
+		return t.closeStep(now)
+	}
+	return nil
 }
 
 // maybeClose closes the open step once the complete units reach the
@@ -623,8 +729,9 @@ func (t *Tracker) closeStep(now time.Time) error {
 		return t.maybeOpen(now)
 	}
 	SortIncluded(included)
-	cl := &Close{Round: t.round, Step: st.Step, Base: st.Base, Included: included}
+	cl := &Close{Round: t.round, Step: st.Step, Epoch: st.Epoch, Base: st.Base, Included: included}
 	st.Phase, st.Close, st.ClosedAt, st.Commits, st.Verified = PhaseClosed, cl, now, nil, verified
+	t.votes = nil
 	if err := t.save(); err != nil {
 		return err
 	}
@@ -650,46 +757,90 @@ func (t *Tracker) unitSet() map[uint32]bool {
 
 // Quorum returns how many matching commits finalise a step at now: a
 // majority of the live members (workers and observers).
-func (t *Tracker) Quorum(now time.Time) int {
-	n := len(t.Members(RoleWorker, now)) + len(t.Members(RoleObserver, now))
-	return n/2 + 1
+func (t *Tracker) Quorum(now time.Time) int { return t.liveMembers(now)/2 + 1 }
+
+// liveMembers counts the live members in good standing (workers and
+// observers). The count holds until the first of them falls silent, or a
+// Hello or an exclusion changes it, so it is made again rarely, not for
+// every commit.
+func (t *Tracker) liveMembers(now time.Time) int {
+	c := &t.live
+	if c.valid && !now.Before(c.at) && !now.After(c.until) {
+		return c.n
+	}
+	live := Liveness(t.spec)
+	n, first := 0, now
+	for p, m := range t.members {
+		if (m.role == RoleWorker || m.role == RoleObserver) && now.Sub(m.lastSeen) <= live && !t.Excluded(p) {
+			n++
+			first = minTime(first, m.lastSeen)
+		}
+	}
+	*c = liveCache{valid: true, at: now, until: first.Add(live), n: n}
+	return n
 }
 
-func (t *Tracker) maybeFinalise(now time.Time) error {
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// maybeFinalise finalises the closed step once one result has the
+// commits of a quorum. After a commit (only = its result) it looks at
+// that result alone, and counts its live voters only once the commits
+// could make a quorum; a Tick (only = "") looks at every result, which
+// catches a quorum that shrank as members fell silent.
+func (t *Tracker) maybeFinalise(now time.Time, only string) error {
 	st := t.st
 	if st.Phase != PhaseClosed || now.Before(t.quietUntil) {
 		return nil
 	}
-	live := Liveness(t.spec)
-	votes := map[string][]string{}
-	for p, r := range st.Commits {
-		votes[r] = append(votes[r], p)
+	if t.votes == nil {
+		t.votes, t.need = map[string]int{}, map[string]int{}
+		for _, r := range st.Commits {
+			t.votes[r]++
+		}
 	}
 	q := t.Quorum(now)
-	results := slices.Sorted(maps.Keys(votes))
+	results := []string{only}
+	if only == "" {
+		results = slices.Sorted(maps.Keys(t.votes))
+	}
+	live := Liveness(t.spec)
 	for _, r := range results {
+		if t.votes[r] < q || (only != "" && t.votes[r] < t.need[r]) {
+			continue
+		}
 		// Count only members still alive and in good standing, as the
 		// quorum does: a quorum of the departed or of peers excluded
 		// since they committed does not speak for the round.
-		n := 0
-		for _, p := range votes[r] {
-			if m := t.members[p]; m != nil && now.Sub(m.lastSeen) <= live && !t.Excluded(p) {
-				n++
+		var voters []string
+		for p, pr := range st.Commits {
+			if m := t.members[p]; pr == r && m != nil && now.Sub(m.lastSeen) <= live && !t.Excluded(p) {
+				voters = append(voters, p)
 			}
 		}
-		if n < q {
+		if len(voters) < q {
+			// At least this many more commits before it can be a quorum
+			// (unless the quorum shrinks, which a Tick sees).
+			t.need[r] = t.votes[r] + q - len(voters)
 			continue
 		}
 		result, err := cid.Decode(r)
 		if err != nil {
 			return fmt.Errorf("tracker: corrupt commit in state: %w", err)
 		}
-		return t.finalise(now, result, votes[r], votes)
+		return t.finalise(now, result, voters)
 	}
 	return nil
 }
 
-func (t *Tracker) finalise(now time.Time, result cid.Cid, voters []string, votes map[string][]string) error {
+// finalise records result as the closed step's checkpoint, agreed by
+// voters (live, in good standing): the ledger counts the included units
+// and verified pairs, and every commit of another result is a mismatch.
+func (t *Tracker) finalise(now time.Time, result cid.Cid, voters []string) error {
 	st := t.st
 	slices.Sort(voters)
 	providers := voters
@@ -706,11 +857,9 @@ func (t *Tracker) finalise(now time.Time, result cid.Cid, voters []string, votes
 		t.entry(p.Peers[0]).Verified += int64(p.Samples)
 		t.entry(p.Peers[1]).Verified += int64(p.Samples)
 	}
-	for r, ps := range votes {
-		if r == result.String() {
-			continue
-		}
-		for _, p := range ps {
+	want := result.String()
+	for _, p := range slices.Sorted(maps.Keys(st.Commits)) {
+		if r := st.Commits[p]; r != want {
 			got, _ := cid.Decode(r)
 			t.mismatch(p, st.Step, got, result)
 		}
@@ -721,6 +870,7 @@ func (t *Tracker) finalise(now time.Time, result cid.Cid, voters []string, votes
 	st.Base = result
 	st.Attempt = 0
 	st.Phase, st.Open, st.Updates, st.Close, st.Commits, st.Verified = PhaseIdle, nil, nil, nil, nil, nil
+	t.votes = nil
 	if err := t.save(); err != nil {
 		return err
 	}
@@ -825,6 +975,8 @@ func (t *Tracker) exclude(peer string, step uint64, reason string) {
 		return
 	}
 	e.Excluded, e.Reason, e.ExcludedAt = true, reason, t.st.Step
+	t.exclusions++
+	t.live.valid = false
 	t.event("exclude", step, peer, "%s", reason)
 }
 

@@ -50,6 +50,8 @@ type harness struct {
 	now   time.Time
 	alive map[string]Role
 	out   []Msg // published since the last take
+	// spares is Config.Spares of the trackers it builds.
+	spares float64
 }
 
 func newHarness(t testing.TB, spec *Spec, store Storage) *harness {
@@ -66,7 +68,7 @@ func newHarness(t testing.TB, spec *Spec, store Storage) *harness {
 // crash: everything in memory is lost.
 func (h *harness) restart() {
 	h.t.Helper()
-	tr, err := New(Config{Spec: h.spec, Genesis: genesis, Storage: h.store}, h.now)
+	tr, err := New(Config{Spec: h.spec, Genesis: genesis, Storage: h.store, Spares: h.spares}, h.now)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -584,8 +586,9 @@ func TestQuorumCountsObserversAndLiveVoters(t *testing.T) {
 	h.commit(c, "o2")
 	h.wantPhase(1, PhaseOpen)
 	f := only[*Final](h.take())
-	if len(f) != 1 || !slices.Equal(f[0].Providers, []string{"o1", "o2", "w1"}) {
-		t.Fatalf("Final %+v, want providers o1, o2, w1", f)
+	// The departed w1 is not named as a provider of the checkpoint.
+	if len(f) != 1 || !slices.Equal(f[0].Providers, []string{"o1", "o2"}) {
+		t.Fatalf("Final %+v, want providers o1, o2", f)
 	}
 }
 
@@ -893,12 +896,14 @@ func TestRestartOpen(t *testing.T) {
 	if !reflect.DeepEqual(h.tr.Finals(), finals) {
 		t.Fatalf("Finals after restart %v, want %v", h.tr.Finals(), finals)
 	}
-	if !reflect.DeepEqual(h.tr.st.Open, open) || !h.tr.st.OpenedAt.Equal(openedAt) {
+	reopened := *open
+	reopened.Epoch = 1 // the same step, in the restarted tracker's epoch
+	if !reflect.DeepEqual(h.tr.st.Open, &reopened) || !h.tr.st.OpenedAt.Equal(openedAt) {
 		t.Fatalf("Open after restart %+v at %v, want %+v at %v", h.tr.st.Open, h.tr.st.OpenedAt, open, openedAt)
 	}
 	h.tick(time.Second)
 	out := h.take()
-	if len(out) != 2 || !reflect.DeepEqual(out[0], finals[0]) || !reflect.DeepEqual(out[1], open) {
+	if len(out) != 2 || !reflect.DeepEqual(out[0], finals[0]) || !reflect.DeepEqual(out[1], &reopened) {
 		t.Fatalf("first tick after restart published %v, want the last Final and the Open", out)
 	}
 	h.settle()
@@ -943,8 +948,12 @@ func TestRestartClosed(t *testing.T) {
 	}
 	h.tick(time.Second)
 	out := h.take()
-	if len(out) != 2 || !reflect.DeepEqual(out[0], open) || !reflect.DeepEqual(out[1], cl) {
-		t.Fatalf("first tick after restart published %v, want the Open and the Close", out)
+	// They go out again in the tracker's new epoch, which asks the
+	// workers to send their commits again.
+	open2, cl2 := *open, *cl
+	open2.Epoch, cl2.Epoch = 1, 1
+	if len(out) != 2 || !reflect.DeepEqual(out[0], &open2) || !reflect.DeepEqual(out[1], &cl2) {
+		t.Fatalf("first tick after restart published %v, want the Open and the Close of epoch 1", out)
 	}
 	h.settle()
 	h.commit(c1, "w1") // a repeat changes nothing
@@ -1188,5 +1197,93 @@ func TestClosedRound(t *testing.T) {
 	}
 	if err := tr2.Receive(t0, "w1", &Hello{Round: tr2.Round(), Role: RoleWorker, Head: genesis, Token: []byte("ok:w1")}); err == nil {
 		t.Fatal("closed round without an admission check admitted a peer")
+	}
+}
+
+// TestQuorumFollowsLiveness: the live count behind the quorum follows
+// members that fall silent, come back and change role, without a
+// commit or a Tick in between; a quorum that shrinks while commits wait
+// finalises at the next Tick.
+func TestQuorumFollowsLiveness(t *testing.T) {
+	h := newHarness(t, testSpec(4, 0), nil)
+	h.join(RoleWorker, "w1", "w2", "w3", "w4")
+	h.tick(0)
+	h.sendAll()
+	h.wantPhase(0, PhaseClosed)
+	if q := h.tr.Quorum(h.now); q != 3 {
+		t.Fatalf("quorum of 4 is %d, want 3", q)
+	}
+	// w3 and w4 fall silent: no Hello, only time passes.
+	delete(h.alive, "w3")
+	delete(h.alive, "w4")
+	h.now = h.now.Add(Liveness(h.spec) / 2)
+	h.hello("w1", RoleWorker)
+	h.hello("w2", RoleWorker)
+	h.now = h.now.Add(Liveness(h.spec)/2 + time.Second)
+	if q := h.tr.Quorum(h.now); q != 2 {
+		t.Fatalf("quorum after two fell silent is %d, want 2", q)
+	}
+	// w3 comes back, as an observer.
+	h.hello("w3", RoleObserver)
+	if q := h.tr.Quorum(h.now); q != 2 {
+		t.Fatalf("quorum of 3 is %d, want 2", q)
+	}
+	h.hello("w4", RoleWorker)
+	if q := h.tr.Quorum(h.now); q != 3 {
+		t.Fatalf("quorum of 4 after two came back is %d, want 3", q)
+	}
+	// Two commits wait for a third; then w3 and w4 leave for good and
+	// the quorum of two is there at the next Tick, with no new commit.
+	c := cidOf("C1")
+	h.commit(c, "w1", "w2")
+	h.wantPhase(0, PhaseClosed)
+	h.tick(Liveness(h.spec) + time.Second)
+	h.wantPhase(1, PhaseOpen)
+	if f := only[*Final](h.take()); len(f) != 1 || !f[0].Checkpoint.Equals(c) {
+		t.Fatalf("no Final of C1 after the quorum shrank: %+v", f)
+	}
+}
+
+// TestSpareUnits: with workers to spare, a step deals a quarter more
+// units than its target and closes once the target's worth is complete,
+// without the slowest worker's unit; without workers to spare, or with
+// no spares configured, it deals the target's units.
+func TestSpareUnits(t *testing.T) {
+	workers := []string{"w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8"}
+	h := &harness{t: t, spec: testSpec(4, 0), store: &MemStorage{}, now: t0, alive: map[string]Role{}, spares: 0.25}
+	h.restart()
+	h.join(RoleWorker, workers...)
+	h.tick(0)
+	h.take()
+	if u := h.current().Units; u != 5 {
+		t.Fatalf("8 workers, target of 4 units, spares 0.25: dealt %d units, want 5", u)
+	}
+	deal := h.deal()
+	slow := deal[unitCopy{2, 0}]
+	for _, k := range slices.SortedFunc(maps.Keys(deal), cmpUnitCopy) {
+		if k.unit != 2 {
+			h.mustReceive(deal[k], h.update(deal[k], k.unit, k.replica, fmt.Sprintf("raw/%d", k.unit)))
+		}
+	}
+	h.wantPhase(0, PhaseClosed)
+	cl := only[*Close](h.take())
+	if len(cl) != 1 || len(cl[0].Included) != 4 || slices.ContainsFunc(cl[0].Included, func(in Included) bool { return in.Peer == slow }) {
+		t.Fatalf("Close %+v, want the 4 units that came, without %s's", cl, slow)
+	}
+	if err := h.receive(slow, h.update(slow, 2, 0, "raw/2")); err == nil {
+		t.Fatal("a spare unit that came after the close was accepted")
+	}
+
+	for _, c := range []struct {
+		workers int
+		spares  float64
+		want    int
+	}{{8, 0, 4}, {4, 0.25, 4}, {5, 0.5, 5}, {8, 0.5, 6}, {100, 1, 8}} {
+		if got := DealtUnits(testSpec(4, 0), c.workers, c.spares); got != c.want {
+			t.Errorf("DealtUnits(target 4 units, %d workers, spares %v) = %d, want %d", c.workers, c.spares, got, c.want)
+		}
+	}
+	if _, err := New(Config{Spec: testSpec(4, 0), Genesis: genesis, Spares: 1.5}, t0); err == nil {
+		t.Error("spares of 1.5 accepted")
 	}
 }

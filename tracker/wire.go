@@ -295,6 +295,7 @@ func (m *Open) encode(e *wireEncoder) {
 	e.cid(m.Round)
 	e.uint(m.Step)
 	e.uint(uint64(m.Attempt))
+	e.uint(uint64(m.Epoch))
 	e.cid(m.Base)
 	e.strs(m.Members)
 	e.uint(uint64(m.Units))
@@ -311,6 +312,7 @@ func (m *Open) decode(d *wireDecoder) {
 	m.Round = d.at("round").cid()
 	m.Step = d.at("step").uint(math.MaxUint64)
 	m.Attempt = uint32(d.at("attempt").uint(MaxAttempt - 1))
+	m.Epoch = uint32(d.at("epoch").uint(math.MaxUint32))
 	m.Base = d.at("base").cid()
 	m.Members = d.at("members").strs(MaxMembers, MaxPeerLen)
 	m.Units = uint32(d.at("units").uint(MaxUnits))
@@ -363,6 +365,7 @@ func (m *Update) decode(d *wireDecoder) {
 func (m *Close) encode(e *wireEncoder) {
 	e.cid(m.Round)
 	e.uint(m.Step)
+	e.uint(uint64(m.Epoch))
 	e.cid(m.Base)
 	e.uint(uint64(len(m.Included)))
 	for _, in := range m.Included {
@@ -376,6 +379,7 @@ func (m *Close) encode(e *wireEncoder) {
 func (m *Close) decode(d *wireDecoder) {
 	m.Round = d.at("round").cid()
 	m.Step = d.at("step").uint(math.MaxUint64)
+	m.Epoch = uint32(d.at("epoch").uint(math.MaxUint32))
 	m.Base = d.at("base").cid()
 	n := d.at("included").count(MaxUnits, 36)
 	if n > 0 {

@@ -23,11 +23,11 @@ func goldenMsgs() []Msg {
 	data := []byte("an encoded update\x00\xff")
 	return []Msg{
 		&Hello{Round: round, Role: RoleWorker, Step: 300, Head: base},
-		&Open{Round: round, Step: 5, Attempt: 2, Base: base, Members: []string{peerA, peerB, "w1"}, Units: 1000,
+		&Open{Round: round, Step: 5, Attempt: 2, Epoch: 3, Base: base, Members: []string{peerA, peerB, "w1"}, Units: 1000,
 			Checks: []Check{{Step: 3, Unit: 7, Base: cidOf("C3"), Checker: peerB}, {Step: 4, Unit: 130, Base: cidOf("C4"), Checker: "w1"}}},
 		&Update{Round: round, Step: 5, Attempt: 2, Base: base, Unit: 129, Replica: 1, Samples: 800, Loss: 2.75,
 			Raw: cidOf("raw"), Residual: cidOf("residual"), Payload: SumCID(data), Size: uint64(len(data)), Data: data},
-		&Close{Round: round, Step: 5, Base: base, Included: sortedIncluded(
+		&Close{Round: round, Step: 5, Epoch: 3, Base: base, Included: sortedIncluded(
 			Included{Peer: peerB, Unit: 2, Payload: cidOf("p2"), Weight: 800},
 			Included{Peer: peerA, Unit: 1, Payload: cidOf("p1"), Weight: 800},
 			Included{Peer: peerA, Unit: 0, Payload: cidOf("p0"), Weight: 800})},
@@ -45,7 +45,7 @@ func moreMsgs() []Msg {
 		&Hello{Round: round, Role: RoleObserver},
 		&Hello{Round: round, Role: RoleWorker, Step: math.MaxUint64, Head: base},
 		&Open{Round: round, Base: base, Members: []string{"w"}, Units: 1},
-		&Open{Round: round, Step: math.MaxUint64, Attempt: MaxAttempt - 1, Base: base, Members: []string{"a", "b"}, Units: MaxUnits,
+		&Open{Round: round, Step: math.MaxUint64, Attempt: MaxAttempt - 1, Epoch: math.MaxUint32, Base: base, Members: []string{"a", "b"}, Units: MaxUnits,
 			Checks: []Check{{Step: 0, Unit: MaxUnits - 1, Base: base, Checker: strings.Repeat("c", MaxPeerLen)}}},
 		&Update{Round: round, Base: base, Samples: 1, Raw: base, Residual: base, Payload: base, Size: 1 << 40},
 		&Update{Round: round, Base: base, Samples: math.MaxUint32, Loss: float32(math.Copysign(0, -1)), Raw: base, Residual: base,
@@ -226,8 +226,9 @@ func TestUnmarshalRejects(t *testing.T) {
 	openUpTo := func() *wireEncoder { // an Open up to its members
 		e := wireEnc(KindOpen)
 		e.cid(round)
-		e.uint(1)
-		e.uint(0)
+		e.uint(1) // step
+		e.uint(0) // attempt
+		e.uint(0) // epoch
 		e.cid(base)
 		return e
 	}
@@ -306,7 +307,8 @@ func TestUnmarshalRejects(t *testing.T) {
 		{"included count", func() []byte {
 			e := wireEnc(KindClose)
 			e.cid(round)
-			e.uint(0)
+			e.uint(0) // step
+			e.uint(0) // epoch
 			e.cid(base)
 			e.uint(2)
 			e.str("a")
@@ -339,7 +341,8 @@ func TestUnmarshalRejects(t *testing.T) {
 		{"too many included", func() []byte {
 			e := wireEnc(KindClose)
 			e.cid(round)
-			e.uint(0)
+			e.uint(0) // step
+			e.uint(0) // epoch
 			e.cid(base)
 			e.uint(MaxUnits + 1)
 			return e.b

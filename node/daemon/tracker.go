@@ -27,6 +27,7 @@ type TrackerConfig struct {
 	Storage    tracker.Storage
 	Genesis    cid.Cid
 	MinMembers int
+	Spares     float64 // tracker.Config.Spares
 	Logger     *slog.Logger
 	Tick       time.Duration // default 250 ms
 	// Invite, Floor and Target are shown on the dashboard.
@@ -101,7 +102,7 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 		}
 		admit = Admitter(key.GetPublic(), cfg.Spec.ID())
 	}
-	t, err := tracker.New(tracker.Config{Spec: cfg.Spec, Genesis: cfg.Genesis, Storage: cfg.Storage, MinMembers: cfg.MinMembers, Admit: admit}, time.Now())
+	t, err := tracker.New(tracker.Config{Spec: cfg.Spec, Genesis: cfg.Genesis, Storage: cfg.Storage, MinMembers: cfg.MinMembers, Spares: cfg.Spares, Admit: admit}, time.Now())
 	if err != nil {
 		return nil, err
 	}
