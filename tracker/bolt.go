@@ -2,6 +2,7 @@ package tracker
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -12,8 +13,13 @@ import (
 )
 
 // BoltStorage is a Storage in a bbolt database file. The file holds one
-// bucket, "tracker", with two keys: "format", the version of this layout
-// in decimal, and "state", the State as EncodeState writes it.
+// bucket, "tracker", with the keys "format", the version of this layout
+// in decimal, and "state", the State without its Finals as JSON, and a
+// bucket "finals" in it with each finalised step's Final as JSON under
+// its step number (8 bytes, big endian). A Save writes only the Finals
+// added since the last, so its cost does not grow with the round's
+// length. Format 1 (the whole State under "state") is read too, and
+// rewritten in format 2 by the next Save.
 //
 // Every Save is one bbolt transaction, written and synced to disk before
 // Save returns, so a crash at any moment leaves either the state before
@@ -27,15 +33,16 @@ type BoltStorage struct {
 var _ Storage = (*BoltStorage)(nil)
 
 var (
-	boltBucket     = []byte("tracker")
-	boltFormatKey  = []byte("format")
-	boltStateKey   = []byte("state")
-	boltFormatText = []byte(strconv.Itoa(boltFormat))
+	boltBucket       = []byte("tracker")
+	boltFormatKey    = []byte("format")
+	boltStateKey     = []byte("state")
+	boltFinalsBucket = []byte("finals")
+	boltFormatText   = []byte(strconv.Itoa(boltFormat))
 )
 
-// boltFormat is the version of the database layout BoltStorage reads and
-// writes.
-const boltFormat = 1
+// boltFormat is the version of the database layout BoltStorage writes; it
+// reads boltFormat and 1.
+const boltFormat = 2
 
 // boltLockTimeout is how long OpenBolt waits for a file that another
 // tracker holds before it gives up.
@@ -81,8 +88,8 @@ func checkboltFormat(b *bolt.Bucket) error {
 	switch v := b.Get(boltFormatKey); {
 	case v == nil:
 		return fmt.Errorf("no format version under %q", boltFormatKey)
-	case !bytes.Equal(v, boltFormatText):
-		return fmt.Errorf("format version %q, but this build reads version %d", clip(string(v)), boltFormat)
+	case !bytes.Equal(v, boltFormatText) && !bytes.Equal(v, []byte("1")):
+		return fmt.Errorf("format version %q, but this build reads versions 1 and %d", clip(string(v)), boltFormat)
 	}
 	return nil
 }
@@ -92,6 +99,7 @@ func checkboltFormat(b *bolt.Bucket) error {
 // never taken for an empty one.
 func (s *BoltStorage) Load() (*State, error) {
 	var data []byte
+	var finals [][]byte
 	err := s.db.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(boltBucket)
 		if b == nil {
@@ -107,6 +115,15 @@ func (s *BoltStorage) Load() (*State, error) {
 				data = []byte{}
 			}
 		}
+		if fb := b.Bucket(boltFinalsBucket); fb != nil {
+			c := fb.Cursor()
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				if len(k) != 8 || binary.BigEndian.Uint64(k) != uint64(len(finals)) {
+					return fmt.Errorf("damaged: finalised step %d stored under key %x", len(finals), clip(string(k)))
+				}
+				finals = append(finals, bytes.Clone(v))
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -115,7 +132,7 @@ func (s *BoltStorage) Load() (*State, error) {
 	if data == nil {
 		return nil, nil
 	}
-	st, err := DecodeState(data)
+	st, err := decodeStateParts(data, finals)
 	if err != nil {
 		return nil, fmt.Errorf("tracker database %s: damaged: %w", s.path, err)
 	}
@@ -125,14 +142,30 @@ func (s *BoltStorage) Load() (*State, error) {
 // Save replaces the stored state with st in one transaction, durable when
 // Save returns.
 func (s *BoltStorage) Save(st *State) error {
-	data, err := EncodeState(st)
-	if err != nil {
-		return fmt.Errorf("tracker database %s: encoding the state: %w", s.path, err)
-	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(boltBucket)
 		if b == nil {
 			return fmt.Errorf("not a tracker database: no %q bucket", boltBucket)
+		}
+		fb, err := b.CreateBucketIfNotExists(boltFinalsBucket)
+		if err != nil {
+			return err
+		}
+		stored := 0
+		if k, _ := fb.Cursor().Last(); k != nil {
+			if len(k) != 8 {
+				return fmt.Errorf("damaged: a finalised step stored under key %x", clip(string(k)))
+			}
+			stored = int(binary.BigEndian.Uint64(k)) + 1
+		}
+		data, finals, err := encodeStateParts(st, stored)
+		if err != nil {
+			return err
+		}
+		for i, f := range finals {
+			if err := fb.Put(binary.BigEndian.AppendUint64(nil, uint64(stored+i)), f); err != nil {
+				return err
+			}
 		}
 		if err := b.Put(boltFormatKey, boltFormatText); err != nil {
 			return err

@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -113,8 +114,19 @@ func TestBoltDamaged(t *testing.T) {
 			bad := strings.Replace(string(good), `"step":1,`, `"step":7,`, 1)
 			return tx.Bucket(boltBucket).Put(boltStateKey, []byte(bad))
 		}, "finalised steps"},
-		{"other format", func(tx *bolt.Tx) error { return tx.Bucket(boltBucket).Put(boltFormatKey, []byte("2")) }, `format version "2"`},
+		{"other format", func(tx *bolt.Tx) error { return tx.Bucket(boltBucket).Put(boltFormatKey, []byte("3")) }, `format version "3"`},
 		{"no format", func(tx *bolt.Tx) error { return tx.Bucket(boltBucket).Delete(boltFormatKey) }, "no format version"},
+		{"garbage final", func(tx *bolt.Tx) error {
+			return tx.Bucket(boltBucket).Bucket(boltFinalsBucket).Put(make([]byte, 8), []byte("{garbage"))
+		}, "finalised step 0"},
+		{"final out of place", func(tx *bolt.Tx) error {
+			fb := tx.Bucket(boltBucket).Bucket(boltFinalsBucket)
+			v := bytes.Clone(fb.Get(make([]byte, 8)))
+			if err := fb.Delete(make([]byte, 8)); err != nil {
+				return err
+			}
+			return fb.Put([]byte{0, 0, 0, 0, 0, 0, 0, 5}, v)
+		}, "finalised step 0 stored under key"},
 		{"no bucket", func(tx *bolt.Tx) error {
 			if err := tx.DeleteBucket(boltBucket); err != nil {
 				return err
@@ -226,5 +238,58 @@ func TestBoltResume(t *testing.T) {
 	h.wantPhase(2, PhaseOpen)
 	if n := len(h.tr.Finals()); n != 2 {
 		t.Fatalf("%d Finals, want 2", n)
+	}
+}
+
+// TestBoltFinalsApart: Finals are stored once each, apart from the rest
+// of the state; a database of format 1 (the whole state in one value) is
+// read and rewritten in format 2 by the next Save; and a Save that would
+// undo a finalised step is refused, leaving the database as it was.
+func TestBoltFinalsApart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tracker.db")
+	s := openBolt(t, path)
+	st := sampleState(t)
+	whole, err := EncodeState(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A format-1 database, as an earlier build wrote it.
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(boltBucket)
+		if err := b.Put(boltFormatKey, []byte("1")); err != nil {
+			return err
+		}
+		return b.Put(boltStateKey, whole)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Load()
+	if err != nil || !reflect.DeepEqual(got, st) {
+		t.Fatalf("format 1 read as %+v, %v; want %+v", got, err, st)
+	}
+	if err := s.Save(got); err != nil {
+		t.Fatal(err)
+	}
+	var format, head []byte
+	finals := 0
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(boltBucket)
+		format, head = bytes.Clone(b.Get(boltFormatKey)), bytes.Clone(b.Get(boltStateKey))
+		finals = b.Bucket(boltFinalsBucket).Stats().KeyN
+		return nil
+	})
+	if string(format) != "2" || finals != len(st.Finals) || bytes.Contains(head, []byte(`"finals"`)) {
+		t.Fatalf("after a Save: format %q, %d finals apart, state %s", format, finals, head)
+	}
+	if got, err := s.Load(); err != nil || !reflect.DeepEqual(got, st) {
+		t.Fatalf("format 2 read as %+v, %v; want %+v", got, err, st)
+	}
+	undone := *st
+	undone.Finals = nil
+	if err := s.Save(&undone); err == nil || !strings.Contains(err.Error(), "never undone") {
+		t.Fatalf("a Save without the finalised steps: %v", err)
+	}
+	if got, err := s.Load(); err != nil || !reflect.DeepEqual(got, st) {
+		t.Fatalf("after a refused Save: %+v, %v; want %+v", got, err, st)
 	}
 }
