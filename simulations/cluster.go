@@ -122,6 +122,7 @@ type Cluster struct {
 	Unverified []string
 
 	minMembers       int
+	spares           float64
 	updatesPublished int
 	updateBytes      float64
 	snap             map[string]peerSnapshot // per peer at the last Final
@@ -226,11 +227,15 @@ func (c *Cluster) TrackerID() string { return c.trk.id }
 
 // SetMinMembers makes the tracker wait for n live workers before it opens
 // any step (tracker.Config.MinMembers). Call it before running.
-func (c *Cluster) SetMinMembers(n int) error {
+func (c *Cluster) SetMinMembers(n int) error { return c.SetTracker(n, c.spares) }
+
+// SetTracker sets the tracker's MinMembers and Spares (tracker.Config).
+// Call it before running.
+func (c *Cluster) SetTracker(minMembers int, spares float64) error {
 	if c.Processed > 0 {
-		return errors.New("simulations: SetMinMembers after the cluster has run")
+		return errors.New("simulations: SetTracker after the cluster has run")
 	}
-	c.minMembers = n
+	c.minMembers, c.spares = minMembers, spares
 	c.trk.alive = false
 	return c.startTracker()
 }
@@ -244,7 +249,7 @@ func (c *Cluster) DelayTracker(d time.Duration) {
 }
 
 func (c *Cluster) startTracker() error {
-	t, err := tracker.New(tracker.Config{Spec: c.Spec, Genesis: c.genesis, Storage: c.trk.storage, MinMembers: c.minMembers}, c.now)
+	t, err := tracker.New(tracker.Config{Spec: c.Spec, Genesis: c.genesis, Storage: c.trk.storage, MinMembers: c.minMembers, Spares: c.spares}, c.now)
 	if err != nil {
 		return err
 	}

@@ -525,17 +525,11 @@ func findings(r *Report) []string {
 	if n == 0 {
 		return nil
 	}
-	if s.DeadlineSteps > 0 && s.CatchUps > 0 {
-		out = append(out, fmt.Sprintf("%d of %d steps closed only at their deadline, and %d times a node caught up to a step's base by fetching it: "+
-			"a node still downloading the previous step's updates when the next step opens fetches the new base, and on taking it drops the units it was dealt in that step; "+
-			"the tracker, which counts the node as live, waits for those units until the deadline.", s.DeadlineSteps, n, s.CatchUps))
-	} else if s.DeadlineSteps > 0 {
-		out = append(out, fmt.Sprintf("%d of %d steps closed only at their deadline: some dealt units never arrived (peers that left, or were cut off, within their liveness window).", s.DeadlineSteps, n))
+	if s.DeadlineSteps > 0 {
+		out = append(out, fmt.Sprintf("%d of %d steps closed only at their deadline: some dealt units never arrived (peers that left, or were cut off, within their liveness window, whose units the tracker waits for).", s.DeadlineSteps, n))
 	}
 	if s.Resent > 0 {
-		per := float64(s.Resent) / float64(n)
-		out = append(out, fmt.Sprintf("workers re-sent %d updates (%.0f a step): the tracker republishes the open step whenever a peer says hello as a newcomer or from behind, "+
-			"at most once a heartbeat, and every worker that sees its step's Open again re-sends its updates in a new gossip envelope, which every peer downloads again.", s.Resent, per))
+		out = append(out, fmt.Sprintf("workers re-sent %d updates: a restarted tracker republishes the open step in a new epoch, and every worker that sees its step's Open again in a later epoch sends its updates again, which every peer downloads again.", s.Resent))
 	}
 	best := 0.0
 	for _, c := range r.Network.Classes {

@@ -243,8 +243,8 @@ func runOne(s *Scenario, opt RunOptions) (*runResult, error) {
 			return nil, err
 		}
 	}
-	if s.MinMembers > 0 {
-		if err := c.SetMinMembers(s.MinMembers); err != nil {
+	if s.MinMembers > 0 || s.Spares > 0 {
+		if err := c.SetTracker(s.MinMembers, s.Spares); err != nil {
 			return nil, err
 		}
 	}

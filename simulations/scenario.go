@@ -65,6 +65,7 @@ import (
 //	adversaries:
 //	  - {fraction: 0.05, behaviour: sign-flip}
 //	min_members: 0           # live workers the tracker waits for to open a step (0: 1)
+//	spares: 0                # units dealt beyond a step's target, as a fraction of it, when workers are to spare
 type Scenario struct {
 	Name        string    `yaml:"name"`
 	Description string    `yaml:"description"`
@@ -76,6 +77,7 @@ type Scenario struct {
 	Training    string    `yaml:"training"`
 	Twin        bool      `yaml:"twin"`
 	MinMembers  int       `yaml:"min_members"`
+	Spares      float64   `yaml:"spares"`
 	RoundYAML   yaml.Node `yaml:"round"`
 	Compute     Compute   `yaml:"compute"`
 	Network     NetSpec   `yaml:"network"`
@@ -361,6 +363,9 @@ func (s *Scenario) complete() error {
 	if s.MinMembers < 0 {
 		bad("min_members: must not be negative")
 	}
+	if !(s.Spares >= 0 && s.Spares <= 1) {
+		bad("spares: need a fraction from 0 to 1, got %v", s.Spares)
+	}
 	if !(c.Speed.Median > 0) || !(c.Speed.Sigma >= 0) || c.Speed.Sigma > 3 {
 		bad("compute.speed: median must be positive and sigma in [0, 3]")
 	}
@@ -616,6 +621,7 @@ func (s *Scenario) Canonical() string {
 		Training    string    `yaml:"training"`
 		Twin        bool      `yaml:"twin"`
 		MinMembers  int       `yaml:"min_members"`
+		Spares      float64   `yaml:"spares"`
 		Round       string    `yaml:"round"`
 		Compute     Compute   `yaml:"compute"`
 		Network     NetSpec   `yaml:"network"`
@@ -623,7 +629,7 @@ func (s *Scenario) Canonical() string {
 		Adversaries []AdvSpec `yaml:"adversaries"`
 	}
 	o := out{Name: s.Name, Description: s.Description, Seed: s.Seed, Peers: s.Peers, Observers: s.Observers, Steps: s.Steps,
-		Limit: s.Limit, Training: s.Training, Twin: s.Twin, MinMembers: s.MinMembers, Compute: s.Compute, Network: s.Network,
+		Limit: s.Limit, Training: s.Training, Twin: s.Twin, MinMembers: s.MinMembers, Spares: s.Spares, Compute: s.Compute, Network: s.Network,
 		Churn: s.Churn, Adversaries: s.AdvSpecs}
 	if s.Spec != nil {
 		o.Round = s.Spec.ID().String()

@@ -63,6 +63,7 @@ func TestNetworkCommandErrors(t *testing.T) {
 		{[]string{"node", "join", "--token", "abc", "shoal:bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku@/ip4/127.0.0.1/tcp/1/p2p/12D3KooWFKGGFmcK5J41C1osT1wLyLwNJDhoHPDKhhyQ4BsTr4NY", "--data-dir", filepath.Join(dir, "n")}, "--token"},
 		{[]string{"round", "start", filepath.Join(dir, "missing.yaml")}, "missing.yaml"},
 		{[]string{"round", "start", "--data-dir", filepath.Join(dir, "t"), bad}, "bad.yaml:3"},
+		{[]string{"round", "start", "--spares", "1.5", bad}, "--spares 1.5"},
 		{[]string{"round", "invite", bad, "--peer", "x"}, "bad.yaml"},
 		{[]string{"round", "status", "shoal:bafk@/ip4/1.2.3.4/tcp/1"}, "give its URL"},
 		{[]string{"round", "status", "--timeout", "2s", "127.0.0.1:1"}, "cannot reach the dashboard"},

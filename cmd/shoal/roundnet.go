@@ -90,6 +90,7 @@ type roundStartOptions struct {
 	DashboardAddr string
 	Observer      bool
 	MinMembers    int
+	Spares        float64
 	Data          string
 	net           netOptions
 }
@@ -126,12 +127,16 @@ first of the spec's trackers ('shoal round init' writes such a spec).`,
 	fl.StringVar(&o.DashboardAddr, "dashboard-addr", "127.0.0.1:8080", "address to serve the dashboard on")
 	fl.BoolVar(&o.Observer, "observer", true, "run an observer that verifies and evaluates every step")
 	fl.IntVar(&o.MinMembers, "min-members", 1, "workers it takes to open a step")
+	fl.Float64Var(&o.Spares, "spares", 0, "with workers to spare, deal this fraction of a step's units again as spares, so the step closes without waiting for the slowest (0 to 1)")
 	fl.StringVar(&o.Data, "data", "", "the text of the spec's dataset (a file or directory; 'shoal dataset cid' names it)")
 	o.net.addFlags(fl)
 	return cmd
 }
 
 func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error {
+	if !(o.Spares >= 0 && o.Spares <= 1) {
+		return fmt.Errorf("--spares %v: need a fraction from 0 to 1", o.Spares)
+	}
 	b, err := readRoundFile(o.File)
 	if err != nil {
 		return err
@@ -208,7 +213,7 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	inv := daemon.Invite{Round: round, Peers: []peer.AddrInfo{th.AddrInfo()}}
 	evals := newEvalLog()
 	td, err := daemon.NewTracker(daemon.TrackerConfig{Spec: spec, Host: th, Store: store, Storage: db, Genesis: genesis,
-		MinMembers: o.MinMembers, Logger: log.With("role", "tracker"), Invite: inv.String(), Floor: floor, EvalLoss: evals.get,
+		MinMembers: o.MinMembers, Spares: o.Spares, Logger: log.With("role", "tracker"), Invite: inv.String(), Floor: floor, EvalLoss: evals.get,
 		History: filepath.Join(o.DataDir, "dashboard.json")})
 	if err != nil {
 		return err
