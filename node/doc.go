@@ -19,7 +19,9 @@
 //
 //  1. The tracker opens step t with its members; every peer derives the
 //     same assignment of work units from the round's seed
-//     (tracker.Assign), a fraction of units going to two peers.
+//     (tracker.Assign), a fraction of units going to two peers. With more
+//     workers than the target needs, a tracker configured with spares
+//     deals extra units, so that the slowest do not hold the step.
 //  2. A worker trains each of its units (H inner steps of AdamW, from
 //     C_t, on the unit's own data stream), forms the pseudo-gradient
 //     Δ = θ(C_t) − θ_local, encodes it with the round's codec and its own
@@ -35,7 +37,14 @@
 //     fetches the final checkpoint.
 //  5. A node that falls behind (it restarted, was partitioned or joined
 //     late) adopts the head from the next Open or Final and fetches it by
-//     CID from the peers that hold it.
+//     CID from the peers that hold it; a node still busy with step t when
+//     step t+1 opens keeps the units it was dealt there.
+//
+// The tracker republishes the current step's messages for newcomers and
+// peers behind. Open and Close carry its epoch, which grows at every
+// restart from its stored state: a node sends its updates or commit again
+// only when it sees its step again in a later epoch (the tracker may have
+// lost them), so republishing costs the network nothing else.
 //
 // # Verification, and what it guarantees
 //
