@@ -103,7 +103,7 @@ func NewDiscovery(h host.Host, opts DiscoveryOptions, bootstrap []peer.AddrInfo,
 	d.wg.Add(1)
 	go d.bootstrapLoop()
 	if opts.MDNS {
-		d.mdns = mdns.NewMdnsService(h, opts.MDNSService, mdnsNotifee{d})
+		d.mdns = newMDNS(h, opts.MDNSService, mdnsNotifee{d})
 		if err := d.mdns.Start(); err != nil {
 			_ = d.Close()
 			return nil, fmt.Errorf("start mDNS: %w", err)
@@ -186,6 +186,12 @@ func (d *Discovery) dialBootstrap() int {
 	}
 	wg.Wait()
 	return n
+}
+
+// newMDNS starts the multicast DNS service; tests, which may not send
+// multicast, replace it with a LAN of their own.
+var newMDNS = func(h host.Host, service string, n mdns.Notifee) mdns.Service {
+	return mdns.NewMdnsService(h, service, n)
 }
 
 type mdnsNotifee struct{ d *Discovery }

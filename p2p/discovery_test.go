@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -290,4 +292,84 @@ func waitUntil(t *testing.T, ctx context.Context, what string, cond func() (bool
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// fakeLAN stands in for multicast DNS: every service started on it with
+// the same name learns of every other, as hosts on one LAN would. The
+// mDNS wire protocol is the library's; this checks what shoal does with
+// what it finds.
+type fakeLAN struct {
+	mu       sync.Mutex
+	services []*fakeMDNS
+}
+
+type fakeMDNS struct {
+	lan    *fakeLAN
+	h      host.Host
+	name   string
+	notify mdns.Notifee
+	closed bool
+}
+
+func (l *fakeLAN) newService(h host.Host, name string, n mdns.Notifee) mdns.Service {
+	return &fakeMDNS{lan: l, h: h, name: name, notify: n}
+}
+
+func (s *fakeMDNS) Start() error {
+	s.lan.mu.Lock()
+	defer s.lan.mu.Unlock()
+	for _, o := range s.lan.services {
+		if o.closed || o.name != s.name {
+			continue
+		}
+		o.notify.HandlePeerFound(peer.AddrInfo{ID: s.h.ID(), Addrs: s.h.Addrs()})
+		s.notify.HandlePeerFound(peer.AddrInfo{ID: o.h.ID(), Addrs: o.h.Addrs()})
+	}
+	s.lan.services = append(s.lan.services, s)
+	return nil
+}
+
+func (s *fakeMDNS) Close() error {
+	s.lan.mu.Lock()
+	defer s.lan.mu.Unlock()
+	s.closed = true
+	return nil
+}
+
+// TestMDNSFindsLANPeers: hosts with mDNS on and no bootstrap peers
+// connect to the hosts of their LAN that announce the same service name,
+// and not to those of another name; with mDNS off nothing is started.
+func TestMDNSFindsLANPeers(t *testing.T) {
+	lan := &fakeLAN{}
+	orig := newMDNS
+	newMDNS = lan.newService
+	t.Cleanup(func() { newMDNS = orig })
+	spawn := func(mdnsOn bool, service string) *Host {
+		o := loopbackOptions(nil, "tcp")
+		o.Discovery.MDNS, o.Discovery.MDNSService = mdnsOn, service
+		return newHost(t, o)
+	}
+	a, b := spawn(true, "shoal"), spawn(true, "shoal")
+	other := spawn(true, "another-network")
+	off := spawn(false, "shoal")
+	deadline := time.Now().Add(10 * time.Second)
+	for !connected(a, b) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !connected(a, b) {
+		t.Fatal("two hosts on one LAN with mDNS did not connect")
+	}
+	if connected(a, other) || connected(b, other) || connected(a, off) || connected(b, off) {
+		t.Fatal("a host connected to one of another mDNS service or with mDNS off")
+	}
+	lan.mu.Lock()
+	n := len(lan.services)
+	lan.mu.Unlock()
+	if n != 3 {
+		t.Fatalf("%d mDNS services started, want 3 (none for the host with mDNS off)", n)
+	}
+}
+
+func connected(a, b *Host) bool {
+	return a.Libp2p().Network().Connectedness(b.Libp2p().ID()) == network.Connected
 }
