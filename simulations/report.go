@@ -65,6 +65,7 @@ type StepRow struct {
 	Republished  int      `json:"republished"` // tracker messages published again
 	Resent       int      `json:"resent"`      // updates workers sent again
 	CatchUps     int      `json:"catch_ups"`   // nodes that fetched the step's base instead of applying
+	Missing      *Missing `json:"missing_at_deadline,omitempty"`
 	Live         int      `json:"live"`
 	Download     Dist     `json:"download_bytes"`
 	Upload       Dist     `json:"upload_bytes"`
@@ -83,6 +84,7 @@ type Summary struct {
 	LossEnd        *float64 `json:"loss_end,omitempty"`
 	HonestExcluded int      `json:"honest_excluded"`
 	DeadlineSteps  int      `json:"deadline_steps"` // steps closed by their deadline
+	Missing        Missing  `json:"missing_at_deadlines"`
 	Republished    int      `json:"republished"`
 	Resent         int      `json:"resent"`
 	CatchUps       int      `json:"catch_ups"`
@@ -205,6 +207,11 @@ func buildReport(s *Scenario, r *runResult, twin *runResult) *Report {
 		ups = append(ups, st.BytesOut.P50)
 		if st.Closed-st.Opened >= s.Spec.Deadline {
 			rep.Summary.DeadlineSteps++
+			m := st.Missing
+			rep.Steps[len(rep.Steps)-1].Missing = &m
+			rep.Summary.Missing.Left += m.Left
+			rep.Summary.Missing.Computing += m.Computing
+			rep.Summary.Missing.Waiting += m.Waiting
 		}
 		rep.Summary.Republished += st.Republished
 		rep.Summary.Resent += st.Resent
@@ -517,6 +524,32 @@ func (r *Report) WriteDir(dir string) error {
 	return nil
 }
 
+// deadlineFinding explains why steps waited for their deadline, from
+// what the peers of the units they lacked were doing then.
+func deadlineFinding(r *Report, n int) string {
+	s := r.Summary
+	m := s.Missing
+	text := fmt.Sprintf("%d of %d steps closed only at their deadline, for want of units that had not come", s.DeadlineSteps, n)
+	if m.Total() == 0 {
+		return text + " (disputed, or from peers excluded meanwhile)."
+	}
+	var parts []string
+	if m.Computing > 0 {
+		fix := "dealing more units than the target needs would let it close without them (spares, once there are more volunteers than units)"
+		if r.Peers > r.Steps[len(r.Steps)-1].Units {
+			fix = "with more volunteers than units, spares (a tracker setting) deal extra units so that it need not"
+		}
+		parts = append(parts, fmt.Sprintf("%d dealt to peers still computing, the slowest machines, for which a step waits: %s", m.Computing, fix))
+	}
+	if m.Left > 0 {
+		parts = append(parts, fmt.Sprintf("%d to peers that had left (these hold a step only for the liveness window in which the tracker still counts them)", m.Left))
+	}
+	if m.Waiting > 0 {
+		parts = append(parts, fmt.Sprintf("%d to live, idle peers, waiting for data (the step's base, or the updates of the step before) or holding back", m.Waiting))
+	}
+	return fmt.Sprintf("%s: of the %d units missing at those deadlines, %s.", text, m.Total(), strings.Join(parts, "; "))
+}
+
 // findings explains what the counters of a run point at.
 func findings(r *Report) []string {
 	var out []string
@@ -526,7 +559,7 @@ func findings(r *Report) []string {
 		return nil
 	}
 	if s.DeadlineSteps > 0 {
-		out = append(out, fmt.Sprintf("%d of %d steps closed only at their deadline: some dealt units never arrived (peers that left, or were cut off, within their liveness window, whose units the tracker waits for).", s.DeadlineSteps, n))
+		out = append(out, deadlineFinding(r, n))
 	}
 	if s.Resent > 0 {
 		out = append(out, fmt.Sprintf("workers re-sent %d updates: a restarted tracker republishes the open step in a new epoch, and every worker that sees its step's Open again in a later epoch sends its updates again, which every peer downloads again.", s.Resent))

@@ -170,3 +170,41 @@ func TestByzantineChurnTwin(t *testing.T) {
 		t.Errorf("seed %d: the loss went %.3f → %.3f", s.Seed, *r.Summary.LossStart, *r.Summary.LossEnd)
 	}
 }
+
+// TestStragglersAndSpares: with machines of very uneven speed and no
+// spares, steps wait for their deadline and the report says they waited
+// for peers still computing; with spares and twice as many volunteers as
+// units, the same round closes its steps without waiting.
+func TestStragglersAndSpares(t *testing.T) {
+	run := func(peers int, spares float64) *Report {
+		s, err := LoadScenario("home-volunteers-1k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := (Overrides{Peers: peers, Steps: 4}).Apply(s); err != nil {
+			t.Fatal(err)
+		}
+		s.Spec.TargetSamples = 40 * s.Spec.UnitSamples()
+		s.Churn.Rate = 0
+		s.Compute.Speed.Sigma = 1 // a few machines several times slower than the median
+		s.Spares = spares
+		r, err := Run(s, RunOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	slow := run(40, 0)
+	if slow.Summary.DeadlineSteps == 0 || slow.Summary.Missing.Computing == 0 {
+		t.Fatalf("without spares: %d steps at the deadline, %+v missing\n%s", slow.Summary.DeadlineSteps, slow.Summary.Missing, slow.Text())
+	}
+	if !strings.Contains(slow.Text(), "still computing") {
+		t.Errorf("the summary does not say why the steps waited:\n%s", slow.Text())
+	}
+	t.Logf("without spares: %d of %d steps at the deadline, missing %+v", slow.Summary.DeadlineSteps, len(slow.Steps), slow.Summary.Missing)
+	fast := run(80, 0.25)
+	t.Logf("with spares: %d steps at the deadline, median step %.0f s (without: %.0f s)", fast.Summary.DeadlineSteps, fast.Summary.StepSeconds.P50, slow.Summary.StepSeconds.P50)
+	if fast.Summary.DeadlineSteps != 0 || fast.Steps[0].Units != 50 {
+		t.Errorf("with spares: %d steps at the deadline, %d units dealt (want 0 and 50)\n%s", fast.Summary.DeadlineSteps, fast.Steps[0].Units, fast.Text())
+	}
+}

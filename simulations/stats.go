@@ -32,6 +32,10 @@ type StepStats struct {
 	Republished int
 	Resent      int
 	CatchUps    int
+	// Missing counts, for a step closed by its deadline, the units dealt
+	// that it did not include, by what their (first) peer was doing at
+	// the deadline.
+	Missing Missing
 
 	// Per peer alive at the Final, over the step (from the previous
 	// Final): bytes received and sent, and the share of the time its
@@ -122,6 +126,16 @@ func (c *Cluster) noteNode(h *host, r *node.Ready) {
 	}
 }
 
+// Missing counts units a step closed by its deadline did not include.
+type Missing struct {
+	Left      int `json:"left"`      // dealt to a peer that had left
+	Computing int `json:"computing"` // to a peer still computing (the unit, or work it had to do first)
+	Waiting   int `json:"waiting"`   // to a live, idle peer: waiting for data (a base or updates), or holding back
+}
+
+// Total is the number of units missing.
+func (m Missing) Total() int { return m.Left + m.Computing + m.Waiting }
+
 func (c *Cluster) noteClose(cl *tracker.Close) {
 	s := c.stepStats(cl.Step)
 	if s.Closed != 0 {
@@ -131,10 +145,29 @@ func (c *Cluster) noteClose(cl *tracker.Close) {
 	s.Closed = c.Elapsed()
 	s.Included = len(cl.Included)
 	peers := map[string]bool{}
+	units := map[uint32]bool{}
 	for _, in := range cl.Included {
 		peers[in.Peer] = true
+		units[in.Unit] = true
 	}
 	s.Contributors = len(peers)
+	o := c.Opens[cl.Step]
+	if o == nil || s.Closed-s.Opened < c.Spec.Deadline {
+		return
+	}
+	for _, a := range c.assignments(o) {
+		if a.Replica != 0 || units[uint32(a.Unit)] {
+			continue
+		}
+		switch h := c.hosts[a.Peer]; {
+		case h == nil || !h.alive:
+			s.Missing.Left++
+		case h.busy.After(c.now):
+			s.Missing.Computing++
+		default:
+			s.Missing.Waiting++
+		}
+	}
 }
 
 func (c *Cluster) noteFinal(f *tracker.Final) {
