@@ -52,6 +52,7 @@ type Tracker struct {
 	out      []Msg
 	announce bool // republish the current phase's message at the next Tick
 	lastAnn  time.Time
+	lastSwep time.Time // when silent members were last forgotten
 	// quietUntil holds decisions back after a restart until the members
 	// have had time to announce themselves again: membership is soft
 	// state, and a quorum of the first few to speak is no quorum.
@@ -260,8 +261,8 @@ type PeerState struct {
 	Refused  string // why a closed round refused it, if it did
 }
 
-// Peers returns every peer heard from since the tracker started, sorted
-// by ID.
+// Peers returns every peer heard from since the tracker started and not
+// forgotten since (see ForgetAfter), sorted by ID.
 func (t *Tracker) Peers(now time.Time) []PeerState {
 	live := Liveness(t.spec)
 	out := make([]PeerState, 0, len(t.members))
@@ -484,7 +485,28 @@ func (t *Tracker) Tick(now time.Time) error {
 		t.lastAnn = now
 		t.republish()
 	}
+	if now.Sub(t.lastSwep) >= Liveness(t.spec) {
+		t.lastSwep = now
+		t.forgetSilent(now)
+	}
 	return nil
+}
+
+// ForgetAfter is how long a member may be silent before the tracker
+// forgets it (membership is soft state; its ledger entry stays, and a
+// Hello makes it a member again). Under churn, the member table then
+// holds the peers of the last hours, not every peer ever seen.
+const ForgetAfter = time.Hour
+
+// forgetSilent drops the members silent for longer than ForgetAfter (and
+// at least ten liveness windows).
+func (t *Tracker) forgetSilent(now time.Time) {
+	horizon := max(ForgetAfter, 10*Liveness(t.spec))
+	for p, m := range t.members {
+		if now.Sub(m.lastSeen) > horizon {
+			delete(t.members, p)
+		}
+	}
 }
 
 // republish sends again what a peer that missed something needs: the

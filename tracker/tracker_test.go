@@ -1287,3 +1287,31 @@ func TestSpareUnits(t *testing.T) {
 		t.Error("spares of 1.5 accepted")
 	}
 }
+
+// TestForgetsSilentMembers: a member silent for longer than ForgetAfter
+// is forgotten (its ledger entry stays); a live one is kept, and the
+// forgotten one becomes a member again with its next Hello.
+func TestForgetsSilentMembers(t *testing.T) {
+	h := newHarness(t, testSpec(2, 0), nil)
+	h.join(RoleWorker, "w1", "w2")
+	h.tick(0)
+	h.sendAll()
+	h.commit(cidOf("C1"), "w1", "w2")
+	delete(h.alive, "w2")
+	h.tick(ForgetAfter / 2)
+	if n := len(h.tr.Peers(h.now)); n != 2 {
+		t.Fatalf("%d peers known half an hour into w2's silence, want 2", n)
+	}
+	h.tick(ForgetAfter/2 + time.Minute)
+	ps := h.tr.Peers(h.now)
+	if len(ps) != 1 || ps[0].ID != "w1" {
+		t.Fatalf("peers after w2's long silence: %+v, want w1 alone", ps)
+	}
+	if e, ok := h.tr.Ledger()["w2"]; !ok || e.Units == 0 {
+		t.Fatalf("w2's ledger entry was lost: %+v", h.tr.Ledger())
+	}
+	h.join(RoleWorker, "w2")
+	if n := len(h.tr.Peers(h.now)); n != 2 {
+		t.Fatalf("w2 said hello again and %d peers are known, want 2", n)
+	}
+}
