@@ -139,7 +139,7 @@ func (c *Cluster) publishBatched(from string, src *port, m tracker.Msg, size, de
 				continue
 			}
 			at := ready + float64(h.link.Latency) + size*c.gossipRate(&h.port)
-			h.bytesIn += int64(size)
+			c.takeIn(&h.port, size)
 			if cl != nil {
 				at = max(at, c.finishBatch(h, cl.Step))
 			}
@@ -266,7 +266,7 @@ func (c *Cluster) finishBatch(h *host, step uint64) float64 {
 		f = carry
 	}
 	h.downFree = f
-	h.bytesIn += int64(st.total)
+	c.takeIn(&h.port, st.total)
 	for s := range h.batchDone {
 		if s+keepSteps < step {
 			delete(h.batchDone, s)

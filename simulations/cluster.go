@@ -787,14 +787,21 @@ func (c *Cluster) relayed(src *port, size, depart float64) float64 {
 	return t
 }
 
-// gossipRate is the ns per byte at which a machine takes in gossip.
+// gossipRate is the ns per byte of the messages it needs at which a
+// machine takes in gossip (duplicates included).
 func (c *Cluster) gossipRate(p *port) float64 {
 	down, up := p.link.Down, c.net.meanUp()
 	r := down
 	if r <= 0 || (up > 0 && up < r) {
 		r = up
 	}
-	return secondsPerByte(r) * 1e9
+	return secondsPerByte(r) * 1e9 * c.Net.duplicates()
+}
+
+// takeIn counts the bytes a machine takes in for a gossip message of
+// size bytes, duplicates included.
+func (c *Cluster) takeIn(p *port, size float64) {
+	p.bytesIn += int64(size * c.Net.duplicates())
 }
 
 // bulkBytes is the size from which a message queues behind the bulk on a
@@ -806,13 +813,12 @@ const bulkBytes = 64 << 10
 // is delivered.
 func (c *Cluster) arrive(src, dst *port, size, depart float64) time.Time {
 	t := c.relayed(src, size, depart) + float64(dst.link.Latency)
+	c.takeIn(dst, size)
 	if size < bulkBytes {
-		dst.bytesIn += int64(size)
 		return c.timeAt(t + size*c.gossipRate(dst))
 	}
 	start := max(t, dst.downFree)
 	dst.downFree = start + size*c.gossipRate(dst)
-	dst.bytesIn += int64(size)
 	return c.timeAt(dst.downFree)
 }
 

@@ -139,6 +139,9 @@ func (m LinkMix) Draw(r *rand.Rand) (Link, string) {
 //     peer receives some peer relays, so the peers' uplinks bound what
 //     they can all receive (the relaying itself is not queued on the
 //     relays' uplinks);
+//   - a receiver takes in Duplicates bytes of gossip for every byte of
+//     the messages it needs (a gossip mesh delivers some messages more
+//     than once);
 //   - a fetch (a checkpoint, a residual) is a direct stream from one
 //     holder, at the lesser of its uplink and the fetcher's downlink.
 type Network struct {
@@ -149,6 +152,11 @@ type Network struct {
 	// Fanout is how many copies of its own message a publisher uploads
 	// (0: 1; gossipsub sends one to each mesh peer, which relay it on).
 	Fanout float64
+	// Duplicates is the gossip amplification: the bytes a peer takes in
+	// for each byte of the messages it needs (0: 1, every message once,
+	// the floor). gossipsub's mesh delivers duplicates; IDONTWANT trims
+	// them for large messages when it arrives in time.
+	Duplicates float64
 	// Default is the link of machines given none.
 	Default Link
 }
@@ -194,6 +202,13 @@ func (net *Network) hops(machines int) int {
 		return 1
 	}
 	return max(1, int(math.Round(math.Log(float64(machines))/math.Log(8))))
+}
+
+func (net *Network) duplicates() float64 {
+	if net != nil && net.Duplicates > 1 {
+		return net.Duplicates
+	}
+	return 1
 }
 
 func (net *Network) fanout() float64 {

@@ -138,6 +138,7 @@ type ScalingRow struct {
 	IncludedPerStep  float64 `json:"included_per_step"`
 	UpdateBytes      float64 `json:"update_bytes"`
 	IncludedBytes    float64 `json:"included_bytes_per_step"`          // included × update size: v1's floor
+	Duplicates       float64 `json:"gossip_duplicates"`                // bytes taken in per byte needed (network.duplicates)
 	DownloadPerStep  float64 `json:"download_bytes_per_peer_per_step"` // what the median peer took in
 	MedianIntakeMbit float64 `json:"median_intake_mbit"`
 	IncludedSeconds  float64 `json:"included_seconds_at_median"` // the floor, at the median intake
@@ -301,15 +302,16 @@ func buildReport(s *Scenario, r *runResult, twin *runResult) *Report {
 	v.IncludedPerStep = round3(Summarise(incl(r.steps)).Mean)
 	v.UpdateBytes = rep.Network.MeanUpdateBytes
 	v.IncludedBytes = round3(v.IncludedPerStep * v.UpdateBytes)
+	v.Duplicates = max(1, s.Network.Duplicates)
 	v.DownloadPerStep = rep.Summary.Download.P50
 	v.MedianIntakeMbit = round3(median(r.rates) * 8 / 1e6)
 	v.TrainSeconds = round3(time.Duration(s.Compute.Train).Seconds() / s.Compute.Speed.Median)
 	v.StepSeconds = rep.Summary.StepSeconds.P50
 	if rate := median(r.rates); rate > 0 {
-		v.IncludedSeconds = round3(v.IncludedBytes / rate)
+		v.IncludedSeconds = round3(v.IncludedBytes * v.Duplicates / rate)
 		v.DownloadSeconds = round3(v.DownloadPerStep / rate)
 		if v.UpdateBytes > 0 {
-			v.BreakEven = round3(v.TrainSeconds * rate / v.UpdateBytes)
+			v.BreakEven = round3(v.TrainSeconds * rate / (v.UpdateBytes * v.Duplicates))
 		}
 	}
 	v.Verdict = verdict(v, s.Peers+s.Observers)
@@ -539,7 +541,7 @@ func deadlineFinding(r *Report, n int) string {
 		if r.Peers > r.Steps[len(r.Steps)-1].Units {
 			fix = "with more volunteers than units, spares (a tracker setting) deal extra units so that it need not"
 		}
-		parts = append(parts, fmt.Sprintf("%d dealt to peers still computing, the slowest machines, for which a step waits: %s", m.Computing, fix))
+		parts = append(parts, fmt.Sprintf("%d dealt to peers still computing (slow machines, or ones that started late, after taking in the step before), for which a step waits: %s", m.Computing, fix))
 	}
 	if m.Left > 0 {
 		parts = append(parts, fmt.Sprintf("%d to peers that had left (these hold a step only for the liveness window in which the tracker still counts them)", m.Left))
@@ -585,15 +587,19 @@ func verdict(v *ScalingRow, peers int) string {
 	if v.BreakEven == 0 || v.TrainSeconds == 0 {
 		return ""
 	}
-	floor := fmt.Sprintf("every peer downloads every included update: %.0f of %s a step, %s, %.0f s at the median intake (%.0f Mbit/s), against %.0f s to train a unit",
-		v.IncludedPerStep, bytesString(v.UpdateBytes), bytesString(v.IncludedBytes), v.IncludedSeconds, v.MedianIntakeMbit, v.TrainSeconds)
+	dup := " (gossip duplicates not modelled: network.duplicates is 1, while a gossipsub mesh delivers some messages several times over)"
+	if v.Duplicates > 1 {
+		dup = fmt.Sprintf(", %s with the mesh's %.1f× gossip duplicates", bytesString(v.IncludedBytes*v.Duplicates), v.Duplicates)
+	}
+	floor := fmt.Sprintf("every peer downloads every included update: %.0f of %s a step, %s%s, %.0f s at the median intake (%.0f Mbit/s), against %.0f s to train a unit",
+		v.IncludedPerStep, bytesString(v.UpdateBytes), bytesString(v.IncludedBytes), dup, v.IncludedSeconds, v.MedianIntakeMbit, v.TrainSeconds)
 	extra := ""
-	if v.DownloadPerStep > 1.5*v.IncludedBytes && v.IncludedBytes > 0 {
-		extra = fmt.Sprintf("; with the updates sent again, the median peer took in %s a step, %.1f times that, %.0f s", bytesString(v.DownloadPerStep), v.DownloadPerStep/v.IncludedBytes, v.DownloadSeconds)
+	if v.DownloadPerStep > 1.5*v.IncludedBytes*v.Duplicates && v.IncludedBytes > 0 {
+		extra = fmt.Sprintf("; with what else it fetched (checkpoints to catch up, residuals to check, updates sent again), the median peer took in %s a step, %.1f times that, %.0f s", bytesString(v.DownloadPerStep), v.DownloadPerStep/(v.IncludedBytes*v.Duplicates), v.DownloadSeconds)
 	}
 	all := ""
 	if float64(peers) > v.IncludedPerStep*1.5 {
-		all = fmt.Sprintf(" Were all %d peers to contribute a unit a step, the floor alone would be %s, %.0f s.", peers, bytesString(float64(peers)*v.UpdateBytes), float64(peers)*v.IncludedSeconds/max(v.IncludedPerStep, 1))
+		all = fmt.Sprintf(" Were all %d peers to contribute a unit a step, the floor alone would be %s, %.0f s.", peers, bytesString(float64(peers)*v.UpdateBytes*v.Duplicates), float64(peers)*v.IncludedSeconds/max(v.IncludedPerStep, 1))
 	}
 	switch {
 	case v.DownloadSeconds >= v.TrainSeconds:

@@ -145,7 +145,7 @@ func runOne(s *Scenario, opt RunOptions) (*runResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.Net = &Network{Hops: s.Network.Hops, Fanout: s.Network.Fanout}
+	c.Net = &Network{Hops: s.Network.Hops, Fanout: s.Network.Fanout, Duplicates: s.Network.Duplicates}
 	c.Batch = s.Batched()
 	c.LazyTicks = s.Lazy()
 	c.DropRate = s.Network.Loss
@@ -370,7 +370,8 @@ func runOne(s *Scenario, opt RunOptions) (*runResult, error) {
 	res.meanUp = c.net.meanUp()
 	for _, id := range c.order {
 		h := c.hosts[id]
-		res.rates = append(res.rates, 1e9/max(c.gossipRate(&h.port), 1e-9))
+		// The link's intake rate, duplicates aside (the report counts them).
+		res.rates = append(res.rates, 1e9*c.Net.duplicates()/max(c.gossipRate(&h.port), 1e-9))
 	}
 	res.computed, res.shared = units.Computed, units.Shared
 	res.checked = !opt.NoCheck

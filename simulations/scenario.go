@@ -49,6 +49,7 @@ import (
 //	  tracker: datacenter    # the tracker's link class
 //	  hops: 0                # gossip hops between peers (0: from the size of the network)
 //	  fanout: 1              # copies of its own message a publisher uploads
+//	  duplicates: 1          # gossip bytes a peer takes in per byte it needs (gossip amplification)
 //	  loss: 0                # probability a message to one recipient is lost
 //	  tick: 1s               # nodes' clock period; tracker_tick the tracker's (0: tick)
 //	  delivery: auto         # every: each update to each node; batched; auto: batched from 500 peers
@@ -118,6 +119,7 @@ type NetSpec struct {
 	Tracker        string          `yaml:"tracker"`
 	Hops           int             `yaml:"hops"`
 	Fanout         float64         `yaml:"fanout"`
+	Duplicates     float64         `yaml:"duplicates"`
 	Loss           float64         `yaml:"loss"`
 	Tick           Duration        `yaml:"tick"`
 	TrackerTick    Duration        `yaml:"tracker_tick"`
@@ -380,6 +382,9 @@ func (s *Scenario) complete() error {
 	}
 	if n.Fanout < 0 || n.Fanout > 64 {
 		bad("network.fanout: need 0 to 64, got %g", n.Fanout)
+	}
+	if !(n.Duplicates == 0 || (n.Duplicates >= 1 && n.Duplicates <= 64)) {
+		bad("network.duplicates: need 1 to 64 (0: 1), got %g", n.Duplicates)
 	}
 	if !(n.Loss >= 0 && n.Loss < 1) {
 		bad("network.loss: need [0, 1), got %g", n.Loss)

@@ -208,3 +208,41 @@ func TestStragglersAndSpares(t *testing.T) {
 		t.Errorf("with spares: %d steps at the deadline, %d units dealt (want 0 and 50)\n%s", fast.Summary.DeadlineSteps, fast.Steps[0].Units, fast.Text())
 	}
 }
+
+// TestGossipDuplicates: network.duplicates multiplies what peers take in
+// of gossip and the time it takes, with updates delivered one by one or
+// in batches, and the report's v1 floor says so.
+func TestGossipDuplicates(t *testing.T) {
+	for _, delivery := range []string{"every", "batched"} {
+		run := func(dup float64) *Report {
+			s, err := LoadScenario("home-volunteers-1k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := (Overrides{Peers: 40, Steps: 3, Delivery: delivery}).Apply(s); err != nil {
+				t.Fatal(err)
+			}
+			s.Spec.TargetSamples = 40 * s.Spec.UnitSamples()
+			s.Churn.Rate = 0
+			s.Compute.Speed.Sigma = 0
+			s.Compute.CheckpointBytes = 1 << 10 // keep catch-ups out of the download
+			s.Compute.ResidualBytes = 1 << 10
+			s.Network.Duplicates = dup
+			r, err := Run(s, RunOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		one, three := run(0), run(3)
+		if ratio := three.Summary.Download.P50 / one.Summary.Download.P50; ratio < 2.8 || ratio > 3.2 {
+			t.Errorf("%s: median download %.0f B with 3 duplicates, %.0f B without (%.2f×, want 3×)", delivery, three.Summary.Download.P50, one.Summary.Download.P50, ratio)
+		}
+		if !(three.Summary.StepSeconds.P50 > one.Summary.StepSeconds.P50) {
+			t.Errorf("%s: steps of %.0f s with duplicates, %.0f s without", delivery, three.Summary.StepSeconds.P50, one.Summary.StepSeconds.P50)
+		}
+		if !strings.Contains(three.V1.Verdict, "3.0× gossip duplicates") || !strings.Contains(one.V1.Verdict, "not modelled") {
+			t.Errorf("%s: verdicts %q and %q", delivery, three.V1.Verdict, one.V1.Verdict)
+		}
+	}
+}
