@@ -34,12 +34,12 @@ type Tracker struct {
 	assigned map[unitCopy]string // of the open step
 	updates  map[unitCopy]*Update
 	// Counts of the open step kept as updates arrive, so that a step of
-	// thousands of units is not rescanned for every update: the copies
-	// dealt that have not arrived, the units whose every copy has, and
+	// thousands of units is not rescanned for every update: the copies of
+	// each unit that have not arrived, the units whose every copy has, and
 	// how many exclusions there had been when the units were dealt
 	// (after one, the counts no longer tell what counts; see maybeClose).
+	// The copies still to come are len(assigned) − len(updates).
 	missing     map[uint32]uint8
-	pending     int
 	arrived     int
 	exclusions  int
 	dealtAtExcl int
@@ -577,12 +577,11 @@ func (t *Tracker) dealUnits() {
 		t.assigned[unitCopy{uint32(a.Unit), uint8(a.Replica)}] = a.Peer
 		t.missing[uint32(a.Unit)]++
 	}
-	t.pending, t.arrived, t.dealtAtExcl = len(t.assigned), 0, t.exclusions
+	t.arrived, t.dealtAtExcl = 0, t.exclusions
 }
 
 // arrive counts the arrival of a unit copy's update.
 func (t *Tracker) arrive(k unitCopy) {
-	t.pending--
 	t.missing[k.unit]--
 	if t.missing[k.unit] == 0 {
 		t.arrived++
@@ -648,7 +647,7 @@ func (t *Tracker) maybeCloseOnUpdate(now time.Time) error {
 	if now.Before(t.quietUntil) {
 		return nil
 	}
-	if t.pending == 0 || t.arrived*t.spec.UnitSamples() >= t.spec.TargetSamples {
+	if len(t.updates) == len(t.assigned) || t.arrived*t.spec.UnitSamples() >= t.spec.TargetSamples {
 		return t.closeStep(now)
 	}
 	return nil
