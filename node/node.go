@@ -397,6 +397,14 @@ func (n *Node) Fetched(now time.Time, id cid.Cid, ok bool) {
 	n.progress()
 }
 
+// fetchIncluded fetches the payloads of a Close's included updates that
+// the node lacks, each from its sender.
+func (n *Node) fetchIncluded(included []tracker.Included) {
+	for _, in := range included {
+		n.fetch(in.Payload, FetchBlob, []string{in.Peer})
+	}
+}
+
 // abandonStep drops the work of the step the node was on as it takes
 // C_step = head from elsewhere. What belongs to the step it moves to
 // stays: a node that catches up to the step just opened still trains
@@ -408,9 +416,7 @@ func (n *Node) abandonStep(step uint64, head cid.Cid) {
 	}
 	n.applying = nil // a result that comes back is ignored by its step
 	if c := n.close; c != nil && c.Step == step && c.Base.Equals(head) {
-		for _, in := range c.Included {
-			n.fetch(in.Payload, FetchBlob, []string{in.Peer})
-		}
+		n.fetchIncluded(c.Included)
 	} else {
 		n.close = nil
 	}
@@ -550,9 +556,7 @@ func (n *Node) onClose(c *tracker.Close) {
 		n.queue = nil // the step is over: untrained units are too late
 	}
 	if c.Step == n.headStep && c.Base.Equals(n.head) {
-		for _, in := range c.Included {
-			n.fetch(in.Payload, FetchBlob, []string{in.Peer})
-		}
+		n.fetchIncluded(c.Included)
 		n.crossChecks(c)
 	} else if n.headStep == c.Step+1 {
 		// Already past it (restart after commit): nothing to do.
@@ -753,8 +757,8 @@ func (n *Node) Done(now time.Time, r Result) {
 			for _, in := range j.Included {
 				delete(n.have, in.Payload)
 				delete(n.had, in.Payload)
-				n.fetch(in.Payload, FetchBlob, []string{in.Peer})
 			}
+			n.fetchIncluded(j.Included)
 			break
 		}
 		n.close = nil
