@@ -692,7 +692,7 @@ func (c *Cluster) publish(from string, m tracker.Msg) {
 		c.Net = &Network{}
 	}
 	if c.Net == nil {
-		c.publishSimple(from, dec)
+		c.fanOut(from, dec, func(to string) time.Time { return c.now.Add(c.latency(from, to)) })
 		return
 	}
 	size := c.wireSize(dec, len(b))
@@ -706,40 +706,30 @@ func (c *Cluster) publish(from string, m tracker.Msg) {
 		c.publishBatched(from, src, dec, size, depart)
 		return
 	}
-	targets := append([]string{c.trk.id}, c.order...)
-	for _, to := range targets {
-		if to == from || !c.reachable(from, to) {
-			continue
-		}
-		ep, up := c.epochOf(to)
-		if !up {
-			continue
-		}
-		if c.DropRate > 0 && c.rng.Float64() < c.DropRate {
-			c.Dropped++
-			continue
-		}
-		at := c.arrive(src, c.port(to), size, depart)
-		c.send(at, from, to, ep, dec)
-	}
+	c.fanOut(from, dec, func(to string) time.Time { return c.arrive(src, c.port(to), size, depart) })
 }
 
-// publishSimple is publish without a link model.
-func (c *Cluster) publishSimple(from string, dec tracker.Msg) {
-	targets := append([]string{c.trk.id}, c.order...)
-	for _, to := range targets {
+// fanOut sends a message to the tracker and every node but its sender
+// that is up and reachable, less those the loss rate drops, each at the
+// time arrival gives.
+func (c *Cluster) fanOut(from string, dec tracker.Msg, arrival func(to string) time.Time) {
+	send := func(to string) {
 		if to == from || !c.reachable(from, to) {
-			continue
+			return
 		}
 		ep, up := c.epochOf(to)
 		if !up {
-			continue
+			return
 		}
 		if c.DropRate > 0 && c.rng.Float64() < c.DropRate {
 			c.Dropped++
-			continue
+			return
 		}
-		c.send(c.now.Add(c.latency(from, to)), from, to, ep, dec)
+		c.send(arrival(to), from, to, ep, dec)
+	}
+	send(c.trk.id)
+	for _, to := range c.order {
+		send(to)
 	}
 }
 
@@ -787,15 +777,22 @@ func (c *Cluster) relayed(src *port, size, depart float64) float64 {
 	return t
 }
 
-// gossipRate is the ns per byte of the messages it needs at which a
-// machine takes in gossip (duplicates included).
-func (c *Cluster) gossipRate(p *port) float64 {
+// intakeRate is the bytes per second at which a machine takes in gossip:
+// its downlink, bounded by the mean uplink of the peers that relay it (0:
+// unlimited).
+func (c *Cluster) intakeRate(p *port) float64 {
 	down, up := p.link.Down, c.net.meanUp()
 	r := down
 	if r <= 0 || (up > 0 && up < r) {
 		r = up
 	}
-	return secondsPerByte(r) * 1e9 * c.Net.duplicates()
+	return r
+}
+
+// gossipRate is the ns per byte of the messages it needs at which a
+// machine takes in gossip (duplicates included).
+func (c *Cluster) gossipRate(p *port) float64 {
+	return secondsPerByte(c.intakeRate(p)) * 1e9 * c.Net.duplicates()
 }
 
 // takeIn counts the bytes a machine takes in for a gossip message of

@@ -370,8 +370,11 @@ func runOne(s *Scenario, opt RunOptions) (*runResult, error) {
 	res.meanUp = c.net.meanUp()
 	for _, id := range c.order {
 		h := c.hosts[id]
-		// The link's intake rate, duplicates aside (the report counts them).
-		res.rates = append(res.rates, 1e9*c.Net.duplicates()/max(c.gossipRate(&h.port), 1e-9))
+		r := c.intakeRate(&h.port)
+		if r <= 0 {
+			r = 1e18 // unlimited
+		}
+		res.rates = append(res.rates, r)
 	}
 	res.computed, res.shared = units.Computed, units.Shared
 	res.checked = !opt.NoCheck
