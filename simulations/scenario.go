@@ -69,7 +69,7 @@ import (
 //	spares: 0                # units dealt beyond a step's target, as a fraction of it, when workers are to spare
 type Scenario struct {
 	Name        string    `yaml:"name"`
-	Description string    `yaml:"description"`
+	Description string    `yaml:"description,omitempty"`
 	Seed        uint64    `yaml:"seed"`
 	Peers       int       `yaml:"peers"`
 	Observers   int       `yaml:"observers"`
@@ -180,14 +180,16 @@ func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 
 func (s Size) MarshalYAML() (any, error) { return int64(s), nil }
 
-// ParseSize reads a byte count: a number with an optional unit (B, KB,
-// MB, GB, KiB, MiB, GiB).
+// ParseSize reads a byte count: a number with an optional unit, binary
+// (KiB, MiB, GiB, TiB) or decimal (B, kB, KB, MB, GB, TB, and K, M, G, T).
 func ParseSize(s string) (int64, error) {
 	t := strings.TrimSpace(s)
 	units := []struct {
 		suffix string
 		mult   float64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"kB", 1e3}, {"B", 1}}
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"kB", 1e3}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+		{"K", 1e3}, {"k", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}, {"B", 1}}
 	mult := 1.0
 	for _, u := range units {
 		if strings.HasSuffix(t, u.suffix) {
@@ -196,8 +198,8 @@ func ParseSize(s string) (int64, error) {
 		}
 	}
 	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v < 0 || math.IsInf(v, 0) {
-		return 0, fmt.Errorf("%q is not a size such as 4096, 64KiB or 4MiB", s)
+	if err != nil || v < 0 || v*mult > 1<<62 {
+		return 0, fmt.Errorf("%q is not a size in bytes (examples: 1500, 64kB, 4MiB, 1GB)", s)
 	}
 	return int64(v * mult), nil
 }
@@ -615,29 +617,10 @@ func (o Overrides) Apply(s *Scenario) error {
 // Canonical returns the scenario as YAML with every default filled in,
 // for the report.
 func (s *Scenario) Canonical() string {
-	type out struct {
-		Name        string    `yaml:"name"`
-		Description string    `yaml:"description,omitempty"`
-		Seed        uint64    `yaml:"seed"`
-		Peers       int       `yaml:"peers"`
-		Observers   int       `yaml:"observers"`
-		Steps       int       `yaml:"steps"`
-		Limit       Duration  `yaml:"limit"`
-		Training    string    `yaml:"training"`
-		Twin        bool      `yaml:"twin"`
-		MinMembers  int       `yaml:"min_members"`
-		Spares      float64   `yaml:"spares"`
-		Round       string    `yaml:"round"`
-		Compute     Compute   `yaml:"compute"`
-		Network     NetSpec   `yaml:"network"`
-		Churn       Churn     `yaml:"churn"`
-		Adversaries []AdvSpec `yaml:"adversaries"`
-	}
-	o := out{Name: s.Name, Description: s.Description, Seed: s.Seed, Peers: s.Peers, Observers: s.Observers, Steps: s.Steps,
-		Limit: s.Limit, Training: s.Training, Twin: s.Twin, MinMembers: s.MinMembers, Spares: s.Spares, Compute: s.Compute, Network: s.Network,
-		Churn: s.Churn, Adversaries: s.AdvSpecs}
+	o := *s
+	o.RoundYAML = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str"}
 	if s.Spec != nil {
-		o.Round = s.Spec.ID().String()
+		o.RoundYAML.Value = s.Spec.ID().String()
 	}
 	b, _ := yaml.Marshal(o)
 	return string(b)
