@@ -107,15 +107,7 @@ func (s *Store) isPresent(id cid.Cid) bool { return s.present != nil && s.presen
 // PutBlob keeps data and returns its CID.
 func (s *Store) PutBlob(data []byte) (cid.Cid, error) {
 	id := tracker.SumCID(data)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.blobs[id]; !ok {
-		s.pool.mu.Lock()
-		s.pool.refBlob(id, data)
-		s.pool.mu.Unlock()
-	}
-	s.blobs[id] = s.cur
-	return id, nil
+	return id, s.putVerified(id, data)
 }
 
 // putVerified keeps data known to hash to id.
