@@ -3,7 +3,7 @@ package node
 import (
 	"github.com/ipfs/go-cid"
 
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // What the core asks its driver to do. The core never waits: it returns
@@ -31,7 +31,7 @@ type TrainJob struct {
 type ApplyJob struct {
 	Step     uint64
 	Base     cid.Cid
-	Included []tracker.Included
+	Included []wire.Included
 }
 
 // VerifyJob judges the updates of a replicated unit. The engine computes
@@ -51,7 +51,7 @@ type VerifyJob struct {
 // Claim is an update to verify and its sender.
 type Claim struct {
 	Peer   string
-	Update *tracker.Update // without Data
+	Update *wire.Update // without Data
 }
 
 func (TrainJob) isJob()  {}
@@ -63,9 +63,9 @@ func (VerifyJob) isJob() {}
 type Result struct {
 	Job     Job
 	Err     error
-	Update  *tracker.Update  // TrainJob: the update to publish (Round left for the core to fill)
-	Result  cid.Cid          // ApplyJob: C_{Step+1}
-	Verdict *tracker.Verdict // VerifyJob (Round left for the core to fill)
+	Update  *wire.Update  // TrainJob: the update to publish (Round left for the core to fill)
+	Result  cid.Cid       // ApplyJob: C_{Step+1}
+	Verdict *wire.Verdict // VerifyJob (Round left for the core to fill)
 }
 
 // FetchKind says what a fetch brings.
@@ -87,10 +87,10 @@ type Fetch struct {
 
 // Ready is what the core has for its driver since the last call.
 type Ready struct {
-	Publish []tracker.Msg // to gossip on the round's topic, in order
-	Jobs    []Job         // to run through the Engine
-	Fetches []Fetch       // to fetch into the store
-	Events  []Event       // for logs and status
+	Publish []wire.Msg // to gossip on the round's topic, in order
+	Jobs    []Job      // to run through the Engine
+	Fetches []Fetch    // to fetch into the store
+	Events  []Event    // for logs and status
 	// Head is the checkpoint the node now holds as C_HeadStep; the driver
 	// persists it (pins it in the store) so a restart resumes from it.
 	HeadStep    uint64

@@ -8,7 +8,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-network/shoal/checkpoint"
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/checkpoint/content"
 )
 
 // Engine does a node's computations: the jobs the core asks for. The
@@ -92,7 +92,7 @@ func (s *MemStore) Len() (blobs, checkpoints int) {
 
 // PutBlob keeps data and returns its CID.
 func (s *MemStore) PutBlob(data []byte) (cid.Cid, error) {
-	id := tracker.SumCID(data)
+	id := content.Sum(data)
 	s.mu.Lock()
 	if _, ok := s.blobs[id]; !ok {
 		s.blobs[id] = append([]byte(nil), data...)

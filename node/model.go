@@ -12,11 +12,13 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-network/shoal/checkpoint"
+	"github.com/shoal-network/shoal/checkpoint/content"
 	"github.com/shoal-network/shoal/gradient"
 	"github.com/shoal-network/shoal/gradient/aggregate"
 	"github.com/shoal-network/shoal/gradient/codec"
 	"github.com/shoal-network/shoal/gradient/data"
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/round"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // ModelEngine is the Engine that trains the round's model for real. Given
@@ -28,7 +30,7 @@ import (
 // which carries over from one unit to the next, and the pseudo-gradients
 // of its recent units, kept for checking a replica partner.
 type ModelEngine struct {
-	spec  *tracker.Spec
+	spec  *round.Spec
 	round cid.Cid
 	store Store
 	train []byte // the training text
@@ -61,7 +63,7 @@ const keepDeltas = 4
 // NewModelEngine returns an engine for a round that trains on train (the
 // built-in task's training text, or a dataset's) and keeps its content in
 // store.
-func NewModelEngine(spec *tracker.Spec, train []byte, store Store) (*ModelEngine, error) {
+func NewModelEngine(spec *round.Spec, train []byte, store Store) (*ModelEngine, error) {
 	cfg := ModelConfig(spec)
 	m, err := gradient.New(cfg)
 	if err != nil {
@@ -91,7 +93,7 @@ func NewModelEngine(spec *tracker.Spec, train []byte, store Store) (*ModelEngine
 }
 
 // ModelConfig returns the model configuration a round spec names.
-func ModelConfig(s *tracker.Spec) gradient.ModelConfig {
+func ModelConfig(s *round.Spec) gradient.ModelConfig {
 	m := s.Model
 	return gradient.ModelConfig{Arch: m.Arch, Vocab: m.Vocab, Ctx: m.Ctx, Dim: m.Dim, Layers: m.Layers,
 		Heads: m.Heads, Hidden: m.Hidden, Window: m.Window, Seed: m.Seed}
@@ -218,7 +220,7 @@ func (e *ModelEngine) Delta(base cid.Cid, step uint64, unit uint32) ([]float32, 
 
 // RawCID is the hash replicas compare: of the pseudo-gradient as little
 // endian float32s.
-func RawCID(delta []float32) cid.Cid { return tracker.SumCID(floatBytes(delta)) }
+func RawCID(delta []float32) cid.Cid { return content.Sum(floatBytes(delta)) }
 
 func floatBytes(v []float32) []byte {
 	b := make([]byte, 4*len(v))
@@ -271,7 +273,7 @@ func (e *ModelEngine) splitResidual(flat []float32) [][]float32 {
 	return out
 }
 
-func (e *ModelEngine) trainJob(j TrainJob) (*tracker.Update, error) {
+func (e *ModelEngine) trainJob(j TrainJob) (*wire.Update, error) {
 	delta, loss, err := e.Delta(j.Base, j.Step, j.Unit)
 	if err != nil {
 		return nil, err
@@ -282,7 +284,7 @@ func (e *ModelEngine) trainJob(j TrainJob) (*tracker.Update, error) {
 // Encode compresses a pseudo-gradient with the engine's residual (which
 // it updates), stores the payload and the residual it used, and returns
 // the update's content fields.
-func (e *ModelEngine) Encode(delta []float32, loss float32) (*tracker.Update, error) {
+func (e *ModelEngine) Encode(delta []float32, loss float32) (*wire.Update, error) {
 	raw := RawCID(delta)
 	resID, err := e.store.PutBlob(floatBytes(e.flatResidual()))
 	if err != nil {
@@ -300,7 +302,7 @@ func (e *ModelEngine) Encode(delta []float32, loss float32) (*tracker.Update, er
 	if len(e.recent) > keepDeltas {
 		e.recent = e.recent[1:]
 	}
-	return &tracker.Update{Samples: uint32(e.spec.UnitSamples()), Loss: loss, Raw: raw, Residual: resID,
+	return &wire.Update{Samples: uint32(e.spec.UnitSamples()), Loss: loss, Raw: raw, Residual: resID,
 		Payload: pid, Size: uint64(len(payload)), Data: payload}, nil
 }
 
@@ -361,7 +363,7 @@ func (e *ModelEngine) apply(j ApplyJob) (cid.Cid, error) {
 // verify judges the updates of a replicated unit against the engine's own
 // pseudo-gradient of it, computed now unless it is one of its own recent
 // units.
-func (e *ModelEngine) verify(j VerifyJob) (*tracker.Verdict, error) {
+func (e *ModelEngine) verify(j VerifyJob) (*wire.Verdict, error) {
 	var delta []float32
 	if !j.Checked {
 		for _, r := range e.recent {
@@ -378,13 +380,13 @@ func (e *ModelEngine) verify(j VerifyJob) (*tracker.Verdict, error) {
 		delta = d
 	}
 	raw := RawCID(delta)
-	v := &tracker.Verdict{Raw: raw}
+	v := &wire.Verdict{Raw: raw}
 	for _, cl := range j.Updates {
 		ok, err := e.reproduces(delta, cl.Update)
 		if err != nil {
 			return nil, err
 		}
-		if !ok && !slices.Contains(v.Bad, cl.Peer) && len(v.Bad) < tracker.MaxBad {
+		if !ok && !slices.Contains(v.Bad, cl.Peer) && len(v.Bad) < wire.MaxBad {
 			v.Bad = append(v.Bad, cl.Peer)
 		}
 	}
@@ -394,7 +396,7 @@ func (e *ModelEngine) verify(j VerifyJob) (*tracker.Verdict, error) {
 
 // reproduces reports whether encoding delta with the update's residual
 // gives its payload, and its raw hash is delta's.
-func (e *ModelEngine) reproduces(delta []float32, u *tracker.Update) (bool, error) {
+func (e *ModelEngine) reproduces(delta []float32, u *wire.Update) (bool, error) {
 	if !RawCID(delta).Equals(u.Raw) {
 		return false, nil
 	}
@@ -410,5 +412,5 @@ func (e *ModelEngine) reproduces(delta []float32, u *tracker.Update) (bool, erro
 	if err != nil {
 		return false, nil
 	}
-	return tracker.SumCID(payload).Equals(u.Payload), nil
+	return content.Sum(payload).Equals(u.Payload), nil
 }

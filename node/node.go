@@ -8,21 +8,22 @@ import (
 
 	"github.com/ipfs/go-cid"
 
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/round"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // Config configures a Node.
 type Config struct {
-	ID      string        // this peer's ID
-	Role    tracker.Role  // RoleWorker or RoleObserver
-	Spec    *tracker.Spec // the round
-	Genesis cid.Cid       // C_0, which every node can make from the spec
+	ID      string      // this peer's ID
+	Role    wire.Role   // RoleWorker or RoleObserver
+	Spec    *round.Spec // the round
+	Genesis cid.Cid     // C_0, which every node can make from the spec
 	// HeadStep and Head resume a node from the checkpoint it held when it
 	// stopped (C_HeadStep); zero and cid.Undef start from the genesis.
 	HeadStep uint64
 	Head     cid.Cid
 	// InlineLimit is the largest payload sent inside an Update; larger
-	// ones are fetched by CID from the sender. 0 means tracker.MaxInline.
+	// ones are fetched by CID from the sender. 0 means wire.MaxInline.
 	InlineLimit int
 	// Token is the access token of a closed round, sent with every Hello.
 	Token []byte
@@ -36,13 +37,13 @@ type Config struct {
 	// that delivers a step's updates in bulk marks them present this way
 	// instead of handing each to every node.
 	Present func(id cid.Cid) bool
-	// Validate replaces tracker.Validate in Receive. A driver that hands
+	// Validate replaces wire.Validate in Receive. A driver that hands
 	// every receiver the same decoded message may check its form once.
-	Validate func(v tracker.View, from string, m tracker.Msg) (tracker.Result, error)
-	// Assignments replaces the tracker.Assign of an Open's units. A
+	Validate func(v wire.View, from string, m wire.Msg) (wire.Result, error)
+	// Assignments replaces the round.Assign of an Open's units. A
 	// driver running many nodes computes it once per step; the result is
 	// shared and read only.
-	Assignments func(o *tracker.Open) []tracker.Assignment
+	Assignments func(o *wire.Open) []round.Assignment
 }
 
 // Node is a participant of a round (a worker or an observer) as a
@@ -55,7 +56,7 @@ type Config struct {
 // A Node is not safe for concurrent use.
 type Node struct {
 	cfg     Config
-	spec    *tracker.Spec
+	spec    *round.Spec
 	round   cid.Cid
 	tracker string
 
@@ -66,18 +67,18 @@ type Node struct {
 	// dropped (the driver answers a fetch of content it holds at once).
 	have, had map[cid.Cid]bool
 
-	open     *tracker.Open        // the latest Open of the tracker
-	epoch    uint32               // the latest tracker epoch seen in an Open or Close
-	dealt    []tracker.Assignment // its assignment, by unit and replica (read only: may be shared)
-	close    *tracker.Close
-	finals   map[uint64]*tracker.Final  // recent Finals by step
-	commits  map[uint64]*tracker.Commit // my recent commits by step
-	excluded map[string]bool            // peers a Final's round excluded (learned from verdicts we cannot see: none yet)
+	open     *wire.Open         // the latest Open of the tracker
+	epoch    uint32             // the latest tracker epoch seen in an Open or Close
+	dealt    []round.Assignment // its assignment, by unit and replica (read only: may be shared)
+	close    *wire.Close
+	finals   map[uint64]*wire.Final  // recent Finals by step
+	commits  map[uint64]*wire.Commit // my recent commits by step
+	excluded map[string]bool         // peers a Final's round excluded (learned from verdicts we cannot see: none yet)
 
 	// Work of the current step.
-	queue    []tracker.Assignment // my units of the open step still to train, in order
-	training *TrainJob            // the TrainJob running
-	mine     map[uint64][]*tracker.Update
+	queue    []round.Assignment // my units of the open step still to train, in order
+	training *TrainJob          // the TrainJob running
+	mine     map[uint64][]*wire.Update
 	applying *ApplyJob
 	verifies map[verifyKey]*pendingVerify
 	// Updates seen, by step, for fetching payloads and pairing replicas.
@@ -98,7 +99,7 @@ type Node struct {
 
 type seenUpdate struct {
 	from string
-	u    *tracker.Update
+	u    *wire.Update
 }
 
 type verifyKey struct {
@@ -132,20 +133,20 @@ func New(cfg Config) (*Node, error) {
 	if cfg.ID == "" {
 		return nil, errors.New("node: no peer ID")
 	}
-	if cfg.Role != tracker.RoleWorker && cfg.Role != tracker.RoleObserver {
+	if cfg.Role != wire.RoleWorker && cfg.Role != wire.RoleObserver {
 		return nil, fmt.Errorf("node: unknown role %v", cfg.Role)
 	}
 	if !cfg.Genesis.Defined() {
 		return nil, errors.New("node: no genesis checkpoint")
 	}
-	if cfg.InlineLimit <= 0 || cfg.InlineLimit > tracker.MaxInline {
-		cfg.InlineLimit = tracker.MaxInline
+	if cfg.InlineLimit <= 0 || cfg.InlineLimit > wire.MaxInline {
+		cfg.InlineLimit = wire.MaxInline
 	}
 	n := &Node{
 		cfg: cfg, spec: cfg.Spec, round: cfg.Spec.ID(), tracker: cfg.Spec.Trackers[0],
 		headStep: 0, head: cfg.Genesis,
-		have: map[cid.Cid]bool{cfg.Genesis: true}, had: map[cid.Cid]bool{}, finals: map[uint64]*tracker.Final{}, commits: map[uint64]*tracker.Commit{},
-		excluded: map[string]bool{}, mine: map[uint64][]*tracker.Update{},
+		have: map[cid.Cid]bool{cfg.Genesis: true}, had: map[cid.Cid]bool{}, finals: map[uint64]*wire.Final{}, commits: map[uint64]*wire.Commit{},
+		excluded: map[string]bool{}, mine: map[uint64][]*wire.Update{},
 		verifies: map[verifyKey]*pendingVerify{}, seen: map[uint64]map[cid.Cid]seenUpdate{},
 		fetching: map[cid.Cid]*pendingFetch{}, providers: map[cid.Cid][]string{},
 		helloDue: true,
@@ -177,7 +178,7 @@ func (n *Node) Excluded(peer string) bool { return n.excluded[peer] }
 func (n *Node) Exclude(peer string) { n.excluded[peer] = true }
 
 // Final returns the Final of a step, if the node has seen it.
-func (n *Node) Final(step uint64) (*tracker.Final, bool) {
+func (n *Node) Final(step uint64) (*wire.Final, bool) {
 	f, ok := n.finals[step]
 	return f, ok
 }
@@ -189,7 +190,7 @@ func (n *Node) Ready() Ready {
 	return r
 }
 
-func (n *Node) publish(m tracker.Msg) { n.ready.Publish = append(n.ready.Publish, m) }
+func (n *Node) publish(m wire.Msg) { n.ready.Publish = append(n.ready.Publish, m) }
 
 func (n *Node) event(kind string, step uint64, format string, args ...any) {
 	n.ready.Events = append(n.ready.Events, Event{Kind: kind, Step: step, Detail: fmt.Sprintf(format, args...)})
@@ -243,11 +244,11 @@ func (n *Node) Tick(now time.Time) {
 		return
 	}
 	n.now = now
-	every := tracker.HeartbeatInterval(n.spec)
+	every := round.HeartbeatInterval(n.spec)
 	if n.helloDue || now.Sub(n.lastHello) >= every {
 		n.helloDue = false
 		n.lastHello = now
-		n.publish(&tracker.Hello{Round: n.round, Role: n.cfg.Role, Step: n.headStep, Head: n.head, Token: n.cfg.Token})
+		n.publish(&wire.Hello{Round: n.round, Role: n.cfg.Role, Step: n.headStep, Head: n.head, Token: n.cfg.Token})
 	}
 	for _, id := range sortedCIDs(n.fetching) {
 		f := n.fetching[id]
@@ -282,34 +283,34 @@ func compareCID(a, b cid.Cid) int {
 // is checked again). An Update carrying its payload (Data) must have been
 // put in the store by the driver before Receive is called. The returned
 // error, for the driver's log, says why a message was refused.
-func (n *Node) Receive(now time.Time, from string, m tracker.Msg) error {
+func (n *Node) Receive(now time.Time, from string, m wire.Msg) error {
 	if n.stopped {
 		return nil
 	}
 	n.now = now
-	validate := tracker.Validate
+	validate := wire.Validate
 	if n.cfg.Validate != nil {
 		validate = n.cfg.Validate
 	}
-	if r, err := validate(n, from, m); r != tracker.Accept {
+	if r, err := validate(n, from, m); r != wire.Accept {
 		return err
 	}
 	switch m := m.(type) {
-	case *tracker.Hello:
+	case *wire.Hello:
 		if m.Head.Defined() {
 			n.addProvider(m.Head, from)
 		}
-	case *tracker.Open:
+	case *wire.Open:
 		n.onOpen(m)
-	case *tracker.Update:
+	case *wire.Update:
 		n.onUpdate(from, m)
-	case *tracker.Close:
+	case *wire.Close:
 		n.onClose(m)
-	case *tracker.Commit:
+	case *wire.Commit:
 		n.addProvider(m.Result, from)
-	case *tracker.Final:
+	case *wire.Final:
 		n.onFinal(m)
-	case *tracker.Verdict:
+	case *wire.Verdict:
 		// Verdicts are for the tracker.
 	}
 	return nil
@@ -320,7 +321,7 @@ func (n *Node) addProvider(id cid.Cid, peer string) {
 	if slices.Contains(ps, peer) {
 		return
 	}
-	if len(ps) >= 2*tracker.MaxProviders {
+	if len(ps) >= 2*wire.MaxProviders {
 		ps = ps[1:]
 	}
 	n.providers[id] = append(ps, peer)
@@ -399,7 +400,7 @@ func (n *Node) Fetched(now time.Time, id cid.Cid, ok bool) {
 
 // fetchIncluded fetches the payloads of a Close's included updates that
 // the node lacks, each from its sender.
-func (n *Node) fetchIncluded(included []tracker.Included) {
+func (n *Node) fetchIncluded(included []wire.Included) {
 	for _, in := range included {
 		n.fetch(in.Payload, FetchBlob, []string{in.Peer})
 	}
@@ -423,7 +424,7 @@ func (n *Node) abandonStep(step uint64, head cid.Cid) {
 }
 
 // onOpen starts a step: adopt its base if needed, then train my units.
-func (n *Node) onOpen(o *tracker.Open) {
+func (n *Node) onOpen(o *wire.Open) {
 	if n.open != nil && (o.Step < n.open.Step || (o.Step == n.open.Step && o.Attempt < n.open.Attempt)) {
 		return // stale
 	}
@@ -449,7 +450,7 @@ func (n *Node) onOpen(o *tracker.Open) {
 		n.queue = nil
 		n.dealt = n.assignments(o)
 		for _, a := range n.dealt {
-			if a.Peer == n.cfg.ID && n.cfg.Role == tracker.RoleWorker {
+			if a.Peer == n.cfg.ID && n.cfg.Role == wire.RoleWorker {
 				n.queue = append(n.queue, a)
 			}
 		}
@@ -470,17 +471,17 @@ func (n *Node) onOpen(o *tracker.Open) {
 }
 
 // assignments returns the assignment of an Open's units.
-func (n *Node) assignments(o *tracker.Open) []tracker.Assignment {
+func (n *Node) assignments(o *wire.Open) []round.Assignment {
 	if n.cfg.Assignments != nil {
 		return n.cfg.Assignments(o)
 	}
-	return tracker.Assign(n.spec.Seed, tracker.AssignStep(o.Step, o.Attempt), o.Members, int(o.Units), n.spec.VerificationRate)
+	return round.Assign(n.spec.Seed, wire.AssignStep(o.Step, o.Attempt), o.Members, int(o.Units), n.spec.VerificationRate)
 }
 
 // dealtTo returns the peer the open step dealt a unit copy to, or "".
 // Assign lists the copies by unit and replica.
 func (n *Node) dealtTo(unit uint32, replica uint8) string {
-	i, ok := slices.BinarySearchFunc(n.dealt, [2]int{int(unit), int(replica)}, func(a tracker.Assignment, k [2]int) int {
+	i, ok := slices.BinarySearchFunc(n.dealt, [2]int{int(unit), int(replica)}, func(a round.Assignment, k [2]int) int {
 		if a.Unit != k[0] {
 			return a.Unit - k[0]
 		}
@@ -510,7 +511,7 @@ func (n *Node) adopt(step uint64, id cid.Cid, providers []string) {
 	n.fetch(id, FetchCheckpoint, providers)
 }
 
-func (n *Node) onUpdate(from string, u *tracker.Update) {
+func (n *Node) onUpdate(from string, u *wire.Update) {
 	if u.Step+stepsKept < n.headStep {
 		return
 	}
@@ -534,7 +535,7 @@ func (n *Node) onUpdate(from string, u *tracker.Update) {
 	n.progress()
 }
 
-func (n *Node) onClose(c *tracker.Close) {
+func (n *Node) onClose(c *wire.Close) {
 	restarted := c.Epoch > n.epoch
 	n.epoch = max(n.epoch, c.Epoch)
 	if cm := n.commits[c.Step]; cm != nil && cm.Base.Equals(c.Base) {
@@ -570,8 +571,8 @@ func (n *Node) onClose(c *tracker.Close) {
 // crossChecks starts, for each replicated unit I computed whose partner
 // agreed with me on the raw pseudo-gradient, a check of the partner's
 // payload against its residual.
-func (n *Node) crossChecks(c *tracker.Close) {
-	if n.cfg.Role != tracker.RoleWorker {
+func (n *Node) crossChecks(c *wire.Close) {
+	if n.cfg.Role != wire.RoleWorker {
 		return
 	}
 	for _, mine := range n.mine[c.Step] {
@@ -597,7 +598,7 @@ func (n *Node) crossChecks(c *tracker.Close) {
 }
 
 // startCheck starts a third computation of a disputed unit.
-func (n *Node) startCheck(c tracker.Check) {
+func (n *Node) startCheck(c wire.Check) {
 	key := verifyKey{c.Step, c.Unit}
 	if n.verifies[key] != nil {
 		return
@@ -625,7 +626,7 @@ func (n *Node) startCheck(c tracker.Check) {
 	}
 }
 
-func (n *Node) onFinal(f *tracker.Final) {
+func (n *Node) onFinal(f *wire.Final) {
 	n.finals[f.Step] = f
 	for _, p := range f.Providers {
 		n.addProvider(f.Checkpoint, p)
@@ -730,7 +731,7 @@ func (n *Node) Done(now time.Time, r Result) {
 		if len(u.Data) > n.cfg.InlineLimit {
 			u.Data = nil
 		}
-		if err := tracker.WellFormed(&u); err != nil {
+		if err := wire.WellFormed(&u); err != nil {
 			n.event("error", j.Step, "engine made a malformed update: %v", err)
 			break
 		}
@@ -763,7 +764,7 @@ func (n *Node) Done(now time.Time, r Result) {
 		}
 		n.close = nil
 		n.keep(r.Result)
-		cm := &tracker.Commit{Round: n.round, Step: j.Step, Base: j.Base, Result: r.Result}
+		cm := &wire.Commit{Round: n.round, Step: j.Step, Base: j.Base, Result: r.Result}
 		n.commits[j.Step] = cm
 		n.publish(cm)
 		n.event("commit", j.Step, "C_%d = %s", j.Step+1, r.Result)
@@ -786,7 +787,7 @@ func (n *Node) Done(now time.Time, r Result) {
 		if !v.Checked && len(v.Bad) == 0 {
 			break // the partner checks out: nothing to say
 		}
-		if err := tracker.WellFormed(&v); err != nil {
+		if err := wire.WellFormed(&v); err != nil {
 			n.event("error", j.Step, "engine made a malformed verdict: %v", err)
 			break
 		}

@@ -4,23 +4,25 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/checkpoint/content"
+	"github.com/shoal-network/shoal/tracker/round"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 const trackerID = "12D3KooWFKGGFmcK5J41C1osT1wLyLwNJDhoHPDKhhyQ4BsTr4NY"
 
-func testNode(t *testing.T) (*Node, *tracker.Spec) {
+func testNode(t *testing.T) (*Node, *round.Spec) {
 	t.Helper()
-	s := tracker.Defaults()
-	s.Model = tracker.Model{Arch: "mlp", Vocab: 256, Ctx: 16, Dim: 16, Layers: 1, Hidden: 64, Window: 4, Seed: 7}
-	s.Dataset = tracker.Dataset{Builtin: true}
+	s := round.Defaults()
+	s.Model = round.Model{Arch: "mlp", Vocab: 256, Ctx: 16, Dim: 16, Layers: 1, Hidden: 64, Window: 4, Seed: 7}
+	s.Dataset = round.Dataset{Builtin: true}
 	s.InnerSteps, s.Batch = 5, 4
 	s.Inner.LR = 0.01
 	s.TargetSamples = 40
 	s.Deadline = time.Minute
 	s.VerificationRate = 0
 	s.Trackers = []string{trackerID}
-	n, err := New(Config{ID: "me", Role: tracker.RoleWorker, Spec: s, Genesis: tracker.SumCID([]byte("C0"))})
+	n, err := New(Config{ID: "me", Role: wire.RoleWorker, Spec: s, Genesis: content.Sum([]byte("C0"))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,14 +34,14 @@ func testNode(t *testing.T) (*Node, *tracker.Spec) {
 func TestNodeRefusesWhatItShould(t *testing.T) {
 	n, s := testNode(t)
 	now := time.Unix(1_800_000_000, 0)
-	g := tracker.SumCID([]byte("C0"))
+	g := content.Sum([]byte("C0"))
 	round := s.ID()
-	open := &tracker.Open{Round: round, Step: 0, Base: g, Members: []string{"me", "peer-b"}, Units: 2}
+	open := &wire.Open{Round: round, Step: 0, Base: g, Members: []string{"me", "peer-b"}, Units: 2}
 	if err := n.Receive(now, "peer-b", open); err == nil {
 		t.Fatal("an Open from a peer that is not the tracker was accepted")
 	}
 	other := *open
-	other.Round = tracker.SumCID([]byte("another round"))
+	other.Round = content.Sum([]byte("another round"))
 	if err := n.Receive(now, trackerID, &other); err == nil {
 		t.Fatal("an Open for another round was accepted")
 	}
@@ -56,8 +58,8 @@ func TestNodeRefusesWhatItShould(t *testing.T) {
 	mine := r.Jobs[0].(TrainJob)
 	// An update for my unit, claimed by the other peer, is ignored.
 	payload := []byte("not really an update")
-	u := &tracker.Update{Round: round, Step: 0, Base: g, Unit: mine.Unit, Samples: 20, Raw: g, Residual: g,
-		Payload: tracker.SumCID(payload), Size: uint64(len(payload)), Data: payload}
+	u := &wire.Update{Round: round, Step: 0, Base: g, Unit: mine.Unit, Samples: 20, Raw: g, Residual: g,
+		Payload: content.Sum(payload), Size: uint64(len(payload)), Data: payload}
 	if err := n.Receive(now, "peer-b", u); err != nil {
 		t.Fatal(err)
 	}
@@ -85,23 +87,23 @@ func TestNodeRefusesWhatItShould(t *testing.T) {
 func TestLaggingNodeKeepsItsUnits(t *testing.T) {
 	n, s := testNode(t)
 	now := time.Unix(1_800_000_000, 0)
-	g := tracker.SumCID([]byte("C0"))
+	g := content.Sum([]byte("C0"))
 	round := s.ID()
-	step := func(m tracker.Msg) Ready {
+	step := func(m wire.Msg) Ready {
 		t.Helper()
 		if err := n.Receive(now, trackerID, m); err != nil {
 			t.Fatal(err)
 		}
 		return n.Ready()
 	}
-	step(&tracker.Open{Round: round, Step: 0, Base: g, Members: []string{"peer-b"}, Units: 1})
-	payload := tracker.SumCID([]byte("peer-b's update"))
-	r := step(&tracker.Close{Round: round, Step: 0, Base: g, Included: []tracker.Included{{Peer: "peer-b", Unit: 0, Payload: payload, Weight: 20}}})
+	step(&wire.Open{Round: round, Step: 0, Base: g, Members: []string{"peer-b"}, Units: 1})
+	payload := content.Sum([]byte("peer-b's update"))
+	r := step(&wire.Close{Round: round, Step: 0, Base: g, Included: []wire.Included{{Peer: "peer-b", Unit: 0, Payload: payload, Weight: 20}}})
 	if len(r.Fetches) != 1 || !r.Fetches[0].CID.Equals(payload) {
 		t.Fatalf("the Close fetched %+v, want the included payload", r.Fetches)
 	}
-	c1 := tracker.SumCID([]byte("C1"))
-	r = step(&tracker.Open{Round: round, Step: 1, Base: c1, Members: []string{"me"}, Units: 1})
+	c1 := content.Sum([]byte("C1"))
+	r = step(&wire.Open{Round: round, Step: 1, Base: c1, Members: []string{"me"}, Units: 1})
 	if len(r.Jobs) != 0 || len(r.Fetches) != 1 || !r.Fetches[0].CID.Equals(c1) || r.Fetches[0].Kind != FetchCheckpoint {
 		t.Fatalf("behind at step 0, the Open of step 1 gave jobs %+v and fetches %+v, want the fetch of C_1 alone", r.Jobs, r.Fetches)
 	}
@@ -125,16 +127,16 @@ func TestLaggingNodeKeepsItsUnits(t *testing.T) {
 func TestResendOnlyToARestartedTracker(t *testing.T) {
 	n, s := testNode(t)
 	now := time.Unix(1_800_000_000, 0)
-	g := tracker.SumCID([]byte("C0"))
-	open := &tracker.Open{Round: s.ID(), Step: 0, Base: g, Members: []string{"me"}, Units: 1}
+	g := content.Sum([]byte("C0"))
+	open := &wire.Open{Round: s.ID(), Step: 0, Base: g, Members: []string{"me"}, Units: 1}
 	if err := n.Receive(now, trackerID, open); err != nil {
 		t.Fatal(err)
 	}
 	job := n.Ready().Jobs[0].(TrainJob)
 	payload := []byte("my update")
-	n.Done(now, Result{Job: job, Update: &tracker.Update{Samples: 20, Raw: g, Residual: g,
-		Payload: tracker.SumCID(payload), Size: uint64(len(payload)), Data: payload}})
-	if r := n.Ready(); len(r.Publish) != 1 || r.Publish[0].Kind() != tracker.KindUpdate {
+	n.Done(now, Result{Job: job, Update: &wire.Update{Samples: 20, Raw: g, Residual: g,
+		Payload: content.Sum(payload), Size: uint64(len(payload)), Data: payload}})
+	if r := n.Ready(); len(r.Publish) != 1 || r.Publish[0].Kind() != wire.KindUpdate {
 		t.Fatalf("the trained unit published %v, want its update", r.Publish)
 	}
 	again := *open
@@ -148,7 +150,7 @@ func TestResendOnlyToARestartedTracker(t *testing.T) {
 	if err := n.Receive(now, trackerID, &again); err != nil {
 		t.Fatal(err)
 	}
-	if r := n.Ready(); len(r.Publish) != 1 || r.Publish[0].Kind() != tracker.KindUpdate {
+	if r := n.Ready(); len(r.Publish) != 1 || r.Publish[0].Kind() != wire.KindUpdate {
 		t.Fatalf("the Open of a restarted tracker made the node publish %v, want its update again", r.Publish)
 	}
 	if err := n.Receive(now, trackerID, &again); err != nil {

@@ -7,19 +7,21 @@ import (
 
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/round"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // What the cluster shares between its nodes so that a message that every
 // node receives costs its form check and its work assignment once, and
 // how Batch delivers a step's updates.
 
-// formCheck is the verdict of tracker.WellFormed on one decoded message.
+// formCheck is the verdict of wire.WellFormed on one decoded message.
 type formCheck struct {
 	step uint64
 	err  error
 }
 
-// validate is tracker.Validate with the form check of the large messages
+// validate is wire.Validate with the form check of the large messages
 // (an Open lists every member, a Close every included update, an Update
 // carries its payload, which the check hashes, a Final its providers)
 // done once per decoded message rather than once per receiver. Validate checks the form first
@@ -27,29 +29,29 @@ type formCheck struct {
 // and sender (and a Verdict's Checked), so a copy of the message with one
 // member, one included update, no payload or no providers decides the
 // same.
-func (c *Cluster) validate(v tracker.View, from string, m tracker.Msg) (tracker.Result, error) {
-	var stub tracker.Msg
+func (c *Cluster) validate(v wire.View, from string, m wire.Msg) (wire.Result, error) {
+	var stub wire.Msg
 	switch m := m.(type) {
-	case *tracker.Open:
+	case *wire.Open:
 		if len(m.Members) > 1 {
 			s := *m
 			s.Members = m.Members[:1]
 			stub = &s
 		}
-	case *tracker.Close:
+	case *wire.Close:
 		if len(m.Included) > 1 {
 			s := *m
 			s.Included = m.Included[:1]
 			stub = &s
 		}
-	case *tracker.Update:
+	case *wire.Update:
 		// The form check hashes the payload carried along.
 		if len(m.Data) > 0 {
 			s := *m
 			s.Data = nil
 			stub = &s
 		}
-	case *tracker.Final:
+	case *wire.Final:
 		if len(m.Providers) > 0 {
 			s := *m
 			s.Providers = nil
@@ -57,43 +59,43 @@ func (c *Cluster) validate(v tracker.View, from string, m tracker.Msg) (tracker.
 		}
 	}
 	if stub == nil {
-		return tracker.Validate(v, from, m)
+		return wire.Validate(v, from, m)
 	}
 	fc, ok := c.forms[m]
 	if !ok {
-		fc = formCheck{step: m.StepNum(), err: tracker.WellFormed(m)}
+		fc = formCheck{step: m.StepNum(), err: wire.WellFormed(m)}
 		c.forms[m] = fc
 	}
 	if fc.err != nil {
-		return tracker.Reject, fc.err
+		return wire.Reject, fc.err
 	}
-	return tracker.Validate(v, from, stub)
+	return wire.Validate(v, from, stub)
 }
 
 // dealing is the assignment of one Open's units.
 type dealing struct {
-	open   *tracker.Open
-	all    []tracker.Assignment
+	open   *wire.Open
+	all    []round.Assignment
 	byCopy map[[2]uint32]string // (unit, replica) → peer
 }
 
-// assignments is tracker.Assign for an Open, computed once per decoded
+// assignments is round.Assign for an Open, computed once per decoded
 // Open.
-func (c *Cluster) assignments(o *tracker.Open) []tracker.Assignment {
+func (c *Cluster) assignments(o *wire.Open) []round.Assignment {
 	return c.dealingOf(o).all
 }
 
-func (c *Cluster) dealingOf(o *tracker.Open) *dealing {
+func (c *Cluster) dealingOf(o *wire.Open) *dealing {
 	if d, ok := c.dealings[o]; ok {
 		return d
 	}
-	all := tracker.Assign(c.Spec.Seed, tracker.AssignStep(o.Step, o.Attempt), o.Members, int(o.Units), c.Spec.VerificationRate)
+	all := round.Assign(c.Spec.Seed, wire.AssignStep(o.Step, o.Attempt), o.Members, int(o.Units), c.Spec.VerificationRate)
 	d := &dealing{open: o, all: all, byCopy: make(map[[2]uint32]string, len(all))}
 	for _, a := range all {
 		d.byCopy[[2]uint32{uint32(a.Unit), uint32(a.Replica)}] = a.Peer
 	}
 	c.dealings[o] = d
-	c.dealt[tracker.AssignStep(o.Step, o.Attempt)] = d
+	c.dealt[wire.AssignStep(o.Step, o.Attempt)] = d
 	return d
 }
 
@@ -103,14 +105,14 @@ type stream struct {
 	ups    []streamUpdate
 	closed int // updates published before the step's first Close; -1 until then
 	env    *envelope
-	total  float64                    // bytes of those updates
-	whole  map[*tracker.Included]bool // Close's included list → all in the batch
+	total  float64                 // bytes of those updates
+	whole  map[*wire.Included]bool // Close's included list → all in the batch
 }
 
 type streamUpdate struct {
 	from   string
-	msg    *tracker.Update // decoded, Data included
-	ready  float64         // virtual ns at which it reaches any receiver's edge
+	msg    *wire.Update // decoded, Data included
+	ready  float64      // virtual ns at which it reaches any receiver's edge
 	size   float64
 	repeat bool // a copy of an update sent before
 }
@@ -121,10 +123,10 @@ type presenceRef struct {
 }
 
 // publishBatched routes a message under Batch.
-func (c *Cluster) publishBatched(from string, src *port, m tracker.Msg, size, depart float64) {
+func (c *Cluster) publishBatched(from string, src *port, m wire.Msg, size, depart float64) {
 	if from == c.trk.id {
-		var cl *tracker.Close
-		if x, ok := m.(*tracker.Close); ok {
+		var cl *wire.Close
+		if x, ok := m.(*wire.Close); ok {
 			cl = x
 			c.closeStream(x.Step)
 		}
@@ -156,14 +158,14 @@ func (c *Cluster) publishBatched(from string, src *port, m tracker.Msg, size, de
 			c.send(at, from, c.trk.id, c.trk.epoch, m)
 		}
 	}
-	u, ok := m.(*tracker.Update)
+	u, ok := m.(*wire.Update)
 	if !ok {
 		return
 	}
 	ready := c.relayed(src, size, depart)
 	c.addToStream(from, u, ready, size)
 	// Its replica partner gets it as a message, to check it.
-	if d := c.dealt[tracker.AssignStep(u.Step, u.Attempt)]; d != nil {
+	if d := c.dealt[wire.AssignStep(u.Step, u.Attempt)]; d != nil {
 		p := d.byCopy[[2]uint32{u.Unit, uint32(1 - u.Replica)}]
 		if h, ok := c.hosts[p]; ok && p != from && h.alive && c.reachable(from, p) {
 			at := ready + float64(h.link.Latency) + size*c.gossipRate(&h.port)
@@ -172,7 +174,7 @@ func (c *Cluster) publishBatched(from string, src *port, m tracker.Msg, size, de
 	}
 }
 
-func (c *Cluster) addToStream(from string, u *tracker.Update, ready, size float64) {
+func (c *Cluster) addToStream(from string, u *wire.Update, ready, size float64) {
 	st := c.streams[u.Step]
 	if st == nil {
 		st = &stream{step: u.Step, closed: -1}
@@ -244,7 +246,7 @@ func (c *Cluster) closeStream(step uint64) {
 	for o := range c.dealings {
 		if o.Step+keepSteps < step {
 			delete(c.dealings, o)
-			delete(c.dealt, tracker.AssignStep(o.Step, o.Attempt))
+			delete(c.dealt, wire.AssignStep(o.Step, o.Attempt))
 		}
 	}
 }
@@ -346,7 +348,7 @@ func (c *Cluster) checkApply(h *host, a node.ApplyJob) {
 	if c.Batch && len(a.Included) > 0 {
 		if st := c.streams[a.Step]; st != nil && st.closed >= 0 {
 			if st.whole == nil {
-				st.whole = map[*tracker.Included]bool{}
+				st.whole = map[*wire.Included]bool{}
 			}
 			key := &a.Included[0]
 			whole, seen := st.whole[key]
@@ -375,10 +377,10 @@ func (c *Cluster) checkApply(h *host, a node.ApplyJob) {
 
 // wellFormed reports whether a decoded message passed its form check
 // (run once, by validate).
-func (c *Cluster) wellFormed(m tracker.Msg) bool {
+func (c *Cluster) wellFormed(m wire.Msg) bool {
 	fc, ok := c.forms[m]
 	if !ok {
-		fc = formCheck{step: m.StepNum(), err: tracker.WellFormed(m)}
+		fc = formCheck{step: m.StepNum(), err: wire.WellFormed(m)}
 		c.forms[m] = fc
 	}
 	return fc.err == nil

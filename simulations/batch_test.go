@@ -7,8 +7,9 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/shoal-network/shoal/checkpoint/content"
 	"github.com/shoal-network/shoal/node"
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // linkedCluster is a round of cost-model workers with home links, units
@@ -40,7 +41,7 @@ func linkedCluster(t testing.TB, peers int, seed uint64, batch bool) *Cluster {
 	shared := NewCostShared()
 	for i := range peers {
 		id := peerName(i)
-		if err := c.AddNode(id, tracker.RoleWorker, func(st *Store) (node.Engine, error) {
+		if err := c.AddNode(id, wire.RoleWorker, func(st *Store) (node.Engine, error) {
 			return &CostEngine{Store: st, Spec: spec, Peer: id, Shared: shared}, nil
 		}); err != nil {
 			t.Fatal(err)
@@ -126,25 +127,25 @@ func TestBatchedLiarCaught(t *testing.T) {
 
 // TestValidateShared: the cluster's Validate, which checks the form of a
 // decoded Open, Close or Update once for every receiver, decides as
-// tracker.Validate does.
+// wire.Validate does.
 func TestValidateShared(t *testing.T) {
 	spec := testSpec(4)
 	c := linkedCluster(t, 4, 1, true)
 	round := spec.ID()
-	base := tracker.SumCID([]byte("base"))
+	base := content.Sum([]byte("base"))
 	payload := []byte("payload")
-	good := []tracker.Msg{
-		&tracker.Open{Round: round, Step: 3, Base: base, Members: []string{"a", "b", "c"}, Units: 4},
-		&tracker.Close{Round: round, Step: 3, Base: base, Included: []tracker.Included{{Peer: "a", Payload: base, Weight: 1}, {Peer: "b", Payload: base, Weight: 1}}},
-		&tracker.Update{Round: round, Step: 3, Base: base, Raw: base, Residual: base, Payload: tracker.SumCID(payload), Samples: 20, Size: uint64(len(payload)), Data: payload},
-		&tracker.Final{Round: round, Step: 2, Base: base, Checkpoint: base, Providers: []string{"a", "b"}},
+	good := []wire.Msg{
+		&wire.Open{Round: round, Step: 3, Base: base, Members: []string{"a", "b", "c"}, Units: 4},
+		&wire.Close{Round: round, Step: 3, Base: base, Included: []wire.Included{{Peer: "a", Payload: base, Weight: 1}, {Peer: "b", Payload: base, Weight: 1}}},
+		&wire.Update{Round: round, Step: 3, Base: base, Raw: base, Residual: base, Payload: content.Sum(payload), Samples: 20, Size: uint64(len(payload)), Data: payload},
+		&wire.Final{Round: round, Step: 2, Base: base, Checkpoint: base, Providers: []string{"a", "b"}},
 	}
-	bad := []tracker.Msg{
-		&tracker.Open{Round: round, Step: 3, Base: base, Members: []string{"b", "a", "c"}, Units: 4},
-		&tracker.Close{Round: round, Step: 3, Base: base, Included: []tracker.Included{{Peer: "b", Payload: base, Weight: 1}, {Peer: "a", Payload: base, Weight: 1}}},
-		&tracker.Update{Round: round, Step: 3, Base: base, Raw: base, Residual: base, Payload: base, Samples: 20, Size: uint64(len(payload)), Data: payload},
-		&tracker.Open{Round: tracker.SumCID([]byte("other")), Step: 3, Base: base, Members: []string{"a", "b"}, Units: 4},
-		&tracker.Final{Round: round, Step: 2, Base: base, Checkpoint: base, Providers: []string{"b", "a"}},
+	bad := []wire.Msg{
+		&wire.Open{Round: round, Step: 3, Base: base, Members: []string{"b", "a", "c"}, Units: 4},
+		&wire.Close{Round: round, Step: 3, Base: base, Included: []wire.Included{{Peer: "b", Payload: base, Weight: 1}, {Peer: "a", Payload: base, Weight: 1}}},
+		&wire.Update{Round: round, Step: 3, Base: base, Raw: base, Residual: base, Payload: base, Samples: 20, Size: uint64(len(payload)), Data: payload},
+		&wire.Open{Round: content.Sum([]byte("other")), Step: 3, Base: base, Members: []string{"a", "b"}, Units: 4},
+		&wire.Final{Round: round, Step: 2, Base: base, Checkpoint: base, Providers: []string{"b", "a"}},
 	}
 	views := []struct {
 		step uint64
@@ -153,11 +154,11 @@ func TestValidateShared(t *testing.T) {
 	for _, m := range append(good, bad...) {
 		for _, v := range views {
 			view := &stubView{round: round, tracker: testTracker, step: v.step}
-			wr, werr := tracker.Validate(view, v.from, m)
+			wr, werr := wire.Validate(view, v.from, m)
 			for range 2 { // the second call uses the cached form check
 				gr, gerr := c.validate(view, v.from, m)
 				if gr != wr || (gerr == nil) != (werr == nil) || (gerr != nil && gerr.Error() != werr.Error()) {
-					t.Errorf("%s at step %d from %s: shared %v %v, tracker.Validate %v %v", m.Kind(), v.step, v.from, gr, gerr, wr, werr)
+					t.Errorf("%s at step %d from %s: shared %v %v, wire.Validate %v %v", m.Kind(), v.step, v.from, gr, gerr, wr, werr)
 				}
 			}
 		}
@@ -222,7 +223,7 @@ func TestInvariantsCatch(t *testing.T) {
 	c := linkedCluster(t, 4, 9, true)
 	waitSteps(t, c, 2, 2*time.Hour)
 	h := c.hosts[peerName(1)]
-	h.history[1] = tracker.SumCID([]byte("not the final checkpoint"))
+	h.history[1] = content.Sum([]byte("not the final checkpoint"))
 	h.changed = true
 	c.changed = append(c.changed, h)
 	err := c.RunFor(time.Second)
@@ -230,7 +231,7 @@ func TestInvariantsCatch(t *testing.T) {
 		t.Fatalf("a wrong head went unnoticed: %v", err)
 	}
 	c = linkedCluster(t, 4, 10, true)
-	c.checkApply(c.hosts[peerName(0)], node.ApplyJob{Step: 7, Included: []tracker.Included{{Peer: "x", Payload: tracker.SumCID([]byte("missing"))}}})
+	c.checkApply(c.hosts[peerName(0)], node.ApplyJob{Step: 7, Included: []wire.Included{{Peer: "x", Payload: content.Sum([]byte("missing"))}}})
 	err = c.RunFor(time.Second)
 	if err == nil || !strings.Contains(err.Error(), "seed 10") || !strings.Contains(err.Error(), "without update") {
 		t.Fatalf("an apply without its updates went unnoticed: %v", err)

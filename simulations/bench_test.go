@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/shoal-network/shoal/node"
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // costCluster is a round of peers with cost-model engines: training takes
@@ -37,7 +37,7 @@ func costCluster(tb testing.TB, peers int, seed uint64) *Cluster {
 	}
 	for i := range peers {
 		id := fmt.Sprintf("peer-%05d", i)
-		if err := c.AddNode(id, tracker.RoleWorker, func(st *Store) (node.Engine, error) {
+		if err := c.AddNode(id, wire.RoleWorker, func(st *Store) (node.Engine, error) {
 			return &CostEngine{Store: st, Spec: spec, Peer: id}, nil
 		}); err != nil {
 			tb.Fatal(err)
@@ -105,7 +105,7 @@ func planetCluster(tb testing.TB, peers int, seed uint64) *Cluster {
 	r := c.Rand()
 	for i := range peers {
 		id := fmt.Sprintf("peer-%05d", i)
-		if err := c.AddNode(id, tracker.RoleWorker, func(st *Store) (node.Engine, error) {
+		if err := c.AddNode(id, wire.RoleWorker, func(st *Store) (node.Engine, error) {
 			return &CostEngine{Store: st, Spec: spec, Peer: id, Shared: shared}, nil
 		}); err != nil {
 			tb.Fatal(err)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/round"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // Cluster runs a round's tracker and nodes over a deterministic in-process
@@ -32,7 +34,7 @@ import (
 // rest of the step's updates become present in its store when its
 // downlink would have taken them all in; see Batch.
 type Cluster struct {
-	Spec *tracker.Spec
+	Spec *round.Spec
 	Seed uint64
 
 	// Network model without Net.
@@ -96,8 +98,8 @@ type Cluster struct {
 	err     error
 	net     netState
 
-	forms    map[tracker.Msg]formCheck
-	dealings map[*tracker.Open]*dealing
+	forms    map[wire.Msg]formCheck
+	dealings map[*wire.Open]*dealing
 	dealt    map[uint64]*dealing // by AssignStep of the Open last dealt
 	streams  map[uint64]*stream
 	present  map[cid.Cid]presenceRef
@@ -105,7 +107,7 @@ type Cluster struct {
 	// Events holds what the tracker decided, with when.
 	Events []TimedEvent
 	// Opens holds the last Open the tracker published for each step.
-	Opens map[uint64]*tracker.Open
+	Opens map[uint64]*wire.Open
 	// Steps holds what happened in each step the tracker finalised or is
 	// running, in order.
 	Steps []*StepStats
@@ -150,7 +152,7 @@ type trackerHost struct {
 type host struct {
 	port
 	id      string
-	role    tracker.Role
+	role    wire.Role
 	engine  node.Engine
 	store   *Store
 	n       *node.Node
@@ -181,13 +183,13 @@ type peerSnapshot struct {
 
 // NewCluster returns a cluster with the round's tracker (its state in
 // storage; nil for memory) and no nodes. genesis is C_0.
-func NewCluster(spec *tracker.Spec, seed uint64, genesis cid.Cid, storage tracker.Storage) (*Cluster, error) {
+func NewCluster(spec *round.Spec, seed uint64, genesis cid.Cid, storage tracker.Storage) (*Cluster, error) {
 	if storage == nil {
 		storage = &tracker.MemStorage{}
 	}
 	c := &Cluster{Spec: spec, Seed: seed, start: time.Unix(1_700_000_000, 0).UTC(), rng: rand.New(rand.NewPCG(seed, seed^0x5348_4f41_4c)),
-		hosts: map[string]*host{}, group: map[string]int{}, genesis: genesis, Opens: map[uint64]*tracker.Open{}, pool: NewPool(),
-		forms: map[tracker.Msg]formCheck{}, dealings: map[*tracker.Open]*dealing{}, dealt: map[uint64]*dealing{},
+		hosts: map[string]*host{}, group: map[string]int{}, genesis: genesis, Opens: map[uint64]*wire.Open{}, pool: NewPool(),
+		forms: map[wire.Msg]formCheck{}, dealings: map[*wire.Open]*dealing{}, dealt: map[uint64]*dealing{},
 		streams: map[uint64]*stream{}, present: map[cid.Cid]presenceRef{}, snap: map[string]peerSnapshot{}}
 	c.now = c.start
 	c.trk = &trackerHost{id: spec.Trackers[0], storage: storage}
@@ -325,7 +327,7 @@ func (c *Cluster) port(id string) *port {
 
 // AddNode adds and starts a node with its own store and engine (made by
 // mk from the store).
-func (c *Cluster) AddNode(id string, role tracker.Role, mk func(store *Store) (node.Engine, error)) error {
+func (c *Cluster) AddNode(id string, role wire.Role, mk func(store *Store) (node.Engine, error)) error {
 	if _, ok := c.hosts[id]; ok || id == c.trk.id {
 		return fmt.Errorf("simulations: peer %s already exists", id)
 	}
@@ -397,7 +399,7 @@ func (c *Cluster) wakeAt(h *host, t time.Time) {
 		h.wake = time.Time{}
 		h.n.Tick(c.now)
 		c.flushNode(h)
-		c.wakeAt(h, h.lastHello.Add(tracker.HeartbeatInterval(c.Spec)))
+		c.wakeAt(h, h.lastHello.Add(round.HeartbeatInterval(c.Spec)))
 	})
 }
 
@@ -593,12 +595,12 @@ func (c *Cluster) flushTracker() {
 	}
 	for _, m := range c.trk.t.Ready() {
 		switch m := m.(type) {
-		case *tracker.Open:
+		case *wire.Open:
 			c.Opens[m.Step] = m
 			c.noteOpen(m)
-		case *tracker.Close:
+		case *wire.Close:
 			c.noteClose(m)
-		case *tracker.Final:
+		case *wire.Final:
 			c.noteFinal(m)
 		}
 		c.publish(c.trk.id, m)
@@ -638,7 +640,7 @@ func (c *Cluster) flushNode(h *host) {
 		h.store.Sweep(keepSteps, pinned...)
 	}
 	for _, m := range r.Publish {
-		if _, ok := m.(*tracker.Hello); ok {
+		if _, ok := m.(*wire.Hello); ok {
 			h.lastHello = c.now
 		}
 		c.publish(h.id, m)
@@ -664,8 +666,8 @@ func (c *Cluster) latency(from, to string) time.Duration {
 
 // wireSize is the bytes the network carries for a message whose encoding
 // is n bytes.
-func (c *Cluster) wireSize(m tracker.Msg, n int) float64 {
-	if u, ok := m.(*tracker.Update); ok && c.UpdateBytes > 0 {
+func (c *Cluster) wireSize(m wire.Msg, n int) float64 {
+	if u, ok := m.(*wire.Update); ok && c.UpdateBytes > 0 {
 		return float64(n - len(u.Data) + int(c.UpdateBytes))
 	}
 	return float64(n)
@@ -673,8 +675,8 @@ func (c *Cluster) wireSize(m tracker.Msg, n int) float64 {
 
 // publish sends a message to every other machine, through the wire
 // encoding, with latency and loss.
-func (c *Cluster) publish(from string, m tracker.Msg) {
-	b, err := tracker.Marshal(m)
+func (c *Cluster) publish(from string, m wire.Msg) {
+	b, err := wire.Marshal(m)
 	if err != nil {
 		c.err = fmt.Errorf("simulations: %s published a malformed %s: %w", from, m.Kind(), err)
 		return
@@ -683,7 +685,7 @@ func (c *Cluster) publish(from string, m tracker.Msg) {
 	// Decode once: every receiver gets the same message, as a gossip
 	// router would hand each one the same bytes. Receivers treat it as
 	// read-only.
-	dec, err := tracker.Unmarshal(b)
+	dec, err := wire.Unmarshal(b)
 	if err != nil {
 		c.err = fmt.Errorf("simulations: a %s message from %s does not decode: %w", m.Kind(), from, err)
 		return
@@ -696,7 +698,7 @@ func (c *Cluster) publish(from string, m tracker.Msg) {
 		return
 	}
 	size := c.wireSize(dec, len(b))
-	if _, ok := dec.(*tracker.Update); ok {
+	if _, ok := dec.(*wire.Update); ok {
 		c.updatesPublished++
 		c.updateBytes += size
 	}
@@ -712,7 +714,7 @@ func (c *Cluster) publish(from string, m tracker.Msg) {
 // fanOut sends a message to the tracker and every node but its sender
 // that is up and reachable, less those the loss rate drops, each at the
 // time arrival gives.
-func (c *Cluster) fanOut(from string, dec tracker.Msg, arrival func(to string) time.Time) {
+func (c *Cluster) fanOut(from string, dec wire.Msg, arrival func(to string) time.Time) {
 	send := func(to string) {
 		if to == from || !c.reachable(from, to) {
 			return
@@ -735,7 +737,7 @@ func (c *Cluster) fanOut(from string, dec tracker.Msg, arrival func(to string) t
 
 // sendTo delivers a message to a node at a time, unless the network is
 // cut between them by then.
-func (c *Cluster) sendTo(at time.Time, from string, h *host, m tracker.Msg) {
+func (c *Cluster) sendTo(at time.Time, from string, h *host, m wire.Msg) {
 	c.scheduleFor(at, h, func() {
 		if !c.reachable(from, h.id) {
 			c.Dropped++
@@ -745,7 +747,7 @@ func (c *Cluster) sendTo(at time.Time, from string, h *host, m tracker.Msg) {
 	})
 }
 
-func (c *Cluster) send(at time.Time, from, to string, ep int, m tracker.Msg) {
+func (c *Cluster) send(at time.Time, from, to string, ep int, m wire.Msg) {
 	c.schedule(at, to, ep, func() {
 		if !c.reachable(from, to) {
 			c.Dropped++
@@ -819,7 +821,7 @@ func (c *Cluster) arrive(src, dst *port, size, depart float64) time.Time {
 	return c.timeAt(dst.downFree)
 }
 
-func (c *Cluster) deliver(from, to string, m tracker.Msg) {
+func (c *Cluster) deliver(from, to string, m wire.Msg) {
 	c.Delivered++
 	if to == c.trk.id {
 		t0 := time.Now()
@@ -832,7 +834,7 @@ func (c *Cluster) deliver(from, to string, m tracker.Msg) {
 		return
 	}
 	h := c.hosts[to]
-	if u, ok := m.(*tracker.Update); ok && len(u.Data) > 0 && !h.store.HasBlob(u.Payload) {
+	if u, ok := m.(*wire.Update); ok && len(u.Data) > 0 && !h.store.HasBlob(u.Payload) {
 		// A well-formed Update's Data hashes to its payload CID: the
 		// store need not hash it again.
 		if !c.wellFormed(u) || h.store.putVerified(u.Payload, u.Data) != nil {
@@ -930,7 +932,7 @@ func (c *Cluster) fetch(h *host, f node.Fetch) {
 		c.schedule(c.now.Add(time.Second), id, ep, func() {
 			h.n.Fetched(c.now, f.CID, false)
 			c.flushNode(h)
-			c.wakeAt(h, c.now.Add(tracker.HeartbeatInterval(c.Spec)))
+			c.wakeAt(h, c.now.Add(round.HeartbeatInterval(c.Spec)))
 		})
 		return
 	}
@@ -988,7 +990,7 @@ func (c *Cluster) fetch(h *host, f node.Fetch) {
 		h.n.Fetched(c.now, f.CID, ok)
 		c.flushNode(h)
 		if !ok {
-			c.wakeAt(h, c.now.Add(tracker.HeartbeatInterval(c.Spec)))
+			c.wakeAt(h, c.now.Add(round.HeartbeatInterval(c.Spec)))
 		}
 	})
 }

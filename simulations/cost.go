@@ -10,8 +10,10 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-network/shoal/checkpoint"
+	"github.com/shoal-network/shoal/checkpoint/content"
 	"github.com/shoal-network/shoal/node"
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/round"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // CostEngine is an Engine that trains nothing: it stands for a peer's
@@ -33,7 +35,7 @@ import (
 // engines of one simulation compute each step's checkpoint once.
 type CostEngine struct {
 	Store     node.Store
-	Spec      *tracker.Spec
+	Spec      *round.Spec
 	Peer      string
 	Behaviour Behaviour
 	Shared    *CostShared
@@ -55,7 +57,7 @@ type CostShared struct {
 type applyKey struct {
 	base     cid.Cid
 	step     uint64
-	included *tracker.Included
+	included *wire.Included
 	n        int
 }
 
@@ -67,7 +69,7 @@ func (e *CostEngine) Genesis() (cid.Cid, error) {
 	return e.Store.PutCheckpoint(costCheckpoint(e.Spec, 0, "genesis"))
 }
 
-func costCheckpoint(spec *tracker.Spec, step uint64, content string) *checkpoint.Checkpoint {
+func costCheckpoint(spec *round.Spec, step uint64, content string) *checkpoint.Checkpoint {
 	return &checkpoint.Checkpoint{
 		Meta: map[string]string{
 			checkpoint.MetaRound: spec.ID().String(),
@@ -96,7 +98,7 @@ func u64(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
 // rawOf is the raw hash an honest computation of a unit gives.
 func rawOf(base cid.Cid, step uint64, unit uint32) cid.Cid {
 	d := costHash([]byte("raw"), base.Bytes(), u64(step), u64(uint64(unit)))
-	return tracker.SumCID(d[:])
+	return content.Sum(d[:])
 }
 
 // payloadOf is the payload an encoding of raw with residual gives: a
@@ -130,7 +132,7 @@ func (e *CostEngine) rawFor(j node.TrainJob) cid.Cid {
 	case FreeRider:
 		return rawOf(j.Base, j.Step, j.Unit+1)
 	}
-	return tracker.SumCID(append(honest.Bytes(), e.Behaviour...))
+	return content.Sum(append(honest.Bytes(), e.Behaviour...))
 }
 
 // Run does a job at no cost.
@@ -153,21 +155,21 @@ func (e *CostEngine) Run(j node.Job) node.Result {
 		if err != nil {
 			return node.Result{Job: j, Err: err}
 		}
-		return node.Result{Job: j, Update: &tracker.Update{Samples: uint32(e.Spec.UnitSamples()), Loss: 1,
+		return node.Result{Job: j, Update: &wire.Update{Samples: uint32(e.Spec.UnitSamples()), Loss: 1,
 			Raw: raw, Residual: resID, Payload: pid, Size: uint64(len(payload)), Data: payload}}
 	case node.ApplyJob:
 		id, err := e.apply(j)
 		return node.Result{Job: j, Result: id, Err: err}
 	case node.VerifyJob:
 		raw := rawOf(j.Base, j.Step, j.Unit)
-		v := &tracker.Verdict{Raw: raw}
+		v := &wire.Verdict{Raw: raw}
 		for _, cl := range j.Updates {
 			res, err := e.Store.Blob(cl.Update.Residual)
 			if err != nil {
 				return node.Result{Job: j, Err: err}
 			}
-			if !cl.Update.Raw.Equals(raw) || !tracker.SumCID(payloadOf(raw, res, e.PayloadBytes)).Equals(cl.Update.Payload) {
-				if len(v.Bad) < tracker.MaxBad {
+			if !cl.Update.Raw.Equals(raw) || !content.Sum(payloadOf(raw, res, e.PayloadBytes)).Equals(cl.Update.Payload) {
+				if len(v.Bad) < wire.MaxBad {
 					v.Bad = append(v.Bad, cl.Peer)
 				}
 			}

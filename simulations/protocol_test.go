@@ -15,6 +15,9 @@ import (
 	"github.com/shoal-network/shoal/gradient/data"
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/boltstore"
+	"github.com/shoal-network/shoal/tracker/round"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // testTracker is a valid libp2p peer ID for the tracker of test rounds.
@@ -22,14 +25,14 @@ const testTracker = "12D3KooWFKGGFmcK5J41C1osT1wLyLwNJDhoHPDKhhyQ4BsTr4NY"
 
 // testSpec is a small round: an mlp on the built-in task, 8 units of 5
 // inner steps × batch 4 per step.
-func testSpec(units int) *tracker.Spec {
-	s := tracker.Defaults()
-	s.Model = tracker.Model{Arch: "mlp", Vocab: 256, Ctx: 16, Dim: 16, Layers: 1, Hidden: 64, Window: 4, Seed: 7}
-	s.Dataset = tracker.Dataset{Builtin: true}
+func testSpec(units int) *round.Spec {
+	s := round.Defaults()
+	s.Model = round.Model{Arch: "mlp", Vocab: 256, Ctx: 16, Dim: 16, Layers: 1, Hidden: 64, Window: 4, Seed: 7}
+	s.Dataset = round.Dataset{Builtin: true}
 	s.InnerSteps = 5
 	s.Batch = 4
 	s.Inner.LR = 0.01
-	s.Outer = tracker.Nesterov{LR: 0.7, Momentum: 0.5}
+	s.Outer = round.Nesterov{LR: 0.7, Momentum: 0.5}
 	s.Codec = "int8"
 	s.TargetSamples = units * s.InnerSteps * s.Batch
 	s.Deadline = 30 * time.Second
@@ -49,14 +52,14 @@ func corpus() (train, eval []byte) {
 	return trainText, evText
 }
 
-func modelEngine(spec *tracker.Spec) func(*Store) (node.Engine, error) {
+func modelEngine(spec *round.Spec) func(*Store) (node.Engine, error) {
 	return func(st *Store) (node.Engine, error) {
 		train, _ := corpus()
 		return node.NewModelEngine(spec, train, st)
 	}
 }
 
-func genesisOf(t testing.TB, spec *tracker.Spec) cid.Cid {
+func genesisOf(t testing.TB, spec *round.Spec) cid.Cid {
 	train, _ := corpus()
 	e, err := node.NewModelEngine(spec, train, node.NewMemStore())
 	if err != nil {
@@ -73,14 +76,14 @@ func peerName(i int) string { return fmt.Sprintf("peer-%02d", i) }
 
 // newCluster makes a cluster of workers running the model engine, with the
 // standard invariant checks.
-func newCluster(t testing.TB, spec *tracker.Spec, seed uint64, workers int, storage tracker.Storage) *Cluster {
+func newCluster(t testing.TB, spec *round.Spec, seed uint64, workers int, storage tracker.Storage) *Cluster {
 	t.Helper()
 	c, err := NewCluster(spec, seed, genesisOf(t, spec), storage)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range workers {
-		if err := c.AddNode(peerName(i), tracker.RoleWorker, modelEngine(spec)); err != nil {
+		if err := c.AddNode(peerName(i), wire.RoleWorker, modelEngine(spec)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -101,7 +104,7 @@ func waitSteps(t *testing.T, c *Cluster, n int, limit time.Duration) {
 // units (in unit order, with its own engine and so its own residual), the
 // step includes one update per unit (replica 0's), aggregated by the rule,
 // and applies the outer step.
-func reference(t *testing.T, spec *tracker.Spec, opens map[uint64]*tracker.Open, steps int) []cid.Cid {
+func reference(t *testing.T, spec *round.Spec, opens map[uint64]*wire.Open, steps int) []cid.Cid {
 	t.Helper()
 	train, _ := corpus()
 	shared := node.NewMemStore()
@@ -129,8 +132,8 @@ func reference(t *testing.T, spec *tracker.Spec, opens map[uint64]*tracker.Open,
 			t.Fatalf("no Open recorded for step %d", s)
 		}
 		members := o.Members
-		as := tracker.Assign(spec.Seed, tracker.AssignStep(s, o.Attempt), members, spec.UnitsPerStep(), spec.VerificationRate)
-		var included []tracker.Included
+		as := round.Assign(spec.Seed, wire.AssignStep(s, o.Attempt), members, spec.UnitsPerStep(), spec.VerificationRate)
+		var included []wire.Included
 		for _, p := range members {
 			for _, a := range as {
 				if a.Peer != p {
@@ -141,11 +144,11 @@ func reference(t *testing.T, spec *tracker.Spec, opens map[uint64]*tracker.Open,
 					t.Fatal(r.Err)
 				}
 				if a.Replica == 0 {
-					included = append(included, tracker.Included{Peer: p, Unit: uint32(a.Unit), Payload: r.Update.Payload, Weight: r.Update.Samples})
+					included = append(included, wire.Included{Peer: p, Unit: uint32(a.Unit), Payload: r.Update.Payload, Weight: r.Update.Samples})
 				}
 			}
 		}
-		tracker.SortIncluded(included)
+		wire.SortIncluded(included)
 		r := apply.Run(node.ApplyJob{Step: s, Base: base, Included: included})
 		if r.Err != nil {
 			t.Fatal(r.Err)
@@ -220,7 +223,7 @@ func stepTimes(c *Cluster) []stepTime {
 }
 
 // lossOf evaluates a checkpoint held by a node.
-func lossOf(t *testing.T, spec *tracker.Spec, st node.Store, id cid.Cid) float64 {
+func lossOf(t *testing.T, spec *round.Spec, st node.Store, id cid.Cid) float64 {
 	t.Helper()
 	ck, err := st.Checkpoint(id)
 	if err != nil {
@@ -261,7 +264,7 @@ func TestTranscriptSmoke(t *testing.T) {
 // addAdversary adds a worker that lies as b says.
 func addAdversary(t *testing.T, c *Cluster, id string, b Behaviour) {
 	t.Helper()
-	err := c.AddNode(id, tracker.RoleWorker, func(st *Store) (node.Engine, error) {
+	err := c.AddNode(id, wire.RoleWorker, func(st *Store) (node.Engine, error) {
 		train, _ := corpus()
 		e, err := node.NewModelEngine(c.Spec, train, st)
 		if err != nil {
@@ -276,9 +279,9 @@ func addAdversary(t *testing.T, c *Cluster, id string, b Behaviour) {
 
 // firstReplicated returns the first step in which peer computes a copy of
 // a replicated unit, assuming every member stays.
-func firstReplicated(spec *tracker.Spec, members []string, peer string, steps int) int {
+func firstReplicated(spec *round.Spec, members []string, peer string, steps int) int {
 	for s := range uint64(steps) {
-		as := tracker.Assign(spec.Seed, tracker.AssignStep(s, 0), members, spec.UnitsPerStep(), spec.VerificationRate)
+		as := round.Assign(spec.Seed, wire.AssignStep(s, 0), members, spec.UnitsPerStep(), spec.VerificationRate)
 		for _, a := range as {
 			if a.Peer != peer {
 				continue
@@ -312,7 +315,7 @@ func TestLiarCaught(t *testing.T) {
 			for i := range 8 {
 				if peerName(i) == liar {
 					addAdversary(t, c, liar, b)
-				} else if err := c.AddNode(peerName(i), tracker.RoleWorker, modelEngine(spec)); err != nil {
+				} else if err := c.AddNode(peerName(i), wire.RoleWorker, modelEngine(spec)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -386,7 +389,7 @@ func TestByzantineRobust(t *testing.T) {
 			if i < byz {
 				addAdversary(t, c, id, SignFlip)
 				bad[id] = true
-			} else if err := c.AddNode(id, tracker.RoleWorker, modelEngine(spec)); err != nil {
+			} else if err := c.AddNode(id, wire.RoleWorker, modelEngine(spec)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -436,7 +439,7 @@ func TestChurn(t *testing.T) {
 	if err := c.Restart("peer-01"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.AddNode("peer-new", tracker.RoleWorker, modelEngine(spec)); err != nil {
+	if err := c.AddNode("peer-new", wire.RoleWorker, modelEngine(spec)); err != nil {
 		t.Fatal(err)
 	}
 	joinedAt := finalised(c)
@@ -499,7 +502,7 @@ func TestTrackerRestart(t *testing.T) {
 	spec := testSpec(8)
 	spec.VerificationRate = 0.25
 	dbPath := filepath.Join(t.TempDir(), "tracker.db")
-	db, err := tracker.OpenBolt(dbPath)
+	db, err := boltstore.OpenBolt(dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -517,7 +520,7 @@ func TestTrackerRestart(t *testing.T) {
 		if err := c.RunFor(5 * time.Second); err != nil && !IsTimeout(err) {
 			t.Fatal(err)
 		}
-		if db, err = tracker.OpenBolt(dbPath); err != nil {
+		if db, err = boltstore.OpenBolt(dbPath); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.RestartTrackerFrom(db); err != nil {

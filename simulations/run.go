@@ -14,6 +14,7 @@ import (
 	"github.com/shoal-network/shoal/gradient/data"
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // RunOptions tune a run of a scenario; the zero value is a plain run with
@@ -207,7 +208,7 @@ func runOne(s *Scenario, opt RunOptions) (*runResult, error) {
 		return ""
 	}
 
-	addPeer := func(id string, role tracker.Role, b Behaviour) error {
+	addPeer := func(id string, role wire.Role, b Behaviour) error {
 		l, class := mix.Draw(rng)
 		speeds[id] = s.Compute.Speed.Median * math.Exp(s.Compute.Speed.Sigma*rng.NormFloat64())
 		if b != "" {
@@ -234,12 +235,12 @@ func runOne(s *Scenario, opt RunOptions) (*runResult, error) {
 	}
 	total := n + s.Observers
 	for i := range n {
-		if err := addPeer(simPeerName(i, total), tracker.RoleWorker, behaviourOf[i]); err != nil {
+		if err := addPeer(simPeerName(i, total), wire.RoleWorker, behaviourOf[i]); err != nil {
 			return nil, err
 		}
 	}
 	for i := range s.Observers {
-		if err := addPeer(simPeerName(n+i, total), tracker.RoleObserver, ""); err != nil {
+		if err := addPeer(simPeerName(n+i, total), wire.RoleObserver, ""); err != nil {
 			return nil, err
 		}
 	}
@@ -406,7 +407,7 @@ func finalised(c *Cluster) int {
 
 // scheduleChurn plans departures, returns and arrivals, or replays a
 // trace.
-func scheduleChurn(c *Cluster, s *Scenario, counter *int, total int, res *runResult, drawBehaviour func() Behaviour, addPeer func(string, tracker.Role, Behaviour) error) error {
+func scheduleChurn(c *Cluster, s *Scenario, counter *int, total int, res *runResult, drawBehaviour func() Behaviour, addPeer func(string, wire.Role, Behaviour) error) error {
 	ch := s.Churn
 	r := c.Rand()
 	if ch.Trace != "" {
@@ -419,7 +420,7 @@ func scheduleChurn(c *Cluster, s *Scenario, counter *int, total int, res *runRes
 				switch {
 				case ev.Join && !c.Has(ev.Peer):
 					res.joined++
-					if err := addPeer(ev.Peer, tracker.RoleWorker, drawBehaviour()); err != nil {
+					if err := addPeer(ev.Peer, wire.RoleWorker, drawBehaviour()); err != nil {
 						c.err = err
 					}
 				case ev.Join && !c.Alive(ev.Peer):
@@ -475,7 +476,7 @@ func scheduleChurn(c *Cluster, s *Scenario, counter *int, total int, res *runRes
 				id := simPeerName(*counter, total)
 				*counter++
 				res.joined++
-				if err := addPeer(id, tracker.RoleWorker, drawBehaviour()); err != nil {
+				if err := addPeer(id, wire.RoleWorker, drawBehaviour()); err != nil {
 					c.err = err
 					return
 				}

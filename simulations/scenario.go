@@ -17,7 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/round"
 )
 
 // Scenario describes a simulated network: its round, its peers, their
@@ -86,7 +86,7 @@ type Scenario struct {
 	AdvSpecs    []AdvSpec `yaml:"adversaries"`
 
 	// Spec is the round, parsed from RoundYAML.
-	Spec *tracker.Spec `yaml:"-"`
+	Spec *round.Spec `yaml:"-"`
 	// Dir resolves relative paths (a churn trace) in the scenario.
 	Dir fs.FS `yaml:"-"`
 	// Source names where the scenario came from, for messages.
@@ -440,7 +440,7 @@ func (s *Scenario) complete() error {
 	return errors.Join(errs...)
 }
 
-// parseRound reads the round spec with tracker.Parse, filling in a tracker.
+// parseRound reads the round spec with round.Parse, filling in a tracker.
 func (s *Scenario) parseRound() error {
 	if s.RoundYAML.Kind == 0 {
 		return errors.New("round: missing (a round spec, as `shoal round` reads it)")
@@ -466,7 +466,7 @@ func (s *Scenario) parseRound() error {
 	if err != nil {
 		return fmt.Errorf("round: %v", err)
 	}
-	spec, err := tracker.Parse(b, s.Source+" round")
+	spec, err := round.Parse(b, s.Source+" round")
 	if err != nil {
 		return err
 	}

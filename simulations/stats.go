@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/shoal-network/shoal/node"
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // StepStats is what happened in one outer step, as the tracker decided it
@@ -92,7 +92,7 @@ func (c *Cluster) stepStats(step uint64) *StepStats {
 	return s
 }
 
-func (c *Cluster) noteOpen(o *tracker.Open) {
+func (c *Cluster) noteOpen(o *wire.Open) {
 	s := c.stepStats(o.Step)
 	if s.Members > 0 && s.lastAttempt == o.Attempt {
 		s.Republished++
@@ -113,7 +113,7 @@ func (c *Cluster) noteNode(h *host, r *node.Ready) {
 		}
 	}
 	for _, m := range r.Publish {
-		if u, ok := m.(*tracker.Update); ok {
+		if u, ok := m.(*wire.Update); ok {
 			if _, seen := h.sent[u.Payload]; seen {
 				s.Resent++
 			} else {
@@ -136,7 +136,7 @@ type Missing struct {
 // Total is the number of units missing.
 func (m Missing) Total() int { return m.Left + m.Computing + m.Waiting }
 
-func (c *Cluster) noteClose(cl *tracker.Close) {
+func (c *Cluster) noteClose(cl *wire.Close) {
 	s := c.stepStats(cl.Step)
 	if s.Closed != 0 {
 		s.Republished++
@@ -170,7 +170,7 @@ func (c *Cluster) noteClose(cl *tracker.Close) {
 	}
 }
 
-func (c *Cluster) noteFinal(f *tracker.Final) {
+func (c *Cluster) noteFinal(f *wire.Final) {
 	s := c.stepStats(f.Step)
 	if s.Finalised != 0 {
 		if cur := c.current(); cur != nil {

@@ -7,8 +7,8 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-network/shoal/checkpoint"
+	"github.com/shoal-network/shoal/checkpoint/content"
 	"github.com/shoal-network/shoal/node"
-	"github.com/shoal-network/shoal/tracker"
 )
 
 // Pool holds the content of a simulated network once: every blob and
@@ -106,7 +106,7 @@ func (s *Store) isPresent(id cid.Cid) bool { return s.present != nil && s.presen
 
 // PutBlob keeps data and returns its CID.
 func (s *Store) PutBlob(data []byte) (cid.Cid, error) {
-	id := tracker.SumCID(data)
+	id := content.Sum(data)
 	return id, s.putVerified(id, data)
 }
 

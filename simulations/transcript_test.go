@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of the transcript files")
@@ -135,7 +135,7 @@ func runTranscript(t *testing.T, path string) {
 					if peerName(i) == liar {
 						addAdversary(t, c, liar, b)
 					} else {
-						fail(c.AddNode(peerName(i), tracker.RoleWorker, modelEngine(spec)))
+						fail(c.AddNode(peerName(i), wire.RoleWorker, modelEngine(spec)))
 					}
 				}
 				c.Check = Invariants(map[string]bool{liar: true})

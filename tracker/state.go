@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-network/shoal/checkpoint/content"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // State is what a tracker persists: enough to resume a round after a
@@ -21,11 +24,11 @@ type State struct {
 	Attempt uint32  `json:"attempt"`
 	Epoch   uint32  `json:"epoch,omitempty"` // restarts from this state so far (see Open.Epoch)
 
-	Open     *Open     `json:"open,omitempty"` // the current step's Open (PhaseOpen, PhaseClosed)
-	OpenedAt time.Time `json:"opened_at"`
-	Updates  []*Update `json:"updates,omitempty"` // received for the open step, without Data
+	Open     *wire.Open     `json:"open,omitempty"` // the current step's Open (PhaseOpen, PhaseClosed)
+	OpenedAt time.Time      `json:"opened_at"`
+	Updates  []*wire.Update `json:"updates,omitempty"` // received for the open step, without Data
 
-	Close    *Close            `json:"close,omitempty"` // the current step's Close (PhaseClosed)
+	Close    *wire.Close       `json:"close,omitempty"` // the current step's Close (PhaseClosed)
 	ClosedAt time.Time         `json:"closed_at"`
 	Commits  map[string]string `json:"commits,omitempty"`  // peer → result CID, for the closed step
 	Verified []Pair            `json:"verified,omitempty"` // agreeing replica pairs of the closed step
@@ -35,7 +38,7 @@ type State struct {
 
 	// Finals lists every finalised step in order: Finals[i] is the Final
 	// of step i (its Checkpoint is C_{i+1}).
-	Finals   []*Final          `json:"finals,omitempty"`
+	Finals   []*wire.Final     `json:"finals,omitempty"`
 	Disputes []*Dispute        `json:"disputes,omitempty"`
 	Ledger   map[string]*Entry `json:"ledger,omitempty"`
 }
@@ -118,14 +121,14 @@ func (m *MemStorage) Load() (*State, error) {
 	if m.data == nil {
 		return nil, nil
 	}
-	return decodeStateParts(m.data, m.finals)
+	return DecodeStateParts(m.data, m.finals)
 }
 
 // Save keeps a copy of s.
 func (m *MemStorage) Save(s *State) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	data, finals, err := encodeStateParts(s, len(m.finals))
+	data, finals, err := EncodeStateParts(s, len(m.finals))
 	if err != nil {
 		return err
 	}
@@ -147,13 +150,13 @@ func EncodeState(s *State) ([]byte, error) { return json.Marshal(s) }
 
 // DecodeState reads a state written by EncodeState and checks that it
 // holds together, so a damaged database is reported rather than resumed.
-func DecodeState(b []byte) (*State, error) { return decodeStateParts(b, nil) }
+func DecodeState(b []byte) (*State, error) { return DecodeStateParts(b, nil) }
 
-// encodeStateParts returns the JSON form of s without its Finals, and of
+// EncodeStateParts returns the JSON form of s without its Finals, and of
 // each of its Finals from stored on: what a storage that already holds
 // the first stored Finals must add. Finals are append-only, so a state
 // with fewer than stored is an error.
-func encodeStateParts(s *State, stored int) (data []byte, finals [][]byte, err error) {
+func EncodeStateParts(s *State, stored int) (data []byte, finals [][]byte, err error) {
 	if len(s.Finals) < stored {
 		return nil, nil, fmt.Errorf("tracker state: %d finalised steps, but %d are stored (finalised steps are never undone)", len(s.Finals), stored)
 	}
@@ -172,16 +175,16 @@ func encodeStateParts(s *State, stored int) (data []byte, finals [][]byte, err e
 	return data, finals, nil
 }
 
-// decodeStateParts reads a state stored as its JSON form and, apart, the
+// DecodeStateParts reads a state stored as its JSON form and, apart, the
 // JSON forms of its Finals (which follow any the state itself lists), and
 // checks it.
-func decodeStateParts(data []byte, finals [][]byte) (*State, error) {
+func DecodeStateParts(data []byte, finals [][]byte) (*State, error) {
 	var s State
 	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("tracker state: %w", err)
 	}
 	for _, b := range finals {
-		f := new(Final)
+		f := new(wire.Final)
 		if err := json.Unmarshal(b, f); err != nil {
 			return nil, fmt.Errorf("tracker state: finalised step %d: %w", len(s.Finals), err)
 		}
@@ -212,7 +215,7 @@ func (s *State) check() error {
 		if f == nil || f.Step != uint64(i) {
 			return fmt.Errorf("finals[%d] is not the Final of step %d", i, i)
 		}
-		if err := f.check(); err != nil {
+		if err := wire.WellFormed(f); err != nil {
 			return fmt.Errorf("finals[%d]: %w", i, err)
 		}
 	}
@@ -220,12 +223,12 @@ func (s *State) check() error {
 		return errors.New("base is not the last finalised checkpoint")
 	}
 	if s.Open != nil {
-		if err := s.Open.check(); err != nil {
+		if err := wire.WellFormed(s.Open); err != nil {
 			return err
 		}
 	}
 	if s.Close != nil {
-		if err := s.Close.check(); err != nil {
+		if err := wire.WellFormed(s.Close); err != nil {
 			return err
 		}
 	}
@@ -257,7 +260,7 @@ func (s *State) checkStep() error {
 		}
 		c, err := cid.Decode(r)
 		if err == nil {
-			err = checkContentID(c)
+			err = content.Check(c)
 		}
 		if err != nil {
 			return fmt.Errorf("commit of %s: %v", p, err)
@@ -281,66 +284,4 @@ func (s *State) checkStep() error {
 		}
 	}
 	return nil
-}
-
-func (m *Hello) MarshalJSON() ([]byte, error)   { return marshalJSON(m) }
-func (m *Open) MarshalJSON() ([]byte, error)    { return marshalJSON(m) }
-func (m *Update) MarshalJSON() ([]byte, error)  { return marshalJSON(m) }
-func (m *Close) MarshalJSON() ([]byte, error)   { return marshalJSON(m) }
-func (m *Commit) MarshalJSON() ([]byte, error)  { return marshalJSON(m) }
-func (m *Final) MarshalJSON() ([]byte, error)   { return marshalJSON(m) }
-func (m *Verdict) MarshalJSON() ([]byte, error) { return marshalJSON(m) }
-
-func (m *Hello) UnmarshalJSON(b []byte) error   { return unmarshalJSON(b, m) }
-func (m *Open) UnmarshalJSON(b []byte) error    { return unmarshalJSON(b, m) }
-func (m *Update) UnmarshalJSON(b []byte) error  { return unmarshalJSON(b, m) }
-func (m *Close) UnmarshalJSON(b []byte) error   { return unmarshalJSON(b, m) }
-func (m *Commit) UnmarshalJSON(b []byte) error  { return unmarshalJSON(b, m) }
-func (m *Final) UnmarshalJSON(b []byte) error   { return unmarshalJSON(b, m) }
-func (m *Verdict) UnmarshalJSON(b []byte) error { return unmarshalJSON(b, m) }
-
-// Messages are kept in JSON as their wire form, so the state file holds
-// exactly what was published.
-func marshalJSON(m Msg) ([]byte, error) {
-	b, err := Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(b)
-}
-
-func unmarshalJSON[T Msg](b []byte, dst T) error {
-	var wire []byte
-	if err := json.Unmarshal(b, &wire); err != nil {
-		return err
-	}
-	m, err := Unmarshal(wire)
-	if err != nil {
-		return err
-	}
-	got, ok := m.(T)
-	if !ok {
-		return fmt.Errorf("want a %s message, got %s", dst.Kind(), m.Kind())
-	}
-	copyMsg(dst, got)
-	return nil
-}
-
-func copyMsg(dst, src Msg) {
-	switch d := dst.(type) {
-	case *Hello:
-		*d = *src.(*Hello)
-	case *Open:
-		*d = *src.(*Open)
-	case *Update:
-		*d = *src.(*Update)
-	case *Close:
-		*d = *src.(*Close)
-	case *Commit:
-		*d = *src.(*Commit)
-	case *Final:
-		*d = *src.(*Final)
-	case *Verdict:
-		*d = *src.(*Verdict)
-	}
 }

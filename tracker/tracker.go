@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-network/shoal/tracker/round"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // Tracker is the coordinator of a round as a deterministic state machine:
@@ -22,7 +25,7 @@ import (
 // A Tracker is not safe for concurrent use.
 type Tracker struct {
 	cfg   Config
-	spec  *Spec
+	spec  *round.Spec
 	round cid.Cid
 	st    *State
 	dirty bool // st changed since the last Save (updates, commits)
@@ -32,7 +35,7 @@ type Tracker struct {
 	members  map[string]*member
 	refused  map[string]string   // peers refused admission to a closed round, and why
 	assigned map[unitCopy]string // of the open step
-	updates  map[unitCopy]*Update
+	updates  map[unitCopy]*wire.Update
 	// Counts of the open step kept as updates arrive, so that a step of
 	// thousands of units is not rescanned for every update: the copies of
 	// each unit that have not arrived, the units whose every copy has, and
@@ -49,7 +52,7 @@ type Tracker struct {
 	votes    map[string]int
 	need     map[string]int
 	live     liveCache
-	out      []Msg
+	out      []wire.Msg
 	announce bool // republish the current phase's message at the next Tick
 	lastAnn  time.Time
 	lastSwep time.Time // when silent members were last forgotten
@@ -63,7 +66,7 @@ type Tracker struct {
 
 // Config configures a Tracker.
 type Config struct {
-	Spec    *Spec
+	Spec    *round.Spec
 	Genesis cid.Cid // C_0: Spec.InitCheckpoint, or the checkpoint the model's seed makes
 	Storage Storage // where the state persists; nil keeps it in memory only
 	// MinMembers is how many live workers it takes to open a step
@@ -89,7 +92,7 @@ type liveCache struct {
 }
 
 type member struct {
-	role     Role
+	role     wire.Role
 	lastSeen time.Time
 	step     uint64
 	head     cid.Cid
@@ -107,15 +110,6 @@ type Event struct {
 	Peer   string
 	Detail string
 }
-
-// HeartbeatInterval is how often peers send Hello: a tenth of the step
-// deadline, between 1 s and 30 s.
-func HeartbeatInterval(s *Spec) time.Duration {
-	return min(max(s.Deadline/10, time.Second), 30*time.Second)
-}
-
-// Liveness is how long a member stays in the round after its last Hello.
-func Liveness(s *Spec) time.Duration { return 3 * HeartbeatInterval(s) }
 
 // New returns a tracker for a round, resumed from cfg.Storage if it holds
 // a state of this round.
@@ -139,7 +133,7 @@ func New(cfg Config, now time.Time) (*Tracker, error) {
 		return nil, fmt.Errorf("tracker: spare units %v: need a fraction from 0 to 1", cfg.Spares)
 	}
 	t := &Tracker{cfg: cfg, spec: cfg.Spec, round: cfg.Spec.ID(), members: map[string]*member{}, refused: map[string]string{},
-		trackerID: canonicalOr(cfg.Spec.Trackers[0], CanonicalPeerID)}
+		trackerID: cfg.Spec.TrackerID()}
 	st, err := cfg.Storage.Load()
 	if err != nil {
 		return nil, fmt.Errorf("tracker: loading state: %w", err)
@@ -170,7 +164,7 @@ func New(cfg Config, now time.Time) (*Tracker, error) {
 		}
 		t.restore()
 		t.announce = true
-		t.quietUntil = now.Add(HeartbeatInterval(cfg.Spec) * 3 / 2)
+		t.quietUntil = now.Add(round.HeartbeatInterval(cfg.Spec) * 3 / 2)
 	}
 	return t, nil
 }
@@ -181,7 +175,7 @@ func (t *Tracker) restore() {
 		return
 	}
 	t.dealUnits()
-	t.updates = map[unitCopy]*Update{}
+	t.updates = map[unitCopy]*wire.Update{}
 	for _, u := range t.st.Updates {
 		k := unitCopy{u.Unit, u.Replica}
 		t.updates[k] = u
@@ -220,7 +214,7 @@ func (t *Tracker) Head() (uint64, cid.Cid) { return t.st.Step, t.st.Base }
 
 // Finals returns the Final of every finalised step, in order. The slice is
 // shared; do not modify it.
-func (t *Tracker) Finals() []*Final { return t.st.Finals }
+func (t *Tracker) Finals() []*wire.Final { return t.st.Finals }
 
 // Ledger returns a copy of the contribution ledger.
 func (t *Tracker) Ledger() map[string]Entry {
@@ -238,9 +232,9 @@ func (t *Tracker) Excluded(peer string) bool {
 }
 
 // Members returns the live members of the given role at now, sorted.
-func (t *Tracker) Members(role Role, now time.Time) []string {
+func (t *Tracker) Members(role wire.Role, now time.Time) []string {
 	var out []string
-	live := Liveness(t.spec)
+	live := round.Liveness(t.spec)
 	for p, m := range t.members {
 		if m.role == role && now.Sub(m.lastSeen) <= live && !t.Excluded(p) {
 			out = append(out, p)
@@ -253,7 +247,7 @@ func (t *Tracker) Members(role Role, now time.Time) []string {
 // PeerState is what the tracker knows of a peer that announced itself.
 type PeerState struct {
 	ID       string
-	Role     Role
+	Role     wire.Role
 	LastSeen time.Time
 	Step     uint64 // the step of its head
 	Live     bool   // heard from within Liveness
@@ -264,14 +258,14 @@ type PeerState struct {
 // Peers returns every peer heard from since the tracker started and not
 // forgotten since (see ForgetAfter), sorted by ID.
 func (t *Tracker) Peers(now time.Time) []PeerState {
-	live := Liveness(t.spec)
+	live := round.Liveness(t.spec)
 	out := make([]PeerState, 0, len(t.members))
 	for id, m := range t.members {
 		out = append(out, PeerState{ID: id, Role: m.role, LastSeen: m.lastSeen, Step: m.step,
 			Live: now.Sub(m.lastSeen) <= live, Excluded: t.Excluded(id)})
 	}
 	for id, why := range t.refused {
-		out = append(out, PeerState{ID: id, Role: RoleWorker, Refused: why})
+		out = append(out, PeerState{ID: id, Role: wire.RoleWorker, Refused: why})
 	}
 	slices.SortFunc(out, func(a, b PeerState) int { return strings.Compare(a.ID, b.ID) })
 	return out
@@ -282,7 +276,7 @@ func (t *Tracker) Peers(now time.Time) []PeerState {
 func (t *Tracker) Refused() map[string]string { return maps.Clone(t.refused) }
 
 // Ready returns the messages to publish, in order, and forgets them.
-func (t *Tracker) Ready() []Msg {
+func (t *Tracker) Ready() []wire.Msg {
 	out := t.out
 	t.out = nil
 	return out
@@ -299,36 +293,36 @@ func (t *Tracker) event(kind string, step uint64, peer, format string, args ...a
 	t.events = append(t.events, Event{Kind: kind, Step: step, Peer: peer, Detail: fmt.Sprintf(format, args...)})
 }
 
-func (t *Tracker) publish(m Msg) { t.out = append(t.out, m) }
+func (t *Tracker) publish(m wire.Msg) { t.out = append(t.out, m) }
 
 // Receive handles a message from a peer. It returns an error, for the
 // driver's log, when the message is refused; a refused message changes
 // nothing. It also returns the error of a failed Save (see Tick).
-func (t *Tracker) Receive(now time.Time, from string, m Msg) error {
+func (t *Tracker) Receive(now time.Time, from string, m wire.Msg) error {
 	if t.failed != nil {
 		return t.failed
 	}
-	if r, err := Validate(t, from, m); r != Accept {
+	if r, err := wire.Validate(t, from, m); r != wire.Accept {
 		return err
 	}
 	switch m := m.(type) {
-	case *Hello:
+	case *wire.Hello:
 		return t.hello(now, from, m)
-	case *Update:
+	case *wire.Update:
 		return t.update(now, from, m)
-	case *Commit:
+	case *wire.Commit:
 		return t.commit(now, from, m)
-	case *Verdict:
+	case *wire.Verdict:
 		return t.verdict(from, m)
 	}
 	return nil // the tracker's own messages, relayed back
 }
 
-func (t *Tracker) hello(now time.Time, from string, m *Hello) error {
+func (t *Tracker) hello(now time.Time, from string, m *wire.Hello) error {
 	if t.Excluded(from) {
 		return fmt.Errorf("hello from %s, excluded from the round", from)
 	}
-	if t.spec.Admission == AdmissionClosed {
+	if t.spec.Admission == round.AdmissionClosed {
 		err := errors.New("the round is closed and this tracker has no admission check")
 		if t.cfg.Admit != nil {
 			err = t.cfg.Admit(from, m.Token, now)
@@ -351,7 +345,7 @@ func (t *Tracker) hello(now time.Time, from string, m *Hello) error {
 		t.members[from] = mb
 		t.announce = true // a newcomer needs the current step
 		t.live.valid = false
-	} else if mb.role != m.Role || now.Sub(mb.lastSeen) > Liveness(t.spec) {
+	} else if mb.role != m.Role || now.Sub(mb.lastSeen) > round.Liveness(t.spec) {
 		t.live.valid = false // a member comes back to life or changes role
 	}
 	mb.role, mb.lastSeen, mb.step, mb.head = m.Role, now, m.Step, m.Head
@@ -361,7 +355,7 @@ func (t *Tracker) hello(now time.Time, from string, m *Hello) error {
 	return nil
 }
 
-func (t *Tracker) update(now time.Time, from string, m *Update) error {
+func (t *Tracker) update(now time.Time, from string, m *wire.Update) error {
 	st := t.st
 	if st.Phase != PhaseOpen || m.Step != st.Step || m.Attempt != st.Attempt {
 		return fmt.Errorf("update for step %d attempt %d, but step %d attempt %d is %s", m.Step, m.Attempt, st.Step, st.Attempt, st.Phase)
@@ -391,7 +385,7 @@ func (t *Tracker) update(now time.Time, from string, m *Update) error {
 	return t.maybeCloseOnUpdate(now)
 }
 
-func (t *Tracker) commit(now time.Time, from string, m *Commit) error {
+func (t *Tracker) commit(now time.Time, from string, m *wire.Commit) error {
 	st := t.st
 	if m.Step < st.Step {
 		// A commit for a finalised step: check it against the record.
@@ -480,12 +474,12 @@ func (t *Tracker) Tick(now time.Time) error {
 			return err
 		}
 	}
-	if t.announce && now.Sub(t.lastAnn) >= HeartbeatInterval(t.spec) {
+	if t.announce && now.Sub(t.lastAnn) >= round.HeartbeatInterval(t.spec) {
 		t.announce = false
 		t.lastAnn = now
 		t.republish()
 	}
-	if now.Sub(t.lastSwep) >= Liveness(t.spec) {
+	if now.Sub(t.lastSwep) >= round.Liveness(t.spec) {
 		t.lastSwep = now
 		t.forgetSilent(now)
 	}
@@ -501,7 +495,7 @@ const ForgetAfter = time.Hour
 // forgetSilent drops the members silent for longer than ForgetAfter (and
 // at least ten liveness windows).
 func (t *Tracker) forgetSilent(now time.Time) {
-	horizon := max(ForgetAfter, 10*Liveness(t.spec))
+	horizon := max(ForgetAfter, 10*round.Liveness(t.spec))
 	for p, m := range t.members {
 		if now.Sub(m.lastSeen) > horizon {
 			delete(t.members, p)
@@ -515,7 +509,7 @@ func (t *Tracker) forgetSilent(now time.Time) {
 // rather than going out twice.
 func (t *Tracker) republish() {
 	st := t.st
-	var msgs []Msg
+	var msgs []wire.Msg
 	if n := len(st.Finals); n > 0 {
 		msgs = append(msgs, st.Finals[n-1])
 	}
@@ -525,17 +519,17 @@ func (t *Tracker) republish() {
 	case PhaseClosed:
 		msgs = append(msgs, st.Open, st.Close)
 	}
-	t.out = slices.DeleteFunc(t.out, func(m Msg) bool { return slices.Contains(msgs, m) })
+	t.out = slices.DeleteFunc(t.out, func(m wire.Msg) bool { return slices.Contains(msgs, m) })
 	t.out = append(t.out, msgs...)
 }
 
 func (t *Tracker) maybeOpen(now time.Time) error {
-	workers := t.Members(RoleWorker, now)
+	workers := t.Members(wire.RoleWorker, now)
 	if len(workers) < t.cfg.MinMembers || len(workers) == 0 {
 		return nil
 	}
 	st := t.st
-	open := &Open{Round: t.round, Step: st.Step, Attempt: st.Attempt, Epoch: st.Epoch, Base: st.Base,
+	open := &wire.Open{Round: t.round, Step: st.Step, Attempt: st.Attempt, Epoch: st.Epoch, Base: st.Base,
 		Members: workers, Units: uint32(DealtUnits(t.spec, len(workers), t.cfg.Spares))}
 	open.Checks = t.assignChecks(workers)
 	st.Phase, st.Open, st.OpenedAt, st.Updates = PhaseOpen, open, now, nil
@@ -545,7 +539,7 @@ func (t *Tracker) maybeOpen(now time.Time) error {
 		return err
 	}
 	t.dealUnits()
-	t.updates = map[unitCopy]*Update{}
+	t.updates = map[unitCopy]*wire.Update{}
 	t.publish(open)
 	t.event("open", st.Step, "", "attempt %d, %d members, %d units, %d checks", st.Attempt, len(workers), open.Units, len(open.Checks))
 	return nil
@@ -560,10 +554,10 @@ func (t *Tracker) maybeOpen(now time.Time) error {
 // arrives in time is included too, one that does not costs only its
 // compute. Spare units read the data that the next units in order would
 // (the dataset is read as a cycle).
-func DealtUnits(s *Spec, workers int, spares float64) int {
+func DealtUnits(s *round.Spec, workers int, spares float64) int {
 	units := s.UnitsPerStep()
 	if extra := int(math.Ceil(spares * float64(units))); extra > 0 && workers > units {
-		units = min(workers, units+extra, MaxUnits)
+		units = min(workers, units+extra, wire.MaxUnits)
 	}
 	return units
 }
@@ -573,7 +567,7 @@ func (t *Tracker) dealUnits() {
 	o := t.st.Open
 	t.assigned = map[unitCopy]string{}
 	t.missing = map[uint32]uint8{}
-	for _, a := range Assign(t.spec.Seed, AssignStep(o.Step, o.Attempt), o.Members, int(o.Units), t.spec.VerificationRate) {
+	for _, a := range round.Assign(t.spec.Seed, wire.AssignStep(o.Step, o.Attempt), o.Members, int(o.Units), t.spec.VerificationRate) {
 		t.assigned[unitCopy{uint32(a.Unit), uint8(a.Replica)}] = a.Peer
 		t.missing[uint32(a.Unit)]++
 	}
@@ -596,16 +590,16 @@ func (t *Tracker) arrive(k unitCopy) {
 // (raised by an attempt that was dealt again) wait for it to be
 // finalised, and of a unit disputed in several attempts one is checked at
 // a time. Disputes left without a Check have no checker.
-func (t *Tracker) assignChecks(workers []string) []Check {
+func (t *Tracker) assignChecks(workers []string) []wire.Check {
 	type unitKey struct {
 		step uint64
 		unit uint32
 	}
-	var checks []Check
+	var checks []wire.Check
 	asked := map[unitKey]bool{}
 	for _, d := range t.st.Disputes {
 		k := unitKey{d.Step, d.Unit}
-		if d.Step >= t.st.Step || asked[k] || len(checks) == MaxChecks {
+		if d.Step >= t.st.Step || asked[k] || len(checks) == wire.MaxChecks {
 			d.Checker = ""
 			continue
 		}
@@ -624,12 +618,12 @@ func (t *Tracker) assignChecks(workers []string) []Check {
 			binary.LittleEndian.PutUint64(b[:], t.st.Step)
 			binary.LittleEndian.PutUint64(b[8:], d.Step)
 			binary.LittleEndian.PutUint32(b[16:], d.Unit)
-			d.Checker = eligible[assignHash(t.spec.Seed, uint64(t.st.Attempt), 'c', b[:])%uint64(len(eligible))]
+			d.Checker = eligible[round.AssignHash(t.spec.Seed, uint64(t.st.Attempt), 'c', b[:])%uint64(len(eligible))]
 		}
 		asked[k] = true
-		checks = append(checks, Check{Step: d.Step, Unit: d.Unit, Base: d.Base, Checker: d.Checker})
+		checks = append(checks, wire.Check{Step: d.Step, Unit: d.Unit, Base: d.Base, Checker: d.Checker})
 	}
-	slices.SortFunc(checks, cmpCheck)
+	wire.SortChecks(checks)
 	return checks
 }
 
@@ -664,7 +658,7 @@ func (t *Tracker) maybeClose(now time.Time) error {
 	if now.Before(t.quietUntil) {
 		return nil
 	}
-	live := Liveness(t.spec)
+	live := round.Liveness(t.spec)
 	expected := func(peer string) bool {
 		m := t.members[peer]
 		return m != nil && now.Sub(m.lastSeen) <= live && !t.Excluded(peer)
@@ -702,7 +696,7 @@ func (t *Tracker) maybeClose(now time.Time) error {
 // with nothing to include is reopened.
 func (t *Tracker) closeStep(now time.Time) error {
 	st := t.st
-	var included []Included
+	var included []wire.Included
 	var verified []Pair
 	var disputes []*Dispute
 	units := slices.Sorted(maps.Keys(t.unitSet()))
@@ -717,7 +711,7 @@ func (t *Tracker) closeStep(now time.Time) error {
 		}
 		switch {
 		case a != nil && b != nil && a.Raw.Equals(b.Raw):
-			included = append(included, Included{Peer: t.assigned[unitCopy{u, 0}], Unit: u, Payload: a.Payload, Weight: a.Samples})
+			included = append(included, wire.Included{Peer: t.assigned[unitCopy{u, 0}], Unit: u, Payload: a.Payload, Weight: a.Samples})
 			verified = append(verified, Pair{Unit: u, Peers: [2]string{t.assigned[unitCopy{u, 0}], t.assigned[unitCopy{u, 1}]}, Samples: a.Samples})
 		case a != nil && b != nil:
 			d := &Dispute{Step: st.Step, Unit: u, Base: st.Base,
@@ -726,9 +720,9 @@ func (t *Tracker) closeStep(now time.Time) error {
 			sortDispute(d)
 			disputes = append(disputes, d)
 		case a != nil:
-			included = append(included, Included{Peer: t.assigned[unitCopy{u, 0}], Unit: u, Payload: a.Payload, Weight: a.Samples})
+			included = append(included, wire.Included{Peer: t.assigned[unitCopy{u, 0}], Unit: u, Payload: a.Payload, Weight: a.Samples})
 		case b != nil:
-			included = append(included, Included{Peer: t.assigned[unitCopy{u, 1}], Unit: u, Payload: b.Payload, Weight: b.Samples})
+			included = append(included, wire.Included{Peer: t.assigned[unitCopy{u, 1}], Unit: u, Payload: b.Payload, Weight: b.Samples})
 		}
 	}
 	st.Disputes = append(st.Disputes, disputes...)
@@ -740,7 +734,7 @@ func (t *Tracker) closeStep(now time.Time) error {
 		// again to whoever is there now.
 		t.event("reopen", st.Step, "", "attempt %d got no usable update", st.Attempt)
 		st.Attempt++
-		if st.Attempt >= MaxAttempt {
+		if st.Attempt >= wire.MaxAttempt {
 			st.Attempt = 0
 		}
 		st.Phase, st.Open, st.Updates = PhaseIdle, nil, nil
@@ -749,8 +743,8 @@ func (t *Tracker) closeStep(now time.Time) error {
 		}
 		return t.maybeOpen(now)
 	}
-	SortIncluded(included)
-	cl := &Close{Round: t.round, Step: st.Step, Epoch: st.Epoch, Base: st.Base, Included: included}
+	wire.SortIncluded(included)
+	cl := &wire.Close{Round: t.round, Step: st.Step, Epoch: st.Epoch, Base: st.Base, Included: included}
 	st.Phase, st.Close, st.ClosedAt, st.Commits, st.Verified = PhaseClosed, cl, now, nil, verified
 	t.votes = nil
 	if err := t.save(); err != nil {
@@ -789,10 +783,10 @@ func (t *Tracker) liveMembers(now time.Time) int {
 	if c.valid && !now.Before(c.at) && !now.After(c.until) {
 		return c.n
 	}
-	live := Liveness(t.spec)
+	live := round.Liveness(t.spec)
 	n, first := 0, now
 	for p, m := range t.members {
-		if (m.role == RoleWorker || m.role == RoleObserver) && now.Sub(m.lastSeen) <= live && !t.Excluded(p) {
+		if (m.role == wire.RoleWorker || m.role == wire.RoleObserver) && now.Sub(m.lastSeen) <= live && !t.Excluded(p) {
 			n++
 			first = minTime(first, m.lastSeen)
 		}
@@ -829,7 +823,7 @@ func (t *Tracker) maybeFinalise(now time.Time, only string) error {
 	if only == "" {
 		results = slices.Sorted(maps.Keys(t.votes))
 	}
-	live := Liveness(t.spec)
+	live := round.Liveness(t.spec)
 	for _, r := range results {
 		if t.votes[r] < q || (only != "" && t.votes[r] < t.need[r]) {
 			continue
@@ -865,10 +859,10 @@ func (t *Tracker) finalise(now time.Time, result cid.Cid, voters []string) error
 	st := t.st
 	slices.Sort(voters)
 	providers := voters
-	if len(providers) > MaxProviders {
-		providers = providers[:MaxProviders]
+	if len(providers) > wire.MaxProviders {
+		providers = providers[:wire.MaxProviders]
 	}
-	f := &Final{Round: t.round, Step: st.Step, Base: st.Base, Checkpoint: result, Providers: slices.Clone(providers)}
+	f := &wire.Final{Round: t.round, Step: st.Step, Base: st.Base, Checkpoint: result, Providers: slices.Clone(providers)}
 	for _, in := range st.Close.Included {
 		e := t.entry(in.Peer)
 		e.Units++
@@ -902,7 +896,7 @@ func (t *Tracker) finalise(now time.Time, result cid.Cid, voters []string) error
 
 // verdict handles a replica's judgement of its partner, or a checker's
 // settlement of a dispute.
-func (t *Tracker) verdict(from string, m *Verdict) error {
+func (t *Tracker) verdict(from string, m *wire.Verdict) error {
 	st := t.st
 	if m.Checked {
 		for i, d := range st.Disputes {
@@ -999,82 +993,4 @@ func (t *Tracker) exclude(peer string, step uint64, reason string) {
 	t.exclusions++
 	t.live.valid = false
 	t.event("exclude", step, peer, "%s", reason)
-}
-
-// Validation results: whether a message should be delivered and relayed.
-type Result uint8
-
-const (
-	Accept Result = iota // deliver and relay
-	Ignore               // drop without blame: stale, early, or not for us
-	Reject               // drop and blame the sender: it broke the protocol
-)
-
-func (r Result) String() string {
-	switch r {
-	case Accept:
-		return "accept"
-	case Ignore:
-		return "ignore"
-	}
-	return "reject"
-}
-
-// View is what Validate needs to know of the round: implemented by the
-// Tracker and by node.Node.
-type View interface {
-	Round() cid.Cid
-	// TrackerID returns the tracker's peer ID.
-	TrackerID() string
-	// Head returns the step the viewer is at and its base checkpoint.
-	Head() (uint64, cid.Cid)
-	Excluded(peer string) bool
-}
-
-// Validate is the cheap check of a message before any work is spent on it:
-// the gossip layer calls it on every message it would deliver or relay.
-// It checks the form, the round, the sender's standing, who may send the
-// kind of message and whether the step is one the viewer can use; it does
-// not check content against state it does not have.
-func Validate(v View, from string, m Msg) (Result, error) {
-	if err := m.check(); err != nil {
-		return Reject, err
-	}
-	if !m.RoundID().Equals(v.Round()) {
-		return Ignore, fmt.Errorf("%s message for round %s, not %s", m.Kind(), m.RoundID(), v.Round())
-	}
-	// A peer without standing is heard only when it says hello (which
-	// is how it presents an access token, and costs the tracker one
-	// cheap check).
-	if v.Excluded(from) && m.Kind() != KindHello {
-		return Ignore, fmt.Errorf("%s message from %s, which has no standing in the round", m.Kind(), from)
-	}
-	tracker := v.TrackerID()
-	switch m.Kind() {
-	case KindOpen, KindClose, KindFinal:
-		if from != tracker {
-			return Reject, fmt.Errorf("%s message from %s, which is not the tracker", m.Kind(), from)
-		}
-	case KindHello, KindUpdate, KindCommit, KindVerdict:
-		if from == tracker && m.Kind() != KindHello {
-			return Reject, fmt.Errorf("%s message from the tracker", m.Kind())
-		}
-	}
-	step, _ := v.Head()
-	s := m.StepNum()
-	switch m.Kind() {
-	case KindUpdate:
-		// Updates are useful only for the current step (a peer one step
-		// behind may still be fetching its base).
-		if s+1 < step || s > step+1 {
-			return Ignore, fmt.Errorf("update for step %d, the viewer is at %d", s, step)
-		}
-	case KindCommit, KindVerdict:
-		// A checked verdict may settle a dispute of any earlier step: the
-		// tracker asks for it in every Open until it comes.
-		if v, ok := m.(*Verdict); (s+2 < step && !(ok && v.Checked)) || s > step+1 {
-			return Ignore, fmt.Errorf("%s for step %d, the viewer is at %d", m.Kind(), s, step)
-		}
-	}
-	return Accept, nil
 }

@@ -1,11 +1,15 @@
 package tracker
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
+	"flag"
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -13,23 +17,29 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-network/shoal/checkpoint/content"
+	"github.com/shoal-network/shoal/tracker/round"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // t0 is the start of the fake clock.
 var t0 = time.Unix(0, 0)
 
 // cidOf returns a content CID named by s, for tests.
-func cidOf(s string) cid.Cid { return SumCID([]byte(s)) }
+func cidOf(s string) cid.Cid { return content.Sum([]byte(s)) }
 
 var genesis = cidOf("genesis")
 
 // testSpec returns a small valid spec: one sample per work unit, units
 // work units per step, a 60 s deadline (so a 6 s heartbeat and 18 s of
 // liveness) and the given verification rate.
-func testSpec(units int, rate float64) *Spec {
-	s := Defaults()
-	s.Model = Model{Arch: ArchGPT, Vocab: 256, Ctx: 8, Dim: 8, Layers: 1, Heads: 1}
-	s.Dataset = Dataset{Builtin: true}
+var rewrite = flag.Bool("rewrite", false, "rewrite testdata/state.json")
+
+func testSpec(units int, rate float64) *round.Spec {
+	s := round.Defaults()
+	s.Model = round.Model{Arch: round.ArchGPT, Vocab: 256, Ctx: 8, Dim: 8, Layers: 1, Heads: 1}
+	s.Dataset = round.Dataset{Builtin: true}
 	s.InnerSteps, s.Batch = 1, 1
 	s.Inner.LR = 0.01
 	s.TargetSamples = units
@@ -44,22 +54,22 @@ func testSpec(units int, rate float64) *Spec {
 // Hello whenever the clock moves, so they stay live members.
 type harness struct {
 	t     testing.TB
-	spec  *Spec
+	spec  *round.Spec
 	store Storage
 	tr    *Tracker
 	now   time.Time
-	alive map[string]Role
-	out   []Msg // published since the last take
+	alive map[string]wire.Role
+	out   []wire.Msg // published since the last take
 	// spares is Config.Spares of the trackers it builds.
 	spares float64
 }
 
-func newHarness(t testing.TB, spec *Spec, store Storage) *harness {
+func newHarness(t testing.TB, spec *round.Spec, store Storage) *harness {
 	t.Helper()
 	if store == nil {
 		store = &MemStorage{}
 	}
-	h := &harness{t: t, spec: spec, store: store, now: t0, alive: map[string]Role{}}
+	h := &harness{t: t, spec: spec, store: store, now: t0, alive: map[string]wire.Role{}}
 	h.restart()
 	return h
 }
@@ -76,7 +86,7 @@ func (h *harness) restart() {
 }
 
 // join makes peers live members of the given role.
-func (h *harness) join(role Role, peers ...string) {
+func (h *harness) join(role wire.Role, peers ...string) {
 	h.t.Helper()
 	for _, p := range peers {
 		h.alive[p] = role
@@ -84,10 +94,10 @@ func (h *harness) join(role Role, peers ...string) {
 	}
 }
 
-func (h *harness) hello(p string, role Role) {
+func (h *harness) hello(p string, role wire.Role) {
 	h.t.Helper()
 	step, head := h.tr.Head()
-	if err := h.tr.Receive(h.now, p, &Hello{Round: h.tr.Round(), Role: role, Step: step, Head: head}); err != nil {
+	if err := h.tr.Receive(h.now, p, &wire.Hello{Round: h.tr.Round(), Role: role, Step: step, Head: head}); err != nil {
 		h.t.Fatalf("hello from %s: %v", p, err)
 	}
 }
@@ -112,12 +122,12 @@ func (h *harness) collect() { h.out = append(h.out, h.tr.Ready()...) }
 // what it published meanwhile.
 func (h *harness) settle() {
 	h.t.Helper()
-	h.tick(2 * HeartbeatInterval(h.spec))
+	h.tick(2 * round.HeartbeatInterval(h.spec))
 	h.take()
 }
 
 // take returns and forgets what the tracker published.
-func (h *harness) take() []Msg {
+func (h *harness) take() []wire.Msg {
 	h.collect()
 	out := h.out
 	h.out = nil
@@ -125,14 +135,14 @@ func (h *harness) take() []Msg {
 }
 
 // receive hands m from peer to the tracker and collects what it publishes.
-func (h *harness) receive(from string, m Msg) error {
+func (h *harness) receive(from string, m wire.Msg) error {
 	err := h.tr.Receive(h.now, from, m)
 	h.collect()
 	return err
 }
 
 // mustReceive is receive that fails the test on a refusal.
-func (h *harness) mustReceive(from string, m Msg) {
+func (h *harness) mustReceive(from string, m wire.Msg) {
 	h.t.Helper()
 	if err := h.receive(from, m); err != nil {
 		h.t.Fatalf("%s from %s refused: %v", m.Kind(), from, err)
@@ -140,7 +150,7 @@ func (h *harness) mustReceive(from string, m Msg) {
 }
 
 // current returns the open step's Open from the tracker's state.
-func (h *harness) current() *Open {
+func (h *harness) current() *wire.Open {
 	h.t.Helper()
 	if h.tr.st.Open == nil {
 		h.t.Fatalf("no open step (phase %s)", h.tr.st.Phase)
@@ -152,7 +162,7 @@ func (h *harness) current() *Open {
 func (h *harness) deal() map[unitCopy]string {
 	o := h.current()
 	out := map[unitCopy]string{}
-	for _, a := range Assign(h.spec.Seed, AssignStep(o.Step, o.Attempt), o.Members, int(o.Units), h.spec.VerificationRate) {
+	for _, a := range round.Assign(h.spec.Seed, wire.AssignStep(o.Step, o.Attempt), o.Members, int(o.Units), h.spec.VerificationRate) {
 		out[unitCopy{uint32(a.Unit), uint8(a.Replica)}] = a.Peer
 	}
 	return out
@@ -172,12 +182,12 @@ func (h *harness) replicated() []uint32 {
 
 // update makes the update of a unit copy for the open step, with a raw
 // hash named by raw; the payload depends on the peer, unit and replica.
-func (h *harness) update(peer string, unit uint32, replica uint8, raw string) *Update {
+func (h *harness) update(peer string, unit uint32, replica uint8, raw string) *wire.Update {
 	o := h.current()
 	data := fmt.Appendf(nil, "%s/%d/%d/%d/%d", peer, o.Step, o.Attempt, unit, replica)
-	return &Update{Round: h.tr.Round(), Step: o.Step, Attempt: o.Attempt, Base: o.Base, Unit: unit, Replica: replica,
+	return &wire.Update{Round: h.tr.Round(), Step: o.Step, Attempt: o.Attempt, Base: o.Base, Unit: unit, Replica: replica,
 		Samples: uint32(h.spec.UnitSamples()), Loss: 2.5, Raw: cidOf(raw), Residual: cidOf("residual/" + peer),
-		Payload: SumCID(data), Size: uint64(len(data)), Data: data}
+		Payload: content.Sum(data), Size: uint64(len(data)), Data: data}
 }
 
 // sendAll sends every assigned copy's update, each with the raw "raw/u".
@@ -199,12 +209,12 @@ func (h *harness) commit(result cid.Cid, peers ...string) {
 	h.t.Helper()
 	step, _ := h.tr.Step()
 	for _, p := range peers {
-		h.mustReceive(p, &Commit{Round: h.tr.Round(), Step: step, Base: h.tr.st.Base, Result: result})
+		h.mustReceive(p, &wire.Commit{Round: h.tr.Round(), Step: step, Base: h.tr.st.Base, Result: result})
 	}
 }
 
 // only returns the messages of one kind in ms.
-func only[T Msg](ms []Msg) []T {
+func only[T wire.Msg](ms []wire.Msg) []T {
 	var out []T
 	for _, m := range ms {
 		if x, ok := m.(T); ok {
@@ -236,20 +246,20 @@ func (h *harness) checkState() {
 
 // finishStep sends every update of the open step, has all live workers
 // commit result, and returns the Final.
-func (h *harness) finishStep(result cid.Cid) *Final {
+func (h *harness) finishStep(result cid.Cid) *wire.Final {
 	h.t.Helper()
 	h.take()
 	h.sendAll()
 	h.wantPhase(h.current().Step, PhaseClosed)
 	var workers []string
 	for p, r := range h.alive {
-		if r == RoleWorker {
+		if r == wire.RoleWorker {
 			workers = append(workers, p)
 		}
 	}
 	slices.Sort(workers)
 	h.commit(result, workers...)
-	fs := only[*Final](h.take())
+	fs := only[*wire.Final](h.take())
 	if len(fs) != 1 {
 		h.t.Fatalf("%d Finals published, want 1", len(fs))
 	}
@@ -264,18 +274,18 @@ func TestNoStepWithoutLiveWorker(t *testing.T) {
 		t.Fatalf("published %v with no member", out)
 	}
 	// An observer alone does not open a step.
-	h.join(RoleObserver, "o1")
+	h.join(wire.RoleObserver, "o1")
 	h.tick(time.Second)
 	h.wantPhase(0, PhaseIdle)
-	if opens := only[*Open](h.take()); len(opens) != 0 {
+	if opens := only[*wire.Open](h.take()); len(opens) != 0 {
 		t.Fatalf("opened a step with only an observer: %v", opens)
 	}
 	// A worker that went silent is no member either.
-	h.join(RoleWorker, "w1")
+	h.join(wire.RoleWorker, "w1")
 	delete(h.alive, "w1")
-	h.tick(Liveness(h.spec) + time.Second)
+	h.tick(round.Liveness(h.spec) + time.Second)
 	h.wantPhase(0, PhaseIdle)
-	if opens := only[*Open](h.take()); len(opens) != 0 {
+	if opens := only[*wire.Open](h.take()); len(opens) != 0 {
 		t.Fatalf("opened a step for a departed worker: %v", opens)
 	}
 }
@@ -286,7 +296,7 @@ func TestMinMembers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hello := &Hello{Round: tr.Round(), Role: RoleWorker, Head: genesis}
+	hello := &wire.Hello{Round: tr.Round(), Role: wire.RoleWorker, Head: genesis}
 	if err := tr.Receive(t0, "w1", hello); err != nil {
 		t.Fatal(err)
 	}
@@ -309,19 +319,19 @@ func TestMinMembers(t *testing.T) {
 
 func TestOpenFirstStep(t *testing.T) {
 	h := newHarness(t, testSpec(5, 0), nil)
-	h.join(RoleWorker, "w2", "w1")
-	h.join(RoleObserver, "o1")
+	h.join(wire.RoleWorker, "w2", "w1")
+	h.join(wire.RoleObserver, "o1")
 	h.tick(0)
 	h.wantPhase(0, PhaseOpen)
-	opens := only[*Open](h.take())
+	opens := only[*wire.Open](h.take())
 	if len(opens) != 1 {
 		t.Fatalf("published %d Opens, want 1", len(opens))
 	}
-	want := &Open{Round: h.spec.ID(), Step: 0, Attempt: 0, Base: genesis, Members: []string{"w1", "w2"}, Units: 5}
+	want := &wire.Open{Round: h.spec.ID(), Step: 0, Attempt: 0, Base: genesis, Members: []string{"w1", "w2"}, Units: 5}
 	if !reflect.DeepEqual(opens[0], want) {
 		t.Fatalf("Open = %+v\nwant %+v", opens[0], want)
 	}
-	if err := WellFormed(opens[0]); err != nil {
+	if err := wire.WellFormed(opens[0]); err != nil {
 		t.Fatal(err)
 	}
 	ev := h.tr.Events()
@@ -331,15 +341,15 @@ func TestOpenFirstStep(t *testing.T) {
 	h.checkState()
 	// Ticking again does not open it twice.
 	h.tick(time.Second)
-	if opens := only[*Open](h.take()); len(opens) != 0 {
+	if opens := only[*wire.Open](h.take()); len(opens) != 0 {
 		t.Fatalf("opened again: %v", opens)
 	}
 }
 
 func TestUpdateFromAssignedPeersOnly(t *testing.T) {
 	h := newHarness(t, testSpec(4, 0), nil)
-	h.join(RoleWorker, "w1", "w2")
-	h.join(RoleObserver, "o1")
+	h.join(wire.RoleWorker, "w1", "w2")
+	h.join(wire.RoleObserver, "o1")
 	h.tick(0)
 	deal := h.deal()
 	owner := deal[unitCopy{0, 0}]
@@ -350,15 +360,15 @@ func TestUpdateFromAssignedPeersOnly(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		from string
-		m    func() *Update
+		m    func() *wire.Update
 	}{
-		{"other worker", other, func() *Update { return h.update(other, 0, 0, "r") }},
-		{"observer", "o1", func() *Update { return h.update("o1", 0, 0, "r") }},
-		{"stranger", "x", func() *Update { return h.update("x", 0, 0, "r") }},
-		{"unreplicated copy", owner, func() *Update { return h.update(owner, 0, 1, "r") }},
-		{"wrong attempt", owner, func() *Update { u := h.update(owner, 0, 0, "r"); u.Attempt = 1; return u }},
-		{"wrong base", owner, func() *Update { u := h.update(owner, 0, 0, "r"); u.Base = cidOf("other"); return u }},
-		{"wrong samples", owner, func() *Update { u := h.update(owner, 0, 0, "r"); u.Samples = 2; return u }},
+		{"other worker", other, func() *wire.Update { return h.update(other, 0, 0, "r") }},
+		{"observer", "o1", func() *wire.Update { return h.update("o1", 0, 0, "r") }},
+		{"stranger", "x", func() *wire.Update { return h.update("x", 0, 0, "r") }},
+		{"unreplicated copy", owner, func() *wire.Update { return h.update(owner, 0, 1, "r") }},
+		{"wrong attempt", owner, func() *wire.Update { u := h.update(owner, 0, 0, "r"); u.Attempt = 1; return u }},
+		{"wrong base", owner, func() *wire.Update { u := h.update(owner, 0, 0, "r"); u.Base = cidOf("other"); return u }},
+		{"wrong samples", owner, func() *wire.Update { u := h.update(owner, 0, 0, "r"); u.Samples = 2; return u }},
 	} {
 		if err := h.receive(c.from, c.m()); err == nil {
 			t.Errorf("%s: update accepted", c.name)
@@ -377,7 +387,7 @@ func TestUpdateFromAssignedPeersOnly(t *testing.T) {
 	}
 	u := h.update(owner, 0, 0, "r")
 	u.Data = append(u.Data, 'x')
-	u.Payload, u.Size = SumCID(u.Data), uint64(len(u.Data))
+	u.Payload, u.Size = content.Sum(u.Data), uint64(len(u.Data))
 	if err := h.receive(owner, u); err == nil {
 		t.Errorf("a second, different update for the same copy was accepted")
 	}
@@ -385,7 +395,7 @@ func TestUpdateFromAssignedPeersOnly(t *testing.T) {
 
 func TestCloseAtTargetSamples(t *testing.T) {
 	h := newHarness(t, testSpec(4, 0), nil)
-	h.join(RoleWorker, "w1", "w2")
+	h.join(wire.RoleWorker, "w1", "w2")
 	h.tick(0)
 	h.take()
 	deal := h.deal()
@@ -395,12 +405,12 @@ func TestCloseAtTargetSamples(t *testing.T) {
 	h.wantPhase(0, PhaseOpen)
 	h.mustReceive(deal[unitCopy{3, 0}], h.update(deal[unitCopy{3, 0}], 3, 0, "r"))
 	h.wantPhase(0, PhaseClosed)
-	closes := only[*Close](h.take())
+	closes := only[*wire.Close](h.take())
 	if len(closes) != 1 {
 		t.Fatalf("%d Closes, want 1", len(closes))
 	}
 	cl := closes[0]
-	if err := WellFormed(cl); err != nil {
+	if err := wire.WellFormed(cl); err != nil {
 		t.Fatal(err)
 	}
 	if len(cl.Included) != 4 {
@@ -416,7 +426,7 @@ func TestCloseAtTargetSamples(t *testing.T) {
 
 func TestCloseWaitsForBothReplicas(t *testing.T) {
 	h := newHarness(t, testSpec(2, 0.5), nil)
-	h.join(RoleWorker, "w1", "w2")
+	h.join(wire.RoleWorker, "w1", "w2")
 	h.tick(0)
 	h.take()
 	deal := h.deal()
@@ -430,7 +440,7 @@ func TestCloseWaitsForBothReplicas(t *testing.T) {
 	h.wantPhase(0, PhaseOpen) // the replicated unit is incomplete
 	h.mustReceive(deal[unitCopy{r, 1}], h.update(deal[unitCopy{r, 1}], r, 1, "raw/r"))
 	h.wantPhase(0, PhaseClosed)
-	cl := only[*Close](h.take())[0]
+	cl := only[*wire.Close](h.take())[0]
 	var units []uint32
 	for _, in := range cl.Included {
 		units = append(units, in.Unit)
@@ -450,7 +460,7 @@ func TestCloseWaitsForBothReplicas(t *testing.T) {
 
 func TestCloseAtDeadline(t *testing.T) {
 	h := newHarness(t, testSpec(4, 0), nil)
-	h.join(RoleWorker, "w1", "w2")
+	h.join(wire.RoleWorker, "w1", "w2")
 	h.tick(0)
 	h.take()
 	deal := h.deal()
@@ -459,7 +469,7 @@ func TestCloseAtDeadline(t *testing.T) {
 	h.wantPhase(0, PhaseOpen)
 	h.tick(time.Second)
 	h.wantPhase(0, PhaseClosed)
-	cl := only[*Close](h.take())
+	cl := only[*wire.Close](h.take())
 	if len(cl) != 1 || len(cl[0].Included) != 1 || cl[0].Included[0].Unit != 2 {
 		t.Fatalf("Close at the deadline: %+v, want unit 2 alone", cl)
 	}
@@ -470,12 +480,12 @@ func TestCloseAtDeadline(t *testing.T) {
 
 func TestReopenWithoutUpdates(t *testing.T) {
 	h := newHarness(t, testSpec(4, 0), nil)
-	h.join(RoleWorker, "w1", "w2")
+	h.join(wire.RoleWorker, "w1", "w2")
 	h.tick(0)
-	first := only[*Open](h.take())[0]
+	first := only[*wire.Open](h.take())[0]
 	h.tick(h.spec.Deadline)
 	h.wantPhase(0, PhaseOpen)
-	opens := only[*Open](h.take())
+	opens := only[*wire.Open](h.take())
 	if len(opens) != 1 {
 		t.Fatalf("%d Opens at the deadline, want 1", len(opens))
 	}
@@ -501,12 +511,12 @@ func TestReopenWithoutUpdates(t *testing.T) {
 
 func TestFinaliseOnMajority(t *testing.T) {
 	h := newHarness(t, testSpec(3, 0), nil)
-	h.join(RoleWorker, "w1", "w2", "w3")
+	h.join(wire.RoleWorker, "w1", "w2", "w3")
 	h.tick(0)
 	h.take()
 	h.sendAll()
 	h.wantPhase(0, PhaseClosed)
-	cl := only[*Close](h.take())[0]
+	cl := only[*wire.Close](h.take())[0]
 	good, bad := cidOf("C1"), cidOf("C1'")
 	h.commit(good, "w1")
 	h.commit(bad, "w2")
@@ -519,15 +529,15 @@ func TestFinaliseOnMajority(t *testing.T) {
 	if len(out) != 2 {
 		t.Fatalf("published %v, want a Final and an Open", out)
 	}
-	f, ok := out[0].(*Final)
+	f, ok := out[0].(*wire.Final)
 	if !ok {
 		t.Fatalf("first message %T, want the Final", out[0])
 	}
-	want := &Final{Round: h.spec.ID(), Step: 0, Base: genesis, Checkpoint: good, Providers: []string{"w1", "w3"}}
+	want := &wire.Final{Round: h.spec.ID(), Step: 0, Base: genesis, Checkpoint: good, Providers: []string{"w1", "w3"}}
 	if !reflect.DeepEqual(f, want) {
 		t.Fatalf("Final = %+v\nwant %+v", f, want)
 	}
-	o, ok := out[1].(*Open)
+	o, ok := out[1].(*wire.Open)
 	if !ok || o.Step != 1 || !o.Base.Equals(good) || o.Attempt != 0 {
 		t.Fatalf("second message %+v, want the Open of step 1 from %s", out[1], good)
 	}
@@ -557,7 +567,7 @@ func TestFinaliseOnMajority(t *testing.T) {
 		t.Errorf("ledger credits %d units, the Close included %d", total, units)
 	}
 	// A late commit that differs from the record is a mismatch too.
-	h.mustReceive("w3", &Commit{Round: h.spec.ID(), Step: 0, Base: genesis, Result: bad})
+	h.mustReceive("w3", &wire.Commit{Round: h.spec.ID(), Step: 0, Base: genesis, Result: bad})
 	if got := h.tr.Ledger()["w3"].Mismatches; got != 1 {
 		t.Errorf("late differing commit: w3 has %d mismatches, want 1", got)
 	}
@@ -566,8 +576,8 @@ func TestFinaliseOnMajority(t *testing.T) {
 
 func TestQuorumCountsObserversAndLiveVoters(t *testing.T) {
 	h := newHarness(t, testSpec(2, 0), nil)
-	h.join(RoleWorker, "w1", "w2")
-	h.join(RoleObserver, "o1", "o2")
+	h.join(wire.RoleWorker, "w1", "w2")
+	h.join(wire.RoleObserver, "o1", "o2")
 	h.tick(0)
 	h.sendAll()
 	if q := h.tr.Quorum(h.now); q != 3 {
@@ -578,14 +588,14 @@ func TestQuorumCountsObserversAndLiveVoters(t *testing.T) {
 	h.wantPhase(0, PhaseClosed)
 	// w1 leaves: its commit no longer counts, nor does it count in the quorum.
 	delete(h.alive, "w1")
-	h.tick(Liveness(h.spec) + time.Second)
+	h.tick(round.Liveness(h.spec) + time.Second)
 	if q := h.tr.Quorum(h.now); q != 2 {
 		t.Fatalf("quorum of 3 live members is %d, want 2", q)
 	}
 	h.wantPhase(0, PhaseClosed)
 	h.commit(c, "o2")
 	h.wantPhase(1, PhaseOpen)
-	f := only[*Final](h.take())
+	f := only[*wire.Final](h.take())
 	// The departed w1 is not named as a provider of the checkpoint.
 	if len(f) != 1 || !slices.Equal(f[0].Providers, []string{"o1", "o2"}) {
 		t.Fatalf("Final %+v, want providers o1, o2", f)
@@ -598,7 +608,7 @@ func TestQuorumCountsObserversAndLiveVoters(t *testing.T) {
 func disputeHarness(t *testing.T, workers ...string) (*harness, *Dispute) {
 	t.Helper()
 	h := newHarness(t, testSpec(3, 1.0/3), nil)
-	h.join(RoleWorker, workers...)
+	h.join(wire.RoleWorker, workers...)
 	h.tick(0)
 	h.take()
 	deal := h.deal()
@@ -615,7 +625,7 @@ func disputeHarness(t *testing.T, workers ...string) (*harness, *Dispute) {
 		h.mustReceive(p, h.update(p, k.unit, k.replica, raw))
 	}
 	h.wantPhase(0, PhaseClosed)
-	cl := only[*Close](h.take())[0]
+	cl := only[*wire.Close](h.take())[0]
 	for _, in := range cl.Included {
 		if in.Unit == r {
 			t.Fatalf("disputed unit %d included: %+v", r, cl.Included)
@@ -640,7 +650,7 @@ func disputeHarness(t *testing.T, workers ...string) (*harness, *Dispute) {
 
 func TestDisputeSettledByChecker(t *testing.T) {
 	h, d := disputeHarness(t, "w1", "w2", "w3")
-	opens := only[*Open](h.take())
+	opens := only[*wire.Open](h.take())
 	if len(opens) != 1 {
 		t.Fatalf("%d Opens, want 1", len(opens))
 	}
@@ -652,7 +662,7 @@ func TestDisputeSettledByChecker(t *testing.T) {
 		t.Fatalf("check %+v, want step 0 unit %d from a third member (replicas %v)", c, d.Unit, d.Peers)
 	}
 	// The checker computed what replica 0 (sorted) did.
-	v := &Verdict{Round: h.spec.ID(), Step: 0, Unit: d.Unit, Checked: true, Raw: mustCID(t, d.Raws[0])}
+	v := &wire.Verdict{Round: h.spec.ID(), Step: 0, Unit: d.Unit, Checked: true, Raw: mustCID(t, d.Raws[0])}
 	for _, p := range []string{d.Peers[0], d.Peers[1], "o9"} {
 		if err := h.receive(p, v); err == nil {
 			t.Errorf("checked verdict from %s, which is not the checker, accepted", p)
@@ -683,21 +693,21 @@ func TestDisputeSettledByChecker(t *testing.T) {
 
 	// The excluded peer's messages are ignored: by Validate, except its
 	// hello, which the tracker refuses.
-	hello := &Hello{Round: h.spec.ID(), Role: RoleWorker, Step: 1, Head: cidOf("C1")}
-	commit := &Commit{Round: h.spec.ID(), Step: 1, Base: cidOf("C1"), Result: cidOf("C2")}
-	if r, err := Validate(h.tr, liar, commit); r != Ignore || err == nil {
+	hello := &wire.Hello{Round: h.spec.ID(), Role: wire.RoleWorker, Step: 1, Head: cidOf("C1")}
+	commit := &wire.Commit{Round: h.spec.ID(), Step: 1, Base: cidOf("C1"), Result: cidOf("C2")}
+	if r, err := wire.Validate(h.tr, liar, commit); r != wire.Ignore || err == nil {
 		t.Errorf("Validate of an excluded peer's commit: %s, %v; want ignore", r, err)
 	}
 	if err := h.receive(liar, hello); err == nil {
 		t.Errorf("hello from an excluded peer accepted")
 	}
 	// It is no longer dealt units: not in the members of the next step.
-	if slices.Contains(h.tr.Members(RoleWorker, h.now), liar) {
+	if slices.Contains(h.tr.Members(wire.RoleWorker, h.now), liar) {
 		t.Errorf("excluded %s is still a member", liar)
 	}
 	delete(h.alive, liar)
 	h.tick(h.spec.Deadline) // step 1 got nothing: it is dealt again
-	opens = only[*Open](h.take())
+	opens = only[*wire.Open](h.take())
 	if len(opens) != 1 || opens[0].Attempt != 1 {
 		t.Fatalf("published %v, want the Open of attempt 1", opens)
 	}
@@ -723,7 +733,7 @@ func mustCID(t *testing.T, s string) cid.Cid {
 // the next attempt is checked once.
 func TestDisputeWholeStep(t *testing.T) {
 	h := newHarness(t, testSpec(1, 1), nil)
-	h.join(RoleWorker, "w1", "w2", "w3")
+	h.join(wire.RoleWorker, "w1", "w2", "w3")
 	h.tick(0)
 	h.take()
 	for attempt := range uint32(2) {
@@ -736,7 +746,7 @@ func TestDisputeWholeStep(t *testing.T) {
 		}
 		h.wantPhase(0, PhaseOpen) // dealt again at once
 		h.checkState()
-		opens := only[*Open](h.take())
+		opens := only[*wire.Open](h.take())
 		if len(opens) != 1 || opens[0].Attempt != attempt+1 || len(opens[0].Checks) != 0 {
 			t.Fatalf("after a wholly disputed attempt %d: %+v, want attempt %d without checks", attempt, opens, attempt+1)
 		}
@@ -752,7 +762,7 @@ func TestDisputeWholeStep(t *testing.T) {
 	if len(o.Checks) != 1 || o.Checks[0].Step != 0 || o.Checks[0].Unit != 0 {
 		t.Fatalf("Open of step 1 checks %+v, want unit 0 of step 0 once", o.Checks)
 	}
-	if err := WellFormed(o); err != nil {
+	if err := wire.WellFormed(o); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -770,7 +780,7 @@ func TestCheckerKeptWhileLive(t *testing.T) {
 			t.Fatalf("step %d checks %+v, want %+v again", h.current().Step, cs, c)
 		}
 	}
-	v := &Verdict{Round: h.spec.ID(), Step: 0, Unit: d.Unit, Checked: true, Raw: mustCID(t, d.Raws[1])}
+	v := &wire.Verdict{Round: h.spec.ID(), Step: 0, Unit: d.Unit, Checked: true, Raw: mustCID(t, d.Raws[1])}
 	h.mustReceive(c.Checker, v)
 	if !h.tr.Excluded(d.Peers[0]) || h.tr.Excluded(d.Peers[1]) {
 		t.Errorf("checked verdict for replica 1 excluded %v", h.tr.Ledger())
@@ -779,7 +789,7 @@ func TestCheckerKeptWhileLive(t *testing.T) {
 
 func TestReplicaAccusation(t *testing.T) {
 	h := newHarness(t, testSpec(3, 1.0/3), nil)
-	h.join(RoleWorker, "w1", "w2", "w3")
+	h.join(wire.RoleWorker, "w1", "w2", "w3")
 	h.tick(0)
 	h.take()
 	r := h.replicated()[0]
@@ -789,7 +799,7 @@ func TestReplicaAccusation(t *testing.T) {
 	h.wantPhase(0, PhaseClosed)
 	// The replicas agreed on the raw hash; a says b's payload is bad.
 	raw := cidOf(fmt.Sprintf("raw/%d", r))
-	bad := &Verdict{Round: h.spec.ID(), Step: 0, Unit: r, Raw: raw, Bad: []string{b}}
+	bad := &wire.Verdict{Round: h.spec.ID(), Step: 0, Unit: r, Raw: raw, Bad: []string{b}}
 	var third string
 	for _, p := range []string{"w1", "w2", "w3"} {
 		if p != a && p != b {
@@ -809,7 +819,7 @@ func TestReplicaAccusation(t *testing.T) {
 		t.Fatalf("checks %+v, want one for %s", c, third)
 	}
 	// The checker reproduces b's payload: a lied.
-	h.mustReceive(third, &Verdict{Round: h.spec.ID(), Step: 0, Unit: r, Checked: true, Raw: raw})
+	h.mustReceive(third, &wire.Verdict{Round: h.spec.ID(), Step: 0, Unit: r, Checked: true, Raw: raw})
 	if !h.tr.Excluded(a) || h.tr.Excluded(b) {
 		t.Errorf("after a false accusation: %+v", h.tr.Ledger())
 	}
@@ -819,40 +829,40 @@ func TestValidate(t *testing.T) {
 	h := newHarness(t, testSpec(2, 0), nil)
 	round := h.spec.ID()
 	other := cidOf("another round")
-	open := &Open{Round: round, Step: 0, Base: genesis, Members: []string{"w1"}, Units: 2}
-	closeMsg := &Close{Round: round, Step: 0, Base: genesis, Included: []Included{{Peer: "w1", Unit: 0, Payload: cidOf("p"), Weight: 1}}}
-	final := &Final{Round: round, Step: 0, Base: genesis, Checkpoint: cidOf("C1")}
-	hello := &Hello{Round: round, Role: RoleWorker, Head: genesis}
-	commit := &Commit{Round: round, Step: 0, Base: genesis, Result: cidOf("C1")}
+	open := &wire.Open{Round: round, Step: 0, Base: genesis, Members: []string{"w1"}, Units: 2}
+	closeMsg := &wire.Close{Round: round, Step: 0, Base: genesis, Included: []wire.Included{{Peer: "w1", Unit: 0, Payload: cidOf("p"), Weight: 1}}}
+	final := &wire.Final{Round: round, Step: 0, Base: genesis, Checkpoint: cidOf("C1")}
+	hello := &wire.Hello{Round: round, Role: wire.RoleWorker, Head: genesis}
+	commit := &wire.Commit{Round: round, Step: 0, Base: genesis, Result: cidOf("C1")}
 	for _, c := range []struct {
 		name string
 		from string
-		m    Msg
-		want Result
+		m    wire.Msg
+		want wire.Result
 	}{
-		{"open from the tracker", peerA, open, Accept},
-		{"open from a worker", "w1", open, Reject},
-		{"close from a worker", "w1", closeMsg, Reject},
-		{"final from a worker", "w1", final, Reject},
-		{"close from the tracker", peerA, closeMsg, Accept},
-		{"final from the tracker", peerA, final, Accept},
-		{"commit from the tracker", peerA, commit, Reject},
-		{"hello from the tracker", peerA, hello, Accept},
-		{"hello", "w1", hello, Accept},
-		{"hello for another round", "w1", &Hello{Round: other, Role: RoleWorker}, Ignore},
-		{"open for another round", peerA, &Open{Round: other, Base: genesis, Members: []string{"w1"}, Units: 1}, Ignore},
-		{"open of another round from a worker", "w1", &Open{Round: other, Base: genesis, Members: []string{"w1"}, Units: 1}, Ignore},
-		{"malformed", "w1", &Hello{Round: round, Role: 9}, Reject},
-		{"commit far ahead", "w1", &Commit{Round: round, Step: 5, Base: genesis, Result: genesis}, Ignore},
+		{"open from the tracker", peerA, open, wire.Accept},
+		{"open from a worker", "w1", open, wire.Reject},
+		{"close from a worker", "w1", closeMsg, wire.Reject},
+		{"final from a worker", "w1", final, wire.Reject},
+		{"close from the tracker", peerA, closeMsg, wire.Accept},
+		{"final from the tracker", peerA, final, wire.Accept},
+		{"commit from the tracker", peerA, commit, wire.Reject},
+		{"hello from the tracker", peerA, hello, wire.Accept},
+		{"hello", "w1", hello, wire.Accept},
+		{"hello for another round", "w1", &wire.Hello{Round: other, Role: wire.RoleWorker}, wire.Ignore},
+		{"open for another round", peerA, &wire.Open{Round: other, Base: genesis, Members: []string{"w1"}, Units: 1}, wire.Ignore},
+		{"open of another round from a worker", "w1", &wire.Open{Round: other, Base: genesis, Members: []string{"w1"}, Units: 1}, wire.Ignore},
+		{"malformed", "w1", &wire.Hello{Round: round, Role: 9}, wire.Reject},
+		{"commit far ahead", "w1", &wire.Commit{Round: round, Step: 5, Base: genesis, Result: genesis}, wire.Ignore},
 	} {
-		r, err := Validate(h.tr, c.from, c.m)
+		r, err := wire.Validate(h.tr, c.from, c.m)
 		if r != c.want {
 			t.Errorf("%s: %s (%v), want %s", c.name, r, err, c.want)
 		}
-		if (r == Accept) != (err == nil) {
+		if (r == wire.Accept) != (err == nil) {
 			t.Errorf("%s: result %s with error %v", c.name, r, err)
 		}
-		if c.want != Accept {
+		if c.want != wire.Accept {
 			if err := h.tr.Receive(h.now, c.from, c.m); err == nil {
 				t.Errorf("%s: Receive accepted it", c.name)
 			}
@@ -879,7 +889,7 @@ func TestTrackerIDCanonical(t *testing.T) {
 // the step again.
 func TestRestartOpen(t *testing.T) {
 	h := newHarness(t, testSpec(4, 0), nil)
-	h.join(RoleWorker, "w1", "w2")
+	h.join(wire.RoleWorker, "w1", "w2")
 	h.tick(0)
 	h.finishStep(cidOf("C1"))
 	deal := h.deal()
@@ -930,7 +940,7 @@ func TestRestartOpen(t *testing.T) {
 // commit in: the step is finalised once, when the quorum is reached.
 func TestRestartClosed(t *testing.T) {
 	h := newHarness(t, testSpec(2, 0), nil)
-	h.join(RoleWorker, "w1", "w2", "w3")
+	h.join(wire.RoleWorker, "w1", "w2", "w3")
 	h.tick(0)
 	h.sendAll()
 	h.wantPhase(0, PhaseClosed)
@@ -960,18 +970,18 @@ func TestRestartClosed(t *testing.T) {
 	h.wantPhase(0, PhaseClosed)
 	h.commit(c1, "w2")
 	h.wantPhase(1, PhaseOpen)
-	if fs := only[*Final](h.take()); len(fs) != 1 {
+	if fs := only[*wire.Final](h.take()); len(fs) != 1 {
 		t.Fatalf("%d Finals published, want 1", len(fs))
 	}
 	// Rebuilt again just after the Final, a late commit finalises nothing.
 	h.restart()
 	h.wantPhase(1, PhaseOpen)
 	h.tick(time.Second)
-	h.mustReceive("w3", &Commit{Round: h.spec.ID(), Step: 0, Base: genesis, Result: c1})
+	h.mustReceive("w3", &wire.Commit{Round: h.spec.ID(), Step: 0, Base: genesis, Result: c1})
 	if n := len(h.tr.Finals()); n != 1 {
 		t.Fatalf("%d Finals after a late commit, want 1", n)
 	}
-	if fs := only[*Final](h.take()); len(fs) != 1 || fs[0].Step != 0 {
+	if fs := only[*wire.Final](h.take()); len(fs) != 1 || fs[0].Step != 0 {
 		t.Fatalf("published Finals %v, want only the republished one of step 0", fs)
 	}
 }
@@ -1008,7 +1018,7 @@ func (f *failingStorage) Save(s *State) error {
 func TestSaveFailureStops(t *testing.T) {
 	store := &failingStorage{n: 2} // New's and the Open's
 	h := newHarness(t, testSpec(1, 0), store)
-	h.join(RoleWorker, "w1")
+	h.join(wire.RoleWorker, "w1")
 	h.tick(0)
 	h.wantPhase(0, PhaseOpen)
 	h.take()
@@ -1038,7 +1048,7 @@ func TestExcludedCommitDoesNotCount(t *testing.T) {
 	h.sendAll()
 	h.wantPhase(1, PhaseClosed)
 	h.commit(cidOf("bogus"), liar)
-	h.mustReceive(c.Checker, &Verdict{Round: h.spec.ID(), Step: 0, Unit: d.Unit, Checked: true, Raw: mustCID(t, d.Raws[0])})
+	h.mustReceive(c.Checker, &wire.Verdict{Round: h.spec.ID(), Step: 0, Unit: d.Unit, Checked: true, Raw: mustCID(t, d.Raws[0])})
 	if !h.tr.Excluded(liar) {
 		t.Fatal("not excluded")
 	}
@@ -1063,10 +1073,10 @@ func TestArrivalOrder(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
-	var want *Close
+	var want *wire.Close
 	for i := range 20 {
 		h := newHarness(t, testSpec(6, 0.5), nil)
-		h.join(RoleWorker, "w1", "w2", "w3", "w4")
+		h.join(wire.RoleWorker, "w1", "w2", "w3", "w4")
 		h.tick(0)
 		h.take()
 		deal := h.deal()
@@ -1075,7 +1085,7 @@ func TestArrivalOrder(t *testing.T) {
 		for _, k := range keys {
 			h.mustReceive(deal[k], h.update(deal[k], k.unit, k.replica, fmt.Sprintf("raw/%d", k.unit)))
 		}
-		cl := only[*Close](h.take())
+		cl := only[*wire.Close](h.take())
 		if len(cl) != 1 {
 			t.Fatalf("seed %d, run %d: %d Closes, want 1", seed, i, len(cl))
 		}
@@ -1103,31 +1113,31 @@ func (v fakeView) Excluded(peer string) bool { return v.excluded[peer] }
 func TestValidateSteps(t *testing.T) {
 	v := fakeView{step: 5, excluded: map[string]bool{"x": true}}
 	round := v.Round()
-	upd := func(step uint64) Msg {
-		return &Update{Round: round, Step: step, Base: genesis, Samples: 1, Raw: genesis, Residual: genesis, Payload: genesis, Size: 1}
+	upd := func(step uint64) wire.Msg {
+		return &wire.Update{Round: round, Step: step, Base: genesis, Samples: 1, Raw: genesis, Residual: genesis, Payload: genesis, Size: 1}
 	}
 	for _, c := range []struct {
 		name string
 		from string
-		m    Msg
-		want Result
+		m    wire.Msg
+		want wire.Result
 	}{
-		{"update of step 3", "w1", upd(3), Ignore},
-		{"update of step 4", "w1", upd(4), Accept},
-		{"update of step 6", "w1", upd(6), Accept},
-		{"update of step 7", "w1", upd(7), Ignore},
-		{"update from the tracker", peerA, upd(5), Reject},
-		{"update from an excluded peer", "x", upd(5), Ignore},
-		{"commit of step 2", "w1", &Commit{Round: round, Step: 2, Base: genesis, Result: genesis}, Ignore},
-		{"commit of step 3", "w1", &Commit{Round: round, Step: 3, Base: genesis, Result: genesis}, Accept},
-		{"commit of step 7", "w1", &Commit{Round: round, Step: 7, Base: genesis, Result: genesis}, Ignore},
-		{"replica verdict of step 2", "w1", &Verdict{Round: round, Step: 2, Raw: genesis}, Ignore},
+		{"update of step 3", "w1", upd(3), wire.Ignore},
+		{"update of step 4", "w1", upd(4), wire.Accept},
+		{"update of step 6", "w1", upd(6), wire.Accept},
+		{"update of step 7", "w1", upd(7), wire.Ignore},
+		{"update from the tracker", peerA, upd(5), wire.Reject},
+		{"update from an excluded peer", "x", upd(5), wire.Ignore},
+		{"commit of step 2", "w1", &wire.Commit{Round: round, Step: 2, Base: genesis, Result: genesis}, wire.Ignore},
+		{"commit of step 3", "w1", &wire.Commit{Round: round, Step: 3, Base: genesis, Result: genesis}, wire.Accept},
+		{"commit of step 7", "w1", &wire.Commit{Round: round, Step: 7, Base: genesis, Result: genesis}, wire.Ignore},
+		{"replica verdict of step 2", "w1", &wire.Verdict{Round: round, Step: 2, Raw: genesis}, wire.Ignore},
 		// A dispute stays open until a checker settles it, however long ago.
-		{"checked verdict of step 0", "w1", &Verdict{Round: round, Step: 0, Checked: true, Raw: genesis}, Accept},
-		{"checked verdict of step 7", "w1", &Verdict{Round: round, Step: 7, Checked: true, Raw: genesis}, Ignore},
-		{"open of an old step", peerA, &Open{Round: round, Step: 1, Base: genesis, Members: []string{"a"}, Units: 1}, Accept},
+		{"checked verdict of step 0", "w1", &wire.Verdict{Round: round, Step: 0, Checked: true, Raw: genesis}, wire.Accept},
+		{"checked verdict of step 7", "w1", &wire.Verdict{Round: round, Step: 7, Checked: true, Raw: genesis}, wire.Ignore},
+		{"open of an old step", peerA, &wire.Open{Round: round, Step: 1, Base: genesis, Members: []string{"a"}, Units: 1}, wire.Accept},
 	} {
-		if r, err := Validate(v, c.from, c.m); r != c.want {
+		if r, err := wire.Validate(v, c.from, c.m); r != c.want {
 			t.Errorf("%s: %s (%v), want %s", c.name, r, err, c.want)
 		}
 	}
@@ -1139,7 +1149,7 @@ func TestValidateSteps(t *testing.T) {
 // with a good token admits it.
 func TestClosedRound(t *testing.T) {
 	spec := testSpec(2, 0)
-	spec.Admission = AdmissionClosed
+	spec.Admission = round.AdmissionClosed
 	admit := func(peer string, token []byte, _ time.Time) error {
 		if string(token) != "ok:"+peer {
 			return errors.New("token does not name this peer")
@@ -1152,7 +1162,7 @@ func TestClosedRound(t *testing.T) {
 	}
 	step, head := tr.Head()
 	hello := func(p string, token string) error {
-		return tr.Receive(t0, p, &Hello{Round: tr.Round(), Role: RoleWorker, Step: step, Head: head, Token: []byte(token)})
+		return tr.Receive(t0, p, &wire.Hello{Round: tr.Round(), Role: wire.RoleWorker, Step: step, Head: head, Token: []byte(token)})
 	}
 	if err := hello("w1", "ok:w1"); err != nil {
 		t.Fatalf("admitted peer refused: %v", err)
@@ -1163,7 +1173,7 @@ func TestClosedRound(t *testing.T) {
 	if err := hello("w3", ""); err == nil {
 		t.Fatal("peer without a token admitted")
 	}
-	if got := tr.Members(RoleWorker, t0); !slices.Equal(got, []string{"w1"}) {
+	if got := tr.Members(wire.RoleWorker, t0); !slices.Equal(got, []string{"w1"}) {
 		t.Fatalf("members %v, want [w1]", got)
 	}
 	refused := tr.Refused()
@@ -1187,7 +1197,7 @@ func TestClosedRound(t *testing.T) {
 	if err := hello("w2", "ok:w2"); err != nil {
 		t.Fatalf("peer with its own token refused: %v", err)
 	}
-	if got := tr.Members(RoleWorker, t0); !slices.Equal(got, []string{"w1", "w2"}) {
+	if got := tr.Members(wire.RoleWorker, t0); !slices.Equal(got, []string{"w1", "w2"}) {
 		t.Fatalf("members %v, want [w1 w2]", got)
 	}
 	// Without an admission check a closed round admits nobody.
@@ -1195,7 +1205,7 @@ func TestClosedRound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tr2.Receive(t0, "w1", &Hello{Round: tr2.Round(), Role: RoleWorker, Head: genesis, Token: []byte("ok:w1")}); err == nil {
+	if err := tr2.Receive(t0, "w1", &wire.Hello{Round: tr2.Round(), Role: wire.RoleWorker, Head: genesis, Token: []byte("ok:w1")}); err == nil {
 		t.Fatal("closed round without an admission check admitted a peer")
 	}
 }
@@ -1206,7 +1216,7 @@ func TestClosedRound(t *testing.T) {
 // finalises at the next Tick.
 func TestQuorumFollowsLiveness(t *testing.T) {
 	h := newHarness(t, testSpec(4, 0), nil)
-	h.join(RoleWorker, "w1", "w2", "w3", "w4")
+	h.join(wire.RoleWorker, "w1", "w2", "w3", "w4")
 	h.tick(0)
 	h.sendAll()
 	h.wantPhase(0, PhaseClosed)
@@ -1216,19 +1226,19 @@ func TestQuorumFollowsLiveness(t *testing.T) {
 	// w3 and w4 fall silent: no Hello, only time passes.
 	delete(h.alive, "w3")
 	delete(h.alive, "w4")
-	h.now = h.now.Add(Liveness(h.spec) / 2)
-	h.hello("w1", RoleWorker)
-	h.hello("w2", RoleWorker)
-	h.now = h.now.Add(Liveness(h.spec)/2 + time.Second)
+	h.now = h.now.Add(round.Liveness(h.spec) / 2)
+	h.hello("w1", wire.RoleWorker)
+	h.hello("w2", wire.RoleWorker)
+	h.now = h.now.Add(round.Liveness(h.spec)/2 + time.Second)
 	if q := h.tr.Quorum(h.now); q != 2 {
 		t.Fatalf("quorum after two fell silent is %d, want 2", q)
 	}
 	// w3 comes back, as an observer.
-	h.hello("w3", RoleObserver)
+	h.hello("w3", wire.RoleObserver)
 	if q := h.tr.Quorum(h.now); q != 2 {
 		t.Fatalf("quorum of 3 is %d, want 2", q)
 	}
-	h.hello("w4", RoleWorker)
+	h.hello("w4", wire.RoleWorker)
 	if q := h.tr.Quorum(h.now); q != 3 {
 		t.Fatalf("quorum of 4 after two came back is %d, want 3", q)
 	}
@@ -1237,9 +1247,9 @@ func TestQuorumFollowsLiveness(t *testing.T) {
 	c := cidOf("C1")
 	h.commit(c, "w1", "w2")
 	h.wantPhase(0, PhaseClosed)
-	h.tick(Liveness(h.spec) + time.Second)
+	h.tick(round.Liveness(h.spec) + time.Second)
 	h.wantPhase(1, PhaseOpen)
-	if f := only[*Final](h.take()); len(f) != 1 || !f[0].Checkpoint.Equals(c) {
+	if f := only[*wire.Final](h.take()); len(f) != 1 || !f[0].Checkpoint.Equals(c) {
 		t.Fatalf("no Final of C1 after the quorum shrank: %+v", f)
 	}
 }
@@ -1250,9 +1260,9 @@ func TestQuorumFollowsLiveness(t *testing.T) {
 // no spares configured, it deals the target's units.
 func TestSpareUnits(t *testing.T) {
 	workers := []string{"w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8"}
-	h := &harness{t: t, spec: testSpec(4, 0), store: &MemStorage{}, now: t0, alive: map[string]Role{}, spares: 0.25}
+	h := &harness{t: t, spec: testSpec(4, 0), store: &MemStorage{}, now: t0, alive: map[string]wire.Role{}, spares: 0.25}
 	h.restart()
-	h.join(RoleWorker, workers...)
+	h.join(wire.RoleWorker, workers...)
 	h.tick(0)
 	h.take()
 	if u := h.current().Units; u != 5 {
@@ -1266,8 +1276,8 @@ func TestSpareUnits(t *testing.T) {
 		}
 	}
 	h.wantPhase(0, PhaseClosed)
-	cl := only[*Close](h.take())
-	if len(cl) != 1 || len(cl[0].Included) != 4 || slices.ContainsFunc(cl[0].Included, func(in Included) bool { return in.Peer == slow }) {
+	cl := only[*wire.Close](h.take())
+	if len(cl) != 1 || len(cl[0].Included) != 4 || slices.ContainsFunc(cl[0].Included, func(in wire.Included) bool { return in.Peer == slow }) {
 		t.Fatalf("Close %+v, want the 4 units that came, without %s's", cl, slow)
 	}
 	if err := h.receive(slow, h.update(slow, 2, 0, "raw/2")); err == nil {
@@ -1293,7 +1303,7 @@ func TestSpareUnits(t *testing.T) {
 // forgotten one becomes a member again with its next Hello.
 func TestForgetsSilentMembers(t *testing.T) {
 	h := newHarness(t, testSpec(2, 0), nil)
-	h.join(RoleWorker, "w1", "w2")
+	h.join(wire.RoleWorker, "w1", "w2")
 	h.tick(0)
 	h.sendAll()
 	h.commit(cidOf("C1"), "w1", "w2")
@@ -1310,8 +1320,67 @@ func TestForgetsSilentMembers(t *testing.T) {
 	if e, ok := h.tr.Ledger()["w2"]; !ok || e.Units == 0 {
 		t.Fatalf("w2's ledger entry was lost: %+v", h.tr.Ledger())
 	}
-	h.join(RoleWorker, "w2")
+	h.join(wire.RoleWorker, "w2")
 	if n := len(h.tr.Peers(h.now)); n != 2 {
 		t.Fatalf("w2 said hello again and %d peers are known, want 2", n)
 	}
 }
+
+// sampleState returns a state with every part filled in, from a tracker
+// driven through a step, a dispute and a commit.
+func sampleState(tb testing.TB) *State {
+	tb.Helper()
+	h := newHarness(tb, testSpec(3, 1.0/3), nil)
+	h.join(wire.RoleWorker, "w1", "w2", "w3")
+	h.tick(0)
+	deal := h.deal()
+	r := h.replicated()[0]
+	for k, p := range deal {
+		raw := "raw"
+		if k.unit == r {
+			raw = "raw/" + p
+		}
+		h.mustReceive(p, h.update(p, k.unit, k.replica, raw))
+	}
+	h.commit(cidOf("C1"), "w1", "w2", "w3")
+	h.sendAll()
+	h.commit(cidOf("C2"), "w1")
+	h.tick(time.Second)
+	st, err := h.store.Load()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if st.Phase != PhaseClosed || len(st.Finals) != 1 || len(st.Disputes) != 1 || len(st.Commits) != 1 || len(st.Ledger) == 0 {
+		tb.Fatalf("sample state is missing parts: %+v", st)
+	}
+	return st
+}
+
+// TestSampleState checks sampleState against testdata/state.json, which
+// other packages' tests (boltstore) read; -rewrite rewrites it.
+func TestSampleState(t *testing.T) {
+	got, err := EncodeState(sampleState(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", "state.json")
+	if *rewrite {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("sample state changed; if that is right, rewrite %s with -rewrite\ngot  %s\nwant %s", path, got, want)
+	}
+}
+
+// Peer IDs for tests.
+const (
+	peerA    = "12D3KooWFKGGFmcK5J41C1osT1wLyLwNJDhoHPDKhhyQ4BsTr4NY"
+	peerACID = "bafzaajaiaejcaunrthxxaibd2gjfu7ohy72b3ln3j2qfqyqbwylvy5voa2bgjp6v" // peerA as a libp2p-key CID
+	peerB    = "12D3KooWPhE3uLopstLtMMJpRoK2NaCvW3FMs4grT9PuWjZB945h"
+)

@@ -19,8 +19,9 @@ import (
 	"time"
 
 	"github.com/shoal-network/shoal/node/daemon"
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/boltstore"
 	"github.com/shoal-network/shoal/tracker/dashboard"
+	"github.com/shoal-network/shoal/tracker/round"
 )
 
 // proc is a shoal process of the end-to-end test, its stderr kept.
@@ -218,7 +219,7 @@ func TestEndToEnd(t *testing.T) {
 	if err := os.WriteFile(specPath, []byte(spec), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	parsed, err := tracker.Parse([]byte(spec), specPath)
+	parsed, err := round.Parse([]byte(spec), specPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,7 +388,7 @@ func TestEndToEnd(t *testing.T) {
 		_ = p
 	}
 	e.stopAll()
-	db, err := tracker.OpenBolt(filepath.Join(tdir, "tracker.db"))
+	db, err := boltstore.OpenBolt(filepath.Join(tdir, "tracker.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

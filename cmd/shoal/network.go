@@ -19,7 +19,7 @@ import (
 	"github.com/shoal-network/shoal/node/daemon"
 	"github.com/shoal-network/shoal/p2p"
 	"github.com/shoal-network/shoal/simulations"
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/round"
 )
 
 // netOptions are the flags every networked command shares.
@@ -92,7 +92,7 @@ func ensureDir(dir string) error {
 
 // fetchSpec gets a round's spec by its ID from the invite's peers and
 // checks that it hashes to the ID.
-func fetchSpec(ctx context.Context, h *p2p.Host, inv daemon.Invite, wait time.Duration) (*tracker.Spec, error) {
+func fetchSpec(ctx context.Context, h *p2p.Host, inv daemon.Invite, wait time.Duration) (*round.Spec, error) {
 	var ids []peer.ID
 	for _, ai := range inv.Peers {
 		ids = append(ids, ai.ID)
@@ -103,7 +103,7 @@ func fetchSpec(ctx context.Context, h *p2p.Host, inv daemon.Invite, wait time.Du
 	for {
 		b, err := h.Blobs().FetchObject(ctx, inv.Round, ids)
 		if err == nil {
-			s, err := tracker.Parse(b, "round "+inv.Round.String())
+			s, err := round.Parse(b, "round "+inv.Round.String())
 			if err != nil {
 				return nil, fmt.Errorf("the round's spec does not parse: %w", err)
 			}

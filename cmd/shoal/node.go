@@ -19,7 +19,8 @@ import (
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/node/daemon"
 	"github.com/shoal-network/shoal/p2p"
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/round"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 func newCmdNode(f *factory) *cobra.Command {
@@ -158,7 +159,7 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 		}
 		fmt.Fprintf(f.Err, "dataset %s: %d shards, %s; this node fetches the shards of its units\n", spec.Dataset, len(ds.Shards), daemon.Bytes(ds.Bytes))
 	}
-	if spec.Admission == tracker.AdmissionClosed && token == nil {
+	if spec.Admission == round.AdmissionClosed && token == nil {
 		fmt.Fprintf(f.Err, "round %s is closed: without --token the tracker will ignore this node (ask for a token for peer %s)\n", inv.Round, h.ID())
 	}
 	keep := 4
@@ -195,10 +196,10 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 		units := spec.UnitsPerStep()
 		eng.SetData(func(step uint64, unit uint32) ([]byte, error) { return store.Get(ds.ShardFor(step, unit, units).CID) })
 	}
-	role := tracker.RoleWorker
+	role := wire.RoleWorker
 	var evaluate func(uint64, cid.Cid) (float64, error)
 	if o.Role == "observer" {
-		role = tracker.RoleObserver
+		role = wire.RoleObserver
 		ev, err := daemon.Evaluator(spec, store, eval, 16)
 		if err != nil {
 			return err

@@ -16,7 +16,7 @@ import (
 	"github.com/shoal-network/shoal/gradient/aggregate"
 	"github.com/shoal-network/shoal/gradient/codec"
 	"github.com/shoal-network/shoal/gradient/data"
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/round"
 )
 
 func newCmdRound(f *factory) *cobra.Command {
@@ -86,14 +86,14 @@ func runRoundValidate(f *factory, o *roundValidateOptions) error {
 		if f.In == nil {
 			return errors.New("no standard input to read the spec from")
 		}
-		b, err = io.ReadAll(io.LimitReader(f.In, tracker.MaxSpecSize+1))
+		b, err = io.ReadAll(io.LimitReader(f.In, round.MaxSpecSize+1))
 	} else {
 		b, err = readRoundFile(o.File)
 	}
 	if err != nil {
 		return err
 	}
-	s, err := tracker.Parse(b, name)
+	s, err := round.Parse(b, name)
 	if err != nil {
 		return roundSpecError(name, err)
 	}
@@ -123,7 +123,7 @@ func readRoundFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer file.Close()
-	b, err := io.ReadAll(io.LimitReader(file, tracker.MaxSpecSize+1))
+	b, err := io.ReadAll(io.LimitReader(file, round.MaxSpecSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
@@ -132,7 +132,7 @@ func readRoundFile(path string) ([]byte, error) {
 
 // roundSpecError presents the problems with a spec, one per line.
 func roundSpecError(name string, err error) error {
-	if n := len(tracker.Problems(err)); n > 1 {
+	if n := len(round.Problems(err)); n > 1 {
 		return fmt.Errorf("%s is not a valid round spec (%d problems):\n%w", name, n, err)
 	}
 	return err
@@ -141,7 +141,7 @@ func roundSpecError(name string, err error) error {
 // roundDeepChecks checks the spec against the implementations of its
 // model, optimizers, codec and aggregation rule, beyond the checks of
 // package tracker.
-func roundDeepChecks(s *tracker.Spec) error {
+func roundDeepChecks(s *round.Spec) error {
 	var ps []error
 	m := s.Model
 	cfg := gradient.ModelConfig{Arch: m.Arch, Vocab: m.Vocab, Ctx: m.Ctx, Dim: m.Dim, Layers: m.Layers,
@@ -174,7 +174,7 @@ func roundDeepChecks(s *tracker.Spec) error {
 }
 
 // printRoundSummary writes a one-screen summary of a valid spec.
-func printRoundSummary(w io.Writer, s *tracker.Spec) error {
+func printRoundSummary(w io.Writer, s *round.Spec) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t%s\n", k, fmt.Sprintf(format, args...)) }
 	row("round", "%s", s.ID())
@@ -190,7 +190,7 @@ func printRoundSummary(w io.Writer, s *tracker.Spec) error {
 	}
 	m := s.Model
 	sizes := fmt.Sprintf("vocab %d, ctx %d, dim %d, layers %d", m.Vocab, m.Ctx, m.Dim, m.Layers)
-	if m.Arch == tracker.ArchGPT {
+	if m.Arch == round.ArchGPT {
 		sizes += fmt.Sprintf(", heads %d", m.Heads)
 	} else {
 		sizes += fmt.Sprintf(", hidden %d, window %d", m.Hidden, m.Window)

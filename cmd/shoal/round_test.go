@@ -8,9 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shoal-network/shoal/checkpoint/content"
 	"github.com/shoal-network/shoal/gradient/aggregate"
 	"github.com/shoal-network/shoal/gradient/codec"
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/round"
 )
 
 const roundTestdata = "../../tracker/testdata"
@@ -122,7 +123,7 @@ func TestRoundValidateJSON(t *testing.T) {
 		}
 		// The spec is the canonical encoding, byte for byte: it hashes to
 		// the ID.
-		if id := tracker.SumCID(got.Spec); id.String() != got.ID {
+		if id := content.Sum(got.Spec); id.String() != got.ID {
 			t.Errorf("%s: spec in the output hashes to %s, not its id %s", name, id, got.ID)
 		}
 	}
@@ -205,7 +206,7 @@ func TestRoundNamesMatchImplementations(t *testing.T) {
 		"topk", "topk:k=1", "topk:chunk=2,k=2,values=2bit", "topk:chunk=1048576,k=1048576,values=int8",
 		"dct-topk", "dct-topk:chunk=1024,k=1024", "dct-topk:chunk=2,k=1,values=2bit",
 	} {
-		canon, err := tracker.CanonicalCodec(spec)
+		canon, err := round.CanonicalCodec(spec)
 		if err != nil {
 			t.Errorf("tracker rejects codec %q: %v", spec, err)
 			continue
@@ -220,7 +221,7 @@ func TestRoundNamesMatchImplementations(t *testing.T) {
 		}
 	}
 	for _, spec := range []string{"dct-topk:chunk=1025", "topk:chunk=1", "int8:block=0", "sign:chunk=1048577", "topk:k=4097", "nope"} {
-		if _, err := tracker.CanonicalCodec(spec); err == nil {
+		if _, err := round.CanonicalCodec(spec); err == nil {
 			t.Errorf("tracker accepts codec %q", spec)
 		}
 		if _, err := codec.Parse(spec); err == nil {
@@ -232,7 +233,7 @@ func TestRoundNamesMatchImplementations(t *testing.T) {
 		"norm-clip", "norm-clip:max=2.5", "norm-clip:max=1e-300", "centered-clip", "centered-clip:tau=0.5,iters=100",
 		"centered-clip:iters=1",
 	} {
-		canon, err := tracker.CanonicalRule(spec)
+		canon, err := round.CanonicalRule(spec)
 		if err != nil {
 			t.Errorf("tracker rejects rule %q: %v", spec, err)
 			continue
@@ -247,7 +248,7 @@ func TestRoundNamesMatchImplementations(t *testing.T) {
 		}
 	}
 	for _, spec := range []string{"trimmed-mean:trim=0.5", "norm-clip:max=0", "centered-clip:iters=101", "centered-clip:tau=-1", "krum"} {
-		if _, err := tracker.CanonicalRule(spec); err == nil {
+		if _, err := round.CanonicalRule(spec); err == nil {
 			t.Errorf("tracker accepts rule %q", spec)
 		}
 		if _, err := aggregate.Parse(spec); err == nil {

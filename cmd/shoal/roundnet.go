@@ -26,8 +26,10 @@ import (
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/node/daemon"
 	"github.com/shoal-network/shoal/p2p"
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/boltstore"
 	"github.com/shoal-network/shoal/tracker/dashboard"
+	"github.com/shoal-network/shoal/tracker/round"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // roundInitOptions are the flags of `shoal round init`.
@@ -63,7 +65,7 @@ the same --data-dir.`,
 			if err != nil {
 				return err
 			}
-			text := regexp.MustCompile(`(?m)^  - 12D3Koo\w+`).ReplaceAllString(tracker.Template, "  - "+id.String())
+			text := regexp.MustCompile(`(?m)^  - 12D3Koo\w+`).ReplaceAllString(round.Template, "  - "+id.String())
 			if o.Out == "" || o.Out == "-" {
 				_, err = io.WriteString(f.Out, text)
 				return err
@@ -141,7 +143,7 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	if err != nil {
 		return err
 	}
-	spec, err := tracker.Parse(b, o.File)
+	spec, err := round.Parse(b, o.File)
 	if err != nil {
 		return roundSpecError(o.File, err)
 	}
@@ -187,8 +189,8 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 		return err
 	}
 	defer th.Close()
-	round := spec.ID()
-	if err := th.Discovery().Join(round.String()); err != nil {
+	roundID := spec.ID()
+	if err := th.Discovery().Join(roundID.String()); err != nil {
 		return err
 	}
 	if ds != nil {
@@ -205,12 +207,12 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	if err != nil {
 		return err
 	}
-	db, err := tracker.OpenBolt(filepath.Join(o.DataDir, "tracker.db"))
+	db, err := boltstore.OpenBolt(filepath.Join(o.DataDir, "tracker.db"))
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	inv := daemon.Invite{Round: round, Peers: []peer.AddrInfo{th.AddrInfo()}}
+	inv := daemon.Invite{Round: roundID, Peers: []peer.AddrInfo{th.AddrInfo()}}
 	evals := newEvalLog()
 	td, err := daemon.NewTracker(daemon.TrackerConfig{Spec: spec, Host: th, Store: store, Storage: db, Genesis: genesis,
 		MinMembers: o.MinMembers, Spares: o.Spares, Logger: log.With("role", "tracker"), Invite: inv.String(), Floor: floor, EvalLoss: evals.get,
@@ -258,7 +260,7 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 			return err
 		}
 		defer oh.Close()
-		if err := oh.Discovery().Join(round.String()); err != nil {
+		if err := oh.Discovery().Join(roundID.String()); err != nil {
 			return err
 		}
 		inv.Peers = append(inv.Peers, oh.AddrInfo())
@@ -271,9 +273,9 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 			return err
 		}
 		var token []byte
-		if spec.Admission == tracker.AdmissionClosed {
+		if spec.Admission == round.AdmissionClosed {
 			// The round's own observer needs a token like anyone else.
-			text, err := daemon.IssueToken(key, round, oh.ID(), time.Now().Add(100*365*24*time.Hour))
+			text, err := daemon.IssueToken(key, roundID, oh.ID(), time.Now().Add(100*365*24*time.Hour))
 			if err != nil {
 				return err
 			}
@@ -281,7 +283,7 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 				return err
 			}
 		}
-		od, err := daemon.NewNode(daemon.NodeConfig{Spec: spec, Role: tracker.RoleObserver, DataDir: odir, Host: oh, Store: ostore,
+		od, err := daemon.NewNode(daemon.NodeConfig{Spec: spec, Role: wire.RoleObserver, DataDir: odir, Host: oh, Store: ostore,
 			Token: token, Engine: eng, Logger: log.With("role", "observer"), Evaluate: func(step uint64, id cid.Cid) (float64, error) {
 				l, err := ev(id)
 				if err == nil {
@@ -303,7 +305,7 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	go srv.Serve(ln)
 	defer srv.Close()
 
-	fmt.Fprintf(f.Err, "round %s (%s)\n", round, spec.Name)
+	fmt.Fprintf(f.Err, "round %s (%s)\n", roundID, spec.Name)
 	fmt.Fprintf(f.Err, "dashboard: http://%s/\n", ln.Addr())
 	fmt.Fprintf(f.Err, "volunteers join with:\n  shoal node join '%s'\n", inv)
 	fmt.Fprintln(f.Out, inv.String())
@@ -320,7 +322,7 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 
 // specTracker loads the tracker identity in dataDir (creating it if there
 // is none) and checks that it is the first tracker the spec in file names.
-func specTracker(dataDir, file string, spec *tracker.Spec) (crypto.PrivKey, error) {
+func specTracker(dataDir, file string, spec *round.Spec) (crypto.PrivKey, error) {
 	key, err := p2p.LoadOrCreateIdentity(filepath.Join(dataDir, "tracker.key"))
 	if err != nil {
 		return nil, err
@@ -329,7 +331,7 @@ func specTracker(dataDir, file string, spec *tracker.Spec) (crypto.PrivKey, erro
 	if err != nil {
 		return nil, err
 	}
-	if want, _ := tracker.CanonicalPeerID(spec.Trackers[0]); want != self.String() {
+	if want, _ := round.CanonicalPeerID(spec.Trackers[0]); want != self.String() {
 		return nil, fmt.Errorf("%s names tracker %s, but the identity in %s is %s: put %s first under trackers: (or use the --data-dir that holds %s's key)",
 			file, spec.Trackers[0], dataDir, self, self, spec.Trackers[0])
 	}
@@ -400,11 +402,11 @@ is printed by 'shoal node join' when it starts (it is kept in its
 			if err != nil {
 				return err
 			}
-			spec, err := tracker.Parse(b, o.File)
+			spec, err := round.Parse(b, o.File)
 			if err != nil {
 				return roundSpecError(o.File, err)
 			}
-			if spec.Admission != tracker.AdmissionClosed {
+			if spec.Admission != round.AdmissionClosed {
 				return fmt.Errorf("%s: admission is %s: an open round needs no tokens (set admission: closed)", o.File, spec.Admission)
 			}
 			p, err := peer.Decode(o.Peer)

@@ -24,7 +24,7 @@ import (
 
 	"github.com/shoal-network/shoal/checkpoint"
 	"github.com/shoal-network/shoal/p2p"
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // TopicName is the gossip topic of a round.
@@ -49,11 +49,11 @@ func (v *view) TrackerID() string         { return v.tracker }
 func (v *view) Head() (uint64, cid.Cid)   { return v.step, v.head }
 func (v *view) Excluded(peer string) bool { return v.excluded[peer] }
 func (v *view) clone() *view              { c := *v; return &c }
-func mapResult(r tracker.Result) p2p.ValidationResult {
+func mapResult(r wire.Result) p2p.ValidationResult {
 	switch r {
-	case tracker.Accept:
+	case wire.Accept:
 		return p2p.Accept
-	case tracker.Ignore:
+	case wire.Ignore:
 		return p2p.Ignore
 	}
 	return p2p.Reject
@@ -62,7 +62,7 @@ func mapResult(r tracker.Result) p2p.ValidationResult {
 // inbound is a message accepted by the validator, decoded.
 type inbound struct {
 	from string
-	msg  tracker.Msg
+	msg  wire.Msg
 	size int
 }
 
@@ -104,11 +104,11 @@ func (b *bus) validate(_ context.Context, from peer.ID, data []byte) (p2p.Valida
 	if author != from.String() {
 		return p2p.Reject, fmt.Errorf("envelope names %s as its author", author)
 	}
-	m, err := tracker.Unmarshal(body)
+	m, err := wire.Unmarshal(body)
 	if err != nil {
 		return p2p.Reject, err
 	}
-	r, err := tracker.Validate(b.view.Load(), author, m)
+	r, err := wire.Validate(b.view.Load(), author, m)
 	return mapResult(r), err
 }
 
@@ -129,7 +129,7 @@ func (b *bus) run(ctx context.Context, wg *sync.WaitGroup) {
 			if err != nil {
 				continue // the validator let nothing malformed through
 			}
-			msg, err := tracker.Unmarshal(body)
+			msg, err := wire.Unmarshal(body)
 			if err != nil {
 				continue
 			}
@@ -162,8 +162,8 @@ func (b *bus) run(ctx context.Context, wg *sync.WaitGroup) {
 
 // publish queues a message; it never blocks the state machine's loop (a
 // full queue drops the message, as a lossy network would, and says so).
-func (b *bus) publish(m tracker.Msg) {
-	body, err := tracker.Marshal(m)
+func (b *bus) publish(m wire.Msg) {
+	body, err := wire.Marshal(m)
 	if err != nil {
 		b.log.Error("refusing to publish a malformed message", "kind", m.Kind().String(), "err", err)
 		return

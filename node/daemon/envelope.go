@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // The gossip envelope. Gossip message IDs are content hashes, so two
@@ -38,7 +38,7 @@ func open(b []byte) (author string, seq uint64, msg []byte, err error) {
 	}
 	b = b[1:]
 	n, k := binary.Uvarint(b)
-	if k <= 0 || n == 0 || n > tracker.MaxPeerLen || uint64(len(b)-k) < n {
+	if k <= 0 || n == 0 || n > wire.MaxPeerLen || uint64(len(b)-k) < n {
 		return "", 0, nil, fmt.Errorf("%w: bad author", errEnvelope)
 	}
 	author = string(b[k : k+int(n)])

@@ -9,7 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/checkpoint/content"
 )
 
 // FuzzEnvelope: opening any bytes never panics, and an envelope that
@@ -41,7 +41,7 @@ func FuzzToken(f *testing.F) {
 	key, _, _ := crypto.GenerateEd25519Key(rand.Reader)
 	other, _, _ := crypto.GenerateEd25519Key(rand.Reader)
 	p, _ := peer.IDFromPrivateKey(other)
-	round := tracker.SumCID([]byte("round"))
+	round := content.Sum([]byte("round"))
 	good, _ := IssueToken(other, round, p, time.Unix(2_000_000_000, 0))
 	tok, _ := ParseToken(good)
 	f.Add(tok)

@@ -22,7 +22,9 @@ import (
 	"github.com/shoal-network/shoal/gradient/data"
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/p2p"
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/boltstore"
+	"github.com/shoal-network/shoal/tracker/round"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // Invite is what a volunteer needs to join a round: its ID and where to
@@ -90,7 +92,7 @@ func BuiltinData() (train, eval []byte, floor float64) {
 
 // Evaluator returns a function that measures the held-out loss of a
 // checkpoint in store, on up to batches batches of eval.
-func Evaluator(spec *tracker.Spec, store node.Store, eval []byte, batches int) (func(cid.Cid) (float64, error), error) {
+func Evaluator(spec *round.Spec, store node.Store, eval []byte, batches int) (func(cid.Cid) (float64, error), error) {
 	cfg := node.ModelConfig(spec)
 	m, err := gradient.New(cfg)
 	if err != nil {
@@ -118,7 +120,7 @@ func Evaluator(spec *tracker.Spec, store node.Store, eval []byte, batches int) (
 
 // LocalConfig configures a LocalRound.
 type LocalConfig struct {
-	Spec    *tracker.Spec // Trackers is filled in with the local tracker's ID
+	Spec    *round.Spec // Trackers is filled in with the local tracker's ID
 	Workers int
 	Dir     string // data directories go under it
 	Train   []byte
@@ -135,13 +137,13 @@ type LocalConfig struct {
 // workers, each a real libp2p host on 127.0.0.1, talking TCP and QUIC.
 // It is `shoal demo`, and a test bed for the daemons.
 type LocalRound struct {
-	Spec     *tracker.Spec
+	Spec     *round.Spec
 	Tracker  *Tracker
 	Observer *Node
 	Workers  []*Node
 	Invite   Invite
 	hosts    []*p2p.Host
-	newNode  func(name string, role tracker.Role, token bool) (*Node, error)
+	newNode  func(name string, role wire.Role, token bool) (*Node, error)
 	evalMu   sync.Mutex
 	evals    map[uint64]float64
 }
@@ -164,7 +166,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (_ *LocalRound, err error)
 	spec := *cfg.Spec
 	spec.Trackers = []string{tid.String()}
 	if cfg.Dataset != nil {
-		spec.Dataset = tracker.Dataset{Manifest: cfg.Dataset.Manifest.ID()}
+		spec.Dataset = round.Dataset{Manifest: cfg.Dataset.Manifest.ID()}
 		cfg.Eval = cfg.Dataset.Eval
 	}
 	if err := spec.Validate(); err != nil {
@@ -220,13 +222,13 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (_ *LocalRound, err error)
 	}
 	boot := []peer.AddrInfo{th.AddrInfo()}
 
-	newNode := func(name string, role tracker.Role, token bool) (*Node, error) {
+	newNode := func(name string, role wire.Role, token bool) (*Node, error) {
 		h, st, dir, err := newHost(name, nil, boot)
 		if err != nil {
 			return nil, err
 		}
 		var tok []byte
-		if token && spec.Admission == tracker.AdmissionClosed {
+		if token && spec.Admission == round.AdmissionClosed {
 			text, err := IssueToken(key, spec.ID(), h.ID(), time.Now().Add(24*time.Hour))
 			if err != nil {
 				return nil, err
@@ -254,7 +256,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (_ *LocalRound, err error)
 			})
 			nc.Dataset, nc.DataPeers = ds.Manifest, []peer.ID{tid}
 		}
-		if role == tracker.RoleObserver && len(cfg.Eval) > 0 {
+		if role == wire.RoleObserver && len(cfg.Eval) > 0 {
 			ev, err := Evaluator(&spec, st, cfg.Eval, 16)
 			if err != nil {
 				return nil, err
@@ -272,11 +274,11 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (_ *LocalRound, err error)
 		return NewNode(nc)
 	}
 	l.newNode = newNode
-	if l.Observer, err = newNode("observer", tracker.RoleObserver, true); err != nil {
+	if l.Observer, err = newNode("observer", wire.RoleObserver, true); err != nil {
 		return nil, err
 	}
 	for i := range cfg.Workers {
-		w, err := newNode(fmt.Sprintf("worker-%d", i+1), tracker.RoleWorker, true)
+		w, err := newNode(fmt.Sprintf("worker-%d", i+1), wire.RoleWorker, true)
 		if err != nil {
 			return nil, err
 		}
@@ -284,7 +286,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (_ *LocalRound, err error)
 	}
 	genesis := l.Observer.core
 	_, g := genesis.Head()
-	db, err := tracker.OpenBolt(filepath.Join(tdir, "tracker.db"))
+	db, err := boltstore.OpenBolt(filepath.Join(tdir, "tracker.db"))
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +303,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (_ *LocalRound, err error)
 // NewWorker makes one more worker, with an access token to a closed
 // round or without one; run it with its Run.
 func (l *LocalRound) NewWorker(name string, token bool) (*Node, error) {
-	return l.newNode(name, tracker.RoleWorker, token)
+	return l.newNode(name, wire.RoleWorker, token)
 }
 
 // ServeDataset puts a dataset's manifest, shards and held-out text in a
@@ -384,16 +386,16 @@ func WaitFor(ctx context.Context, interval time.Duration, cond func() bool) erro
 // DemoSpec is the round `shoal demo` runs: gpt-tiny on the built-in task,
 // units of 50 inner steps × 16 sequences, one unit per worker per step
 // (workers of them), int8 updates, a quarter of the units replicated.
-func DemoSpec(workers int) *tracker.Spec {
-	s := tracker.Defaults()
+func DemoSpec(workers int) *round.Spec {
+	s := round.Defaults()
 	s.Name = "shoal demo: gpt-tiny on the built-in task"
-	s.Model = tracker.Model{Arch: "gpt", Vocab: 256, Ctx: 64, Dim: 128, Layers: 2, Heads: 4, Seed: 1}
-	s.Dataset = tracker.Dataset{Builtin: true}
+	s.Model = round.Model{Arch: "gpt", Vocab: 256, Ctx: 64, Dim: 128, Layers: 2, Heads: 4, Seed: 1}
+	s.Dataset = round.Dataset{Builtin: true}
 	s.InnerSteps = 50
 	s.Batch = 16
 	s.Inner.LR = 0.006
 	s.Inner.Warmup = 50
-	s.Outer = tracker.Nesterov{LR: 0.7, Momentum: 0.5}
+	s.Outer = round.Nesterov{LR: 0.7, Momentum: 0.5}
 	s.Codec = "int8"
 	s.Aggregation = "mean"
 	s.TargetSamples = workers * s.InnerSteps * s.Batch

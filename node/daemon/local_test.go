@@ -11,20 +11,20 @@ import (
 	"time"
 
 	"github.com/shoal-network/shoal/gradient/data"
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/round"
 )
 
 // smallSpec is an mlp round fast enough for tests: 6 units of 5 inner
 // steps per outer step.
-func smallSpec() *tracker.Spec {
-	s := tracker.Defaults()
+func smallSpec() *round.Spec {
+	s := round.Defaults()
 	s.Name = "test round"
-	s.Model = tracker.Model{Arch: "mlp", Vocab: 256, Ctx: 16, Dim: 16, Layers: 1, Hidden: 64, Window: 4, Seed: 7}
-	s.Dataset = tracker.Dataset{Builtin: true}
+	s.Model = round.Model{Arch: "mlp", Vocab: 256, Ctx: 16, Dim: 16, Layers: 1, Hidden: 64, Window: 4, Seed: 7}
+	s.Dataset = round.Dataset{Builtin: true}
 	s.InnerSteps = 5
 	s.Batch = 4
 	s.Inner.LR = 0.01
-	s.Outer = tracker.Nesterov{LR: 0.7, Momentum: 0.5}
+	s.Outer = round.Nesterov{LR: 0.7, Momentum: 0.5}
 	s.Codec = "int8"
 	s.TargetSamples = 6 * 20
 	s.Deadline = 20 * time.Second
@@ -114,7 +114,7 @@ func TestClosedRound(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	spec := smallSpec()
-	spec.Admission = tracker.AdmissionClosed
+	spec.Admission = round.AdmissionClosed
 	l, err := StartLocal(ctx, LocalConfig{Spec: spec, Workers: 2, Dir: t.TempDir(), Train: train, Eval: eval, Floor: floor, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)

@@ -14,13 +14,14 @@ import (
 	"github.com/shoal-network/shoal/gradient/data"
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/p2p"
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/round"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // NodeConfig configures a Node daemon.
 type NodeConfig struct {
-	Spec    *tracker.Spec
-	Role    tracker.Role
+	Spec    *round.Spec
+	Role    wire.Role
 	DataDir string    // holds head.json; the Store's checkpoints live here too
 	Host    *p2p.Host // started, with Store as its blob store
 	Store   *Store
@@ -177,7 +178,7 @@ func (d *Node) Run(ctx context.Context) error {
 			d.log.Info("node stopping")
 			return nil
 		case m := <-b.in:
-			if u, ok := m.msg.(*tracker.Update); ok && len(u.Data) > 0 {
+			if u, ok := m.msg.(*wire.Update); ok && len(u.Data) > 0 {
 				// The message was checked: Data hashes to the payload CID.
 				if _, err := d.cfg.Store.PutBlob(u.Data); err != nil {
 					d.log.Warn("cannot keep an update's payload", "peer", m.from, "err", err)

@@ -14,9 +14,9 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-network/shoal/checkpoint"
+	"github.com/shoal-network/shoal/checkpoint/content"
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/p2p/blob"
-	"github.com/shoal-network/shoal/tracker"
 )
 
 // Store is a daemon's content: checkpoints in a checkpoint.Store on disk,
@@ -272,7 +272,7 @@ func (s *Store) PutBlob(data []byte) (cid.Cid, error) {
 	if len(data) > blob.MaxObjectSize {
 		return cid.Undef, fmt.Errorf("object of %d bytes is over the %d-byte limit of this version", len(data), blob.MaxObjectSize)
 	}
-	c := tracker.SumCID(data)
+	c := content.Sum(data)
 	return c, s.Put(c, data)
 }
 

@@ -9,7 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/checkpoint/content"
 )
 
 func TestTokens(t *testing.T) {
@@ -17,7 +17,7 @@ func TestTokens(t *testing.T) {
 	other, _, _ := crypto.GenerateEd25519Key(rand.Reader)
 	pk, _, _ := crypto.GenerateEd25519Key(rand.Reader)
 	p, _ := peer.IDFromPrivateKey(pk)
-	round := tracker.SumCID([]byte("round"))
+	round := content.Sum([]byte("round"))
 	now := time.Unix(1_800_000_000, 0)
 	admit := Admitter(key.GetPublic(), round)
 
@@ -35,7 +35,7 @@ func TestTokens(t *testing.T) {
 	forged, _ := IssueToken(other, round, p, now.Add(time.Hour))
 	ftok, _ := ParseToken(forged)
 	q, _ := peer.IDFromPrivateKey(other)
-	otherRound, _ := IssueToken(key, tracker.SumCID([]byte("other")), p, now.Add(time.Hour))
+	otherRound, _ := IssueToken(key, content.Sum([]byte("other")), p, now.Add(time.Hour))
 	orTok, _ := ParseToken(otherRound)
 	flipped := append([]byte(nil), tok...)
 	flipped[len(flipped)-1] ^= 1

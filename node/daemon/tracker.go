@@ -17,11 +17,13 @@ import (
 	"github.com/shoal-network/shoal/p2p"
 	"github.com/shoal-network/shoal/tracker"
 	"github.com/shoal-network/shoal/tracker/dashboard"
+	"github.com/shoal-network/shoal/tracker/round"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // TrackerConfig configures a Tracker daemon.
 type TrackerConfig struct {
-	Spec       *tracker.Spec
+	Spec       *round.Spec
 	Host       *p2p.Host // its peer ID must be the spec's first tracker
 	Store      *Store    // serves the spec to peers
 	Storage    tracker.Storage
@@ -58,7 +60,7 @@ type Tracker struct {
 
 	mu      sync.Mutex
 	started time.Time
-	updates map[cid.Cid]*tracker.Update // accepted updates of recent steps, by payload
+	updates map[cid.Cid]*wire.Update // accepted updates of recent steps, by payload
 	steps   []*dashboard.StepInfo
 	loss    []dashboard.LossPoint
 	events  []dashboard.Event
@@ -87,7 +89,7 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	id, err := tracker.CanonicalPeerID(cfg.Spec.Trackers[0])
+	id, err := round.CanonicalPeerID(cfg.Spec.Trackers[0])
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +97,7 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 		return nil, fmt.Errorf("this host is %s, but the round's tracker is %s: start the tracker with the identity the spec names", cfg.Host.ID(), id)
 	}
 	var admit func(string, []byte, time.Time) error
-	if cfg.Spec.Admission == tracker.AdmissionClosed {
+	if cfg.Spec.Admission == round.AdmissionClosed {
 		key := cfg.Host.Libp2p().Peerstore().PrivKey(cfg.Host.ID())
 		if key == nil {
 			return nil, errors.New("the tracker's host has no private key to check access tokens with")
@@ -110,7 +112,7 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	if err := cfg.Store.Put(round, cfg.Spec.Canonical()); err != nil {
 		return nil, err
 	}
-	d := &Tracker{cfg: cfg, round: round, t: t, log: cfg.Logger, started: time.Now().UTC(), updates: map[cid.Cid]*tracker.Update{}}
+	d := &Tracker{cfg: cfg, round: round, t: t, log: cfg.Logger, started: time.Now().UTC(), updates: map[cid.Cid]*wire.Update{}}
 	if cfg.History != "" {
 		if b, err := os.ReadFile(cfg.History); err == nil {
 			var h history
@@ -180,7 +182,7 @@ func (d *Tracker) Run(ctx context.Context) error {
 				d.log.Debug("message refused", "peer", m.from, "kind", m.msg.Kind().String(), "reason", err.Error())
 				d.note(dashboard.Event{At: time.Now().UTC(), Kind: "refused", Step: m.msg.StepNum(), Peer: m.from,
 					Detail: fmt.Sprintf("%s: %v", m.msg.Kind(), err)})
-			} else if u, ok := m.msg.(*tracker.Update); ok {
+			} else if u, ok := m.msg.(*wire.Update); ok {
 				d.mu.Lock()
 				meta := *u
 				meta.Data = nil
@@ -238,7 +240,7 @@ func (d *Tracker) note(ev dashboard.Event) {
 }
 
 // record keeps the step timeline from what the tracker publishes.
-func (d *Tracker) record(m tracker.Msg) {
+func (d *Tracker) record(m wire.Msg) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := time.Now().UTC()
@@ -249,7 +251,7 @@ func (d *Tracker) record(m tracker.Msg) {
 		return nil
 	}
 	switch m := m.(type) {
-	case *tracker.Open:
+	case *wire.Open:
 		si := last(m.Step)
 		if si == nil {
 			si = &dashboard.StepInfo{Step: m.Step}
@@ -261,7 +263,7 @@ func (d *Tracker) record(m tracker.Msg) {
 		if si.Closed.IsZero() {
 			si.Opened, si.Members = now, len(m.Members)
 		}
-	case *tracker.Close:
+	case *wire.Close:
 		si := last(m.Step)
 		if si == nil || !si.Closed.IsZero() {
 			return
@@ -285,7 +287,7 @@ func (d *Tracker) record(m tracker.Msg) {
 				delete(d.updates, p)
 			}
 		}
-	case *tracker.Final:
+	case *wire.Final:
 		si := last(m.Step)
 		if si == nil || !si.Finalised.IsZero() {
 			return
@@ -313,7 +315,7 @@ func (d *Tracker) refresh() {
 }
 
 // Finals returns the finalised steps.
-func (d *Tracker) Finals() []*tracker.Final { return d.t.Finals() }
+func (d *Tracker) Finals() []*wire.Final { return d.t.Finals() }
 
 // Snapshot returns the dashboard's view of the round. It is safe to call
 // from any goroutine.

@@ -6,7 +6,7 @@ import (
 
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/simulations"
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // Predict runs the round of cfg in the discrete-event engine, with the
@@ -50,7 +50,7 @@ func Predict(cfg Config) (*Result, error) {
 	c.SetLink(c.TrackerID(), link, "mocknet")
 	for i := range cfg.Peers {
 		id := fmt.Sprintf("worker-%04d", i)
-		if err := c.AddNode(id, tracker.RoleWorker, func(st *simulations.Store) (node.Engine, error) {
+		if err := c.AddNode(id, wire.RoleWorker, func(st *simulations.Store) (node.Engine, error) {
 			return &simulations.CostEngine{Store: st, Spec: &spec, Peer: id, PayloadBytes: cfg.PayloadBytes}, nil
 		}); err != nil {
 			return nil, err

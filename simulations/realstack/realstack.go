@@ -38,11 +38,13 @@ import (
 	"github.com/shoal-network/shoal/p2p"
 	"github.com/shoal-network/shoal/simulations"
 	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/round"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // Config describes a run on the real stack.
 type Config struct {
-	Spec      *tracker.Spec // the round; its tracker is replaced by the run's
+	Spec      *round.Spec   // the round; its tracker is replaced by the run's
 	Peers     int           // workers
 	Steps     int           // finalised steps to wait for
 	Latency   time.Duration // one way, on every link
@@ -229,7 +231,7 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 		if err != nil {
 			return nil, err
 		}
-		n, err := daemon.NewNode(daemon.NodeConfig{Spec: &spec, Role: tracker.RoleWorker, DataDir: m.dir, Host: m.h, Store: m.store,
+		n, err := daemon.NewNode(daemon.NodeConfig{Spec: &spec, Role: wire.RoleWorker, DataDir: m.dir, Host: m.h, Store: m.store,
 			Engine: engine(m), Logger: log.With("node", i), Tick: cfg.NodeTick})
 		if err != nil {
 			return nil, err

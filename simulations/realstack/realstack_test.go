@@ -7,15 +7,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/round"
 )
 
 // fidelitySpec is a round of one unit per worker and step, a quarter of
 // them replicated.
-func fidelitySpec(peers int) *tracker.Spec {
-	s := tracker.Defaults()
-	s.Model = tracker.Model{Arch: "mlp", Vocab: 256, Ctx: 16, Dim: 16, Layers: 1, Hidden: 64, Window: 4, Seed: 7}
-	s.Dataset = tracker.Dataset{Builtin: true}
+func fidelitySpec(peers int) *round.Spec {
+	s := round.Defaults()
+	s.Model = round.Model{Arch: "mlp", Vocab: 256, Ctx: 16, Dim: 16, Layers: 1, Hidden: 64, Window: 4, Seed: 7}
+	s.Dataset = round.Dataset{Builtin: true}
 	s.InnerSteps = 5
 	s.Batch = 4
 	s.Inner.LR = 0.01

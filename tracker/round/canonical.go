@@ -1,14 +1,14 @@
-package tracker
+package round
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"math"
 	"strings"
 
 	"github.com/ipfs/go-cid"
-	mh "github.com/multiformats/go-multihash"
+
+	"github.com/shoal-network/shoal/checkpoint/content"
 )
 
 // Canonical returns the canonical encoding of the spec: compact JSON (RFC
@@ -99,17 +99,11 @@ func (s *Spec) Canonical() []byte {
 
 // ID returns the round's ID: the CID (CIDv1, raw codec, sha2-256) of the
 // canonical encoding.
-func (s *Spec) ID() cid.Cid { return SumCID(s.Canonical()) }
+func (s *Spec) ID() cid.Cid { return content.Sum(s.Canonical()) }
 
-// SumCID returns the CID of data: CIDv1, raw codec (0x55), sha2-256.
-func SumCID(data []byte) cid.Cid {
-	d := sha256.Sum256(data)
-	h, err := mh.Encode(d[:], mh.SHA2_256)
-	if err != nil {
-		panic("tracker: " + err.Error()) // only for an unknown hash code
-	}
-	return cid.NewCidV1(cid.Raw, h)
-}
+// TrackerID returns the round's (first) tracker's peer ID in canonical
+// form, or as written if it is not a valid peer ID.
+func (s *Spec) TrackerID() string { return canonicalOr(s.Trackers[0], CanonicalPeerID) }
 
 // canonicalOr returns the canonical form of v, or v itself if it has none.
 func canonicalOr(v string, canon func(string) (string, error)) string {

@@ -1,4 +1,4 @@
-package tracker
+package round
 
 import (
 	"fmt"
@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-network/shoal/checkpoint/content"
 )
 
 // Version is the version of the round spec format this package reads and
@@ -275,7 +277,7 @@ func (s *Spec) problems(skip map[string]bool) []*FieldError {
 	case !s.Dataset.Manifest.Defined():
 		add("dataset", "missing (want builtin or a dataset manifest CID)")
 	default:
-		if err := checkContentID(s.Dataset.Manifest); err != nil {
+		if err := content.Check(s.Dataset.Manifest); err != nil {
 			add("dataset", "%v", err)
 		}
 	}
@@ -349,7 +351,7 @@ func (s *Spec) problems(skip map[string]bool) []*FieldError {
 	}
 
 	if s.InitCheckpoint.Defined() {
-		if err := checkContentID(s.InitCheckpoint); err != nil {
+		if err := content.Check(s.InitCheckpoint); err != nil {
 			add("init_checkpoint", "%v", err)
 		}
 	}
@@ -388,3 +390,12 @@ func checkLR(add func(field, format string, args ...any), field string, lr float
 		add(field, "must be at most %d, got %s", MaxLR, formatFloat(lr))
 	}
 }
+
+// HeartbeatInterval is how often peers send Hello: a tenth of the step
+// deadline, between 1 s and 30 s.
+func HeartbeatInterval(s *Spec) time.Duration {
+	return min(max(s.Deadline/10, time.Second), 30*time.Second)
+}
+
+// Liveness is how long a member stays in the round after its last Hello.
+func Liveness(s *Spec) time.Duration { return 3 * HeartbeatInterval(s) }

@@ -1,4 +1,4 @@
-package tracker
+package round
 
 import (
 	"errors"
@@ -16,10 +16,10 @@ const libp2pKey = 0x72
 // the identity hash; longer keys are hashed with sha2-256.
 const maxInlineKey = 42
 
-// maxPeerIDLen bounds the text of a peer ID (a sha2-256 peer ID is 46
+// MaxPeerIDLen bounds the text of a peer ID (a sha2-256 peer ID is 46
 // characters in base58btc, an inlined key at most 61 and the CID forms a
 // little more), so decoding stays cheap on hostile input.
-const maxPeerIDLen = 128
+const MaxPeerIDLen = 128
 
 // CanonicalPeerID checks that s is a syntactically valid libp2p peer ID and
 // returns it in the canonical text form, base58btc of the multihash (as in
@@ -36,7 +36,7 @@ func CanonicalPeerID(s string) (string, error) {
 	if s == "" {
 		return "", errors.New("empty peer ID")
 	}
-	if len(s) > maxPeerIDLen {
+	if len(s) > MaxPeerIDLen {
 		return "", fmt.Errorf("peer ID of %d characters is too long", len(s))
 	}
 	h, err := mh.FromB58String(s)
@@ -61,19 +61,6 @@ func CanonicalPeerID(s string) (string, error) {
 		return "", fmt.Errorf("%q is not a peer ID: want an identity multihash of 1 to %d bytes or a sha2-256 multihash, got hash code %#x of %d bytes", s, maxInlineKey, d.Code, d.Length)
 	}
 	return h.B58String(), nil
-}
-
-// checkContentID checks that c is a CID of the form the network uses for
-// content: CIDv1, raw codec (0x55), sha2-256.
-func checkContentID(c cid.Cid) error {
-	if !c.Defined() {
-		return errors.New("undefined CID")
-	}
-	p := c.Prefix()
-	if p.Version != 1 || p.Codec != cid.Raw || p.MhType != mh.SHA2_256 || p.MhLength != 32 {
-		return fmt.Errorf("CID %s is not CIDv1 raw sha2-256 (got version %d, codec %#x, hash %#x)", c, p.Version, p.Codec, p.MhType)
-	}
-	return nil
 }
 
 // parseContentID reads a CID written in any multibase go-cid reads.

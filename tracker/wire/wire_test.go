@@ -1,4 +1,4 @@
-package tracker
+package wire
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/shoal-network/shoal/checkpoint/content"
 )
 
 // goldenMsgs are the messages whose wire encodings are pinned in
@@ -26,7 +28,7 @@ func goldenMsgs() []Msg {
 		&Open{Round: round, Step: 5, Attempt: 2, Epoch: 3, Base: base, Members: []string{peerA, peerB, "w1"}, Units: 1000,
 			Checks: []Check{{Step: 3, Unit: 7, Base: cidOf("C3"), Checker: peerB}, {Step: 4, Unit: 130, Base: cidOf("C4"), Checker: "w1"}}},
 		&Update{Round: round, Step: 5, Attempt: 2, Base: base, Unit: 129, Replica: 1, Samples: 800, Loss: 2.75,
-			Raw: cidOf("raw"), Residual: cidOf("residual"), Payload: SumCID(data), Size: uint64(len(data)), Data: data},
+			Raw: cidOf("raw"), Residual: cidOf("residual"), Payload: content.Sum(data), Size: uint64(len(data)), Data: data},
 		&Close{Round: round, Step: 5, Epoch: 3, Base: base, Included: sortedIncluded(
 			Included{Peer: peerB, Unit: 2, Payload: cidOf("p2"), Weight: 800},
 			Included{Peer: peerA, Unit: 1, Payload: cidOf("p1"), Weight: 800},
@@ -49,7 +51,7 @@ func moreMsgs() []Msg {
 			Checks: []Check{{Step: 0, Unit: MaxUnits - 1, Base: base, Checker: strings.Repeat("c", MaxPeerLen)}}},
 		&Update{Round: round, Base: base, Samples: 1, Raw: base, Residual: base, Payload: base, Size: 1 << 40},
 		&Update{Round: round, Base: base, Samples: math.MaxUint32, Loss: float32(math.Copysign(0, -1)), Raw: base, Residual: base,
-			Payload: SumCID([]byte{0}), Size: 1, Data: []byte{0}},
+			Payload: content.Sum([]byte{0}), Size: 1, Data: []byte{0}},
 		&Close{Round: round, Base: base, Included: []Included{{Peer: "w", Unit: 0, Payload: base, Weight: math.MaxUint32}}},
 		&Final{Round: round, Base: base, Checkpoint: base},
 		&Verdict{Round: round, Raw: base},
@@ -233,7 +235,7 @@ func TestUnmarshalRejects(t *testing.T) {
 		return e
 	}
 	upd := func(data []byte) *Update {
-		return &Update{Round: round, Base: base, Samples: 1, Raw: base, Residual: base, Payload: SumCID(data), Size: uint64(len(data)), Data: data}
+		return &Update{Round: round, Base: base, Samples: 1, Raw: base, Residual: base, Payload: content.Sum(data), Size: uint64(len(data)), Data: data}
 	}
 	for _, c := range []struct {
 		name  string

@@ -1,4 +1,4 @@
-package tracker
+package boltstore
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/shoal-network/shoal/tracker"
 )
 
 // BoltStorage is a Storage in a bbolt database file. The file holds one
@@ -30,7 +32,7 @@ type BoltStorage struct {
 	path string
 }
 
-var _ Storage = (*BoltStorage)(nil)
+var _ tracker.Storage = (*BoltStorage)(nil)
 
 var (
 	boltBucket       = []byte("tracker")
@@ -89,7 +91,7 @@ func checkboltFormat(b *bolt.Bucket) error {
 	case v == nil:
 		return fmt.Errorf("no format version under %q", boltFormatKey)
 	case !bytes.Equal(v, boltFormatText) && !bytes.Equal(v, []byte("1")):
-		return fmt.Errorf("format version %q, but this build reads versions 1 and %d", clip(string(v)), boltFormat)
+		return fmt.Errorf("format version %q, but this build reads versions 1 and %d", keyText(v), boltFormat)
 	}
 	return nil
 }
@@ -97,7 +99,7 @@ func checkboltFormat(b *bolt.Bucket) error {
 // Load returns the state last saved, or nil if none was. A state that
 // DecodeState refuses is an error naming the file: a damaged database is
 // never taken for an empty one.
-func (s *BoltStorage) Load() (*State, error) {
+func (s *BoltStorage) Load() (*tracker.State, error) {
 	var data []byte
 	var finals [][]byte
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -119,7 +121,7 @@ func (s *BoltStorage) Load() (*State, error) {
 			c := fb.Cursor()
 			for k, v := c.First(); k != nil; k, v = c.Next() {
 				if len(k) != 8 || binary.BigEndian.Uint64(k) != uint64(len(finals)) {
-					return fmt.Errorf("damaged: finalised step %d stored under key %x", len(finals), clip(string(k)))
+					return fmt.Errorf("damaged: finalised step %d stored under key %x", len(finals), keyText(k))
 				}
 				finals = append(finals, bytes.Clone(v))
 			}
@@ -132,7 +134,7 @@ func (s *BoltStorage) Load() (*State, error) {
 	if data == nil {
 		return nil, nil
 	}
-	st, err := decodeStateParts(data, finals)
+	st, err := tracker.DecodeStateParts(data, finals)
 	if err != nil {
 		return nil, fmt.Errorf("tracker database %s: damaged: %w", s.path, err)
 	}
@@ -141,7 +143,7 @@ func (s *BoltStorage) Load() (*State, error) {
 
 // Save replaces the stored state with st in one transaction, durable when
 // Save returns.
-func (s *BoltStorage) Save(st *State) error {
+func (s *BoltStorage) Save(st *tracker.State) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(boltBucket)
 		if b == nil {
@@ -154,11 +156,11 @@ func (s *BoltStorage) Save(st *State) error {
 		stored := 0
 		if k, _ := fb.Cursor().Last(); k != nil {
 			if len(k) != 8 {
-				return fmt.Errorf("damaged: a finalised step stored under key %x", clip(string(k)))
+				return fmt.Errorf("damaged: a finalised step stored under key %x", keyText(k))
 			}
 			stored = int(binary.BigEndian.Uint64(k)) + 1
 		}
-		data, finals, err := encodeStateParts(st, stored)
+		data, finals, err := tracker.EncodeStateParts(st, stored)
 		if err != nil {
 			return err
 		}
@@ -185,3 +187,6 @@ func (s *BoltStorage) Close() error {
 	}
 	return nil
 }
+
+// keyText is a stored key or value for an error message, cut to 60 bytes.
+func keyText(k []byte) []byte { return k[:min(len(k), 60)] }

@@ -1,4 +1,4 @@
-package tracker
+package wire
 
 import (
 	"cmp"
@@ -9,6 +9,9 @@ import (
 	"strings"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-network/shoal/checkpoint/content"
+	"github.com/shoal-network/shoal/tracker/round"
 )
 
 // The messages of the round protocol (v1). Every message travels on the
@@ -70,7 +73,7 @@ func (r Role) String() string {
 const (
 	MaxMembers     = 1 << 16
 	MaxUnits       = 1 << 20
-	MaxPeerLen     = maxPeerIDLen
+	MaxPeerLen     = round.MaxPeerIDLen
 	MaxInline      = 64 << 20 // the largest payload carried inside an Update
 	MaxProviders   = 16
 	MaxChecks      = 1 << 10
@@ -270,7 +273,7 @@ func checkCID(k Kind, field string, c cid.Cid, required bool) error {
 		}
 		return nil
 	}
-	if err := checkContentID(c); err != nil {
+	if err := content.Check(c); err != nil {
 		return msgErr(k, field, "%v", err)
 	}
 	return nil
@@ -345,6 +348,9 @@ func (m *Open) check() error {
 	return nil
 }
 
+// SortChecks sorts checks into their canonical order, by step and unit.
+func SortChecks(cs []Check) { slices.SortFunc(cs, cmpCheck) }
+
 func cmpCheck(a, b Check) int {
 	return cmp.Or(cmp.Compare(a.Step, b.Step), cmp.Compare(a.Unit, b.Unit))
 }
@@ -376,7 +382,7 @@ func (m *Update) check() error {
 	case len(m.Data) != 0 && uint64(len(m.Data)) != m.Size:
 		return msgErr(KindUpdate, "data", "%d bytes, but size says %d", len(m.Data), m.Size)
 	}
-	if len(m.Data) != 0 && !SumCID(m.Data).Equals(m.Payload) {
+	if len(m.Data) != 0 && !content.Sum(m.Data).Equals(m.Payload) {
 		return msgErr(KindUpdate, "data", "does not hash to the payload CID %s", m.Payload)
 	}
 	return nil

@@ -1,4 +1,4 @@
-package tracker
+package round
 
 import (
 	"cmp"
@@ -57,7 +57,7 @@ func Assign(seed, step uint64, members []string, units int, replicate float64) [
 	}
 	order := make([]ranked, len(peers))
 	for i, p := range peers {
-		order[i] = ranked{assignHash(seed, step, 'p', []byte(p)), p}
+		order[i] = ranked{AssignHash(seed, step, 'p', []byte(p)), p}
 	}
 	slices.SortFunc(order, func(a, b ranked) int {
 		return cmp.Or(cmp.Compare(a.key, b.key), cmp.Compare(a.peer, b.peer))
@@ -71,7 +71,7 @@ func Assign(seed, step uint64, members []string, units int, replicate float64) [
 		for u := range units {
 			byKey[u] = u
 			binary.LittleEndian.PutUint64(b[:], uint64(u))
-			keys[u] = assignHash(seed, step, 'u', b[:])
+			keys[u] = AssignHash(seed, step, 'u', b[:])
 		}
 		slices.SortFunc(byKey, func(a, b int) int { return cmp.Or(cmp.Compare(keys[a], keys[b]), cmp.Compare(a, b)) })
 		for _, u := range byKey[:r] {
@@ -94,10 +94,10 @@ func Assign(seed, step uint64, members []string, units int, replicate float64) [
 	return out
 }
 
-// assignHash hashes (seed, step, kind, data) to 64 bits: the first 8 bytes,
+// AssignHash hashes (seed, step, kind, data) to 64 bits: the first 8 bytes,
 // big endian, of the sha2-256 of "shoal/as", seed and step (little endian),
 // kind and data.
-func assignHash(seed, step uint64, kind byte, data []byte) uint64 {
+func AssignHash(seed, step uint64, kind byte, data []byte) uint64 {
 	h := sha256.New()
 	var b [8 + 8 + 8 + 1]byte
 	copy(b[:8], "shoal/as")

@@ -1,16 +1,17 @@
-package tracker
+package boltstore
 
 import (
 	"bytes"
 	"os"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/shoal-network/shoal/tracker"
 )
 
 func openBolt(t *testing.T, path string) *BoltStorage {
@@ -23,32 +24,19 @@ func openBolt(t *testing.T, path string) *BoltStorage {
 	return s
 }
 
-// sampleState returns a state with every part filled in, from a tracker
-// driven through a step, a dispute and a commit.
-func sampleState(tb testing.TB) *State {
+// sampleState returns a state with every part filled in: the tracker
+// package's golden state (tracker/testdata/state.json, written by its
+// TestSampleState from a tracker driven through a step, a dispute and a
+// commit).
+func sampleState(tb testing.TB) *tracker.State {
 	tb.Helper()
-	h := newHarness(tb, testSpec(3, 1.0/3), nil)
-	h.join(RoleWorker, "w1", "w2", "w3")
-	h.tick(0)
-	deal := h.deal()
-	r := h.replicated()[0]
-	for k, p := range deal {
-		raw := "raw"
-		if k.unit == r {
-			raw = "raw/" + p
-		}
-		h.mustReceive(p, h.update(p, k.unit, k.replica, raw))
-	}
-	h.commit(cidOf("C1"), "w1", "w2", "w3")
-	h.sendAll()
-	h.commit(cidOf("C2"), "w1")
-	h.tick(time.Second)
-	st, err := h.store.Load()
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "state.json"))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if st.Phase != PhaseClosed || len(st.Finals) != 1 || len(st.Disputes) != 1 || len(st.Commits) != 1 || len(st.Ledger) == 0 {
-		tb.Fatalf("sample state is missing parts: %+v", st)
+	st, err := tracker.DecodeState(b)
+	if err != nil {
+		tb.Fatal(err)
 	}
 	return st
 }
@@ -96,7 +84,7 @@ func TestBoltRoundTrip(t *testing.T) {
 // TestBoltDamaged checks that every kind of damage is an error naming the
 // file and what is wrong, never an empty state.
 func TestBoltDamaged(t *testing.T) {
-	good, err := EncodeState(sampleState(t))
+	good, err := tracker.EncodeState(sampleState(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,59 +176,6 @@ func TestBoltLocked(t *testing.T) {
 	}
 }
 
-// TestBoltResume drives a tracker on a bolt file through a step, drops it
-// with its database mid-step, and resumes from the file.
-func TestBoltResume(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "tracker.db")
-	store := openBolt(t, path)
-	h := newHarness(t, testSpec(4, 0), store)
-	h.join(RoleWorker, "w1", "w2")
-	h.tick(0)
-	h.finishStep(cidOf("C1"))
-	deal := h.deal()
-	h.mustReceive(deal[unitCopy{0, 0}], h.update(deal[unitCopy{0, 0}], 0, 0, "r"))
-	h.tick(time.Second)
-	step, phase := h.tr.Step()
-	finals := slices.Clone(h.tr.Finals())
-	open := h.current()
-	if err := store.Close(); err != nil {
-		t.Fatal(err)
-	}
-	h.tr, h.store = nil, nil
-
-	h.store = openBolt(t, path)
-	h.restart()
-	if s, p := h.tr.Step(); s != step || p != phase || s != 1 || p != PhaseOpen {
-		t.Fatalf("resumed at step %d %s, want step %d %s", s, p, step, phase)
-	}
-	if !reflect.DeepEqual(h.tr.Finals(), finals) {
-		t.Fatalf("Finals after resuming %v, want %v", h.tr.Finals(), finals)
-	}
-	reopened := *open
-	reopened.Epoch++ // the same step, in the resumed tracker's epoch
-	if !reflect.DeepEqual(h.current(), &reopened) {
-		t.Fatalf("Open after resuming %+v, want %+v", h.current(), &reopened)
-	}
-	if n := len(h.tr.st.Updates); n != 1 {
-		t.Fatalf("%d updates after resuming, want 1", n)
-	}
-	h.tick(time.Second)
-	if out := h.take(); len(out) != 2 || !reflect.DeepEqual(out[1], &reopened) {
-		t.Fatalf("first tick after resuming published %v, want the Final and the Open", out)
-	}
-	h.settle()
-	for k, p := range deal {
-		if k.unit != 0 {
-			h.mustReceive(p, h.update(p, k.unit, k.replica, "r"))
-		}
-	}
-	h.commit(cidOf("C2"), "w1", "w2")
-	h.wantPhase(2, PhaseOpen)
-	if n := len(h.tr.Finals()); n != 2 {
-		t.Fatalf("%d Finals, want 2", n)
-	}
-}
-
 // TestBoltFinalsApart: Finals are stored once each, apart from the rest
 // of the state; a database of format 1 (the whole state in one value) is
 // read and rewritten in format 2 by the next Save; and a Save that would
@@ -249,7 +184,7 @@ func TestBoltFinalsApart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tracker.db")
 	s := openBolt(t, path)
 	st := sampleState(t)
-	whole, err := EncodeState(st)
+	whole, err := tracker.EncodeState(st)
 	if err != nil {
 		t.Fatal(err)
 	}

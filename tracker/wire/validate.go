@@ -1,0 +1,85 @@
+package wire
+
+import (
+	"fmt"
+
+	"github.com/ipfs/go-cid"
+)
+
+// Validation results: whether a message should be delivered and relayed.
+type Result uint8
+
+const (
+	Accept Result = iota // deliver and relay
+	Ignore               // drop without blame: stale, early, or not for us
+	Reject               // drop and blame the sender: it broke the protocol
+)
+
+func (r Result) String() string {
+	switch r {
+	case Accept:
+		return "accept"
+	case Ignore:
+		return "ignore"
+	}
+	return "reject"
+}
+
+// View is what Validate needs to know of the round: implemented by the
+// Tracker and by node.Node.
+type View interface {
+	Round() cid.Cid
+	// TrackerID returns the tracker's peer ID.
+	TrackerID() string
+	// Head returns the step the viewer is at and its base checkpoint.
+	Head() (uint64, cid.Cid)
+	Excluded(peer string) bool
+}
+
+// Validate is the cheap check of a message before any work is spent on it:
+// the gossip layer calls it on every message it would deliver or relay.
+// It checks the form, the round, the sender's standing, who may send the
+// kind of message and whether the step is one the viewer can use; it does
+// not check content against state it does not have.
+func Validate(v View, from string, m Msg) (Result, error) {
+	if err := m.check(); err != nil {
+		return Reject, err
+	}
+	if !m.RoundID().Equals(v.Round()) {
+		return Ignore, fmt.Errorf("%s message for round %s, not %s", m.Kind(), m.RoundID(), v.Round())
+	}
+	// A peer without standing is heard only when it says hello (which
+	// is how it presents an access token, and costs the tracker one
+	// cheap check).
+	if v.Excluded(from) && m.Kind() != KindHello {
+		return Ignore, fmt.Errorf("%s message from %s, which has no standing in the round", m.Kind(), from)
+	}
+	tracker := v.TrackerID()
+	switch m.Kind() {
+	case KindOpen, KindClose, KindFinal:
+		if from != tracker {
+			return Reject, fmt.Errorf("%s message from %s, which is not the tracker", m.Kind(), from)
+		}
+	case KindHello, KindUpdate, KindCommit, KindVerdict:
+		if from == tracker && m.Kind() != KindHello {
+			return Reject, fmt.Errorf("%s message from the tracker", m.Kind())
+		}
+	}
+	step, _ := v.Head()
+	s := m.StepNum()
+	switch m.Kind() {
+	case KindUpdate:
+		// Updates are useful only for the current step (a peer one step
+		// behind may still be fetching its base).
+		if s+1 < step || s > step+1 {
+			return Ignore, fmt.Errorf("update for step %d, the viewer is at %d", s, step)
+		}
+	case KindCommit, KindVerdict:
+		// A checked verdict may settle a dispute of any earlier step: the
+		// tracker asks for it in every Open until it comes.
+		if v, ok := m.(*Verdict); (s+2 < step && !(ok && v.Checked)) || s > step+1 {
+			return Ignore, fmt.Errorf("%s for step %d, the viewer is at %d", m.Kind(), s, step)
+		}
+	}
+	return Accept, nil
+}
