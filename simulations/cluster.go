@@ -251,11 +251,19 @@ func (c *Cluster) DelayTracker(d time.Duration) {
 }
 
 func (c *Cluster) startTracker() error {
-	t, err := tracker.New(tracker.Config{Spec: c.Spec, Genesis: c.genesis, Storage: c.trk.storage, MinMembers: c.minMembers, Spares: c.spares}, c.now)
+	var st *tracker.State
+	if c.trk.storage != nil {
+		var err error
+		if st, err = c.trk.storage.Load(); err != nil {
+			return fmt.Errorf("tracker: loading state: %w", err)
+		}
+	}
+	t, err := tracker.New(tracker.Config{Spec: c.Spec, Genesis: c.genesis, MinMembers: c.minMembers, Spares: c.spares}, st, c.now)
 	if err != nil {
 		return err
 	}
 	c.trk.t, c.trk.alive = t, true
+	c.flushTracker() // persists the state of the new epoch
 	c.trk.epoch++
 	c.scheduleTick(c.trk.id, c.trk.epoch, c.trackerTick())
 	return nil
@@ -587,13 +595,22 @@ type TimedEvent struct {
 	tracker.Event
 }
 
+// flushTracker is the tracker's driver: it persists the state of a
+// Ready before it publishes anything.
 func (c *Cluster) flushTracker() {
-	for _, ev := range c.trk.t.Events() {
+	rd := c.trk.t.Ready()
+	if rd.State != nil && c.trk.storage != nil {
+		if err := c.trk.storage.Save(rd.State); err != nil {
+			c.err = fmt.Errorf("tracker: saving state: %w", err)
+			return
+		}
+	}
+	for _, ev := range rd.Events {
 		c.Events = append(c.Events, TimedEvent{At: c.Elapsed(), Event: ev})
 		c.trace("%s tracker %s step %d %s %s", c.stamp(), ev.Kind, ev.Step, ev.Peer, ev.Detail)
 		c.noteEvent(ev)
 	}
-	for _, m := range c.trk.t.Ready() {
+	for _, m := range rd.Publish {
 		switch m := m.(type) {
 		case *wire.Open:
 			c.Opens[m.Step] = m

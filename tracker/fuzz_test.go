@@ -48,11 +48,7 @@ func FuzzDecodeState(f *testing.F) {
 		}
 		// A tracker of the round resumes from it.
 		s.Round = spec.ID()
-		store := &MemStorage{}
-		if err := store.Save(s); err != nil {
-			t.Fatalf("saving the accepted state: %v", err)
-		}
-		tr, err := New(Config{Spec: spec, Genesis: genesis, Storage: store}, t0)
+		tr, err := New(Config{Spec: spec, Genesis: genesis}, s, t0)
 		if err != nil {
 			t.Fatalf("New on an accepted state: %v", err)
 		}

@@ -18,8 +18,8 @@ import (
 
 // Tracker is the coordinator of a round as a deterministic state machine:
 // messages and clock ticks go in (Receive, Tick), messages to publish come
-// out (Ready), and its State goes to Storage at every decision before any
-// message announcing the decision leaves. It holds no goroutines, sockets
+// out (Ready), and at every decision its State goes out too, for the
+// driver to persist before any message announcing the decision leaves. It holds no goroutines, sockets
 // or clocks: the time is whatever the driver passes.
 //
 // A Tracker is not safe for concurrent use.
@@ -28,7 +28,10 @@ type Tracker struct {
 	spec  *round.Spec
 	round cid.Cid
 	st    *State
-	dirty bool // st changed since the last Save (updates, commits)
+	dirty bool // st changed since the last decision (updates, commits): persist at the next Tick
+	// persist is set by a decision: the next Ready carries the state,
+	// which the driver persists before it publishes anything.
+	persist bool
 
 	trackerID string // the spec's tracker, canonical
 
@@ -61,14 +64,12 @@ type Tracker struct {
 	// state, and a quorum of the first few to speak is no quorum.
 	quietUntil time.Time
 	events     []Event
-	failed     error // the Save that failed: what was decided since is not durable
 }
 
 // Config configures a Tracker.
 type Config struct {
 	Spec    *round.Spec
 	Genesis cid.Cid // C_0: Spec.InitCheckpoint, or the checkpoint the model's seed makes
-	Storage Storage // where the state persists; nil keeps it in memory only
 	// MinMembers is how many live workers it takes to open a step
 	// (default 1).
 	MinMembers int
@@ -111,9 +112,10 @@ type Event struct {
 	Detail string
 }
 
-// New returns a tracker for a round, resumed from cfg.Storage if it holds
-// a state of this round.
-func New(cfg Config, now time.Time) (*Tracker, error) {
+// New returns a tracker for a round, resumed from st, the state its
+// driver last persisted (nil for a new round). A resumed tracker starts a
+// new epoch; either way its first Ready carries the state to persist.
+func New(cfg Config, st *State, now time.Time) (*Tracker, error) {
 	if cfg.Spec == nil {
 		return nil, errors.New("tracker: no spec")
 	}
@@ -123,9 +125,6 @@ func New(cfg Config, now time.Time) (*Tracker, error) {
 	if !cfg.Genesis.Defined() {
 		return nil, errors.New("tracker: no genesis checkpoint")
 	}
-	if cfg.Storage == nil {
-		cfg.Storage = &MemStorage{}
-	}
 	if cfg.MinMembers < 1 {
 		cfg.MinMembers = 1
 	}
@@ -134,17 +133,11 @@ func New(cfg Config, now time.Time) (*Tracker, error) {
 	}
 	t := &Tracker{cfg: cfg, spec: cfg.Spec, round: cfg.Spec.ID(), members: map[string]*member{}, refused: map[string]string{},
 		trackerID: cfg.Spec.TrackerID()}
-	st, err := cfg.Storage.Load()
-	if err != nil {
-		return nil, fmt.Errorf("tracker: loading state: %w", err)
-	}
 	switch {
 	case st == nil:
 		st = &State{Round: t.round, Base: cfg.Genesis, Ledger: map[string]*Entry{}}
 		t.st = st
-		if err := t.save(); err != nil {
-			return nil, err
-		}
+		t.save()
 	case !st.Round.Equals(t.round):
 		return nil, fmt.Errorf("tracker: the database holds round %s, not %s", st.Round, t.round)
 	default:
@@ -159,9 +152,7 @@ func New(cfg Config, now time.Time) (*Tracker, error) {
 		if st.Close != nil {
 			st.Close.Epoch = st.Epoch
 		}
-		if err := t.save(); err != nil {
-			return nil, err
-		}
+		t.save()
 		t.restore()
 		t.announce = true
 		t.quietUntil = now.Add(round.HeartbeatInterval(cfg.Spec) * 3 / 2)
@@ -183,20 +174,12 @@ func (t *Tracker) restore() {
 	}
 }
 
-// save writes the state to storage. Once a Save has failed, the state in
-// memory holds decisions that are not durable and were not announced, so
-// the tracker refuses to go on: save, Receive and Tick return that error
-// from then on.
-func (t *Tracker) save() error {
-	if t.failed != nil {
-		return t.failed
-	}
-	if err := t.cfg.Storage.Save(t.st); err != nil {
-		t.failed = fmt.Errorf("tracker: saving state: %w", err)
-		return t.failed
-	}
+// save marks a decision: the state goes to the driver with the next
+// Ready, to be persisted before any message announcing the decision
+// leaves.
+func (t *Tracker) save() {
+	t.persist = true
 	t.dirty = false
-	return nil
 }
 
 // Round returns the round ID.
@@ -275,18 +258,28 @@ func (t *Tracker) Peers(now time.Time) []PeerState {
 // started, and why.
 func (t *Tracker) Refused() map[string]string { return maps.Clone(t.refused) }
 
-// Ready returns the messages to publish, in order, and forgets them.
-func (t *Tracker) Ready() []wire.Msg {
-	out := t.out
-	t.out = nil
-	return out
+// Ready is what the tracker has for its driver since the last call.
+//
+// The driver's contract is raft's: persist, then publish. When State is
+// not nil, the driver saves it durably before it sends any message of
+// Publish; if the save fails, it publishes nothing and stops driving the
+// tracker (the state in memory then holds decisions that are neither
+// durable nor announced). State is the tracker's own: the driver must not
+// change it, and must be done with it before the next Receive or Tick.
+type Ready struct {
+	State   *State
+	Publish []wire.Msg // to gossip on the round's topic, in order
+	Events  []Event    // what the tracker decided, for logs and dashboards
 }
 
-// Events returns what the tracker decided since the last call.
-func (t *Tracker) Events() []Event {
-	ev := t.events
-	t.events = nil
-	return ev
+// Ready returns what the tracker has for its driver and forgets it.
+func (t *Tracker) Ready() Ready {
+	rd := Ready{Publish: t.out, Events: t.events}
+	if t.persist {
+		rd.State = t.st
+	}
+	t.out, t.events, t.persist = nil, nil, false
+	return rd
 }
 
 func (t *Tracker) event(kind string, step uint64, peer, format string, args ...any) {
@@ -297,11 +290,8 @@ func (t *Tracker) publish(m wire.Msg) { t.out = append(t.out, m) }
 
 // Receive handles a message from a peer. It returns an error, for the
 // driver's log, when the message is refused; a refused message changes
-// nothing. It also returns the error of a failed Save (see Tick).
+// nothing.
 func (t *Tracker) Receive(now time.Time, from string, m wire.Msg) error {
-	if t.failed != nil {
-		return t.failed
-	}
 	if r, err := wire.Validate(t, from, m); r != wire.Accept {
 		return err
 	}
@@ -382,7 +372,8 @@ func (t *Tracker) update(now time.Time, from string, m *wire.Update) error {
 	st.Updates = append(st.Updates, &u)
 	t.arrive(key)
 	t.dirty = true
-	return t.maybeCloseOnUpdate(now)
+	t.maybeCloseOnUpdate(now)
+	return nil
 }
 
 func (t *Tracker) commit(now time.Time, from string, m *wire.Commit) error {
@@ -438,9 +429,6 @@ func (t *Tracker) entry(peer string) *Entry {
 // then stop (what it decided is not durable), and every later Tick and
 // Receive returns the same error.
 func (t *Tracker) Tick(now time.Time) error {
-	if t.failed != nil {
-		return t.failed
-	}
 	st := t.st
 	if now.Before(t.quietUntil) {
 		if t.announce {
@@ -452,17 +440,11 @@ func (t *Tracker) Tick(now time.Time) error {
 	}
 	switch st.Phase {
 	case PhaseIdle:
-		if err := t.maybeOpen(now); err != nil {
-			return err
-		}
+		t.maybeOpen(now)
 	case PhaseOpen:
-		if err := t.maybeClose(now); err != nil {
-			return err
-		}
+		t.maybeClose(now)
 		if st.Phase == PhaseOpen && now.Sub(st.OpenedAt) >= t.spec.Deadline {
-			if err := t.closeStep(now); err != nil {
-				return err
-			}
+			t.closeStep(now)
 		}
 	case PhaseClosed:
 		if err := t.maybeFinalise(now, ""); err != nil {
@@ -470,9 +452,7 @@ func (t *Tracker) Tick(now time.Time) error {
 		}
 	}
 	if t.dirty {
-		if err := t.save(); err != nil {
-			return err
-		}
+		t.save()
 	}
 	if t.announce && now.Sub(t.lastAnn) >= round.HeartbeatInterval(t.spec) {
 		t.announce = false
@@ -523,10 +503,10 @@ func (t *Tracker) republish() {
 	t.out = append(t.out, msgs...)
 }
 
-func (t *Tracker) maybeOpen(now time.Time) error {
+func (t *Tracker) maybeOpen(now time.Time) {
 	workers := t.Members(wire.RoleWorker, now)
 	if len(workers) < t.cfg.MinMembers || len(workers) == 0 {
-		return nil
+		return
 	}
 	st := t.st
 	open := &wire.Open{Round: t.round, Step: st.Step, Attempt: st.Attempt, Epoch: st.Epoch, Base: st.Base,
@@ -535,14 +515,11 @@ func (t *Tracker) maybeOpen(now time.Time) error {
 	st.Phase, st.Open, st.OpenedAt, st.Updates = PhaseOpen, open, now, nil
 	st.Close, st.Commits, st.Verified = nil, nil, nil
 	t.votes = nil
-	if err := t.save(); err != nil {
-		return err
-	}
+	t.save()
 	t.dealUnits()
 	t.updates = map[unitCopy]*wire.Update{}
 	t.publish(open)
 	t.event("open", st.Step, "", "attempt %d, %d members, %d units, %d checks", st.Attempt, len(workers), open.Units, len(open.Checks))
-	return nil
 }
 
 // DealtUnits returns how many units a step deals to workers: the
@@ -634,17 +611,18 @@ func (t *Tracker) assignChecks(workers []string) []wire.Check {
 // peers that fell silent or were excluded) waits for the next Tick, which
 // keeps an update's cost independent of the size of the step. After an
 // exclusion in the step it falls back to maybeClose.
-func (t *Tracker) maybeCloseOnUpdate(now time.Time) error {
+func (t *Tracker) maybeCloseOnUpdate(now time.Time) {
 	if t.exclusions != t.dealtAtExcl {
-		return t.maybeClose(now)
+		t.maybeClose(now)
+		return
 	}
 	if now.Before(t.quietUntil) {
-		return nil
+		return
 	}
 	if len(t.updates) == len(t.assigned) || t.arrived*t.spec.UnitSamples() >= t.spec.TargetSamples {
-		return t.closeStep(now)
+		t.closeStep(now)
+		return
 	}
-	return nil
 }
 
 // maybeClose closes the open step once the complete units reach the
@@ -654,9 +632,9 @@ func (t *Tracker) maybeCloseOnUpdate(now time.Time) error {
 // for both copies of a replicated unit makes what a step includes
 // independent of the order in which updates arrive, when they all arrive
 // in time.
-func (t *Tracker) maybeClose(now time.Time) error {
+func (t *Tracker) maybeClose(now time.Time) {
 	if now.Before(t.quietUntil) {
-		return nil
+		return
 	}
 	live := round.Liveness(t.spec)
 	expected := func(peer string) bool {
@@ -685,16 +663,16 @@ func (t *Tracker) maybeClose(now time.Time) error {
 		}
 	}
 	if samples >= t.spec.TargetSamples || (!pending && len(t.updates) > 0) {
-		return t.closeStep(now)
+		t.closeStep(now)
+		return
 	}
-	return nil
 }
 
 // closeStep closes the open step with the updates received: one per unit;
 // of a replicated unit whose replicas agree, replica 0's; of one whose
 // replicas disagree, none (the unit goes to a third computation). A step
 // with nothing to include is reopened.
-func (t *Tracker) closeStep(now time.Time) error {
+func (t *Tracker) closeStep(now time.Time) {
 	st := t.st
 	var included []wire.Included
 	var verified []Pair
@@ -738,21 +716,17 @@ func (t *Tracker) closeStep(now time.Time) error {
 			st.Attempt = 0
 		}
 		st.Phase, st.Open, st.Updates = PhaseIdle, nil, nil
-		if err := t.save(); err != nil {
-			return err
-		}
-		return t.maybeOpen(now)
+		t.save()
+		t.maybeOpen(now)
+		return
 	}
 	wire.SortIncluded(included)
 	cl := &wire.Close{Round: t.round, Step: st.Step, Epoch: st.Epoch, Base: st.Base, Included: included}
 	st.Phase, st.Close, st.ClosedAt, st.Commits, st.Verified = PhaseClosed, cl, now, nil, verified
 	t.votes = nil
-	if err := t.save(); err != nil {
-		return err
-	}
+	t.save()
 	t.publish(cl)
 	t.event("close", st.Step, "", "%d updates included, %d verified pairs", len(included), len(verified))
-	return nil
 }
 
 func sortDispute(d *Dispute) {
@@ -847,7 +821,8 @@ func (t *Tracker) maybeFinalise(now time.Time, only string) error {
 		if err != nil {
 			return fmt.Errorf("tracker: corrupt commit in state: %w", err)
 		}
-		return t.finalise(now, result, voters)
+		t.finalise(now, result, voters)
+		return nil
 	}
 	return nil
 }
@@ -855,7 +830,7 @@ func (t *Tracker) maybeFinalise(now time.Time, only string) error {
 // finalise records result as the closed step's checkpoint, agreed by
 // voters (live, in good standing): the ledger counts the included units
 // and verified pairs, and every commit of another result is a mismatch.
-func (t *Tracker) finalise(now time.Time, result cid.Cid, voters []string) error {
+func (t *Tracker) finalise(now time.Time, result cid.Cid, voters []string) {
 	st := t.st
 	slices.Sort(voters)
 	providers := voters
@@ -886,12 +861,10 @@ func (t *Tracker) finalise(now time.Time, result cid.Cid, voters []string) error
 	st.Attempt = 0
 	st.Phase, st.Open, st.Updates, st.Close, st.Commits, st.Verified = PhaseIdle, nil, nil, nil, nil, nil
 	t.votes = nil
-	if err := t.save(); err != nil {
-		return err
-	}
+	t.save()
 	t.publish(f)
 	t.event("final", f.Step, "", "C_%d = %s (%d commits)", f.Step+1, result, len(voters))
-	return t.maybeOpen(now)
+	t.maybeOpen(now)
 }
 
 // verdict handles a replica's judgement of its partner, or a checker's
@@ -916,7 +889,8 @@ func (t *Tracker) verdict(from string, m *wire.Verdict) error {
 			}
 			t.entry(from).Checks++
 			st.Disputes = slices.Delete(st.Disputes, i, i+1)
-			return t.save()
+			t.save()
+			return nil
 		}
 		return fmt.Errorf("verdict on step %d unit %d from %s, which is not its checker", m.Step, m.Unit, from)
 	}
@@ -953,7 +927,8 @@ func (t *Tracker) verdict(from string, m *wire.Verdict) error {
 	sortDispute(d)
 	st.Disputes = append(st.Disputes, d)
 	t.event("dispute", m.Step, from, "unit %d: %s says the payload of %s does not follow from its residual", m.Unit, from, other)
-	return t.save()
+	t.save()
+	return nil
 }
 
 // pairOf finds the verified pair of a unit in the closed step or the last

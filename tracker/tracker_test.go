@@ -60,6 +60,11 @@ type harness struct {
 	now   time.Time
 	alive map[string]wire.Role
 	out   []wire.Msg // published since the last take
+	// events are the tracker's events since the last takeEvents.
+	events []Event
+	// failed is the error of a failed save: the harness, like every
+	// driver, then stops driving the tracker.
+	failed error
 	// spares is Config.Spares of the trackers it builds.
 	spares float64
 }
@@ -78,11 +83,16 @@ func newHarness(t testing.TB, spec *round.Spec, store Storage) *harness {
 // crash: everything in memory is lost.
 func (h *harness) restart() {
 	h.t.Helper()
-	tr, err := New(Config{Spec: h.spec, Genesis: genesis, Storage: h.store, Spares: h.spares}, h.now)
+	st, err := h.store.Load()
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	h.tr, h.out = tr, nil
+	tr, err := New(Config{Spec: h.spec, Genesis: genesis, Spares: h.spares}, st, h.now)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.tr, h.out, h.failed = tr, nil, nil
+	h.collect()
 }
 
 // join makes peers live members of the given role.
@@ -112,10 +122,37 @@ func (h *harness) tick(d time.Duration) {
 	if err := h.tr.Tick(h.now); err != nil {
 		h.t.Fatalf("tick at %v: %v", h.now.Sub(t0), err)
 	}
-	h.collect()
+	if err := h.collect(); err != nil {
+		h.t.Fatalf("tick at %v: %v", h.now.Sub(t0), err)
+	}
 }
 
-func (h *harness) collect() { h.out = append(h.out, h.tr.Ready()...) }
+// collect is the driver's part: it takes the tracker's Ready, persists
+// its state and only then takes its messages and events. After a failed
+// save it drives the tracker no more and returns that error.
+func (h *harness) collect() error {
+	if h.failed != nil {
+		return h.failed
+	}
+	rd := h.tr.Ready()
+	if rd.State != nil {
+		if err := h.store.Save(rd.State); err != nil {
+			h.failed = fmt.Errorf("saving state: %w", err)
+			return h.failed
+		}
+	}
+	h.out = append(h.out, rd.Publish...)
+	h.events = append(h.events, rd.Events...)
+	return nil
+}
+
+// takeEvents returns and forgets the tracker's events.
+func (h *harness) takeEvents() []Event {
+	h.collect()
+	ev := h.events
+	h.events = nil
+	return ev
+}
 
 // settle lets a restarted tracker's members announce themselves again
 // (the tracker decides nothing until they have had the time) and forgets
@@ -136,8 +173,13 @@ func (h *harness) take() []wire.Msg {
 
 // receive hands m from peer to the tracker and collects what it publishes.
 func (h *harness) receive(from string, m wire.Msg) error {
+	if h.failed != nil {
+		return h.failed
+	}
 	err := h.tr.Receive(h.now, from, m)
-	h.collect()
+	if ferr := h.collect(); ferr != nil {
+		return ferr
+	}
 	return err
 }
 
@@ -291,8 +333,7 @@ func TestNoStepWithoutLiveWorker(t *testing.T) {
 }
 
 func TestMinMembers(t *testing.T) {
-	store := &MemStorage{}
-	tr, err := New(Config{Spec: testSpec(4, 0), Genesis: genesis, Storage: store, MinMembers: 2}, t0)
+	tr, err := New(Config{Spec: testSpec(4, 0), Genesis: genesis, MinMembers: 2}, nil, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +375,7 @@ func TestOpenFirstStep(t *testing.T) {
 	if err := wire.WellFormed(opens[0]); err != nil {
 		t.Fatal(err)
 	}
-	ev := h.tr.Events()
+	ev := h.takeEvents()
 	if len(ev) == 0 || ev[len(ev)-1].Kind != "open" {
 		t.Errorf("events %v, want an open", ev)
 	}
@@ -496,7 +537,7 @@ func TestReopenWithoutUpdates(t *testing.T) {
 	if !h.tr.st.OpenedAt.Equal(h.now) {
 		t.Errorf("reopened step opened at %v, want now", h.tr.st.OpenedAt)
 	}
-	if !slices.ContainsFunc(h.tr.Events(), func(e Event) bool { return e.Kind == "reopen" }) {
+	if !slices.ContainsFunc(h.takeEvents(), func(e Event) bool { return e.Kind == "reopen" }) {
 		t.Errorf("no reopen event")
 	}
 	// An update for the old attempt is refused; one for the new attempt is taken.
@@ -640,7 +681,7 @@ func disputeHarness(t *testing.T, workers ...string) (*harness, *Dispute) {
 	if d.Step != 0 || d.Unit != r || d.Peers != peers || !d.Base.Equals(genesis) {
 		t.Fatalf("dispute %+v, want step 0 unit %d between %v", d, r, peers)
 	}
-	if !slices.ContainsFunc(h.tr.Events(), func(e Event) bool { return e.Kind == "dispute" }) {
+	if !slices.ContainsFunc(h.takeEvents(), func(e Event) bool { return e.Kind == "dispute" }) {
 		t.Errorf("no dispute event")
 	}
 	h.commit(cidOf("C1"), workers...)
@@ -683,7 +724,7 @@ func TestDisputeSettledByChecker(t *testing.T) {
 	if len(h.tr.st.Disputes) != 0 {
 		t.Errorf("dispute not settled: %+v", h.tr.st.Disputes)
 	}
-	if !slices.ContainsFunc(h.tr.Events(), func(e Event) bool { return e.Kind == "exclude" && e.Peer == liar }) {
+	if !slices.ContainsFunc(h.takeEvents(), func(e Event) bool { return e.Kind == "exclude" && e.Peer == liar }) {
 		t.Errorf("no exclude event for %s", liar)
 	}
 	// A second verdict finds nothing to settle.
@@ -875,7 +916,7 @@ func TestValidate(t *testing.T) {
 func TestTrackerIDCanonical(t *testing.T) {
 	s := testSpec(2, 0)
 	s.Trackers = []string{peerACID}
-	tr, err := New(Config{Spec: s, Genesis: genesis}, t0)
+	tr, err := New(Config{Spec: s, Genesis: genesis}, nil, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -987,11 +1028,11 @@ func TestRestartClosed(t *testing.T) {
 }
 
 func TestRestartOtherRound(t *testing.T) {
-	store := &MemStorage{}
-	if _, err := New(Config{Spec: testSpec(2, 0), Genesis: genesis, Storage: store}, t0); err != nil {
+	other, err := New(Config{Spec: testSpec(2, 0), Genesis: genesis}, nil, t0)
+	if err != nil {
 		t.Fatal(err)
 	}
-	_, err := New(Config{Spec: testSpec(3, 0), Genesis: genesis, Storage: store}, t0)
+	_, err = New(Config{Spec: testSpec(3, 0), Genesis: genesis}, other.Ready().State, t0)
 	if err == nil || !strings.Contains(err.Error(), "holds round") {
 		t.Fatalf("New on another round's state: %v", err)
 	}
@@ -1012,9 +1053,10 @@ func (f *failingStorage) Save(s *State) error {
 	return f.MemStorage.Save(s)
 }
 
-// TestSaveFailureStops checks that a decision that could not be saved is
-// neither published nor forgotten: the next Tick reports it, and so does
-// every Tick after it.
+// TestSaveFailureStops checks the tracker's side of "persist before
+// publish": the Ready that announces a decision carries the state that
+// holds it, so a driver whose save fails publishes nothing; and the
+// decision is not forgotten by the tracker.
 func TestSaveFailureStops(t *testing.T) {
 	store := &failingStorage{n: 2} // New's and the Open's
 	h := newHarness(t, testSpec(1, 0), store)
@@ -1030,12 +1072,79 @@ func TestSaveFailureStops(t *testing.T) {
 		t.Errorf("published %v though the Close was not saved", out)
 	}
 	for range 2 {
-		if err := h.tr.Tick(h.now); !errors.Is(err, errDiskFull) {
-			t.Fatalf("Tick after a failed save: %v, want the save error", err)
+		if err := h.receive("w1", &wire.Hello{Round: h.tr.Round(), Role: wire.RoleWorker}); !errors.Is(err, errDiskFull) {
+			t.Fatalf("driving on after a failed save: %v, want the save error", err)
 		}
 	}
-	if out := h.tr.Ready(); len(out) != 0 {
-		t.Errorf("published %v though the Close was not saved", out)
+	h.wantPhase(0, PhaseClosed)
+}
+
+// TestReadyPersistsDecisions checks that every Ready that publishes a
+// decision (an Open, Close or Final not published before) carries the
+// state, through steps, a dispute and a restart.
+func TestReadyPersistsDecisions(t *testing.T) {
+	store := &MemStorage{}
+	h := newHarness(t, testSpec(3, 1.0/3), store)
+	seen := map[string]bool{}
+	check := func(rd Ready) {
+		t.Helper()
+		for _, m := range rd.Publish {
+			var key string
+			switch m := m.(type) {
+			case *wire.Open:
+				key = fmt.Sprintf("open %d/%d", m.Step, m.Attempt)
+			case *wire.Close:
+				key = fmt.Sprintf("close %d", m.Step)
+			case *wire.Final:
+				key = fmt.Sprintf("final %d", m.Step)
+			default:
+				continue
+			}
+			if !seen[key] && rd.State == nil {
+				t.Fatalf("%s published without the state that holds it", key)
+			}
+			seen[key] = true
+		}
+		if rd.State != nil {
+			if err := store.Save(rd.State); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	drive := func(from string, m wire.Msg) {
+		t.Helper()
+		if err := h.tr.Receive(h.now, from, m); err != nil {
+			t.Fatalf("%s from %s: %v", m.Kind(), from, err)
+		}
+		check(h.tr.Ready())
+	}
+	hello := func() {
+		for _, p := range []string{"w1", "w2", "w3"} {
+			step, head := h.tr.Head()
+			drive(p, &wire.Hello{Round: h.tr.Round(), Role: wire.RoleWorker, Step: step, Head: head})
+		}
+	}
+	for step := range 3 {
+		hello()
+		if err := h.tr.Tick(h.now); err != nil {
+			t.Fatal(err)
+		}
+		check(h.tr.Ready())
+		deal := h.deal()
+		for _, k := range slices.SortedFunc(maps.Keys(deal), cmpUnitCopy) {
+			drive(deal[k], h.update(deal[k], k.unit, k.replica, fmt.Sprintf("raw/%d", k.unit)))
+		}
+		for _, p := range []string{"w1", "w2", "w3"} {
+			drive(p, &wire.Commit{Round: h.tr.Round(), Step: uint64(step), Base: h.tr.st.Base, Result: cidOf(fmt.Sprint("C", step+1))})
+		}
+		h.now = h.now.Add(time.Second)
+		if step == 1 {
+			h.restart() // persisted by collect; the new epoch republishes what it had decided
+			h.now = h.now.Add(2 * round.HeartbeatInterval(h.spec))
+		}
+	}
+	if n := len(h.tr.Finals()); n != 3 {
+		t.Fatalf("%d steps finalised, want 3", n)
 	}
 }
 
@@ -1156,7 +1265,7 @@ func TestClosedRound(t *testing.T) {
 		}
 		return nil
 	}
-	tr, err := New(Config{Spec: spec, Genesis: genesis, Admit: admit}, t0)
+	tr, err := New(Config{Spec: spec, Genesis: genesis, Admit: admit}, nil, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1181,7 +1290,7 @@ func TestClosedRound(t *testing.T) {
 		t.Fatalf("refused %v", refused)
 	}
 	var evs []string
-	for _, ev := range tr.Events() {
+	for _, ev := range tr.Ready().Events {
 		if ev.Kind == "refused" {
 			evs = append(evs, ev.Peer)
 		}
@@ -1191,7 +1300,7 @@ func TestClosedRound(t *testing.T) {
 	}
 	// Refusing the same peer again for the same reason adds no event.
 	_ = hello("w3", "")
-	for _, ev := range tr.Events() {
+	for _, ev := range tr.Ready().Events {
 		t.Errorf("repeated refusal logged again: %+v", ev)
 	}
 	if err := hello("w2", "ok:w2"); err != nil {
@@ -1201,7 +1310,7 @@ func TestClosedRound(t *testing.T) {
 		t.Fatalf("members %v, want [w1 w2]", got)
 	}
 	// Without an admission check a closed round admits nobody.
-	tr2, err := New(Config{Spec: spec, Genesis: genesis}, t0)
+	tr2, err := New(Config{Spec: spec, Genesis: genesis}, nil, t0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1293,7 +1402,7 @@ func TestSpareUnits(t *testing.T) {
 			t.Errorf("DealtUnits(target 4 units, %d workers, spares %v) = %d, want %d", c.workers, c.spares, got, c.want)
 		}
 	}
-	if _, err := New(Config{Spec: testSpec(4, 0), Genesis: genesis, Spares: 1.5}, t0); err == nil {
+	if _, err := New(Config{Spec: testSpec(4, 0), Genesis: genesis, Spares: 1.5}, nil, t0); err == nil {
 		t.Error("spares of 1.5 accepted")
 	}
 }

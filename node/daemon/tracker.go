@@ -104,9 +104,23 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 		}
 		admit = Admitter(key.GetPublic(), cfg.Spec.ID())
 	}
-	t, err := tracker.New(tracker.Config{Spec: cfg.Spec, Genesis: cfg.Genesis, Storage: cfg.Storage, MinMembers: cfg.MinMembers, Spares: cfg.Spares, Admit: admit}, time.Now())
+	if cfg.Storage == nil {
+		cfg.Storage = &tracker.MemStorage{}
+	}
+	st, err := cfg.Storage.Load()
+	if err != nil {
+		return nil, fmt.Errorf("tracker: loading state: %w", err)
+	}
+	t, err := tracker.New(tracker.Config{Spec: cfg.Spec, Genesis: cfg.Genesis, MinMembers: cfg.MinMembers, Spares: cfg.Spares, Admit: admit}, st, time.Now())
 	if err != nil {
 		return nil, err
+	}
+	// The new tracker (or the resumed one's new epoch) is durable before
+	// it does anything.
+	if rd := t.Ready(); rd.State != nil {
+		if err := cfg.Storage.Save(rd.State); err != nil {
+			return nil, fmt.Errorf("tracker: saving state: %w", err)
+		}
 	}
 	round := cfg.Spec.ID()
 	if err := cfg.Store.Put(round, cfg.Spec.Canonical()); err != nil {
@@ -200,8 +214,17 @@ func (d *Tracker) Run(ctx context.Context) error {
 	}
 }
 
+// flush is the driver's contract with the state machine: persist the
+// state of a Ready, then publish its messages. A failed save stops the
+// tracker before anything it decided is announced.
 func (d *Tracker) flush() error {
-	for _, ev := range d.t.Events() {
+	rd := d.t.Ready()
+	if rd.State != nil {
+		if err := d.cfg.Storage.Save(rd.State); err != nil {
+			return fmt.Errorf("tracker: saving state: %w", err)
+		}
+	}
+	for _, ev := range rd.Events {
 		lvl := slog.LevelInfo
 		if ev.Kind == "exclude" || ev.Kind == "mismatch" || ev.Kind == "dispute" {
 			lvl = slog.LevelWarn
@@ -209,7 +232,7 @@ func (d *Tracker) flush() error {
 		d.log.Log(context.Background(), lvl, ev.Kind, "step", ev.Step, "peer", ev.Peer, "detail", ev.Detail)
 		d.note(dashboard.Event{At: time.Now().UTC(), Kind: ev.Kind, Step: ev.Step, Peer: ev.Peer, Detail: ev.Detail})
 	}
-	for _, m := range d.t.Ready() {
+	for _, m := range rd.Publish {
 		d.record(m)
 		d.bus.publish(m)
 	}

@@ -2,16 +2,21 @@ package boltstore
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/shoal-network/shoal/checkpoint/content"
 	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/round"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 func openBolt(t *testing.T, path string) *BoltStorage {
@@ -227,4 +232,135 @@ func TestBoltFinalsApart(t *testing.T) {
 	if got, err := s.Load(); err != nil || !reflect.DeepEqual(got, st) {
 		t.Fatalf("after a refused Save: %+v, %v; want %+v", got, err, st)
 	}
+}
+
+// TestBoltResume drives a tracker on a bolt file as a driver does (persist
+// each Ready's state, then publish) through a step and into the next,
+// drops it with its database mid-step, and resumes from the file: the
+// same step, the same Finals and updates, in a new epoch.
+func TestBoltResume(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tracker.db")
+	spec := resumeSpec()
+	store := openBolt(t, path)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	genesis := content.Sum([]byte("genesis"))
+	tr, err := tracker.New(tracker.Config{Spec: spec, Genesis: genesis}, nil, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opens []*wire.Open
+	drive := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd := tr.Ready()
+		if rd.State != nil {
+			if err := store.Save(rd.State); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, m := range rd.Publish {
+			if o, ok := m.(*wire.Open); ok {
+				opens = append(opens, o)
+			}
+		}
+	}
+	drive(nil)
+	workers := []string{"w1", "w2"}
+	hello := func() {
+		for _, w := range workers {
+			step, head := tr.Head()
+			drive(tr.Receive(now, w, &wire.Hello{Round: spec.ID(), Role: wire.RoleWorker, Step: step, Head: head}))
+		}
+	}
+	update := func(o *wire.Open, a round.Assignment) *wire.Update {
+		data := fmt.Appendf(nil, "%s/%d/%d", a.Peer, o.Step, a.Unit)
+		return &wire.Update{Round: spec.ID(), Step: o.Step, Attempt: o.Attempt, Base: o.Base, Unit: uint32(a.Unit), Replica: uint8(a.Replica),
+			Samples: uint32(spec.UnitSamples()), Loss: 2.5, Raw: content.Sum(data), Residual: content.Sum([]byte("residual/" + a.Peer)),
+			Payload: content.Sum(data), Size: uint64(len(data)), Data: data}
+	}
+	deal := func(o *wire.Open) []round.Assignment {
+		return round.Assign(spec.Seed, wire.AssignStep(o.Step, o.Attempt), o.Members, int(o.Units), spec.VerificationRate)
+	}
+	// Step 0, whole: every update, then every commit.
+	hello()
+	drive(tr.Tick(now))
+	o := opens[len(opens)-1]
+	for _, a := range deal(o) {
+		drive(tr.Receive(now, a.Peer, update(o, a)))
+	}
+	for _, w := range workers {
+		drive(tr.Receive(now, w, &wire.Commit{Round: spec.ID(), Step: 0, Base: genesis, Result: content.Sum([]byte("C1"))}))
+	}
+	// Step 1, one update of it.
+	now = now.Add(time.Second)
+	hello()
+	drive(tr.Tick(now))
+	o = opens[len(opens)-1]
+	if o.Step != 1 {
+		t.Fatalf("open step %d, want 1", o.Step)
+	}
+	first := deal(o)[0]
+	drive(tr.Receive(now, first.Peer, update(o, first)))
+	now = now.Add(time.Second)
+	drive(tr.Tick(now)) // updates are persisted at the next tick
+	step, phase := tr.Step()
+	finals := slices.Clone(tr.Finals())
+
+	// The crash: the tracker and its database handle are dropped.
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	store = openBolt(t, path)
+	st, err := store.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	epoch := st.Epoch
+	tr, err = tracker.New(tracker.Config{Spec: spec, Genesis: genesis}, st, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drive(nil)
+	if s, p := tr.Step(); s != step || p != phase || s != 1 || p != tracker.PhaseOpen {
+		t.Fatalf("resumed at step %d %s, want step %d %s", s, p, step, phase)
+	}
+	if !reflect.DeepEqual(tr.Finals(), finals) || len(finals) != 1 {
+		t.Fatalf("Finals after resuming %v, want %v", tr.Finals(), finals)
+	}
+	again, err := store.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Epoch != epoch+1 || len(again.Updates) != 1 || again.Open == nil || again.Open.Epoch != again.Epoch {
+		t.Fatalf("resumed state: epoch %d (was %d), %d updates, open %+v", again.Epoch, epoch, len(again.Updates), again.Open)
+	}
+	// The rest of step 1 closes it, and its commits finalise it.
+	now = now.Add(2 * round.HeartbeatInterval(spec))
+	hello()
+	drive(tr.Tick(now))
+	for _, a := range deal(o)[1:] {
+		drive(tr.Receive(now, a.Peer, update(o, a)))
+	}
+	for _, w := range workers {
+		drive(tr.Receive(now, w, &wire.Commit{Round: spec.ID(), Step: 1, Base: o.Base, Result: content.Sum([]byte("C2"))}))
+	}
+	if n := len(tr.Finals()); n != 2 {
+		t.Fatalf("%d Finals, want 2", n)
+	}
+}
+
+// resumeSpec is a small valid round: four units a step, none replicated.
+func resumeSpec() *round.Spec {
+	s := round.Defaults()
+	s.Model = round.Model{Arch: round.ArchGPT, Vocab: 256, Ctx: 8, Dim: 8, Layers: 1, Heads: 1}
+	s.Dataset = round.Dataset{Builtin: true}
+	s.InnerSteps, s.Batch = 1, 1
+	s.Inner.LR = 0.01
+	s.TargetSamples = 4
+	s.Deadline = time.Minute
+	s.VerificationRate = 0
+	s.Trackers = []string{"12D3KooWFKGGFmcK5J41C1osT1wLyLwNJDhoHPDKhhyQ4BsTr4NY"}
+	return s
 }
