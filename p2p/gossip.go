@@ -52,10 +52,12 @@ func (r ValidationResult) String() string {
 // A Validator judges one message received on a topic. from is the
 // message's author, whose signature has been verified; msg is its payload,
 // which the validator must not modify. The error explains a Reject or
-// Ignore and is logged with the peer; it is ignored with Accept. Validators
-// run concurrently and must respect ctx: one that runs out of time ignores
-// the message.
-type Validator func(ctx context.Context, from peer.ID, msg []byte) (ValidationResult, error)
+// Ignore and is logged with the peer; it is ignored with Accept. With
+// Accept, the validator may return a value (the message decoded, say),
+// which the reader gets as Message.Value, so that a message is decoded
+// and checked once. Validators run concurrently and must respect ctx: one
+// that runs out of time ignores the message.
+type Validator func(ctx context.Context, from peer.ID, msg []byte) (ValidationResult, any, error)
 
 // Message is a message delivered on a topic.
 type Message struct {
@@ -65,6 +67,9 @@ type Message struct {
 	// From is the author, ReceivedFrom the peer that forwarded it.
 	From, ReceivedFrom peer.ID
 	Data               []byte
+	// Value is what the topic's validator returned with Accept (nil
+	// without a validator).
+	Value any
 }
 
 // ErrMessageTooLarge is returned by Publish for a payload above the limit.
@@ -293,7 +298,7 @@ func (g *Gossip) validator(topic string, v Validator) pubsub.ValidatorEx {
 		}
 		vctx, cancel := context.WithTimeout(ctx, g.opts.ValidatorTimeout)
 		defer cancel()
-		res, err := v(vctx, author, m.GetData())
+		res, val, err := v(vctx, author, m.GetData())
 		if res != Accept && vctx.Err() != nil && ctx.Err() == nil {
 			g.plog.Info(sender, "gossip: ignored message", "validator timed out", "topic", topic, "author", author.String())
 			return pubsub.ValidationIgnore
@@ -305,6 +310,7 @@ func (g *Gossip) validator(topic string, v Validator) pubsub.ValidatorEx {
 		switch res {
 		case Accept:
 			g.replay.add(id, now)
+			m.ValidatorData = val
 			return pubsub.ValidationAccept
 		case Reject:
 			g.plog.Warn(sender, "gossip: rejected message", reason, "topic", topic, "author", author.String())
@@ -363,7 +369,7 @@ func (t *Topic) Next(ctx context.Context) (*Message, error) {
 		if m.ReceivedFrom == self {
 			continue
 		}
-		return &Message{ID: blob.Sum(m.Data), From: m.GetFrom(), ReceivedFrom: m.ReceivedFrom, Data: m.Data}, nil
+		return &Message{ID: blob.Sum(m.Data), From: m.GetFrom(), ReceivedFrom: m.ReceivedFrom, Data: m.Data, Value: m.ValidatorData}, nil
 	}
 }
 

@@ -67,14 +67,16 @@ func connectAll(t testing.TB, mn mocknet.Mocknet) {
 
 // testValidator accepts payloads starting with "ok", rejects "bad" and
 // ignores the rest.
-func testValidator(_ context.Context, _ peer.ID, msg []byte) (ValidationResult, error) {
+// testValidator accepts "ok…" (handing the reader the text after "ok:"),
+// rejects "bad…" and ignores the rest.
+func testValidator(_ context.Context, _ peer.ID, msg []byte) (ValidationResult, any, error) {
 	switch {
 	case bytes.HasPrefix(msg, []byte("ok")):
-		return Accept, nil
+		return Accept, strings.TrimSpace(strings.TrimPrefix(string(msg), "ok:")), nil
 	case bytes.HasPrefix(msg, []byte("bad")):
-		return Reject, errors.New("payload marked bad")
+		return Reject, nil, errors.New("payload marked bad")
 	}
-	return Ignore, errors.New("cannot judge yet")
+	return Ignore, nil, errors.New("cannot judge yet")
 }
 
 func joinAll(t testing.TB, hosts []*Host, topic string, v Validator) []*Topic {
@@ -143,6 +145,9 @@ func TestGossipValidatorVerdicts(t *testing.T) {
 		}
 		if string(m.Data) != "ok: first" || m.From != hosts[0].ID() || !m.ID.Equals(id) {
 			t.Fatalf("host %d got %+v", i+1, m)
+		}
+		if m.Value != "first" {
+			t.Fatalf("host %d: the validator's value is %#v, want %q", i+1, m.Value, "first")
 		}
 	}
 
@@ -228,9 +233,9 @@ func TestValidatorTimeoutIgnores(t *testing.T) {
 		o.Gossip.ValidatorTimeout = 100 * time.Millisecond
 		return o
 	})
-	slow := func(ctx context.Context, _ peer.ID, _ []byte) (ValidationResult, error) {
+	slow := func(ctx context.Context, _ peer.ID, _ []byte) (ValidationResult, any, error) {
 		<-ctx.Done()
-		return Reject, ctx.Err()
+		return Reject, nil, ctx.Err()
 	}
 	topics := joinAll(t, hosts, "slow", slow)
 	connectAll(t, mn)
@@ -309,9 +314,9 @@ func TestReplayGuardOutlastsDuplicateFilter(t *testing.T) {
 	hosts := mockHosts(t, mn, 1, func(int) Options { return loopbackOptions(rec) })
 	g := hosts[0].Gossip()
 	calls := 0
-	v := g.validator("t", func(context.Context, peer.ID, []byte) (ValidationResult, error) {
+	v := g.validator("t", func(context.Context, peer.ID, []byte) (ValidationResult, any, error) {
 		calls++
-		return Accept, nil
+		return Accept, nil, nil
 	})
 	author := peerIDOf(newKey(t))
 	msg := func(sender peer.ID) *pubsub.Message {

@@ -132,11 +132,11 @@ func TestHostileGossipAndRequests(t *testing.T) {
 	vo := loopbackOptions(rec, "tcp")
 	vo.Gossip.MaxMessageSize = limit
 	victim := newHost(t, vo)
-	validator := func(_ context.Context, _ peer.ID, msg []byte) (ValidationResult, error) {
+	validator := func(_ context.Context, _ peer.ID, msg []byte) (ValidationResult, any, error) {
 		if !bytes.HasPrefix(msg, []byte("update:")) {
-			return Reject, errors.New("not an update")
+			return Reject, nil, errors.New("not an update")
 		}
-		return Accept, nil
+		return Accept, nil, nil
 	}
 	vt, err := victim.Gossip().Join(topic, validator)
 	if err != nil {

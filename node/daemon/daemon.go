@@ -95,21 +95,25 @@ func newBus(h *p2p.Host, round cid.Cid, log *slog.Logger, v *view) (*bus, error)
 }
 
 // validate is the gossip validator: the envelope, then the protocol's pure
-// Validate against the latest view. It runs on gossip's goroutines.
-func (b *bus) validate(_ context.Context, from peer.ID, data []byte) (p2p.ValidationResult, error) {
+// Validate against the latest view. It runs on gossip's goroutines. What
+// it accepts it hands to the reader decoded, as an inbound.
+func (b *bus) validate(_ context.Context, from peer.ID, data []byte) (p2p.ValidationResult, any, error) {
 	author, _, body, err := open(data)
 	if err != nil {
-		return p2p.Reject, err
+		return p2p.Reject, nil, err
 	}
 	if author != from.String() {
-		return p2p.Reject, fmt.Errorf("envelope names %s as its author", author)
+		return p2p.Reject, nil, fmt.Errorf("envelope names %s as its author", author)
 	}
 	m, err := wire.Unmarshal(body)
 	if err != nil {
-		return p2p.Reject, err
+		return p2p.Reject, nil, err
 	}
 	r, err := wire.Validate(b.view.Load(), author, m)
-	return mapResult(r), err
+	if r != wire.Accept {
+		return mapResult(r), nil, err
+	}
+	return p2p.Accept, inbound{from: author, msg: m, size: len(data)}, nil
 }
 
 // run reads the topic into b.in and publishes b.out until ctx ends.
@@ -125,17 +129,13 @@ func (b *bus) run(ctx context.Context, wg *sync.WaitGroup) {
 			if m.From == b.host.ID() {
 				continue
 			}
-			author, _, body, err := open(m.Data)
-			if err != nil {
-				continue // the validator let nothing malformed through
-			}
-			msg, err := wire.Unmarshal(body)
-			if err != nil {
+			in, ok := m.Value.(inbound) // decoded by the validator
+			if !ok {
 				continue
 			}
-			b.received.Add(int64(len(m.Data)))
+			b.received.Add(int64(in.size))
 			select {
-			case b.in <- inbound{from: author, msg: msg, size: len(m.Data)}:
+			case b.in <- in:
 			case <-ctx.Done():
 				return
 			}

@@ -223,18 +223,30 @@ func (s *Spec) problems(skip map[string]bool) []*FieldError {
 		}
 		ps = append(ps, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
-	intRange := func(field string, v, lo, hi int) {
-		if v < lo || v > hi {
-			add(field, "must be in [%d, %d], got %d", lo, hi, v)
-		}
-	}
-
 	if s.Version != Version {
 		add("version", "unsupported spec version %d (this version of shoal reads version %d)", s.Version, Version)
 	}
 	checkText(add, "name", s.Name, MaxNameLen, false)
 	checkText(add, "description", s.Description, MaxDescLen, true)
+	s.modelProblems(add)
+	s.trainingProblems(add)
+	s.roundProblems(add)
+	return ps
+}
 
+// adder records a problem with a field.
+type adder func(field, format string, args ...any)
+
+// intRange adds a problem if v is outside [lo, hi].
+func (add adder) intRange(field string, v, lo, hi int) {
+	if v < lo || v > hi {
+		add(field, "must be in [%d, %d], got %d", lo, hi, v)
+	}
+}
+
+// modelProblems checks the model section.
+func (s *Spec) modelProblems(add adder) {
+	intRange := add.intRange
 	m := s.Model
 	switch m.Arch {
 	case ArchGPT, ArchMLP:
@@ -269,7 +281,12 @@ func (s *Spec) problems(skip map[string]bool) []*FieldError {
 			add("model.heads", "only for arch %s", ArchGPT)
 		}
 	}
+}
 
+// trainingProblems checks the data, the optimizers, the codec and rule,
+// and the step's size and deadline.
+func (s *Spec) trainingProblems(add adder) {
+	intRange := add.intRange
 	switch {
 	case s.Dataset.Builtin && s.Dataset.Manifest.Defined():
 		add("dataset", "names both the built-in task and a manifest")
@@ -328,7 +345,11 @@ func (s *Spec) problems(skip map[string]bool) []*FieldError {
 	if !(s.VerificationRate >= 0 && s.VerificationRate <= 1) {
 		add("verification_rate", "must be in [0, 1], got %s", formatFloat(s.VerificationRate))
 	}
+}
 
+// roundProblems checks the trackers, the initial checkpoint and the
+// admission.
+func (s *Spec) roundProblems(add adder) {
 	switch {
 	case len(s.Trackers) == 0:
 		add("trackers", "missing (at least one tracker peer ID)")
@@ -360,7 +381,6 @@ func (s *Spec) problems(skip map[string]bool) []*FieldError {
 	default:
 		add("admission", "want %s or %s, got %q", AdmissionOpen, AdmissionClosed, s.Admission)
 	}
-	return ps
 }
 
 // checkText checks a name or description: valid UTF-8, no control

@@ -1,0 +1,239 @@
+package tracker
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-network/shoal/tracker/round"
+	"github.com/shoal-network/shoal/tracker/wire"
+)
+
+// Quorum returns how many matching commits finalise a step at now: a
+// majority of the live members (workers and observers).
+func (t *Tracker) Quorum(now time.Time) int { return t.liveMembers(now)/2 + 1 }
+
+// liveMembers counts the live members in good standing (workers and
+// observers). The count holds until the first of them falls silent, or a
+// Hello or an exclusion changes it, so it is made again rarely, not for
+// every commit.
+func (t *Tracker) liveMembers(now time.Time) int {
+	c := &t.live
+	if c.valid && !now.Before(c.at) && !now.After(c.until) {
+		return c.n
+	}
+	live := round.Liveness(t.spec)
+	n, first := 0, now
+	for p, m := range t.members {
+		if (m.role == wire.RoleWorker || m.role == wire.RoleObserver) && now.Sub(m.lastSeen) <= live && !t.Excluded(p) {
+			n++
+			first = minTime(first, m.lastSeen)
+		}
+	}
+	*c = liveCache{valid: true, at: now, until: first.Add(live), n: n}
+	return n
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// maybeFinalise finalises the closed step once one result has the
+// commits of a quorum. After a commit (only = its result) it looks at
+// that result alone, and counts its live voters only once the commits
+// could make a quorum; a Tick (only = "") looks at every result, which
+// catches a quorum that shrank as members fell silent.
+func (t *Tracker) maybeFinalise(now time.Time, only string) error {
+	st := t.st
+	if st.Phase != PhaseClosed || now.Before(t.quietUntil) {
+		return nil
+	}
+	if t.votes == nil {
+		t.votes, t.need = map[string]int{}, map[string]int{}
+		for _, r := range st.Commits {
+			t.votes[r]++
+		}
+	}
+	q := t.Quorum(now)
+	results := []string{only}
+	if only == "" {
+		results = slices.Sorted(maps.Keys(t.votes))
+	}
+	live := round.Liveness(t.spec)
+	for _, r := range results {
+		if t.votes[r] < q || (only != "" && t.votes[r] < t.need[r]) {
+			continue
+		}
+		// Count only members still alive and in good standing, as the
+		// quorum does: a quorum of the departed or of peers excluded
+		// since they committed does not speak for the round.
+		var voters []string
+		for p, pr := range st.Commits {
+			if m := t.members[p]; pr == r && m != nil && now.Sub(m.lastSeen) <= live && !t.Excluded(p) {
+				voters = append(voters, p)
+			}
+		}
+		if len(voters) < q {
+			// At least this many more commits before it can be a quorum
+			// (unless the quorum shrinks, which a Tick sees).
+			t.need[r] = t.votes[r] + q - len(voters)
+			continue
+		}
+		result, err := cid.Decode(r)
+		if err != nil {
+			return fmt.Errorf("tracker: corrupt commit in state: %w", err)
+		}
+		t.finalise(now, result, voters)
+		return nil
+	}
+	return nil
+}
+
+// finalise records result as the closed step's checkpoint, agreed by
+// voters (live, in good standing): the ledger counts the included units
+// and verified pairs, and every commit of another result is a mismatch.
+func (t *Tracker) finalise(now time.Time, result cid.Cid, voters []string) {
+	st := t.st
+	slices.Sort(voters)
+	providers := voters
+	if len(providers) > wire.MaxProviders {
+		providers = providers[:wire.MaxProviders]
+	}
+	f := &wire.Final{Round: t.round, Step: st.Step, Base: st.Base, Checkpoint: result, Providers: slices.Clone(providers)}
+	for _, in := range st.Close.Included {
+		e := t.entry(in.Peer)
+		e.Units++
+		e.Samples += int64(in.Weight)
+	}
+	for _, p := range st.Verified {
+		t.entry(p.Peers[0]).Verified += int64(p.Samples)
+		t.entry(p.Peers[1]).Verified += int64(p.Samples)
+	}
+	want := result.String()
+	for _, p := range slices.Sorted(maps.Keys(st.Commits)) {
+		if r := st.Commits[p]; r != want {
+			got, _ := cid.Decode(r)
+			t.mismatch(p, st.Step, got, result)
+		}
+	}
+	st.Finals = append(st.Finals, f)
+	st.PrevVerified = st.Verified
+	st.Step++
+	st.Base = result
+	st.Attempt = 0
+	st.Phase, st.Open, st.Updates, st.Close, st.Commits, st.Verified = PhaseIdle, nil, nil, nil, nil, nil
+	t.votes = nil
+	t.save()
+	t.publish(f)
+	t.event("final", f.Step, "", "C_%d = %s (%d commits)", f.Step+1, result, len(voters))
+	t.maybeOpen(now)
+}
+
+// verdict handles a replica's judgement of its partner, or a checker's
+// settlement of a dispute.
+func (t *Tracker) verdict(from string, m *wire.Verdict) error {
+	st := t.st
+	if m.Checked {
+		for i, d := range st.Disputes {
+			if d.Step != m.Step || d.Unit != m.Unit || d.Checker != from {
+				continue
+			}
+			for k, p := range d.Peers {
+				switch {
+				case d.Raws[k] != "" && d.Raws[k] != m.Raw.String():
+					t.exclude(p, m.Step, fmt.Sprintf("unit %d of step %d: its pseudo-gradient differs from the third computation's", m.Unit, m.Step))
+				case slices.Contains(m.Bad, p):
+					t.exclude(p, m.Step, fmt.Sprintf("unit %d of step %d: its payload does not follow from its pseudo-gradient and residual", m.Unit, m.Step))
+				case d.Accuser != "" && d.Accuser != p:
+					// p was accused and passed the check: the accuser lied.
+					t.exclude(d.Accuser, m.Step, fmt.Sprintf("unit %d of step %d: falsely accused %s", m.Unit, m.Step, p))
+				}
+			}
+			t.entry(from).Checks++
+			st.Disputes = slices.Delete(st.Disputes, i, i+1)
+			t.save()
+			return nil
+		}
+		return fmt.Errorf("verdict on step %d unit %d from %s, which is not its checker", m.Step, m.Unit, from)
+	}
+	// A replica's verdict on its partner: only a "bad" one matters, and
+	// only about the closed step's verified pairs.
+	if len(m.Bad) == 0 {
+		return nil
+	}
+	if st.Phase != PhaseClosed || m.Step != st.Step {
+		if m.Step+1 != st.Step || len(st.Finals) == 0 {
+			return fmt.Errorf("verdict on step %d, which is not the last closed step", m.Step)
+		}
+	}
+	pair, ok := t.pairOf(m.Step, m.Unit)
+	if !ok {
+		return fmt.Errorf("verdict on step %d unit %d, which was not a verified pair", m.Step, m.Unit)
+	}
+	if pair.Peers[0] != from && pair.Peers[1] != from {
+		return fmt.Errorf("verdict on unit %d from %s, which is not one of its replicas", m.Unit, from)
+	}
+	other := pair.Peers[0]
+	if other == from {
+		other = pair.Peers[1]
+	}
+	if !slices.Equal(m.Bad, []string{other}) {
+		return fmt.Errorf("verdict on unit %d names %v, not the partner %s", m.Unit, m.Bad, other)
+	}
+	for _, d := range st.Disputes {
+		if d.Step == m.Step && d.Unit == m.Unit {
+			return nil // already disputed
+		}
+	}
+	d := &Dispute{Step: m.Step, Unit: m.Unit, Base: t.baseOf(m.Step), Peers: pair.Peers, Accuser: from}
+	sortDispute(d)
+	st.Disputes = append(st.Disputes, d)
+	t.event("dispute", m.Step, from, "unit %d: %s says the payload of %s does not follow from its residual", m.Unit, from, other)
+	t.save()
+	return nil
+}
+
+// pairOf finds the verified pair of a unit in the closed step or the last
+// finalised one.
+func (t *Tracker) pairOf(step uint64, unit uint32) (Pair, bool) {
+	var pairs []Pair
+	switch {
+	case step == t.st.Step && t.st.Phase == PhaseClosed:
+		pairs = t.st.Verified
+	case step+1 == t.st.Step:
+		pairs = t.st.PrevVerified
+	}
+	for _, p := range pairs {
+		if p.Unit == unit {
+			return p, true
+		}
+	}
+	return Pair{}, false
+}
+
+func (t *Tracker) baseOf(step uint64) cid.Cid {
+	if step == t.st.Step {
+		return t.st.Base
+	}
+	if step == 0 {
+		return t.cfg.Genesis
+	}
+	return t.st.Finals[step-1].Checkpoint
+}
+
+func (t *Tracker) exclude(peer string, step uint64, reason string) {
+	e := t.entry(peer)
+	if e.Excluded {
+		return
+	}
+	e.Excluded, e.Reason, e.ExcludedAt = true, reason, t.st.Step
+	t.exclusions++
+	t.live.valid = false
+	t.event("exclude", step, peer, "%s", reason)
+}

@@ -1,0 +1,253 @@
+package tracker
+
+import (
+	"encoding/binary"
+	"maps"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/shoal-network/shoal/tracker/round"
+	"github.com/shoal-network/shoal/tracker/wire"
+)
+
+func (t *Tracker) maybeOpen(now time.Time) {
+	workers := t.Members(wire.RoleWorker, now)
+	if len(workers) < t.cfg.MinMembers || len(workers) == 0 {
+		return
+	}
+	st := t.st
+	open := &wire.Open{Round: t.round, Step: st.Step, Attempt: st.Attempt, Epoch: st.Epoch, Base: st.Base,
+		Members: workers, Units: uint32(DealtUnits(t.spec, len(workers), t.cfg.Spares))}
+	open.Checks = t.assignChecks(workers)
+	st.Phase, st.Open, st.OpenedAt, st.Updates = PhaseOpen, open, now, nil
+	st.Close, st.Commits, st.Verified = nil, nil, nil
+	t.votes = nil
+	t.save()
+	t.dealUnits()
+	t.updates = map[unitCopy]*wire.Update{}
+	t.publish(open)
+	t.event("open", st.Step, "", "attempt %d, %d members, %d units, %d checks", st.Attempt, len(workers), open.Units, len(open.Checks))
+}
+
+// DealtUnits returns how many units a step deals to workers: the
+// target's worth (Spec.UnitsPerStep) and, when there are more workers
+// than that, up to spares times as many again (rounded up). A step closes
+// as soon as its complete units reach the target, so with spares the
+// slowest workers, and those that leave mid-step, do not hold every step
+// to its deadline (the backup workers of synchronous SGD): a spare that
+// arrives in time is included too, one that does not costs only its
+// compute. Spare units read the data that the next units in order would
+// (the dataset is read as a cycle).
+func DealtUnits(s *round.Spec, workers int, spares float64) int {
+	units := s.UnitsPerStep()
+	if extra := int(math.Ceil(spares * float64(units))); extra > 0 && workers > units {
+		units = min(workers, units+extra, wire.MaxUnits)
+	}
+	return units
+}
+
+// dealUnits computes the open step's assignment.
+func (t *Tracker) dealUnits() {
+	o := t.st.Open
+	t.assigned = map[unitCopy]string{}
+	t.missing = map[uint32]uint8{}
+	for _, a := range round.Assign(t.spec.Seed, wire.AssignStep(o.Step, o.Attempt), o.Members, int(o.Units), t.spec.VerificationRate) {
+		t.assigned[unitCopy{uint32(a.Unit), uint8(a.Replica)}] = a.Peer
+		t.missing[uint32(a.Unit)]++
+	}
+	t.arrived, t.dealtAtExcl = 0, t.exclusions
+}
+
+// arrive counts the arrival of a unit copy's update.
+func (t *Tracker) arrive(k unitCopy) {
+	t.missing[k.unit]--
+	if t.missing[k.unit] == 0 {
+		t.arrived++
+	}
+}
+
+// assignChecks gives unsettled disputes a checker among the workers other
+// than their replicas: the checker a dispute already has while it is still
+// a worker (a third computation may take longer than a step), else one
+// chosen by a hash of the round seed and the dispute. A Check names an
+// earlier step by step and unit only, so disputes of the current step
+// (raised by an attempt that was dealt again) wait for it to be
+// finalised, and of a unit disputed in several attempts one is checked at
+// a time. Disputes left without a Check have no checker.
+func (t *Tracker) assignChecks(workers []string) []wire.Check {
+	type unitKey struct {
+		step uint64
+		unit uint32
+	}
+	var checks []wire.Check
+	asked := map[unitKey]bool{}
+	for _, d := range t.st.Disputes {
+		k := unitKey{d.Step, d.Unit}
+		if d.Step >= t.st.Step || asked[k] || len(checks) == wire.MaxChecks {
+			d.Checker = ""
+			continue
+		}
+		var eligible []string
+		for _, w := range workers {
+			if w != d.Peers[0] && w != d.Peers[1] {
+				eligible = append(eligible, w)
+			}
+		}
+		if len(eligible) == 0 {
+			d.Checker = ""
+			continue
+		}
+		if !slices.Contains(eligible, d.Checker) {
+			var b [8 + 8 + 4]byte
+			binary.LittleEndian.PutUint64(b[:], t.st.Step)
+			binary.LittleEndian.PutUint64(b[8:], d.Step)
+			binary.LittleEndian.PutUint32(b[16:], d.Unit)
+			d.Checker = eligible[round.AssignHash(t.spec.Seed, uint64(t.st.Attempt), 'c', b[:])%uint64(len(eligible))]
+		}
+		asked[k] = true
+		checks = append(checks, wire.Check{Step: d.Step, Unit: d.Unit, Base: d.Base, Checker: d.Checker})
+	}
+	wire.SortChecks(checks)
+	return checks
+}
+
+// maybeCloseOnUpdate is maybeClose after an update, from counts kept as
+// updates arrive: it closes when every copy dealt has arrived, or when
+// the units whose every copy has arrived reach the target. Either implies
+// what maybeClose decides; what only maybeClose sees (copies dealt to
+// peers that fell silent or were excluded) waits for the next Tick, which
+// keeps an update's cost independent of the size of the step. After an
+// exclusion in the step it falls back to maybeClose.
+func (t *Tracker) maybeCloseOnUpdate(now time.Time) {
+	if t.exclusions != t.dealtAtExcl {
+		t.maybeClose(now)
+		return
+	}
+	if now.Before(t.quietUntil) {
+		return
+	}
+	if len(t.updates) == len(t.assigned) || t.arrived*t.spec.UnitSamples() >= t.spec.TargetSamples {
+		t.closeStep(now)
+		return
+	}
+}
+
+// maybeClose closes the open step once the complete units reach the
+// target samples, or once nothing more can be expected: every copy dealt
+// to a peer that is still live and in good standing has arrived. A unit
+// is complete when every copy dealt to such a peer has arrived; waiting
+// for both copies of a replicated unit makes what a step includes
+// independent of the order in which updates arrive, when they all arrive
+// in time.
+func (t *Tracker) maybeClose(now time.Time) {
+	if now.Before(t.quietUntil) {
+		return
+	}
+	live := round.Liveness(t.spec)
+	expected := func(peer string) bool {
+		m := t.members[peer]
+		return m != nil && now.Sub(m.lastSeen) <= live && !t.Excluded(peer)
+	}
+	samples, pending := 0, false
+	complete := map[uint32]bool{}
+	for k, p := range t.assigned {
+		if t.updates[k] == nil && expected(p) {
+			pending = true
+			complete[k.unit] = false
+		} else if _, seen := complete[k.unit]; !seen {
+			complete[k.unit] = true
+		}
+	}
+	for u, ok := range complete {
+		if !ok {
+			continue
+		}
+		for r := range uint8(2) {
+			if up := t.updates[unitCopy{u, r}]; up != nil && !t.Excluded(t.assigned[unitCopy{u, r}]) {
+				samples += int(up.Samples)
+				break
+			}
+		}
+	}
+	if samples >= t.spec.TargetSamples || (!pending && len(t.updates) > 0) {
+		t.closeStep(now)
+		return
+	}
+}
+
+// closeStep closes the open step with the updates received: one per unit;
+// of a replicated unit whose replicas agree, replica 0's; of one whose
+// replicas disagree, none (the unit goes to a third computation). A step
+// with nothing to include is reopened.
+func (t *Tracker) closeStep(now time.Time) {
+	st := t.st
+	var included []wire.Included
+	var verified []Pair
+	var disputes []*Dispute
+	units := slices.Sorted(maps.Keys(t.unitSet()))
+	for _, u := range units {
+		a, b := t.updates[unitCopy{u, 0}], t.updates[unitCopy{u, 1}]
+		// Updates of a peer excluded since it sent them are dropped.
+		if a != nil && t.Excluded(t.assigned[unitCopy{u, 0}]) {
+			a = nil
+		}
+		if b != nil && t.Excluded(t.assigned[unitCopy{u, 1}]) {
+			b = nil
+		}
+		switch {
+		case a != nil && b != nil && a.Raw.Equals(b.Raw):
+			included = append(included, wire.Included{Peer: t.assigned[unitCopy{u, 0}], Unit: u, Payload: a.Payload, Weight: a.Samples})
+			verified = append(verified, Pair{Unit: u, Peers: [2]string{t.assigned[unitCopy{u, 0}], t.assigned[unitCopy{u, 1}]}, Samples: a.Samples})
+		case a != nil && b != nil:
+			d := &Dispute{Step: st.Step, Unit: u, Base: st.Base,
+				Peers: [2]string{t.assigned[unitCopy{u, 0}], t.assigned[unitCopy{u, 1}]},
+				Raws:  [2]string{a.Raw.String(), b.Raw.String()}}
+			sortDispute(d)
+			disputes = append(disputes, d)
+		case a != nil:
+			included = append(included, wire.Included{Peer: t.assigned[unitCopy{u, 0}], Unit: u, Payload: a.Payload, Weight: a.Samples})
+		case b != nil:
+			included = append(included, wire.Included{Peer: t.assigned[unitCopy{u, 1}], Unit: u, Payload: b.Payload, Weight: b.Samples})
+		}
+	}
+	st.Disputes = append(st.Disputes, disputes...)
+	for _, d := range disputes {
+		t.event("dispute", d.Step, "", "unit %d: replicas %s and %s computed different pseudo-gradients", d.Unit, d.Peers[0], d.Peers[1])
+	}
+	if len(included) == 0 {
+		// Nothing arrived (or everything is disputed): deal the step
+		// again to whoever is there now.
+		t.event("reopen", st.Step, "", "attempt %d got no usable update", st.Attempt)
+		st.Attempt++
+		if st.Attempt >= wire.MaxAttempt {
+			st.Attempt = 0
+		}
+		st.Phase, st.Open, st.Updates = PhaseIdle, nil, nil
+		t.save()
+		t.maybeOpen(now)
+		return
+	}
+	wire.SortIncluded(included)
+	cl := &wire.Close{Round: t.round, Step: st.Step, Epoch: st.Epoch, Base: st.Base, Included: included}
+	st.Phase, st.Close, st.ClosedAt, st.Commits, st.Verified = PhaseClosed, cl, now, nil, verified
+	t.votes = nil
+	t.save()
+	t.publish(cl)
+	t.event("close", st.Step, "", "%d updates included, %d verified pairs", len(included), len(verified))
+}
+
+func sortDispute(d *Dispute) {
+	if d.Peers[0] > d.Peers[1] {
+		d.Peers[0], d.Peers[1] = d.Peers[1], d.Peers[0]
+		d.Raws[0], d.Raws[1] = d.Raws[1], d.Raws[0]
+	}
+}
+
+func (t *Tracker) unitSet() map[uint32]bool {
+	s := map[uint32]bool{}
+	for k := range t.updates {
+		s[k.unit] = true
+	}
+	return s
+}
