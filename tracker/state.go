@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -106,9 +105,9 @@ type Storage interface {
 // an encoded copy, so a tracker rebuilt from it shares nothing with the
 // old one. Like BoltStorage it keeps the Finals apart from the rest and
 // encodes each once, so a Save costs the same at step 10 as at step
-// 10,000.
+// 10,000. Like the Tracker, whose driver alone uses it, it is not safe
+// for concurrent use.
 type MemStorage struct {
-	mu     sync.Mutex
 	data   []byte   // the state without its Finals
 	finals [][]byte // the Finals, each encoded once
 	saves  int
@@ -116,8 +115,6 @@ type MemStorage struct {
 
 // Load returns a copy of the last saved state.
 func (m *MemStorage) Load() (*State, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.data == nil {
 		return nil, nil
 	}
@@ -126,8 +123,6 @@ func (m *MemStorage) Load() (*State, error) {
 
 // Save keeps a copy of s.
 func (m *MemStorage) Save(s *State) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	data, finals, err := EncodeStateParts(s, len(m.finals))
 	if err != nil {
 		return err
@@ -140,8 +135,6 @@ func (m *MemStorage) Save(s *State) error {
 
 // Saves returns how many times Save was called.
 func (m *MemStorage) Saves() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	return m.saves
 }
 
