@@ -120,7 +120,7 @@ type pendingFetch struct {
 }
 
 // stepsKept is how many past steps of updates a node remembers.
-const stepsKept = 3
+const stepsKept = Retention - 1
 
 // New returns a node that starts from cfg.Head (or the genesis).
 func New(cfg Config) (*Node, error) {
