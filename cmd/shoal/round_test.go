@@ -14,7 +14,7 @@ import (
 	"github.com/shoal-network/shoal/tracker/round"
 )
 
-const roundTestdata = "../../tracker/testdata"
+const roundTestdata = "../../tracker/round/testdata"
 
 // execRound runs `round ARGS...` on a command built directly.
 func execRound(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
