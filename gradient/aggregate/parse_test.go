@@ -37,6 +37,11 @@ func TestParseSpecs(t *testing.T) {
 		{"norm-clip:tau=1", "", `aggregate: norm-clip: unknown parameter "tau" (known: max)`},
 		{"centered-clip:tau=1,iters=2,extra=3", "", `aggregate: centered-clip: unknown parameter "extra" (known: tau, iters)`},
 		{"trimmed-mean:trim=0.1, trim=0.2", "", `aggregate: trimmed-mean: parameter "trim" given twice`},
+		// Of several problems: the syntax first, then the keys, then the
+		// values.
+		{"centered-clip:x=1,tau", "", `aggregate: centered-clip: parameter "tau" is not key=value`},
+		{"centered-clip:iters=0,x=1", "", `aggregate: centered-clip: unknown parameter "x"`},
+		{"centered-clip:iters=0,tau=0", "", `aggregate: centered-clip: tau="0"`},
 		{"krum", "", `aggregate: unknown aggregation rule "krum" (known: mean, median, trimmed-mean, norm-clip, centered-clip)`},
 		{"krum:f=1", "", `aggregate: unknown aggregation rule "krum"`},
 		{"", "", `aggregate: unknown aggregation rule ""`},

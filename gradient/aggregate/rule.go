@@ -73,7 +73,11 @@ func Parse(spec string) (Rule, error) {
 	default:
 		return nil, fmt.Errorf("aggregate: unknown aggregation rule %q (known: mean, median, trimmed-mean, norm-clip, centered-clip)", name)
 	}
+	// The parameters are read in three passes, the syntax, then the keys,
+	// then the values, so that of several problems the first of these is
+	// reported.
 	kv := map[string]string{}
+	var given []string // keys in spec order
 	if hasParams {
 		for _, part := range strings.Split(rest, ",") {
 			k, v, ok := strings.Cut(part, "=")
@@ -84,13 +88,16 @@ func Parse(spec string) (Rule, error) {
 			if _, dup := kv[k]; dup {
 				return nil, fmt.Errorf("aggregate: %s: parameter %q given twice", name, k)
 			}
-			if !slices.Contains(known, k) {
-				if len(known) == 0 {
-					return nil, fmt.Errorf("aggregate: %s takes no parameters, got %q", name, k)
-				}
-				return nil, fmt.Errorf("aggregate: %s: unknown parameter %q (known: %s)", name, k, strings.Join(known, ", "))
-			}
 			kv[k] = v
+			given = append(given, k)
+		}
+	}
+	for _, k := range given {
+		if !slices.Contains(known, k) {
+			if len(known) == 0 {
+				return nil, fmt.Errorf("aggregate: %s takes no parameters, got %q", name, k)
+			}
+			return nil, fmt.Errorf("aggregate: %s: unknown parameter %q (known: %s)", name, k, strings.Join(known, ", "))
 		}
 	}
 	// positive reads a positive finite number, or "median" (the default),

@@ -218,50 +218,62 @@ func Parse(spec string) (Codec, error) {
 	default:
 		return nil, fmt.Errorf("codec: unknown codec %q (known: fp32, fp16, bf16, int8, sign, topk, dct-topk)", name)
 	}
+	// The parameters are read in three passes, the syntax, then the keys,
+	// then the values in canonical order, so that of several problems the
+	// first of these is reported.
+	vals := map[string]string{}
+	var given []string // keys in spec order
 	if hasArgs {
-		seen := map[string]bool{}
-		for _, kv := range strings.Split(args, ",") {
-			key, val, ok := strings.Cut(kv, "=")
+		for _, part := range strings.Split(args, ",") {
+			key, val, ok := strings.Cut(part, "=")
 			key, val = strings.TrimSpace(key), strings.TrimSpace(val)
 			if !ok || key == "" || val == "" {
-				return nil, fmt.Errorf("codec: %s: parameter %q is not key=value", name, kv)
+				return nil, fmt.Errorf("codec: %s: parameter %q is not key=value", name, part)
 			}
-			if seen[key] {
+			if _, dup := vals[key]; dup {
 				return nil, fmt.Errorf("codec: %s: parameter %q given twice", name, key)
 			}
-			seen[key] = true
-			if !slices.Contains(keys, key) {
-				if len(keys) == 0 {
-					return nil, fmt.Errorf("codec: %s takes no parameters, got %q", name, key)
-				}
-				return nil, fmt.Errorf("codec: %s: unknown parameter %q (known: %s)", name, key, strings.Join(keys, ", "))
+			vals[key] = val
+			given = append(given, key)
+		}
+	}
+	for _, key := range given {
+		if !slices.Contains(keys, key) {
+			if len(keys) == 0 {
+				return nil, fmt.Errorf("codec: %s takes no parameters, got %q", name, key)
 			}
-			if key == "values" {
-				switch val {
-				case "fp16":
-					values = valFP16
-				case "int8":
-					values = valInt8
-				case "2bit":
-					values = val2Bit
-				default:
-					return nil, fmt.Errorf("codec: %s: values=%q: want fp16, int8 or 2bit", name, val)
-				}
-				continue
-			}
-			n, err := strconv.ParseUint(val, 10, 32)
-			if err != nil {
-				return nil, fmt.Errorf("codec: %s: %s=%q is not a decimal integer", name, key, val)
-			}
-			if key == "k" {
-				k = int(n)
-			} else {
-				chunk = int(n)
-			}
+			return nil, fmt.Errorf("codec: %s: unknown parameter %q (known: %s)", name, key, strings.Join(keys, ", "))
+		}
+	}
+	for _, key := range keys {
+		val, ok := vals[key]
+		if !ok || key == "values" {
+			continue
+		}
+		n, err := strconv.ParseUint(val, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("codec: %s: %s=%q is not a decimal integer", name, key, val)
+		}
+		if key == "k" {
+			k = int(n)
+		} else {
+			chunk = int(n)
 		}
 	}
 	if f, msg := checkParams(id, chunk, k, values); msg != "" {
 		return nil, fmt.Errorf("codec: %s: %s=%s", name, f, msg)
+	}
+	if val, ok := vals["values"]; ok {
+		switch val {
+		case "fp16":
+			values = valFP16
+		case "int8":
+			values = valInt8
+		case "2bit":
+			values = val2Bit
+		default:
+			return nil, fmt.Errorf("codec: %s: values=%q: want fp16, int8 or 2bit", name, val)
+		}
 	}
 	return newCodec(id, chunk, k, values), nil
 }

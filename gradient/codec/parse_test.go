@@ -55,6 +55,13 @@ func TestParseSpecs(t *testing.T) {
 		{"topk:chunk=8,k=2,", "", `codec: topk: parameter "" is not key=value`},
 		{"topk:k=1,k=2", "", `codec: topk: parameter "k" given twice`},
 		{"topk:k=1, k =2", "", `codec: topk: parameter "k" given twice`},
+		// Of several problems: the syntax first, then the keys, then the
+		// values in canonical order.
+		{"topk:x=1,k", "", `codec: topk: parameter "k" is not key=value`},
+		{"topk:values=x,x=1,k=1,k=2", "", `codec: topk: parameter "k" given twice`},
+		{"topk:values=x,k=0,x=1", "", `codec: topk: unknown parameter "x"`},
+		{"topk:values=x,k=0,chunk=9999999", "", `codec: topk: chunk=9999999 out of range`},
+		{"topk:values=x,k=0", "", `codec: topk: k=0 out of range`},
 		{"gzip", "", `codec: unknown codec "gzip" ` + known},
 		{"gzip:level=9", "", `codec: unknown codec "gzip" ` + known},
 		{"", "", `codec: unknown codec "" ` + known},
