@@ -1,6 +1,11 @@
 // Package gradient holds what turns data into updates: the model zoo, the
-// optimizers and the local training loop (and, in later files, the codecs
-// that compress updates and the rules that aggregate them).
+// optimizers, the local training loop (Trainer, the inner steps of a work
+// unit, with AdamW) and the DiLoCo outer step: PseudoGradient measures how
+// far a unit's inner steps moved the parameters, and Outer applies the
+// aggregated pseudo-gradient with Nesterov momentum. The codecs that
+// compress updates are package gradient/codec, the rules that aggregate
+// them package gradient/aggregate, and the tokenised data package
+// gradient/data.
 //
 // Models. Every model is built from a ModelConfig, owns its parameters as
 // named float32 tensors listed in sorted name order, and initialises them

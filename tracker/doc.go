@@ -1,93 +1,80 @@
-// Package tracker holds what a round's coordinator decides. So far that is
-// the round spec, its canonical encoding and round ID, and deterministic
-// work assignment; membership, the opening and closing of steps, quorum on
-// checkpoint commits and the contribution ledger are to come.
+// Package tracker is the coordinator of a round: a deterministic state
+// machine that decides, step after step, which peers take part, which
+// work goes into an outer step and which checkpoint the step produced.
+// The round it runs is described by a spec (package tracker/round); it
+// speaks the messages of package tracker/wire; its state persists through
+// a Storage (MemStorage here, a bbolt file in package tracker/boltstore).
 //
-// # Round spec
+// A Tracker holds no goroutines, sockets or clocks. Its driver passes it
+// each message received (Receive) and the time (Tick), publishes what
+// Ready returns, in order, and may show what Events reports. Every
+// decision is saved to Storage before any message announcing it leaves;
+// if a Save fails the tracker stops, and every later Receive and Tick
+// returns that error.
 //
-// A researcher describes a round in YAML (testdata/round.yaml is the
-// template to copy). Parse reads it strictly and reports every problem with
-// its file, line and field:
+// # Membership
 //
-//	round.yaml:12: inner.lr: must be positive, got -0.1
-//	round.yaml:14: model.hiden: unknown field (did you mean hidden?)
-//	round.yaml: trackers: missing (required)
+// Peers announce themselves, as workers or observers, with a Hello, sent
+// when they join and then every round.HeartbeatInterval; a member is live
+// until round.Liveness has passed since its last Hello (Members lists the
+// live ones), and is forgotten after ForgetAfter of silence. Membership is soft state, rebuilt
+// from heartbeats after a restart. In a closed round a Hello must carry an
+// access token that Config.Admit accepts; peers refused are listed by
+// Refused. A peer caught lying is excluded for the rest of the round:
+// its messages are ignored and it is no longer counted.
 //
-// Validate repeats the value checks on a spec built in Go. The package
-// checks names, syntax and ranges with its own small tables of
-// architectures, codecs and aggregation rules (it may not import the
-// packages that implement them); deeper checks belong where the spec is
-// used, and Spec.Problem lets them report at the field's line.
+// # Steps
 //
-// # Schema
+// A step opens (an Open message) once Config.MinMembers workers are live:
+// its base is the last finalised checkpoint, its members the live workers,
+// and its units the target's worth (DealtUnits, with Config.Spares extra
+// when there are workers to spare), dealt by round.Assign so that every
+// peer knows its units. Each worker sends an Update per unit copy it was
+// dealt. The step closes (a Close message) when its complete units reach
+// the spec's target samples, when nothing more can be expected from the
+// live members, or at the spec's deadline. The Close lists the updates to
+// aggregate: one per unit, and of a replicated unit whose replicas agree
+// on the raw pseudo-gradient, the first replica's. A step that got no
+// usable update is dealt again as a new attempt.
 //
-// Every field, with its default; "required" fields have none. A null value
-// (`field:` or `field: ~`) is the same as leaving the field out.
+// # Quorum on commits
 //
-//	version            integer   format version                                      default 1 (the only one)
-//	name               string    one line, at most 200 bytes                         default ""
-//	description        string    at most 4096 bytes                                  default ""
-//	model              mapping   an architecture of the zoo                          required
-//	  arch             string    gpt or mlp                                          required
-//	  vocab            integer   token IDs, [2, 2^24]                                default 256
-//	  ctx              integer   sequence length, [1, 65536]                         required
-//	  dim              integer   embedding width, [1, 65536]                         required
-//	  layers           integer   gpt blocks or mlp hidden layers, [1, 1024]          required
-//	  heads            integer   gpt only: attention heads, divides dim              required for gpt
-//	  hidden           integer   mlp only: hidden width, [1, 2^20]                   required for mlp
-//	  window           integer   mlp only: tokens of context seen, [1, ctx]          required for mlp
-//	  seed             integer   initialisation seed, [0, 2^64)                      default: the round's seed
-//	dataset            string    builtin, or a dataset manifest CID                  required
-//	inner_steps        integer   H, inner steps per work unit, [1, 10^6]             required
-//	batch              integer   sequences per inner step, [1, 4096]                 default 16
-//	inner              mapping   the inner optimizer, AdamW                          required
-//	  lr               number    peak learning rate, (0, 10]                         required
-//	  warmup           integer   inner steps of linear warm-up over the round, ≥ 0   default 0
-//	  betas            [b1, b2]  each in [0, 1)                                      default [0.9, 0.95]
-//	  eps              number    (0, 1]                                              default 1e-8
-//	  weight_decay     number    decoupled, ≥ 0                                      default 0.1
-//	  clip_norm        number    global gradient norm cap, ≥ 0; 0 disables           default 1
-//	outer              mapping   the outer optimizer, Nesterov momentum              default {lr: 0.7, momentum: 0.9}
-//	  lr               number    (0, 10]                                             default 0.7
-//	  momentum         number    [0, 1)                                              default 0.9
-//	codec              string    update codec, name[:k=v,...] (CanonicalCodec)       default fp32
-//	aggregation        string    aggregation rule, name[:k=v,...] (CanonicalRule)    default mean
-//	target_samples     integer   sequences per outer step, ≥ inner_steps × batch     required
-//	deadline           duration  Go duration such as 90s or 5m, (0, 24h]             required
-//	verification_rate  number    fraction of work units computed twice, [0, 1]       default 0.05
-//	seed               integer   seed of sampling and work assignment, [0, 2^64)     default 0
-//	trackers           list      tracker peer IDs, 1 to 16, in order of preference   required
-//	init_checkpoint    string    checkpoint CID to start from                        default none: initialise from model.seed
-//	admission          string    open or closed                                      default open
+// Every member applies the Close to the step's base and sends a Commit
+// with the checkpoint it got. When one result has the commits of a quorum
+// (Quorum: a majority of the live members in good standing, workers and
+// observers) the step is finalised: a Final message records the
+// checkpoint, which becomes the next step's base, and names up to
+// wire.MaxProviders of the peers that committed it as providers. A commit of another result counts
+// as a mismatch in the committer's ledger entry.
 //
-// Defaults returns these defaults as a Spec. CIDs (dataset,
-// init_checkpoint) must be CIDv1 with the raw codec and a sha2-256 hash,
-// as everything on the network is; any multibase go-cid reads is
-// accepted. Peer IDs are checked syntactically (CanonicalPeerID): a
-// base58btc multihash ("12D3KooW…", "Qm…") or a CIDv1 with the libp2p-key
-// codec.
+// # Disputes
 //
-// Parsing is strict: unknown and duplicate fields, values of the wrong YAML
-// type (an integer field given 64.0, a duration given 90), aliases, merge
-// keys and more than one YAML document are errors; files over MaxSpecSize
-// are refused.
+// Replicas of a unit that computed different raw pseudo-gradients open a
+// Dispute when the step closes, and the unit is left out of the step; so
+// does, after the close, a replica's Verdict that its partner's payload
+// does not follow from its residual (the unit then stays in). The Opens
+// that follow ask a worker other than the replicas to settle the dispute
+// by a third computation (a Check). The checker's Verdict excludes the replica whose
+// pseudo-gradient or payload it contradicts, or the accuser whose
+// accusation it does not bear out.
 //
-// # Round ID
+// # Ledger
 //
-// Canonical encodes a spec as compact JSON with sorted keys, normalised
-// numbers and every default written out (see Spec.Canonical), so that two
-// files meaning the same round, whatever their comments, white space, key
-// order, number spelling ("3e-3" or "0.003"), duration spelling ("120s" or
-// "2m"), codec spelling ("topk" or "topk:chunk=4096,k=64,values=fp16"),
-// CID multibase or peer ID form, or fields written at their default, encode
-// to the same bytes, and any other change gives different bytes. The round
-// ID (Spec.ID) is the CID of those bytes: CIDv1, raw codec, sha2-256. The
-// canonical encoding is itself a valid spec, so a peer that fetches it by
-// the round ID can check it and Parse it.
+// The ledger (Ledger) keeps, per peer, the units and samples of its
+// updates included in finalised steps, the samples a replica confirmed,
+// the disputes it settled as checker, its mismatched commits, and whether
+// and why it was excluded.
 //
-// # Work assignment
+// # Persisted state
 //
-// Assign deals a step's work units out to the members of a round, a
-// replicated fraction of them to two distinct peers, as a pure function of
-// the round seed, the step and the member set.
+// State is what survives a restart: the current step, its phase and
+// attempt, the base checkpoint, the current step's Open, Close, updates
+// and commits, every step's Final, the open disputes and the ledger. New
+// resumes from it when Storage holds the same round, counts the restart
+// in the state's epoch (which tells peers to send again what the old
+// incarnation may have lost), and holds decisions back for a moment while
+// members announce themselves again. EncodeState and DecodeState give its
+// JSON form, whose messages are kept in their wire form;
+// EncodeStateParts and DecodeStateParts keep the Finals apart, so that a
+// store writes each only once.
 package tracker

@@ -9,9 +9,6 @@ import (
 	"testing"
 
 	"github.com/shoal-network/shoal/checkpoint/content"
-	"github.com/shoal-network/shoal/gradient/aggregate"
-	"github.com/shoal-network/shoal/gradient/codec"
-	"github.com/shoal-network/shoal/tracker/round"
 )
 
 const roundTestdata = "../../tracker/round/testdata"
@@ -194,65 +191,5 @@ trackers: [QmNotAPeer]
 	_, _, err = execRound(t, "", "validate", small)
 	if err == nil || err.Error() != small+":7: model.vocab: the data is byte-level: vocab must be at least 256, got 100" {
 		t.Errorf("deep check: %v", err)
-	}
-}
-
-// TestRoundNamesMatchImplementations checks package tracker's tables of
-// codecs and aggregation rules against the packages that implement them:
-// whatever tracker accepts, they accept, with the same canonical form.
-func TestRoundNamesMatchImplementations(t *testing.T) {
-	for _, spec := range []string{
-		"fp32", "fp16", "bf16", "int8", "int8:block=1", "int8:block=1048576", "sign", "sign:chunk=7",
-		"topk", "topk:k=1", "topk:chunk=2,k=2,values=2bit", "topk:chunk=1048576,k=1048576,values=int8",
-		"dct-topk", "dct-topk:chunk=1024,k=1024", "dct-topk:chunk=2,k=1,values=2bit",
-	} {
-		canon, err := round.CanonicalCodec(spec)
-		if err != nil {
-			t.Errorf("tracker rejects codec %q: %v", spec, err)
-			continue
-		}
-		c, err := codec.Parse(canon)
-		if err != nil {
-			t.Errorf("codec %q: tracker's canonical form %q is rejected by gradient/codec: %v", spec, canon, err)
-			continue
-		}
-		if c.String() != canon {
-			t.Errorf("codec %q: tracker's canonical form %q, gradient/codec's %q", spec, canon, c.String())
-		}
-	}
-	for _, spec := range []string{"dct-topk:chunk=1025", "topk:chunk=1", "int8:block=0", "sign:chunk=1048577", "topk:k=4097", "nope"} {
-		if _, err := round.CanonicalCodec(spec); err == nil {
-			t.Errorf("tracker accepts codec %q", spec)
-		}
-		if _, err := codec.Parse(spec); err == nil {
-			t.Errorf("gradient/codec accepts codec %q", spec)
-		}
-	}
-	for _, spec := range []string{
-		"mean", "median", "trimmed-mean", "trimmed-mean:trim=0", "trimmed-mean:trim=0.49",
-		"norm-clip", "norm-clip:max=2.5", "norm-clip:max=1e-300", "centered-clip", "centered-clip:tau=0.5,iters=100",
-		"centered-clip:iters=1",
-	} {
-		canon, err := round.CanonicalRule(spec)
-		if err != nil {
-			t.Errorf("tracker rejects rule %q: %v", spec, err)
-			continue
-		}
-		r, err := aggregate.Parse(canon)
-		if err != nil {
-			t.Errorf("rule %q: tracker's canonical form %q is rejected by gradient/aggregate: %v", spec, canon, err)
-			continue
-		}
-		if r.Name() != canon {
-			t.Errorf("rule %q: tracker's canonical form %q, gradient/aggregate's %q", spec, canon, r.Name())
-		}
-	}
-	for _, spec := range []string{"trimmed-mean:trim=0.5", "norm-clip:max=0", "centered-clip:iters=101", "centered-clip:tau=-1", "krum"} {
-		if _, err := round.CanonicalRule(spec); err == nil {
-			t.Errorf("tracker accepts rule %q", spec)
-		}
-		if _, err := aggregate.Parse(spec); err == nil {
-			t.Errorf("gradient/aggregate accepts rule %q", spec)
-		}
 	}
 }

@@ -3,6 +3,7 @@ package aggregate
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -52,121 +53,105 @@ type Report struct {
 //	                              iters in [1, 100], default 3
 //
 // Spaces around names, keys and values are ignored; numbers are parsed by
-// strconv.ParseFloat and strconv.Atoi.
+// strconv.ParseFloat and strconv.Atoi. Errors read "aggregate: " followed
+// by what is wrong, for example
+//
+//	aggregate: unknown aggregation rule "krum" (known: mean, median, trimmed-mean, norm-clip, centered-clip)
+//	aggregate: trimmed-mean: trim="0.5": want a number in [0, 0.5)
 func Parse(spec string) (Rule, error) {
 	name, rest, hasParams := strings.Cut(spec, ":")
 	name = strings.TrimSpace(name)
+	var known []string // parameter keys, in canonical order
+	switch name {
+	case "mean", "median":
+	case "trimmed-mean":
+		known = []string{"trim"}
+	case "norm-clip":
+		known = []string{"max"}
+	case "centered-clip":
+		known = []string{"tau", "iters"}
+	default:
+		return nil, fmt.Errorf("aggregate: unknown aggregation rule %q (known: mean, median, trimmed-mean, norm-clip, centered-clip)", name)
+	}
+	// The parameters are read in three passes, the syntax, then the keys,
+	// then the values, so that of several problems the first of these is
+	// reported.
 	kv := map[string]string{}
-	var keys []string // in spec order, so errors do not depend on map order
+	var given []string // keys in spec order
 	if hasParams {
 		for _, part := range strings.Split(rest, ",") {
 			k, v, ok := strings.Cut(part, "=")
 			k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 			if !ok || k == "" || v == "" {
-				return nil, fmt.Errorf("aggregate: rule %q: parameter %q is not key=value", spec, part)
+				return nil, fmt.Errorf("aggregate: %s: parameter %q is not key=value", name, part)
 			}
 			if _, dup := kv[k]; dup {
-				return nil, fmt.Errorf("aggregate: rule %q: parameter %q given twice", spec, k)
+				return nil, fmt.Errorf("aggregate: %s: parameter %q given twice", name, k)
 			}
 			kv[k] = v
-			keys = append(keys, k)
+			given = append(given, k)
 		}
 	}
-	p := params{spec: spec, kv: kv}
-	var r Rule
+	for _, k := range given {
+		if !slices.Contains(known, k) {
+			if len(known) == 0 {
+				return nil, fmt.Errorf("aggregate: %s takes no parameters, got %q", name, k)
+			}
+			return nil, fmt.Errorf("aggregate: %s: unknown parameter %q (known: %s)", name, k, strings.Join(known, ", "))
+		}
+	}
+	// positive reads a positive finite number, or "median" (the default),
+	// which reads as 0.
+	positive := func(k string) (float64, error) {
+		v, ok := kv[k]
+		if !ok || v == "median" {
+			return 0, nil
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || !(f > 0) {
+			return 0, fmt.Errorf("aggregate: %s: %s=%q: want a positive number or median", name, k, v)
+		}
+		return f, nil
+	}
 	switch name {
 	case "mean":
-		r = Mean{}
+		return Mean{}, nil
 	case "median":
-		r = Median{}
+		return Median{}, nil
 	case "trimmed-mean":
-		t := TrimmedMean{Trim: 0.1}
-		p.float("trim", &t.Trim, false)
-		if p.err == nil && !(t.Trim >= 0 && t.Trim < 0.5) {
-			p.err = fmt.Errorf("aggregate: rule %q: trim must be in [0, 0.5)", spec)
-		}
-		r = t
-	case "norm-clip":
-		c := NormClip{}
-		p.float("max", &c.Max, true)
-		r = c
-	case "centered-clip":
-		c := CenteredClip{}
-		p.float("tau", &c.Tau, true)
-		p.int("iters", &c.Iters)
-		if p.err == nil && c.Iters == 0 {
-			c.Iters = DefaultIters
-		}
-		r = c
-	default:
-		return nil, fmt.Errorf("aggregate: unknown rule %q (want mean, median, trimmed-mean, norm-clip or centered-clip)", name)
-	}
-	if p.err == nil {
-		for _, k := range keys {
-			if !p.used[k] {
-				p.err = fmt.Errorf("aggregate: rule %q: unknown parameter %q", spec, k)
-				break
+		r := TrimmedMean{Trim: 0.1}
+		if v, ok := kv["trim"]; ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || !(f >= 0 && f < 0.5) {
+				return nil, fmt.Errorf("aggregate: %s: trim=%q: want a number in [0, 0.5)", name, v)
+			}
+			r.Trim = f
+			if f == 0 {
+				r.Trim = 0 // not -0, which Name would write as "-0"
 			}
 		}
-	}
-	if p.err != nil {
-		return nil, p.err
-	}
-	return r, nil
-}
-
-// params reads a spec's parameters, keeping the first error.
-type params struct {
-	spec string
-	kv   map[string]string
-	used map[string]bool
-	err  error
-}
-
-func (p *params) get(key string) (string, bool) {
-	v, ok := p.kv[key]
-	if ok {
-		if p.used == nil {
-			p.used = map[string]bool{}
+		return r, nil
+	case "norm-clip":
+		m, err := positive("max")
+		if err != nil {
+			return nil, err
 		}
-		p.used[key] = true
+		return NormClip{Max: m}, nil
+	default: // centered-clip
+		tau, err := positive("tau")
+		if err != nil {
+			return nil, err
+		}
+		r := CenteredClip{Tau: tau, Iters: DefaultIters}
+		if v, ok := kv["iters"]; ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > maxIters {
+				return nil, fmt.Errorf("aggregate: %s: iters=%q: want an integer in [1, %d]", name, v, maxIters)
+			}
+			r.Iters = n
+		}
+		return r, nil
 	}
-	return v, ok && p.err == nil
-}
-
-// float reads a positive finite number (or "median" when median is true,
-// which leaves *dst at 0) into *dst; a trim may also be 0.
-func (p *params) float(key string, dst *float64, median bool) {
-	v, ok := p.get(key)
-	if !ok {
-		return
-	}
-	if median && v == "median" {
-		*dst = 0
-		return
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	switch {
-	case err != nil || math.IsNaN(f) || math.IsInf(f, 0):
-		p.err = fmt.Errorf("aggregate: rule %q: %s=%q is not a finite number", p.spec, key, v)
-	case median && !(f > 0):
-		p.err = fmt.Errorf("aggregate: rule %q: %s must be positive or median, got %s", p.spec, key, v)
-	default:
-		*dst = f
-	}
-}
-
-func (p *params) int(key string, dst *int) {
-	v, ok := p.get(key)
-	if !ok {
-		return
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > maxIters {
-		p.err = fmt.Errorf("aggregate: rule %q: %s=%q is not an integer in [1, %d]", p.spec, key, v, maxIters)
-		return
-	}
-	*dst = n
 }
 
 // formatFloat formats f in the shortest form that parses back to f.

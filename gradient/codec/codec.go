@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -181,8 +182,17 @@ func (c *codec) String() string {
 //	sign[:chunk=C]                            C in [1, 2^20], default 256
 //	topk[:chunk=C,k=K,values=V]               C in [2, 2^20], K in [1, C], V fp16|int8|2bit; default 4096, 64, fp16
 //	dct-topk[:chunk=C,k=K,values=V]           C in [2, 1024], K in [1, C]; default 64, 8, fp16
+//
+// Spaces around the name, keys and values are ignored; numbers are
+// unsigned decimal integers. Parameters may come in any order; String
+// writes them all, in the order above. Errors read "codec: " followed by
+// what is wrong, for example
+//
+//	codec: unknown codec "gzip" (known: fp32, fp16, bf16, int8, sign, topk, dct-topk)
+//	codec: topk: k=9000 out of range [1, chunk=4096]
 func Parse(spec string) (Codec, error) {
 	name, args, hasArgs := strings.Cut(spec, ":")
+	name = strings.TrimSpace(name)
 	var (
 		id     byte
 		keys   []string
@@ -206,52 +216,64 @@ func Parse(spec string) (Codec, error) {
 	case "dct-topk":
 		id, keys, chunk, k, values = idDCTTopK, []string{"chunk", "k", "values"}, 64, 8, valFP16
 	default:
-		return nil, fmt.Errorf("codec: unknown codec %q", name)
+		return nil, fmt.Errorf("codec: unknown codec %q (known: fp32, fp16, bf16, int8, sign, topk, dct-topk)", name)
 	}
+	// The parameters are read in three passes, the syntax, then the keys,
+	// then the values in canonical order, so that of several problems the
+	// first of these is reported.
+	vals := map[string]string{}
+	var given []string // keys in spec order
 	if hasArgs {
-		seen := map[string]bool{}
-		for _, kv := range strings.Split(args, ",") {
-			key, val, ok := strings.Cut(kv, "=")
-			if !ok {
-				return nil, fmt.Errorf("codec %s: parameter %q is not key=value", name, kv)
+		for _, part := range strings.Split(args, ",") {
+			key, val, ok := strings.Cut(part, "=")
+			key, val = strings.TrimSpace(key), strings.TrimSpace(val)
+			if !ok || key == "" || val == "" {
+				return nil, fmt.Errorf("codec: %s: parameter %q is not key=value", name, part)
 			}
-			known := false
-			for _, want := range keys {
-				known = known || key == want
+			if _, dup := vals[key]; dup {
+				return nil, fmt.Errorf("codec: %s: parameter %q given twice", name, key)
 			}
-			if !known {
-				return nil, fmt.Errorf("codec %s: unknown parameter %q", name, key)
+			vals[key] = val
+			given = append(given, key)
+		}
+	}
+	for _, key := range given {
+		if !slices.Contains(keys, key) {
+			if len(keys) == 0 {
+				return nil, fmt.Errorf("codec: %s takes no parameters, got %q", name, key)
 			}
-			if seen[key] {
-				return nil, fmt.Errorf("codec %s: parameter %q given twice", name, key)
-			}
-			seen[key] = true
-			if key == "values" {
-				switch val {
-				case "fp16":
-					values = valFP16
-				case "int8":
-					values = valInt8
-				case "2bit":
-					values = val2Bit
-				default:
-					return nil, fmt.Errorf("codec %s: values=%q: want fp16, int8 or 2bit", name, val)
-				}
-				continue
-			}
-			n, err := strconv.ParseUint(val, 10, 32)
-			if err != nil {
-				return nil, fmt.Errorf("codec %s: %s=%q: not a decimal integer", name, key, val)
-			}
-			if key == "k" {
-				k = int(n)
-			} else {
-				chunk = int(n)
-			}
+			return nil, fmt.Errorf("codec: %s: unknown parameter %q (known: %s)", name, key, strings.Join(keys, ", "))
+		}
+	}
+	for _, key := range keys {
+		val, ok := vals[key]
+		if !ok || key == "values" {
+			continue
+		}
+		n, err := strconv.ParseUint(val, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("codec: %s: %s=%q is not a decimal integer", name, key, val)
+		}
+		if key == "k" {
+			k = int(n)
+		} else {
+			chunk = int(n)
 		}
 	}
 	if f, msg := checkParams(id, chunk, k, values); msg != "" {
-		return nil, fmt.Errorf("codec %s: %s: %s", name, f, msg)
+		return nil, fmt.Errorf("codec: %s: %s=%s", name, f, msg)
+	}
+	if val, ok := vals["values"]; ok {
+		switch val {
+		case "fp16":
+			values = valFP16
+		case "int8":
+			values = valInt8
+		case "2bit":
+			values = val2Bit
+		default:
+			return nil, fmt.Errorf("codec: %s: values=%q: want fp16, int8 or 2bit", name, val)
+		}
 	}
 	return newCodec(id, chunk, k, values), nil
 }

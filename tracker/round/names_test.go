@@ -33,9 +33,21 @@ func TestCanonicalCodec(t *testing.T) {
 		{"topk:values=2bit,k=1", "topk:chunk=4096,k=1,values=2bit", ""},
 		{" topk : chunk = 08 ", "topk:chunk=8,k=64,values=fp16", "k=64 out of range [1, chunk=8]"},
 		{"topk:chunk=128,k=128", "topk:chunk=128,k=128,values=fp16", ""},
+		{"int8:block=1", "int8:block=1", ""},
+		{"int8:block=1048576", "int8:block=1048576", ""},
+		{"sign:chunk=7", "sign:chunk=7", ""},
+		{"topk:k=1", "topk:chunk=4096,k=1,values=fp16", ""},
+		{"topk:chunk=2,k=2,values=2bit", "topk:chunk=2,k=2,values=2bit", ""},
+		{"topk:chunk=1048576,k=1048576,values=int8", "topk:chunk=1048576,k=1048576,values=int8", ""},
+		{"dct-topk:chunk=1024,k=1024", "dct-topk:chunk=1024,k=1024,values=fp16", ""},
+		{"dct-topk:chunk=2,k=1,values=2bit", "dct-topk:chunk=2,k=1,values=2bit", ""},
+		{"dct-topk:chunk=1025", "", "dct-topk: chunk=1025 out of range [2, 1024]"},
+		{"sign:chunk=1048577", "", "sign: chunk=1048577 out of range [1, 1048576]"},
+		{"topk:k=4097", "", "topk: k=4097 out of range [1, chunk=4096]"},
+		{"nope", "", `unknown codec "nope" (known: fp32, fp16, bf16, int8, sign, topk, dct-topk)`},
 		{"dct-topk", "dct-topk:chunk=64,k=8,values=fp16", ""},
 		{"dct-topk:chunk=1024,values=int8", "dct-topk:chunk=1024,k=8,values=int8", ""},
-		{"dct-topk:chunk=2048", "", "chunk=2048 out of range [2, 1024]"},
+		{"dct-topk:chunk=2048", "", "dct-topk: chunk=2048 out of range [2, 1024]"},
 		{"topk:chunk=1", "", "chunk=1 out of range [2, 1048576]"},
 		{"topk:k=0", "", "k=0 out of range"},
 		{"topk:values=fp32", "", `values="fp32": want fp16, int8 or 2bit`},
@@ -56,6 +68,8 @@ func TestCanonicalCodec(t *testing.T) {
 			t.Errorf("CanonicalCodec(%q) = %q, %v; want %q", c.in, got, err, c.want)
 		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
 			t.Errorf("CanonicalCodec(%q) = %q, %v; want an error with %q", c.in, got, err, c.err)
+		case err != nil && strings.HasPrefix(err.Error(), "codec: "):
+			t.Errorf("CanonicalCodec(%q): %v: the spec field names the codec already", c.in, err)
 		}
 		if err == nil {
 			if again, _ := CanonicalCodec(got); again != got {
@@ -86,7 +100,12 @@ func TestCanonicalRule(t *testing.T) {
 		{"mean:trim=0.1", "", `mean takes no parameters, got "trim"`},
 		{"median:", "", "is not key=value"},
 		{"norm-clip:tau=1", "", `unknown parameter "tau" (known: max)`},
-		{"krum", "", `unknown aggregation rule "krum"`},
+		{"krum", "", `unknown aggregation rule "krum" (known: mean, median, trimmed-mean, norm-clip, centered-clip)`},
+		{"trimmed-mean:trim=0.49", "trimmed-mean:trim=0.49", ""},
+		{"norm-clip:max=1e-300", "norm-clip:max=1e-300", ""},
+		{"centered-clip:tau=0.5,iters=100", "centered-clip:tau=0.5,iters=100", ""},
+		{"centered-clip:iters=1", "centered-clip:tau=median,iters=1", ""},
+		{"centered-clip:tau=-1", "", `centered-clip: tau="-1": want a positive number or median`},
 	} {
 		got, err := CanonicalRule(c.in)
 		switch {
@@ -94,6 +113,8 @@ func TestCanonicalRule(t *testing.T) {
 			t.Errorf("CanonicalRule(%q) = %q, %v; want %q", c.in, got, err, c.want)
 		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
 			t.Errorf("CanonicalRule(%q) = %q, %v; want an error with %q", c.in, got, err, c.err)
+		case err != nil && strings.HasPrefix(err.Error(), "aggregate: "):
+			t.Errorf("CanonicalRule(%q): %v: the spec field names the rule already", c.in, err)
 		}
 		if err == nil {
 			if again, _ := CanonicalRule(got); again != got {

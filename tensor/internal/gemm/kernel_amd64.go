@@ -2,12 +2,7 @@
 
 package gemm
 
-// cpuid executes CPUID with the given leaf and subleaf.
-func cpuid(leaf, subleaf uint32) (eax, ebx, ecx, edx uint32)
-
-// xgetbv0 reads extended control register XCR0. Only call it when CPUID
-// reports OSXSAVE.
-func xgetbv0() (eax, edx uint32)
+import "github.com/shoal-network/shoal/tensor/internal/cpu"
 
 // kern6x16 is the AVX2 micro-kernel; see kernel_amd64.s. It accesses
 // a[0:6*k], b[0:16*k] and the 6×16 tile of c with leading dimension ldc.
@@ -20,51 +15,6 @@ func kern6x16(k int, a, b, c *float32, ldc int, load bool)
 //
 //go:noescape
 func kern12x32(k int, a, b, c *float32, ldc int, load bool)
-
-// hasAVX2 reports whether the CPU has AVX2 and the OS saves YMM registers.
-func hasAVX2() bool {
-	maxLeaf, _, _, _ := cpuid(0, 0)
-	if maxLeaf < 7 {
-		return false
-	}
-	_, _, ecx1, _ := cpuid(1, 0)
-	const (
-		osxsave = 1 << 27
-		avx     = 1 << 28
-	)
-	if ecx1&osxsave == 0 || ecx1&avx == 0 {
-		return false
-	}
-	// XCR0 bit 1: SSE state, bit 2: AVX (upper YMM) state.
-	if xcr0, _ := xgetbv0(); xcr0&6 != 6 {
-		return false
-	}
-	_, ebx7, _, _ := cpuid(7, 0)
-	const avx2 = 1 << 5
-	return ebx7&avx2 != 0
-}
-
-// hasAVX512 reports whether the CPU has AVX-512F and the OS saves the
-// opmask and ZMM registers.
-func hasAVX512() bool {
-	maxLeaf, _, _, _ := cpuid(0, 0)
-	if maxLeaf < 7 {
-		return false
-	}
-	_, _, ecx1, _ := cpuid(1, 0)
-	const osxsave = 1 << 27
-	if ecx1&osxsave == 0 {
-		return false
-	}
-	// XCR0 bits 1 (SSE), 2 (AVX), 5 (opmask), 6 (upper halves of ZMM0-15)
-	// and 7 (ZMM16-31).
-	if xcr0, _ := xgetbv0(); xcr0&0xe6 != 0xe6 {
-		return false
-	}
-	_, ebx7, _, _ := cpuid(7, 0)
-	const avx512f = 1 << 16
-	return ebx7&avx512f != 0
-}
 
 // avx512Kernel uses kern12x32. With kc = 256 a panel of op(B) (32 KiB)
 // stays in L1 while the block of op(A) (mc×kc) stays in L2.
@@ -110,10 +60,10 @@ func microAVX2(k int, a, b, c []float32, ldc int, load bool) {
 // first.
 var asmKernels = func() []*kernel {
 	var list []*kernel
-	if hasAVX512() {
+	if cpu.HasAVX512F() {
 		list = append(list, &avx512Kernel)
 	}
-	if hasAVX2() {
+	if cpu.HasAVX2() {
 		list = append(list, &avx2Kernel)
 	}
 	return list

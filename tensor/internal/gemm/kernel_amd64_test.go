@@ -2,19 +2,23 @@
 
 package gemm
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/shoal-network/shoal/tensor/internal/cpu"
+)
 
 // TestKernelSelection checks that the fastest kernel the CPU supports is
 // the one Sgemm uses, and that the AVX2 kernel remains available as the
 // fallback.
 func TestKernelSelection(t *testing.T) {
-	t.Logf("AVX-512F: %v, AVX2: %v, Kernel() = %q", hasAVX512(), hasAVX2(), Kernel())
+	t.Logf("AVX-512F: %v, AVX2: %v, Kernel() = %q", cpu.HasAVX512F(), cpu.HasAVX2(), Kernel())
 	switch {
-	case hasAVX512():
+	case cpu.HasAVX512F():
 		if active != &avx512Kernel || Kernel() != "avx512" {
 			t.Fatalf("CPU has AVX-512F, but Kernel() = %q", Kernel())
 		}
-	case hasAVX2():
+	case cpu.HasAVX2():
 		if active != &avx2Kernel || Kernel() != "avx2" {
 			t.Fatalf("CPU has AVX2, but Kernel() = %q", Kernel())
 		}
@@ -23,7 +27,7 @@ func TestKernelSelection(t *testing.T) {
 			t.Fatalf("CPU has no AVX2, but Kernel() = %q", Kernel())
 		}
 	}
-	if hasAVX512() && hasAVX2() && (len(asmKernels) != 2 || asmKernels[1] != &avx2Kernel) {
+	if cpu.HasAVX512F() && cpu.HasAVX2() && (len(asmKernels) != 2 || asmKernels[1] != &avx2Kernel) {
 		t.Fatal("the AVX2 kernel is missing from asmKernels")
 	}
 }

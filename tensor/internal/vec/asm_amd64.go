@@ -2,6 +2,11 @@
 
 package vec
 
+import "github.com/shoal-network/shoal/tensor/internal/cpu"
+
+// useAsm is whether the exported functions call the assembly.
+var useAsm = cpu.HasAVX2()
+
 // The AVX2 kernels of vec_amd64.s. They check nothing: the other slices
 // must be at least as long as x (for adamWAVX2, as w). expAVX2,
 // expSubAVX2, tanhAVX2 and geluAVX2 process all len(x) elements, the last
