@@ -2,15 +2,16 @@
 // machine that decides, step after step, which peers take part, which
 // work goes into an outer step and which checkpoint the step produced.
 // The round it runs is described by a spec (package tracker/round); it
-// speaks the messages of package tracker/wire; its state persists through
-// a Storage (MemStorage here, a bbolt file in package tracker/boltstore).
+// speaks the messages of package tracker/wire; its driver persists its
+// state through a Storage (MemStorage here, a bbolt file in package
+// tracker/boltstore).
 //
-// A Tracker holds no goroutines, sockets or clocks. Its driver passes it
-// each message received (Receive) and the time (Tick), publishes what
-// Ready returns, in order, and may show what Events reports. Every
-// decision is saved to Storage before any message announcing it leaves;
-// if a Save fails the tracker stops, and every later Receive and Tick
-// returns that error.
+// A Tracker holds no goroutines, sockets or clocks, and does no I/O. Its
+// driver passes it each message received (Receive) and the time (Tick),
+// and carries out what Ready returns: the State to persist, when a
+// decision changed it, the messages to publish, in order, and the events.
+// The driver's contract is raft's: persist, then publish. A driver whose
+// save fails publishes nothing more and stops driving the tracker.
 //
 // # Membership
 //
@@ -70,7 +71,7 @@
 // State is what survives a restart: the current step, its phase and
 // attempt, the base checkpoint, the current step's Open, Close, updates
 // and commits, every step's Final, the open disputes and the ledger. New
-// resumes from it when Storage holds the same round, counts the restart
+// resumes from the state its driver loaded (of the same round), counts the restart
 // in the state's epoch (which tells peers to send again what the old
 // incarnation may have lost), and holds decisions back for a moment while
 // members announce themselves again. EncodeState and DecodeState give its

@@ -14,17 +14,6 @@ import (
 	"github.com/shoal-network/shoal/tracker/round"
 )
 
-// The messages of the round protocol (v1). Every message travels on the
-// round's gossip topic; the transport authenticates its sender (gossipsub
-// with strict signing, or the test network), so no message carries a
-// signature of its own, and the sender is passed beside the message, never
-// read from it.
-//
-// A message's wire form is canonical: Marshal of a valid message gives one
-// byte string, and Unmarshal accepts exactly the byte strings Marshal makes
-// (re-encoding what it decodes gives the same bytes). That makes the hash of
-// a message's bytes a sound gossip message ID.
-
 // Kind is the type of a message.
 type Kind uint8
 
