@@ -33,7 +33,7 @@ A node joins a round with the invite its researcher published, trains the
 work units the tracker deals it, shares its compressed updates with the
 other peers, and checks and stores each agreed checkpoint.`,
 	}
-	cmd.AddCommand(newCmdNodeJoin(f))
+	cmd.AddCommand(newCmdNodeJoin(f, nil))
 	return cmd
 }
 
@@ -50,7 +50,7 @@ type nodeJoinOptions struct {
 	net        netOptions
 }
 
-func newCmdNodeJoin(f *factory) *cobra.Command {
+func newCmdNodeJoin(f *factory, runF func(context.Context, *nodeJoinOptions) error) *cobra.Command {
 	o := &nodeJoinOptions{}
 	cmd := &cobra.Command{
 		Use:   "join INVITE",
@@ -82,6 +82,9 @@ at a safe point.`,
 				return fmt.Errorf("--cpus must be positive, got %d", o.CPUs)
 			case o.Role != "worker" && o.Role != "observer":
 				return fmt.Errorf("--role must be worker or observer, got %q", o.Role)
+			}
+			if runF != nil {
+				return runF(cmd.Context(), o)
 			}
 			return runNodeJoin(cmd.Context(), f, o)
 		},

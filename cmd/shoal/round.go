@@ -38,7 +38,7 @@ dashboard) and prints the invite volunteers pass to 'shoal node join',
 'invite' signs access tokens for closed rounds, and 'status' prints what
 the dashboard shows.`,
 	}
-	cmd.AddCommand(newCmdRoundValidate(f, nil), newCmdRoundInit(f), newCmdRoundStart(f), newCmdRoundStatus(f), newCmdRoundInvite(f))
+	cmd.AddCommand(newCmdRoundValidate(f, nil), newCmdRoundInit(f, nil), newCmdRoundStart(f, nil), newCmdRoundStatus(f, nil), newCmdRoundInvite(f, nil))
 	return cmd
 }
 

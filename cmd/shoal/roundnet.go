@@ -38,7 +38,7 @@ type roundInitOptions struct {
 	Out     string
 }
 
-func newCmdRoundInit(f *factory) *cobra.Command {
+func newCmdRoundInit(f *factory, runF func(*roundInitOptions) error) *cobra.Command {
 	o := &roundInitOptions{}
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -54,35 +54,42 @@ the same --data-dir.`,
 		Example: `  shoal round init --data-dir ./tracker --out round.yaml`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := ensureDir(o.DataDir); err != nil {
-				return err
+			if runF != nil {
+				return runF(o)
 			}
-			key, err := p2p.LoadOrCreateIdentity(filepath.Join(o.DataDir, "tracker.key"))
-			if err != nil {
-				return err
-			}
-			id, err := peer.IDFromPrivateKey(key)
-			if err != nil {
-				return err
-			}
-			text := regexp.MustCompile(`(?m)^  - 12D3Koo\w+`).ReplaceAllString(round.Template, "  - "+id.String())
-			if o.Out == "" || o.Out == "-" {
-				_, err = io.WriteString(f.Out, text)
-				return err
-			}
-			if _, err := os.Stat(o.Out); err == nil {
-				return fmt.Errorf("--out %s exists; not overwriting it", o.Out)
-			}
-			if err := os.WriteFile(o.Out, []byte(text), 0o644); err != nil {
-				return err
-			}
-			fmt.Fprintf(f.Err, "wrote %s naming tracker %s\n", o.Out, id)
-			return nil
+			return runRoundInit(f, o)
 		},
 	}
 	cmd.Flags().StringVar(&o.DataDir, "data-dir", "shoal-tracker", "the tracker's data directory")
 	cmd.Flags().StringVar(&o.Out, "out", "", "file to write (default: standard output)")
 	return cmd
+}
+
+func runRoundInit(f *factory, o *roundInitOptions) error {
+	if err := ensureDir(o.DataDir); err != nil {
+		return err
+	}
+	key, err := p2p.LoadOrCreateIdentity(filepath.Join(o.DataDir, "tracker.key"))
+	if err != nil {
+		return err
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	text := regexp.MustCompile(`(?m)^  - 12D3Koo\w+`).ReplaceAllString(round.Template, "  - "+id.String())
+	if o.Out == "" || o.Out == "-" {
+		_, err = io.WriteString(f.Out, text)
+		return err
+	}
+	if _, err := os.Stat(o.Out); err == nil {
+		return fmt.Errorf("--out %s exists; not overwriting it", o.Out)
+	}
+	if err := os.WriteFile(o.Out, []byte(text), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(f.Err, "wrote %s naming tracker %s\n", o.Out, id)
+	return nil
 }
 
 // roundStartOptions are the arguments and flags of `shoal round start`.
@@ -97,7 +104,7 @@ type roundStartOptions struct {
 	net           netOptions
 }
 
-func newCmdRoundStart(f *factory) *cobra.Command {
+func newCmdRoundStart(f *factory, runF func(context.Context, *roundStartOptions) error) *cobra.Command {
 	o := &roundStartOptions{}
 	cmd := &cobra.Command{
 		Use:   "start FILE",
@@ -121,6 +128,9 @@ first of the spec's trackers ('shoal round init' writes such a spec).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.File = args[0]
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
 			return runRoundStart(cmd.Context(), f, o)
 		},
 	}
@@ -380,7 +390,7 @@ type roundInviteOptions struct {
 	Expires time.Duration
 }
 
-func newCmdRoundInvite(f *factory) *cobra.Command {
+func newCmdRoundInvite(f *factory, runF func(*roundInviteOptions) error) *cobra.Command {
 	o := &roundInviteOptions{}
 	cmd := &cobra.Command{
 		Use:   "invite FILE --peer ID",
@@ -398,40 +408,10 @@ is printed by 'shoal node join' when it starts (it is kept in its
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.File = args[0]
-			b, err := readRoundFile(o.File)
-			if err != nil {
-				return err
+			if runF != nil {
+				return runF(o)
 			}
-			spec, err := round.Parse(b, o.File)
-			if err != nil {
-				return roundSpecError(o.File, err)
-			}
-			if spec.Admission != round.AdmissionClosed {
-				return fmt.Errorf("%s: admission is %s: an open round needs no tokens (set admission: closed)", o.File, spec.Admission)
-			}
-			p, err := peer.Decode(o.Peer)
-			if err != nil {
-				return fmt.Errorf("--peer %q: %v", o.Peer, err)
-			}
-			if o.Expires <= 0 {
-				return fmt.Errorf("--expires must be positive, got %v", o.Expires)
-			}
-			keyPath := filepath.Join(o.DataDir, "tracker.key")
-			if _, err := os.Stat(keyPath); err != nil {
-				return fmt.Errorf("no tracker identity at %s: use the --data-dir of 'shoal round init' and 'shoal round start'", keyPath)
-			}
-			key, err := specTracker(o.DataDir, o.File, spec)
-			if err != nil {
-				return err
-			}
-			exp := time.Now().Add(o.Expires)
-			tok, err := daemon.IssueToken(key, spec.ID(), p, exp)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(f.Err, "token for %s in round %s, valid until %s\n", p, spec.ID(), exp.UTC().Format(time.RFC3339))
-			fmt.Fprintln(f.Out, tok)
-			return nil
+			return runRoundInvite(f, o)
 		},
 	}
 	cmd.Flags().StringVar(&o.DataDir, "data-dir", "shoal-tracker", "the tracker's data directory")
@@ -441,6 +421,43 @@ is printed by 'shoal node join' when it starts (it is kept in its
 	return cmd
 }
 
+func runRoundInvite(f *factory, o *roundInviteOptions) error {
+	b, err := readRoundFile(o.File)
+	if err != nil {
+		return err
+	}
+	spec, err := round.Parse(b, o.File)
+	if err != nil {
+		return roundSpecError(o.File, err)
+	}
+	if spec.Admission != round.AdmissionClosed {
+		return fmt.Errorf("%s: admission is %s: an open round needs no tokens (set admission: closed)", o.File, spec.Admission)
+	}
+	p, err := peer.Decode(o.Peer)
+	if err != nil {
+		return fmt.Errorf("--peer %q: %v", o.Peer, err)
+	}
+	if o.Expires <= 0 {
+		return fmt.Errorf("--expires must be positive, got %v", o.Expires)
+	}
+	keyPath := filepath.Join(o.DataDir, "tracker.key")
+	if _, err := os.Stat(keyPath); err != nil {
+		return fmt.Errorf("no tracker identity at %s: use the --data-dir of 'shoal round init' and 'shoal round start'", keyPath)
+	}
+	key, err := specTracker(o.DataDir, o.File, spec)
+	if err != nil {
+		return err
+	}
+	exp := time.Now().Add(o.Expires)
+	tok, err := daemon.IssueToken(key, spec.ID(), p, exp)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(f.Err, "token for %s in round %s, valid until %s\n", p, spec.ID(), exp.UTC().Format(time.RFC3339))
+	fmt.Fprintln(f.Out, tok)
+	return nil
+}
+
 // roundStatusOptions are the arguments and flags of `shoal round status`.
 type roundStatusOptions struct {
 	Target  string
@@ -448,7 +465,7 @@ type roundStatusOptions struct {
 	Timeout time.Duration
 }
 
-func newCmdRoundStatus(f *factory) *cobra.Command {
+func newCmdRoundStatus(f *factory, runF func(context.Context, *roundStatusOptions) error) *cobra.Command {
 	o := &roundStatusOptions{}
 	cmd := &cobra.Command{
 		Use:   "status URL",
@@ -462,6 +479,9 @@ output is the dashboard's snapshot as JSON.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Target = args[0]
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
 			return runRoundStatus(cmd.Context(), f, o)
 		},
 	}
