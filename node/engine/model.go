@@ -139,7 +139,8 @@ func (e *ModelEngine) checkpointOf(step uint64, ps []gradient.Param, momenta [][
 	return c
 }
 
-// load copies a checkpoint's parameters into ps and returns its momenta.
+// load copies a checkpoint's parameters into ps and returns its momenta,
+// which are the store's: the caller must not modify them.
 func (e *ModelEngine) load(id cid.Cid, ps []gradient.Param) ([][]float32, error) {
 	c, err := e.store.Checkpoint(id)
 	if err != nil {
@@ -156,7 +157,7 @@ func (e *ModelEngine) load(id cid.Cid, ps []gradient.Param) ([][]float32, error)
 		if !ok || len(mt.Data) != p.Size() {
 			return nil, fmt.Errorf("checkpoint %s: momentum of %s missing or of another size", id, p.Name)
 		}
-		momenta[i] = slices.Clone(mt.Data)
+		momenta[i] = mt.Data
 	}
 	return momenta, nil
 }
@@ -349,15 +350,9 @@ func (e *ModelEngine) apply(j node.ApplyJob) (cid.Cid, error) {
 	if _, err := e.rule.Aggregate(agg, cs); err != nil && !errors.Is(err, aggregate.ErrAllExcluded) {
 		return cid.Undef, err
 	}
-	outer := gradient.NewNesterov(ps, float32(e.spec.Outer.Momentum))
-	for i, m := range outer.Momenta() {
-		copy(m, momenta[i])
-	}
-	off := 0
-	for _, p := range ps {
-		off += copy(p.Grad, agg[off:])
-	}
-	outer.Step(ps, float32(e.spec.Outer.LR))
+	outer := gradient.NewOuter(ps, float32(e.spec.Outer.LR), float32(e.spec.Outer.Momentum))
+	outer.Restore(momenta)
+	outer.Step(ps, agg)
 	return e.store.PutCheckpoint(e.checkpointOf(j.Step+1, ps, outer.Momenta()))
 }
 
