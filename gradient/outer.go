@@ -58,6 +58,22 @@ func NewOuter(params []Param, lr, momentum float32) *Outer {
 // Momenta returns the momentum buffers, one per parameter.
 func (o *Outer) Momenta() [][]float32 { return o.opt.Momenta() }
 
+// Restore sets the momentum buffers to a copy of momenta (one per
+// parameter, in order, each of its parameter's size), as a checkpoint
+// holds them, so that a step resumes where the last one left off.
+func (o *Outer) Restore(momenta [][]float32) {
+	buf := o.opt.Momenta()
+	if len(momenta) != len(buf) {
+		panic("gradient: Outer.Restore parameter count mismatch")
+	}
+	for i, m := range momenta {
+		if len(m) != len(buf[i]) {
+			panic("gradient: Outer.Restore size mismatch")
+		}
+		copy(buf[i], m)
+	}
+}
+
 // Step applies the aggregated pseudo-gradient delta (flat, in parameter
 // order) to params. It overwrites the parameters' gradients.
 func (o *Outer) Step(params []Param, delta []float32) {

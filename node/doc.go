@@ -7,10 +7,11 @@
 // sockets, clocks or randomness, so the daemon, the simulator and the
 // tests drive the same code, and the same inputs give the same outputs.
 //
-// The computations are behind Engine: ModelEngine trains the round's
-// model for real; a simulation may model their cost instead. Content
-// (update payloads, residuals, checkpoints) lives in a Store, every piece
-// under its CID.
+// The computations are behind Engine: package node/engine trains the
+// round's model for real; a simulation may model their cost instead.
+// Content (update payloads, residuals, checkpoints) lives in the driver's
+// store, every piece under its CID; the core itself handles only CIDs and
+// imports no model, codec or checkpoint code.
 //
 // # The protocol (v1)
 //

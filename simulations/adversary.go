@@ -8,6 +8,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-network/shoal/node"
+	"github.com/shoal-network/shoal/node/engine"
 )
 
 // Behaviour is how an adversarial peer departs from the protocol.
@@ -58,7 +59,7 @@ func (b Behaviour) Idle() bool { return b == FreeRider || b == StaleReplay }
 // Units set it takes pseudo-gradients from the simulation's shared cache
 // (as an honest SharedEngine does) rather than computing them itself.
 type Adversary struct {
-	Inner     *node.ModelEngine
+	Inner     *engine.ModelEngine
 	Behaviour Behaviour
 	Units     *UnitCache
 	Store     *Store // Inner's store, for sharing checkpoints with Units
@@ -121,7 +122,7 @@ func (a *Adversary) Run(j node.Job) node.Result {
 			delta[i] += 1e-3
 		}
 	case PayloadLie:
-		raw := node.RawCID(delta)
+		raw := engine.RawCID(delta)
 		scale(delta, -10)
 		u, err := a.Inner.Encode(delta, loss)
 		if err == nil {

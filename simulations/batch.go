@@ -6,6 +6,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-network/shoal/node"
+	"github.com/shoal-network/shoal/node/engine"
 	"github.com/shoal-network/shoal/tracker"
 	"github.com/shoal-network/shoal/tracker/round"
 	"github.com/shoal-network/shoal/tracker/wire"
@@ -337,7 +338,7 @@ func (c *Cluster) noteEvent(ev tracker.Event) {
 	}
 }
 
-var _ node.Store = (*Store)(nil)
+var _ engine.Store = (*Store)(nil)
 
 // checkApply records an apply started while an included update was not
 // in the node's store (content enters a store verified against its CID,

@@ -12,6 +12,7 @@ import (
 	"github.com/shoal-network/shoal/checkpoint"
 	"github.com/shoal-network/shoal/checkpoint/content"
 	"github.com/shoal-network/shoal/node"
+	"github.com/shoal-network/shoal/node/engine"
 	"github.com/shoal-network/shoal/tracker/round"
 	"github.com/shoal-network/shoal/tracker/wire"
 )
@@ -34,7 +35,7 @@ import (
 // with a payload that does not follow from it. Shared, if set, lets the
 // engines of one simulation compute each step's checkpoint once.
 type CostEngine struct {
-	Store     node.Store
+	Store     engine.Store
 	Spec      *round.Spec
 	Peer      string
 	Behaviour Behaviour

@@ -14,6 +14,8 @@ import (
 	"github.com/shoal-network/shoal/gradient"
 	"github.com/shoal-network/shoal/gradient/data"
 	"github.com/shoal-network/shoal/node"
+	"github.com/shoal-network/shoal/node/engine"
+	"github.com/shoal-network/shoal/node/engine/enginetest"
 	"github.com/shoal-network/shoal/tracker"
 	"github.com/shoal-network/shoal/tracker/boltstore"
 	"github.com/shoal-network/shoal/tracker/round"
@@ -55,13 +57,13 @@ func corpus() (train, eval []byte) {
 func modelEngine(spec *round.Spec) func(*Store) (node.Engine, error) {
 	return func(st *Store) (node.Engine, error) {
 		train, _ := corpus()
-		return node.NewModelEngine(spec, train, st)
+		return engine.NewModelEngine(spec, train, st)
 	}
 }
 
 func genesisOf(t testing.TB, spec *round.Spec) cid.Cid {
 	train, _ := corpus()
-	e, err := node.NewModelEngine(spec, train, node.NewMemStore())
+	e, err := engine.NewModelEngine(spec, train, enginetest.NewMemStore())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,12 +109,12 @@ func waitSteps(t *testing.T, c *Cluster, n int, limit time.Duration) {
 func reference(t *testing.T, spec *round.Spec, opens map[uint64]*wire.Open, steps int) []cid.Cid {
 	t.Helper()
 	train, _ := corpus()
-	shared := node.NewMemStore()
-	engines := map[string]*node.ModelEngine{}
-	var apply *node.ModelEngine
-	engine := func(p string) *node.ModelEngine {
+	shared := enginetest.NewMemStore()
+	engines := map[string]*engine.ModelEngine{}
+	var apply *engine.ModelEngine
+	engineOf := func(p string) *engine.ModelEngine {
 		if engines[p] == nil {
-			e, err := node.NewModelEngine(spec, train, shared)
+			e, err := engine.NewModelEngine(spec, train, shared)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -120,7 +122,7 @@ func reference(t *testing.T, spec *round.Spec, opens map[uint64]*wire.Open, step
 		}
 		return engines[p]
 	}
-	apply, _ = node.NewModelEngine(spec, train, shared)
+	apply, _ = engine.NewModelEngine(spec, train, shared)
 	base, err := apply.Genesis()
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +141,7 @@ func reference(t *testing.T, spec *round.Spec, opens map[uint64]*wire.Open, step
 				if a.Peer != p {
 					continue
 				}
-				r := engine(p).Run(node.TrainJob{Step: s, Attempt: o.Attempt, Base: base, Unit: uint32(a.Unit), Replica: uint8(a.Replica)})
+				r := engineOf(p).Run(node.TrainJob{Step: s, Attempt: o.Attempt, Base: base, Unit: uint32(a.Unit), Replica: uint8(a.Replica)})
 				if r.Err != nil {
 					t.Fatal(r.Err)
 				}
@@ -223,13 +225,13 @@ func stepTimes(c *Cluster) []stepTime {
 }
 
 // lossOf evaluates a checkpoint held by a node.
-func lossOf(t *testing.T, spec *round.Spec, st node.Store, id cid.Cid) float64 {
+func lossOf(t *testing.T, spec *round.Spec, st engine.Store, id cid.Cid) float64 {
 	t.Helper()
 	ck, err := st.Checkpoint(id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := gradient.New(node.ModelConfig(spec))
+	m, err := gradient.New(engine.ModelConfig(spec))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +268,7 @@ func addAdversary(t *testing.T, c *Cluster, id string, b Behaviour) {
 	t.Helper()
 	err := c.AddNode(id, wire.RoleWorker, func(st *Store) (node.Engine, error) {
 		train, _ := corpus()
-		e, err := node.NewModelEngine(c.Spec, train, st)
+		e, err := engine.NewModelEngine(c.Spec, train, st)
 		if err != nil {
 			return nil, err
 		}
@@ -400,9 +402,9 @@ func TestByzantineRobust(t *testing.T) {
 	}
 	initial := func() float64 {
 		spec := testSpec(8)
-		st := node.NewMemStore()
+		st := enginetest.NewMemStore()
 		train, _ := corpus()
-		e, _ := node.NewModelEngine(spec, train, st)
+		e, _ := engine.NewModelEngine(spec, train, st)
 		g, _ := e.Genesis()
 		return lossOf(t, spec, st, g)
 	}()

@@ -13,6 +13,7 @@ import (
 	"github.com/shoal-network/shoal/gradient"
 	"github.com/shoal-network/shoal/gradient/data"
 	"github.com/shoal-network/shoal/node"
+	"github.com/shoal-network/shoal/node/engine"
 	"github.com/shoal-network/shoal/tracker"
 	"github.com/shoal-network/shoal/tracker/wire"
 )
@@ -127,7 +128,7 @@ func runOne(s *Scenario, opt RunOptions) (*runResult, error) {
 	var genesis cid.Cid
 	var err error
 	if real {
-		e, err := node.NewModelEngine(spec, train, genesisStore)
+		e, err := engine.NewModelEngine(spec, train, genesisStore)
 		if err != nil {
 			return nil, err
 		}
@@ -218,7 +219,7 @@ func runOne(s *Scenario, opt RunOptions) (*runResult, error) {
 			if !real {
 				return &CostEngine{Store: st, Spec: spec, Peer: id, Behaviour: b, Shared: costShared}, nil
 			}
-			e, err := node.NewModelEngine(spec, train, st)
+			e, err := engine.NewModelEngine(spec, train, st)
 			if err != nil {
 				return nil, err
 			}
@@ -286,7 +287,7 @@ func runOne(s *Scenario, opt RunOptions) (*runResult, error) {
 	// Real training: measure the held-out loss of every checkpoint.
 	var evaluate func(cid.Cid) float64
 	if real {
-		m, err := gradient.New(node.ModelConfig(spec))
+		m, err := gradient.New(engine.ModelConfig(spec))
 		if err != nil {
 			return nil, err
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-network/shoal/node"
+	"github.com/shoal-network/shoal/node/engine"
 )
 
 // UnitCache shares computations between the simulated peers of a
@@ -44,7 +45,7 @@ func NewUnitCache() *UnitCache {
 
 // Delta returns the pseudo-gradient and loss of a unit, computing it with
 // e if no peer has yet. The slice is shared: do not modify it.
-func (u *UnitCache) Delta(e *node.ModelEngine, base cid.Cid, step uint64, unit uint32) ([]float32, float32, error) {
+func (u *UnitCache) Delta(e *engine.ModelEngine, base cid.Cid, step uint64, unit uint32) ([]float32, float32, error) {
 	k := unitKey{base, step, unit}
 	u.mu.Lock()
 	if d := u.deltas[k]; d != nil {
@@ -75,7 +76,7 @@ func (u *UnitCache) Delta(e *node.ModelEngine, base cid.Cid, step uint64, unit u
 // Apply runs an ApplyJob with e, whose store is store, or hands out the
 // checkpoint another peer computed for the same Close (the pool holds it;
 // store gets it).
-func (u *UnitCache) Apply(e *node.ModelEngine, store *Store, j node.ApplyJob) (cid.Cid, error) {
+func (u *UnitCache) Apply(e *engine.ModelEngine, store *Store, j node.ApplyJob) (cid.Cid, error) {
 	var key applyKey
 	if store != nil && len(j.Included) > 0 {
 		key = applyKey{base: j.Base, step: j.Step, included: &j.Included[0], n: len(j.Included)}
@@ -117,7 +118,7 @@ func (s *Store) putPooledCheckpoint(id cid.Cid) error {
 // a ModelEngine whose pseudo-gradients and applied checkpoints come from
 // the UnitCache when another peer computed them already.
 type SharedEngine struct {
-	Inner *node.ModelEngine
+	Inner *engine.ModelEngine
 	Store *Store // Inner's store
 	Units *UnitCache
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/shoal-network/shoal/checkpoint"
 	"github.com/shoal-network/shoal/checkpoint/content"
 	"github.com/shoal-network/shoal/node"
+	"github.com/shoal-network/shoal/node/engine"
 )
 
 // Pool holds the content of a simulated network once: every blob and
@@ -79,9 +80,9 @@ func (p *Pool) unrefCheckpoint(id cid.Cid) {
 	}
 }
 
-// Store is one simulated peer's node.Store: the set of CIDs it holds,
+// Store is one simulated peer's engine.Store: the set of CIDs it holds,
 // the bytes being in the Pool. Blobs age in generations like
-// node.MemStore's; Present, if set, adds content the peer holds without
+// enginetest.MemStore's; Present, if set, adds content the peer holds without
 // having been handed it (a step's updates delivered in bulk).
 type Store struct {
 	pool    *Pool
@@ -92,7 +93,7 @@ type Store struct {
 	present func(cid.Cid) bool
 }
 
-var _ node.Store = (*Store)(nil)
+var _ engine.Store = (*Store)(nil)
 
 // NewStore returns an empty store on a pool.
 func NewStore(p *Pool) *Store {

@@ -16,8 +16,8 @@ import (
 
 	"github.com/shoal-network/shoal/gradient"
 	"github.com/shoal-network/shoal/gradient/data"
-	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/node/daemon"
+	"github.com/shoal-network/shoal/node/engine"
 	"github.com/shoal-network/shoal/p2p"
 	"github.com/shoal-network/shoal/tracker/round"
 	"github.com/shoal-network/shoal/tracker/wire"
@@ -167,7 +167,7 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 	}
 	keep := 4
 	if o.MaxDisk > 0 {
-		m, err := gradient.New(node.ModelConfig(spec))
+		m, err := gradient.New(engine.ModelConfig(spec))
 		if err != nil {
 			return err
 		}
@@ -191,7 +191,7 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 			}
 		}
 	}
-	eng, err := node.NewModelEngine(spec, train, store)
+	eng, err := engine.NewModelEngine(spec, train, store)
 	if err != nil {
 		return err
 	}

@@ -23,8 +23,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-network/shoal/gradient/data"
-	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/node/daemon"
+	"github.com/shoal-network/shoal/node/engine"
 	"github.com/shoal-network/shoal/p2p"
 	"github.com/shoal-network/shoal/tracker/boltstore"
 	"github.com/shoal-network/shoal/tracker/dashboard"
@@ -209,7 +209,7 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 		}
 		fmt.Fprintf(f.Err, "serving dataset %s: %d shards, %s\n", spec.Dataset, len(ds.Shards), daemon.Bytes(ds.Manifest.Bytes))
 	}
-	genesisEngine, err := node.NewModelEngine(spec, train, store)
+	genesisEngine, err := engine.NewModelEngine(spec, train, store)
 	if err != nil {
 		return err
 	}
@@ -274,7 +274,7 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 			return err
 		}
 		inv.Peers = append(inv.Peers, oh.AddrInfo())
-		eng, err := node.NewModelEngine(spec, train, ostore)
+		eng, err := engine.NewModelEngine(spec, train, ostore)
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/shoal-network/shoal/node"
+	"github.com/shoal-network/shoal/node/engine"
 )
 
 // FaultInjection reports whether this build can inject faults.
@@ -21,7 +22,7 @@ func faulty(e node.Engine) node.Engine {
 	case "":
 		return e
 	case "corrupt-updates":
-		me, ok := e.(*node.ModelEngine)
+		me, ok := e.(*engine.ModelEngine)
 		if !ok {
 			panic("SHOAL_FAULT needs the model engine")
 		}
@@ -31,7 +32,7 @@ func faulty(e node.Engine) node.Engine {
 	}
 }
 
-type corrupting struct{ *node.ModelEngine }
+type corrupting struct{ *engine.ModelEngine }
 
 func (c *corrupting) Run(j node.Job) node.Result {
 	tj, ok := j.(node.TrainJob)

@@ -20,7 +20,7 @@ import (
 	"github.com/shoal-network/shoal/checkpoint"
 	"github.com/shoal-network/shoal/gradient"
 	"github.com/shoal-network/shoal/gradient/data"
-	"github.com/shoal-network/shoal/node"
+	"github.com/shoal-network/shoal/node/engine"
 	"github.com/shoal-network/shoal/p2p"
 	"github.com/shoal-network/shoal/tracker/boltstore"
 	"github.com/shoal-network/shoal/tracker/round"
@@ -92,8 +92,8 @@ func BuiltinData() (train, eval []byte, floor float64) {
 
 // Evaluator returns a function that measures the held-out loss of a
 // checkpoint in store, on up to batches batches of eval.
-func Evaluator(spec *round.Spec, store node.Store, eval []byte, batches int) (func(cid.Cid) (float64, error), error) {
-	cfg := node.ModelConfig(spec)
+func Evaluator(spec *round.Spec, store engine.Store, eval []byte, batches int) (func(cid.Cid) (float64, error), error) {
+	cfg := engine.ModelConfig(spec)
 	m, err := gradient.New(cfg)
 	if err != nil {
 		return nil, err
@@ -241,7 +241,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (_ *LocalRound, err error)
 		if cfg.Dataset != nil {
 			train = nil
 		}
-		eng, err := node.NewModelEngine(&spec, train, st)
+		eng, err := engine.NewModelEngine(&spec, train, st)
 		if err != nil {
 			return nil, err
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/shoal-network/shoal/checkpoint"
 	"github.com/shoal-network/shoal/checkpoint/content"
 	"github.com/shoal-network/shoal/node"
+	"github.com/shoal-network/shoal/node/engine"
 	"github.com/shoal-network/shoal/p2p/blob"
 )
 
@@ -49,8 +50,8 @@ type cachedCheckpoint struct {
 }
 
 var (
-	_ node.Store = (*Store)(nil)
-	_ blob.Store = (*Store)(nil)
+	_ engine.Store = (*Store)(nil)
+	_ blob.Store   = (*Store)(nil)
 )
 
 // ErrFull is returned when an object would take the store over its bound.

@@ -1,4 +1,4 @@
-package node
+package engine
 
 import (
 	"encoding/binary"
@@ -17,13 +17,14 @@ import (
 	"github.com/shoal-network/shoal/gradient/aggregate"
 	"github.com/shoal-network/shoal/gradient/codec"
 	"github.com/shoal-network/shoal/gradient/data"
+	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/tracker/round"
 	"github.com/shoal-network/shoal/tracker/wire"
 )
 
-// ModelEngine is the Engine that trains the round's model for real. Given
-// the same checkpoint, unit and round, two ModelEngines compute the same
-// pseudo-gradient bit for bit on any machine (the kernels are
+// ModelEngine is the node.Engine that trains the round's model for real.
+// Given the same checkpoint, unit and round, two ModelEngines compute the
+// same pseudo-gradient bit for bit on any machine (the kernels are
 // deterministic), which is what replication compares.
 //
 // The engine's own state is the error-feedback residual of its codec,
@@ -67,20 +68,20 @@ func NewModelEngine(spec *round.Spec, train []byte, store Store) (*ModelEngine, 
 	cfg := ModelConfig(spec)
 	m, err := gradient.New(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("node: the round's model: %w", err)
+		return nil, fmt.Errorf("engine: the round's model: %w", err)
 	}
 	if train != nil {
 		if err := data.CheckSize(train, cfg.Ctx); err != nil {
-			return nil, fmt.Errorf("node: training data: %w", err)
+			return nil, fmt.Errorf("engine: training data: %w", err)
 		}
 	}
 	cd, err := codec.Parse(spec.Codec)
 	if err != nil {
-		return nil, fmt.Errorf("node: codec: %w", err)
+		return nil, fmt.Errorf("engine: codec: %w", err)
 	}
 	rule, err := aggregate.Parse(spec.Aggregation)
 	if err != nil {
-		return nil, fmt.Errorf("node: aggregation: %w", err)
+		return nil, fmt.Errorf("engine: aggregation: %w", err)
 	}
 	e := &ModelEngine{spec: spec, round: spec.ID(), store: store, train: train, cfg: cfg, codec: cd, rule: rule, model: m,
 		inner: gradient.AdamWConfig{Beta1: float32(spec.Inner.Beta1), Beta2: float32(spec.Inner.Beta2),
@@ -138,7 +139,8 @@ func (e *ModelEngine) checkpointOf(step uint64, ps []gradient.Param, momenta [][
 	return c
 }
 
-// load copies a checkpoint's parameters into ps and returns its momenta.
+// load copies a checkpoint's parameters into ps and returns its momenta,
+// which are the store's: the caller must not modify them.
 func (e *ModelEngine) load(id cid.Cid, ps []gradient.Param) ([][]float32, error) {
 	c, err := e.store.Checkpoint(id)
 	if err != nil {
@@ -155,25 +157,25 @@ func (e *ModelEngine) load(id cid.Cid, ps []gradient.Param) ([][]float32, error)
 		if !ok || len(mt.Data) != p.Size() {
 			return nil, fmt.Errorf("checkpoint %s: momentum of %s missing or of another size", id, p.Name)
 		}
-		momenta[i] = slices.Clone(mt.Data)
+		momenta[i] = mt.Data
 	}
 	return momenta, nil
 }
 
 // Run does a job.
-func (e *ModelEngine) Run(j Job) Result {
+func (e *ModelEngine) Run(j node.Job) node.Result {
 	switch j := j.(type) {
-	case TrainJob:
+	case node.TrainJob:
 		u, err := e.trainJob(j)
-		return Result{Job: j, Update: u, Err: err}
-	case ApplyJob:
+		return node.Result{Job: j, Update: u, Err: err}
+	case node.ApplyJob:
 		id, err := e.apply(j)
-		return Result{Job: j, Result: id, Err: err}
-	case VerifyJob:
+		return node.Result{Job: j, Result: id, Err: err}
+	case node.VerifyJob:
 		v, err := e.verify(j)
-		return Result{Job: j, Verdict: v, Err: err}
+		return node.Result{Job: j, Verdict: v, Err: err}
 	}
-	return Result{Job: j, Err: fmt.Errorf("node: unknown job %T", j)}
+	return node.Result{Job: j, Err: fmt.Errorf("engine: unknown job %T", j)}
 }
 
 // UnitStream returns the data stream of a work unit: every unit of the
@@ -273,7 +275,7 @@ func (e *ModelEngine) splitResidual(flat []float32) [][]float32 {
 	return out
 }
 
-func (e *ModelEngine) trainJob(j TrainJob) (*wire.Update, error) {
+func (e *ModelEngine) trainJob(j node.TrainJob) (*wire.Update, error) {
 	delta, loss, err := e.Delta(j.Base, j.Step, j.Unit)
 	if err != nil {
 		return nil, err
@@ -316,7 +318,7 @@ func (e *ModelEngine) Corrupt(scale float32) {
 	}
 }
 
-func (e *ModelEngine) apply(j ApplyJob) (cid.Cid, error) {
+func (e *ModelEngine) apply(j node.ApplyJob) (cid.Cid, error) {
 	ps := e.model.Params()
 	momenta, err := e.load(j.Base, ps)
 	if err != nil {
@@ -348,22 +350,16 @@ func (e *ModelEngine) apply(j ApplyJob) (cid.Cid, error) {
 	if _, err := e.rule.Aggregate(agg, cs); err != nil && !errors.Is(err, aggregate.ErrAllExcluded) {
 		return cid.Undef, err
 	}
-	outer := gradient.NewNesterov(ps, float32(e.spec.Outer.Momentum))
-	for i, m := range outer.Momenta() {
-		copy(m, momenta[i])
-	}
-	off := 0
-	for _, p := range ps {
-		off += copy(p.Grad, agg[off:])
-	}
-	outer.Step(ps, float32(e.spec.Outer.LR))
+	outer := gradient.NewOuter(ps, float32(e.spec.Outer.LR), float32(e.spec.Outer.Momentum))
+	outer.Restore(momenta)
+	outer.Step(ps, agg)
 	return e.store.PutCheckpoint(e.checkpointOf(j.Step+1, ps, outer.Momenta()))
 }
 
 // verify judges the updates of a replicated unit against the engine's own
 // pseudo-gradient of it, computed now unless it is one of its own recent
 // units.
-func (e *ModelEngine) verify(j VerifyJob) (*wire.Verdict, error) {
+func (e *ModelEngine) verify(j node.VerifyJob) (*wire.Verdict, error) {
 	var delta []float32
 	if !j.Checked {
 		for _, r := range e.recent {

@@ -1,0 +1,170 @@
+package engine_test
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-network/shoal/gradient/data"
+	"github.com/shoal-network/shoal/node"
+	"github.com/shoal-network/shoal/node/engine"
+	"github.com/shoal-network/shoal/node/engine/enginetest"
+	"github.com/shoal-network/shoal/tracker/round"
+	"github.com/shoal-network/shoal/tracker/wire"
+)
+
+var rewrite = flag.Bool("rewrite", false, "rewrite the golden hashes in testdata")
+
+var _ engine.Store = (*enginetest.MemStore)(nil)
+
+// testSpec is a small round: an mlp on the built-in task, units of 5
+// inner steps × batch 4, an int8 codec and an outer step with momentum
+// (so that a step's result depends on the momenta its base restores).
+func testSpec() *round.Spec {
+	s := round.Defaults()
+	s.Model = round.Model{Arch: "mlp", Vocab: 256, Ctx: 16, Dim: 16, Layers: 1, Hidden: 64, Window: 4, Seed: 7}
+	s.Dataset = round.Dataset{Builtin: true}
+	s.InnerSteps = 5
+	s.Batch = 4
+	s.Inner.LR = 0.01
+	s.Outer = round.Nesterov{LR: 0.7, Momentum: 0.5}
+	s.Codec = "int8"
+	s.TargetSamples = 3 * s.InnerSteps * s.Batch
+	s.Deadline = 30 * time.Second
+	s.VerificationRate = 0
+	s.Seed = 3
+	s.Trackers = []string{"12D3KooWFKGGFmcK5J41C1osT1wLyLwNJDhoHPDKhhyQ4BsTr4NY"}
+	return s
+}
+
+func trainText() []byte {
+	train, _ := data.Builtin().Corpus(1<<18, 16<<10)
+	return train
+}
+
+// run trains and applies steps of a round with one engine per peer,
+// three units a step, and returns a line per unit and per step with the
+// hashes the engines computed.
+func run(t *testing.T, steps int) []string {
+	t.Helper()
+	spec, train := testSpec(), trainText()
+	store := enginetest.NewMemStore()
+	peers := []string{"peer-a", "peer-b", "peer-c"}
+	engines := map[string]*engine.ModelEngine{}
+	for _, p := range peers {
+		e, err := engine.NewModelEngine(spec, train, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		engines[p] = e
+	}
+	base, err := engines["peer-a"].Genesis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := []string{fmt.Sprintf("genesis %s", base)}
+	for s := range uint64(steps) {
+		var included []wire.Included
+		for u, p := range peers {
+			r := engines[p].Run(node.TrainJob{Step: s, Base: base, Unit: uint32(u)})
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+			lines = append(lines, fmt.Sprintf("step %d unit %d %s: raw %s payload %s residual %s loss %.6f", s, u, p, r.Update.Raw, r.Update.Payload, r.Update.Residual, r.Update.Loss))
+			included = append(included, wire.Included{Peer: p, Unit: uint32(u), Payload: r.Update.Payload, Weight: r.Update.Samples})
+		}
+		wire.SortIncluded(included)
+		var result cid.Cid
+		for _, p := range peers {
+			r := engines[p].Run(node.ApplyJob{Step: s, Base: base, Included: included})
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+			if result.Defined() && !r.Result.Equals(result) {
+				t.Fatalf("step %d: %s applied to %s, another engine to %s", s, p, r.Result, result)
+			}
+			result = r.Result
+		}
+		lines = append(lines, fmt.Sprintf("step %d applied: %s", s, result))
+		base = result
+	}
+	return lines
+}
+
+// TestGolden pins what the engine computes: every update's hashes and
+// every checkpoint, over steps whose outer momenta carry over. Run with
+// -rewrite after a deliberate change of the computation.
+func TestGolden(t *testing.T) {
+	got := strings.Join(run(t, 3), "\n") + "\n"
+	path := filepath.Join("testdata", "golden.txt")
+	if *rewrite {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -run TestGolden -rewrite to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("the engine's hashes changed (run with -rewrite if that is intended):\ngot:\n%swant:\n%s", got, want)
+	}
+}
+
+// TestVerify: a replica partner's update checks out against the engine's
+// own computation of the unit; one encoded from another residual than it
+// names, or with another raw hash, makes its sender bad.
+func TestVerify(t *testing.T) {
+	spec, train := testSpec(), trainText()
+	store := enginetest.NewMemStore()
+	a, err := engine.NewModelEngine(spec, train, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := engine.NewModelEngine(spec, train, store)
+	base, err := a.Genesis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b has encoded a unit before, so its residual is not a's.
+	if r := b.Run(node.TrainJob{Step: 0, Base: base, Unit: 1}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	ra := a.Run(node.TrainJob{Step: 0, Base: base, Unit: 0})
+	rb := b.Run(node.TrainJob{Step: 0, Base: base, Unit: 0, Replica: 1})
+	if ra.Err != nil || rb.Err != nil {
+		t.Fatal(ra.Err, rb.Err)
+	}
+	if !ra.Update.Raw.Equals(rb.Update.Raw) || ra.Update.Payload.Equals(rb.Update.Payload) {
+		t.Fatalf("replicas: raw %s and %s (want equal), payloads %s and %s (want different)", ra.Update.Raw, rb.Update.Raw, ra.Update.Payload, rb.Update.Payload)
+	}
+	verdict := func(checked bool, u *wire.Update) *wire.Verdict {
+		t.Helper()
+		r := a.Run(node.VerifyJob{Step: 0, Base: base, Unit: 0, Checked: checked, Updates: []node.Claim{{Peer: "peer-b", Update: u}}})
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		return r.Verdict
+	}
+	for _, checked := range []bool{false, true} {
+		if v := verdict(checked, rb.Update); len(v.Bad) != 0 || !v.Raw.Equals(ra.Update.Raw) {
+			t.Errorf("checked %v: an honest partner's update got %+v", checked, v)
+		}
+		lie := *rb.Update
+		lie.Residual = ra.Update.Residual
+		if v := verdict(checked, &lie); len(v.Bad) != 1 || v.Bad[0] != "peer-b" {
+			t.Errorf("checked %v: an update naming another residual got %+v", checked, v)
+		}
+		lie = *rb.Update
+		lie.Raw = lie.Payload
+		if v := verdict(checked, &lie); len(v.Bad) != 1 {
+			t.Errorf("checked %v: an update with another raw hash got %+v", checked, v)
+		}
+	}
+}
