@@ -59,7 +59,7 @@ type recentDelta struct {
 }
 
 // keepDeltas bounds how many of its own pseudo-gradients an engine keeps.
-const keepDeltas = 4
+const keepDeltas = node.Retention
 
 // NewModelEngine returns an engine for a round that trains on train (the
 // built-in task's training text, or a dataset's) and keeps its content in
