@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-network/shoal/checkpoint/content"
 )
 
 // Store keeps checkpoints in a directory, content-addressed:
@@ -207,7 +209,7 @@ func readObject(path string, id cid.Cid, size int64, limit int64) ([]byte, error
 	if err := readFile(path, id, size, limit, func(n int64) []byte { b = make([]byte, n); return b }); err != nil {
 		return nil, err
 	}
-	if err := VerifyChunk(id, b); err != nil {
+	if err := content.Verify(id, b); err != nil {
 		return nil, fmt.Errorf("%s (%s): %w", id, path, ErrCorrupt)
 	}
 	return b, nil
@@ -283,7 +285,7 @@ func (s *Store) manifest(id cid.Cid) (*Manifest, error) {
 // manifest that lists a chunk first (PutManifest): GC removes chunks that
 // no manifest lists.
 func (s *Store) PutChunk(id cid.Cid, data []byte) error {
-	if err := VerifyChunk(id, data); err != nil {
+	if err := content.Verify(id, data); err != nil {
 		return err
 	}
 	unlock, err := s.shared()
@@ -306,7 +308,7 @@ func (s *Store) PutManifest(m *Manifest) (cid.Cid, error) {
 	if err != nil {
 		return cid.Undef, err
 	}
-	id := SumCID(b)
+	id := content.Sum(b)
 	unlock, err := s.shared()
 	if err != nil {
 		return cid.Undef, err
@@ -343,8 +345,8 @@ func (s *Store) PutChunked(ch *Chunked) error {
 	if err != nil {
 		return err
 	}
-	if SumCID(b) != ch.ID {
-		return fmt.Errorf("checkpoint %s: manifest has CID %s", ch.ID, SumCID(b))
+	if content.Sum(b) != ch.ID {
+		return fmt.Errorf("checkpoint %s: manifest has CID %s", ch.ID, content.Sum(b))
 	}
 	unlock, err := s.shared()
 	if err != nil {
@@ -439,7 +441,7 @@ func (s *Store) Get(id cid.Cid) (*Checkpoint, error) {
 	errs := make([]error, len(m.Chunks))
 	each(len(m.Chunks), func(i int) {
 		off := i * m.ChunkSize
-		if VerifyChunk(m.Chunks[i], data[off:off+m.ChunkLen(i)]) != nil {
+		if content.Verify(m.Chunks[i], data[off:off+m.ChunkLen(i)]) != nil {
 			errs[i] = fmt.Errorf("checkpoint %s: chunk %d: %s (%s): %w", id, i, m.Chunks[i], s.chunkPath(m.Chunks[i]), ErrCorrupt)
 		}
 	})
