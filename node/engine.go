@@ -1,7 +1,6 @@
 package node
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 
@@ -35,8 +34,9 @@ type Store interface {
 	HasCheckpoint(id cid.Cid) bool
 }
 
-// ErrNotFound is returned by a Store for content it does not hold.
-var ErrNotFound = errors.New("not in the store")
+// ErrNotFound is returned by a Store for content it does not hold:
+// content.ErrNotFound.
+var ErrNotFound = content.ErrNotFound
 
 // MemStore is a Store in memory, for tests and simulations. Checkpoints
 // are kept in their chunked form, as a peer would serve them. Blobs are
