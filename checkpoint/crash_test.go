@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-network/shoal/checkpoint/content"
 )
 
 var errKilled = errors.New("process killed")
@@ -92,7 +94,7 @@ type oracle struct {
 	badChunk []cid.Cid        // chunk files whose content is wrong
 }
 
-func digestOf(c cid.Cid) []byte { d, _ := chunkDigest(c); return d }
+func digestOf(c cid.Cid) []byte { d, _ := content.Digest(c); return d[:] }
 
 func fileIntact(path string, id cid.Cid) (ok, exists bool) {
 	b, err := os.ReadFile(path)
@@ -132,7 +134,7 @@ func inspect(t *testing.T, dir string) *oracle {
 		b, _ := os.ReadFile(filepath.Join(dir, "manifests", e.Name()))
 		intact := true
 		for off := 24; off < len(b); off += 32 {
-			c := rawCID([32]byte(b[off:]))
+			c := content.OfDigest([32]byte(b[off:]))
 			ok, seen := chunkOK[c]
 			if !seen {
 				o.damage[fmt.Sprintf("%s %s %s", MissingChunk, c, id)] = true

@@ -9,10 +9,10 @@
 // (Checkpoint.Encode) is canonical: sorted names, binary32 little endian,
 // no timestamps, so the same state always gives the same bytes. The
 // encoding is cut into chunks of ChunkSize bytes, each identified by its
-// CID (CIDv1, raw codec, sha2-256); a Manifest lists them, and the
-// manifest's CID, formed the same way from its canonical bytes, is the
-// checkpoint's ID. Build computes all of it; VerifyChunk and Assemble check
-// what a peer sent.
+// CID (CIDv1, raw codec, sha2-256); a Manifest (package content's
+// one chunk manifest) lists them, and the manifest's CID, formed the same way from its canonical bytes, is the
+// checkpoint's ID. Build computes all of it; content.Verify and Assemble
+// check what a peer sent.
 //
 // A Store keeps chunks and manifests as files named by CID, with labels,
 // pins and garbage collection, and survives a writer killed at any point

@@ -8,6 +8,8 @@ import (
 	"slices"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-network/shoal/checkpoint/content"
 )
 
 // index is a store's mutable state: the order in which checkpoints
@@ -156,7 +158,7 @@ func parseID(s string) (cid.Cid, error) {
 	if err != nil {
 		return cid.Undef, fmt.Errorf("%q is not a CID", s)
 	}
-	if _, err := chunkDigest(c); err != nil {
+	if err := content.Check(c); err != nil {
 		return cid.Undef, err
 	}
 	if c.String() != s {

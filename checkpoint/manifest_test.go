@@ -9,6 +9,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/shoal-network/shoal/checkpoint/content"
 )
 
 func TestBuildChunks(t *testing.T) {
@@ -36,10 +38,10 @@ func TestBuildChunks(t *testing.T) {
 			if i < len(m.Chunks)-1 && len(b) != size || len(b) == 0 || len(b) > size {
 				t.Fatalf("chunk size %d: chunk %d has %d bytes", size, i, len(b))
 			}
-			if SumCID(b) != id {
+			if content.Sum(b) != id {
 				t.Fatalf("chunk size %d: chunk %d CID", size, i)
 			}
-			if err := VerifyChunk(id, b); err != nil {
+			if err := content.Verify(id, b); err != nil {
 				t.Fatal(err)
 			}
 			joined = append(joined, b...)
@@ -48,7 +50,7 @@ func TestBuildChunks(t *testing.T) {
 			t.Fatalf("chunk size %d: chunks do not join into the encoding", size)
 		}
 		mb, _ := m.MarshalBinary()
-		if SumCID(mb) != ch.ID {
+		if content.Sum(mb) != ch.ID {
 			t.Fatalf("chunk size %d: ID is not the manifest's CID", size)
 		}
 	}
@@ -165,8 +167,8 @@ func TestVerifyAndAssemble(t *testing.T) {
 		t.Fatal(err)
 	}
 	chunks[1][3] ^= 0x10
-	if err := VerifyChunk(m.Chunks[1], chunks[1]); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("VerifyChunk of a flipped bit: %v", err)
+	if err := content.Verify(m.Chunks[1], chunks[1]); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("content.Verify of a flipped bit: %v", err)
 	}
 	if _, err := Assemble(m, chunks); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("Assemble with a flipped bit: %v", err)
@@ -179,8 +181,8 @@ func TestVerifyAndAssemble(t *testing.T) {
 	if _, err := Assemble(m, chunks[:2]); err == nil {
 		t.Error("Assemble with chunks missing succeeded")
 	}
-	if err := VerifyChunk(cid.NewCidV1(cid.DagCBOR, m.Chunks[0].Hash()), ch.Chunk(0)); err == nil {
-		t.Error("VerifyChunk accepted a dag-cbor CID")
+	if err := content.Verify(cid.NewCidV1(cid.DagCBOR, m.Chunks[0].Hash()), ch.Chunk(0)); err == nil {
+		t.Error("content.Verify accepted a dag-cbor CID")
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/shoal-network/shoal/checkpoint/content"
 )
 
 // Tensor is a named float32 tensor as stored in a file.
@@ -106,13 +108,9 @@ func WriteSafetensors(w io.Writer, tensors []Tensor, metadata map[string]string)
 
 // FormatError describes malformed input: a safetensors file, a checkpoint
 // encoding, a manifest or a store's index.
-type FormatError struct {
-	Format string // "safetensors", "checkpoint", "manifest" or "index"
-	Field  string // the header field or part of the input at fault
-	Msg    string
-}
-
-func (e *FormatError) Error() string { return e.Format + ": " + e.Field + ": " + e.Msg }
+//
+// Its Format is "safetensors", "checkpoint", "manifest" or "index".
+type FormatError = content.FormatError
 
 func formatErr(field, format string, args ...any) error {
 	return &FormatError{Format: "safetensors", Field: field, Msg: fmt.Sprintf(format, args...)}

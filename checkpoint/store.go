@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-network/shoal/checkpoint/content"
 )
 
 // Store keeps checkpoints in a directory, content-addressed:
@@ -207,7 +209,7 @@ func readObject(path string, id cid.Cid, size int64, limit int64) ([]byte, error
 	if err := readFile(path, id, size, limit, func(n int64) []byte { b = make([]byte, n); return b }); err != nil {
 		return nil, err
 	}
-	if err := VerifyChunk(id, b); err != nil {
+	if err := content.Verify(id, b); err != nil {
 		return nil, fmt.Errorf("%s (%s): %w", id, path, ErrCorrupt)
 	}
 	return b, nil
@@ -283,8 +285,62 @@ func (s *Store) manifest(id cid.Cid) (*Manifest, error) {
 // manifest that lists a chunk first (PutManifest): GC removes chunks that
 // no manifest lists.
 func (s *Store) PutChunk(id cid.Cid, data []byte) error {
-	if err := VerifyChunk(id, data); err != nil {
+	if err := content.Verify(id, data); err != nil {
 		return err
+	}
+	return s.putChunk(id, data)
+}
+
+// Objects returns the store as a content.Store of chunks and manifests,
+// so that the blob exchange fetches into it and serves from it directly:
+// a fetched checkpoint lands on disk chunk by chunk as it arrives, its
+// manifest first, and a fetch cut short resumes from the chunks on disk.
+func (s *Store) Objects() content.Store { return objects{s} }
+
+// objects is a Store seen as a content.Store.
+type objects struct{ s *Store }
+
+// Has reports whether the store holds chunk or manifest c intact (it reads
+// and hashes the file).
+func (o objects) Has(c cid.Cid) bool {
+	s := o.s
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return present(s.chunkPath(c), c, -1) || present(s.manifestPath(c), c, -1)
+}
+
+// Get returns chunk or manifest c (a manifest's encoding), checked against
+// its CID. A missing object gives an error wrapping ErrNotFound, a damaged
+// one ErrCorrupt.
+func (o objects) Get(c cid.Cid) ([]byte, error) {
+	s := o.s
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	b, err := readObject(s.chunkPath(c), c, -1, MaxChunkSize)
+	if errors.Is(err, ErrNotFound) {
+		b, err = readObject(s.manifestPath(c), c, -1, MaxManifestSize)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("object %w", err)
+	}
+	return b, nil
+}
+
+// PutVerified stores chunk id, whose bytes the caller has checked against
+// id (the blob exchange hashes each chunk once, as it arrives).
+func (o objects) PutVerified(id cid.Cid, data []byte) error { return o.s.putChunk(id, data) }
+
+// PutManifest stores a manifest (see Store.PutManifest).
+func (o objects) PutManifest(m *Manifest) (cid.Cid, error) { return o.s.PutManifest(m) }
+
+// putChunk stores chunk id, whose bytes are checked against id. A chunk
+// already stored intact is left alone; a damaged copy is replaced.
+func (s *Store) putChunk(id cid.Cid, data []byte) error {
+	if err := content.Check(id); err != nil {
+		return err
+	}
+	if len(data) > MaxChunkSize {
+		return fmt.Errorf("chunk %s: %d bytes, more than the %d allowed", id, len(data), MaxChunkSize)
 	}
 	unlock, err := s.shared()
 	if err != nil {
@@ -306,7 +362,7 @@ func (s *Store) PutManifest(m *Manifest) (cid.Cid, error) {
 	if err != nil {
 		return cid.Undef, err
 	}
-	id := SumCID(b)
+	id := content.Sum(b)
 	unlock, err := s.shared()
 	if err != nil {
 		return cid.Undef, err
@@ -343,8 +399,8 @@ func (s *Store) PutChunked(ch *Chunked) error {
 	if err != nil {
 		return err
 	}
-	if SumCID(b) != ch.ID {
-		return fmt.Errorf("checkpoint %s: manifest has CID %s", ch.ID, SumCID(b))
+	if content.Sum(b) != ch.ID {
+		return fmt.Errorf("checkpoint %s: manifest has CID %s", ch.ID, content.Sum(b))
 	}
 	unlock, err := s.shared()
 	if err != nil {
@@ -439,7 +495,7 @@ func (s *Store) Get(id cid.Cid) (*Checkpoint, error) {
 	errs := make([]error, len(m.Chunks))
 	each(len(m.Chunks), func(i int) {
 		off := i * m.ChunkSize
-		if VerifyChunk(m.Chunks[i], data[off:off+m.ChunkLen(i)]) != nil {
+		if content.Verify(m.Chunks[i], data[off:off+m.ChunkLen(i)]) != nil {
 			errs[i] = fmt.Errorf("checkpoint %s: chunk %d: %s (%s): %w", id, i, m.Chunks[i], s.chunkPath(m.Chunks[i]), ErrCorrupt)
 		}
 	})

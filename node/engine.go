@@ -1,9 +1,9 @@
 package node
 
 import (
-	"errors"
-
 	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-network/shoal/checkpoint/content"
 )
 
 // Engine does a node's computations: the jobs the core asks for. Package
@@ -31,5 +31,6 @@ type Store interface {
 	HasBlob(id cid.Cid) bool
 }
 
-// ErrNotFound is returned by a Store for content it does not hold.
-var ErrNotFound = errors.New("not in the store")
+// ErrNotFound is returned by a Store for content it does not hold:
+// content.ErrNotFound.
+var ErrNotFound = content.ErrNotFound

@@ -15,13 +15,13 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 
-	"github.com/shoal-network/shoal/p2p/blob"
+	"github.com/shoal-network/shoal/checkpoint/content"
 )
 
 // RendezvousCID returns the DHT key under which the peers of a round
 // announce themselves: the CID of "shoal/rendezvous/v1/" + round.
 func RendezvousCID(round string) cid.Cid {
-	return blob.Sum([]byte("shoal/rendezvous/v1/" + round))
+	return content.Sum([]byte("shoal/rendezvous/v1/" + round))
 }
 
 // Connection manager tags: protected peers are never trimmed.

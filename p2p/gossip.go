@@ -19,7 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/shoal-network/shoal/p2p/blob"
+	"github.com/shoal-network/shoal/checkpoint/content"
 	"github.com/shoal-network/shoal/p2p/internal/peerlog"
 )
 
@@ -289,7 +289,7 @@ func (g *Gossip) validator(topic string, v Validator) pubsub.ValidatorEx {
 		id := messageID(m.Message)
 		now := time.Now()
 		if g.replay.seen(id, now) {
-			g.plog.Info(sender, "gossip: ignored message", "replay of a message accepted before", "topic", topic, "author", author.String(), "id", blob.Sum(m.GetData()).String())
+			g.plog.Info(sender, "gossip: ignored message", "replay of a message accepted before", "topic", topic, "author", author.String(), "id", content.Sum(m.GetData()).String())
 			return pubsub.ValidationIgnore
 		}
 		if v == nil {
@@ -353,7 +353,7 @@ func (t *Topic) Publish(ctx context.Context, data []byte) (cid.Cid, error) {
 	if err != nil {
 		return cid.Undef, fmt.Errorf("gossip: publish on %q: %w", t.name, err)
 	}
-	return blob.Sum(data), nil
+	return content.Sum(data), nil
 }
 
 // Next returns the next message on the topic from another peer (this
@@ -369,7 +369,7 @@ func (t *Topic) Next(ctx context.Context) (*Message, error) {
 		if m.ReceivedFrom == self {
 			continue
 		}
-		return &Message{ID: blob.Sum(m.Data), From: m.GetFrom(), ReceivedFrom: m.ReceivedFrom, Data: m.Data, Value: m.ValidatorData}, nil
+		return &Message{ID: content.Sum(m.Data), From: m.GetFrom(), ReceivedFrom: m.ReceivedFrom, Data: m.Data, Value: m.ValidatorData}, nil
 	}
 }
 
@@ -430,7 +430,7 @@ func (t *wireTracer) ValidateMessage(m *pubsub.Message) {
 // is a replay.
 func (t *wireTracer) DuplicateMessage(m *pubsub.Message) {
 	if !t.seen.add(tracedID(m), m.ReceivedFrom) {
-		t.plog.Info(m.ReceivedFrom, "gossip: ignored message", "replay: the peer sent this message before", "topic", clip(m.GetTopic(), 80), "id", blob.Sum(m.GetData()).String())
+		t.plog.Info(m.ReceivedFrom, "gossip: ignored message", "replay: the peer sent this message before", "topic", clip(m.GetTopic(), 80), "id", content.Sum(m.GetData()).String())
 	}
 }
 

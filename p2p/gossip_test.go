@@ -15,7 +15,7 @@ import (
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/shoal-network/shoal/p2p/blob"
+	"github.com/shoal-network/shoal/checkpoint/content"
 	"github.com/shoal-network/shoal/p2p/internal/testlog"
 )
 
@@ -135,7 +135,7 @@ func TestGossipValidatorVerdicts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !id.Equals(blob.Sum([]byte("ok: first"))) {
+	if !id.Equals(content.Sum([]byte("ok: first"))) {
 		t.Fatalf("message ID %s is not the payload's CID", id)
 	}
 	for i, tp := range topics[1:] {

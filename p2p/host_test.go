@@ -15,6 +15,7 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 	"go.uber.org/goleak"
 
+	"github.com/shoal-network/shoal/checkpoint/content"
 	"github.com/shoal-network/shoal/p2p/blob"
 	"github.com/shoal-network/shoal/p2p/internal/testlog"
 )
@@ -140,7 +141,7 @@ func TestReachabilityInPlainWords(t *testing.T) {
 // connected, gossiped, met at a rendezvous and moved a blob leave no
 // goroutine behind once closed.
 // missingCID returns a CID no host has.
-func missingCID(i int) cid.Cid { return blob.Sum([]byte{byte(i), 'x'}) }
+func missingCID(i int) cid.Cid { return content.Sum([]byte{byte(i), 'x'}) }
 
 func TestNoGoroutineOutlivesClosedHost(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())

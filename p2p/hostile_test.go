@@ -23,6 +23,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shoal-network/shoal/checkpoint/content"
 	"github.com/shoal-network/shoal/p2p/blob"
 	"github.com/shoal-network/shoal/p2p/internal/testlog"
 )
@@ -207,7 +208,7 @@ func TestHostileGossipAndRequests(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			c := blob.Sum([]byte("x")).Bytes()
+			c := content.Sum([]byte("x")).Bytes()
 			req := append([]byte{1, 1, byte(len(c))}, c...)
 			req = binary.AppendUvarint(req, 1<<62)
 			s.Write(req)

@@ -1,12 +1,12 @@
 package data
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"math/bits"
 
 	"github.com/ipfs/go-cid"
-	"github.com/multiformats/go-multihash"
+
+	"github.com/shoal-network/shoal/checkpoint/content"
 )
 
 // Shard is one contiguous piece of a corpus.
@@ -19,16 +19,9 @@ type Shard struct {
 	CID cid.Cid
 }
 
-// CIDOf returns the content identifier of b: CIDv1, raw codec (0x55),
-// sha2-256 multihash.
-func CIDOf(b []byte) cid.Cid {
-	sum := sha256.Sum256(b)
-	mh, err := multihash.Encode(sum[:], multihash.SHA2_256)
-	if err != nil {
-		panic("data: CIDOf: " + err.Error()) // only for an unknown hash code
-	}
-	return cid.NewCidV1(cid.Raw, mh)
-}
+// CIDOf returns the content identifier of b: content.Sum, the network's
+// one CID rule (CIDv1, raw codec, sha2-256).
+func CIDOf(b []byte) cid.Cid { return content.Sum(b) }
 
 // MakeShards cuts data into n contiguous, non-empty shards that concatenate
 // back to data. The boundary before shard i (0 < i < n) aims at

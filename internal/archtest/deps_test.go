@@ -24,8 +24,9 @@ type rule struct {
 const cid = "github.com/ipfs/go-cid"
 
 var rules = []rule{
+	{pkg: module + "/checkpoint/content", allow: []string{cid, "github.com/multiformats/go-multihash"}},
 	{pkg: module + "/tensor", allow: []string{module + "/tensor"}},
-	{pkg: module + "/gradient", allow: []string{module + "/tensor", module + "/gradient", cid, "github.com/multiformats/go-multihash"}},
+	{pkg: module + "/gradient", allow: []string{module + "/tensor", module + "/gradient", module + "/checkpoint/content", cid, "github.com/multiformats/go-multihash"}},
 	{pkg: module + "/checkpoint", allow: []string{module + "/tensor", module + "/checkpoint", cid, "github.com/multiformats/go-multihash"}},
 	{pkg: module + "/tracker", allow: []string{module + "/tracker", module + "/checkpoint/content", module + "/gradient/codec", module + "/gradient/aggregate", module + "/tensor", cid, "github.com/multiformats/go-multihash", "gopkg.in/yaml.v3", "go.etcd.io/bbolt"}},
 	{pkg: module + "/node", deny: []string{module + "/p2p", "github.com/libp2p/", "net"}},

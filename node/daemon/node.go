@@ -440,10 +440,7 @@ func (d *Node) fetch(ctx context.Context, wg *sync.WaitGroup, f node.Fetch) {
 		case node.FetchBlob:
 			_, err = d.cfg.Host.Blobs().FetchObject(fctx, f.CID, provs)
 		case node.FetchCheckpoint:
-			_, err = d.cfg.Host.Blobs().FetchWith(fctx, f.CID, provs, checkpointManifest)
-			if err == nil {
-				err = d.cfg.Store.AdoptFetched(f.CID)
-			}
+			_, err = d.cfg.Store.FetchCheckpoint(fctx, d.cfg.Host.Blobs(), f.CID, provs)
 		default:
 			err = errors.New("unknown fetch kind")
 		}

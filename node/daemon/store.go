@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/shoal-network/shoal/checkpoint"
 	"github.com/shoal-network/shoal/checkpoint/content"
@@ -21,12 +23,13 @@ import (
 )
 
 // Store is a daemon's content: checkpoints in a checkpoint.Store on disk,
-// and small objects (update payloads, residuals, the round spec, chunks of
-// a checkpoint being fetched) in memory, in generations that Sweep ages
-// out. It is both the node core's Store and the blob exchange's, so what
-// the node makes is served to peers and what the exchange fetches lands
-// where the node finds it. Every object is checked against its CID on the
-// way in.
+// and small objects (update payloads, residuals, the round spec) in memory,
+// in generations that Sweep ages out. It is both the node core's Store and
+// the blob exchange's, so what the node makes is served to peers and what
+// the exchange fetches lands where the node finds it: small objects here,
+// checkpoints straight into the checkpoint store on disk, chunk by chunk
+// (FetchCheckpoint). Every object is checked against its CID on the way
+// in.
 type Store struct {
 	ck *checkpoint.Store
 
@@ -107,7 +110,7 @@ func (s *Store) Keep(c cid.Cid) error {
 	dir, max := s.files, s.fileMax
 	s.mu.Unlock()
 	if !ok {
-		return fmt.Errorf("object %s: %w", c, blob.ErrNotFound)
+		return fmt.Errorf("object %s: %w", c, content.ErrNotFound)
 	}
 	if dir == "" {
 		return errors.New("the store keeps nothing on disk")
@@ -184,7 +187,7 @@ func (s *Store) readFile(c cid.Cid) ([]byte, bool) {
 		return nil, false
 	}
 	b, err := os.ReadFile(filepath.Join(dir, c.String()))
-	if err != nil || !blob.Sum(b).Equals(c) {
+	if err != nil || content.Verify(c, b) != nil {
 		return nil, false
 	}
 	return b, true
@@ -217,19 +220,29 @@ func (s *Store) Get(c cid.Cid) ([]byte, error) {
 	if b, ok := s.readFile(c); ok {
 		return b, nil
 	}
-	if b, err := s.ck.Chunk(c); err == nil {
-		return b, nil
+	return s.ck.Objects().Get(c)
+}
+
+// PutVerified keeps an object (content.Store); the store checks it all the
+// same: small objects are cheap to hash.
+func (s *Store) PutVerified(c cid.Cid, data []byte) error { return s.Put(c, data) }
+
+// PutManifest keeps a manifest as a small object (content.Store).
+// Checkpoints fetched from peers go to the checkpoint store instead
+// (FetchCheckpoint).
+func (s *Store) PutManifest(m *content.Manifest) (cid.Cid, error) {
+	b, err := m.MarshalBinary()
+	if err != nil {
+		return cid.Undef, err
 	}
-	if m, err := s.ck.Manifest(c); err == nil {
-		return m.MarshalBinary()
-	}
-	return nil, fmt.Errorf("object %s: %w", c, blob.ErrNotFound)
+	c := content.Sum(b)
+	return c, s.Put(c, b)
 }
 
 // Put keeps an object after checking that it hashes to c.
 func (s *Store) Put(c cid.Cid, data []byte) error {
-	if got := blob.Sum(data); !got.Equals(c) {
-		return fmt.Errorf("object %s: the data hashes to %s", c, got)
+	if err := content.Verify(c, data); err != nil {
+		return fmt.Errorf("object %s: %w", c, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -341,61 +354,23 @@ func (s *Store) HasCheckpoint(id cid.Cid) bool {
 	return s.complete[id]
 }
 
-// AdoptFetched moves a checkpoint that the exchange fetched into memory
-// (its manifest and chunks, each verified on arrival) to disk, and drops
-// the in-memory copies.
-func (s *Store) AdoptFetched(id cid.Cid) error {
-	mb, err := s.Blob(id)
+// FetchCheckpoint fetches checkpoint id from providers through x
+// straight into the checkpoint store on disk: the manifest first, then
+// each chunk as it arrives, hashed once on arrival. Memory holds only the
+// chunks in flight, whatever the checkpoint's size, and a fetch cut short
+// resumes from the chunks on disk. Once every chunk is there, the header
+// is read back from the leading chunks and checked against the manifest,
+// and the checkpoint counts as whole.
+func (s *Store) FetchCheckpoint(ctx context.Context, x *blob.Exchange, id cid.Cid, providers []peer.ID) (*blob.FetchResult, error) {
+	res, err := x.FetchInto(ctx, s.ck.Objects(), id, providers)
 	if err != nil {
-		return err
+		return res, err
 	}
-	m, err := checkpoint.DecodeManifest(mb)
-	if err != nil {
-		return fmt.Errorf("checkpoint %s: %w", id, err)
-	}
-	chunks := make([][]byte, len(m.Chunks))
-	for i, c := range m.Chunks {
-		if chunks[i], err = s.Get(c); err != nil {
-			return fmt.Errorf("checkpoint %s: chunk %d: %w", id, i, err)
-		}
-	}
-	// Assemble checks sizes; the checkpoint store checks every chunk and
-	// the manifest against their CIDs again as it writes them.
-	data, err := checkpoint.Assemble(m, chunks)
-	if err != nil {
-		return fmt.Errorf("checkpoint %s: %w", id, err)
-	}
-	ch, err := checkpoint.Split(data, m.ChunkSize)
-	if err != nil {
-		return err
-	}
-	if !ch.ID.Equals(id) {
-		return fmt.Errorf("checkpoint %s: reassembled as %s", id, ch.ID)
-	}
-	if _, err := checkpoint.DecodeHeader(data); err != nil {
-		return fmt.Errorf("checkpoint %s: %w", id, err)
-	}
-	if err := s.ck.PutChunked(ch); err != nil {
-		return err
+	if _, err := s.ck.Header(id); err != nil {
+		return res, err
 	}
 	s.mu.Lock()
 	s.complete[id] = true
-	for _, c := range append(m.Chunks, id) {
-		if b, ok := s.objs[c]; ok {
-			s.bytes -= int64(len(b))
-			delete(s.objs, c)
-			delete(s.gen, c)
-		}
-	}
 	s.mu.Unlock()
-	return nil
-}
-
-// checkpointManifest reads a checkpoint manifest for the exchange.
-func checkpointManifest(b []byte) (*blob.Manifest, error) {
-	m, err := checkpoint.DecodeManifest(b)
-	if err != nil {
-		return nil, err
-	}
-	return &blob.Manifest{Size: m.Size, ChunkSize: m.ChunkSize, Chunks: m.Chunks}, nil
+	return res, nil
 }

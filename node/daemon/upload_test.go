@@ -59,13 +59,10 @@ func TestUploadCap(t *testing.T) {
 	}
 
 	start := time.Now()
-	if _, err := dst.Blobs().FetchWith(ctx, id, []peer.ID{src.ID()}, checkpointManifest); err != nil {
+	if _, err := dstStore.FetchCheckpoint(ctx, dst.Blobs(), id, []peer.ID{src.ID()}); err != nil {
 		t.Fatal(err)
 	}
 	el := time.Since(start)
-	if err := dstStore.AdoptFetched(id); err != nil {
-		t.Fatal(err)
-	}
 	if !dstStore.HasCheckpoint(id) {
 		t.Fatal("the checkpoint did not arrive whole")
 	}

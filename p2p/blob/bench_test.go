@@ -18,9 +18,10 @@ import (
 // growing memory.
 type discardStore struct{}
 
-func (discardStore) Has(cid.Cid) bool              { return false }
-func (discardStore) Get(c cid.Cid) ([]byte, error) { return nil, ErrNotFound }
-func (discardStore) Put(cid.Cid, []byte) error     { return nil }
+func (discardStore) Has(cid.Cid) bool                         { return false }
+func (discardStore) Get(c cid.Cid) ([]byte, error)            { return nil, ErrNotFound }
+func (discardStore) PutVerified(cid.Cid, []byte) error        { return nil }
+func (discardStore) PutManifest(m *Manifest) (cid.Cid, error) { return m.ID() }
 
 const benchBlobSize = 64 << 20
 

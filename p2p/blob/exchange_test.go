@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 
+	"github.com/shoal-network/shoal/checkpoint/content"
 	"github.com/shoal-network/shoal/p2p/internal/testlog"
 )
 
@@ -32,9 +33,9 @@ type checkedStore struct {
 
 func newCheckedStore() *checkedStore { return &checkedStore{MemStore: NewMemStore()} }
 
-func (s *checkedStore) Put(c cid.Cid, data []byte) error {
+func (s *checkedStore) PutVerified(c cid.Cid, data []byte) error {
 	s.puts.Add(1)
-	if Verify(c, data) != nil {
+	if content.Verify(c, data) != nil {
 		s.unverified.Add(1)
 	}
 	return s.MemStore.Put(c, data)
@@ -212,9 +213,9 @@ func TestFetchCorruptProvider(t *testing.T) {
 }
 
 func TestFetchSpreadsAndFallsBack(t *testing.T) {
-	data := randBytes(3, 40*MinChunkSize)
+	data := randBytes(3, 40*testChunk)
 	full := NewMemStore()
-	root, err := Put(full, data, MinChunkSize)
+	root, err := Put(full, data, testChunk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,23 +240,23 @@ func TestFetchSpreadsAndFallsBack(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Fatal("fetched blob differs")
 	}
-	if res.BytesFrom[n.ids[1]] < 20*MinChunkSize || res.BytesFrom[n.ids[2]] < 20*MinChunkSize {
+	if res.BytesFrom[n.ids[1]] < 20*testChunk || res.BytesFrom[n.ids[2]] < 20*testChunk {
 		t.Fatalf("bytes per provider %v", res.BytesFrom)
 	}
 
 	// With only the even half available the fetch fails, saying why, and
-	// keeps what it got for a later resume.
+	// keeps what it got, the manifest first, for a later resume.
 	n2 := newTestNet(t, tcpHost(t), Options{}, evens)
 	_, err = n2.fetcher.Fetch(ctx, root, n2.ids)
 	if err == nil {
 		t.Fatal("fetch with half the chunks succeeded")
 	}
 	t.Log(err)
-	if n2.store.Has(root) {
-		t.Fatal("manifest stored for an incomplete blob")
+	if !n2.store.Has(root) {
+		t.Fatal("manifest of the incomplete blob not kept")
 	}
-	if got := n2.store.Len(); got != 20 {
-		t.Fatalf("kept %d chunks, want the 20 even ones", got)
+	if got := n2.store.Len(); got != 21 {
+		t.Fatalf("kept %d objects, want the manifest and the 20 even chunks", got)
 	}
 	// Resume from the odd half plus the manifest from full.
 	n3 := newTestNet(t, tcpHost(t), Options{}, odds, full)
@@ -273,20 +274,21 @@ func TestFetchNoProviders(t *testing.T) {
 	n := newTestNet(t, tcpHost(t), Options{}, NewMemStore())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := n.fetcher.Fetch(ctx, Sum([]byte("nope")), n.ids); err == nil {
+	if _, err := n.fetcher.Fetch(ctx, content.Sum([]byte("nope")), n.ids); err == nil {
 		t.Fatal("fetch of a blob nobody has succeeded")
 	}
-	if _, err := n.fetcher.Fetch(ctx, Sum([]byte("nope")), nil); err == nil {
+	if _, err := n.fetcher.Fetch(ctx, content.Sum([]byte("nope")), nil); err == nil {
 		t.Fatal("fetch without providers succeeded")
 	}
 	// A root that is not a manifest: the provider serves verified bytes,
 	// and the fetch fails without blaming it.
 	src := NewMemStore()
 	raw := []byte("just some bytes")
-	_ = src.Put(Sum(raw), raw)
+	_ = src.Put(content.Sum(raw), raw)
 	n = newTestNet(t, tcpHost(t), Options{}, src)
-	_, err := n.fetcher.Fetch(ctx, Sum(raw), n.ids)
-	if !errors.Is(err, ErrBadManifest) {
+	_, err := n.fetcher.Fetch(ctx, content.Sum(raw), n.ids)
+	var fe *content.FormatError
+	if !errors.As(err, &fe) {
 		t.Fatalf("fetch of a non-manifest = %v", err)
 	}
 	if n.fetcher.Penalties(n.ids[0]) != 0 {
@@ -303,9 +305,9 @@ func rawServer(t *testing.T, handler network.StreamHandler) host.Host {
 }
 
 func TestHostileResponses(t *testing.T) {
-	data := randBytes(4, 8*MinChunkSize)
+	data := randBytes(4, 8*testChunk)
 	good := NewMemStore()
-	root, err := Put(good, data, MinChunkSize)
+	root, err := Put(good, data, testChunk)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,16 +392,16 @@ func TestHostileResponses(t *testing.T) {
 // TestHostileRequests sends malformed requests to a serving exchange and
 // checks it logs each with the peer and reason and keeps serving.
 func TestHostileRequests(t *testing.T) {
-	data := randBytes(5, 4*MinChunkSize)
+	data := randBytes(5, 4*testChunk)
 	src := NewMemStore()
-	root, err := Put(src, data, MinChunkSize)
+	root, err := Put(src, data, testChunk)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := newTestNet(t, tcpHost(t), Options{}, src)
 	attacker := newLoopbackHost(t, "tcp")
 	connect(t, attacker, n.providers[0].h)
-	c := Sum([]byte("x")).Bytes()
+	c := content.Sum([]byte("x")).Bytes()
 	absurd := []byte{wireVersion, opGet, byte(len(c))}
 	absurd = append(absurd, c...)
 	absurd = append(absurd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f)
@@ -609,8 +611,8 @@ func TestFetchMocknet(t *testing.T) {
 
 func TestFetchRefusesBlobsOverTheSizeCap(t *testing.T) {
 	src := NewMemStore()
-	root, _ := Put(src, randBytes(12, 3*MinChunkSize), MinChunkSize)
-	n := newTestNet(t, tcpHost(t), Options{MaxBlobSize: 2 * MinChunkSize}, src)
+	root, _ := Put(src, randBytes(12, 3*testChunk), testChunk)
+	n := newTestNet(t, tcpHost(t), Options{MaxBlobSize: 2 * testChunk}, src)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := n.fetcher.Fetch(ctx, root, n.ids)
@@ -645,7 +647,7 @@ func TestOptionsValidate(t *testing.T) {
 func TestFetchObject(t *testing.T) {
 	data := randBytes(2, 300<<10)
 	src := NewMemStore()
-	c := Sum(data)
+	c := content.Sum(data)
 	if err := src.Put(c, data); err != nil {
 		t.Fatal(err)
 	}
@@ -659,67 +661,87 @@ func TestFetchObject(t *testing.T) {
 	if !n.store.Has(c) {
 		t.Fatal("fetched object not stored")
 	}
-	if _, err := n.fetcher.FetchObject(ctx, Sum([]byte("nobody has this")), n.ids); err == nil {
+	if _, err := n.fetcher.FetchObject(ctx, content.Sum([]byte("nobody has this")), n.ids); err == nil {
 		t.Fatal("fetched an object nobody holds")
 	}
 }
 
-// TestFetchWithOtherManifest fetches content whose root is a manifest in
-// another format: here, a manifest whose encoding is the chunk CIDs'
-// strings, one per line, after a header with the size and chunk size.
-func TestFetchWithOtherManifest(t *testing.T) {
-	data := randBytes(3, 3<<20+17)
-	const chunk = 1 << 20
-	src := NewMemStore()
-	var lines []string
-	for off := 0; off < len(data); off += chunk {
-		part := data[off:min(off+chunk, len(data))]
-		c := Sum(part)
-		if err := src.Put(c, part); err != nil {
-			t.Fatal(err)
+// countingStore counts the objects peers ask a provider for and, once it
+// has served chunks chunks (if chunks >= 0), serves no more but root, as
+// if the provider went away mid-fetch.
+type countingStore struct {
+	Store
+	root   cid.Cid
+	mu     sync.Mutex
+	gets   map[cid.Cid]int
+	chunks int
+}
+
+func (s *countingStore) Get(c cid.Cid) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gets[c]++
+	if s.chunks >= 0 && !c.Equals(s.root) {
+		if s.chunks == 0 {
+			return nil, ErrNotFound
 		}
-		lines = append(lines, c.String())
+		s.chunks--
 	}
-	enc := []byte(fmt.Sprintf("%d %d\n%s", len(data), chunk, strings.Join(lines, "\n")))
-	root := Sum(enc)
-	if err := src.Put(root, enc); err != nil {
-		t.Fatal(err)
-	}
-	decode := func(b []byte) (*Manifest, error) {
-		head, rest, _ := strings.Cut(string(b), "\n")
-		m := &Manifest{}
-		if _, err := fmt.Sscanf(head, "%d %d", &m.Size, &m.ChunkSize); err != nil {
-			return nil, err
-		}
-		for _, l := range strings.Split(rest, "\n") {
-			c, err := cid.Decode(l)
-			if err != nil {
-				return nil, err
-			}
-			m.Chunks = append(m.Chunks, c)
-		}
-		return m, nil
-	}
-	n := newTestNet(t, tcpHost(t), Options{}, src)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	res, err := n.fetcher.FetchWith(ctx, root, n.ids, decode)
+	return s.Store.Get(c)
+}
+
+// TestFetchResumesMissingOnly cuts a fetch short (the provider serves 10
+// chunks, then no more), then fetches again into the same store: the
+// provider is asked for the chunks still missing, each once, and not for
+// the manifest.
+func TestFetchResumesMissingOnly(t *testing.T) {
+	data := randBytes(21, 64*testChunk+5)
+	full := NewMemStore()
+	root, err := Put(full, data, testChunk)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Chunks != 4 || res.Size != int64(len(data)) {
-		t.Fatalf("result %+v", res)
+	src := &countingStore{Store: full, root: root, gets: map[cid.Cid]int{}, chunks: 10}
+	n := newTestNet(t, tcpHost(t), Options{}, src)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	dst := NewMemStore()
+	if _, err := n.fetcher.FetchInto(ctx, dst, root, n.ids); err == nil {
+		t.Fatal("fetch from a provider that stops serving succeeded")
 	}
-	var got []byte
-	for _, l := range lines {
-		c, _ := cid.Decode(l)
-		b, err := n.store.Get(c)
-		if err != nil {
-			t.Fatal(err)
+	m, err := LoadManifest(dst, root)
+	if err != nil {
+		t.Fatalf("manifest not kept: %v", err)
+	}
+	missing := map[cid.Cid]bool{}
+	for _, c := range m.Chunks {
+		if !dst.Has(c) {
+			missing[c] = true
 		}
-		got = append(got, b...)
 	}
-	if !bytes.Equal(got, data) {
-		t.Fatal("fetched content differs")
+	if len(missing) != len(m.Chunks)-10 {
+		t.Fatalf("%d of %d chunks missing after the cut, want %d", len(missing), len(m.Chunks), len(m.Chunks)-10)
+	}
+	src.mu.Lock()
+	src.gets, src.chunks = map[cid.Cid]int{}, -1
+	src.mu.Unlock()
+
+	res, err := n.fetcher.FetchInto(ctx, dst, root, n.ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	for c, k := range src.gets {
+		if !missing[c] || k != 1 {
+			t.Errorf("resumed fetch asked for %s %d times (missing: %v)", c, k, missing[c])
+		}
+	}
+	if len(src.gets) != len(missing) || res.Fetched != len(missing) {
+		t.Fatalf("resumed fetch asked for %d objects, fetched %d; %d were missing", len(src.gets), res.Fetched, len(missing))
+	}
+	if got, _ := ReadAll(dst, root); !bytes.Equal(got, data) {
+		t.Fatal("fetched blob differs")
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/shoal-network/shoal/checkpoint/content"
 )
 
 // FetchResult describes a finished (or failed) fetch.
@@ -138,7 +140,8 @@ func (x *Exchange) getObject(ctx context.Context, p peer.ID, rs **reqStream, c c
 	if err := x.down.readFull(ctx, r.br, buf, h); err != nil {
 		return nil, fail(failTransport, "read %d bytes: %w", n, err)
 	}
-	if err := verifySum(c, h); err != nil {
+	var sum [sha256.Size]byte
+	if err := content.VerifyDigest(c, [sha256.Size]byte(h.Sum(sum[:0]))); err != nil {
 		return nil, fail(failMisbehaved, "served bytes that fail verification: %w", err)
 	}
 	keep = true
@@ -146,30 +149,31 @@ func (x *Exchange) getObject(ctx context.Context, p peer.ID, rs **reqStream, c c
 	return buf, nil
 }
 
-// Fetch downloads the blob root from providers into the store and returns
-// when every chunk and the manifest are stored. The manifest comes from the
-// first provider that serves one that verifies; chunks are requested from
-// all providers at once, up to FetchPerPeer at a time from each. Every
-// object is verified against its CID before it is stored. A provider that
-// serves bad bytes or a malformed response is dropped from this fetch and
-// reported (Options.OnMisbehaviour, FetchResult.Misbehaving); one that
-// fails MaxFailures times in a row is dropped without blame. Chunks already
-// in the store are not fetched again, so a failed fetch can be resumed.
+// Fetch downloads the blob root from providers into the exchange's store;
+// see FetchInto.
 func (x *Exchange) Fetch(ctx context.Context, root cid.Cid, providers []peer.ID) (*FetchResult, error) {
-	return x.FetchWith(ctx, root, providers, DecodeManifest)
+	return x.FetchInto(ctx, x.store, root, providers)
 }
 
-// ManifestDecoder reads a root object as a Manifest. Formats other than
-// this package's (a checkpoint's manifest, say) can be fetched with the
-// same machinery when they list fixed-size chunks by CID.
-type ManifestDecoder func([]byte) (*Manifest, error)
-
-// FetchWith is Fetch for content whose root object is a manifest in
-// another format, read by decode. The root object is verified against root
-// before decode sees it, and each chunk against the CID the manifest
-// gives, as in Fetch.
-func (x *Exchange) FetchWith(ctx context.Context, root cid.Cid, providers []peer.ID, decode ManifestDecoder) (*FetchResult, error) {
-	if err := CheckCID(root); err != nil {
+// FetchInto downloads the blob root (a manifest in package content's
+// format, and its chunks) from providers into dst, and returns when every
+// chunk is stored. The manifest comes from dst if it holds it, else from
+// the first provider that serves one that verifies, and is stored before
+// any chunk. Chunks are requested from all providers at once, up to
+// FetchPerPeer at a time from each, each hashed once as it arrives and
+// handed to dst.Put only once it verifies, so memory holds no more than
+// the chunks in flight. A provider that serves bad bytes or a malformed
+// response is dropped from this fetch and reported
+// (Options.OnMisbehaviour, FetchResult.Misbehaving); one that fails
+// MaxFailures times in a row is dropped without blame. Chunks dst already
+// holds are not fetched again, so a fetch cut short resumes where it
+// stopped.
+//
+// dst may be another store than the exchange's (a checkpoint store on
+// disk, say); the exchange serves only its own, so a dst that peers should
+// be served from must be reachable through it.
+func (x *Exchange) FetchInto(ctx context.Context, dst Store, root cid.Cid, providers []peer.ID) (*FetchResult, error) {
+	if err := content.Check(root); err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", root, err)
 	}
 	if !x.enter() {
@@ -182,6 +186,45 @@ func (x *Exchange) FetchWith(ctx context.Context, root cid.Cid, providers []peer
 	defer stop()
 
 	res := &FetchResult{Root: root, BytesFrom: make(map[peer.ID]int64)}
+	provs := x.providers(providers)
+
+	mb, from, err := x.fetchManifest(ctx, dst, root, provs, res)
+	if err != nil {
+		return res, fmt.Errorf("fetch %s: %w", root, err)
+	}
+	m, err := content.DecodeManifest(mb)
+	if err != nil {
+		// The bytes hash to root, so the provider served what root names:
+		// root is not a manifest.
+		return res, fmt.Errorf("fetch %s: %w", root, err)
+	}
+	res.Size, res.Chunks = m.Size, len(m.Chunks)
+	if m.Size > x.opts.MaxBlobSize {
+		return res, fmt.Errorf("fetch %s: blob of %d bytes exceeds the %d-byte limit", root, m.Size, x.opts.MaxBlobSize)
+	}
+	if m.ChunkSize > MaxObjectSize {
+		return res, fmt.Errorf("fetch %s: chunks of %d bytes exceed the %d-byte object limit of the exchange", root, m.ChunkSize, MaxObjectSize)
+	}
+	if from != "" {
+		res.BytesFrom[from] += int64(len(mb))
+		id, err := dst.PutManifest(m)
+		if err != nil {
+			return res, fmt.Errorf("fetch %s: store manifest: %w", root, err)
+		}
+		if !id.Equals(root) {
+			return res, fmt.Errorf("fetch %s: the store took the manifest as %s", root, id)
+		}
+	}
+
+	sc := newSchedule(m, dst)
+	if err := x.fetchChunks(ctx, dst, root, m, sc, provs, res); err != nil {
+		return res, fmt.Errorf("fetch %s: %w", root, err)
+	}
+	return res, nil
+}
+
+// providers returns the distinct providers other than this host.
+func (x *Exchange) providers(providers []peer.ID) []peer.ID {
 	provs := make([]peer.ID, 0, len(providers))
 	seen := make(map[peer.ID]bool)
 	for _, p := range providers {
@@ -190,33 +233,7 @@ func (x *Exchange) FetchWith(ctx context.Context, root cid.Cid, providers []peer
 			provs = append(provs, p)
 		}
 	}
-
-	mb, from, err := x.fetchManifest(ctx, root, provs, res)
-	if err != nil {
-		return res, fmt.Errorf("fetch %s: %w", root, err)
-	}
-	m, err := decode(mb)
-	if err != nil {
-		// The bytes hash to root, so the provider served what root names:
-		// root is not a blob manifest.
-		return res, fmt.Errorf("fetch %s: %w", root, err)
-	}
-	res.Size, res.Chunks = m.Size, len(m.Chunks)
-	if m.Size > x.opts.MaxBlobSize {
-		return res, fmt.Errorf("fetch %s: blob of %d bytes exceeds the %d-byte limit", root, m.Size, x.opts.MaxBlobSize)
-	}
-	if from != "" {
-		res.BytesFrom[from] += int64(len(mb))
-	}
-
-	sc := newSchedule(m, x.store)
-	if err := x.fetchChunks(ctx, root, m, sc, provs, res); err != nil {
-		return res, fmt.Errorf("fetch %s: %w", root, err)
-	}
-	if err := x.store.Put(root, mb); err != nil {
-		return res, fmt.Errorf("fetch %s: store manifest: %w", root, err)
-	}
-	return res, nil
+	return provs
 }
 
 // FetchObject downloads one object (at most MaxObjectSize bytes) by its
@@ -224,7 +241,7 @@ func (x *Exchange) FetchWith(ctx context.Context, root cid.Cid, providers []peer
 // returns it. Small content (an update's payload, a residual) travels this
 // way without a manifest.
 func (x *Exchange) FetchObject(ctx context.Context, c cid.Cid, providers []peer.ID) ([]byte, error) {
-	if err := CheckCID(c); err != nil {
+	if err := content.Check(c); err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", c, err)
 	}
 	if b, err := x.store.Get(c); err == nil {
@@ -238,32 +255,25 @@ func (x *Exchange) FetchObject(ctx context.Context, c cid.Cid, providers []peer.
 	defer cancel()
 	stop := context.AfterFunc(x.ctx, cancel)
 	defer stop()
-	provs := make([]peer.ID, 0, len(providers))
-	seen := make(map[peer.ID]bool)
-	for _, p := range providers {
-		if p != x.h.ID() && p != "" && !seen[p] {
-			seen[p] = true
-			provs = append(provs, p)
-		}
-	}
+	provs := x.providers(providers)
 	res := &FetchResult{Root: c, BytesFrom: make(map[peer.ID]int64)}
 	b, _, err := x.fetchRoot(ctx, c, provs, res, MaxObjectSize)
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s: %w", c, err)
 	}
-	if err := x.store.Put(c, b); err != nil {
+	if err := x.store.PutVerified(c, b); err != nil {
 		return nil, fmt.Errorf("fetch %s: store: %w", c, err)
 	}
 	return b, nil
 }
 
-// fetchManifest returns the manifest's bytes from the store or from the
-// first provider that serves bytes that verify.
-func (x *Exchange) fetchManifest(ctx context.Context, root cid.Cid, provs []peer.ID, res *FetchResult) ([]byte, peer.ID, error) {
-	if b, err := x.store.Get(root); err == nil {
+// fetchManifest returns the manifest's bytes from dst or from the first
+// provider that serves bytes that verify, with that provider.
+func (x *Exchange) fetchManifest(ctx context.Context, dst Store, root cid.Cid, provs []peer.ID, res *FetchResult) ([]byte, peer.ID, error) {
+	if b, err := dst.Get(root); err == nil {
 		return b, "", nil
 	}
-	return x.fetchRoot(ctx, root, provs, res, MaxManifestSize)
+	return x.fetchRoot(ctx, root, provs, res, maxManifestWire)
 }
 
 // fetchRoot gets one object of at most max bytes from the first provider
@@ -339,7 +349,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 // fetchChunks runs FetchPerPeer workers per provider until every chunk is
 // stored or no provider can supply the rest.
-func (x *Exchange) fetchChunks(ctx context.Context, root cid.Cid, m *Manifest, sc *schedule, provs []peer.ID, res *FetchResult) error {
+func (x *Exchange) fetchChunks(ctx context.Context, dst Store, root cid.Cid, m *Manifest, sc *schedule, provs []peer.ID, res *FetchResult) error {
 	if sc.finished() {
 		return nil
 	}
@@ -353,7 +363,7 @@ func (x *Exchange) fetchChunks(ctx context.Context, root cid.Cid, m *Manifest, s
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				x.chunkWorker(ctx, root, m, sc, p, res, &resMu)
+				x.chunkWorker(ctx, dst, root, m, sc, p, res, &resMu)
 			}()
 		}
 	}
@@ -367,7 +377,7 @@ func (x *Exchange) fetchChunks(ctx context.Context, root cid.Cid, m *Manifest, s
 	return nil
 }
 
-func (x *Exchange) chunkWorker(ctx context.Context, root cid.Cid, m *Manifest, sc *schedule, p peer.ID, res *FetchResult, resMu *sync.Mutex) {
+func (x *Exchange) chunkWorker(ctx context.Context, dst Store, root cid.Cid, m *Manifest, sc *schedule, p peer.ID, res *FetchResult, resMu *sync.Mutex) {
 	busy := 0
 	var rs *reqStream
 	defer func() { rs.close() }()
@@ -392,7 +402,7 @@ func (x *Exchange) chunkWorker(ctx context.Context, root cid.Cid, m *Manifest, s
 		data, err := x.getObject(ctx, p, &rs, c, m.ChunkLen(i), true)
 		x.releaseSlot()
 		if err == nil {
-			if perr := x.store.Put(c, data); perr != nil {
+			if perr := dst.PutVerified(c, data); perr != nil {
 				sc.abort(fmt.Errorf("store chunk %d: %w", i, perr))
 				return
 			}

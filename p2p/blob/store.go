@@ -1,29 +1,22 @@
 package blob
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-network/shoal/checkpoint/content"
 )
 
-// ErrNotFound is returned by a Store's Get for a CID it does not hold.
-var ErrNotFound = errors.New("blob: not found")
+// ErrNotFound is returned by a Store's Get for a CID it does not hold:
+// content.ErrNotFound.
+var ErrNotFound = content.ErrNotFound
 
 // Store holds content-addressed objects: manifests and chunks. The
 // Exchange serves from it and writes to it only bytes it has verified
-// against their CID. Implementations must be safe for concurrent use.
-type Store interface {
-	// Has reports whether the object is held.
-	Has(c cid.Cid) bool
-	// Get returns the object's bytes, or an error wrapping ErrNotFound.
-	// Callers do not modify the returned slice.
-	Get(c cid.Cid) ([]byte, error)
-	// Put stores data, which the caller has verified hashes to c. The
-	// store may keep data; callers do not modify it afterwards.
-	Put(c cid.Cid, data []byte) error
-}
+// against their CID. It is content.Store.
+type Store = content.Store
 
 // MemStore is an in-memory Store. It re-verifies every Put, so a bug that
 // tried to store unverified bytes would surface as an error.
@@ -57,9 +50,13 @@ func (s *MemStore) Get(c cid.Cid) ([]byte, error) {
 	return b, nil
 }
 
-// Put implements Store; it refuses data that does not hash to c.
+// PutVerified implements Store; it checks data all the same, and refuses
+// it if it does not hash to c.
+func (s *MemStore) PutVerified(c cid.Cid, data []byte) error { return s.Put(c, data) }
+
+// Put stores data if it hashes to c.
 func (s *MemStore) Put(c cid.Cid, data []byte) error {
-	if err := Verify(c, data); err != nil {
+	if err := content.Verify(c, data); err != nil {
 		return fmt.Errorf("put %s: %w", c, err)
 	}
 	s.mu.Lock()
@@ -71,6 +68,16 @@ func (s *MemStore) Put(c cid.Cid, data []byte) error {
 	s.objs[k] = data
 	s.bytes += int64(len(data))
 	return nil
+}
+
+// PutManifest implements Store.
+func (s *MemStore) PutManifest(m *content.Manifest) (cid.Cid, error) {
+	b, err := m.MarshalBinary()
+	if err != nil {
+		return cid.Undef, err
+	}
+	id := content.Sum(b)
+	return id, s.Put(id, b)
 }
 
 // Len returns the number of objects held.

@@ -8,6 +8,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/shoal-network/shoal/checkpoint/content"
 )
 
 // ProtocolID is the blob exchange's stream protocol. A stream carries a
@@ -121,7 +123,7 @@ func readRequest(r io.ByteReader) (request, error) {
 	if used != len(cb) {
 		return bad("CID field has %d trailing bytes", len(cb)-used)
 	}
-	if err := CheckCID(c); err != nil {
+	if err := content.Check(c); err != nil {
 		return bad("CID %s: %v", c, err)
 	}
 	maxLen, err := readUvarint(r)
@@ -172,4 +174,34 @@ func appendResponseHeader(out []byte, st Status, n int) []byte {
 		out = binary.AppendUvarint(out, uint64(n))
 	}
 	return out
+}
+
+var (
+	errVarintOverflow = errors.New("varint overflows 64 bits")
+	errVarintLong     = errors.New("varint not minimally encoded")
+)
+
+// readUvarint reads a minimally encoded unsigned varint from r.
+func readUvarint(r io.ByteReader) (uint64, error) {
+	var v uint64
+	for i := 0; i < binary.MaxVarintLen64; i++ {
+		b, err := r.ReadByte()
+		if err != nil {
+			if err == io.EOF && i > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		if i == binary.MaxVarintLen64-1 && b > 1 {
+			return 0, errVarintOverflow
+		}
+		v |= uint64(b&0x7f) << (7 * i)
+		if b < 0x80 {
+			if i > 0 && b == 0 {
+				return 0, errVarintLong
+			}
+			return v, nil
+		}
+	}
+	return 0, errVarintOverflow
 }

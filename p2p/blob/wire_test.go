@@ -6,10 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"testing"
+
+	"github.com/shoal-network/shoal/checkpoint/content"
 )
 
 func TestRequestRoundTrip(t *testing.T) {
-	want := request{CID: Sum([]byte("x")), MaxLen: 12345}
+	want := request{CID: content.Sum([]byte("x")), MaxLen: 12345}
 	got, err := readRequest(bufio.NewReader(bytes.NewReader(want.encode())))
 	if err != nil {
 		t.Fatal(err)
@@ -20,7 +22,7 @@ func TestRequestRoundTrip(t *testing.T) {
 }
 
 func TestReadRequestRejects(t *testing.T) {
-	c := Sum([]byte("x")).Bytes()
+	c := content.Sum([]byte("x")).Bytes()
 	req := func(version, op byte, cidLen uint64, cb []byte, maxLen uint64) []byte {
 		b := []byte{version, op}
 		b = binary.AppendUvarint(b, cidLen)

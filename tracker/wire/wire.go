@@ -8,6 +8,8 @@ import (
 
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/shoal-network/shoal/checkpoint/content"
 )
 
 // Wire format, version 1. A message is
@@ -240,15 +242,7 @@ func (d *wireDecoder) cid() cid.Cid {
 	if dg == nil {
 		return cid.Undef
 	}
-	return digestCID(dg)
-}
-
-func digestCID(digest []byte) cid.Cid {
-	h, err := mh.Encode(digest, mh.SHA2_256)
-	if err != nil {
-		panic(err)
-	}
-	return cid.NewCidV1(cid.Raw, h)
+	return content.OfDigest([32]byte(dg))
 }
 
 // count reads a list length and checks it against max and against the

@@ -1,4 +1,4 @@
-package blob
+package content
 
 import (
 	"bytes"
@@ -22,6 +22,10 @@ func TestSumMatchesGoCID(t *testing.T) {
 		if err := Verify(want, data); err != nil {
 			t.Fatal(err)
 		}
+		d, err := Digest(want)
+		if err != nil || !OfDigest(d).Equals(want) {
+			t.Fatalf("Digest: %v, round trip %s", err, OfDigest(d))
+		}
 	}
 }
 
@@ -29,8 +33,12 @@ func TestVerify(t *testing.T) {
 	data := []byte("hello")
 	c := Sum(data)
 	var mm *MismatchError
-	if err := Verify(c, []byte("hellO")); !errors.As(err, &mm) || !mm.Want.Equals(c) {
+	err := Verify(c, []byte("hellO"))
+	if !errors.As(err, &mm) || !mm.Want.Equals(c) || !mm.Got.Equals(Sum([]byte("hellO"))) {
 		t.Fatalf("Verify of wrong bytes = %v, want a MismatchError", err)
+	}
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a mismatch does not match ErrCorrupt: %v", err)
 	}
 	mh, _ := multihash.Sum(data, multihash.SHA2_512, -1)
 	v0mh, _ := multihash.Sum(data, multihash.SHA2_256, -1)
@@ -40,21 +48,11 @@ func TestVerify(t *testing.T) {
 		"dag-pb":    cid.NewCidV1(cid.DagProtobuf, v0mh),
 		"v0":        cid.NewCidV0(v0mh),
 	} {
-		if err := Verify(c, data); !errors.Is(err, ErrUnsupportedCID) {
-			t.Errorf("%s: Verify = %v, want ErrUnsupportedCID", name, err)
+		if err := Verify(c, data); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("%s: Verify = %v, want ErrUnsupported", name, err)
 		}
-	}
-}
-
-func TestMemStoreRefusesUnverified(t *testing.T) {
-	s := NewMemStore()
-	if err := s.Put(Sum([]byte("x")), []byte("y")); err == nil {
-		t.Fatal("MemStore stored bytes that do not match their CID")
-	}
-	if s.Len() != 0 {
-		t.Fatal("store not empty")
-	}
-	if _, err := s.Get(Sum([]byte("x"))); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("Get of missing = %v", err)
+		if err := Check(c); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("%s: Check = %v, want ErrUnsupported", name, err)
+		}
 	}
 }
