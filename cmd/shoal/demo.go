@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/shoal-network/shoal/node/daemon"
 	"github.com/shoal-network/shoal/tracker/dashboard"
+	"github.com/shoal-network/shoal/tracker/round"
 )
 
 // demoOptions are the flags of `shoal demo`.
@@ -113,12 +115,7 @@ func runDemo(ctx context.Context, f *factory, o *demoOptions) error {
 	go srv.Serve(ln)
 	defer srv.Close()
 
-	fmt.Fprintf(f.Err, "shoal demo: %d volunteers, an observer and a tracker on 127.0.0.1\n", o.Workers)
-	fmt.Fprintf(f.Err, "  round      %s\n", l.Spec.ID())
-	fmt.Fprintf(f.Err, "  model      gpt-tiny (%d layers, width %d, context %d), units of %d steps × %d sequences\n",
-		l.Spec.Model.Layers, l.Spec.Model.Dim, l.Spec.Model.Ctx, l.Spec.InnerSteps, l.Spec.Batch)
-	fmt.Fprintf(f.Err, "  dashboard  http://%s/\n", ln.Addr())
-	fmt.Fprintf(f.Err, "  target     held-out loss %.4f nats/char (%.2f × the task's entropy floor %.4f)\n\n", target, o.Target, floor)
+	printDemoBanner(f.Err, o, l.Spec, ln.Addr(), target, floor)
 
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -198,4 +195,14 @@ loop:
 	fmt.Fprintf(f.Out, "%s\n", last.Checkpoint)
 	log.Debug("demo done", zap.Int("steps", reported))
 	return nil
+}
+
+// printDemoBanner says what the demo runs and where to watch it.
+func printDemoBanner(w io.Writer, o *demoOptions, spec *round.Spec, dashboard net.Addr, target, floor float64) {
+	fmt.Fprintf(w, "shoal demo: %d volunteers, an observer and a tracker on 127.0.0.1\n", o.Workers)
+	fmt.Fprintf(w, "  round      %s\n", spec.ID())
+	fmt.Fprintf(w, "  model      gpt-tiny (%d layers, width %d, context %d), units of %d steps × %d sequences\n",
+		spec.Model.Layers, spec.Model.Dim, spec.Model.Ctx, spec.InnerSteps, spec.Batch)
+	fmt.Fprintf(w, "  dashboard  http://%s/\n", dashboard)
+	fmt.Fprintf(w, "  target     held-out loss %.4f nats/char (%.2f × the task's entropy floor %.4f)\n\n", target, o.Target, floor)
 }

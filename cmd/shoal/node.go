@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -10,12 +11,12 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-network/shoal/gradient"
 	"github.com/shoal-network/shoal/gradient/data"
+	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/node/daemon"
 	"github.com/shoal-network/shoal/node/engine"
 	"github.com/shoal-network/shoal/p2p"
@@ -126,15 +127,11 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 	if o.net.MaxMemory > 0 {
 		maxObjects = int64(o.net.MaxMemory) / 2
 	}
-	store, err := openStore(o.DataDir, maxObjects)
+	hopts, err := o.net.hostOptions(log, nil, filepath.Join(o.DataDir, "identity.key"), inv.Peers)
 	if err != nil {
 		return err
 	}
-	hopts, err := o.net.hostOptions(log, store, filepath.Join(o.DataDir, "identity.key"), inv.Peers)
-	if err != nil {
-		return err
-	}
-	h, err := p2p.New(ctx, hopts)
+	h, store, err := daemon.NewHost(ctx, daemon.HostConfig{Dir: o.DataDir, Memory: maxObjects, Options: hopts})
 	if err != nil {
 		return err
 	}
@@ -144,73 +141,28 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 	if err != nil {
 		return err
 	}
-	var ds *data.DatasetManifest
-	if !spec.Dataset.Builtin {
-		b, err := h.Blobs().FetchObject(ctx, spec.Dataset.Manifest, inviteIDs(inv))
-		if err != nil {
-			return fmt.Errorf("fetching the round's dataset manifest: %w", err)
-		}
-		if ds, err = data.DecodeDataset(b); err != nil {
-			return err
-		}
-		budget := int64(0)
-		if o.MaxDisk > 0 {
-			budget = int64(o.MaxDisk) / 2 // the other half is for checkpoints
-		}
-		if err := store.KeepOnDisk(filepath.Join(o.DataDir, "shards"), budget); err != nil {
-			return err
-		}
-		fmt.Fprintf(f.Err, "dataset %s: %d shards, %s; this node fetches the shards of its units\n", spec.Dataset, len(ds.Shards), daemon.Bytes(ds.Bytes))
-	}
 	if spec.Admission == round.AdmissionClosed && token == nil {
 		fmt.Fprintf(f.Err, "round %s is closed: without --token the tracker will ignore this node (ask for a token for peer %s)\n", inv.Round, h.ID())
 	}
-	keep := 4
-	if o.MaxDisk > 0 {
-		m, err := gradient.New(engine.ModelConfig(spec))
-		if err != nil {
-			return err
-		}
-		size := int64(gradient.NumParams(m)) * 8 // parameters and outer momenta, float32
-		fit := int64(o.MaxDisk) / size
-		if fit < 2 {
-			return fmt.Errorf("--max-disk %s holds %d checkpoints of this round's model (%s each); a node needs room for 2",
-				daemon.Bytes(int64(o.MaxDisk)), fit, daemon.Bytes(size))
-		}
-		keep = int(min(fit-1, 4))
+	keep, err := checkpointsKept(spec, int64(o.MaxDisk))
+	if err != nil {
+		return err
 	}
 	if err := h.Discovery().Join(inv.Round.String()); err != nil {
 		return err
 	}
 	train, eval, _ := daemon.BuiltinData()
-	if ds != nil {
-		train = nil
-		if o.Role == "observer" {
-			if eval, err = h.Blobs().FetchObject(ctx, ds.Eval.CID, inviteIDs(inv)); err != nil {
-				return fmt.Errorf("fetching the dataset's held-out text: %w", err)
-			}
-		}
-	}
-	eng, err := engine.NewModelEngine(spec, train, store)
-	if err != nil {
-		return err
-	}
-	if ds != nil {
-		units := spec.UnitsPerStep()
-		eng.SetData(func(step uint64, unit uint32) ([]byte, error) { return store.Get(ds.ShardFor(step, unit, units).CID) })
-	}
-	role := wire.RoleWorker
-	var evaluate func(uint64, cid.Cid) (float64, error)
+	pc := daemon.PeerConfig{Spec: spec, Role: wire.RoleWorker, Dir: o.DataDir, Host: h, Store: store, Logger: log,
+		Train: train, KeepCheckpoints: keep, Token: token, DataPeers: inviteIDs(inv)}
 	if o.Role == "observer" {
-		role = wire.RoleObserver
-		ev, err := daemon.Evaluator(spec, store, eval, 16)
-		if err != nil {
+		pc.Role, pc.Eval = wire.RoleObserver, eval
+	}
+	if !spec.Dataset.Builtin {
+		if err := joinDataset(ctx, f, h, spec, inv, &pc, int64(o.MaxDisk)); err != nil {
 			return err
 		}
-		evaluate = func(_ uint64, id cid.Cid) (float64, error) { return ev(id) }
 	}
-	d, err := daemon.NewNode(daemon.NodeConfig{Spec: spec, Role: role, DataDir: o.DataDir, Host: h, Store: store, Engine: eng,
-		Logger: log, Evaluate: evaluate, KeepCheckpoints: keep, Token: token, Dataset: ds, DataPeers: inviteIDs(inv)})
+	d, err := daemon.NewPeer(pc)
 	if err != nil {
 		return err
 	}
@@ -226,6 +178,56 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 	}
 	fmt.Fprintf(f.Err, "round %s: %s\n", inv.Round, spec.Name)
 
+	return runWithStatus(ctx, f, log, d)
+}
+
+// checkpointsKept is how many checkpoints of the round's model a node
+// keeps on disk within maxDisk bytes (0: no cap): at most node.Retention,
+// at least 2 (the head and the one being made).
+func checkpointsKept(spec *round.Spec, maxDisk int64) (int, error) {
+	keep := node.Retention
+	if maxDisk <= 0 {
+		return keep, nil
+	}
+	m, err := gradient.New(engine.ModelConfig(spec))
+	if err != nil {
+		return 0, err
+	}
+	size := int64(gradient.NumParams(m)) * 8 // parameters and outer momenta, float32
+	fit := maxDisk / size
+	if fit < 2 {
+		return 0, fmt.Errorf("--max-disk %s holds %d checkpoints of this round's model (%s each); a node needs room for 2",
+			daemon.Bytes(maxDisk), fit, daemon.Bytes(size))
+	}
+	return int(min(fit-1, int64(keep))), nil
+}
+
+// joinDataset fetches the manifest of a round's dataset (and, for an
+// observer, its held-out text) and sets the peer to train on its shards,
+// keeping them within half of maxDisk (the other half is for
+// checkpoints).
+func joinDataset(ctx context.Context, f *factory, h *p2p.Host, spec *round.Spec, inv daemon.Invite, pc *daemon.PeerConfig, maxDisk int64) error {
+	b, err := h.Blobs().FetchObject(ctx, spec.Dataset.Manifest, inviteIDs(inv))
+	if err != nil {
+		return fmt.Errorf("fetching the round's dataset manifest: %w", err)
+	}
+	ds, err := data.DecodeDataset(b)
+	if err != nil {
+		return err
+	}
+	pc.Dataset, pc.Train, pc.ShardBudget = ds, nil, max(maxDisk, 0)/2
+	fmt.Fprintf(f.Err, "dataset %s: %d shards, %s; this node fetches the shards of its units\n", spec.Dataset, len(ds.Shards), daemon.Bytes(ds.Bytes))
+	if pc.Role == wire.RoleObserver {
+		if pc.Eval, err = h.Blobs().FetchObject(ctx, ds.Eval.CID, inviteIDs(inv)); err != nil {
+			return fmt.Errorf("fetching the dataset's held-out text: %w", err)
+		}
+	}
+	return nil
+}
+
+// runWithStatus runs a node daemon until ctx ends, showing its status on
+// a terminal or logging it.
+func runWithStatus(ctx context.Context, f *factory, log *slog.Logger, d *daemon.Node) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)

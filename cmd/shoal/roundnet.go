@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -16,7 +17,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -160,23 +160,9 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	if err := roundDeepChecks(spec); err != nil {
 		return roundSpecError(o.File, err)
 	}
-	train, eval, floor := daemon.BuiltinData()
-	var ds *data.Dataset
-	if !spec.Dataset.Builtin {
-		if o.Data == "" {
-			return fmt.Errorf("%s names dataset %s: give its text with --data PATH", o.File, spec.Dataset)
-		}
-		corpus, err := data.LoadText(o.Data)
-		if err != nil {
-			return fmt.Errorf("--data: %w", err)
-		}
-		if ds, err = data.BuildDataset(corpus.Bytes); err != nil {
-			return fmt.Errorf("--data %s: %w", o.Data, err)
-		}
-		if id := ds.Manifest.ID(); !id.Equals(spec.Dataset.Manifest) {
-			return fmt.Errorf("--data %s makes dataset %s, but %s names %s", o.Data, id, o.File, spec.Dataset)
-		}
-		train, eval, floor = nil, ds.Eval, 0
+	train, eval, floor, ds, err := roundData(o, spec)
+	if err != nil {
+		return err
 	}
 	if err := ensureDir(o.DataDir); err != nil {
 		return err
@@ -186,15 +172,11 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	if err != nil {
 		return err
 	}
-	store, err := openStore(filepath.Join(o.DataDir, "tracker"), 0)
+	hopts, err := o.net.hostOptions(log.With("host", "tracker"), nil, filepath.Join(o.DataDir, "tracker.key"), nil)
 	if err != nil {
 		return err
 	}
-	hopts, err := o.net.hostOptions(log.With("host", "tracker"), store, filepath.Join(o.DataDir, "tracker.key"), nil)
-	if err != nil {
-		return err
-	}
-	th, err := p2p.New(ctx, hopts)
+	th, store, err := daemon.NewHost(ctx, daemon.HostConfig{Dir: filepath.Join(o.DataDir, "tracker"), Options: hopts})
 	if err != nil {
 		return err
 	}
@@ -248,62 +230,12 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	start("tracker", td.Run)
 
 	if o.Observer {
-		odir := filepath.Join(o.DataDir, "observer")
-		if err := ensureDir(odir); err != nil {
-			return err
-		}
-		ostore, err := openStore(odir, 0)
-		if err != nil {
-			return err
-		}
-		oopts, err := o.net.hostOptions(log.With("host", "observer"), ostore, filepath.Join(odir, "identity.key"), []peer.AddrInfo{th.AddrInfo()})
-		if err != nil {
-			return err
-		}
-		if len(o.net.Listen) > 0 || !o.net.Loopback {
-			// The tracker has the configured ports; the observer takes
-			// free ones on the same interfaces.
-			oopts.ListenAddrs = freePorts(oopts.ListenAddrs)
-		}
-		oh, err := p2p.New(ctx, oopts)
+		oh, od, err := startObserver(ctx, o, log, spec, key, th, train, eval, evals)
 		if err != nil {
 			return err
 		}
 		defer oh.Close()
-		if err := oh.Discovery().Join(roundID.String()); err != nil {
-			return err
-		}
 		inv.Peers = append(inv.Peers, oh.AddrInfo())
-		eng, err := engine.NewModelEngine(spec, train, ostore)
-		if err != nil {
-			return err
-		}
-		ev, err := daemon.Evaluator(spec, ostore, eval, 16)
-		if err != nil {
-			return err
-		}
-		var token []byte
-		if spec.Admission == round.AdmissionClosed {
-			// The round's own observer needs a token like anyone else.
-			text, err := daemon.IssueToken(key, roundID, oh.ID(), time.Now().Add(100*365*24*time.Hour))
-			if err != nil {
-				return err
-			}
-			if token, err = daemon.ParseToken(text); err != nil {
-				return err
-			}
-		}
-		od, err := daemon.NewNode(daemon.NodeConfig{Spec: spec, Role: wire.RoleObserver, DataDir: odir, Host: oh, Store: ostore,
-			Token: token, Engine: eng, Logger: log.With("role", "observer"), Evaluate: func(step uint64, id cid.Cid) (float64, error) {
-				l, err := ev(id)
-				if err == nil {
-					evals.set(step, l)
-				}
-				return l, err
-			}})
-		if err != nil {
-			return err
-		}
 		start("observer", od.Run)
 	}
 
@@ -328,6 +260,78 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 		}
 	}
 	return first
+}
+
+// roundData returns what a round trains and evaluates on: the built-in
+// task (and its entropy floor), or the dataset --data makes, which must be
+// the one the spec names.
+func roundData(o *roundStartOptions, spec *round.Spec) (train, eval []byte, floor float64, ds *data.Dataset, err error) {
+	train, eval, floor = daemon.BuiltinData()
+	if spec.Dataset.Builtin {
+		return train, eval, floor, nil, nil
+	}
+	if o.Data == "" {
+		return nil, nil, 0, nil, fmt.Errorf("%s names dataset %s: give its text with --data PATH", o.File, spec.Dataset)
+	}
+	corpus, err := data.LoadText(o.Data)
+	if err != nil {
+		return nil, nil, 0, nil, fmt.Errorf("--data: %w", err)
+	}
+	if ds, err = data.BuildDataset(corpus.Bytes); err != nil {
+		return nil, nil, 0, nil, fmt.Errorf("--data %s: %w", o.Data, err)
+	}
+	if id := ds.Manifest.ID(); !id.Equals(spec.Dataset.Manifest) {
+		return nil, nil, 0, nil, fmt.Errorf("--data %s makes dataset %s, but %s names %s", o.Data, id, o.File, spec.Dataset)
+	}
+	return nil, ds.Eval, 0, ds, nil
+}
+
+// startObserver makes the round's own observer: a peer beside the
+// tracker that applies and checks every step and measures each head on
+// the held-out text.
+func startObserver(ctx context.Context, o *roundStartOptions, log *slog.Logger, spec *round.Spec, key crypto.PrivKey,
+	th *p2p.Host, train, eval []byte, evals *evalLog) (*p2p.Host, *daemon.Node, error) {
+	odir := filepath.Join(o.DataDir, "observer")
+	oopts, err := o.net.hostOptions(log.With("host", "observer"), nil, filepath.Join(odir, "identity.key"), []peer.AddrInfo{th.AddrInfo()})
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(o.net.Listen) > 0 || !o.net.Loopback {
+		// The tracker has the configured ports; the observer takes
+		// free ones on the same interfaces.
+		oopts.ListenAddrs = freePorts(oopts.ListenAddrs)
+	}
+	oh, ostore, err := daemon.NewHost(ctx, daemon.HostConfig{Dir: odir, Options: oopts})
+	if err != nil {
+		return nil, nil, err
+	}
+	od, err := newObserver(oh, ostore, odir, log, spec, key, train, eval, evals)
+	if err != nil {
+		oh.Close()
+		return nil, nil, err
+	}
+	return oh, od, nil
+}
+
+func newObserver(oh *p2p.Host, ostore *daemon.Store, odir string, log *slog.Logger, spec *round.Spec, key crypto.PrivKey,
+	train, eval []byte, evals *evalLog) (*daemon.Node, error) {
+	roundID := spec.ID()
+	if err := oh.Discovery().Join(roundID.String()); err != nil {
+		return nil, err
+	}
+	var token []byte
+	if spec.Admission == round.AdmissionClosed {
+		// The round's own observer needs a token like anyone else.
+		text, err := daemon.IssueToken(key, roundID, oh.ID(), time.Now().Add(100*365*24*time.Hour))
+		if err != nil {
+			return nil, err
+		}
+		if token, err = daemon.ParseToken(text); err != nil {
+			return nil, err
+		}
+	}
+	return daemon.NewPeer(daemon.PeerConfig{Spec: spec, Role: wire.RoleObserver, Dir: odir, Host: oh, Store: ostore,
+		Token: token, Logger: log.With("role", "observer"), Train: train, Eval: eval, OnEval: evals.set})
 }
 
 // specTracker loads the tracker identity in dataDir (creating it if there

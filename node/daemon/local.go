@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,7 +16,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
-	"github.com/shoal-network/shoal/checkpoint"
 	"github.com/shoal-network/shoal/gradient"
 	"github.com/shoal-network/shoal/gradient/data"
 	"github.com/shoal-network/shoal/node/engine"
@@ -180,27 +178,11 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (_ *LocalRound, err error)
 	}()
 	newHost := func(name string, id crypto.PrivKey, boot []peer.AddrInfo) (*p2p.Host, *Store, string, error) {
 		dir := filepath.Join(cfg.Dir, name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, nil, "", err
-		}
-		ck, err := checkpoint.OpenStore(filepath.Join(dir, "checkpoints"))
-		if err != nil {
-			return nil, nil, "", err
-		}
-		st, err := NewStore(ck, 0)
-		if err != nil {
-			return nil, nil, "", err
-		}
 		opts := p2p.LoopbackOptions()
 		opts.Logger = log.With("host", name)
-		opts.Store = st
 		opts.Bootstrap = boot
-		if id != nil {
-			opts.Identity = id
-		} else {
-			opts.IdentityPath = filepath.Join(dir, "identity.key")
-		}
-		h, err := p2p.New(ctx, opts)
+		opts.Identity = id
+		h, st, err := NewHost(ctx, HostConfig{Dir: dir, Options: opts})
 		if err != nil {
 			return nil, nil, "", err
 		}
@@ -229,49 +211,16 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (_ *LocalRound, err error)
 		}
 		var tok []byte
 		if token && spec.Admission == round.AdmissionClosed {
-			text, err := IssueToken(key, spec.ID(), h.ID(), time.Now().Add(24*time.Hour))
-			if err != nil {
-				return nil, err
-			}
-			if tok, err = ParseToken(text); err != nil {
+			if tok, err = localToken(key, spec.ID(), h.ID()); err != nil {
 				return nil, err
 			}
 		}
-		train := cfg.Train
-		if cfg.Dataset != nil {
-			train = nil
-		}
-		eng, err := engine.NewModelEngine(&spec, train, st)
-		if err != nil {
-			return nil, err
-		}
-		nc := NodeConfig{Spec: &spec, Role: role, DataDir: dir, Host: h, Store: st, Engine: eng, Logger: log.With("node", name), Token: tok}
+		pc := PeerConfig{Spec: &spec, Role: role, Dir: dir, Host: h, Store: st, Logger: log.With("node", name), Token: tok,
+			Train: cfg.Train, Eval: cfg.Eval, OnEval: l.setEval}
 		if ds := cfg.Dataset; ds != nil {
-			if err := st.KeepOnDisk(filepath.Join(dir, "shards"), 0); err != nil {
-				return nil, err
-			}
-			units := spec.UnitsPerStep()
-			eng.SetData(func(step uint64, unit uint32) ([]byte, error) {
-				return st.Get(ds.Manifest.ShardFor(step, unit, units).CID)
-			})
-			nc.Dataset, nc.DataPeers = ds.Manifest, []peer.ID{tid}
+			pc.Dataset, pc.DataPeers = ds.Manifest, []peer.ID{tid}
 		}
-		if role == wire.RoleObserver && len(cfg.Eval) > 0 {
-			ev, err := Evaluator(&spec, st, cfg.Eval, 16)
-			if err != nil {
-				return nil, err
-			}
-			nc.Evaluate = func(step uint64, id cid.Cid) (float64, error) {
-				loss, err := ev(id)
-				if err == nil {
-					l.evalMu.Lock()
-					l.evals[step] = loss
-					l.evalMu.Unlock()
-				}
-				return loss, err
-			}
-		}
-		return NewNode(nc)
+		return NewPeer(pc)
 	}
 	l.newNode = newNode
 	if l.Observer, err = newNode("observer", wire.RoleObserver, true); err != nil {
@@ -298,6 +247,22 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (_ *LocalRound, err error)
 		return nil, err
 	}
 	return l, nil
+}
+
+// localToken issues a day's access token for a peer of a local round.
+func localToken(key crypto.PrivKey, round cid.Cid, p peer.ID) ([]byte, error) {
+	text, err := IssueToken(key, round, p, time.Now().Add(24*time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	return ParseToken(text)
+}
+
+// setEval records the held-out loss the observer measured for C_step.
+func (l *LocalRound) setEval(step uint64, loss float64) {
+	l.evalMu.Lock()
+	defer l.evalMu.Unlock()
+	l.evals[step] = loss
 }
 
 // NewWorker makes one more worker, with an access token to a closed
