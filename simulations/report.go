@@ -11,6 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/shoal-network/shoal/internal/bytesize"
 )
 
 // Report is what a simulation found. It holds virtual quantities only
@@ -357,18 +359,6 @@ func incl(steps []StepStats) []float64 {
 	return out
 }
 
-func bytesString(b float64) string {
-	switch {
-	case b >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", b/(1<<30))
-	case b >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", b/(1<<20))
-	case b >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", b/(1<<10))
-	}
-	return fmt.Sprintf("%.0f B", b)
-}
-
 // JSON returns the report as indented JSON.
 func (r *Report) JSON() []byte {
 	b, err := json.MarshalIndent(r, "", "  ")
@@ -400,8 +390,8 @@ func (r *Report) Text() string {
 	fmt.Fprintf(&b, "\nstep duration     median %.1f s, p95 %.1f s, max %.1f s (%d steps closed at their deadline)\n",
 		s.StepSeconds.P50, s.StepSeconds.P95, s.StepSeconds.Max, s.DeadlineSteps)
 	fmt.Fprintf(&b, "contributors      median %.0f per step (mean %.1f)\n", s.Contributors.P50, s.Contributors.Mean)
-	fmt.Fprintf(&b, "download per peer median %s per step (p95 of steps %s)\n", bytesString(s.Download.P50), bytesString(s.Download.P95))
-	fmt.Fprintf(&b, "upload per peer   median %s per step\n", bytesString(s.Upload.P50))
+	fmt.Fprintf(&b, "download per peer median %s per step (p95 of steps %s)\n", bytesize.Format(s.Download.P50), bytesize.Format(s.Download.P95))
+	fmt.Fprintf(&b, "upload per peer   median %s per step\n", bytesize.Format(s.Upload.P50))
 	fmt.Fprintf(&b, "utilisation       median %.0f%% of a peer's time on jobs (p95 %.0f%%)\n", 100*s.Utilisation.P50, 100*s.Utilisation.P95)
 	fmt.Fprintf(&b, "republished       %d tracker messages sent again; %d updates re-sent by workers; %d catch-ups\n", s.Republished, s.Resent, s.CatchUps)
 	if s.LossStart != nil && s.LossEnd != nil {
@@ -418,11 +408,11 @@ func (r *Report) Text() string {
 		b.WriteString("\n")
 	}
 	fmt.Fprintf(&b, "\nlinks (mean uplink %.1f Mbit/s; tracker took in %s, sent %s)\n", r.Network.MeanUplinkMbit,
-		bytesString(float64(r.Network.TrackerDownload)), bytesString(float64(r.Network.TrackerUpload)))
+		bytesize.Format(float64(r.Network.TrackerDownload)), bytesize.Format(float64(r.Network.TrackerUpload)))
 	tw := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  class\tpeers\tintake\tdownloaded\tuploaded\tutilisation")
 	for _, c := range r.Network.Classes {
-		fmt.Fprintf(tw, "  %s\t%d\t%.1f Mbit/s\t%s\t%s\t%.0f%%\n", c.Class, c.Peers, c.Intake, bytesString(c.Download), bytesString(c.Upload), 100*c.Utilised)
+		fmt.Fprintf(tw, "  %s\t%d\t%.1f Mbit/s\t%s\t%s\t%.0f%%\n", c.Class, c.Peers, c.Intake, bytesize.Format(c.Download), bytesize.Format(c.Upload), 100*c.Utilised)
 	}
 	tw.Flush()
 	if len(r.Adversaries) > 0 {
@@ -589,17 +579,17 @@ func verdict(v *ScalingRow, peers int) string {
 	}
 	dup := " (gossip duplicates not modelled: network.duplicates is 1, while a gossipsub mesh delivers some messages several times over)"
 	if v.Duplicates > 1 {
-		dup = fmt.Sprintf(", %s with the mesh's %.1f× gossip duplicates", bytesString(v.IncludedBytes*v.Duplicates), v.Duplicates)
+		dup = fmt.Sprintf(", %s with the mesh's %.1f× gossip duplicates", bytesize.Format(v.IncludedBytes*v.Duplicates), v.Duplicates)
 	}
 	floor := fmt.Sprintf("every peer downloads every included update: %.0f of %s a step, %s%s, %.0f s at the median intake (%.0f Mbit/s), against %.0f s to train a unit",
-		v.IncludedPerStep, bytesString(v.UpdateBytes), bytesString(v.IncludedBytes), dup, v.IncludedSeconds, v.MedianIntakeMbit, v.TrainSeconds)
+		v.IncludedPerStep, bytesize.Format(v.UpdateBytes), bytesize.Format(v.IncludedBytes), dup, v.IncludedSeconds, v.MedianIntakeMbit, v.TrainSeconds)
 	extra := ""
 	if v.DownloadPerStep > 1.5*v.IncludedBytes*v.Duplicates && v.IncludedBytes > 0 {
-		extra = fmt.Sprintf("; with what else it fetched (checkpoints to catch up, residuals to check, updates sent again), the median peer took in %s a step, %.1f times that, %.0f s", bytesString(v.DownloadPerStep), v.DownloadPerStep/(v.IncludedBytes*v.Duplicates), v.DownloadSeconds)
+		extra = fmt.Sprintf("; with what else it fetched (checkpoints to catch up, residuals to check, updates sent again), the median peer took in %s a step, %.1f times that, %.0f s", bytesize.Format(v.DownloadPerStep), v.DownloadPerStep/(v.IncludedBytes*v.Duplicates), v.DownloadSeconds)
 	}
 	all := ""
 	if float64(peers) > v.IncludedPerStep*1.5 {
-		all = fmt.Sprintf(" Were all %d peers to contribute a unit a step, the floor alone would be %s, %.0f s.", peers, bytesString(float64(peers)*v.UpdateBytes*v.Duplicates), float64(peers)*v.IncludedSeconds/max(v.IncludedPerStep, 1))
+		all = fmt.Sprintf(" Were all %d peers to contribute a unit a step, the floor alone would be %s, %.0f s.", peers, bytesize.Format(float64(peers)*v.UpdateBytes*v.Duplicates), float64(peers)*v.IncludedSeconds/max(v.IncludedPerStep, 1))
 	}
 	switch {
 	case v.DownloadSeconds >= v.TrainSeconds:

@@ -17,6 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/shoal-network/shoal/internal/bytesize"
 	"github.com/shoal-network/shoal/tracker/round"
 )
 
@@ -170,7 +171,7 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 type Size int64
 
 func (s *Size) UnmarshalYAML(n *yaml.Node) error {
-	v, err := ParseSize(n.Value)
+	v, err := bytesize.Parse(n.Value)
 	if err != nil {
 		return fmt.Errorf("line %d: %v", n.Line, err)
 	}
@@ -179,30 +180,6 @@ func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 }
 
 func (s Size) MarshalYAML() (any, error) { return int64(s), nil }
-
-// ParseSize reads a byte count: a number with an optional unit, binary
-// (KiB, MiB, GiB, TiB) or decimal (B, kB, KB, MB, GB, TB, and K, M, G, T).
-func ParseSize(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	units := []struct {
-		suffix string
-		mult   float64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
-		{"kB", 1e3}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
-		{"K", 1e3}, {"k", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}, {"B", 1}}
-	mult := 1.0
-	for _, u := range units {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
-			break
-		}
-	}
-	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v < 0 || v*mult > 1<<62 {
-		return 0, fmt.Errorf("%q is not a size in bytes (examples: 1500, 64kB, 4MiB, 1GB)", s)
-	}
-	return int64(v * mult), nil
-}
 
 // Rate is events per hour, written as "0.2/h", "5/min", "0.01/s".
 type Rate float64

@@ -16,6 +16,7 @@ import (
 
 	"github.com/shoal-network/shoal/gradient"
 	"github.com/shoal-network/shoal/gradient/data"
+	"github.com/shoal-network/shoal/internal/bytesize"
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/node/daemon"
 	"github.com/shoal-network/shoal/p2p"
@@ -157,7 +158,7 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 		if err := store.KeepOnDisk(filepath.Join(o.DataDir, "shards"), budget); err != nil {
 			return err
 		}
-		fmt.Fprintf(f.Err, "dataset %s: %d shards, %s; this node fetches the shards of its units\n", spec.Dataset, len(ds.Shards), daemon.Bytes(ds.Bytes))
+		fmt.Fprintf(f.Err, "dataset %s: %d shards, %s; this node fetches the shards of its units\n", spec.Dataset, len(ds.Shards), bytesize.Format(float64(ds.Bytes)))
 	}
 	if spec.Admission == round.AdmissionClosed && token == nil {
 		fmt.Fprintf(f.Err, "round %s is closed: without --token the tracker will ignore this node (ask for a token for peer %s)\n", inv.Round, h.ID())
@@ -172,7 +173,7 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 		fit := int64(o.MaxDisk) / size
 		if fit < 2 {
 			return fmt.Errorf("--max-disk %s holds %d checkpoints of this round's model (%s each); a node needs room for 2",
-				daemon.Bytes(int64(o.MaxDisk)), fit, daemon.Bytes(size))
+				bytesize.Format(float64(o.MaxDisk)), fit, bytesize.Format(float64(size)))
 		}
 		keep = int(min(fit-1, 4))
 	}
@@ -241,7 +242,7 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 		case <-tick.C:
 			st := d.Status()
 			line := fmt.Sprintf("step %d  loss %.4f  units %d (%d samples)  peers %d  in %s  out %s",
-				st.Step, st.TrainLoss, st.Units, st.Samples, st.Peers, daemon.Bytes(st.BytesIn+st.BlobIn), daemon.Bytes(st.BytesOut+st.BlobOut))
+				st.Step, st.TrainLoss, st.Units, st.Samples, st.Peers, bytesize.Format(float64(st.BytesIn+st.BlobIn)), bytesize.Format(float64(st.BytesOut+st.BlobOut)))
 			if f.terminal {
 				fmt.Fprintf(f.Err, "\r\033[K%s", line)
 			} else if st.Step != lastStep || time.Since(lastLog) > 30*time.Second {
