@@ -8,6 +8,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-network/shoal/node"
+	"github.com/shoal-network/shoal/simulations/engine"
 )
 
 // Behaviour is how an adversarial peer departs from the protocol.
@@ -61,7 +62,7 @@ type Adversary struct {
 	Inner     *node.ModelEngine
 	Behaviour Behaviour
 	Units     *UnitCache
-	Store     *Store // Inner's store, for sharing checkpoints with Units
+	Store     *engine.Store // Inner's store, for sharing checkpoints with Units
 	Peer      string
 	prev      []float32 // the pseudo-gradient of its previous unit
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-network/shoal/internal/bytesize"
+	"github.com/shoal-network/shoal/simulations/engine"
 )
 
 // Report is what a simulation found. It holds virtual quantities only
@@ -52,44 +53,44 @@ type Report struct {
 // StepRow is one finalised step. Times are virtual seconds since the
 // start; bytes and utilisation are per live peer over the step.
 type StepRow struct {
-	Step         uint64   `json:"step"`
-	Opened       float64  `json:"opened"`
-	Closed       float64  `json:"closed"`
-	Finalised    float64  `json:"finalised"`
-	Seconds      float64  `json:"seconds"` // since the previous step was finalised
-	Reopens      int      `json:"reopens"`
-	Members      int      `json:"members"`
-	Units        int      `json:"units"`
-	Included     int      `json:"included"`
-	Contributors int      `json:"contributors"`
-	Disputes     int      `json:"disputes"`
-	Excluded     int      `json:"excluded"`
-	Republished  int      `json:"republished"` // tracker messages published again
-	Resent       int      `json:"resent"`      // updates workers sent again
-	CatchUps     int      `json:"catch_ups"`   // nodes that fetched the step's base instead of applying
-	Missing      *Missing `json:"missing_at_deadline,omitempty"`
-	Live         int      `json:"live"`
-	Download     Dist     `json:"download_bytes"`
-	Upload       Dist     `json:"upload_bytes"`
-	Utilisation  Dist     `json:"utilisation"`
-	Loss         *float64 `json:"loss,omitempty"` // held-out loss of the step's result (real training)
+	Step         uint64          `json:"step"`
+	Opened       float64         `json:"opened"`
+	Closed       float64         `json:"closed"`
+	Finalised    float64         `json:"finalised"`
+	Seconds      float64         `json:"seconds"` // since the previous step was finalised
+	Reopens      int             `json:"reopens"`
+	Members      int             `json:"members"`
+	Units        int             `json:"units"`
+	Included     int             `json:"included"`
+	Contributors int             `json:"contributors"`
+	Disputes     int             `json:"disputes"`
+	Excluded     int             `json:"excluded"`
+	Republished  int             `json:"republished"` // tracker messages published again
+	Resent       int             `json:"resent"`      // updates workers sent again
+	CatchUps     int             `json:"catch_ups"`   // nodes that fetched the step's base instead of applying
+	Missing      *engine.Missing `json:"missing_at_deadline,omitempty"`
+	Live         int             `json:"live"`
+	Download     engine.Dist     `json:"download_bytes"`
+	Upload       engine.Dist     `json:"upload_bytes"`
+	Utilisation  engine.Dist     `json:"utilisation"`
+	Loss         *float64        `json:"loss,omitempty"` // held-out loss of the step's result (real training)
 }
 
 // Summary aggregates the run.
 type Summary struct {
-	StepSeconds    Dist     `json:"step_seconds"`
-	Contributors   Dist     `json:"contributors"`
-	Download       Dist     `json:"download_bytes_per_step"` // of the steps' medians
-	Upload         Dist     `json:"upload_bytes_per_step"`
-	Utilisation    Dist     `json:"utilisation"` // per peer over the run: time on jobs / time alive
-	LossStart      *float64 `json:"loss_start,omitempty"`
-	LossEnd        *float64 `json:"loss_end,omitempty"`
-	HonestExcluded int      `json:"honest_excluded"`
-	DeadlineSteps  int      `json:"deadline_steps"` // steps closed by their deadline
-	Missing        Missing  `json:"missing_at_deadlines"`
-	Republished    int      `json:"republished"`
-	Resent         int      `json:"resent"`
-	CatchUps       int      `json:"catch_ups"`
+	StepSeconds    engine.Dist    `json:"step_seconds"`
+	Contributors   engine.Dist    `json:"contributors"`
+	Download       engine.Dist    `json:"download_bytes_per_step"` // of the steps' medians
+	Upload         engine.Dist    `json:"upload_bytes_per_step"`
+	Utilisation    engine.Dist    `json:"utilisation"` // per peer over the run: time on jobs / time alive
+	LossStart      *float64       `json:"loss_start,omitempty"`
+	LossEnd        *float64       `json:"loss_end,omitempty"`
+	HonestExcluded int            `json:"honest_excluded"`
+	DeadlineSteps  int            `json:"deadline_steps"` // steps closed by their deadline
+	Missing        engine.Missing `json:"missing_at_deadlines"`
+	Republished    int            `json:"republished"`
+	Resent         int            `json:"resent"`
+	CatchUps       int            `json:"catch_ups"`
 }
 
 // NetworkRow describes the links.
@@ -153,21 +154,21 @@ type ScalingRow struct {
 
 // TwinRow is the honest, churn-free twin's outcome beside the run's.
 type TwinRow struct {
-	StepsDone      int       `json:"steps_done"`
-	VirtualSeconds float64   `json:"virtual_seconds"`
-	LossEnd        *float64  `json:"loss_end,omitempty"`
-	LossRatio      *float64  `json:"loss_ratio,omitempty"` // the run's final loss over the twin's, at the same step
-	Loss           []float64 `json:"loss,omitempty"`
-	Finalised      []float64 `json:"finalised,omitempty"`
-	StepSeconds    Dist      `json:"step_seconds"`
+	StepsDone      int         `json:"steps_done"`
+	VirtualSeconds float64     `json:"virtual_seconds"`
+	LossEnd        *float64    `json:"loss_end,omitempty"`
+	LossRatio      *float64    `json:"loss_ratio,omitempty"` // the run's final loss over the twin's, at the same step
+	Loss           []float64   `json:"loss,omitempty"`
+	Finalised      []float64   `json:"finalised,omitempty"`
+	StepSeconds    engine.Dist `json:"step_seconds"`
 }
 
 func secs(d time.Duration) float64 { return round3(d.Seconds()) }
 
 func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
 
-func roundDist(d Dist) Dist {
-	return Dist{Mean: round3(d.Mean), P50: round3(d.P50), P95: round3(d.P95), Max: round3(d.Max)}
+func roundDist(d engine.Dist) engine.Dist {
+	return engine.Dist{Mean: round3(d.Mean), P50: round3(d.P50), P95: round3(d.P95), Max: round3(d.Max)}
 }
 
 func ptr(v float64) *float64 {
@@ -178,7 +179,7 @@ func ptr(v float64) *float64 {
 	return &r
 }
 
-func median(xs []float64) float64 { return Summarise(slices.Clone(xs)).P50 }
+func median(xs []float64) float64 { return engine.Summarise(slices.Clone(xs)).P50 }
 
 func buildReport(s *Scenario, r *runResult, twin *runResult) *Report {
 	rep := &Report{Scenario: s.Name, Description: strings.TrimSpace(s.Description), Seed: s.Seed, Round: s.Spec.ID().String(),
@@ -220,17 +221,17 @@ func buildReport(s *Scenario, r *runResult, twin *runResult) *Report {
 		rep.Summary.Resent += st.Resent
 		rep.Summary.CatchUps += st.CatchUps
 	}
-	rep.Summary.StepSeconds = roundDist(Summarise(slices.Clone(durations)))
-	rep.Summary.Contributors = roundDist(Summarise(contributors))
-	rep.Summary.Download = roundDist(Summarise(downs))
-	rep.Summary.Upload = roundDist(Summarise(ups))
+	rep.Summary.StepSeconds = roundDist(engine.Summarise(slices.Clone(durations)))
+	rep.Summary.Contributors = roundDist(engine.Summarise(contributors))
+	rep.Summary.Download = roundDist(engine.Summarise(downs))
+	rep.Summary.Upload = roundDist(engine.Summarise(ups))
 	var util []float64
 	for _, p := range r.totals {
 		if p.Up > 0 {
 			util = append(util, float64(p.Busy)/float64(p.Up))
 		}
 	}
-	rep.Summary.Utilisation = roundDist(Summarise(util))
+	rep.Summary.Utilisation = roundDist(engine.Summarise(util))
 	if s.Training == "real" {
 		rep.Summary.LossStart = ptr(r.loss0)
 		if n := len(r.loss); n > 0 {
@@ -301,7 +302,7 @@ func buildReport(s *Scenario, r *runResult, twin *runResult) *Report {
 
 	// The v1 limit.
 	v := &rep.V1
-	v.IncludedPerStep = round3(Summarise(incl(r.steps)).Mean)
+	v.IncludedPerStep = round3(engine.Summarise(incl(r.steps)).Mean)
 	v.UpdateBytes = rep.Network.MeanUpdateBytes
 	v.IncludedBytes = round3(v.IncludedPerStep * v.UpdateBytes)
 	v.Duplicates = max(1, s.Network.Duplicates)
@@ -331,7 +332,7 @@ func buildReport(s *Scenario, r *runResult, twin *runResult) *Report {
 			p = st.Finalised
 			t.Finalised = append(t.Finalised, secs(st.Finalised))
 		}
-		t.StepSeconds = roundDist(Summarise(td))
+		t.StepSeconds = roundDist(engine.Summarise(td))
 		for _, l := range twin.loss {
 			if q := ptr(l); q != nil {
 				t.Loss = append(t.Loss, *q)
@@ -351,7 +352,7 @@ func buildReport(s *Scenario, r *runResult, twin *runResult) *Report {
 	return rep
 }
 
-func incl(steps []StepStats) []float64 {
+func incl(steps []engine.StepStats) []float64 {
 	out := make([]float64, len(steps))
 	for i, s := range steps {
 		out[i] = float64(s.Included)

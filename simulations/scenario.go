@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shoal-network/shoal/internal/bytesize"
+	"github.com/shoal-network/shoal/simulations/engine"
 	"github.com/shoal-network/shoal/tracker/round"
 )
 
@@ -350,10 +351,10 @@ func (s *Scenario) complete() error {
 	if !(c.Speed.Median > 0) || !(c.Speed.Sigma >= 0) || c.Speed.Sigma > 3 {
 		bad("compute.speed: median must be positive and sigma in [0, 3]")
 	}
-	if _, err := ParseLinkMix(n.Links); err != nil {
+	if _, err := engine.ParseLinkMix(n.Links); err != nil {
 		bad("network.links: %v", err)
 	}
-	if _, ok := LinkClasses[n.Tracker]; !ok {
+	if _, ok := engine.LinkClasses[n.Tracker]; !ok {
 		bad("network.tracker: unknown link class %q (want home, mobile or datacenter)", n.Tracker)
 	}
 	if n.Hops < 0 || n.Hops > 32 {

@@ -1,12 +1,12 @@
 package simulations
 
 import (
-	"fmt"
 	"sync"
 
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-network/shoal/node"
+	"github.com/shoal-network/shoal/simulations/engine"
 )
 
 // UnitCache shares computations between the simulated peers of a
@@ -75,14 +75,14 @@ func (u *UnitCache) Delta(e *node.ModelEngine, base cid.Cid, step uint64, unit u
 // Apply runs an ApplyJob with e, whose store is store, or hands out the
 // checkpoint another peer computed for the same Close (the pool holds it;
 // store gets it).
-func (u *UnitCache) Apply(e *node.ModelEngine, store *Store, j node.ApplyJob) (cid.Cid, error) {
+func (u *UnitCache) Apply(e *node.ModelEngine, store *engine.Store, j node.ApplyJob) (cid.Cid, error) {
 	var key applyKey
 	if store != nil && len(j.Included) > 0 {
 		key = applyKey{base: j.Base, step: j.Step, included: &j.Included[0], n: len(j.Included)}
 		u.mu.Lock()
 		id, ok := u.applied[key]
 		u.mu.Unlock()
-		if ok && store.putPooledCheckpoint(id) == nil {
+		if ok && store.PutPooledCheckpoint(id) == nil {
 			return id, nil
 		}
 	}
@@ -92,7 +92,7 @@ func (u *UnitCache) Apply(e *node.ModelEngine, store *Store, j node.ApplyJob) (c
 	}
 	u.mu.Lock()
 	for k := range u.applied {
-		if k.step+keepSteps < j.Step {
+		if k.step+engine.KeepSteps < j.Step {
 			delete(u.applied, k)
 		}
 	}
@@ -101,24 +101,12 @@ func (u *UnitCache) Apply(e *node.ModelEngine, store *Store, j node.ApplyJob) (c
 	return r.Result, nil
 }
 
-// putPooledCheckpoint adds a checkpoint the pool holds to the store.
-func (s *Store) putPooledCheckpoint(id cid.Cid) error {
-	s.pool.mu.Lock()
-	c := s.pool.ckpts[id]
-	s.pool.mu.Unlock()
-	if c == nil {
-		return fmt.Errorf("checkpoint %s: %w", id, node.ErrNotFound)
-	}
-	s.putChunked(c.ch)
-	return nil
-}
-
 // SharedEngine is an honest peer's engine in a real-training simulation:
 // a ModelEngine whose pseudo-gradients and applied checkpoints come from
 // the UnitCache when another peer computed them already.
 type SharedEngine struct {
 	Inner *node.ModelEngine
-	Store *Store // Inner's store
+	Store *engine.Store // Inner's store
 	Units *UnitCache
 }
 

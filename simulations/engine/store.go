@@ -1,4 +1,4 @@
-package simulations
+package engine
 
 import (
 	"fmt"
@@ -171,11 +171,13 @@ func (s *Store) PutCheckpoint(c *checkpoint.Checkpoint) (cid.Cid, error) {
 	if err != nil {
 		return cid.Undef, err
 	}
-	s.putChunked(ch)
+	s.PutBuilt(ch)
 	return ch.ID, nil
 }
 
-func (s *Store) putChunked(ch *checkpoint.Chunked) {
+// PutBuilt keeps a checkpoint this process built with checkpoint.Build
+// (its ID is computed from its bytes, so it is not checked again).
+func (s *Store) PutBuilt(ch *checkpoint.Chunked) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ckpts[ch.ID] {
@@ -207,7 +209,7 @@ func (s *Store) PutChunked(id cid.Cid, ch *checkpoint.Chunked) error {
 		}
 		ch = again
 	}
-	s.putChunked(ch)
+	s.PutBuilt(ch)
 	return nil
 }
 
@@ -294,4 +296,16 @@ func (s *Store) Len() (blobs, checkpoints int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.blobs), len(s.ckpts)
+}
+
+// PutPooledCheckpoint adds a checkpoint the pool holds to the store.
+func (s *Store) PutPooledCheckpoint(id cid.Cid) error {
+	s.pool.mu.Lock()
+	c := s.pool.ckpts[id]
+	s.pool.mu.Unlock()
+	if c == nil {
+		return fmt.Errorf("checkpoint %s: %w", id, node.ErrNotFound)
+	}
+	s.PutBuilt(c.ch)
+	return nil
 }
