@@ -221,13 +221,13 @@ func stepTimes(c *engine.Cluster) []stepTime {
 	var out []stepTime
 	for _, ev := range c.Events {
 		switch ev.Kind {
-		case "open":
+		case engine.KindOpen:
 			if n := len(out); n > 0 && out[n-1].step == ev.Step {
 				out[n-1].opened = ev.At
 			} else {
 				out = append(out, stepTime{step: ev.Step, opened: ev.At})
 			}
-		case "close":
+		case engine.KindClose:
 			if n := len(out); n > 0 && out[n-1].step == ev.Step {
 				out[n-1].closed = ev.At
 			}
@@ -534,7 +534,7 @@ func TestTrackerRestart(t *testing.T) {
 	waitSteps(t, c, steps, 20*time.Minute)
 	finalEvents := map[uint64]int{}
 	for _, ev := range c.Events {
-		if ev.Kind == "final" {
+		if ev.Kind == engine.KindFinal {
 			finalEvents[ev.Step]++
 		}
 	}

@@ -319,16 +319,16 @@ func (c *Cluster) deliverDisputed(step uint64, unit uint32) {
 // sends the disputed unit's updates to everyone.
 func (c *Cluster) noteEvent(ev tracker.Event) {
 	if s := c.current(); s != nil {
-		switch ev.Kind {
-		case "dispute":
+		switch TrackerKind(ev) {
+		case KindDispute:
 			s.Disputes++
-		case "exclude":
+		case KindExclude:
 			s.Excluded++
-		case "reopen":
+		case KindReopen:
 			s.Reopens++
 		}
 	}
-	if !c.cfg.Batch || ev.Kind != "dispute" {
+	if !c.cfg.Batch || TrackerKind(ev) != KindDispute {
 		return
 	}
 	var unit uint32

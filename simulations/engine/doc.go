@@ -29,4 +29,6 @@
 // different checkpoints for a finalised step, that finalised steps never
 // change, and that no node applies a step without every included update
 // in its store. Every error names the seed.
+//
+// The engine knows the protocol's events by one type, EventKind.
 package engine

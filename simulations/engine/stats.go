@@ -108,7 +108,7 @@ func (c *Cluster) noteNode(h *host, r *node.Ready) {
 		return
 	}
 	for _, ev := range r.Events {
-		if ev.Kind == "catch-up" {
+		if NodeKind(ev) == KindCatchUp {
 			s.CatchUps++
 		}
 	}

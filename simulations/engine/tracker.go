@@ -79,15 +79,17 @@ func (c *Cluster) trackerTick() time.Duration {
 	return c.tick()
 }
 
-// TimedEvent is a tracker decision and its virtual time.
+// TimedEvent is a tracker decision and its virtual time. Kind is the
+// event's kind, typed.
 type TimedEvent struct {
-	At time.Duration
+	At   time.Duration
+	Kind EventKind
 	tracker.Event
 }
 
 func (c *Cluster) flushTracker() {
 	for _, ev := range c.trk.t.Events() {
-		c.Events = append(c.Events, TimedEvent{At: c.Elapsed(), Event: ev})
+		c.Events = append(c.Events, TimedEvent{At: c.Elapsed(), Kind: TrackerKind(ev), Event: ev})
 		c.trace("%s tracker %s step %d %s %s", c.stamp(), ev.Kind, ev.Step, ev.Peer, ev.Detail)
 		c.noteEvent(ev)
 	}
