@@ -189,6 +189,20 @@ func buildReport(s *Scenario, r *runResult, twin *runResult) *Report {
 	if s.Batched() {
 		rep.Delivery = "batched"
 	}
+	reportSteps(rep, s, r)
+	reportLinks(rep, r)
+	reportAdversaries(rep, r)
+	rep.Invariants = InvariantRow{Checked: r.checked, Events: r.processed, Held: r.checked}
+	reportV1(rep, s, r)
+	rep.Findings = findings(rep)
+	if twin != nil {
+		rep.Twin = twinRow(r, twin)
+	}
+	return rep
+}
+
+// reportSteps fills in the steps and the summary of the run.
+func reportSteps(rep *Report, s *Scenario, r *runResult) {
 	var durations, contributors, downs, ups []float64
 	prev := time.Duration(0)
 	for i, st := range r.steps {
@@ -238,8 +252,10 @@ func buildReport(s *Scenario, r *runResult, twin *runResult) *Report {
 			rep.Summary.LossEnd = ptr(r.loss[n-1])
 		}
 	}
+}
 
-	// Links, by class.
+// reportLinks fills in the links, by class.
+func reportLinks(rep *Report, r *runResult) {
 	byClass := map[string][]int{}
 	for i, p := range r.totals {
 		byClass[p.Class] = append(byClass[p.Class], i)
@@ -266,8 +282,11 @@ func buildReport(s *Scenario, r *runResult, twin *runResult) *Report {
 	if r.updates > 0 {
 		rep.Network.MeanUpdateBytes = round3(r.updBytes / float64(r.updates))
 	}
+}
 
-	// Adversaries and the ledger.
+// reportAdversaries fills in the adversaries and the honest peers the
+// ledger excluded.
+func reportAdversaries(rep *Report, r *runResult) {
 	kinds := map[Behaviour][]string{}
 	for id, b := range r.dishonest {
 		kinds[b] = append(kinds[b], id)
@@ -298,9 +317,11 @@ func buildReport(s *Scenario, r *runResult, twin *runResult) *Report {
 			rep.Summary.HonestExcluded++
 		}
 	}
-	rep.Invariants = InvariantRow{Checked: r.checked, Events: r.processed, Held: r.checked}
+}
 
-	// The v1 limit.
+// reportV1 fills in the v1 limit: what every peer receiving every
+// included update costs at this size.
+func reportV1(rep *Report, s *Scenario, r *runResult) {
 	v := &rep.V1
 	v.IncludedPerStep = round3(engine.Summarise(incl(r.steps)).Mean)
 	v.UpdateBytes = rep.Network.MeanUpdateBytes
@@ -318,38 +339,37 @@ func buildReport(s *Scenario, r *runResult, twin *runResult) *Report {
 		}
 	}
 	v.Verdict = verdict(v, s.Peers+s.Observers)
-	rep.Findings = findings(rep)
+}
 
-	if twin != nil {
-		t := &TwinRow{StepsDone: len(twin.steps), VirtualSeconds: secs(twin.virtual)}
-		var td []float64
-		p := time.Duration(0)
-		for i, st := range twin.steps {
-			if i == 0 {
-				p = st.Opened
-			}
-			td = append(td, secs(st.Finalised-p))
-			p = st.Finalised
-			t.Finalised = append(t.Finalised, secs(st.Finalised))
+// twinRow compares the run with its honest twin.
+func twinRow(r, twin *runResult) *TwinRow {
+	t := &TwinRow{StepsDone: len(twin.steps), VirtualSeconds: secs(twin.virtual)}
+	var td []float64
+	p := time.Duration(0)
+	for i, st := range twin.steps {
+		if i == 0 {
+			p = st.Opened
 		}
-		t.StepSeconds = roundDist(engine.Summarise(td))
-		for _, l := range twin.loss {
-			if q := ptr(l); q != nil {
-				t.Loss = append(t.Loss, *q)
-			} else {
-				t.Loss = append(t.Loss, 0)
-			}
-		}
-		if n := len(twin.loss); n > 0 {
-			t.LossEnd = ptr(twin.loss[n-1])
-			k := min(len(r.loss), n) - 1
-			if k >= 0 && twin.loss[k] > 0 {
-				t.LossRatio = ptr(r.loss[k] / twin.loss[k])
-			}
-		}
-		rep.Twin = t
+		td = append(td, secs(st.Finalised-p))
+		p = st.Finalised
+		t.Finalised = append(t.Finalised, secs(st.Finalised))
 	}
-	return rep
+	t.StepSeconds = roundDist(engine.Summarise(td))
+	for _, l := range twin.loss {
+		if q := ptr(l); q != nil {
+			t.Loss = append(t.Loss, *q)
+		} else {
+			t.Loss = append(t.Loss, 0)
+		}
+	}
+	if n := len(twin.loss); n > 0 {
+		t.LossEnd = ptr(twin.loss[n-1])
+		k := min(len(r.loss), n) - 1
+		if k >= 0 && twin.loss[k] > 0 {
+			t.LossRatio = ptr(r.loss[k] / twin.loss[k])
+		}
+	}
+	return t
 }
 
 func incl(steps []engine.StepStats) []float64 {

@@ -274,6 +274,12 @@ func ParseScenario(data []byte, file string, dir fs.FS) (*Scenario, error) {
 const scenarioTracker = "12D3KooWFKGGFmcK5J41C1osT1wLyLwNJDhoHPDKhhyQ4BsTr4NY"
 
 func (s *Scenario) complete() error {
+	s.setDefaults()
+	return s.check()
+}
+
+// setDefaults fills in what the scenario leaves out.
+func (s *Scenario) setDefaults() {
 	if s.Name == "" {
 		s.Name = strings.TrimSuffix(path.Base(filepath.ToSlash(s.Source)), ".yaml")
 	}
@@ -327,7 +333,12 @@ func (s *Scenario) complete() error {
 	if s.Churn.Offline == 0 && s.Churn.Rate > 0 {
 		s.Churn.Offline = Duration(30 * time.Minute)
 	}
+}
 
+// check reports everything wrong with a scenario, and parses its round
+// and the adversaries' behaviours.
+func (s *Scenario) check() error {
+	c, n := &s.Compute, &s.Network
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if s.Peers < 1 || s.Peers > MaxPeers {
