@@ -143,9 +143,6 @@ type Cluster struct {
 
 // New returns a cluster with the round's tracker and no nodes.
 func New(cfg Config) (*Cluster, error) {
-	if cfg.Storage == nil {
-		cfg.Storage = &tracker.MemStorage{}
-	}
 	if cfg.Batch && cfg.Net == nil {
 		cfg.Net = &Network{}
 	}
@@ -155,7 +152,7 @@ func New(cfg Config) (*Cluster, error) {
 		forms: map[wire.Msg]formCheck{}, dealings: map[*wire.Open]*dealing{}, dealt: map[uint64]*dealing{},
 		streams: map[uint64]*stream{}, present: map[cid.Cid]presenceRef{}, snap: map[string]peerSnapshot{}}
 	c.now = c.start
-	c.trk = &trackerHost{id: cfg.Spec.Trackers[0], storage: cfg.Storage}
+	c.trk = newTrackerHost(cfg)
 	if err := c.startTracker(); err != nil {
 		return nil, err
 	}

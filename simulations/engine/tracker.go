@@ -9,7 +9,8 @@ import (
 
 // The tracker's side of the cluster: its machine, its lifecycle (start,
 // crash, restart from storage), its ticks, and what it receives and
-// publishes. Everything that calls the tracker's API is in this file.
+// publishes. What drives the tracker (its making, its storage, its ticks,
+// its input and its output) is in this file.
 
 // trackerHost is the tracker's machine.
 type trackerHost struct {
@@ -19,6 +20,15 @@ type trackerHost struct {
 	storage tracker.Storage
 	alive   bool
 	epoch   int
+}
+
+// newTrackerHost returns the tracker's machine, the tracker not started.
+func newTrackerHost(cfg Config) *trackerHost {
+	storage := cfg.Storage
+	if storage == nil {
+		storage = &tracker.MemStorage{}
+	}
+	return &trackerHost{id: cfg.Spec.Trackers[0], storage: storage}
 }
 
 // Tracker returns the tracker (nil while it is down).
