@@ -5,10 +5,12 @@ import (
 	"math"
 	"math/rand/v2"
 
+	nodeengine "github.com/shoal-network/shoal/node/engine"
+
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-network/shoal/node"
-	"github.com/shoal-network/shoal/node/engine"
+	"github.com/shoal-network/shoal/simulations/engine"
 )
 
 // Behaviour is how an adversarial peer departs from the protocol.
@@ -59,10 +61,10 @@ func (b Behaviour) Idle() bool { return b == FreeRider || b == StaleReplay }
 // Units set it takes pseudo-gradients from the simulation's shared cache
 // (as an honest SharedEngine does) rather than computing them itself.
 type Adversary struct {
-	Inner     *engine.ModelEngine
+	Inner     *nodeengine.ModelEngine
 	Behaviour Behaviour
 	Units     *UnitCache
-	Store     *Store // Inner's store, for sharing checkpoints with Units
+	Store     *engine.Store // Inner's store, for sharing checkpoints with Units
 	Peer      string
 	prev      []float32 // the pseudo-gradient of its previous unit
 }
@@ -122,7 +124,7 @@ func (a *Adversary) Run(j node.Job) node.Result {
 			delta[i] += 1e-3
 		}
 	case PayloadLie:
-		raw := engine.RawCID(delta)
+		raw := nodeengine.RawCID(delta)
 		scale(delta, -10)
 		u, err := a.Inner.Encode(delta, loss)
 		if err == nil {

@@ -6,38 +6,40 @@ import (
 	"time"
 
 	"github.com/shoal-network/shoal/node"
+	"github.com/shoal-network/shoal/simulations/engine"
 	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // costCluster is a round of peers with cost-model engines: training takes
 // 10 s of virtual time and no real time, so what a run costs is the
 // protocol itself (state machines, wire encoding, event queue).
-func costCluster(tb testing.TB, peers int, seed uint64) *Cluster {
+func costCluster(tb testing.TB, peers int, seed uint64) *engine.Cluster {
 	tb.Helper()
 	spec := testSpec(peers)
 	spec.VerificationRate = 0.05
 	spec.Deadline = 2 * time.Minute
-	genesis, err := (&CostEngine{Store: NewStore(NewPool()), Spec: spec}).Genesis()
+	genesis, err := (&CostEngine{Store: engine.NewStore(engine.NewPool()), Spec: spec}).Genesis()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c, err := NewCluster(spec, seed, genesis, nil)
+	c, err := engine.New(engine.Config{Spec: spec, Seed: seed, Genesis: genesis,
+		Tick: time.Second,
+		JobTime: func(_ string, j node.Job) time.Duration {
+			switch j.(type) {
+			case node.TrainJob:
+				return 10 * time.Second
+			case node.ApplyJob:
+				return 100 * time.Millisecond
+			}
+			return time.Second
+		},
+	})
 	if err != nil {
 		tb.Fatal(err)
-	}
-	c.Tick = time.Second
-	c.JobTime = func(_ string, j node.Job) time.Duration {
-		switch j.(type) {
-		case node.TrainJob:
-			return 10 * time.Second
-		case node.ApplyJob:
-			return 100 * time.Millisecond
-		}
-		return time.Second
 	}
 	for i := range peers {
 		id := fmt.Sprintf("peer-%05d", i)
-		if err := c.AddNode(id, wire.RoleWorker, func(st *Store) (node.Engine, error) {
+		if err := c.AddNode(id, wire.RoleWorker, func(st *engine.Store) (node.Engine, error) {
 			return &CostEngine{Store: st, Spec: spec, Peer: id}, nil
 		}); err != nil {
 			tb.Fatal(err)
@@ -79,41 +81,42 @@ func BenchmarkProtocolStep(b *testing.B) {
 // planetCluster is a large round as planet-10k runs it: planet links,
 // updates in batches, lazy ticks, units of 10 minutes for a tenth of the
 // peers a step, 256 KiB updates.
-func planetCluster(tb testing.TB, peers int, seed uint64) *Cluster {
+func planetCluster(tb testing.TB, peers int, seed uint64) *engine.Cluster {
 	tb.Helper()
 	spec := testSpec(max(1, peers/10))
 	spec.VerificationRate = 0.02
 	spec.Deadline = 30 * time.Minute
-	genesis, err := (&CostEngine{Store: NewStore(NewPool()), Spec: spec}).Genesis()
+	genesis, err := (&CostEngine{Store: engine.NewStore(engine.NewPool()), Spec: spec}).Genesis()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c, err := NewCluster(spec, seed, genesis, volatileStorage{})
+	c, err := engine.New(engine.Config{Spec: spec, Seed: seed, Genesis: genesis, Storage: volatileStorage{},
+		Net: &engine.Network{}, Batch: true, LazyTicks: true,
+		Tick:        5 * time.Second,
+		UpdateBytes: 256 << 10, ResidualBytes: 100 << 20, CheckpointBytes: 200 << 20,
+		JobTime: func(_ string, j node.Job) time.Duration {
+			if _, ok := j.(node.TrainJob); ok {
+				return 10 * time.Minute
+			}
+			return 20 * time.Second
+		},
+	})
 	if err != nil {
 		tb.Fatal(err)
-	}
-	c.Net, c.Batch, c.LazyTicks = &Network{}, true, true
-	c.Tick = 5 * time.Second
-	c.UpdateBytes, c.ResidualBytes, c.CheckpointBytes = 256<<10, 100<<20, 200<<20
-	c.JobTime = func(_ string, j node.Job) time.Duration {
-		if _, ok := j.(node.TrainJob); ok {
-			return 10 * time.Minute
-		}
-		return 20 * time.Second
 	}
 	shared := NewCostShared()
 	r := c.Rand()
 	for i := range peers {
 		id := fmt.Sprintf("peer-%05d", i)
-		if err := c.AddNode(id, wire.RoleWorker, func(st *Store) (node.Engine, error) {
+		if err := c.AddNode(id, wire.RoleWorker, func(st *engine.Store) (node.Engine, error) {
 			return &CostEngine{Store: st, Spec: spec, Peer: id, Shared: shared}, nil
 		}); err != nil {
 			tb.Fatal(err)
 		}
-		l, class := LinkMixes["planet"].Draw(r)
+		l, class := engine.LinkMixes["planet"].Draw(r)
 		c.SetLink(id, l, class)
 	}
-	c.SetLink(c.TrackerID(), DatacenterLink.Draw(r), "datacenter")
+	c.SetLink(c.TrackerID(), engine.DatacenterLink.Draw(r), "datacenter")
 	c.DelayTracker(10 * time.Second)
 	return c
 }
@@ -149,27 +152,4 @@ func BenchmarkSimulatedStep(b *testing.B) {
 			b.ReportMetric(100*(c.TrackerWall-t0).Seconds()/wall.Seconds(), "%tracker")
 		})
 	}
-}
-
-// BenchmarkEventQueue measures the event queue alone: 100,000 pops and
-// pushes per operation (so that `make bench-protocol`'s -benchtime 3x
-// measures something), on a queue of 100,000 events.
-func BenchmarkEventQueue(b *testing.B) {
-	const perOp = 100_000
-	var q eventQueue
-	for i := range 100_000 {
-		q.push(&event{at: int64(i * 7919 % 100_000), seq: uint64(i)})
-	}
-	seq := uint64(100_000)
-	b.ResetTimer()
-	for b.Loop() {
-		for range perOp {
-			e := q.pop()
-			e.at += int64(seq % 1000)
-			seq++
-			e.seq = seq
-			q.push(e)
-		}
-	}
-	b.ReportMetric(float64(b.N)*perOp/b.Elapsed().Seconds(), "events/s")
 }

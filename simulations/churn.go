@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // sessionLength draws how long a peer stays, with the given mean, from a
@@ -119,4 +121,107 @@ func readTrace(dir fs.FS, name string) ([]TraceEvent, error) {
 		return nil, fmt.Errorf("churn trace: %w", err)
 	}
 	return ParseTrace(b, name)
+}
+
+// scheduleChurn plans departures, returns and arrivals, or replays a
+// trace.
+func (rn *run) scheduleChurn() error {
+	c, s, res := rn.c, rn.s, rn.res
+	ch := s.Churn
+	r := c.Rand()
+	if ch.Trace != "" {
+		events, err := readTrace(s.Dir, ch.Trace)
+		if err != nil {
+			return err
+		}
+		for _, ev := range events {
+			c.At(c.Now().Add(ev.At), func() {
+				switch {
+				case ev.Join && !c.Has(ev.Peer):
+					res.joined++
+					if err := rn.addPeer(ev.Peer, wire.RoleWorker, rn.drawBehaviour()); err != nil {
+						c.Fail(err)
+					}
+				case ev.Join && !c.Alive(ev.Peer):
+					if err := c.Restart(ev.Peer); err != nil {
+						c.Fail(err)
+					}
+				case !ev.Join && c.Has(ev.Peer) && c.Alive(ev.Peer):
+					res.departed++
+					c.Kill(ev.Peer)
+				}
+			})
+		}
+		return nil
+	}
+	// A session ends at the churn rate; the peer comes back after a
+	// while away, for a new session.
+	var session func(id string)
+	session = func(id string) {
+		if ch.Rate <= 0 {
+			return
+		}
+		mean := time.Duration(float64(time.Hour) / float64(ch.Rate))
+		c.At(c.Now().Add(sessionLength(r, ch.Session, mean)), func() {
+			if !c.Alive(id) {
+				return
+			}
+			res.departed++
+			c.Kill(id)
+			if ch.Offline <= 0 {
+				return
+			}
+			away := time.Duration(float64(ch.Offline) * r.ExpFloat64())
+			c.At(c.Now().Add(away), func() {
+				if c.Alive(id) {
+					return
+				}
+				if err := c.Restart(id); err != nil {
+					c.Fail(err)
+					return
+				}
+				session(id)
+			})
+		})
+	}
+	for _, id := range c.Nodes() {
+		session(id)
+	}
+	if ch.Arrivals > 0 {
+		gap := func() time.Duration { return time.Duration(float64(time.Hour) / float64(ch.Arrivals) * r.ExpFloat64()) }
+		var arrive func()
+		arrive = func() {
+			c.At(c.Now().Add(gap()), func() {
+				id := simPeerName(rn.counter, rn.total)
+				rn.counter++
+				res.joined++
+				if err := rn.addPeer(id, wire.RoleWorker, rn.drawBehaviour()); err != nil {
+					c.Fail(err)
+					return
+				}
+				session(id)
+				arrive()
+			})
+		}
+		arrive()
+	}
+	return nil
+}
+
+// schedulePartitions cuts shares of the peers off as the scenario says.
+func (rn *run) schedulePartitions() {
+	c, s := rn.c, rn.s
+	for _, p := range s.Network.Partitions {
+		p := p
+		c.At(c.Now().Add(time.Duration(p.At)), func() {
+			groups := map[string]int{}
+			ids := c.Nodes()
+			k := int(math.Round(p.Fraction * float64(len(ids))))
+			for _, i := range c.Rand().Perm(len(ids))[:k] {
+				groups[ids[i]] = 1
+			}
+			c.Partition(groups)
+		})
+		c.At(c.Now().Add(time.Duration(p.At+p.For)), func() { c.Heal() })
+	}
 }

@@ -7,12 +7,14 @@ import (
 	"strconv"
 	"sync"
 
+	nodeengine "github.com/shoal-network/shoal/node/engine"
+
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-network/shoal/checkpoint"
 	"github.com/shoal-network/shoal/checkpoint/content"
 	"github.com/shoal-network/shoal/node"
-	"github.com/shoal-network/shoal/node/engine"
+	"github.com/shoal-network/shoal/simulations/engine"
 	"github.com/shoal-network/shoal/tracker/round"
 	"github.com/shoal-network/shoal/tracker/wire"
 )
@@ -35,7 +37,7 @@ import (
 // with a payload that does not follow from it. Shared, if set, lets the
 // engines of one simulation compute each step's checkpoint once.
 type CostEngine struct {
-	Store     engine.Store
+	Store     nodeengine.Store
 	Spec      *round.Spec
 	Peer      string
 	Behaviour Behaviour
@@ -188,8 +190,8 @@ func (e *CostEngine) apply(j node.ApplyJob) (cid.Cid, error) {
 		ch := e.Shared.applied[key]
 		e.Shared.mu.Unlock()
 		if ch != nil {
-			if s, ok := e.Store.(*Store); ok {
-				s.putChunked(ch)
+			if s, ok := e.Store.(*engine.Store); ok {
+				s.PutBuilt(ch)
 				return ch.ID, nil
 			}
 		}
@@ -219,14 +221,14 @@ func (e *CostEngine) apply(j node.ApplyJob) (cid.Cid, error) {
 	}
 	e.Shared.mu.Lock()
 	for k := range e.Shared.applied {
-		if k.step+keepSteps < j.Step {
+		if k.step+engine.KeepSteps < j.Step {
 			delete(e.Shared.applied, k)
 		}
 	}
 	e.Shared.applied[key] = ch
 	e.Shared.mu.Unlock()
-	if s, ok := e.Store.(*Store); ok {
-		s.putChunked(ch)
+	if s, ok := e.Store.(*engine.Store); ok {
+		s.PutBuilt(ch)
 		return ch.ID, nil
 	}
 	return e.Store.PutCheckpoint(ck)

@@ -9,13 +9,15 @@ import (
 	"testing"
 	"time"
 
+	nodeengine "github.com/shoal-network/shoal/node/engine"
+	"github.com/shoal-network/shoal/node/engine/enginetest"
+
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-network/shoal/gradient"
 	"github.com/shoal-network/shoal/gradient/data"
 	"github.com/shoal-network/shoal/node"
-	"github.com/shoal-network/shoal/node/engine"
-	"github.com/shoal-network/shoal/node/engine/enginetest"
+	"github.com/shoal-network/shoal/simulations/engine"
 	"github.com/shoal-network/shoal/tracker"
 	"github.com/shoal-network/shoal/tracker/boltstore"
 	"github.com/shoal-network/shoal/tracker/round"
@@ -54,16 +56,16 @@ func corpus() (train, eval []byte) {
 	return trainText, evText
 }
 
-func modelEngine(spec *round.Spec) func(*Store) (node.Engine, error) {
-	return func(st *Store) (node.Engine, error) {
+func modelEngine(spec *round.Spec) func(*engine.Store) (node.Engine, error) {
+	return func(st *engine.Store) (node.Engine, error) {
 		train, _ := corpus()
-		return engine.NewModelEngine(spec, train, st)
+		return nodeengine.NewModelEngine(spec, train, st)
 	}
 }
 
 func genesisOf(t testing.TB, spec *round.Spec) cid.Cid {
 	train, _ := corpus()
-	e, err := engine.NewModelEngine(spec, train, enginetest.NewMemStore())
+	e, err := nodeengine.NewModelEngine(spec, train, enginetest.NewMemStore())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,28 +78,41 @@ func genesisOf(t testing.TB, spec *round.Spec) cid.Cid {
 
 func peerName(i int) string { return fmt.Sprintf("peer-%02d", i) }
 
-// newCluster makes a cluster of workers running the model engine, with the
-// standard invariant checks.
-func newCluster(t testing.TB, spec *round.Spec, seed uint64, workers int, storage tracker.Storage) *Cluster {
+// testConfig is the engine configuration of a test round of spec.
+func testConfig(t testing.TB, spec *round.Spec, seed uint64) engine.Config {
+	return engine.Config{Spec: spec, Seed: seed, Genesis: genesisOf(t, spec)}
+}
+
+// newCluster makes a cluster of workers running the model engine, those
+// named in liars lying as it says, with the standard invariant checks
+// (liars exempt).
+func newCluster(t testing.TB, cfg engine.Config, workers int, liars map[string]Behaviour) *engine.Cluster {
 	t.Helper()
-	c, err := NewCluster(spec, seed, genesisOf(t, spec), storage)
+	bad := map[string]bool{}
+	for id := range liars {
+		bad[id] = true
+	}
+	cfg.Check = engine.Invariants(bad)
+	c, err := engine.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range workers {
-		if err := c.AddNode(peerName(i), wire.RoleWorker, modelEngine(spec)); err != nil {
+		id := peerName(i)
+		if b, ok := liars[id]; ok {
+			addAdversary(t, c, id, b)
+		} else if err := c.AddNode(id, wire.RoleWorker, modelEngine(cfg.Spec)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c.Check = Invariants(nil)
 	return c
 }
 
 // waitSteps runs until the tracker has finalised n steps.
-func waitSteps(t *testing.T, c *Cluster, n int, limit time.Duration) {
+func waitSteps(t *testing.T, c *engine.Cluster, n int, limit time.Duration) {
 	t.Helper()
 	if err := c.RunUntil(func() bool { return finalised(c) >= n }, limit); err != nil {
-		t.Fatalf("seed %d: waiting for %d finalised steps (have %d) at %v: %v", c.Seed, n, finalised(c), c.Elapsed(), err)
+		t.Fatalf("seed %d: waiting for %d finalised steps (have %d) at %v: %v", c.Seed(), n, finalised(c), c.Elapsed(), err)
 	}
 }
 
@@ -110,11 +125,11 @@ func reference(t *testing.T, spec *round.Spec, opens map[uint64]*wire.Open, step
 	t.Helper()
 	train, _ := corpus()
 	shared := enginetest.NewMemStore()
-	engines := map[string]*engine.ModelEngine{}
-	var apply *engine.ModelEngine
-	engineOf := func(p string) *engine.ModelEngine {
+	engines := map[string]*nodeengine.ModelEngine{}
+	var apply *nodeengine.ModelEngine
+	engine := func(p string) *nodeengine.ModelEngine {
 		if engines[p] == nil {
-			e, err := engine.NewModelEngine(spec, train, shared)
+			e, err := nodeengine.NewModelEngine(spec, train, shared)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -122,7 +137,7 @@ func reference(t *testing.T, spec *round.Spec, opens map[uint64]*wire.Open, step
 		}
 		return engines[p]
 	}
-	apply, _ = engine.NewModelEngine(spec, train, shared)
+	apply, _ = nodeengine.NewModelEngine(spec, train, shared)
 	base, err := apply.Genesis()
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +156,7 @@ func reference(t *testing.T, spec *round.Spec, opens map[uint64]*wire.Open, step
 				if a.Peer != p {
 					continue
 				}
-				r := engineOf(p).Run(node.TrainJob{Step: s, Attempt: o.Attempt, Base: base, Unit: uint32(a.Unit), Replica: uint8(a.Replica)})
+				r := engine(p).Run(node.TrainJob{Step: s, Attempt: o.Attempt, Base: base, Unit: uint32(a.Unit), Replica: uint8(a.Replica)})
 				if r.Err != nil {
 					t.Fatal(r.Err)
 				}
@@ -168,7 +183,7 @@ func TestHonestPeersAgreeWithReference(t *testing.T) {
 	const seed, workers, steps = 1, 8, 10
 	spec := testSpec(8)
 	spec.VerificationRate = 0.25
-	c := newCluster(t, spec, seed, workers, nil)
+	c := newCluster(t, testConfig(t, spec, seed), workers, nil)
 	waitSteps(t, c, steps, 10*time.Minute)
 
 	members := c.Nodes()
@@ -205,17 +220,17 @@ type stepTime struct {
 }
 
 // stepTimes returns when each step was last opened and when it closed.
-func stepTimes(c *Cluster) []stepTime {
+func stepTimes(c *engine.Cluster) []stepTime {
 	var out []stepTime
 	for _, ev := range c.Events {
 		switch ev.Kind {
-		case "open":
+		case engine.KindOpen:
 			if n := len(out); n > 0 && out[n-1].step == ev.Step {
 				out[n-1].opened = ev.At
 			} else {
 				out = append(out, stepTime{step: ev.Step, opened: ev.At})
 			}
-		case "close":
+		case engine.KindClose:
 			if n := len(out); n > 0 && out[n-1].step == ev.Step {
 				out[n-1].closed = ev.At
 			}
@@ -225,13 +240,13 @@ func stepTimes(c *Cluster) []stepTime {
 }
 
 // lossOf evaluates a checkpoint held by a node.
-func lossOf(t *testing.T, spec *round.Spec, st engine.Store, id cid.Cid) float64 {
+func lossOf(t *testing.T, spec *round.Spec, st nodeengine.Store, id cid.Cid) float64 {
 	t.Helper()
 	ck, err := st.Checkpoint(id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := gradient.New(engine.ModelConfig(spec))
+	m, err := gradient.New(nodeengine.ModelConfig(spec))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,9 +263,10 @@ func lossOf(t *testing.T, spec *round.Spec, st engine.Store, id cid.Cid) float64
 
 func TestTranscriptSmoke(t *testing.T) {
 	spec := testSpec(4)
-	c := newCluster(t, spec, 5, 3, nil)
 	var lines []string
-	c.Trace = func(s string) { lines = append(lines, s) }
+	cfg := testConfig(t, spec, 5)
+	cfg.Trace = func(s string) { lines = append(lines, s) }
+	c := newCluster(t, cfg, 3, nil)
 	defer func() {
 		if t.Failed() {
 			t.Log("\n" + strings.Join(lines, "\n"))
@@ -264,11 +280,11 @@ func TestTranscriptSmoke(t *testing.T) {
 }
 
 // addAdversary adds a worker that lies as b says.
-func addAdversary(t *testing.T, c *Cluster, id string, b Behaviour) {
+func addAdversary(t testing.TB, c *engine.Cluster, id string, b Behaviour) {
 	t.Helper()
-	err := c.AddNode(id, wire.RoleWorker, func(st *Store) (node.Engine, error) {
+	err := c.AddNode(id, wire.RoleWorker, func(st *engine.Store) (node.Engine, error) {
 		train, _ := corpus()
-		e, err := engine.NewModelEngine(c.Spec, train, st)
+		e, err := nodeengine.NewModelEngine(c.Spec(), train, st)
 		if err != nil {
 			return nil, err
 		}
@@ -310,25 +326,15 @@ func TestLiarCaught(t *testing.T) {
 			spec := testSpec(8)
 			spec.VerificationRate = 0.25
 			const liar = "peer-03"
-			c, err := NewCluster(spec, seed, genesisOf(t, spec), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range 8 {
-				if peerName(i) == liar {
-					addAdversary(t, c, liar, b)
-				} else if err := c.AddNode(peerName(i), wire.RoleWorker, modelEngine(spec)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			c.Check = Invariants(map[string]bool{liar: true})
 			var trained []uint64 // steps in which the liar was given units
-			c.Trace = func(line string) {
+			cfg := testConfig(t, spec, seed)
+			cfg.Trace = func(line string) {
 				var step uint64
 				if _, err := fmt.Sscanf(line[strings.Index(line, "s ")+2:], liar+" train step %d", &step); err == nil {
 					trained = append(trained, step)
 				}
 			}
+			c := newCluster(t, cfg, 8, map[string]Behaviour{liar: b})
 			first := firstReplicated(spec, c.Nodes(), liar, steps)
 			if first < 0 || first+2 > steps {
 				t.Fatalf("seed %d: the liar's first replicated unit is in step %d: pick another seed", seed, first)
@@ -381,21 +387,11 @@ func TestByzantineRobust(t *testing.T) {
 	run := func(rule string, byz int) float64 {
 		spec := testSpec(8)
 		spec.Aggregation = rule
-		c, err := NewCluster(spec, seed, genesisOf(t, spec), nil)
-		if err != nil {
-			t.Fatal(err)
+		liars := map[string]Behaviour{}
+		for i := range byz {
+			liars[peerName(i)] = SignFlip
 		}
-		bad := map[string]bool{}
-		for i := range 8 {
-			id := peerName(i)
-			if i < byz {
-				addAdversary(t, c, id, SignFlip)
-				bad[id] = true
-			} else if err := c.AddNode(id, wire.RoleWorker, modelEngine(spec)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		c.Check = Invariants(bad)
+		c := newCluster(t, testConfig(t, spec, seed), 8, liars)
 		waitSteps(t, c, steps, 20*time.Minute)
 		f := c.Tracker().Finals()
 		return lossOf(t, spec, c.Store("peer-07"), f[len(f)-1].Checkpoint)
@@ -404,7 +400,7 @@ func TestByzantineRobust(t *testing.T) {
 		spec := testSpec(8)
 		st := enginetest.NewMemStore()
 		train, _ := corpus()
-		e, _ := engine.NewModelEngine(spec, train, st)
+		e, _ := nodeengine.NewModelEngine(spec, train, st)
 		g, _ := e.Genesis()
 		return lossOf(t, spec, st, g)
 	}()
@@ -424,7 +420,7 @@ func TestChurn(t *testing.T) {
 	const seed = 4
 	spec := testSpec(8)
 	spec.VerificationRate = 0.25
-	c := newCluster(t, spec, seed, 8, nil)
+	c := newCluster(t, testConfig(t, spec, seed), 8, nil)
 	waitSteps(t, c, 2, 10*time.Minute)
 	// Crash two workers just after step 2 opens: their units never come.
 	if err := c.RunUntil(func() bool { s, p := c.Tracker().Step(); return s == 2 && p == tracker.PhaseOpen }, time.Minute); err != nil {
@@ -459,7 +455,7 @@ func TestChurn(t *testing.T) {
 	if led["peer-new"].Units == 0 {
 		t.Errorf("seed %d: the newcomer contributed nothing: %+v", seed, led["peer-new"])
 	}
-	if _, alive := c.hosts["peer-02"]; !alive || c.Alive("peer-02") {
+	if !c.Has("peer-02") || c.Alive("peer-02") {
 		t.Errorf("peer-02 should still be down")
 	}
 }
@@ -470,14 +466,14 @@ func TestChurn(t *testing.T) {
 func TestPartitionHeals(t *testing.T) {
 	const seed = 5
 	spec := testSpec(8)
-	c := newCluster(t, spec, seed, 8, nil)
+	c := newCluster(t, testConfig(t, spec, seed), 8, nil)
 	waitSteps(t, c, 2, 10*time.Minute)
 	c.Partition(map[string]int{"peer-05": 1, "peer-06": 1, "peer-07": 1})
 	waitSteps(t, c, 5, 10*time.Minute)
 	c.Heal()
 	waitSteps(t, c, 8, 10*time.Minute)
 	// Let the last Final reach everyone.
-	if err := c.RunFor(2 * time.Second); err != nil && !IsTimeout(err) {
+	if err := c.RunFor(2 * time.Second); err != nil && !engine.IsTimeout(err) {
 		t.Fatal(err)
 	}
 	finals := c.Tracker().Finals()
@@ -490,7 +486,7 @@ func TestPartitionHeals(t *testing.T) {
 	}
 }
 
-func mustHead(c *Cluster, p string, step uint64) cid.Cid {
+func mustHead(c *engine.Cluster, p string, step uint64) cid.Cid {
 	h, _ := c.HeadOf(p, step)
 	return h
 }
@@ -509,7 +505,9 @@ func TestTrackerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	c := newCluster(t, spec, seed, 8, db)
+	cfg := testConfig(t, spec, seed)
+	cfg.Storage = db
+	c := newCluster(t, cfg, 8, nil)
 	for _, phase := range []tracker.Phase{tracker.PhaseOpen, tracker.PhaseClosed, tracker.PhaseOpen, tracker.PhaseClosed} {
 		if err := c.RunUntil(func() bool { _, p := c.Tracker().Step(); return p == phase && c.Elapsed() > 0 }, 5*time.Minute); err != nil {
 			t.Fatalf("seed %d: %v", seed, err)
@@ -519,7 +517,7 @@ func TestTrackerRestart(t *testing.T) {
 		if err := db.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if err := c.RunFor(5 * time.Second); err != nil && !IsTimeout(err) {
+		if err := c.RunFor(5 * time.Second); err != nil && !engine.IsTimeout(err) {
 			t.Fatal(err)
 		}
 		if db, err = boltstore.OpenBolt(dbPath); err != nil {
@@ -532,14 +530,14 @@ func TestTrackerRestart(t *testing.T) {
 			t.Fatalf("seed %d: %d finalised steps before the crash, %d after", seed, before, got)
 		}
 		// Move on a little so the next crash is in another step.
-		if err := c.RunFor(1500 * time.Millisecond); err != nil && !IsTimeout(err) {
+		if err := c.RunFor(1500 * time.Millisecond); err != nil && !engine.IsTimeout(err) {
 			t.Fatal(err)
 		}
 	}
 	waitSteps(t, c, steps, 20*time.Minute)
 	finalEvents := map[uint64]int{}
 	for _, ev := range c.Events {
-		if ev.Kind == "final" {
+		if ev.Kind == engine.KindFinal {
 			finalEvents[ev.Step]++
 		}
 	}

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/shoal-network/shoal/internal/bytesize"
+	"github.com/shoal-network/shoal/simulations/engine"
 )
 
 // Report is what a simulation found. It holds virtual quantities only
@@ -50,44 +53,44 @@ type Report struct {
 // StepRow is one finalised step. Times are virtual seconds since the
 // start; bytes and utilisation are per live peer over the step.
 type StepRow struct {
-	Step         uint64   `json:"step"`
-	Opened       float64  `json:"opened"`
-	Closed       float64  `json:"closed"`
-	Finalised    float64  `json:"finalised"`
-	Seconds      float64  `json:"seconds"` // since the previous step was finalised
-	Reopens      int      `json:"reopens"`
-	Members      int      `json:"members"`
-	Units        int      `json:"units"`
-	Included     int      `json:"included"`
-	Contributors int      `json:"contributors"`
-	Disputes     int      `json:"disputes"`
-	Excluded     int      `json:"excluded"`
-	Republished  int      `json:"republished"` // tracker messages published again
-	Resent       int      `json:"resent"`      // updates workers sent again
-	CatchUps     int      `json:"catch_ups"`   // nodes that fetched the step's base instead of applying
-	Missing      *Missing `json:"missing_at_deadline,omitempty"`
-	Live         int      `json:"live"`
-	Download     Dist     `json:"download_bytes"`
-	Upload       Dist     `json:"upload_bytes"`
-	Utilisation  Dist     `json:"utilisation"`
-	Loss         *float64 `json:"loss,omitempty"` // held-out loss of the step's result (real training)
+	Step         uint64          `json:"step"`
+	Opened       float64         `json:"opened"`
+	Closed       float64         `json:"closed"`
+	Finalised    float64         `json:"finalised"`
+	Seconds      float64         `json:"seconds"` // since the previous step was finalised
+	Reopens      int             `json:"reopens"`
+	Members      int             `json:"members"`
+	Units        int             `json:"units"`
+	Included     int             `json:"included"`
+	Contributors int             `json:"contributors"`
+	Disputes     int             `json:"disputes"`
+	Excluded     int             `json:"excluded"`
+	Republished  int             `json:"republished"` // tracker messages published again
+	Resent       int             `json:"resent"`      // updates workers sent again
+	CatchUps     int             `json:"catch_ups"`   // nodes that fetched the step's base instead of applying
+	Missing      *engine.Missing `json:"missing_at_deadline,omitempty"`
+	Live         int             `json:"live"`
+	Download     engine.Dist     `json:"download_bytes"`
+	Upload       engine.Dist     `json:"upload_bytes"`
+	Utilisation  engine.Dist     `json:"utilisation"`
+	Loss         *float64        `json:"loss,omitempty"` // held-out loss of the step's result (real training)
 }
 
 // Summary aggregates the run.
 type Summary struct {
-	StepSeconds    Dist     `json:"step_seconds"`
-	Contributors   Dist     `json:"contributors"`
-	Download       Dist     `json:"download_bytes_per_step"` // of the steps' medians
-	Upload         Dist     `json:"upload_bytes_per_step"`
-	Utilisation    Dist     `json:"utilisation"` // per peer over the run: time on jobs / time alive
-	LossStart      *float64 `json:"loss_start,omitempty"`
-	LossEnd        *float64 `json:"loss_end,omitempty"`
-	HonestExcluded int      `json:"honest_excluded"`
-	DeadlineSteps  int      `json:"deadline_steps"` // steps closed by their deadline
-	Missing        Missing  `json:"missing_at_deadlines"`
-	Republished    int      `json:"republished"`
-	Resent         int      `json:"resent"`
-	CatchUps       int      `json:"catch_ups"`
+	StepSeconds    engine.Dist    `json:"step_seconds"`
+	Contributors   engine.Dist    `json:"contributors"`
+	Download       engine.Dist    `json:"download_bytes_per_step"` // of the steps' medians
+	Upload         engine.Dist    `json:"upload_bytes_per_step"`
+	Utilisation    engine.Dist    `json:"utilisation"` // per peer over the run: time on jobs / time alive
+	LossStart      *float64       `json:"loss_start,omitempty"`
+	LossEnd        *float64       `json:"loss_end,omitempty"`
+	HonestExcluded int            `json:"honest_excluded"`
+	DeadlineSteps  int            `json:"deadline_steps"` // steps closed by their deadline
+	Missing        engine.Missing `json:"missing_at_deadlines"`
+	Republished    int            `json:"republished"`
+	Resent         int            `json:"resent"`
+	CatchUps       int            `json:"catch_ups"`
 }
 
 // NetworkRow describes the links.
@@ -151,21 +154,21 @@ type ScalingRow struct {
 
 // TwinRow is the honest, churn-free twin's outcome beside the run's.
 type TwinRow struct {
-	StepsDone      int       `json:"steps_done"`
-	VirtualSeconds float64   `json:"virtual_seconds"`
-	LossEnd        *float64  `json:"loss_end,omitempty"`
-	LossRatio      *float64  `json:"loss_ratio,omitempty"` // the run's final loss over the twin's, at the same step
-	Loss           []float64 `json:"loss,omitempty"`
-	Finalised      []float64 `json:"finalised,omitempty"`
-	StepSeconds    Dist      `json:"step_seconds"`
+	StepsDone      int         `json:"steps_done"`
+	VirtualSeconds float64     `json:"virtual_seconds"`
+	LossEnd        *float64    `json:"loss_end,omitempty"`
+	LossRatio      *float64    `json:"loss_ratio,omitempty"` // the run's final loss over the twin's, at the same step
+	Loss           []float64   `json:"loss,omitempty"`
+	Finalised      []float64   `json:"finalised,omitempty"`
+	StepSeconds    engine.Dist `json:"step_seconds"`
 }
 
 func secs(d time.Duration) float64 { return round3(d.Seconds()) }
 
 func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
 
-func roundDist(d Dist) Dist {
-	return Dist{Mean: round3(d.Mean), P50: round3(d.P50), P95: round3(d.P95), Max: round3(d.Max)}
+func roundDist(d engine.Dist) engine.Dist {
+	return engine.Dist{Mean: round3(d.Mean), P50: round3(d.P50), P95: round3(d.P95), Max: round3(d.Max)}
 }
 
 func ptr(v float64) *float64 {
@@ -176,7 +179,7 @@ func ptr(v float64) *float64 {
 	return &r
 }
 
-func median(xs []float64) float64 { return Summarise(slices.Clone(xs)).P50 }
+func median(xs []float64) float64 { return engine.Summarise(slices.Clone(xs)).P50 }
 
 func buildReport(s *Scenario, r *runResult, twin *runResult) *Report {
 	rep := &Report{Scenario: s.Name, Description: strings.TrimSpace(s.Description), Seed: s.Seed, Round: s.Spec.ID().String(),
@@ -186,6 +189,20 @@ func buildReport(s *Scenario, r *runResult, twin *runResult) *Report {
 	if s.Batched() {
 		rep.Delivery = "batched"
 	}
+	reportSteps(rep, s, r)
+	reportLinks(rep, r)
+	reportAdversaries(rep, r)
+	rep.Invariants = InvariantRow{Checked: r.checked, Events: r.processed, Held: r.checked}
+	reportV1(rep, s, r)
+	rep.Findings = findings(rep)
+	if twin != nil {
+		rep.Twin = twinRow(r, twin)
+	}
+	return rep
+}
+
+// reportSteps fills in the steps and the summary of the run.
+func reportSteps(rep *Report, s *Scenario, r *runResult) {
 	var durations, contributors, downs, ups []float64
 	prev := time.Duration(0)
 	for i, st := range r.steps {
@@ -218,25 +235,27 @@ func buildReport(s *Scenario, r *runResult, twin *runResult) *Report {
 		rep.Summary.Resent += st.Resent
 		rep.Summary.CatchUps += st.CatchUps
 	}
-	rep.Summary.StepSeconds = roundDist(Summarise(slices.Clone(durations)))
-	rep.Summary.Contributors = roundDist(Summarise(contributors))
-	rep.Summary.Download = roundDist(Summarise(downs))
-	rep.Summary.Upload = roundDist(Summarise(ups))
+	rep.Summary.StepSeconds = roundDist(engine.Summarise(slices.Clone(durations)))
+	rep.Summary.Contributors = roundDist(engine.Summarise(contributors))
+	rep.Summary.Download = roundDist(engine.Summarise(downs))
+	rep.Summary.Upload = roundDist(engine.Summarise(ups))
 	var util []float64
 	for _, p := range r.totals {
 		if p.Up > 0 {
 			util = append(util, float64(p.Busy)/float64(p.Up))
 		}
 	}
-	rep.Summary.Utilisation = roundDist(Summarise(util))
+	rep.Summary.Utilisation = roundDist(engine.Summarise(util))
 	if s.Training == "real" {
 		rep.Summary.LossStart = ptr(r.loss0)
 		if n := len(r.loss); n > 0 {
 			rep.Summary.LossEnd = ptr(r.loss[n-1])
 		}
 	}
+}
 
-	// Links, by class.
+// reportLinks fills in the links, by class.
+func reportLinks(rep *Report, r *runResult) {
 	byClass := map[string][]int{}
 	for i, p := range r.totals {
 		byClass[p.Class] = append(byClass[p.Class], i)
@@ -263,8 +282,11 @@ func buildReport(s *Scenario, r *runResult, twin *runResult) *Report {
 	if r.updates > 0 {
 		rep.Network.MeanUpdateBytes = round3(r.updBytes / float64(r.updates))
 	}
+}
 
-	// Adversaries and the ledger.
+// reportAdversaries fills in the adversaries and the honest peers the
+// ledger excluded.
+func reportAdversaries(rep *Report, r *runResult) {
 	kinds := map[Behaviour][]string{}
 	for id, b := range r.dishonest {
 		kinds[b] = append(kinds[b], id)
@@ -295,11 +317,13 @@ func buildReport(s *Scenario, r *runResult, twin *runResult) *Report {
 			rep.Summary.HonestExcluded++
 		}
 	}
-	rep.Invariants = InvariantRow{Checked: r.checked, Events: r.processed, Held: r.checked}
+}
 
-	// The v1 limit.
+// reportV1 fills in the v1 limit: what every peer receiving every
+// included update costs at this size.
+func reportV1(rep *Report, s *Scenario, r *runResult) {
 	v := &rep.V1
-	v.IncludedPerStep = round3(Summarise(incl(r.steps)).Mean)
+	v.IncludedPerStep = round3(engine.Summarise(incl(r.steps)).Mean)
 	v.UpdateBytes = rep.Network.MeanUpdateBytes
 	v.IncludedBytes = round3(v.IncludedPerStep * v.UpdateBytes)
 	v.Duplicates = max(1, s.Network.Duplicates)
@@ -315,58 +339,45 @@ func buildReport(s *Scenario, r *runResult, twin *runResult) *Report {
 		}
 	}
 	v.Verdict = verdict(v, s.Peers+s.Observers)
-	rep.Findings = findings(rep)
-
-	if twin != nil {
-		t := &TwinRow{StepsDone: len(twin.steps), VirtualSeconds: secs(twin.virtual)}
-		var td []float64
-		p := time.Duration(0)
-		for i, st := range twin.steps {
-			if i == 0 {
-				p = st.Opened
-			}
-			td = append(td, secs(st.Finalised-p))
-			p = st.Finalised
-			t.Finalised = append(t.Finalised, secs(st.Finalised))
-		}
-		t.StepSeconds = roundDist(Summarise(td))
-		for _, l := range twin.loss {
-			if q := ptr(l); q != nil {
-				t.Loss = append(t.Loss, *q)
-			} else {
-				t.Loss = append(t.Loss, 0)
-			}
-		}
-		if n := len(twin.loss); n > 0 {
-			t.LossEnd = ptr(twin.loss[n-1])
-			k := min(len(r.loss), n) - 1
-			if k >= 0 && twin.loss[k] > 0 {
-				t.LossRatio = ptr(r.loss[k] / twin.loss[k])
-			}
-		}
-		rep.Twin = t
-	}
-	return rep
 }
 
-func incl(steps []StepStats) []float64 {
+// twinRow compares the run with its honest twin.
+func twinRow(r, twin *runResult) *TwinRow {
+	t := &TwinRow{StepsDone: len(twin.steps), VirtualSeconds: secs(twin.virtual)}
+	var td []float64
+	p := time.Duration(0)
+	for i, st := range twin.steps {
+		if i == 0 {
+			p = st.Opened
+		}
+		td = append(td, secs(st.Finalised-p))
+		p = st.Finalised
+		t.Finalised = append(t.Finalised, secs(st.Finalised))
+	}
+	t.StepSeconds = roundDist(engine.Summarise(td))
+	for _, l := range twin.loss {
+		if q := ptr(l); q != nil {
+			t.Loss = append(t.Loss, *q)
+		} else {
+			t.Loss = append(t.Loss, 0)
+		}
+	}
+	if n := len(twin.loss); n > 0 {
+		t.LossEnd = ptr(twin.loss[n-1])
+		k := min(len(r.loss), n) - 1
+		if k >= 0 && twin.loss[k] > 0 {
+			t.LossRatio = ptr(r.loss[k] / twin.loss[k])
+		}
+	}
+	return t
+}
+
+func incl(steps []engine.StepStats) []float64 {
 	out := make([]float64, len(steps))
 	for i, s := range steps {
 		out[i] = float64(s.Included)
 	}
 	return out
-}
-
-func bytesString(b float64) string {
-	switch {
-	case b >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", b/(1<<30))
-	case b >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", b/(1<<20))
-	case b >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", b/(1<<10))
-	}
-	return fmt.Sprintf("%.0f B", b)
 }
 
 // JSON returns the report as indented JSON.
@@ -400,8 +411,8 @@ func (r *Report) Text() string {
 	fmt.Fprintf(&b, "\nstep duration     median %.1f s, p95 %.1f s, max %.1f s (%d steps closed at their deadline)\n",
 		s.StepSeconds.P50, s.StepSeconds.P95, s.StepSeconds.Max, s.DeadlineSteps)
 	fmt.Fprintf(&b, "contributors      median %.0f per step (mean %.1f)\n", s.Contributors.P50, s.Contributors.Mean)
-	fmt.Fprintf(&b, "download per peer median %s per step (p95 of steps %s)\n", bytesString(s.Download.P50), bytesString(s.Download.P95))
-	fmt.Fprintf(&b, "upload per peer   median %s per step\n", bytesString(s.Upload.P50))
+	fmt.Fprintf(&b, "download per peer median %s per step (p95 of steps %s)\n", bytesize.Format(s.Download.P50), bytesize.Format(s.Download.P95))
+	fmt.Fprintf(&b, "upload per peer   median %s per step\n", bytesize.Format(s.Upload.P50))
 	fmt.Fprintf(&b, "utilisation       median %.0f%% of a peer's time on jobs (p95 %.0f%%)\n", 100*s.Utilisation.P50, 100*s.Utilisation.P95)
 	fmt.Fprintf(&b, "republished       %d tracker messages sent again; %d updates re-sent by workers; %d catch-ups\n", s.Republished, s.Resent, s.CatchUps)
 	if s.LossStart != nil && s.LossEnd != nil {
@@ -418,11 +429,11 @@ func (r *Report) Text() string {
 		b.WriteString("\n")
 	}
 	fmt.Fprintf(&b, "\nlinks (mean uplink %.1f Mbit/s; tracker took in %s, sent %s)\n", r.Network.MeanUplinkMbit,
-		bytesString(float64(r.Network.TrackerDownload)), bytesString(float64(r.Network.TrackerUpload)))
+		bytesize.Format(float64(r.Network.TrackerDownload)), bytesize.Format(float64(r.Network.TrackerUpload)))
 	tw := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  class\tpeers\tintake\tdownloaded\tuploaded\tutilisation")
 	for _, c := range r.Network.Classes {
-		fmt.Fprintf(tw, "  %s\t%d\t%.1f Mbit/s\t%s\t%s\t%.0f%%\n", c.Class, c.Peers, c.Intake, bytesString(c.Download), bytesString(c.Upload), 100*c.Utilised)
+		fmt.Fprintf(tw, "  %s\t%d\t%.1f Mbit/s\t%s\t%s\t%.0f%%\n", c.Class, c.Peers, c.Intake, bytesize.Format(c.Download), bytesize.Format(c.Upload), 100*c.Utilised)
 	}
 	tw.Flush()
 	if len(r.Adversaries) > 0 {
@@ -589,17 +600,17 @@ func verdict(v *ScalingRow, peers int) string {
 	}
 	dup := " (gossip duplicates not modelled: network.duplicates is 1, while a gossipsub mesh delivers some messages several times over)"
 	if v.Duplicates > 1 {
-		dup = fmt.Sprintf(", %s with the mesh's %.1f× gossip duplicates", bytesString(v.IncludedBytes*v.Duplicates), v.Duplicates)
+		dup = fmt.Sprintf(", %s with the mesh's %.1f× gossip duplicates", bytesize.Format(v.IncludedBytes*v.Duplicates), v.Duplicates)
 	}
 	floor := fmt.Sprintf("every peer downloads every included update: %.0f of %s a step, %s%s, %.0f s at the median intake (%.0f Mbit/s), against %.0f s to train a unit",
-		v.IncludedPerStep, bytesString(v.UpdateBytes), bytesString(v.IncludedBytes), dup, v.IncludedSeconds, v.MedianIntakeMbit, v.TrainSeconds)
+		v.IncludedPerStep, bytesize.Format(v.UpdateBytes), bytesize.Format(v.IncludedBytes), dup, v.IncludedSeconds, v.MedianIntakeMbit, v.TrainSeconds)
 	extra := ""
 	if v.DownloadPerStep > 1.5*v.IncludedBytes*v.Duplicates && v.IncludedBytes > 0 {
-		extra = fmt.Sprintf("; with what else it fetched (checkpoints to catch up, residuals to check, updates sent again), the median peer took in %s a step, %.1f times that, %.0f s", bytesString(v.DownloadPerStep), v.DownloadPerStep/(v.IncludedBytes*v.Duplicates), v.DownloadSeconds)
+		extra = fmt.Sprintf("; with what else it fetched (checkpoints to catch up, residuals to check, updates sent again), the median peer took in %s a step, %.1f times that, %.0f s", bytesize.Format(v.DownloadPerStep), v.DownloadPerStep/(v.IncludedBytes*v.Duplicates), v.DownloadSeconds)
 	}
 	all := ""
 	if float64(peers) > v.IncludedPerStep*1.5 {
-		all = fmt.Sprintf(" Were all %d peers to contribute a unit a step, the floor alone would be %s, %.0f s.", peers, bytesString(float64(peers)*v.UpdateBytes*v.Duplicates), float64(peers)*v.IncludedSeconds/max(v.IncludedPerStep, 1))
+		all = fmt.Sprintf(" Were all %d peers to contribute a unit a step, the floor alone would be %s, %.0f s.", peers, bytesize.Format(float64(peers)*v.UpdateBytes*v.Duplicates), float64(peers)*v.IncludedSeconds/max(v.IncludedPerStep, 1))
 	}
 	switch {
 	case v.DownloadSeconds >= v.TrainSeconds:

@@ -4,16 +4,19 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
+
+	nodeengine "github.com/shoal-network/shoal/node/engine"
 
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-network/shoal/gradient"
 	"github.com/shoal-network/shoal/gradient/data"
 	"github.com/shoal-network/shoal/node"
-	"github.com/shoal-network/shoal/node/engine"
+	"github.com/shoal-network/shoal/simulations/engine"
 	"github.com/shoal-network/shoal/tracker"
 	"github.com/shoal-network/shoal/tracker/wire"
 )
@@ -64,14 +67,14 @@ func Run(s *Scenario, opt RunOptions) (*Report, error) {
 // runResult is what one run of a scenario gave.
 type runResult struct {
 	s         *Scenario
-	steps     []StepStats
+	steps     []engine.StepStats
 	finals    []cid.Cid
 	loss      []float64 // held-out loss of C_{k+1} (real training)
 	loss0     float64   // of C_0
-	totals    []PeerTotals
+	totals    []engine.PeerTotals
 	ledger    map[string]tracker.Entry
 	dishonest map[string]Behaviour
-	events    []TimedEvent
+	events    []engine.TimedEvent
 	stopped   string
 	virtual   time.Duration
 	processed int64
@@ -117,204 +120,297 @@ func simPeerName(i, n int) string {
 	return fmt.Sprintf("peer-%07d", i)
 }
 
-func runOne(s *Scenario, opt RunOptions) (*runResult, error) {
-	spec := s.Spec
-	real := s.Training == "real"
-	train, eval := builtinCorpus()
-	units := NewUnitCache()
-	costShared := NewCostShared()
+// run is one run of a scenario being set up and run: the cluster, and
+// what the steps of runOne share.
+type run struct {
+	s    *Scenario
+	opt  RunOptions
+	real bool // real training, rather than its cost
 
-	genesisStore := NewStore(NewPool())
-	var genesis cid.Cid
-	var err error
-	if real {
-		e, err := engine.NewModelEngine(spec, train, genesisStore)
-		if err != nil {
-			return nil, err
-		}
-		genesis, err = e.Genesis()
-		if err != nil {
-			return nil, err
-		}
-	} else if genesis, err = (&CostEngine{Store: genesisStore, Spec: spec}).Genesis(); err != nil {
+	train, eval  []byte // the built-in task's text
+	units        *UnitCache
+	costShared   *CostShared
+	genesisStore *engine.Store
+	genesis      cid.Cid
+
+	c           *engine.Cluster
+	rng         *rand.Rand
+	mix         engine.LinkMix
+	res         *runResult
+	speeds      map[string]float64 // per peer: how fast its machine computes
+	behaviourOf []Behaviour        // of the peers there at the start
+	total       int                // peers and observers at the start
+	counter     int                // peers named so far
+	evaluate    func(cid.Cid) float64
+}
+
+// runOne runs a scenario once: it makes the cluster, adds the peers,
+// plans the scenario's events and runs the steps.
+func runOne(s *Scenario, opt RunOptions) (*runResult, error) {
+	r := &run{s: s, opt: opt, real: s.Training == "real", units: NewUnitCache(), costShared: NewCostShared(),
+		res: &runResult{s: s, dishonest: map[string]Behaviour{}, loss0: math.NaN()}, speeds: map[string]float64{}}
+	r.train, r.eval = builtinCorpus()
+	if err := r.makeGenesis(); err != nil {
 		return nil, err
 	}
+	if err := r.makeCluster(); err != nil {
+		return nil, err
+	}
+	r.dealAdversaries()
+	if err := r.addPeers(); err != nil {
+		return nil, err
+	}
+	// The peers tick first within a tick of the start and say hello;
+	// open the first step when all have been heard.
+	r.c.DelayTracker(r.c.NodeTick() + 5*time.Second)
+	if err := r.scheduleChurn(); err != nil {
+		return nil, err
+	}
+	r.schedulePartitions()
+	r.scheduleTrackerCrashes()
+	if err := r.prepareEvaluation(); err != nil {
+		return nil, err
+	}
+	if err := r.runSteps(); err != nil {
+		return nil, err
+	}
+	return r.collect(), nil
+}
+
+// makeGenesis stores C_0 in a store of its own.
+func (r *run) makeGenesis() error {
+	r.genesisStore = engine.NewStore(engine.NewPool())
+	var err error
+	if r.real {
+		e, err := nodeengine.NewModelEngine(r.s.Spec, r.train, r.genesisStore)
+		if err != nil {
+			return err
+		}
+		r.genesis, err = e.Genesis()
+		return err
+	}
+	r.genesis, err = (&CostEngine{Store: r.genesisStore, Spec: r.s.Spec}).Genesis()
+	return err
+}
+
+// makeCluster makes the cluster the scenario describes, with the
+// tracker's link.
+func (r *run) makeCluster() error {
+	s := r.s
 	var storage tracker.Storage = volatileStorage{}
 	if len(s.Network.TrackerCrashes) > 0 {
 		storage = &tracker.MemStorage{}
 	}
-	c, err := NewCluster(spec, s.Seed, genesis, storage)
+	cfg := engine.Config{Spec: s.Spec, Seed: s.Seed, Genesis: r.genesis, Storage: storage, MinMembers: s.MinMembers, Spares: s.Spares,
+		Net:      &engine.Network{Hops: s.Network.Hops, Fanout: s.Network.Fanout, Duplicates: s.Network.Duplicates},
+		Batch:    s.Batched(),
+		DropRate: s.Network.Loss,
+		JobTime:  r.jobTime,
+		Tick:     time.Duration(s.Network.Tick), TrackerTick: time.Duration(s.Network.TrackerTick),
+		LazyTicks: s.Lazy(),
+		Trace:     r.opt.Trace,
+	}
+	if !r.real {
+		cfg.UpdateBytes = int64(s.Compute.UpdateBytes)
+		cfg.ResidualBytes = int64(s.Compute.ResidualBytes)
+		cfg.CheckpointBytes = int64(s.Compute.CheckpointBytes)
+	}
+	if !r.opt.NoCheck {
+		cfg.Check = r.invariants()
+	}
+	c, err := engine.New(cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	c.Net = &Network{Hops: s.Network.Hops, Fanout: s.Network.Fanout, Duplicates: s.Network.Duplicates}
-	c.Batch = s.Batched()
-	c.LazyTicks = s.Lazy()
-	c.DropRate = s.Network.Loss
-	c.Tick, c.TrackerTick = time.Duration(s.Network.Tick), time.Duration(s.Network.TrackerTick)
-	if !real {
-		c.UpdateBytes = int64(s.Compute.UpdateBytes)
-		c.ResidualBytes = int64(s.Compute.ResidualBytes)
-		c.CheckpointBytes = int64(s.Compute.CheckpointBytes)
-	}
-	c.Trace = opt.Trace
-	rng := c.Rand()
-	mix, _ := ParseLinkMix(s.Network.Links)
-	tl := LinkClasses[s.Network.Tracker]
-	c.SetLink(c.TrackerID(), tl.Draw(rng), tl.Name)
-
-	res := &runResult{s: s, dishonest: map[string]Behaviour{}, loss0: math.NaN()}
-	speeds := map[string]float64{}
-	cm := s.Compute
-	c.JobTime = func(id string, j node.Job) time.Duration {
-		sp := speeds[id]
-		switch j := j.(type) {
-		case node.TrainJob:
-			if res.dishonest[id].Idle() {
-				return time.Duration(float64(cm.Apply) / sp)
-			}
-			return time.Duration(float64(cm.Train) / sp)
-		case node.ApplyJob:
-			return time.Duration(float64(cm.Apply) / sp)
-		case node.VerifyJob:
-			if j.Checked {
-				return time.Duration(float64(cm.Train+cm.Verify) / sp)
-			}
-			return time.Duration(float64(cm.Verify) / sp)
+	if (s.MinMembers > 0 || s.Spares > 0) && len(s.Network.TrackerCrashes) > 0 {
+		// A run that sets the tracker's MinMembers or Spares and keeps
+		// its state starts it as a restarted tracker (quiet for a while,
+		// then announcing its step), as runs always have: reports of
+		// such scenarios stay what they were.
+		c.KillTracker()
+		if err := c.RestartTracker(); err != nil {
+			return err
 		}
-		return time.Duration(float64(cm.Apply) / sp)
 	}
+	r.c, r.rng = c, c.Rand()
+	r.mix, _ = engine.ParseLinkMix(s.Network.Links)
+	tl := engine.LinkClasses[s.Network.Tracker]
+	c.SetLink(c.TrackerID(), tl.Draw(r.rng), tl.Name)
+	return nil
+}
 
-	// Adversaries: a fixed share of the first peers, chosen by the seed;
-	// newcomers are adversaries with the same probability.
-	n := s.Peers
-	behaviourOf := make([]Behaviour, n)
-	perm := rng.Perm(n)
+// jobTime is the compute model: a job's duration on a peer's machine.
+func (r *run) jobTime(id string, j node.Job) time.Duration {
+	sp := r.speeds[id]
+	cm := r.s.Compute
+	switch j := j.(type) {
+	case node.TrainJob:
+		if r.res.dishonest[id].Idle() {
+			return time.Duration(float64(cm.Apply) / sp)
+		}
+		return time.Duration(float64(cm.Train) / sp)
+	case node.ApplyJob:
+		return time.Duration(float64(cm.Apply) / sp)
+	case node.VerifyJob:
+		if j.Checked {
+			return time.Duration(float64(cm.Train+cm.Verify) / sp)
+		}
+		return time.Duration(float64(cm.Verify) / sp)
+	}
+	return time.Duration(float64(cm.Apply) / sp)
+}
+
+// invariants is the check run after every event: the engine's
+// invariants, the adversaries (newcomers among them too) exempt.
+func (r *run) invariants() func(*engine.Cluster) error {
+	bad := map[string]bool{}
+	inv := engine.Invariants(bad)
+	return func(c *engine.Cluster) error {
+		if len(bad) != len(r.res.dishonest) {
+			for id := range r.res.dishonest {
+				bad[id] = true
+			}
+		}
+		return inv(c)
+	}
+}
+
+// dealAdversaries makes a fixed share of the first peers adversaries,
+// chosen by the seed.
+func (r *run) dealAdversaries() {
+	n := r.s.Peers
+	r.behaviourOf = make([]Behaviour, n)
+	perm := r.rng.Perm(n)
 	next := 0
-	for _, a := range s.AdvSpecs {
+	for _, a := range r.s.AdvSpecs {
 		k := int(math.Round(a.Fraction * float64(n)))
 		for ; k > 0 && next < n; k-- {
-			behaviourOf[perm[next]] = Behaviour(a.Behaviour)
+			r.behaviourOf[perm[next]] = Behaviour(a.Behaviour)
 			next++
 		}
 	}
-	drawBehaviour := func() Behaviour {
-		x := rng.Float64()
-		for _, a := range s.AdvSpecs {
-			if x < a.Fraction {
-				return Behaviour(a.Behaviour)
-			}
-			x -= a.Fraction
-		}
-		return ""
-	}
+}
 
-	addPeer := func(id string, role wire.Role, b Behaviour) error {
-		l, class := mix.Draw(rng)
-		speeds[id] = s.Compute.Speed.Median * math.Exp(s.Compute.Speed.Sigma*rng.NormFloat64())
-		if b != "" {
-			res.dishonest[id] = b
+// drawBehaviour draws a newcomer's behaviour: an adversary's with the
+// scenario's shares as probabilities.
+func (r *run) drawBehaviour() Behaviour {
+	x := r.rng.Float64()
+	for _, a := range r.s.AdvSpecs {
+		if x < a.Fraction {
+			return Behaviour(a.Behaviour)
 		}
-		err := c.AddNode(id, role, func(st *Store) (node.Engine, error) {
-			if !real {
-				return &CostEngine{Store: st, Spec: spec, Peer: id, Behaviour: b, Shared: costShared}, nil
-			}
-			e, err := engine.NewModelEngine(spec, train, st)
-			if err != nil {
-				return nil, err
-			}
-			if b != "" {
-				return &Adversary{Inner: e, Behaviour: b, Units: units, Store: st, Peer: id}, nil
-			}
-			return &SharedEngine{Inner: e, Store: st, Units: units}, nil
-		})
-		if err != nil {
+		x -= a.Fraction
+	}
+	return ""
+}
+
+// addPeers adds the peers and observers there at the start.
+func (r *run) addPeers() error {
+	n := r.s.Peers
+	r.total = n + r.s.Observers
+	for i := range n {
+		if err := r.addPeer(simPeerName(i, r.total), wire.RoleWorker, r.behaviourOf[i]); err != nil {
 			return err
 		}
-		c.SetLink(id, l, class)
-		return nil
 	}
-	total := n + s.Observers
-	for i := range n {
-		if err := addPeer(simPeerName(i, total), wire.RoleWorker, behaviourOf[i]); err != nil {
+	for i := range r.s.Observers {
+		if err := r.addPeer(simPeerName(n+i, r.total), wire.RoleObserver, ""); err != nil {
+			return err
+		}
+	}
+	r.counter = r.total
+	return nil
+}
+
+// addPeer adds a peer with a link drawn from the mix, a machine's speed
+// and a behaviour.
+func (r *run) addPeer(id string, role wire.Role, b Behaviour) error {
+	l, class := r.mix.Draw(r.rng)
+	r.speeds[id] = r.s.Compute.Speed.Median * math.Exp(r.s.Compute.Speed.Sigma*r.rng.NormFloat64())
+	if b != "" {
+		r.res.dishonest[id] = b
+	}
+	if err := r.c.AddNode(id, role, r.engineFor(id, b)); err != nil {
+		return err
+	}
+	r.c.SetLink(id, l, class)
+	return nil
+}
+
+// engineFor makes a peer's compute: the cost model, or real training
+// shared through the UnitCache, as an adversary if b says so.
+func (r *run) engineFor(id string, b Behaviour) func(st *engine.Store) (node.Engine, error) {
+	spec := r.s.Spec
+	return func(st *engine.Store) (node.Engine, error) {
+		if !r.real {
+			return &CostEngine{Store: st, Spec: spec, Peer: id, Behaviour: b, Shared: r.costShared}, nil
+		}
+		e, err := nodeengine.NewModelEngine(spec, r.train, st)
+		if err != nil {
 			return nil, err
 		}
-	}
-	for i := range s.Observers {
-		if err := addPeer(simPeerName(n+i, total), wire.RoleObserver, ""); err != nil {
-			return nil, err
+		if b != "" {
+			return &Adversary{Inner: e, Behaviour: b, Units: r.units, Store: st, Peer: id}, nil
 		}
+		return &SharedEngine{Inner: e, Store: st, Units: r.units}, nil
 	}
-	if s.MinMembers > 0 || s.Spares > 0 {
-		if err := c.SetTracker(s.MinMembers, s.Spares); err != nil {
-			return nil, err
-		}
-	}
-	// The peers tick first within a tick of the start and say hello;
-	// open the first step when all have been heard.
-	c.DelayTracker(c.tick() + 5*time.Second)
-	if !opt.NoCheck {
-		bad := map[string]bool{}
-		for id := range res.dishonest {
-			bad[id] = true
-		}
-		inv := Invariants(bad)
-		c.Check = func(c *Cluster) error {
-			// Newcomers may be adversaries too.
-			if len(bad) != len(res.dishonest) {
-				for id := range res.dishonest {
-					bad[id] = true
-				}
-			}
-			return inv(c)
-		}
-	}
-	counter := total
-	if err := scheduleChurn(c, s, &counter, total, res, drawBehaviour, addPeer); err != nil {
-		return nil, err
-	}
-	schedulePartitions(c, s)
-	for _, at := range s.Network.TrackerCrashes {
+}
+
+// scheduleTrackerCrashes kills the tracker when the scenario says, and
+// restarts it from its storage a minute later.
+func (r *run) scheduleTrackerCrashes() {
+	c := r.c
+	for _, at := range r.s.Network.TrackerCrashes {
 		at := time.Duration(at)
 		c.At(c.Now().Add(at), func() { c.KillTracker() })
 		c.At(c.Now().Add(at+time.Minute), func() {
 			if err := c.RestartTracker(); err != nil {
-				c.err = err
+				c.Fail(err)
 			}
 		})
 	}
+}
 
-	// Real training: measure the held-out loss of every checkpoint.
-	var evaluate func(cid.Cid) float64
-	if real {
-		m, err := gradient.New(engine.ModelConfig(spec))
-		if err != nil {
-			return nil, err
-		}
-		batches := data.EvalBatches(eval, 8, spec.Model.Ctx, 16)
-		evaluate = func(id cid.Cid) float64 {
-			st := holderOf(c, genesisStore, id)
-			if st == nil {
-				return math.NaN()
-			}
-			dec, err := st.Checkpoint(id)
-			if err != nil {
-				return math.NaN()
-			}
-			for _, p := range m.Params() {
-				t, ok := dec.Tensor(p.Name)
-				if !ok || len(t.Data) != p.Size() {
-					return math.NaN()
-				}
-				copy(p.Data, t.Data)
-			}
-			return gradient.Evaluate(m, batches, 8)
-		}
-		res.loss0 = evaluate(genesis)
+// prepareEvaluation, under real training, measures the held-out loss of
+// C_0 and prepares to measure every checkpoint's.
+func (r *run) prepareEvaluation() error {
+	if !r.real {
+		return nil
 	}
+	spec := r.s.Spec
+	m, err := gradient.New(nodeengine.ModelConfig(spec))
+	if err != nil {
+		return err
+	}
+	batches := data.EvalBatches(r.eval, 8, spec.Model.Ctx, 16)
+	r.evaluate = func(id cid.Cid) float64 {
+		st := holderOf(r.c, r.genesisStore, id)
+		if st == nil {
+			return math.NaN()
+		}
+		dec, err := st.Checkpoint(id)
+		if err != nil {
+			return math.NaN()
+		}
+		for _, p := range m.Params() {
+			t, ok := dec.Tensor(p.Name)
+			if !ok || len(t.Data) != p.Size() {
+				return math.NaN()
+			}
+			copy(p.Data, t.Data)
+		}
+		return gradient.Evaluate(m, batches, 8)
+	}
+	r.res.loss0 = r.evaluate(r.genesis)
+	return nil
+}
 
+// runSteps runs until the scenario's steps are finalised or its virtual
+// time is up, noting every Final (and its loss) and reporting progress.
+func (r *run) runSteps() error {
+	s, c, res := r.s, r.c, r.res
 	limit := time.Duration(s.Limit)
-	ctx := opt.Context
+	ctx := r.opt.Context
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -327,34 +423,41 @@ func runOne(s *Scenario, opt RunOptions) (*runResult, error) {
 			return finalised(c) >= k
 		}, limit-c.Elapsed())
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
-		if IsTimeout(err) {
+		if engine.IsTimeout(err) {
 			res.stopped = fmt.Sprintf("stopped at the virtual time limit of %v with %d steps finalised", limit, finalised(c))
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("scenario %s, seed %d: %w", s.Name, s.Seed, err)
+			return fmt.Errorf("scenario %s, seed %d: %w", s.Name, s.Seed, err)
 		}
-		if tr := c.Tracker(); tr != nil {
-			for _, f := range tr.Finals()[len(res.finals):] {
-				res.finals = append(res.finals, f.Checkpoint)
-				if evaluate != nil {
-					res.loss = append(res.loss, evaluate(f.Checkpoint))
-				}
-			}
-		}
-		if opt.Progress != nil {
-			live := 0
-			for _, id := range c.order {
-				if c.hosts[id].alive {
-					live++
-				}
-			}
-			opt.Progress(Progress{Run: s.Name, Steps: len(res.finals), Of: s.Steps, Virtual: c.Elapsed(), Live: live, Events: c.Processed,
+		r.noteFinals()
+		if r.opt.Progress != nil {
+			r.opt.Progress(Progress{Run: s.Name, Steps: len(res.finals), Of: s.Steps, Virtual: c.Elapsed(), Live: c.Live(), Events: c.Processed,
 				TrackerWall: c.TrackerWall})
 		}
 	}
+	return nil
+}
+
+// noteFinals records the Finals the tracker made since the last call.
+func (r *run) noteFinals() {
+	tr := r.c.Tracker()
+	if tr == nil {
+		return
+	}
+	for _, f := range tr.Finals()[len(r.res.finals):] {
+		r.res.finals = append(r.res.finals, f.Checkpoint)
+		if r.evaluate != nil {
+			r.res.loss = append(r.res.loss, r.evaluate(f.Checkpoint))
+		}
+	}
+}
+
+// collect completes the result with the cluster's accounts.
+func (r *run) collect() *runResult {
+	c, res := r.c, r.res
 	for _, st := range c.Steps {
 		if st.Finalised > 0 {
 			res.steps = append(res.steps, *st)
@@ -368,29 +471,28 @@ func runOne(s *Scenario, opt RunOptions) (*runResult, error) {
 	res.virtual = c.Elapsed()
 	res.processed, res.delivered, res.dropped = c.Processed, c.Delivered, c.Dropped
 	res.trackerIn, res.trkOut = c.TrackerBytes()
-	res.updates, res.updBytes = c.updatesPublished, c.updateBytes
-	res.meanUp = c.net.meanUp()
-	for _, id := range c.order {
-		h := c.hosts[id]
-		r := c.intakeRate(&h.port)
-		if r <= 0 {
-			r = 1e18 // unlimited
+	res.updates, res.updBytes = c.UpdatesPublished()
+	res.meanUp = c.MeanUplink()
+	for _, id := range c.Nodes() {
+		rate := c.IntakeRate(id)
+		if rate <= 0 {
+			rate = 1e18 // unlimited
 		}
-		res.rates = append(res.rates, r)
+		res.rates = append(res.rates, rate)
 	}
-	res.computed, res.shared = units.Computed, units.Shared
-	res.checked = !opt.NoCheck
-	return res, nil
+	res.computed, res.shared = r.units.Computed, r.units.Shared
+	res.checked = !r.opt.NoCheck
+	return res
 }
 
 // holderOf returns a store that holds a checkpoint: a live node's, or the
 // genesis store.
-func holderOf(c *Cluster, genesis *Store, id cid.Cid) *Store {
+func holderOf(c *engine.Cluster, genesis *engine.Store, id cid.Cid) *engine.Store {
 	if genesis.HasCheckpoint(id) {
 		return genesis
 	}
-	for _, h := range c.order {
-		if st := c.hosts[h].store; st.HasCheckpoint(id) {
+	for _, h := range c.Nodes() {
+		if st := c.Store(h); st.HasCheckpoint(id) {
 			return st
 		}
 	}
@@ -399,112 +501,11 @@ func holderOf(c *Cluster, genesis *Store, id cid.Cid) *Store {
 
 // finalised returns how many steps the tracker has finalised (-1 while it
 // is down).
-func finalised(c *Cluster) int {
+func finalised(c *engine.Cluster) int {
 	if tr := c.Tracker(); tr != nil {
 		return len(tr.Finals())
 	}
 	return -1
-}
-
-// scheduleChurn plans departures, returns and arrivals, or replays a
-// trace.
-func scheduleChurn(c *Cluster, s *Scenario, counter *int, total int, res *runResult, drawBehaviour func() Behaviour, addPeer func(string, wire.Role, Behaviour) error) error {
-	ch := s.Churn
-	r := c.Rand()
-	if ch.Trace != "" {
-		events, err := readTrace(s.Dir, ch.Trace)
-		if err != nil {
-			return err
-		}
-		for _, ev := range events {
-			c.At(c.Now().Add(ev.At), func() {
-				switch {
-				case ev.Join && !c.Has(ev.Peer):
-					res.joined++
-					if err := addPeer(ev.Peer, wire.RoleWorker, drawBehaviour()); err != nil {
-						c.err = err
-					}
-				case ev.Join && !c.Alive(ev.Peer):
-					if err := c.Restart(ev.Peer); err != nil {
-						c.err = err
-					}
-				case !ev.Join && c.Has(ev.Peer) && c.Alive(ev.Peer):
-					res.departed++
-					c.Kill(ev.Peer)
-				}
-			})
-		}
-		return nil
-	}
-	// A session ends at the churn rate; the peer comes back after a
-	// while away, for a new session.
-	var session func(id string)
-	session = func(id string) {
-		if ch.Rate <= 0 {
-			return
-		}
-		mean := time.Duration(float64(time.Hour) / float64(ch.Rate))
-		c.At(c.Now().Add(sessionLength(r, ch.Session, mean)), func() {
-			if !c.Alive(id) {
-				return
-			}
-			res.departed++
-			c.Kill(id)
-			if ch.Offline <= 0 {
-				return
-			}
-			away := time.Duration(float64(ch.Offline) * r.ExpFloat64())
-			c.At(c.Now().Add(away), func() {
-				if c.Alive(id) {
-					return
-				}
-				if err := c.Restart(id); err != nil {
-					c.err = err
-					return
-				}
-				session(id)
-			})
-		})
-	}
-	for _, id := range c.Nodes() {
-		session(id)
-	}
-	if ch.Arrivals > 0 {
-		gap := func() time.Duration { return time.Duration(float64(time.Hour) / float64(ch.Arrivals) * r.ExpFloat64()) }
-		var arrive func()
-		arrive = func() {
-			c.At(c.Now().Add(gap()), func() {
-				id := simPeerName(*counter, total)
-				*counter++
-				res.joined++
-				if err := addPeer(id, wire.RoleWorker, drawBehaviour()); err != nil {
-					c.err = err
-					return
-				}
-				session(id)
-				arrive()
-			})
-		}
-		arrive()
-	}
-	return nil
-}
-
-// schedulePartitions cuts shares of the peers off as the scenario says.
-func schedulePartitions(c *Cluster, s *Scenario) {
-	for _, p := range s.Network.Partitions {
-		p := p
-		c.At(c.Now().Add(time.Duration(p.At)), func() {
-			groups := map[string]int{}
-			ids := c.Nodes()
-			k := int(math.Round(p.Fraction * float64(len(ids))))
-			for _, i := range c.Rand().Perm(len(ids))[:k] {
-				groups[ids[i]] = 1
-			}
-			c.Partition(groups)
-		})
-		c.At(c.Now().Add(time.Duration(p.At+p.For)), func() { c.Heal() })
-	}
 }
 
 func sortedIDs[V any](m map[string]V) []string {

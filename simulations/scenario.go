@@ -17,6 +17,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/shoal-network/shoal/internal/bytesize"
+	"github.com/shoal-network/shoal/simulations/engine"
 	"github.com/shoal-network/shoal/tracker/round"
 )
 
@@ -170,7 +172,7 @@ func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(),
 type Size int64
 
 func (s *Size) UnmarshalYAML(n *yaml.Node) error {
-	v, err := ParseSize(n.Value)
+	v, err := bytesize.Parse(n.Value)
 	if err != nil {
 		return fmt.Errorf("line %d: %v", n.Line, err)
 	}
@@ -179,30 +181,6 @@ func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 }
 
 func (s Size) MarshalYAML() (any, error) { return int64(s), nil }
-
-// ParseSize reads a byte count: a number with an optional unit, binary
-// (KiB, MiB, GiB, TiB) or decimal (B, kB, KB, MB, GB, TB, and K, M, G, T).
-func ParseSize(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	units := []struct {
-		suffix string
-		mult   float64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
-		{"kB", 1e3}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
-		{"K", 1e3}, {"k", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}, {"B", 1}}
-	mult := 1.0
-	for _, u := range units {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
-			break
-		}
-	}
-	v, err := strconv.ParseFloat(t, 64)
-	if err != nil || v < 0 || v*mult > 1<<62 {
-		return 0, fmt.Errorf("%q is not a size in bytes (examples: 1500, 64kB, 4MiB, 1GB)", s)
-	}
-	return int64(v * mult), nil
-}
 
 // Rate is events per hour, written as "0.2/h", "5/min", "0.01/s".
 type Rate float64
@@ -296,6 +274,12 @@ func ParseScenario(data []byte, file string, dir fs.FS) (*Scenario, error) {
 const scenarioTracker = "12D3KooWFKGGFmcK5J41C1osT1wLyLwNJDhoHPDKhhyQ4BsTr4NY"
 
 func (s *Scenario) complete() error {
+	s.setDefaults()
+	return s.check()
+}
+
+// setDefaults fills in what the scenario leaves out.
+func (s *Scenario) setDefaults() {
 	if s.Name == "" {
 		s.Name = strings.TrimSuffix(path.Base(filepath.ToSlash(s.Source)), ".yaml")
 	}
@@ -349,7 +333,12 @@ func (s *Scenario) complete() error {
 	if s.Churn.Offline == 0 && s.Churn.Rate > 0 {
 		s.Churn.Offline = Duration(30 * time.Minute)
 	}
+}
 
+// check reports everything wrong with a scenario, and parses its round
+// and the adversaries' behaviours.
+func (s *Scenario) check() error {
+	c, n := &s.Compute, &s.Network
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if s.Peers < 1 || s.Peers > MaxPeers {
@@ -373,10 +362,10 @@ func (s *Scenario) complete() error {
 	if !(c.Speed.Median > 0) || !(c.Speed.Sigma >= 0) || c.Speed.Sigma > 3 {
 		bad("compute.speed: median must be positive and sigma in [0, 3]")
 	}
-	if _, err := ParseLinkMix(n.Links); err != nil {
+	if _, err := engine.ParseLinkMix(n.Links); err != nil {
 		bad("network.links: %v", err)
 	}
-	if _, ok := LinkClasses[n.Tracker]; !ok {
+	if _, ok := engine.LinkClasses[n.Tracker]; !ok {
 		bad("network.tracker: unknown link class %q (want home, mobile or datacenter)", n.Tracker)
 	}
 	if n.Hops < 0 || n.Hops > 32 {

@@ -1,13 +1,14 @@
 package simulations
 
 import (
-	"fmt"
 	"sync"
+
+	nodeengine "github.com/shoal-network/shoal/node/engine"
 
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-network/shoal/node"
-	"github.com/shoal-network/shoal/node/engine"
+	"github.com/shoal-network/shoal/simulations/engine"
 )
 
 // UnitCache shares computations between the simulated peers of a
@@ -45,7 +46,7 @@ func NewUnitCache() *UnitCache {
 
 // Delta returns the pseudo-gradient and loss of a unit, computing it with
 // e if no peer has yet. The slice is shared: do not modify it.
-func (u *UnitCache) Delta(e *engine.ModelEngine, base cid.Cid, step uint64, unit uint32) ([]float32, float32, error) {
+func (u *UnitCache) Delta(e *nodeengine.ModelEngine, base cid.Cid, step uint64, unit uint32) ([]float32, float32, error) {
 	k := unitKey{base, step, unit}
 	u.mu.Lock()
 	if d := u.deltas[k]; d != nil {
@@ -76,14 +77,14 @@ func (u *UnitCache) Delta(e *engine.ModelEngine, base cid.Cid, step uint64, unit
 // Apply runs an ApplyJob with e, whose store is store, or hands out the
 // checkpoint another peer computed for the same Close (the pool holds it;
 // store gets it).
-func (u *UnitCache) Apply(e *engine.ModelEngine, store *Store, j node.ApplyJob) (cid.Cid, error) {
+func (u *UnitCache) Apply(e *nodeengine.ModelEngine, store *engine.Store, j node.ApplyJob) (cid.Cid, error) {
 	var key applyKey
 	if store != nil && len(j.Included) > 0 {
 		key = applyKey{base: j.Base, step: j.Step, included: &j.Included[0], n: len(j.Included)}
 		u.mu.Lock()
 		id, ok := u.applied[key]
 		u.mu.Unlock()
-		if ok && store.putPooledCheckpoint(id) == nil {
+		if ok && store.PutPooledCheckpoint(id) == nil {
 			return id, nil
 		}
 	}
@@ -93,7 +94,7 @@ func (u *UnitCache) Apply(e *engine.ModelEngine, store *Store, j node.ApplyJob) 
 	}
 	u.mu.Lock()
 	for k := range u.applied {
-		if k.step+keepSteps < j.Step {
+		if k.step+engine.KeepSteps < j.Step {
 			delete(u.applied, k)
 		}
 	}
@@ -102,24 +103,12 @@ func (u *UnitCache) Apply(e *engine.ModelEngine, store *Store, j node.ApplyJob) 
 	return r.Result, nil
 }
 
-// putPooledCheckpoint adds a checkpoint the pool holds to the store.
-func (s *Store) putPooledCheckpoint(id cid.Cid) error {
-	s.pool.mu.Lock()
-	c := s.pool.ckpts[id]
-	s.pool.mu.Unlock()
-	if c == nil {
-		return fmt.Errorf("checkpoint %s: %w", id, node.ErrNotFound)
-	}
-	s.putChunked(c.ch)
-	return nil
-}
-
 // SharedEngine is an honest peer's engine in a real-training simulation:
 // a ModelEngine whose pseudo-gradients and applied checkpoints come from
 // the UnitCache when another peer computed them already.
 type SharedEngine struct {
-	Inner *engine.ModelEngine
-	Store *Store // Inner's store
+	Inner *nodeengine.ModelEngine
+	Store *engine.Store // Inner's store
 	Units *UnitCache
 }
 

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoal-network/shoal/tracker/wire"
+	"github.com/shoal-network/shoal/simulations/engine"
 )
 
 var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of the transcript files")
@@ -88,7 +88,7 @@ func parseTranscript(t *testing.T, path string) []transcriptCase {
 
 func runTranscript(t *testing.T, path string) {
 	cases := parseTranscript(t, path)
-	var c *Cluster
+	var c *engine.Cluster
 	var log []string
 	var buf strings.Builder
 	for i := range cases {
@@ -122,36 +122,26 @@ func runTranscript(t *testing.T, path string) {
 			spec := testSpec(num("units", 4))
 			spec.VerificationRate = float64(num("rate", 0)) / 100
 			seed := uint64(num("seed", 1))
-			liar := args["liar"]
-			if liar == "" {
-				c = newCluster(t, spec, seed, num("workers", 3), nil)
-			} else {
-				var err error
-				c, err = NewCluster(spec, seed, genesisOf(t, spec), nil)
-				fail(err)
+			var liars map[string]Behaviour
+			if liar := args["liar"]; liar != "" {
 				b, err := ParseBehaviour(args["behaviour"])
 				fail(err)
-				for i := range num("workers", 3) {
-					if peerName(i) == liar {
-						addAdversary(t, c, liar, b)
-					} else {
-						fail(c.AddNode(peerName(i), wire.RoleWorker, modelEngine(spec)))
-					}
-				}
-				c.Check = Invariants(map[string]bool{liar: true})
+				liars = map[string]Behaviour{liar: b}
 			}
-			c.Trace = func(l string) {
+			cfg := testConfig(t, spec, seed)
+			cfg.Trace = func(l string) {
 				if !strings.Contains(l, " train ") && !strings.Contains(l, " agreed") {
 					log = append(log, l)
 				}
 			}
+			c = newCluster(t, cfg, num("workers", 3), liars)
 		case "run":
 			target := finalised(c) + num("steps", 1)
 			fail(c.RunUntil(func() bool { return finalised(c) >= target }, time.Hour))
 		case "wait":
 			d, err := time.ParseDuration(fields[1])
 			fail(err)
-			if err := c.RunFor(d); err != nil && !IsTimeout(err) {
+			if err := c.RunFor(d); err != nil && !engine.IsTimeout(err) {
 				fail(err)
 			}
 		case "kill":
@@ -196,7 +186,7 @@ func runTranscript(t *testing.T, path string) {
 		if *rewrite {
 			tc.want = got
 		} else if got != tc.want {
-			t.Errorf("%s:%d: %s: output differs (seed %d)\n--- got\n%s\n--- want\n%s", path, tc.line, tc.cmd, c.Seed, got, tc.want)
+			t.Errorf("%s:%d: %s: output differs (seed %d)\n--- got\n%s\n--- want\n%s", path, tc.line, tc.cmd, c.Seed(), got, tc.want)
 		}
 	}
 	if *rewrite {

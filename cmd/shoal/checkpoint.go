@@ -18,6 +18,7 @@ import (
 
 	"github.com/shoal-network/shoal/checkpoint"
 	"github.com/shoal-network/shoal/gradient"
+	"github.com/shoal-network/shoal/internal/bytesize"
 )
 
 // checkpointOptions are the flags every `shoal checkpoint` command shares.
@@ -90,21 +91,6 @@ func writeJSON(w io.Writer, v any) error {
 	e := json.NewEncoder(w)
 	e.SetIndent("", "  ")
 	return e.Encode(v)
-}
-
-// humanBytes formats n bytes in binary units.
-func humanBytes(n int64) string {
-	if n < 1024 {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, unit := float64(n)/1024, "KiB"
-	for _, u := range []string{"MiB", "GiB", "TiB"} {
-		if v < 1024 {
-			break
-		}
-		v, unit = v/1024, u
-	}
-	return fmt.Sprintf("%.1f %s", v, unit)
 }
 
 // ---- ls
@@ -204,7 +190,7 @@ func runCheckpointLs(f *factory, o *checkpointLsOptions) error {
 		if e.Pinned {
 			pinned = "pinned"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", e.ID, step, e.Params, humanBytes(e.Size), strings.Join(e.Labels, ","), pinned)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", e.ID, step, e.Params, bytesize.Format(float64(e.Size)), strings.Join(e.Labels, ","), pinned)
 	}
 	return tw.Flush()
 }
@@ -279,7 +265,7 @@ func runCheckpointShow(f *factory, o *checkpointShowOptions) error {
 	}
 	w := f.Out
 	fmt.Fprintf(w, "checkpoint %s\n", e.ID)
-	fmt.Fprintf(w, "size       %s (%d bytes) in %d chunks of %s\n", humanBytes(e.Size), e.Size, e.Chunks, humanBytes(int64(e.ChunkSize)))
+	fmt.Fprintf(w, "size       %s (%d bytes) in %d chunks of %s\n", bytesize.Format(float64(e.Size)), e.Size, e.Chunks, bytesize.Format(float64(e.ChunkSize)))
 	fmt.Fprintf(w, "labels     %s\n", strings.Join(e.Labels, ", "))
 	fmt.Fprintf(w, "pinned     %v\n", e.Pinned)
 	fmt.Fprintf(w, "parameters %d\n", e.Params)
@@ -385,7 +371,7 @@ func runCheckpointVerify(f *factory, o *checkpointVerifyOptions) error {
 		if !r.OK() {
 			status = fmt.Sprintf("%d problems", len(r.Damaged))
 		}
-		fmt.Fprintf(f.Out, "checked %d checkpoints, %d chunks, %s: %s\n", r.Checkpoints, r.Chunks, humanBytes(r.Bytes), status)
+		fmt.Fprintf(f.Out, "checked %d checkpoints, %d chunks, %s: %s\n", r.Checkpoints, r.Chunks, bytesize.Format(float64(r.Bytes)), status)
 	}
 	if !r.OK() {
 		return fmt.Errorf("store %s: %d damaged or missing objects", s.Dir(), len(r.Damaged))
@@ -738,7 +724,7 @@ Labels of removed checkpoints are removed.`,
 			if o.JSON {
 				return writeJSON(f.Out, res)
 			}
-			fmt.Fprintf(f.Out, "removed %d checkpoints and %d chunks, %s freed\n", len(res.Removed), res.Chunks, humanBytes(res.Bytes))
+			fmt.Fprintf(f.Out, "removed %d checkpoints and %d chunks, %s freed\n", len(res.Removed), res.Chunks, bytesize.Format(float64(res.Bytes)))
 			return nil
 		},
 	}

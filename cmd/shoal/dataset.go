@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-network/shoal/gradient/data"
-	"github.com/shoal-network/shoal/node/daemon"
+	"github.com/shoal-network/shoal/internal/bytesize"
 )
 
 func newCmdDataset(f *factory) *cobra.Command {
@@ -46,7 +46,7 @@ volunteers fetch the ones their work units need.`, 100*data.DatasetEvalFraction,
 				}{m.ID().String(), m})
 			}
 			fmt.Fprintf(f.Err, "%s: %d text files (%d binary skipped), %s: %d shards and %s held out\n",
-				args[0], corpus.Files, corpus.Skipped, daemon.Bytes(m.Bytes), len(m.Shards), daemon.Bytes(m.Eval.Size))
+				args[0], corpus.Files, corpus.Skipped, bytesize.Format(float64(m.Bytes)), len(m.Shards), bytesize.Format(float64(m.Eval.Size)))
 			fmt.Fprintln(f.Out, m.ID())
 			return nil
 		},

@@ -16,9 +16,9 @@ import (
 	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/shoal-network/shoal/checkpoint"
+	"github.com/shoal-network/shoal/internal/bytesize"
 	"github.com/shoal-network/shoal/node/daemon"
 	"github.com/shoal-network/shoal/p2p"
-	"github.com/shoal-network/shoal/simulations"
 	"github.com/shoal-network/shoal/tracker/round"
 )
 
@@ -137,4 +137,4 @@ func (b *byteSize) Set(s string) error {
 	return nil
 }
 
-func parseBytes(s string) (int64, error) { return simulations.ParseSize(s) }
+func parseBytes(s string) (int64, error) { return bytesize.Parse(s) }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/shoal-network/shoal/gradient"
 	"github.com/shoal-network/shoal/gradient/data"
+	"github.com/shoal-network/shoal/internal/bytesize"
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/node/daemon"
 	"github.com/shoal-network/shoal/node/engine"
@@ -197,7 +198,7 @@ func checkpointsKept(spec *round.Spec, maxDisk int64) (int, error) {
 	fit := maxDisk / size
 	if fit < 2 {
 		return 0, fmt.Errorf("--max-disk %s holds %d checkpoints of this round's model (%s each); a node needs room for 2",
-			daemon.Bytes(maxDisk), fit, daemon.Bytes(size))
+			bytesize.Format(float64(maxDisk)), fit, bytesize.Format(float64(size)))
 	}
 	return int(min(fit-1, int64(keep))), nil
 }
@@ -216,7 +217,7 @@ func joinDataset(ctx context.Context, f *factory, h *p2p.Host, spec *round.Spec,
 		return err
 	}
 	pc.Dataset, pc.Train, pc.ShardBudget = ds, nil, max(maxDisk, 0)/2
-	fmt.Fprintf(f.Err, "dataset %s: %d shards, %s; this node fetches the shards of its units\n", spec.Dataset, len(ds.Shards), daemon.Bytes(ds.Bytes))
+	fmt.Fprintf(f.Err, "dataset %s: %d shards, %s; this node fetches the shards of its units\n", spec.Dataset, len(ds.Shards), bytesize.Format(float64(ds.Bytes)))
 	if pc.Role == wire.RoleObserver {
 		if pc.Eval, err = h.Blobs().FetchObject(ctx, ds.Eval.CID, inviteIDs(inv)); err != nil {
 			return fmt.Errorf("fetching the dataset's held-out text: %w", err)
@@ -246,7 +247,7 @@ func runWithStatus(ctx context.Context, f *factory, log *slog.Logger, d *daemon.
 		case <-tick.C:
 			st := d.Status()
 			line := fmt.Sprintf("step %d  loss %.4f  units %d (%d samples)  peers %d  in %s  out %s",
-				st.Step, st.TrainLoss, st.Units, st.Samples, st.Peers, daemon.Bytes(st.BytesIn+st.BlobIn), daemon.Bytes(st.BytesOut+st.BlobOut))
+				st.Step, st.TrainLoss, st.Units, st.Samples, st.Peers, bytesize.Format(float64(st.BytesIn+st.BlobIn)), bytesize.Format(float64(st.BytesOut+st.BlobOut)))
 			if f.terminal {
 				fmt.Fprintf(f.Err, "\r\033[K%s", line)
 			} else if st.Step != lastStep || time.Since(lastLog) > 30*time.Second {

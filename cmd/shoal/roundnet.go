@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-network/shoal/gradient/data"
+	"github.com/shoal-network/shoal/internal/bytesize"
 	"github.com/shoal-network/shoal/node/daemon"
 	"github.com/shoal-network/shoal/node/engine"
 	"github.com/shoal-network/shoal/p2p"
@@ -189,7 +190,7 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 		if err := daemon.ServeDataset(store, ds); err != nil {
 			return err
 		}
-		fmt.Fprintf(f.Err, "serving dataset %s: %d shards, %s\n", spec.Dataset, len(ds.Shards), daemon.Bytes(ds.Manifest.Bytes))
+		fmt.Fprintf(f.Err, "serving dataset %s: %d shards, %s\n", spec.Dataset, len(ds.Shards), bytesize.Format(float64(ds.Manifest.Bytes)))
 	}
 	genesisEngine, err := engine.NewModelEngine(spec, train, store)
 	if err != nil {
@@ -546,7 +547,7 @@ func runRoundStatus(ctx context.Context, f *factory, o *roundStatusOptions) erro
 	}
 	t := snap.Throughput
 	fmt.Fprintf(w, "pace     %.0f samples/s, %s/s in, %s/s out, %.1f s per step\n", t.SamplesPerSec,
-		daemon.Bytes(int64(t.BytesInPerSec)), daemon.Bytes(int64(t.BytesOutPerSec)), t.StepSeconds)
+		bytesize.Format(t.BytesInPerSec), bytesize.Format(t.BytesOutPerSec), t.StepSeconds)
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PEER\tROLE\tSTATE\tSTEP\tUNITS\tSAMPLES\tVERIFIED\tCHECKS\tMISMATCHES\tREASON")

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-network/shoal/simulations"
+	"github.com/shoal-network/shoal/simulations/engine"
 )
 
 // simOptions are the flags of `shoal sim`.
@@ -116,7 +117,7 @@ func (o *simOptions) validate() error {
 		}
 	}
 	if o.Links != "" {
-		if _, err := simulations.ParseLinkMix(o.Links); err != nil {
+		if _, err := engine.ParseLinkMix(o.Links); err != nil {
 			return fmt.Errorf("--links: %v", err)
 		}
 	}

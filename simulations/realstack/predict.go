@@ -6,6 +6,7 @@ import (
 
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/simulations"
+	"github.com/shoal-network/shoal/simulations/engine"
 	"github.com/shoal-network/shoal/tracker/wire"
 )
 
@@ -21,46 +22,52 @@ func Predict(cfg Config) (*Result, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	genesis, err := (&simulations.CostEngine{Store: simulations.NewStore(simulations.NewPool()), Spec: &spec, PayloadBytes: cfg.PayloadBytes}).Genesis()
+	genesis, err := (&simulations.CostEngine{Store: engine.NewStore(engine.NewPool()), Spec: &spec, PayloadBytes: cfg.PayloadBytes}).Genesis()
 	if err != nil {
 		return nil, err
 	}
-	c, err := simulations.NewCluster(&spec, cfg.Seed, genesis, nil)
+	ecfg := engine.Config{Spec: &spec, Seed: cfg.Seed, Genesis: genesis, MinMembers: cfg.Peers,
+		Net:  &engine.Network{Hops: 1},
+		Tick: cfg.NodeTick, TrackerTick: cfg.TrackerTick,
+		JobTime: func(_ string, j node.Job) time.Duration {
+			switch j.(type) {
+			case node.TrainJob:
+				return cfg.Train
+			case node.VerifyJob:
+				return cfg.Verify
+			}
+			return cfg.Apply
+		},
+		Check: engine.Invariants(nil),
+	}
+	if ecfg.Tick <= 0 {
+		ecfg.Tick = 500 * time.Millisecond // the node daemon's default
+	}
+	if ecfg.TrackerTick <= 0 {
+		ecfg.TrackerTick = 250 * time.Millisecond // the tracker daemon's
+	}
+	c, err := engine.New(ecfg)
 	if err != nil {
 		return nil, err
 	}
-	c.Net = &simulations.Network{Hops: 1}
-	c.Tick, c.TrackerTick = cfg.NodeTick, cfg.TrackerTick
-	if c.Tick <= 0 {
-		c.Tick = 500 * time.Millisecond // the node daemon's default
-	}
-	if c.TrackerTick <= 0 {
-		c.TrackerTick = 250 * time.Millisecond // the tracker daemon's
-	}
-	c.JobTime = func(_ string, j node.Job) time.Duration {
-		switch j.(type) {
-		case node.TrainJob:
-			return cfg.Train
-		case node.VerifyJob:
-			return cfg.Verify
-		}
-		return cfg.Apply
-	}
-	link := simulations.Link{Up: cfg.Bandwidth, Down: cfg.Bandwidth, Latency: cfg.Latency / 2}
+	link := engine.Link{Up: cfg.Bandwidth, Down: cfg.Bandwidth, Latency: cfg.Latency / 2}
 	c.SetLink(c.TrackerID(), link, "mocknet")
 	for i := range cfg.Peers {
 		id := fmt.Sprintf("worker-%04d", i)
-		if err := c.AddNode(id, wire.RoleWorker, func(st *simulations.Store) (node.Engine, error) {
+		if err := c.AddNode(id, wire.RoleWorker, func(st *engine.Store) (node.Engine, error) {
 			return &simulations.CostEngine{Store: st, Spec: &spec, Peer: id, PayloadBytes: cfg.PayloadBytes}, nil
 		}); err != nil {
 			return nil, err
 		}
 		c.SetLink(id, link, "mocknet")
 	}
-	if err := c.SetMinMembers(cfg.Peers); err != nil {
+	// The prediction's tracker starts as a restarted one, once the
+	// workers are there (quiet for a while, then announcing its step), as
+	// predictions always have.
+	c.KillTracker()
+	if err := c.RestartTracker(); err != nil {
 		return nil, err
 	}
-	c.Check = simulations.Invariants(nil)
 	done := func() bool {
 		tr := c.Tracker()
 		return tr != nil && len(tr.Finals()) >= cfg.Steps

@@ -1,4 +1,4 @@
-package simulations
+package engine
 
 import (
 	"math"
@@ -108,7 +108,7 @@ func (c *Cluster) noteNode(h *host, r *node.Ready) {
 		return
 	}
 	for _, ev := range r.Events {
-		if ev.Kind == "catch-up" {
+		if NodeKind(ev) == KindCatchUp {
 			s.CatchUps++
 		}
 	}
@@ -152,7 +152,7 @@ func (c *Cluster) noteClose(cl *wire.Close) {
 	}
 	s.Contributors = len(peers)
 	o := c.Opens[cl.Step]
-	if o == nil || s.Closed-s.Opened < c.Spec.Deadline {
+	if o == nil || s.Closed-s.Opened < c.cfg.Spec.Deadline {
 		return
 	}
 	for _, a := range c.assignments(o) {
@@ -202,6 +202,12 @@ func (c *Cluster) noteFinal(f *wire.Final) {
 	s.BytesIn, s.BytesOut, s.Busy = Summarise(in), Summarise(out), Summarise(busy)
 }
 
+type peerSnapshot struct {
+	in, out int64
+	busy    time.Duration
+	up      time.Duration
+}
+
 // PeerTotals is one peer's account over the whole run.
 type PeerTotals struct {
 	ID       string
@@ -225,6 +231,3 @@ func (c *Cluster) Totals() []PeerTotals {
 	}
 	return out
 }
-
-// TrackerBytes returns the bytes the tracker received and sent.
-func (c *Cluster) TrackerBytes() (in, out int64) { return c.trk.bytesIn, c.trk.bytesOut }

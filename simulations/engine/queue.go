@@ -1,4 +1,4 @@
-package simulations
+package engine
 
 // event is something that happens to one machine at a virtual time.
 type event struct {

@@ -1,4 +1,4 @@
-package simulations
+package engine
 
 import (
 	"fmt"
@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/shoal-network/shoal/internal/bytesize"
 )
 
 // Link is one machine's connection to the network.
@@ -17,14 +19,7 @@ type Link struct {
 }
 
 func (l Link) String() string {
-	return fmt.Sprintf("down %s up %s latency %v", rateString(l.Down), rateString(l.Up), l.Latency)
-}
-
-func rateString(r float64) string {
-	if r <= 0 {
-		return "unlimited"
-	}
-	return fmt.Sprintf("%.1f Mbit/s", r*8/1e6)
+	return fmt.Sprintf("down %s up %s latency %v", bytesize.Rate(l.Down), bytesize.Rate(l.Up), l.Latency)
 }
 
 // secondsPerByte is the time a byte takes at rate r (0 when unlimited).

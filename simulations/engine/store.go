@@ -1,4 +1,4 @@
-package simulations
+package engine
 
 import (
 	"fmt"
@@ -9,7 +9,7 @@ import (
 	"github.com/shoal-network/shoal/checkpoint"
 	"github.com/shoal-network/shoal/checkpoint/content"
 	"github.com/shoal-network/shoal/node"
-	"github.com/shoal-network/shoal/node/engine"
+	nodeengine "github.com/shoal-network/shoal/node/engine"
 )
 
 // Pool holds the content of a simulated network once: every blob and
@@ -80,7 +80,7 @@ func (p *Pool) unrefCheckpoint(id cid.Cid) {
 	}
 }
 
-// Store is one simulated peer's engine.Store: the set of CIDs it holds,
+// Store is one simulated peer's nodeengine.Store: the set of CIDs it holds,
 // the bytes being in the Pool. Blobs age in generations like
 // enginetest.MemStore's; Present, if set, adds content the peer holds without
 // having been handed it (a step's updates delivered in bulk).
@@ -93,7 +93,7 @@ type Store struct {
 	present func(cid.Cid) bool
 }
 
-var _ engine.Store = (*Store)(nil)
+var _ nodeengine.Store = (*Store)(nil)
 
 // NewStore returns an empty store on a pool.
 func NewStore(p *Pool) *Store {
@@ -172,11 +172,13 @@ func (s *Store) PutCheckpoint(c *checkpoint.Checkpoint) (cid.Cid, error) {
 	if err != nil {
 		return cid.Undef, err
 	}
-	s.putChunked(ch)
+	s.PutBuilt(ch)
 	return ch.ID, nil
 }
 
-func (s *Store) putChunked(ch *checkpoint.Chunked) {
+// PutBuilt keeps a checkpoint this process built with checkpoint.Build
+// (its ID is computed from its bytes, so it is not checked again).
+func (s *Store) PutBuilt(ch *checkpoint.Chunked) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ckpts[ch.ID] {
@@ -208,7 +210,7 @@ func (s *Store) PutChunked(id cid.Cid, ch *checkpoint.Chunked) error {
 		}
 		ch = again
 	}
-	s.putChunked(ch)
+	s.PutBuilt(ch)
 	return nil
 }
 
@@ -295,4 +297,16 @@ func (s *Store) Len() (blobs, checkpoints int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.blobs), len(s.ckpts)
+}
+
+// PutPooledCheckpoint adds a checkpoint the pool holds to the store.
+func (s *Store) PutPooledCheckpoint(id cid.Cid) error {
+	s.pool.mu.Lock()
+	c := s.pool.ckpts[id]
+	s.pool.mu.Unlock()
+	if c == nil {
+		return fmt.Errorf("checkpoint %s: %w", id, node.ErrNotFound)
+	}
+	s.PutBuilt(c.ch)
+	return nil
 }

@@ -1,4 +1,4 @@
-package simulations
+package engine
 
 import (
 	"fmt"
@@ -6,7 +6,6 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-network/shoal/node"
-	"github.com/shoal-network/shoal/node/engine"
 	"github.com/shoal-network/shoal/tracker"
 	"github.com/shoal-network/shoal/tracker/round"
 	"github.com/shoal-network/shoal/tracker/wire"
@@ -90,7 +89,7 @@ func (c *Cluster) dealingOf(o *wire.Open) *dealing {
 	if d, ok := c.dealings[o]; ok {
 		return d
 	}
-	all := round.Assign(c.Spec.Seed, wire.AssignStep(o.Step, o.Attempt), o.Members, int(o.Units), c.Spec.VerificationRate)
+	all := round.Assign(c.cfg.Spec.Seed, wire.AssignStep(o.Step, o.Attempt), o.Members, int(o.Units), c.cfg.Spec.VerificationRate)
 	d := &dealing{open: o, all: all, byCopy: make(map[[2]uint32]string, len(all))}
 	for _, a := range all {
 		d.byCopy[[2]uint32{uint32(a.Unit), uint32(a.Replica)}] = a.Peer
@@ -137,7 +136,7 @@ func (c *Cluster) publishBatched(from string, src *port, m wire.Msg, size, depar
 			if !h.alive || !c.reachable(from, to) {
 				continue
 			}
-			if c.DropRate > 0 && c.rng.Float64() < c.DropRate {
+			if c.cfg.DropRate > 0 && c.rng.Float64() < c.cfg.DropRate {
 				c.Dropped++
 				continue
 			}
@@ -152,7 +151,7 @@ func (c *Cluster) publishBatched(from string, src *port, m wire.Msg, size, depar
 	}
 	// A peer's message: the tracker gets it.
 	if c.trk.alive && c.reachable(from, c.trk.id) {
-		if c.DropRate > 0 && c.rng.Float64() < c.DropRate {
+		if c.cfg.DropRate > 0 && c.rng.Float64() < c.cfg.DropRate {
 			c.Dropped++
 		} else {
 			at := c.arrive(src, &c.trk.port, size, depart)
@@ -224,7 +223,7 @@ func (c *Cluster) closeStream(step uint64) {
 		st.env = newEnvelope(arrive, size)
 	}
 	for s, old := range c.streams {
-		if s+keepSteps < step {
+		if s+KeepSteps < step {
 			c.pool.mu.Lock()
 			for _, u := range old.ups {
 				if u.repeat {
@@ -240,12 +239,12 @@ func (c *Cluster) closeStream(step uint64) {
 		}
 	}
 	for m, fc := range c.forms {
-		if fc.step+keepSteps < step {
+		if fc.step+KeepSteps < step {
 			delete(c.forms, m)
 		}
 	}
 	for o := range c.dealings {
-		if o.Step+keepSteps < step {
+		if o.Step+KeepSteps < step {
 			delete(c.dealings, o)
 			delete(c.dealt, wire.AssignStep(o.Step, o.Attempt))
 		}
@@ -271,7 +270,7 @@ func (c *Cluster) finishBatch(h *host, step uint64) float64 {
 	h.downFree = f
 	c.takeIn(&h.port, st.total)
 	for s := range h.batchDone {
-		if s+keepSteps < step {
+		if s+KeepSteps < step {
 			delete(h.batchDone, s)
 		}
 	}
@@ -320,16 +319,16 @@ func (c *Cluster) deliverDisputed(step uint64, unit uint32) {
 // sends the disputed unit's updates to everyone.
 func (c *Cluster) noteEvent(ev tracker.Event) {
 	if s := c.current(); s != nil {
-		switch ev.Kind {
-		case "dispute":
+		switch TrackerKind(ev) {
+		case KindDispute:
 			s.Disputes++
-		case "exclude":
+		case KindExclude:
 			s.Excluded++
-		case "reopen":
+		case KindReopen:
 			s.Reopens++
 		}
 	}
-	if !c.Batch || ev.Kind != "dispute" {
+	if !c.cfg.Batch || TrackerKind(ev) != KindDispute {
 		return
 	}
 	var unit uint32
@@ -338,15 +337,13 @@ func (c *Cluster) noteEvent(ev tracker.Event) {
 	}
 }
 
-var _ engine.Store = (*Store)(nil)
-
 // checkApply records an apply started while an included update was not
 // in the node's store (content enters a store verified against its CID,
 // so what is there is verified). Under Batch, a step's updates that were
 // all in its stream before the Close are checked once per Close, and a
 // node then only needs its batch to be in.
 func (c *Cluster) checkApply(h *host, a node.ApplyJob) {
-	if c.Batch && len(a.Included) > 0 {
+	if c.cfg.Batch && len(a.Included) > 0 {
 		if st := c.streams[a.Step]; st != nil && st.closed >= 0 {
 			if st.whole == nil {
 				st.whole = map[*wire.Included]bool{}

@@ -1,0 +1,164 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/shoal-network/shoal/tracker"
+	"github.com/shoal-network/shoal/tracker/wire"
+)
+
+// The tracker's side of the cluster: its machine, its lifecycle (start,
+// crash, restart from storage), its ticks, and what it receives and
+// publishes. What drives the tracker (its making, its storage, its ticks,
+// its input and its output) is in this file.
+
+// trackerHost is the tracker's machine.
+type trackerHost struct {
+	port
+	id      string
+	t       *tracker.Tracker
+	storage tracker.Storage
+	alive   bool
+	epoch   int
+}
+
+// newTrackerHost returns the tracker's machine, the tracker not started.
+func newTrackerHost(cfg Config) *trackerHost {
+	storage := cfg.Storage
+	if storage == nil {
+		storage = &tracker.MemStorage{}
+	}
+	return &trackerHost{id: cfg.Spec.Trackers[0], storage: storage}
+}
+
+// Tracker returns the tracker (nil while it is down).
+func (c *Cluster) Tracker() *tracker.Tracker {
+	if !c.trk.alive {
+		return nil
+	}
+	return c.trk.t
+}
+
+// TrackerID returns the tracker's peer ID.
+func (c *Cluster) TrackerID() string { return c.trk.id }
+
+// DelayTracker moves the tracker's next tick to d from now, so that the
+// first step opens once the peers started with the cluster have said
+// hello, as a tracker started before its volunteers would see them.
+func (c *Cluster) DelayTracker(d time.Duration) {
+	c.trk.epoch++ // drops the tick already scheduled
+	c.scheduleTrackerTick(c.trk.epoch, d)
+}
+
+func (c *Cluster) startTracker() error {
+	var st *tracker.State
+	if c.trk.storage != nil {
+		var err error
+		if st, err = c.trk.storage.Load(); err != nil {
+			return fmt.Errorf("tracker: loading state: %w", err)
+		}
+	}
+	t, err := tracker.New(tracker.Config{Spec: c.cfg.Spec, Genesis: c.genesis, MinMembers: c.cfg.MinMembers, Spares: c.cfg.Spares}, st, c.now)
+	if err != nil {
+		return err
+	}
+	c.trk.t, c.trk.alive = t, true
+	c.flushTracker() // persists the state of the new epoch
+	c.trk.epoch++
+	c.scheduleTrackerTick(c.trk.epoch, c.trackerTick())
+	return nil
+}
+
+// KillTracker stops the tracker as a crash would: whatever it had not
+// saved is lost.
+func (c *Cluster) KillTracker() {
+	c.trk.alive = false
+	c.trk.epoch++
+	c.trace("%s tracker killed", c.stamp())
+}
+
+// RestartTracker starts the tracker again from its storage.
+func (c *Cluster) RestartTracker() error {
+	c.trace("%s tracker restarted", c.stamp())
+	return c.startTracker()
+}
+
+// RestartTrackerFrom starts the tracker again from another handle on its
+// storage (a database reopened after the crash).
+func (c *Cluster) RestartTrackerFrom(s tracker.Storage) error {
+	c.trk.storage = s
+	return c.RestartTracker()
+}
+
+func (c *Cluster) trackerTick() time.Duration {
+	if c.cfg.TrackerTick > 0 {
+		return c.cfg.TrackerTick
+	}
+	return c.tick()
+}
+
+// TimedEvent is a tracker decision and its virtual time. Kind is the
+// event's kind, typed.
+type TimedEvent struct {
+	At   time.Duration
+	Kind EventKind
+	tracker.Event
+}
+
+// flushTracker is the tracker's driver: it persists the state of a
+// Ready before it publishes anything.
+func (c *Cluster) flushTracker() {
+	rd := c.trk.t.Ready()
+	if rd.State != nil && c.trk.storage != nil {
+		if err := c.trk.storage.Save(rd.State); err != nil {
+			c.err = fmt.Errorf("tracker: saving state: %w", err)
+			return
+		}
+	}
+	for _, ev := range rd.Events {
+		c.Events = append(c.Events, TimedEvent{At: c.Elapsed(), Kind: TrackerKind(ev), Event: ev})
+		c.trace("%s tracker %s step %d %s %s", c.stamp(), ev.Kind, ev.Step, ev.Peer, ev.Detail)
+		c.noteEvent(ev)
+	}
+	for _, m := range rd.Publish {
+		switch m := m.(type) {
+		case *wire.Open:
+			c.Opens[m.Step] = m
+			c.noteOpen(m)
+		case *wire.Close:
+			c.noteClose(m)
+		case *wire.Final:
+			c.noteFinal(m)
+		}
+		c.publish(c.trk.id, m)
+	}
+}
+
+func (c *Cluster) scheduleTrackerTick(epoch int, after time.Duration) {
+	c.schedule(c.now.Add(after), c.trk.id, epoch, func() {
+		t0 := time.Now()
+		err := c.trk.t.Tick(c.now)
+		c.TrackerWall += time.Since(t0)
+		if err != nil {
+			c.err = err
+			return
+		}
+		c.flushTracker()
+		c.scheduleTrackerTick(epoch, c.trackerTick())
+	})
+}
+
+// deliverToTracker hands the tracker a message.
+func (c *Cluster) deliverToTracker(from string, m wire.Msg) {
+	t0 := time.Now()
+	err := c.trk.t.Receive(c.now, from, m)
+	c.TrackerWall += time.Since(t0)
+	if err != nil {
+		c.trace("%s tracker refused %s from %s: %v", c.stamp(), m.Kind(), from, err)
+	}
+	c.flushTracker()
+}
+
+// TrackerBytes returns the bytes the tracker received and sent.
+func (c *Cluster) TrackerBytes() (in, out int64) { return c.trk.bytesIn, c.trk.bytesOut }
