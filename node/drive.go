@@ -43,11 +43,12 @@ type Holder interface {
 	HasCheckpoint(id cid.Cid) bool
 }
 
-// CheckedPutter is a store that can keep bytes already known to hash to
-// their CID without hashing them again. The Loop uses it for the inline
-// payload of an Update, which wire validation has checked.
-type CheckedPutter interface {
-	PutChecked(id cid.Cid, data []byte) error
+// PayloadPutter is a store that keeps an Update's inline payload its own
+// way, where it can do better than hash it again (a simulator that has
+// checked the message's form knows Data hashes to Payload). The Loop
+// uses it when the store has it, and PutBlob otherwise.
+type PayloadPutter interface {
+	PutPayload(u *wire.Update) error
 }
 
 // Loop is the driver contract, written once: it hands the core its
@@ -71,8 +72,7 @@ func NewLoop(n *Node, store Holder, fx Effects) *Loop {
 // Node returns the state machine the loop drives.
 func (l *Loop) Node() *Node { return l.node }
 
-// Receive hands the core a message that passed the gossip validator
-// (wire.Validate) and carries out what follows. refused, for the
+// Receive hands the core a message and carries out what follows. refused, for the
 // driver's log, is why the core refused the message; err is a failure of
 // an effect, which stops the node.
 func (l *Loop) Receive(now time.Time, from string, m wire.Msg) (refused, err error) {
@@ -88,8 +88,8 @@ func (l *Loop) Receive(now time.Time, from string, m wire.Msg) (refused, err err
 
 // place puts an update's inline payload in the store.
 func (l *Loop) place(u *wire.Update) error {
-	if cp, ok := l.store.(CheckedPutter); ok {
-		return cp.PutChecked(u.Payload, u.Data)
+	if pp, ok := l.store.(PayloadPutter); ok {
+		return pp.PutPayload(u)
 	}
 	got, err := l.store.PutBlob(u.Data)
 	if err == nil && !got.Equals(u.Payload) {

@@ -53,6 +53,7 @@ type Node struct {
 	cfg    NodeConfig
 	round  cid.Cid
 	core   *node.Node
+	loop   *node.Loop // drives core; the Node is its Effects
 	bus    *bus
 	log    *slog.Logger
 	status *statusBox
@@ -127,6 +128,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		jobs: make(chan node.Job), results: make(chan node.Result, 1), fetched: make(chan fetchResult, 64),
 		evals: make(chan evalResult, 1), sem: make(chan struct{}, cfg.Fetches),
 		shards: map[cid.Cid]bool{}, shardCh: make(chan fetchResult, 8)}
+	d.loop = node.NewLoop(core, cfg.Store, (*effects)(d))
 	s, h := core.Head()
 	d.status.update(func(st *Status) {
 		st.Role, st.Peer, st.Round, st.Step, st.Head = cfg.Role.String(), cfg.Host.ID().String(), round.String(), s, h.String()
@@ -168,37 +170,34 @@ func (d *Node) Run(ctx context.Context) error {
 	tick := time.NewTicker(d.cfg.Tick)
 	defer tick.Stop()
 	d.log.Info("node running", "as", d.cfg.Role.String(), "peer", d.cfg.Host.ID().String(), "round", d.round.String())
-	d.core.Tick(time.Now())
-	if err := d.flush(ctx, &wg); err != nil {
+	if err := d.loop.Tick(time.Now()); err != nil {
 		return err
 	}
+	d.settle()
 	for {
+		var err error
 		select {
 		case <-ctx.Done():
 			d.log.Info("node stopping")
 			return nil
 		case m := <-b.in:
-			if u, ok := m.msg.(*wire.Update); ok && len(u.Data) > 0 {
-				// The message was checked: Data hashes to the payload CID.
-				if _, err := d.cfg.Store.PutBlob(u.Data); err != nil {
-					d.log.Warn("cannot keep an update's payload", "peer", m.from, "err", err)
-				}
-			}
-			if err := d.core.Receive(time.Now(), m.from, m.msg); err != nil {
+			var refused error
+			refused, err = d.loop.Receive(time.Now(), m.from, m.msg)
+			if refused != nil {
 				b.refused.Add(1)
-				d.log.Debug("message refused", "peer", m.from, "kind", m.msg.Kind().String(), "reason", err.Error())
+				d.log.Debug("message refused", "peer", m.from, "kind", m.msg.Kind().String(), "reason", refused.Error())
 			}
 		case now := <-tick.C:
-			d.core.Tick(now)
+			err = d.loop.Tick(now)
 		case r := <-d.results:
 			d.busy = false
-			d.core.Done(time.Now(), r)
+			err = d.loop.Done(time.Now(), r)
 			d.noteResult(r)
 		case f := <-d.fetched:
 			if f.err != nil {
 				d.log.Info("fetch failed", "cid", f.id.String(), "err", f.err.Error())
 			}
-			d.core.Fetched(time.Now(), f.id, f.ok)
+			err = d.loop.Fetched(time.Now(), f.id, f.ok)
 		case f := <-d.shardCh:
 			delete(d.shards, f.id)
 			if f.err != nil {
@@ -218,9 +217,10 @@ func (d *Node) Run(ctx context.Context) error {
 				d.log.Info("evaluated", "step", e.step, "loss", e.loss)
 			}
 		}
-		if err := d.flush(ctx, &wg); err != nil {
+		if err != nil {
 			return err
 		}
+		d.settle()
 	}
 }
 
@@ -239,59 +239,55 @@ func (d *Node) noteResult(r node.Result) {
 	}
 }
 
-// flush carries out what the state machine asked for.
-func (d *Node) flush(ctx context.Context, wg *sync.WaitGroup) error {
-	for {
-		r := d.core.Ready()
-		if r.Empty() {
-			break
-		}
-		if err := d.carryOut(ctx, wg, r); err != nil {
-			return err
-		}
-	}
+// settle brings what the loop's effects changed to the gossip
+// validator's view, the job worker and the status.
+func (d *Node) settle() {
 	d.bus.view.Store(d.makeView())
-	d.dispatch(ctx)
+	d.dispatch(d.ctx)
 	d.status.update(func(st *Status) {
 		st.Peers = len(d.bus.topic.Peers())
 		st.BytesIn, st.BytesOut = d.bus.received.Load(), d.bus.published.Load()
 		st.BlobOut, st.BlobIn = d.cfg.Host.Blobs().Stats()
 		st.Refused = d.bus.refused.Load()
 	})
+}
+
+// effects is the Node as its loop's Effects: how each effect is carried
+// out with goroutines and real time.
+type effects Node
+
+// Event logs an event and shows it on the status page. Every step brings
+// train, update, commit and final events: those are for debugging; what
+// a volunteer should see is the rest.
+func (d *effects) Event(ev node.Event) {
+	lvl := slog.LevelDebug
+	switch ev.Kind {
+	case "error", "mismatch":
+		lvl = slog.LevelWarn
+	case "catch-up", "verdict":
+		lvl = slog.LevelInfo
+	}
+	d.log.Log(d.ctx, lvl, ev.Kind, "step", ev.Step, "detail", ev.Detail)
+	d.status.event(ev)
+}
+
+// Head persists the node's head and, for an observer, queues its
+// evaluation.
+func (d *effects) Head(step uint64, id cid.Cid) error {
+	if err := (*Node)(d).persistHead(step, id); err != nil {
+		return err
+	}
+	if d.cfg.Evaluate != nil {
+		d.evalDue, d.evalAt = id, step
+	}
 	return nil
 }
 
-func (d *Node) carryOut(ctx context.Context, wg *sync.WaitGroup, r node.Ready) error {
-	for _, ev := range r.Events {
-		// Every step brings train, update, commit and final events: those
-		// are for debugging; what a volunteer should see is the rest.
-		lvl := slog.LevelDebug
-		switch ev.Kind {
-		case "error", "mismatch":
-			lvl = slog.LevelWarn
-		case "catch-up", "verdict":
-			lvl = slog.LevelInfo
-		}
-		d.log.Log(ctx, lvl, ev.Kind, "step", ev.Step, "detail", ev.Detail)
-		d.status.event(ev)
-	}
-	if r.HeadChanged {
-		if err := d.persistHead(r.HeadStep, r.Head); err != nil {
-			return fmt.Errorf("saving the head: %w", err)
-		}
-		if d.cfg.Evaluate != nil {
-			d.evalDue, d.evalAt = r.Head, r.HeadStep
-		}
-	}
-	for _, m := range r.Publish {
-		d.bus.publish(m)
-	}
-	d.pending = append(d.pending, r.Jobs...)
-	for _, f := range r.Fetches {
-		d.fetch(ctx, wg, f)
-	}
-	return nil
-}
+// Publish queues a message for gossip.
+func (d *effects) Publish(m wire.Msg) { d.bus.publish(m) }
+
+// Run queues a job for the worker.
+func (d *effects) Run(j node.Job) { d.pending = append(d.pending, j) }
 
 func (d *Node) persistHead(step uint64, id cid.Cid) error {
 	if err := writeHead(d.cfg.DataDir, d.round, step, id); err != nil {
@@ -306,7 +302,7 @@ func (d *Node) persistHead(step uint64, id cid.Cid) error {
 			d.log.Warn("checkpoint collection failed", "err", err)
 		}
 	}
-	d.cfg.Store.Sweep(4)
+	d.cfg.Store.Sweep(node.Retention)
 	d.status.update(func(st *Status) { st.Step, st.Head = step, id.String() })
 	return nil
 }
@@ -416,13 +412,10 @@ func (d *Node) worker(ctx context.Context, wg *sync.WaitGroup) {
 	}
 }
 
-// fetch starts a fetch, bounded by the semaphore.
-func (d *Node) fetch(ctx context.Context, wg *sync.WaitGroup, f node.Fetch) {
-	have := (f.Kind == node.FetchBlob && d.cfg.Store.HasBlob(f.CID)) || (f.Kind == node.FetchCheckpoint && d.cfg.Store.HasCheckpoint(f.CID))
-	if have {
-		d.core.Fetched(time.Now(), f.CID, true)
-		return
-	}
+// Fetch starts a fetch of content the store lacks, bounded by the
+// semaphore; its outcome comes back on d.fetched.
+func (d *effects) Fetch(f node.Fetch) {
+	ctx, wg := d.ctx, d.wg
 	provs := parsePeers(f.Providers)
 	wg.Add(1)
 	go func() {

@@ -234,18 +234,9 @@ func (c *Cluster) deliver(from, to string, m wire.Msg) {
 		return
 	}
 	h := c.hosts[to]
-	if u, ok := m.(*wire.Update); ok && len(u.Data) > 0 && !h.store.HasBlob(u.Payload) {
-		// A well-formed Update's Data hashes to its payload CID: the
-		// store need not hash it again.
-		if !c.wellFormed(u) || h.store.putVerified(u.Payload, u.Data) != nil {
-			if _, err := h.store.PutBlob(u.Data); err != nil {
-				c.err = err
-				return
-			}
-		}
+	refused, err := h.loop.Receive(c.now, from, m)
+	if refused != nil {
+		c.trace("%s %s refused %s from %s: %v", c.stamp(), to, m.Kind(), from, refused)
 	}
-	if err := h.n.Receive(c.now, from, m); err != nil {
-		c.trace("%s %s refused %s from %s: %v", c.stamp(), to, m.Kind(), from, err)
-	}
-	c.flushNode(h)
+	c.drive(err)
 }

@@ -18,18 +18,10 @@ func holds(s *Store, kind node.FetchKind, id cid.Cid) bool {
 	return s.HasCheckpoint(id)
 }
 
-// fetch copies content from the first provider (then any machine) that
-// is up, reachable and holds it, verified on arrival; or reports failure.
-// Content the node holds already is there at once.
+// fetch copies content the node lacks from the first provider (then any
+// machine) that is up, reachable and holds it, verified on arrival; or
+// reports failure.
 func (c *Cluster) fetch(h *host, f node.Fetch) {
-	if holds(h.store, f.Kind, f.CID) {
-		ep := h.epoch
-		c.schedule(c.now, h.id, ep, func() {
-			h.n.Fetched(c.now, f.CID, true)
-			c.flushNode(h)
-		})
-		return
-	}
 	var src *host
 	try := func(p string) bool {
 		s, ok := c.hosts[p]
@@ -55,8 +47,7 @@ func (c *Cluster) fetch(h *host, f node.Fetch) {
 	id, ep := h.id, h.epoch
 	if src == nil {
 		c.schedule(c.now.Add(time.Second), id, ep, func() {
-			h.n.Fetched(c.now, f.CID, false)
-			c.flushNode(h)
+			c.drive(h.loop.Fetched(c.now, f.CID, false))
 			c.wakeAt(h, c.now.Add(round.HeartbeatInterval(c.cfg.Spec)))
 		})
 		return
@@ -112,8 +103,7 @@ func (c *Cluster) fetch(h *host, f node.Fetch) {
 				return
 			}
 		}
-		h.n.Fetched(c.now, f.CID, ok)
-		c.flushNode(h)
+		c.drive(h.loop.Fetched(c.now, f.CID, ok))
 		if !ok {
 			c.wakeAt(h, c.now.Add(round.HeartbeatInterval(c.cfg.Spec)))
 		}

@@ -24,6 +24,7 @@ type host struct {
 	engine  node.Engine
 	store   *Store
 	n       *node.Node
+	loop    *node.Loop // drives n; its effects are nodeEffects
 	alive   bool
 	epoch   int // bumped on kill, so events for an old incarnation are dropped
 	busy    time.Time
@@ -85,6 +86,7 @@ func (c *Cluster) startNode(h *host) error {
 		return err
 	}
 	h.n, h.alive = n, true
+	h.loop = node.NewLoop(n, nodeHolder{c, h}, nodeEffects{c, h})
 	h.epoch++
 	h.busy = c.now
 	h.upSince = c.now
@@ -109,8 +111,7 @@ func (c *Cluster) tick() time.Duration {
 func (c *Cluster) scheduleNodeTick(id string, epoch int, after time.Duration) {
 	c.schedule(c.now.Add(after), id, epoch, func() {
 		h := c.hosts[id]
-		h.n.Tick(c.now)
-		c.flushNode(h)
+		c.drive(h.loop.Tick(c.now))
 		c.scheduleNodeTick(id, epoch, c.tick())
 	})
 }
@@ -131,8 +132,7 @@ func (c *Cluster) wakeAt(h *host, t time.Time) {
 			return // moved earlier since
 		}
 		h.wake = time.Time{}
-		h.n.Tick(c.now)
-		c.flushNode(h)
+		c.drive(h.loop.Tick(c.now))
 		c.wakeAt(h, h.lastHello.Add(round.HeartbeatInterval(c.cfg.Spec)))
 	})
 }
@@ -184,50 +184,84 @@ func (c *Cluster) Restart(id string) error {
 	return c.startNode(h)
 }
 
-func (c *Cluster) flushNode(h *host) {
-	r := h.n.Ready()
-	for _, ev := range r.Events {
-		c.trace("%s %s %s step %d %s", c.stamp(), h.id, ev.Kind, ev.Step, ev.Detail)
+// drive records the error of a node's effect, which stops the run.
+func (c *Cluster) drive(err error) {
+	if err != nil && c.err == nil {
+		c.err = err
 	}
-	c.noteNode(h, &r)
-	if r.HeadChanged {
-		c.wakeAt(h, c.now.Add(c.tick()))
-		h.head, h.headAt = r.Head, r.HeadStep
-		h.history[r.HeadStep] = r.Head
-		if !h.changed && c.cfg.Check != nil {
-			h.changed = true
-			c.changed = append(c.changed, h)
+}
+
+// nodeEffects carries out a node's effects in virtual time.
+type nodeEffects struct {
+	c *Cluster
+	h *host
+}
+
+func (e nodeEffects) Event(ev node.Event) {
+	e.c.trace("%s %s %s step %d %s", e.c.stamp(), e.h.id, ev.Kind, ev.Step, ev.Detail)
+	e.c.noteNodeEvent(ev)
+}
+
+// Head keeps the node's head, as the daemon would pin it, and keeps
+// memory bounded: the recent heads and the updates of the last few steps
+// are all a node still needs.
+func (e nodeEffects) Head(step uint64, id cid.Cid) error {
+	c, h := e.c, e.h
+	c.wakeAt(h, c.now.Add(c.tick()))
+	h.head, h.headAt = id, step
+	h.history[step] = id
+	if !h.changed && c.cfg.Check != nil {
+		h.changed = true
+		c.changed = append(c.changed, h)
+	}
+	var pinned []cid.Cid
+	for s := step; s+KeepSteps > step; s-- {
+		if id, ok := h.history[s]; ok {
+			pinned = append(pinned, id)
 		}
-		// Keep memory bounded: the recent heads and the updates of the
-		// last few steps are all a node still needs.
-		var pinned []cid.Cid
-		for s := r.HeadStep; s+KeepSteps > r.HeadStep; s-- {
-			if id, ok := h.history[s]; ok {
-				pinned = append(pinned, id)
-			}
-			if s == 0 {
-				break
-			}
+		if s == 0 {
+			break
 		}
-		for s := range h.history {
-			if s+historyKept < r.HeadStep {
-				delete(h.history, s)
-			}
+	}
+	for s := range h.history {
+		if s+historyKept < step {
+			delete(h.history, s)
 		}
-		h.store.Sweep(KeepSteps, pinned...)
 	}
-	for _, m := range r.Publish {
-		if _, ok := m.(*wire.Hello); ok {
-			h.lastHello = c.now
-		}
-		c.publish(h.id, m)
+	h.store.Sweep(KeepSteps, pinned...)
+	return nil
+}
+
+func (e nodeEffects) Publish(m wire.Msg) {
+	switch m := m.(type) {
+	case *wire.Hello:
+		e.h.lastHello = e.c.now
+	case *wire.Update:
+		e.c.noteNodeUpdate(e.h, m)
 	}
-	for _, j := range r.Jobs {
-		c.runJob(h, j)
+	e.c.publish(e.h.id, m)
+}
+
+func (e nodeEffects) Run(j node.Job)     { e.c.runJob(e.h, j) }
+func (e nodeEffects) Fetch(f node.Fetch) { e.c.fetch(e.h, f) }
+
+// nodeHolder is a node's store as its loop sees it: an Update's inline
+// payload whose form the cluster has checked is kept without hashing it
+// again.
+type nodeHolder struct {
+	c *Cluster
+	h *host
+}
+
+func (s nodeHolder) HasBlob(id cid.Cid) bool           { return s.h.store.HasBlob(id) }
+func (s nodeHolder) PutBlob(b []byte) (cid.Cid, error) { return s.h.store.PutBlob(b) }
+func (s nodeHolder) HasCheckpoint(id cid.Cid) bool     { return s.h.store.HasCheckpoint(id) }
+func (s nodeHolder) PutPayload(u *wire.Update) error {
+	if s.c.wellFormed(u) && s.h.store.putVerified(u.Payload, u.Data) == nil {
+		return nil
 	}
-	for _, f := range r.Fetches {
-		c.fetch(h, f)
-	}
+	_, err := s.h.store.PutBlob(u.Data)
+	return err
 }
 
 // historyKept bounds the checkpoints per step a node's record keeps, for
@@ -261,10 +295,7 @@ func (c *Cluster) runJob(h *host, j node.Job) {
 	d := c.jobTime(h.id, j)
 	h.busy = start.Add(d)
 	h.busyTime += d
-	c.scheduleFor(h.busy, h, func() {
-		h.n.Done(c.now, res)
-		c.flushNode(h)
-	})
+	c.scheduleFor(h.busy, h, func() { c.drive(h.loop.Done(c.now, res)) })
 }
 
 // NodeTick returns the virtual time between a node's ticks.

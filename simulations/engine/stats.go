@@ -101,29 +101,28 @@ func (c *Cluster) noteOpen(o *wire.Open) {
 	s.Members, s.Units, s.lastAttempt = len(o.Members), int(o.Units), o.Attempt
 }
 
-// noteNode counts what the nodes did, for the step being run.
-func (c *Cluster) noteNode(h *host, r *node.Ready) {
+// noteNodeEvent counts a node's catch-ups, for the step being run.
+func (c *Cluster) noteNodeEvent(ev node.Event) {
+	if s := c.current(); s != nil && NodeKind(ev) == KindCatchUp {
+		s.CatchUps++
+	}
+}
+
+// noteNodeUpdate counts an update a node sends again, for the step being
+// run.
+func (c *Cluster) noteNodeUpdate(h *host, u *wire.Update) {
 	s := c.current()
 	if s == nil {
 		return
 	}
-	for _, ev := range r.Events {
-		if NodeKind(ev) == KindCatchUp {
-			s.CatchUps++
-		}
+	if _, seen := h.sent[u.Payload]; seen {
+		s.Resent++
+		return
 	}
-	for _, m := range r.Publish {
-		if u, ok := m.(*wire.Update); ok {
-			if _, seen := h.sent[u.Payload]; seen {
-				s.Resent++
-			} else {
-				if len(h.sent) > 64 {
-					clear(h.sent)
-				}
-				h.sent[u.Payload] = struct{}{}
-			}
-		}
+	if len(h.sent) > 64 {
+		clear(h.sent)
 	}
+	h.sent[u.Payload] = struct{}{}
 }
 
 // Missing counts units a step closed by its deadline did not include.
