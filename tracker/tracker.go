@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -532,6 +533,7 @@ func (t *Tracker) maybeOpen(now time.Time) error {
 	open := &wire.Open{Round: t.round, Step: st.Step, Attempt: st.Attempt, Epoch: st.Epoch, Base: st.Base,
 		Members: workers, Units: uint32(DealtUnits(t.spec, len(workers), t.cfg.Spares))}
 	open.Checks = t.assignChecks(workers)
+	open.Excluded = t.excludedList()
 	st.Phase, st.Open, st.OpenedAt, st.Updates = PhaseOpen, open, now, nil
 	st.Close, st.Commits, st.Verified = nil, nil, nil
 	t.votes = nil
@@ -993,4 +995,27 @@ func (t *Tracker) exclude(peer string, step uint64, reason string) {
 	t.exclusions++
 	t.live.valid = false
 	t.event("exclude", step, peer, "%s", reason)
+}
+
+// excludedList returns the peers excluded from the round as an Open lists
+// them: sorted, and only the wire.MaxExcluded most recently excluded
+// (latest step first, then by ID) when there are more.
+func (t *Tracker) excludedList() []string {
+	var out []string
+	for p, e := range t.st.Ledger {
+		if e.Excluded {
+			out = append(out, p)
+		}
+	}
+	if len(out) > wire.MaxExcluded {
+		slices.SortFunc(out, func(a, b string) int {
+			if c := cmp.Compare(t.st.Ledger[b].ExcludedAt, t.st.Ledger[a].ExcludedAt); c != 0 {
+				return c
+			}
+			return strings.Compare(a, b)
+		})
+		out = out[:wire.MaxExcluded]
+	}
+	slices.Sort(out)
+	return out
 }
