@@ -65,6 +65,11 @@
 //     accuses it, and a third computation settles that too: the liar, or
 //     a false accuser, is excluded.
 //
+// Every Open lists the peers the tracker has excluded (Open.Excluded),
+// and a node takes the latest Open's list as the round's word: Validate
+// ignores the messages of those peers but their Hellos, so the node
+// spends nothing on them and relays none of them.
+//
 // Guaranteed, for a replicated unit with at least one honest replica and
 // an honest checker: a wrong raw result or a payload that does not follow
 // from the claimed computation is detected, and the liar excluded, within

@@ -73,7 +73,7 @@ type Node struct {
 	close    *wire.Close
 	finals   map[uint64]*wire.Final  // recent Finals by step
 	commits  map[uint64]*wire.Commit // my recent commits by step
-	excluded map[string]bool         // peers a Final's round excluded (learned from verdicts we cannot see: none yet)
+	excluded map[string]bool         // the peers the latest Open says the tracker excluded
 
 	// Work of the current step.
 	queue    []round.Assignment // my units of the open step still to train, in order
@@ -170,12 +170,10 @@ func (n *Node) ID() string { return n.cfg.ID }
 // Head returns the step the node is at and the checkpoint it starts from.
 func (n *Node) Head() (uint64, cid.Cid) { return n.headStep, n.head }
 
-// Excluded reports whether the node knows peer to be excluded.
+// Excluded reports whether the node knows peer to be excluded: the
+// latest Open from the tracker lists it. Validate then ignores the peer's
+// messages (but its Hellos).
 func (n *Node) Excluded(peer string) bool { return n.excluded[peer] }
-
-// Exclude records that peer was excluded from the round, as the tracker's
-// ledger says; the node then ignores its messages.
-func (n *Node) Exclude(peer string) { n.excluded[peer] = true }
 
 // Final returns the Final of a step, if the node has seen it.
 func (n *Node) Final(step uint64) (*wire.Final, bool) {
@@ -428,6 +426,7 @@ func (n *Node) onOpen(o *wire.Open) {
 	if n.open != nil && (o.Step < n.open.Step || (o.Step == n.open.Step && o.Attempt < n.open.Attempt)) {
 		return // stale
 	}
+	n.learnExclusions(o.Excluded)
 	if o.Step < n.headStep {
 		return
 	}
@@ -468,6 +467,29 @@ func (n *Node) onOpen(o *wire.Open) {
 		n.adopt(o.Step, o.Base, nil)
 	}
 	n.progress()
+}
+
+// learnExclusions takes an Open's list of excluded peers as the round's
+// word on standing, replacing what an earlier Open said (the list is the
+// tracker's whole ledger of exclusions, or its most recent part).
+func (n *Node) learnExclusions(excluded []string) {
+	if len(excluded) == len(n.excluded) {
+		same := true
+		for _, p := range excluded {
+			same = same && n.excluded[p]
+		}
+		if same {
+			return
+		}
+	}
+	was := n.excluded[n.cfg.ID]
+	n.excluded = make(map[string]bool, len(excluded))
+	for _, p := range excluded {
+		n.excluded[p] = true
+	}
+	if n.excluded[n.cfg.ID] && !was {
+		n.event("excluded", n.headStep, "the tracker excluded this peer from the round: its messages are ignored")
+	}
 }
 
 // assignments returns the assignment of an Open's units.

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -158,5 +159,75 @@ func TestResendOnlyToARestartedTracker(t *testing.T) {
 	}
 	if r := n.Ready(); len(r.Publish) != 0 {
 		t.Fatalf("a second Open of epoch 1 made the node publish %v", r.Publish)
+	}
+}
+
+// TestNodeLearnsExclusions: the peers an Open lists as excluded are no
+// longer heard (but for their Hellos): their commits name no provider and
+// their updates are not recorded. The latest Open's list is the one that
+// counts, and a node that finds itself on it says so.
+func TestNodeLearnsExclusions(t *testing.T) {
+	n, s := testNode(t)
+	now := time.Unix(1_800_000_000, 0)
+	g := content.Sum([]byte("C0"))
+	round := s.ID()
+	receive := func(from string, m wire.Msg) error {
+		t.Helper()
+		err := n.Receive(now, from, m)
+		n.Ready()
+		return err
+	}
+	c1 := content.Sum([]byte("C1"))
+	commit := &wire.Commit{Round: round, Step: 0, Base: g, Result: c1}
+	if err := receive("liar", commit); err != nil {
+		t.Fatalf("a commit from a peer in good standing was refused: %v", err)
+	}
+	if !slices.Contains(n.providers[c1], "liar") {
+		t.Fatal("a commit from a peer in good standing did not make it a provider")
+	}
+	open := &wire.Open{Round: round, Step: 0, Attempt: 1, Base: g, Members: []string{"me", "peer-b"}, Units: 2, Excluded: []string{"cheat", "liar"}}
+	if err := receive(trackerID, open); err != nil {
+		t.Fatal(err)
+	}
+	if !n.Excluded("liar") || !n.Excluded("cheat") || n.Excluded("peer-b") {
+		t.Fatalf("after an Open excluding cheat and liar: Excluded(liar) %v, Excluded(cheat) %v, Excluded(peer-b) %v",
+			n.Excluded("liar"), n.Excluded("cheat"), n.Excluded("peer-b"))
+	}
+	c1b := content.Sum([]byte("C1 of another"))
+	if err := receive("cheat", &wire.Commit{Round: round, Step: 0, Base: g, Result: c1b}); err == nil {
+		t.Fatal("a commit from an excluded peer was accepted")
+	}
+	if len(n.providers[c1b]) != 0 {
+		t.Fatal("a commit from an excluded peer made it a provider")
+	}
+	payload := []byte("an update")
+	u := &wire.Update{Round: round, Step: 1, Base: c1, Unit: 0, Samples: 20, Raw: g, Residual: g,
+		Payload: content.Sum(payload), Size: uint64(len(payload)), Data: payload}
+	if err := receive("liar", u); err == nil {
+		t.Fatal("an update from an excluded peer was accepted")
+	}
+	if _, seen := n.seen[1][u.Payload]; seen {
+		t.Fatal("an update from an excluded peer was recorded")
+	}
+	if err := receive("liar", &wire.Hello{Round: round, Role: wire.RoleWorker}); err != nil {
+		t.Fatalf("a Hello from an excluded peer was refused: %v", err)
+	}
+	// A stale Open (an earlier attempt) says nothing new; the next one does.
+	if err := receive(trackerID, &wire.Open{Round: round, Step: 0, Base: g, Members: []string{"me"}, Units: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if !n.Excluded("liar") {
+		t.Fatal("a stale Open without the list made the node forget the exclusions")
+	}
+	next := &wire.Open{Round: round, Step: 0, Attempt: 2, Base: g, Members: []string{"peer-b"}, Units: 1, Excluded: []string{"liar", "me"}}
+	if err := n.Receive(now, trackerID, next); err != nil {
+		t.Fatal(err)
+	}
+	r := n.Ready()
+	if n.Excluded("cheat") || !n.Excluded("liar") {
+		t.Fatal("the latest Open's list does not replace the earlier one")
+	}
+	if !slices.ContainsFunc(r.Events, func(e Event) bool { return e.Kind == "excluded" }) {
+		t.Fatalf("a node that learns it is excluded says nothing: %+v", r.Events)
 	}
 }

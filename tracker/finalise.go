@@ -1,9 +1,11 @@
 package tracker
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -236,4 +238,27 @@ func (t *Tracker) exclude(peer string, step uint64, reason string) {
 	t.exclusions++
 	t.live.valid = false
 	t.event("exclude", step, peer, "%s", reason)
+}
+
+// excludedList returns the peers excluded from the round as an Open lists
+// them: sorted, and only the wire.MaxExcluded most recently excluded
+// (latest step first, then by ID) when there are more.
+func (t *Tracker) excludedList() []string {
+	var out []string
+	for p, e := range t.st.Ledger {
+		if e.Excluded {
+			out = append(out, p)
+		}
+	}
+	if len(out) > wire.MaxExcluded {
+		slices.SortFunc(out, func(a, b string) int {
+			if c := cmp.Compare(t.st.Ledger[b].ExcludedAt, t.st.Ledger[a].ExcludedAt); c != 0 {
+				return c
+			}
+			return strings.Compare(a, b)
+		})
+		out = out[:wire.MaxExcluded]
+	}
+	slices.Sort(out)
+	return out
 }

@@ -20,6 +20,7 @@ func (t *Tracker) maybeOpen(now time.Time) {
 	open := &wire.Open{Round: t.round, Step: st.Step, Attempt: st.Attempt, Epoch: st.Epoch, Base: st.Base,
 		Members: workers, Units: uint32(DealtUnits(t.spec, len(workers), t.cfg.Spares))}
 	open.Checks = t.assignChecks(workers)
+	open.Excluded = t.excludedList()
 	st.Phase, st.Open, st.OpenedAt, st.Updates = PhaseOpen, open, now, nil
 	st.Close, st.Commits, st.Verified = nil, nil, nil
 	t.votes = nil

@@ -755,6 +755,9 @@ func TestDisputeSettledByChecker(t *testing.T) {
 	if slices.Contains(opens[0].Members, liar) {
 		t.Errorf("Open %+v deals units to the excluded %s", opens[0], liar)
 	}
+	if !slices.Equal(opens[0].Excluded, []string{liar}) {
+		t.Errorf("Open %+v lists %v as excluded, want %s alone", opens[0], opens[0].Excluded, liar)
+	}
 	h.checkState()
 }
 

@@ -66,6 +66,7 @@ const (
 	MaxInline      = 64 << 20 // the largest payload carried inside an Update
 	MaxProviders   = 16
 	MaxChecks      = 1 << 10
+	MaxExcluded    = 1 << 10
 	MaxBad         = 2
 	MaxAttempt     = 1 << 16
 	MaxToken       = 1 << 10
@@ -101,7 +102,8 @@ type Hello struct {
 // Open starts outer step Step from checkpoint Base. Every peer derives the
 // step's work assignment from it: Assign(spec.Seed, Step·MaxAttempt+Attempt,
 // Members, Units, spec.VerificationRate). Checks asks peers to settle
-// disputes of earlier steps by a third computation.
+// disputes of earlier steps by a third computation; Excluded tells them
+// whom the round no longer hears.
 type Open struct {
 	Round   cid.Cid
 	Step    uint64
@@ -116,6 +118,12 @@ type Open struct {
 	Members []string // the workers the units are dealt to; sorted, distinct
 	Units   uint32
 	Checks  []Check // sorted by (Step, Unit)
+	// Excluded lists the peers the tracker has excluded from the round
+	// (caught lying), the most recent MaxExcluded of them if there are
+	// more; sorted, distinct, none of them a member. Peers take it as the
+	// round's word on standing: they ignore these peers' messages (but
+	// their Hellos) and do not relay them.
+	Excluded []string
 }
 
 // Check asks Checker to compute unit Unit of step Step from Base and to
@@ -332,6 +340,17 @@ func (m *Open) check() error {
 		}
 		if i > 0 && cmpCheck(m.Checks[i-1], c) >= 0 {
 			return msgErr(KindOpen, f, "not sorted or repeated")
+		}
+	}
+	if len(m.Excluded) > MaxExcluded {
+		return msgErr(KindOpen, "excluded", "at most %d, got %d", MaxExcluded, len(m.Excluded))
+	}
+	if err := checkSortedPeers(KindOpen, "excluded", m.Excluded); err != nil {
+		return err
+	}
+	for i, p := range m.Excluded {
+		if _, member := slices.BinarySearch(m.Members, p); member {
+			return msgErr(KindOpen, fmt.Sprintf("excluded[%d]", i), "%s is a member of the step", p)
 		}
 	}
 	return nil

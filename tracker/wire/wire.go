@@ -26,8 +26,11 @@ import (
 //	string, bytes      uvarint length, then the bytes
 //	list               uvarint count, then the elements
 //
-// Unmarshal rejects trailing bytes, non-minimal varints and anything else
-// that Marshal would not have produced.
+// One field is optional: Open.Excluded, the last field of an Open, is
+// written only when it is not empty, so an Open that excludes no one has
+// the form it had before the field existed. Unmarshal rejects trailing
+// bytes, non-minimal varints, an empty optional list written out and
+// anything else that Marshal would not have produced.
 
 // WireVersion is the version byte of the wire format.
 const WireVersion = 1
@@ -300,6 +303,9 @@ func (m *Open) encode(e *wireEncoder) {
 		e.cid(c.Base)
 		e.str(c.Checker)
 	}
+	if len(m.Excluded) > 0 {
+		e.strs(m.Excluded)
+	}
 }
 
 func (m *Open) decode(d *wireDecoder) {
@@ -321,6 +327,9 @@ func (m *Open) decode(d *wireDecoder) {
 		c.Unit = uint32(d.at(f + "unit").uint(MaxUnits))
 		c.Base = d.at(f + "base").cid()
 		c.Checker = d.at(f + "checker").str(MaxPeerLen)
+	}
+	if d.err == nil && len(d.b) > 0 {
+		m.Excluded = d.at("excluded").strs(MaxExcluded, MaxPeerLen)
 	}
 }
 

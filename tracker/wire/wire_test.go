@@ -26,7 +26,8 @@ func goldenMsgs() []Msg {
 	return []Msg{
 		&Hello{Round: round, Role: RoleWorker, Step: 300, Head: base},
 		&Open{Round: round, Step: 5, Attempt: 2, Epoch: 3, Base: base, Members: []string{peerA, peerB, "w1"}, Units: 1000,
-			Checks: []Check{{Step: 3, Unit: 7, Base: cidOf("C3"), Checker: peerB}, {Step: 4, Unit: 130, Base: cidOf("C4"), Checker: "w1"}}},
+			Checks:   []Check{{Step: 3, Unit: 7, Base: cidOf("C3"), Checker: peerB}, {Step: 4, Unit: 130, Base: cidOf("C4"), Checker: "w1"}},
+			Excluded: []string{"liar", "w0"}},
 		&Update{Round: round, Step: 5, Attempt: 2, Base: base, Unit: 129, Replica: 1, Samples: 800, Loss: 2.75,
 			Raw: cidOf("raw"), Residual: cidOf("residual"), Payload: content.Sum(data), Size: uint64(len(data)), Data: data},
 		&Close{Round: round, Step: 5, Epoch: 3, Base: base, Included: sortedIncluded(
@@ -49,6 +50,7 @@ func moreMsgs() []Msg {
 		&Open{Round: round, Base: base, Members: []string{"w"}, Units: 1},
 		&Open{Round: round, Step: math.MaxUint64, Attempt: MaxAttempt - 1, Epoch: math.MaxUint32, Base: base, Members: []string{"a", "b"}, Units: MaxUnits,
 			Checks: []Check{{Step: 0, Unit: MaxUnits - 1, Base: base, Checker: strings.Repeat("c", MaxPeerLen)}}},
+		&Open{Round: round, Base: base, Members: []string{"m"}, Units: 1, Excluded: manyPeers(MaxExcluded)},
 		&Update{Round: round, Base: base, Samples: 1, Raw: base, Residual: base, Payload: base, Size: 1 << 40},
 		&Update{Round: round, Base: base, Samples: math.MaxUint32, Loss: float32(math.Copysign(0, -1)), Raw: base, Residual: base,
 			Payload: content.Sum([]byte{0}), Size: 1, Data: []byte{0}},
@@ -57,6 +59,15 @@ func moreMsgs() []Msg {
 		&Verdict{Round: round, Raw: base},
 		&Verdict{Round: round, Step: 9, Unit: 1, Raw: base, Bad: []string{"a", "b"}},
 	}
+}
+
+// manyPeers returns n sorted peer names.
+func manyPeers(n int) []string {
+	ps := make([]string, n)
+	for i := range ps {
+		ps[i] = fmt.Sprintf("x%06d", i)
+	}
+	return ps
 }
 
 func sortedIncluded(in ...Included) []Included {
@@ -128,6 +139,27 @@ func TestWireGolden(t *testing.T) {
 		} else if !reflect.DeepEqual(got, m) {
 			t.Errorf("%s: golden encoding decodes to %+v\nwant %+v", m.Kind(), got, m)
 		}
+	}
+}
+
+// TestOpenExcludedOptional: an Open that excludes no one encodes as it
+// did before Open had an Excluded list (stored tracker states and
+// version 1 peers read it as before); the list, when there is one,
+// follows the checks.
+func TestOpenExcludedOptional(t *testing.T) {
+	golden := readWire(t, KindOpen)
+	tail, _ := hex.DecodeString("02" + "04" + hex.EncodeToString([]byte("liar")) + "02" + hex.EncodeToString([]byte("w0")))
+	if !bytes.HasSuffix(golden, tail) {
+		t.Fatalf("the golden Open does not end with its Excluded list % x", tail)
+	}
+	bare := *goldenMsgs()[1].(*Open)
+	bare.Excluded = nil
+	b, err := Marshal(&bare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := golden[:len(golden)-len(tail)]; !bytes.Equal(b, want) {
+		t.Errorf("an Open excluding no one encodes as\n% x\nwant\n% x", b, want)
 	}
 }
 
@@ -277,6 +309,11 @@ func TestUnmarshalRejects(t *testing.T) {
 			Checks: []Check{{Step: 1, Base: base, Checker: "a"}}}), "checks[0].step"},
 		{"check without base", rawMarshal(&Open{Round: round, Step: 1, Base: base, Members: []string{"a"}, Units: 1,
 			Checks: []Check{{Step: 0, Checker: "a"}}}), "checks"},
+		{"unsorted excluded", rawMarshal(&Open{Round: round, Base: base, Members: []string{"a"}, Units: 1, Excluded: []string{"c", "b"}}), "excluded[1]"},
+		{"repeated excluded", rawMarshal(&Open{Round: round, Base: base, Members: []string{"a"}, Units: 1, Excluded: []string{"b", "b"}}), "excluded[1]"},
+		{"excluded member", rawMarshal(&Open{Round: round, Base: base, Members: []string{"a", "b"}, Units: 1, Excluded: []string{"b"}}), "excluded[0]"},
+		{"too many excluded", rawMarshal(&Open{Round: round, Base: base, Members: []string{"a"}, Units: 1, Excluded: manyPeers(MaxExcluded + 1)}), "excluded"},
+		{"empty excluded written out", append(rawMarshal(&Open{Round: round, Base: base, Members: []string{"a"}, Units: 1}), 0), "encoding"},
 		{"unsorted providers", rawMarshal(&Final{Round: round, Base: base, Checkpoint: base, Providers: []string{"b", "a"}}), "providers[1]"},
 		{"unsorted bad", rawMarshal(&Verdict{Round: round, Raw: base, Bad: []string{"b", "a"}}), "bad[1]"},
 		{"unsorted included", rawMarshal(&Close{Round: round, Base: base, Included: []Included{
@@ -409,14 +446,29 @@ func TestUnmarshalTooBig(t *testing.T) {
 }
 
 // TestUnmarshalTruncated cuts every golden and extra message at every
-// length: each prefix is refused with an error naming a field.
+// length: each prefix is refused with an error naming a field, but for
+// an Open cut just before its optional Excluded list, which is the same
+// Open excluding no one.
 func TestUnmarshalTruncated(t *testing.T) {
 	for i, m := range append(goldenMsgs(), moreMsgs()...) {
 		b, err := Marshal(m)
 		if err != nil {
 			t.Fatal(err)
 		}
+		without := -1
+		if o, ok := m.(*Open); ok && len(o.Excluded) > 0 {
+			bare := *o
+			bare.Excluded = nil
+			wb, err := Marshal(&bare)
+			if err != nil || !bytes.HasPrefix(b, wb) {
+				t.Fatalf("%d: an Open without its Excluded list does not encode as a prefix of it (%v)", i, err)
+			}
+			without = len(wb)
+		}
 		for n := range len(b) {
+			if n == without {
+				continue
+			}
 			_, err := Unmarshal(b[:n])
 			var me *MessageError
 			if !errors.As(err, &me) || me.Field == "" {
