@@ -175,6 +175,12 @@ func (n *Node) Head() (uint64, cid.Cid) { return n.headStep, n.head }
 // messages (but its Hellos).
 func (n *Node) Excluded(peer string) bool { return n.excluded[peer] }
 
+// ExcludedSet returns the peers the node knows to be excluded. The map is
+// never changed once returned (a new list from the tracker replaces it),
+// so a driver may share it with its gossip validator; it must not modify
+// it.
+func (n *Node) ExcludedSet() map[string]bool { return n.excluded }
+
 // Final returns the Final of a step, if the node has seen it.
 func (n *Node) Final(step uint64) (*wire.Final, bool) {
 	f, ok := n.finals[step]

@@ -145,7 +145,9 @@ func (d *Node) Core() *node.Node { return d.core }
 
 func (d *Node) makeView() *view {
 	s, h := d.core.Head()
-	return &view{round: d.round, tracker: d.core.TrackerID(), step: s, head: h, excluded: map[string]bool{}}
+	// The peers the tracker excluded are ignored by the validator, so
+	// their messages are neither delivered nor relayed.
+	return &view{round: d.round, tracker: d.core.TrackerID(), step: s, head: h, excluded: d.core.ExcludedSet()}
 }
 
 // Run drives the node until ctx ends, then stops at a safe point: the
