@@ -32,7 +32,6 @@ import (
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	ma "github.com/multiformats/go-multiaddr"
 
-	"github.com/shoal-network/shoal/checkpoint"
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/node/daemon"
 	"github.com/shoal-network/shoal/p2p"
@@ -156,17 +155,8 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 	defer mn.Close()
 	mn.SetLinkDefaults(mocknet.LinkOptions{Latency: cfg.Latency, Bandwidth: cfg.Bandwidth})
 
-	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	key, spec, err := withNewTracker(cfg.Spec)
 	if err != nil {
-		return nil, err
-	}
-	tid, err := peer.IDFromPrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	spec := *cfg.Spec
-	spec.Trackers = []string{tid.String()}
-	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
 
@@ -178,22 +168,10 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 	}()
 	newMember := func(name string, lh host.Host) (*member, error) {
 		d := filepath.Join(dir, name)
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, err
-		}
-		ck, err := checkpoint.OpenStore(filepath.Join(d, "checkpoints"))
-		if err != nil {
-			return nil, err
-		}
-		st, err := daemon.NewStore(ck, 0)
-		if err != nil {
-			return nil, err
-		}
 		opts := p2p.LoopbackOptions()
 		opts.Logger = log.With("host", name)
-		opts.Store = st
 		opts.Gossip.MaxMessageSize = daemon.InlineLimit + 8<<10
-		h, err := p2p.NewFromHost(lh, opts)
+		h, st, err := daemon.NewHost(context.Background(), daemon.HostConfig{Dir: d, Options: opts, Over: lh})
 		if err != nil {
 			return nil, err
 		}
@@ -231,36 +209,15 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 		if err != nil {
 			return nil, err
 		}
-		n, err := daemon.NewNode(daemon.NodeConfig{Spec: &spec, Role: wire.RoleWorker, DataDir: m.dir, Host: m.h, Store: m.store,
+		n, err := daemon.NewPeer(daemon.PeerConfig{Spec: &spec, Role: wire.RoleWorker, Dir: m.dir, Host: m.h, Store: m.store,
 			Engine: engine(m), Logger: log.With("node", i), Tick: cfg.NodeTick})
 		if err != nil {
 			return nil, err
 		}
 		nodes = append(nodes, n)
 	}
-	// Connect: every worker to the tracker (its bootstrap peer) and to
-	// Degree others at random.
-	if err := mn.LinkAll(); err != nil {
+	if err := connect(mn, hosts, cfg); err != nil {
 		return nil, err
-	}
-	r := mrand.New(mrand.NewPCG(cfg.Seed, cfg.Seed^0x7265616c))
-	ids := make([]peer.ID, len(hosts))
-	for i, h := range hosts {
-		ids[i] = h.ID()
-	}
-	for i := 1; i < len(ids); i++ {
-		if _, err := mn.ConnectPeers(ids[i], ids[0]); err != nil {
-			return nil, err
-		}
-		for range cfg.Degree / 2 {
-			j := 1 + r.IntN(len(ids)-1)
-			if j == i || mn.Net(ids[i]).Connectedness(ids[j]) == network.Connected {
-				continue
-			}
-			if _, err := mn.ConnectPeers(ids[i], ids[j]); err != nil {
-				return nil, err
-			}
-		}
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -285,10 +242,16 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 	defer wg.Wait()
 	defer cancel()
 
+	return watch(ctx, trk, cfg.Steps, errs, start)
+}
+
+// watch polls the tracker's dashboard snapshot until steps steps are
+// finalised, ctx ends or a daemon fails.
+func watch(ctx context.Context, trk *daemon.Tracker, steps int, errs <-chan error, start time.Time) (*Result, error) {
 	res := &Result{}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	for len(res.Finalised) < cfg.Steps {
+	for len(res.Finalised) < steps {
 		select {
 		case <-ctx.Done():
 			select {
@@ -296,7 +259,7 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 				return res, err
 			default:
 			}
-			return res, fmt.Errorf("realstack: %d of %d steps finalised: %w", len(res.Finalised), cfg.Steps, ctx.Err())
+			return res, fmt.Errorf("realstack: %d of %d steps finalised: %w", len(res.Finalised), steps, ctx.Err())
 		case <-tick.C:
 		}
 		snap := trk.Snapshot()
@@ -311,4 +274,48 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 		}
 	}
 	return res, nil
+}
+
+// withNewTracker returns a new tracker identity and a copy of spec that
+// names it.
+func withNewTracker(s *round.Spec) (crypto.PrivKey, round.Spec, error) {
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return nil, round.Spec{}, err
+	}
+	tid, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return nil, round.Spec{}, err
+	}
+	spec := *s
+	spec.Trackers = []string{tid.String()}
+	return key, spec, spec.Validate()
+}
+
+// connect links the hosts of a mocknet: every worker to the tracker
+// (its bootstrap peer, hosts[0]) and to Degree others at random.
+func connect(mn mocknet.Mocknet, hosts []*p2p.Host, cfg Config) error {
+	if err := mn.LinkAll(); err != nil {
+		return err
+	}
+	r := mrand.New(mrand.NewPCG(cfg.Seed, cfg.Seed^0x7265616c))
+	ids := make([]peer.ID, len(hosts))
+	for i, h := range hosts {
+		ids[i] = h.ID()
+	}
+	for i := 1; i < len(ids); i++ {
+		if _, err := mn.ConnectPeers(ids[i], ids[0]); err != nil {
+			return err
+		}
+		for range cfg.Degree / 2 {
+			j := 1 + r.IntN(len(ids)-1)
+			if j == i || mn.Net(ids[i]).Connectedness(ids[j]) == network.Connected {
+				continue
+			}
+			if _, err := mn.ConnectPeers(ids[i], ids[j]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
