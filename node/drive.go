@@ -79,7 +79,7 @@ func (l *Loop) Receive(now time.Time, from string, m wire.Msg) (refused, err err
 	if u, ok := m.(*wire.Update); ok && len(u.Data) > 0 && !l.store.HasBlob(u.Payload) {
 		if err := l.place(u); err != nil {
 			// The core will fetch the payload as it fetches any other.
-			l.effects.Event(Event{Kind: "error", Step: u.Step, Detail: fmt.Sprintf("cannot keep the payload of %s's update: %v", from, err)})
+			l.effects.Event(Event{Kind: wire.EventError, Step: u.Step, Detail: fmt.Sprintf("cannot keep the payload of %s's update: %v", from, err)})
 		}
 	}
 	refused = l.node.Receive(now, from, m)

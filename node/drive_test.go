@@ -27,7 +27,7 @@ func newRecorder() *recorder {
 	return &recorder{blobs: map[cid.Cid][]byte{}, ckpts: map[cid.Cid]bool{}}
 }
 
-func (r *recorder) Event(ev Event) { r.log = append(r.log, "event "+ev.Kind) }
+func (r *recorder) Event(ev Event) { r.log = append(r.log, "event "+string(ev.Kind)) }
 func (r *recorder) Head(step uint64, id cid.Cid) error {
 	r.log = append(r.log, fmt.Sprintf("head %d", step))
 	return r.headErr

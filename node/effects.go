@@ -105,7 +105,7 @@ func (r *Ready) Empty() bool {
 
 // Event is something that happened, for logs and status.
 type Event struct {
-	Kind   string // "join", "train", "update", "apply", "commit", "final", "mismatch", "catch-up", "verdict", "refused", "excluded", "error"
+	Kind   wire.EventKind
 	Step   uint64
 	Detail string
 }

@@ -196,7 +196,7 @@ func (n *Node) Ready() Ready {
 
 func (n *Node) publish(m wire.Msg) { n.ready.Publish = append(n.ready.Publish, m) }
 
-func (n *Node) event(kind string, step uint64, format string, args ...any) {
+func (n *Node) event(kind wire.EventKind, step uint64, format string, args ...any) {
 	n.ready.Events = append(n.ready.Events, Event{Kind: kind, Step: step, Detail: fmt.Sprintf(format, args...)})
 }
 
@@ -394,7 +394,7 @@ func (n *Node) Fetched(now time.Time, id cid.Cid, ok bool) {
 		step := n.catchTo
 		n.catchUp = cid.Undef
 		if step > n.headStep || (step == n.headStep && !id.Equals(n.head)) {
-			n.event("catch-up", step, "now at C_%d = %s", step, id)
+			n.event(wire.EventCatchUp, step, "now at C_%d = %s", step, id)
 			n.abandonStep(step, id)
 			n.setHead(step, id)
 		}
@@ -494,7 +494,7 @@ func (n *Node) learnExclusions(excluded []string) {
 		n.excluded[p] = true
 	}
 	if n.excluded[n.cfg.ID] && !was {
-		n.event("excluded", n.headStep, "the tracker excluded this peer from the round: its messages are ignored")
+		n.event(wire.EventExcluded, n.headStep, "the tracker excluded this peer from the round: its messages are ignored")
 	}
 }
 
@@ -527,7 +527,7 @@ func (n *Node) adopt(step uint64, id cid.Cid, providers []string) {
 		return
 	}
 	if n.has(id) {
-		n.event("catch-up", step, "now at C_%d = %s", step, id)
+		n.event(wire.EventCatchUp, step, "now at C_%d = %s", step, id)
 		n.abandonStep(step, id)
 		n.setHead(step, id)
 		return
@@ -664,10 +664,10 @@ func (n *Node) onFinal(f *wire.Final) {
 	case n.headStep > next:
 		return
 	case n.headStep == next && n.head.Equals(f.Checkpoint):
-		n.event("final", f.Step, "C_%d = %s agreed", next, f.Checkpoint)
+		n.event(wire.EventFinal, f.Step, "C_%d = %s agreed", next, f.Checkpoint)
 		return
 	case n.headStep == next:
-		n.event("mismatch", f.Step, "my C_%d is %s, the round finalised %s: fetching it", next, n.head, f.Checkpoint)
+		n.event(wire.EventMismatch, f.Step, "my C_%d is %s, the round finalised %s: fetching it", next, n.head, f.Checkpoint)
 		n.headStep = f.Step // let adopt replace the wrong head
 		n.adopt(next, f.Checkpoint, f.Providers)
 	case n.applying != nil && n.applying.Step == f.Step && n.applying.Base.Equals(f.Base):
@@ -722,7 +722,7 @@ func (n *Node) progress() {
 		j := TrainJob{Step: n.open.Step, Attempt: n.open.Attempt, Base: n.open.Base, Unit: uint32(a.Unit), Replica: uint8(a.Replica)}
 		n.training = &j
 		n.ready.Jobs = append(n.ready.Jobs, j)
-		n.event("train", j.Step, "unit %d replica %d", j.Unit, j.Replica)
+		n.event(wire.EventTrain, j.Step, "unit %d replica %d", j.Unit, j.Replica)
 	}
 	// Apply the closed step.
 	if c := n.close; c != nil && n.applying == nil && c.Step == n.headStep && c.Base.Equals(n.head) {
@@ -751,7 +751,7 @@ func (n *Node) Done(now time.Time, r Result) {
 	case TrainJob:
 		n.training = nil
 		if r.Err != nil {
-			n.event("error", j.Step, "training unit %d: %v", j.Unit, r.Err)
+			n.event(wire.EventError, j.Step, "training unit %d: %v", j.Unit, r.Err)
 			break
 		}
 		u := *r.Update
@@ -760,7 +760,7 @@ func (n *Node) Done(now time.Time, r Result) {
 			u.Data = nil
 		}
 		if err := wire.WellFormed(&u); err != nil {
-			n.event("error", j.Step, "engine made a malformed update: %v", err)
+			n.event(wire.EventError, j.Step, "engine made a malformed update: %v", err)
 			break
 		}
 		n.keep(u.Payload)
@@ -771,7 +771,7 @@ func (n *Node) Done(now time.Time, r Result) {
 		n.onUpdate(n.cfg.ID, &meta)
 		if n.open != nil && n.open.Step == j.Step && n.open.Attempt == j.Attempt && n.close == nil {
 			n.publish(&u)
-			n.event("update", j.Step, "unit %d: loss %.4f, %d bytes", j.Unit, u.Loss, u.Size)
+			n.event(wire.EventUpdate, j.Step, "unit %d: loss %.4f, %d bytes", j.Unit, u.Loss, u.Size)
 		}
 	case ApplyJob:
 		if n.applying == nil || n.applying.Step != j.Step || !n.applying.Base.Equals(j.Base) {
@@ -782,7 +782,7 @@ func (n *Node) Done(now time.Time, r Result) {
 			// Most likely a payload the store no longer holds: forget
 			// what the core believed and fetch the step's payloads again
 			// (a fetch of content still held answers at once).
-			n.event("error", j.Step, "applying step: %v", r.Err)
+			n.event(wire.EventError, j.Step, "applying step: %v", r.Err)
 			for _, in := range j.Included {
 				delete(n.have, in.Payload)
 				delete(n.had, in.Payload)
@@ -795,19 +795,19 @@ func (n *Node) Done(now time.Time, r Result) {
 		cm := &wire.Commit{Round: n.round, Step: j.Step, Base: j.Base, Result: r.Result}
 		n.commits[j.Step] = cm
 		n.publish(cm)
-		n.event("commit", j.Step, "C_%d = %s", j.Step+1, r.Result)
+		n.event(wire.EventCommit, j.Step, "C_%d = %s", j.Step+1, r.Result)
 		n.setHead(j.Step+1, r.Result)
 		if f := n.finals[j.Step]; f != nil && f.Base.Equals(j.Base) && !f.Checkpoint.Equals(r.Result) {
 			n.onFinal(f) // the round already agreed on something else
 		} else if o := n.open; o != nil && o.Step == n.headStep && !o.Base.Equals(n.head) {
-			n.event("mismatch", j.Step, "my C_%d is %s, the tracker opened step %d from %s: fetching it", n.headStep, n.head, o.Step, o.Base)
+			n.event(wire.EventMismatch, j.Step, "my C_%d is %s, the tracker opened step %d from %s: fetching it", n.headStep, n.head, o.Step, o.Base)
 			n.headStep = j.Step
 			n.adopt(o.Step, o.Base, nil)
 		}
 	case VerifyJob:
 		delete(n.verifies, verifyKey{j.Step, j.Unit})
 		if r.Err != nil {
-			n.event("error", j.Step, "verifying unit %d: %v", j.Unit, r.Err)
+			n.event(wire.EventError, j.Step, "verifying unit %d: %v", j.Unit, r.Err)
 			break
 		}
 		v := *r.Verdict
@@ -816,11 +816,11 @@ func (n *Node) Done(now time.Time, r Result) {
 			break // the partner checks out: nothing to say
 		}
 		if err := wire.WellFormed(&v); err != nil {
-			n.event("error", j.Step, "engine made a malformed verdict: %v", err)
+			n.event(wire.EventError, j.Step, "engine made a malformed verdict: %v", err)
 			break
 		}
 		n.publish(&v)
-		n.event("verdict", j.Step, "unit %d: bad %v", j.Unit, v.Bad)
+		n.event(wire.EventVerdict, j.Step, "unit %d: bad %v", j.Unit, v.Bad)
 	}
 	n.progress()
 }

@@ -224,13 +224,13 @@ func stepTimes(c *engine.Cluster) []stepTime {
 	var out []stepTime
 	for _, ev := range c.Events {
 		switch ev.Kind {
-		case engine.KindOpen:
+		case wire.EventOpen:
 			if n := len(out); n > 0 && out[n-1].step == ev.Step {
 				out[n-1].opened = ev.At
 			} else {
 				out = append(out, stepTime{step: ev.Step, opened: ev.At})
 			}
-		case engine.KindClose:
+		case wire.EventClose:
 			if n := len(out); n > 0 && out[n-1].step == ev.Step {
 				out[n-1].closed = ev.At
 			}
@@ -537,7 +537,7 @@ func TestTrackerRestart(t *testing.T) {
 	waitSteps(t, c, steps, 20*time.Minute)
 	finalEvents := map[uint64]int{}
 	for _, ev := range c.Events {
-		if ev.Kind == engine.KindFinal {
+		if ev.Kind == wire.EventFinal {
 			finalEvents[ev.Step]++
 		}
 	}

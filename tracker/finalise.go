@@ -133,7 +133,7 @@ func (t *Tracker) finalise(now time.Time, result cid.Cid, voters []string) {
 	t.votes = nil
 	t.save()
 	t.publish(f)
-	t.event("final", f.Step, "", "C_%d = %s (%d commits)", f.Step+1, result, len(voters))
+	t.event(wire.EventFinal, f.Step, "", "C_%d = %s (%d commits)", f.Step+1, result, len(voters))
 	t.maybeOpen(now)
 }
 
@@ -196,7 +196,7 @@ func (t *Tracker) verdict(from string, m *wire.Verdict) error {
 	d := &Dispute{Step: m.Step, Unit: m.Unit, Base: t.baseOf(m.Step), Peers: pair.Peers, Accuser: from}
 	sortDispute(d)
 	st.Disputes = append(st.Disputes, d)
-	t.event("dispute", m.Step, from, "unit %d: %s says the payload of %s does not follow from its residual", m.Unit, from, other)
+	t.event(wire.EventDispute, m.Step, from, "unit %d: %s says the payload of %s does not follow from its residual", m.Unit, from, other)
 	t.save()
 	return nil
 }
@@ -237,7 +237,7 @@ func (t *Tracker) exclude(peer string, step uint64, reason string) {
 	e.Excluded, e.Reason, e.ExcludedAt = true, reason, t.st.Step
 	t.exclusions++
 	t.live.valid = false
-	t.event("exclude", step, peer, "%s", reason)
+	t.event(wire.EventExclude, step, peer, "%s", reason)
 }
 
 // excludedList returns the peers excluded from the round as an Open lists

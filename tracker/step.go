@@ -28,7 +28,7 @@ func (t *Tracker) maybeOpen(now time.Time) {
 	t.dealUnits()
 	t.updates = map[unitCopy]*wire.Update{}
 	t.publish(open)
-	t.event("open", st.Step, "", "attempt %d, %d members, %d units, %d checks", st.Attempt, len(workers), open.Units, len(open.Checks))
+	t.event(wire.EventOpen, st.Step, "", "attempt %d, %d members, %d units, %d checks", st.Attempt, len(workers), open.Units, len(open.Checks))
 }
 
 // DealtUnits returns how many units a step deals to workers: the
@@ -214,12 +214,12 @@ func (t *Tracker) closeStep(now time.Time) {
 	}
 	st.Disputes = append(st.Disputes, disputes...)
 	for _, d := range disputes {
-		t.event("dispute", d.Step, "", "unit %d: replicas %s and %s computed different pseudo-gradients", d.Unit, d.Peers[0], d.Peers[1])
+		t.event(wire.EventDispute, d.Step, "", "unit %d: replicas %s and %s computed different pseudo-gradients", d.Unit, d.Peers[0], d.Peers[1])
 	}
 	if len(included) == 0 {
 		// Nothing arrived (or everything is disputed): deal the step
 		// again to whoever is there now.
-		t.event("reopen", st.Step, "", "attempt %d got no usable update", st.Attempt)
+		t.event(wire.EventReopen, st.Step, "", "attempt %d got no usable update", st.Attempt)
 		st.Attempt++
 		if st.Attempt >= wire.MaxAttempt {
 			st.Attempt = 0
@@ -235,7 +235,7 @@ func (t *Tracker) closeStep(now time.Time) {
 	t.votes = nil
 	t.save()
 	t.publish(cl)
-	t.event("close", st.Step, "", "%d updates included, %d verified pairs", len(included), len(verified))
+	t.event(wire.EventClose, st.Step, "", "%d updates included, %d verified pairs", len(included), len(verified))
 }
 
 func sortDispute(d *Dispute) {

@@ -105,7 +105,7 @@ type unitCopy struct {
 
 // Event is something the tracker decided, for logs and dashboards.
 type Event struct {
-	Kind   string // "open", "close", "final", "dispute", "exclude", "reopen", "mismatch"
+	Kind   wire.EventKind
 	Step   uint64
 	Peer   string
 	Detail string
@@ -281,7 +281,7 @@ func (t *Tracker) Ready() Ready {
 	return rd
 }
 
-func (t *Tracker) event(kind string, step uint64, peer, format string, args ...any) {
+func (t *Tracker) event(kind wire.EventKind, step uint64, peer, format string, args ...any) {
 	t.events = append(t.events, Event{Kind: kind, Step: step, Peer: peer, Detail: fmt.Sprintf(format, args...)})
 }
 
@@ -321,7 +321,7 @@ func (t *Tracker) hello(now time.Time, from string, m *wire.Hello) error {
 			t.live.valid = false
 			reason := "no valid access token: " + err.Error()
 			if t.refused[from] != reason {
-				t.event("refused", t.st.Step, from, "%s", reason)
+				t.event(wire.EventRefused, t.st.Step, from, "%s", reason)
 			}
 			t.refused[from] = reason
 			return errors.New(reason)
@@ -409,7 +409,7 @@ func (t *Tracker) commit(now time.Time, from string, m *wire.Commit) error {
 func (t *Tracker) mismatch(peer string, step uint64, got, want cid.Cid) {
 	t.entry(peer).Mismatches++
 	t.dirty = true
-	t.event("mismatch", step, peer, "committed %s, finalised %s", got, want)
+	t.event(wire.EventMismatch, step, peer, "committed %s, finalised %s", got, want)
 }
 
 func (t *Tracker) entry(peer string) *Entry {

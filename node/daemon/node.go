@@ -208,7 +208,7 @@ func (d *Node) Run(ctx context.Context) error {
 			} else if err := d.cfg.Store.Keep(f.id); err != nil {
 				d.log.Warn("cannot keep a dataset shard on disk", "shard", f.id.String(), "err", err.Error())
 			} else {
-				d.status.event(node.Event{Kind: "shard", Detail: "fetched dataset shard " + f.id.String()})
+				d.status.event(node.Event{Kind: wire.EventShard, Detail: "fetched dataset shard " + f.id.String()})
 			}
 		case e := <-d.evals:
 			d.busy = false
@@ -264,12 +264,12 @@ type effects Node
 func (d *effects) Event(ev node.Event) {
 	lvl := slog.LevelDebug
 	switch ev.Kind {
-	case "error", "mismatch":
+	case wire.EventError, wire.EventMismatch, wire.EventExcluded:
 		lvl = slog.LevelWarn
-	case "catch-up", "verdict":
+	case wire.EventCatchUp, wire.EventVerdict:
 		lvl = slog.LevelInfo
 	}
-	d.log.Log(d.ctx, lvl, ev.Kind, "step", ev.Step, "detail", ev.Detail)
+	d.log.Log(d.ctx, lvl, string(ev.Kind), "step", ev.Step, "detail", ev.Detail)
 	d.status.event(ev)
 }
 

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/shoal-network/shoal/node"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // Status is what a node daemon reports about itself: on its status page,
@@ -65,11 +66,11 @@ func (b *statusBox) update(f func(*Status)) {
 }
 
 func (b *statusBox) event(ev node.Event) {
-	if ev.Kind == "train" {
+	if ev.Kind == wire.EventTrain {
 		return
 	}
 	b.update(func(st *Status) {
-		st.Events = append(st.Events, Event{At: time.Now().UTC(), Kind: ev.Kind, Step: ev.Step, Detail: ev.Detail})
+		st.Events = append(st.Events, Event{At: time.Now().UTC(), Kind: string(ev.Kind), Step: ev.Step, Detail: ev.Detail})
 		if len(st.Events) > keepEvents {
 			st.Events = st.Events[len(st.Events)-keepEvents:]
 		}

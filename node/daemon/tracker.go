@@ -194,7 +194,7 @@ func (d *Tracker) Run(ctx context.Context) error {
 			if err := d.t.Receive(time.Now(), m.from, m.msg); err != nil {
 				b.refused.Add(1)
 				d.log.Debug("message refused", "peer", m.from, "kind", m.msg.Kind().String(), "reason", err.Error())
-				d.note(dashboard.Event{At: time.Now().UTC(), Kind: "refused", Step: m.msg.StepNum(), Peer: m.from,
+				d.note(dashboard.Event{At: time.Now().UTC(), Kind: string(wire.EventRefused), Step: m.msg.StepNum(), Peer: m.from,
 					Detail: fmt.Sprintf("%s: %v", m.msg.Kind(), err)})
 			} else if u, ok := m.msg.(*wire.Update); ok {
 				d.mu.Lock()
@@ -226,11 +226,12 @@ func (d *Tracker) flush() error {
 	}
 	for _, ev := range rd.Events {
 		lvl := slog.LevelInfo
-		if ev.Kind == "exclude" || ev.Kind == "mismatch" || ev.Kind == "dispute" {
+		switch ev.Kind {
+		case wire.EventExclude, wire.EventMismatch, wire.EventDispute:
 			lvl = slog.LevelWarn
 		}
-		d.log.Log(context.Background(), lvl, ev.Kind, "step", ev.Step, "peer", ev.Peer, "detail", ev.Detail)
-		d.note(dashboard.Event{At: time.Now().UTC(), Kind: ev.Kind, Step: ev.Step, Peer: ev.Peer, Detail: ev.Detail})
+		d.log.Log(context.Background(), lvl, string(ev.Kind), "step", ev.Step, "peer", ev.Peer, "detail", ev.Detail)
+		d.note(dashboard.Event{At: time.Now().UTC(), Kind: string(ev.Kind), Step: ev.Step, Peer: ev.Peer, Detail: ev.Detail})
 	}
 	for _, m := range rd.Publish {
 		d.record(m)

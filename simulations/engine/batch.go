@@ -319,16 +319,16 @@ func (c *Cluster) deliverDisputed(step uint64, unit uint32) {
 // sends the disputed unit's updates to everyone.
 func (c *Cluster) noteEvent(ev tracker.Event) {
 	if s := c.current(); s != nil {
-		switch TrackerKind(ev) {
-		case KindDispute:
+		switch ev.Kind {
+		case wire.EventDispute:
 			s.Disputes++
-		case KindExclude:
+		case wire.EventExclude:
 			s.Excluded++
-		case KindReopen:
+		case wire.EventReopen:
 			s.Reopens++
 		}
 	}
-	if !c.cfg.Batch || TrackerKind(ev) != KindDispute {
+	if !c.cfg.Batch || ev.Kind != wire.EventDispute {
 		return
 	}
 	var unit uint32

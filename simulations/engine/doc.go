@@ -30,5 +30,5 @@
 // change, and that no node applies a step without every included update
 // in its store. Every error names the seed.
 //
-// The engine knows the protocol's events by one type, EventKind.
+// The engine knows the protocol's events by their one type, wire.EventKind.
 package engine

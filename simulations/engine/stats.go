@@ -103,7 +103,7 @@ func (c *Cluster) noteOpen(o *wire.Open) {
 
 // noteNodeEvent counts a node's catch-ups, for the step being run.
 func (c *Cluster) noteNodeEvent(ev node.Event) {
-	if s := c.current(); s != nil && NodeKind(ev) == KindCatchUp {
+	if s := c.current(); s != nil && ev.Kind == wire.EventCatchUp {
 		s.CatchUps++
 	}
 }

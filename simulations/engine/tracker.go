@@ -98,11 +98,9 @@ func (c *Cluster) trackerTick() time.Duration {
 	return c.tick()
 }
 
-// TimedEvent is a tracker decision and its virtual time. Kind is the
-// event's kind, typed.
+// TimedEvent is a tracker decision and its virtual time.
 type TimedEvent struct {
-	At   time.Duration
-	Kind EventKind
+	At time.Duration
 	tracker.Event
 }
 
@@ -117,7 +115,7 @@ func (c *Cluster) flushTracker() {
 		}
 	}
 	for _, ev := range rd.Events {
-		c.Events = append(c.Events, TimedEvent{At: c.Elapsed(), Kind: TrackerKind(ev), Event: ev})
+		c.Events = append(c.Events, TimedEvent{At: c.Elapsed(), Event: ev})
 		c.trace("%s tracker %s step %d %s %s", c.stamp(), ev.Kind, ev.Step, ev.Peer, ev.Detail)
 		c.noteEvent(ev)
 	}
