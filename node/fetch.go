@@ -1,0 +1,102 @@
+package node
+
+import (
+	"slices"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-network/shoal/tracker/wire"
+)
+
+// Content: who provides what, and fetches.
+
+func (n *Node) addProvider(id cid.Cid, peer string) {
+	ps := n.providers[id]
+	if slices.Contains(ps, peer) {
+		return
+	}
+	if len(ps) >= 2*wire.MaxProviders {
+		ps = ps[1:]
+	}
+	n.providers[id] = append(ps, peer)
+	if len(n.providers) > 64 {
+		// Keep the map small: providers of old checkpoints are of no use.
+		for k := range n.providers {
+			if !k.Equals(id) && !k.Equals(n.head) && !k.Equals(n.catchUp) {
+				delete(n.providers, k)
+				break
+			}
+		}
+	}
+}
+
+func (n *Node) providersFor(id cid.Cid, extra []string) []string {
+	out := slices.Clone(extra)
+	for _, p := range n.providers[id] {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	if !slices.Contains(out, n.tracker) {
+		out = append(out, n.tracker)
+	}
+	return out
+}
+
+// fetch asks for content unless it is here or on its way.
+func (n *Node) fetch(id cid.Cid, kind FetchKind, providers []string) {
+	if n.has(id) {
+		return
+	}
+	if f, ok := n.fetching[id]; ok {
+		for _, p := range providers {
+			if !slices.Contains(f.providers, p) {
+				f.providers = append(f.providers, p)
+			}
+		}
+		return
+	}
+	n.fetching[id] = &pendingFetch{kind: kind, providers: slices.Clone(providers)}
+	n.ready.Fetches = append(n.ready.Fetches, Fetch{CID: id, Kind: kind, Providers: n.providersFor(id, providers)})
+}
+
+// Fetched reports the end of a fetch: ok if the content is now in the
+// store, verified.
+func (n *Node) Fetched(now time.Time, id cid.Cid, ok bool) {
+	if n.stopped {
+		return
+	}
+	n.now = now
+	f := n.fetching[id]
+	if f == nil {
+		if ok {
+			n.keep(id)
+		}
+		return
+	}
+	if !ok {
+		f.failed, f.failedAt = true, now
+		return
+	}
+	delete(n.fetching, id)
+	n.keep(id)
+	if id.Equals(n.catchUp) {
+		step := n.catchTo
+		n.catchUp = cid.Undef
+		if step > n.headStep || (step == n.headStep && !id.Equals(n.head)) {
+			n.event(wire.EventCatchUp, step, "now at C_%d = %s", step, id)
+			n.abandonStep(step, id)
+			n.setHead(step, id)
+		}
+	}
+	n.progress()
+}
+
+// fetchIncluded fetches the payloads of a Close's included updates that
+// the node lacks, each from its sender.
+func (n *Node) fetchIncluded(included []wire.Included) {
+	for _, in := range included {
+		n.fetch(in.Payload, FetchBlob, []string{in.Peer})
+	}
+}
