@@ -35,6 +35,7 @@ var boundaries = []boundary{
 	{pkg: module + "/tracker/wire", deny: []string{module + "/tracker", module + "/tracker/boltstore", "go.etcd.io/bbolt", module + "/node", module + "/p2p"}},
 	{pkg: module + "/checkpoint/content", deny: []string{module + "/p2p", "github.com/libp2p/", module + "/tracker", module + "/node"}},
 	{pkg: module + "/p2p", deny: []string{module + "/tracker", module + "/node", module + "/simulations", module + "/gradient"}},
+	{pkg: module + "/simulations/engine", deny: []string{module + "/p2p", "github.com/libp2p/", module + "/node/daemon"}},
 	{pkg: module + "/p2p/blob", deny: []string{module + "/tracker", module + "/node", module + "/simulations", module + "/gradient"}},
 }
 
