@@ -13,14 +13,31 @@
 // store, every piece under its CID; the core itself handles only CIDs and
 // imports no model, codec or checkpoint code.
 //
+// # Driving a node
+//
+// Loop is the driver contract, written once: it hands the core its inputs
+// and carries out each Ready in one order through Effects (events; the
+// new head, persisted before anything announces it; messages; jobs;
+// fetches), puts an Update's inline payload in the store before the core
+// sees the Update, and answers a fetch of content the store holds at
+// once. The daemon (package node/daemon) and the simulator
+// (simulations/engine) implement only Effects: goroutines and real time,
+// or events and virtual time. Retention is the one bound on what a node
+// keeps (steps of updates, blobs, its own pseudo-gradients, checkpoints
+// on disk) from which every sweep and cache derives.
+//
+// A node learns the tracker's exclusions from each Open (Open.Excluded)
+// and ignores the messages of excluded peers, as its gossip validator
+// does before relaying them.
+//
 // # The protocol (v1)
 //
-// The messages are tracker's (Hello, Open, Update, Close, Commit, Final,
-// Verdict). An outer step t, from the agreed checkpoint C_t:
+// The messages are package tracker/wire's (Hello, Open, Update, Close,
+// Commit, Final, Verdict). An outer step t, from the agreed checkpoint C_t:
 //
 //  1. The tracker opens step t with its members; every peer derives the
 //     same assignment of work units from the round's seed
-//     (tracker.Assign), a fraction of units going to two peers. With more
+//     (round.Assign), a fraction of units going to two peers. With more
 //     workers than the target needs, a tracker configured with spares
 //     deals extra units, so that the slowest do not hold the step.
 //  2. A worker trains each of its units (H inner steps of AdamW, from
