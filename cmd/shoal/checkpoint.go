@@ -377,7 +377,7 @@ func runCheckpointVerify(f *factory, o *checkpointVerifyOptions) error {
 	return nil
 }
 
-// ---- export
+// ---- label, pin, unpin, gc
 
 type checkpointLabelOptions struct {
 	*checkpointOptions

@@ -18,6 +18,8 @@ import (
 
 // shoal checkpoint export and import: safetensors in and out of a store.
 
+// ---- export
+
 type checkpointExportOptions struct {
 	*checkpointOptions
 	Ref string
@@ -215,5 +217,3 @@ func describeModel(cfg gradient.ModelConfig, name string) string {
 	}
 	return fmt.Sprintf("a %s of vocab %d, width %d, %d layers", cfg.Arch, cfg.Vocab, cfg.Dim, cfg.Layers)
 }
-
-// ---- label, pin, unpin, gc
