@@ -96,7 +96,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		cfg.Fetches = 4
 	}
 	if cfg.KeepCheckpoints <= 0 {
-		cfg.KeepCheckpoints = 4
+		cfg.KeepCheckpoints = node.Retention
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -314,4 +314,4 @@ func (c *Cluster) Live() int {
 
 // KeepSteps is how many steps of content a simulated node keeps; the
 // compute models shared between nodes forget what is older too.
-const KeepSteps = 4
+const KeepSteps = node.Retention
