@@ -35,7 +35,7 @@ type NodeConfig struct {
 	// Fetches bounds the fetches running at once (default 4).
 	Fetches int
 	// KeepCheckpoints is how many recent checkpoints stay on disk
-	// (default 4); older ones are collected.
+	// (default node.Retention); older ones are collected.
 	KeepCheckpoints int
 	// Token is the access token of a closed round (see ParseToken).
 	Token []byte

@@ -312,6 +312,7 @@ func (c *Cluster) Live() int {
 	return live
 }
 
-// KeepSteps is how many steps of content a simulated node keeps; the
-// compute models shared between nodes forget what is older too.
+// KeepSteps is how many steps of content a simulated node keeps (the
+// nodes' Retention); the compute models shared between nodes forget what
+// is older too.
 const KeepSteps = node.Retention
