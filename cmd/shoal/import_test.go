@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -71,5 +72,77 @@ func TestImportHugeModelMetadata(t *testing.T) {
 	}
 	if _, err := os.Stat(store); !os.IsNotExist(err) {
 		t.Errorf("the store was created on failure: %v", err)
+	}
+}
+
+// The extreme sizes a configuration may have are refused as fast, and so
+// is a tiny file whose header lists tensors of its own.
+func TestImportHugeModelMetadataExtremes(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	huge := gradient.ModelConfig{Arch: "gpt", Vocab: 1 << 24, Ctx: 1 << 16, Dim: 1 << 16, Layers: 1024, Heads: 1}
+	wide := gradient.ModelConfig{Arch: "mlp", Vocab: 1 << 24, Ctx: 1 << 16, Dim: 1 << 16, Layers: 1024, Hidden: 1 << 20, Window: 1 << 16}
+	for _, cfg := range []gradient.ModelConfig{huge, wide} {
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		js, _ := json.Marshal(cfg)
+		file := filepath.Join(dir, cfg.Arch+".safetensors")
+		writeHeaderOnly(t, file, map[string]string{checkpoint.MetaPrefix + checkpoint.MetaConfig: string(js)})
+		if _, _, err := runCheckpoint(t, "import", file, "--store", store); err == nil || !strings.Contains(err.Error(), file) {
+			t.Errorf("%s: %v", cfg.Arch, err)
+		}
+	}
+
+	// One real tensor of the model, the rest missing.
+	file := filepath.Join(dir, "one.safetensors")
+	cfg, _ := gradient.Preset("gpt-tiny")
+	cfg.Dim, cfg.Layers = 4096, 8
+	js, _ := json.Marshal(cfg)
+	w, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = checkpoint.WriteSafetensors(w, []checkpoint.Tensor{{Name: "transformer.ln_f.bias", Shape: []int{4096}, Data: make([]float32, 4096)}},
+		map[string]string{checkpoint.MetaPrefix + checkpoint.MetaConfig: string(js)})
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = runCheckpoint(t, "import", file, "--store", store)
+	if err == nil || !strings.Contains(err.Error(), "16384 bytes of tensor data in 1 tensors") {
+		t.Errorf("one tensor: %v", err)
+	}
+	if _, err := os.Stat(store); !os.IsNotExist(err) {
+		t.Errorf("the store was created on failure: %v", err)
+	}
+}
+
+// modelTensors lists exactly the tensors gradient.New builds.
+func TestModelTensorsMatchTheModels(t *testing.T) {
+	var cfgs []gradient.ModelConfig
+	for _, name := range gradient.PresetNames() {
+		cfg, _ := gradient.Preset(name)
+		cfgs = append(cfgs, cfg)
+	}
+	cfgs = append(cfgs,
+		gradient.ModelConfig{Arch: "gpt", Vocab: 300, Ctx: 7, Dim: 12, Layers: 11, Heads: 3},
+		gradient.ModelConfig{Arch: "mlp", Vocab: 260, Ctx: 9, Dim: 5, Layers: 3, Hidden: 7, Window: 4})
+	for _, cfg := range cfgs {
+		m, err := gradient.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		specs, n := modelTensors(cfg)
+		ps := m.Params()
+		if len(specs) != len(ps) || n != int64(gradient.NumParams(m)) {
+			t.Errorf("%+v: %d tensors of %d parameters, the model has %d of %d", cfg, len(specs), n, len(ps), gradient.NumParams(m))
+			continue
+		}
+		for i, p := range ps {
+			if specs[i].Name != p.Name || !slices.Equal(specs[i].Shape, p.Shape()) {
+				t.Errorf("%+v: tensor %d is %s %v, the model's %s %v", cfg, i, specs[i].Name, specs[i].Shape, p.Name, p.Shape())
+			}
+		}
 	}
 }
