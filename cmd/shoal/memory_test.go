@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shoal-network/shoal/gradient"
 )
 
 // A round whose model cannot fit in the memory of a machine is refused by
@@ -40,5 +43,37 @@ func TestValidateRefusesModelTooBigForMemory(t *testing.T) {
 	_, _, err = execRound(t, "", "validate", "--max-memory", "1MiB", tiny)
 	if err == nil || !strings.HasPrefix(err.Error(), tiny+":4: model: ") || !strings.Contains(err.Error(), "1.0 MiB") {
 		t.Errorf("gpt-tiny in 1 MiB: %v", err)
+	}
+}
+
+// round start makes the same check, with its own --max-memory, before it
+// creates anything.
+func TestRoundStartRefusesModelTooBigForMemory(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "tracker")
+	o := &roundStartOptions{File: filepath.Join(roundTestdata, "builtin-gpt-tiny.yaml"), DataDir: dataDir}
+	o.net.MaxMemory = 1 << 20
+	f := &factory{Out: &bytes.Buffer{}, Err: &bytes.Buffer{}}
+	err := runRoundStart(context.Background(), f, o)
+	if err == nil || !strings.Contains(err.Error(), ":4: model: ") || !strings.Contains(err.Error(), "--max-memory 1.0 MiB") {
+		t.Errorf("round start of gpt-tiny in 1 MiB: %v", err)
+	}
+	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
+		t.Errorf("the data directory was created: %v", err)
+	}
+}
+
+func TestTrainingMemory(t *testing.T) {
+	cfg, _ := gradient.Preset("gpt-tiny")
+	// 437760 parameters × 28 bytes, and 16 × 64 positions × 8 bytes ×
+	// (2 layers × (32 × 128 + 4 heads × 64) + 4 × 256).
+	want := float64(437760*28 + 16*64*8*(2*(32*128+4*64)+4*256))
+	if got := trainingMemory(cfg, 16); got != want {
+		t.Errorf("gpt-tiny, batch 16: %v bytes, want %v", got, want)
+	}
+	if n, ok := physicalMemory(); ok && n < 64<<20 {
+		t.Errorf("physical memory %d bytes", n)
+	}
+	if n, _ := memoryLimit(0); n <= 0 {
+		t.Errorf("default limit %d", n)
 	}
 }
