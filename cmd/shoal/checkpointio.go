@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -175,16 +176,20 @@ func runCheckpointImport(f *factory, o *checkpointImportOptions) error {
 	if err != nil {
 		return err
 	}
-	m, err := gradient.New(cfg)
-	if err != nil {
-		return fmt.Errorf("%s: %v", o.File, err)
-	}
-	var want []checkpoint.TensorSpec
-	for _, p := range m.Params() {
-		want = append(want, checkpoint.TensorSpec{Name: p.Name, Shape: p.Shape()})
-	}
+	// The model is never built: its tensors follow from the configuration
+	// and are checked against the header's list (and so against the file's
+	// size) before anything of the model's size is allocated.
+	want, n := modelTensors(cfg)
 	c, err := checkpoint.FromSafetensors(ts, meta, want)
 	if err != nil {
+		var have int64
+		for _, t := range ts {
+			have += 4 * int64(len(t.Data))
+		}
+		if have < 4*n {
+			err = errors.Join(fmt.Errorf("it has %d parameters (%d bytes of F32 data) but the file (%d bytes) holds only %d bytes of tensor data in %d tensors",
+				n, 4*n, st.Size(), have, len(ts)), err)
+		}
 		return fmt.Errorf("%s does not hold the parameters of %s: %w", o.File, describeModel(cfg, name), err)
 	}
 	js, _ := json.Marshal(cfg)
@@ -216,4 +221,57 @@ func describeModel(cfg gradient.ModelConfig, name string) string {
 		return name
 	}
 	return fmt.Sprintf("a %s of vocab %d, width %d, %d layers", cfg.Arch, cfg.Vocab, cfg.Dim, cfg.Layers)
+}
+
+// modelTensors lists the parameter tensors of the model a valid
+// configuration describes, names and shapes in sorted name order as
+// gradient.New builds them, and their number of scalars, without
+// allocating the model: the sizes come from the configuration alone, so a
+// file's claims can be checked before memory of the model's size is spent.
+func modelTensors(cfg gradient.ModelConfig) ([]checkpoint.TensorSpec, int64) {
+	var ts []checkpoint.TensorSpec
+	var n int64
+	add := func(name string, shape ...int) {
+		size := int64(1)
+		for _, d := range shape {
+			size *= int64(d)
+		}
+		n += size
+		ts = append(ts, checkpoint.TensorSpec{Name: name, Shape: shape})
+	}
+	d := cfg.Dim
+	switch cfg.Arch {
+	case "gpt":
+		add("transformer.wte.weight", cfg.Vocab, d)
+		add("transformer.wpe.weight", cfg.Ctx, d)
+		for i := 0; i < cfg.Layers; i++ {
+			p := fmt.Sprintf("transformer.h.%d.", i)
+			add(p+"ln_1.weight", d)
+			add(p+"ln_1.bias", d)
+			add(p+"attn.c_attn.weight", d, 3*d)
+			add(p+"attn.c_attn.bias", 3*d)
+			add(p+"attn.c_proj.weight", d, d)
+			add(p+"attn.c_proj.bias", d)
+			add(p+"ln_2.weight", d)
+			add(p+"ln_2.bias", d)
+			add(p+"mlp.c_fc.weight", d, 4*d)
+			add(p+"mlp.c_fc.bias", 4*d)
+			add(p+"mlp.c_proj.weight", 4*d, d)
+			add(p+"mlp.c_proj.bias", d)
+		}
+		add("transformer.ln_f.weight", d)
+		add("transformer.ln_f.bias", d)
+	case "mlp":
+		add("embed.weight", cfg.Vocab, d)
+		in := cfg.Window * d
+		for i := 0; i < cfg.Layers; i++ {
+			add(fmt.Sprintf("hidden.%d.weight", i), in, cfg.Hidden)
+			add(fmt.Sprintf("hidden.%d.bias", i), cfg.Hidden)
+			in = cfg.Hidden
+		}
+		add("out.weight", in, cfg.Vocab)
+		add("out.bias", cfg.Vocab)
+	}
+	slices.SortFunc(ts, func(a, b checkpoint.TensorSpec) int { return strings.Compare(a.Name, b.Name) })
+	return ts, n
 }

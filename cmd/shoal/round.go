@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/shoal-network/shoal/gradient/aggregate"
 	"github.com/shoal-network/shoal/gradient/codec"
 	"github.com/shoal-network/shoal/gradient/data"
+	"github.com/shoal-network/shoal/internal/bytesize"
 	"github.com/shoal-network/shoal/tracker/round"
 )
 
@@ -44,8 +46,9 @@ the dashboard shows.`,
 
 // roundValidateOptions are the arguments and flags of `shoal round validate`.
 type roundValidateOptions struct {
-	File string // "-" for standard input
-	JSON bool
+	File      string // "-" for standard input
+	JSON      bool
+	MaxMemory byteSize // 0: this machine's physical memory
 }
 
 func newCmdRoundValidate(f *factory, runF func(*roundValidateOptions) error) *cobra.Command {
@@ -61,7 +64,13 @@ Every problem is reported with its file and line, for example
 
 and the command fails if there is any. FILE - reads standard input. With
 --json the output is one JSON object: {"id": round ID, "spec": the canonical
-spec}, the spec byte for byte as the round ID hashes it.`,
+spec}, the spec byte for byte as the round ID hashes it.
+
+A model that needs more memory to train than --max-memory (by default this
+machine's physical memory, or 16 GiB where that cannot be read) is refused:
+its parameters take 28 bytes each (weights, gradients, AdamW's moments, the
+outer momentum, the error-feedback residual and the update) and its
+activations grow with batch × ctx × width × layers.`,
 		Example: `  shoal round validate round.yaml
   shoal round validate --json round.yaml`,
 		Args: cobra.ExactArgs(1),
@@ -74,6 +83,7 @@ spec}, the spec byte for byte as the round ID hashes it.`,
 		},
 	}
 	cmd.Flags().BoolVar(&o.JSON, "json", false, "print the round ID and canonical spec as JSON")
+	cmd.Flags().Var(&o.MaxMemory, "max-memory", "memory a node has to train the model in (e.g. 8GiB; 0: this machine's physical memory)")
 	return cmd
 }
 
@@ -97,7 +107,7 @@ func runRoundValidate(f *factory, o *roundValidateOptions) error {
 	if err != nil {
 		return roundSpecError(name, err)
 	}
-	if err := roundDeepChecks(s); err != nil {
+	if err := roundDeepChecks(s, int64(o.MaxMemory)); err != nil {
 		return roundSpecError(name, err)
 	}
 	id := s.ID()
@@ -140,14 +150,19 @@ func roundSpecError(name string, err error) error {
 
 // roundDeepChecks checks the spec against the implementations of its
 // model, optimizers, codec and aggregation rule, beyond the checks of
-// package tracker.
-func roundDeepChecks(s *round.Spec) error {
+// package tracker. A model that needs more memory to train than maxMemory
+// (0: this machine's physical memory, see memoryLimit) is refused.
+func roundDeepChecks(s *round.Spec, maxMemory int64) error {
 	var ps []error
 	m := s.Model
 	cfg := gradient.ModelConfig{Arch: m.Arch, Vocab: m.Vocab, Ctx: m.Ctx, Dim: m.Dim, Layers: m.Layers,
 		Heads: m.Heads, Hidden: m.Hidden, Window: m.Window, Seed: m.Seed}
 	if err := cfg.Validate(); err != nil {
 		ps = append(ps, s.Problem("model", "%s", strings.TrimPrefix(err.Error(), "model: ")))
+	} else if limit, from := memoryLimit(maxMemory); trainingMemory(cfg, s.Batch) > float64(limit) {
+		_, n := modelTensors(cfg)
+		ps = append(ps, s.Problem("model", "training it takes about %s of memory (%d parameters, batch %d), more than %s",
+			bytesize.Format(trainingMemory(cfg, s.Batch)), n, s.Batch, from))
 	}
 	if m.Vocab < data.VocabSize {
 		ps = append(ps, s.Problem("model.vocab", "the data is byte-level: vocab must be at least %d, got %d", data.VocabSize, m.Vocab))
@@ -171,6 +186,68 @@ func roundDeepChecks(s *round.Spec) error {
 		ps = append(ps, s.Problem("aggregation", "%v", err))
 	}
 	return errors.Join(ps...)
+}
+
+// defaultMaxMemory is the memory assumed where the machine's cannot be read.
+const defaultMaxMemory = 16 << 30
+
+// memoryLimit returns the memory a model may take to train: maxMemory if
+// positive, else this machine's physical memory (MemTotal of /proc/meminfo)
+// or, where that cannot be read, 16 GiB; and the limit in words.
+func memoryLimit(maxMemory int64) (int64, string) {
+	if maxMemory > 0 {
+		return maxMemory, "--max-memory " + bytesize.Format(float64(maxMemory))
+	}
+	if n, ok := physicalMemory(); ok {
+		return n, "the " + bytesize.Format(float64(n)) + " of this machine (--max-memory sets another limit)"
+	}
+	return defaultMaxMemory, bytesize.Format(defaultMaxMemory) + ", the limit where this machine's memory is unknown (--max-memory sets another)"
+}
+
+// physicalMemory reads the machine's memory from /proc/meminfo.
+func physicalMemory() (int64, bool) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[0] == "MemTotal:" && f[2] == "kB" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil || kb <= 0 || kb > 1<<50 {
+				return 0, false
+			}
+			return kb << 10, true
+		}
+	}
+	return 0, false
+}
+
+// trainingMemory estimates the bytes a node takes to train a valid model
+// configuration with batch sequences per inner step. It errs high, counting
+// every buffer at once:
+//
+//	params × 28 bytes: weights and their gradients (4 + 4), AdamW's two
+//	    moments (8), the outer momentum (4), the error-feedback residual (4)
+//	    and the update sent or aggregated (4);
+//	+ batch × ctx × 8 × (layers × (32 × width + heads × ctx) + window × dim
+//	    + 4 × vocab): the activations the backward pass keeps for every
+//	    position, values and gradients of 4 bytes each; a layer holds about
+//	    32 vectors of its width (dim for gpt, hidden for mlp) and, for gpt,
+//	    the attention weights of each head; the mlp's input is the window of
+//	    embeddings; the logits, their softmax and the loss take 4 × vocab.
+//
+// It is computed in float64: the sizes a spec allows overflow no int64 of
+// bytes, but their products may.
+func trainingMemory(cfg gradient.ModelConfig, batch int) float64 {
+	_, params := modelTensors(cfg)
+	width, heads, window := cfg.Dim, cfg.Heads, 0
+	if cfg.Arch == "mlp" {
+		width, heads, window = cfg.Hidden, 0, cfg.Window
+	}
+	perPosition := float64(cfg.Layers)*(32*float64(width)+float64(heads)*float64(cfg.Ctx)) +
+		float64(window)*float64(cfg.Dim) + 4*float64(cfg.Vocab)
+	return 28*float64(params) + float64(batch)*float64(cfg.Ctx)*8*perPosition
 }
 
 // printRoundSummary writes a one-screen summary of a valid spec.

@@ -158,7 +158,7 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	if err != nil {
 		return roundSpecError(o.File, err)
 	}
-	if err := roundDeepChecks(spec); err != nil {
+	if err := roundDeepChecks(spec, int64(o.net.MaxMemory)); err != nil {
 		return roundSpecError(o.File, err)
 	}
 	train, eval, floor, ds, err := roundData(o, spec)

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/shoal-network/shoal/gradient"
+)
+
+// A round whose model cannot fit in the memory of a machine is refused by
+// validate, at the model's line, instead of dying when it starts.
+func TestValidateRefusesModelTooBigForMemory(t *testing.T) {
+	dir := t.TempDir()
+	b, err := os.ReadFile(filepath.Join(roundTestdata, "builtin-gpt-tiny.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 64 blocks of width 8192: about 52 billion parameters, more than a
+	// terabyte of weights and optimizer state.
+	huge := filepath.Join(dir, "huge.yaml")
+	os.WriteFile(huge, bytes.Replace(bytes.Replace(b, []byte("  dim: 128\n"), []byte("  dim: 8192\n"), 1),
+		[]byte("  layers: 2\n"), []byte("  layers: 64\n"), 1), 0o644)
+	stdout, _, err := execRound(t, "", "validate", huge)
+	if err == nil {
+		t.Fatalf("a model of 52 billion parameters was accepted:\n%s", stdout)
+	}
+	if msg := err.Error(); !strings.HasPrefix(msg, huge+":4: model: ") || !strings.Contains(msg, "memory") || strings.Contains(msg, "\n") {
+		t.Errorf("error %q, want one problem at %s:4: model: … memory …", msg, huge)
+	}
+
+	// --max-memory sets the limit: gpt-tiny fits the default and 1 GiB but
+	// not 1 MiB.
+	tiny := filepath.Join(roundTestdata, "builtin-gpt-tiny.yaml")
+	for _, args := range [][]string{{"validate", tiny}, {"validate", "--max-memory", "1GiB", tiny}} {
+		if _, _, err := execRound(t, "", args...); err != nil {
+			t.Errorf("%q: %v", args, err)
+		}
+	}
+	_, _, err = execRound(t, "", "validate", "--max-memory", "1MiB", tiny)
+	if err == nil || !strings.HasPrefix(err.Error(), tiny+":4: model: ") || !strings.Contains(err.Error(), "1.0 MiB") {
+		t.Errorf("gpt-tiny in 1 MiB: %v", err)
+	}
+}
+
+// round start makes the same check, with its own --max-memory, before it
+// creates anything.
+func TestRoundStartRefusesModelTooBigForMemory(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "tracker")
+	o := &roundStartOptions{File: filepath.Join(roundTestdata, "builtin-gpt-tiny.yaml"), DataDir: dataDir}
+	o.net.MaxMemory = 1 << 20
+	f := &factory{Out: &bytes.Buffer{}, Err: &bytes.Buffer{}}
+	err := runRoundStart(context.Background(), f, o)
+	if err == nil || !strings.Contains(err.Error(), ":4: model: ") || !strings.Contains(err.Error(), "--max-memory 1.0 MiB") {
+		t.Errorf("round start of gpt-tiny in 1 MiB: %v", err)
+	}
+	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
+		t.Errorf("the data directory was created: %v", err)
+	}
+}
+
+func TestTrainingMemory(t *testing.T) {
+	cfg, _ := gradient.Preset("gpt-tiny")
+	// 437760 parameters × 28 bytes, and 16 × 64 positions × 8 bytes ×
+	// (2 layers × (32 × 128 + 4 heads × 64) + 4 × 256).
+	want := float64(437760*28 + 16*64*8*(2*(32*128+4*64)+4*256))
+	if got := trainingMemory(cfg, 16); got != want {
+		t.Errorf("gpt-tiny, batch 16: %v bytes, want %v", got, want)
+	}
+	if n, ok := physicalMemory(); ok && n < 64<<20 {
+		t.Errorf("physical memory %d bytes", n)
+	}
+	if n, _ := memoryLimit(0); n <= 0 {
+		t.Errorf("default limit %d", n)
+	}
+}
