@@ -23,8 +23,7 @@ type gptBlock struct {
 
 const lnEps = 1e-5
 
-func newGPT(c ModelConfig) *gpt {
-	ps := &params{seed: c.Seed}
+func newGPT(c ModelConfig, ps *params) *gpt {
 	d := c.Dim
 	m := &gpt{cfg: c}
 	m.wte = ps.normal("transformer.wte.weight", 0.02, c.Vocab, d)

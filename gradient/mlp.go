@@ -23,8 +23,7 @@ type mlpLayer struct{ w, b *tensor.Tensor }
 // The token fed for positions before the start of a sequence.
 const padToken = 0
 
-func newMLP(c ModelConfig) *mlp {
-	ps := &params{seed: c.Seed}
+func newMLP(c ModelConfig, ps *params) *mlp {
 	m := &mlp{cfg: c}
 	m.emb = ps.normal("embed.weight", 1, c.Vocab, c.Dim)
 	in := c.Window * c.Dim

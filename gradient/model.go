@@ -115,22 +115,52 @@ func New(c ModelConfig) (Model, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	switch c.Arch {
-	case "gpt":
-		return newGPT(c), nil
-	default:
-		return newMLP(c), nil
+	ps := &params{seed: c.Seed}
+	if c.Arch == "gpt" {
+		return newGPT(c, ps), nil
 	}
+	return newMLP(c, ps), nil
 }
 
-// params is a set of named parameters under construction.
+// ParamShape is a parameter's name and shape.
+type ParamShape struct {
+	Name  string
+	Shape []int
+}
+
+// Shapes lists, in sorted name order, the parameters of the model a
+// configuration describes, without allocating them: the sizes come from
+// the configuration alone, so a file's or a spec's claims can be checked
+// before memory of the model's size is spent. The layout is New's own.
+func Shapes(c ModelConfig) ([]ParamShape, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	ps := &params{dry: true}
+	if c.Arch == "gpt" {
+		newGPT(c, ps)
+	} else {
+		newMLP(c, ps)
+	}
+	slices.SortFunc(ps.shapes, func(a, b ParamShape) int { return strings.Compare(a.Name, b.Name) })
+	return ps.shapes, nil
+}
+
+// params is a set of named parameters under construction. A dry set
+// records their names and shapes only.
 type params struct {
-	seed uint64
-	list []Param
+	seed   uint64
+	list   []Param
+	dry    bool
+	shapes []ParamShape
 }
 
 // normal adds a parameter initialised N(0, std) from its own stream.
 func (ps *params) normal(name string, std float32, shape ...int) *tensor.Tensor {
+	if ps.dry {
+		ps.shapes = append(ps.shapes, ParamShape{name, shape})
+		return nil
+	}
 	t := tensor.NewParam(shape...)
 	r := newRNG(streamSeed(ps.seed, name))
 	for i := range t.Data {
@@ -142,6 +172,10 @@ func (ps *params) normal(name string, std float32, shape ...int) *tensor.Tensor 
 
 // constant adds a parameter filled with v.
 func (ps *params) constant(name string, v float32, shape ...int) *tensor.Tensor {
+	if ps.dry {
+		ps.shapes = append(ps.shapes, ParamShape{name, shape})
+		return nil
+	}
 	t := tensor.NewParam(shape...)
 	for i := range t.Data {
 		t.Data[i] = v

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/shoal-network/shoal/tensor"
@@ -310,5 +311,40 @@ func TestNesterovReference(t *testing.T) {
 				t.Fatalf("step %d: %v, reference %v", step, p.Data, w)
 			}
 		}
+	}
+}
+
+// TestShapesMatchNew: Shapes lists exactly the parameters New builds,
+// names and shapes, for every preset and two odd configurations.
+func TestShapesMatchNew(t *testing.T) {
+	var cfgs []ModelConfig
+	for _, name := range PresetNames() {
+		cfg, _ := Preset(name)
+		cfgs = append(cfgs, cfg)
+	}
+	cfgs = append(cfgs,
+		ModelConfig{Arch: "gpt", Vocab: 300, Ctx: 7, Dim: 12, Layers: 11, Heads: 3},
+		ModelConfig{Arch: "mlp", Vocab: 260, Ctx: 9, Dim: 5, Layers: 3, Hidden: 7, Window: 4})
+	for _, cfg := range cfgs {
+		m, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shapes, err := Shapes(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps := m.Params()
+		if len(shapes) != len(ps) {
+			t.Fatalf("%+v: %d shapes, %d parameters", cfg, len(shapes), len(ps))
+		}
+		for i, p := range ps {
+			if shapes[i].Name != p.Name || !slices.Equal(shapes[i].Shape, p.Shape()) {
+				t.Errorf("%+v: shape %d is %s %v, the parameter %s %v", cfg, i, shapes[i].Name, shapes[i].Shape, p.Name, p.Shape())
+			}
+		}
+	}
+	if _, err := Shapes(ModelConfig{Arch: "gpt"}); err == nil {
+		t.Error("Shapes of an invalid configuration")
 	}
 }

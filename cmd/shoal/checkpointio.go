@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -224,54 +223,23 @@ func describeModel(cfg gradient.ModelConfig, name string) string {
 }
 
 // modelTensors lists the parameter tensors of the model a valid
-// configuration describes, names and shapes in sorted name order as
-// gradient.New builds them, and their number of scalars, without
-// allocating the model: the sizes come from the configuration alone, so a
-// file's claims can be checked before memory of the model's size is spent.
+// configuration describes (gradient.Shapes), in sorted name order, and
+// their number of scalars, without allocating the model. An invalid
+// configuration has none.
 func modelTensors(cfg gradient.ModelConfig) ([]checkpoint.TensorSpec, int64) {
-	var ts []checkpoint.TensorSpec
+	shapes, err := gradient.Shapes(cfg)
+	if err != nil {
+		return nil, 0
+	}
+	ts := make([]checkpoint.TensorSpec, len(shapes))
 	var n int64
-	add := func(name string, shape ...int) {
+	for i, p := range shapes {
 		size := int64(1)
-		for _, d := range shape {
+		for _, d := range p.Shape {
 			size *= int64(d)
 		}
 		n += size
-		ts = append(ts, checkpoint.TensorSpec{Name: name, Shape: shape})
+		ts[i] = checkpoint.TensorSpec{Name: p.Name, Shape: p.Shape}
 	}
-	d := cfg.Dim
-	switch cfg.Arch {
-	case "gpt":
-		add("transformer.wte.weight", cfg.Vocab, d)
-		add("transformer.wpe.weight", cfg.Ctx, d)
-		for i := 0; i < cfg.Layers; i++ {
-			p := fmt.Sprintf("transformer.h.%d.", i)
-			add(p+"ln_1.weight", d)
-			add(p+"ln_1.bias", d)
-			add(p+"attn.c_attn.weight", d, 3*d)
-			add(p+"attn.c_attn.bias", 3*d)
-			add(p+"attn.c_proj.weight", d, d)
-			add(p+"attn.c_proj.bias", d)
-			add(p+"ln_2.weight", d)
-			add(p+"ln_2.bias", d)
-			add(p+"mlp.c_fc.weight", d, 4*d)
-			add(p+"mlp.c_fc.bias", 4*d)
-			add(p+"mlp.c_proj.weight", 4*d, d)
-			add(p+"mlp.c_proj.bias", d)
-		}
-		add("transformer.ln_f.weight", d)
-		add("transformer.ln_f.bias", d)
-	case "mlp":
-		add("embed.weight", cfg.Vocab, d)
-		in := cfg.Window * d
-		for i := 0; i < cfg.Layers; i++ {
-			add(fmt.Sprintf("hidden.%d.weight", i), in, cfg.Hidden)
-			add(fmt.Sprintf("hidden.%d.bias", i), cfg.Hidden)
-			in = cfg.Hidden
-		}
-		add("out.weight", in, cfg.Vocab)
-		add("out.bias", cfg.Vocab)
-	}
-	slices.SortFunc(ts, func(a, b checkpoint.TensorSpec) int { return strings.Compare(a.Name, b.Name) })
 	return ts, n
 }
