@@ -58,6 +58,10 @@ func (t *Tracker) dealUnits() {
 		t.missing[uint32(a.Unit)]++
 	}
 	t.arrived, t.dealtAtExcl = 0, t.exclusions
+	t.stepMembers = make(map[string]bool, len(o.Members))
+	for _, p := range o.Members {
+		t.stepMembers[p] = true
+	}
 }
 
 // arrive counts the arrival of a unit copy's update.

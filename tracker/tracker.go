@@ -37,7 +37,9 @@ type Tracker struct {
 	members  map[string]*member
 	refused  map[string]string   // peers refused admission to a closed round, and why
 	assigned map[unitCopy]string // of the open step
-	updates  map[unitCopy]*wire.Update
+	// stepMembers holds the members of the current step's Open.
+	stepMembers map[string]bool
+	updates     map[unitCopy]*wire.Update
 	// Counts of the open step kept as updates arrive, so that a step of
 	// thousands of units is not rescanned for every update: the copies of
 	// each unit that have not arrived, the units whose every copy has, and
@@ -377,6 +379,11 @@ func (t *Tracker) update(now time.Time, from string, m *wire.Update) error {
 
 func (t *Tracker) commit(now time.Time, from string, m *wire.Commit) error {
 	st := t.st
+	// A commit costs the tracker state (a commit of the closed step, a
+	// mismatch in the ledger): only a member's is heard.
+	if !t.member(from) {
+		return fmt.Errorf("commit for step %d from %s, which is not a member (no hello)", m.Step, from)
+	}
 	if m.Step < st.Step {
 		// A commit for a finalised step: check it against the record.
 		f := st.Finals[m.Step]
@@ -404,6 +411,14 @@ func (t *Tracker) commit(now time.Time, from string, m *wire.Commit) error {
 	}
 	t.dirty = true
 	return t.maybeFinalise(now, r)
+}
+
+// member reports whether peer is a member of the round: it said Hello
+// and was admitted, and has not been forgotten since; or it is one of
+// the open step's workers (named in the step's Open, so known from the
+// state after a restart, before it says Hello again).
+func (t *Tracker) member(peer string) bool {
+	return t.members[peer] != nil || t.stepMembers[peer]
 }
 
 func (t *Tracker) mismatch(peer string, step uint64, got, want cid.Cid) {
