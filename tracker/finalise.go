@@ -19,32 +19,8 @@ import (
 func (t *Tracker) Quorum(now time.Time) int { return t.liveMembers(now)/2 + 1 }
 
 // liveMembers counts the live members in good standing (workers and
-// observers). The count holds until the first of them falls silent, or a
-// Hello or an exclusion changes it, so it is made again rarely, not for
-// every commit.
-func (t *Tracker) liveMembers(now time.Time) int {
-	c := &t.live
-	if c.valid && !now.Before(c.at) && !now.After(c.until) {
-		return c.n
-	}
-	live := round.Liveness(t.spec)
-	n, first := 0, now
-	for p, m := range t.members {
-		if (m.role == wire.RoleWorker || m.role == wire.RoleObserver) && now.Sub(m.lastSeen) <= live && !t.Excluded(p) {
-			n++
-			first = minTime(first, m.lastSeen)
-		}
-	}
-	*c = liveCache{valid: true, at: now, until: first.Add(live), n: n}
-	return n
-}
-
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
-}
+// observers), from the counts kept as messages arrive (see liveness).
+func (t *Tracker) liveMembers(now time.Time) int { return t.liveCount(now, true, true) }
 
 // maybeFinalise finalises the closed step once one result has the
 // commits of a quorum. After a commit (only = its result) it looks at
@@ -75,17 +51,17 @@ func (t *Tracker) maybeFinalise(now time.Time, only string) error {
 		// Count only members still alive and in good standing, as the
 		// quorum does: a quorum of the departed or of peers excluded
 		// since they committed does not speak for the round.
+		if n := t.liveVoters(now, r); n < q {
+			// At least this many more commits before it can be a quorum
+			// (unless the quorum shrinks, which a Tick sees).
+			t.need[r] = t.votes[r] + q - n
+			continue
+		}
 		var voters []string
 		for p, pr := range st.Commits {
 			if m := t.members[p]; pr == r && m != nil && now.Sub(m.lastSeen) <= live && !t.Excluded(p) {
 				voters = append(voters, p)
 			}
-		}
-		if len(voters) < q {
-			// At least this many more commits before it can be a quorum
-			// (unless the quorum shrinks, which a Tick sees).
-			t.need[r] = t.votes[r] + q - len(voters)
-			continue
 		}
 		result, err := cid.Decode(r)
 		if err != nil {
@@ -133,6 +109,7 @@ func (t *Tracker) finalise(now time.Time, result cid.Cid, voters []string) {
 	st.Attempt = 0
 	st.Phase, st.Open, st.Updates, st.Close, st.Commits, st.Verified = PhaseIdle, nil, nil, nil, nil, nil
 	t.votes = nil
+	t.resetVoters()
 	t.save()
 	t.publish(f)
 	t.event(wire.EventFinal, f.Step, "", "C_%d = %s (%d commits)", f.Step+1, result, len(voters))
@@ -236,9 +213,11 @@ func (t *Tracker) exclude(peer string, step uint64, reason string) {
 	if e.Excluded {
 		return
 	}
+	if m := t.members[peer]; m != nil && m.live {
+		t.count(m, -1) // it no longer counts
+	}
 	e.Excluded, e.Reason, e.ExcludedAt = true, reason, t.st.Step
 	t.exclusions++
-	t.live.valid = false
 	t.event(wire.EventExclude, step, peer, "%s", reason)
 }
 

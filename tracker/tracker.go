@@ -55,7 +55,7 @@ type Tracker struct {
 	// the live ones again.
 	votes    map[string]int
 	need     map[string]int
-	live     liveCache
+	lv       liveness
 	out      []wire.Msg
 	announce bool // republish the current phase's message at the next Tick
 	lastAnn  time.Time
@@ -83,21 +83,6 @@ type Config struct {
 	// It must be a pure function of its arguments (and of keys fixed at
 	// start). In an open round it is not called.
 	Admit func(peer string, token []byte, now time.Time) error
-}
-
-// liveCache is how many members are live and in good standing, valid
-// from at until the first of them can fall silent.
-type liveCache struct {
-	valid     bool
-	at, until time.Time
-	n         int
-}
-
-type member struct {
-	role     wire.Role
-	lastSeen time.Time
-	step     uint64
-	head     cid.Cid
 }
 
 type unitCopy struct {
@@ -133,7 +118,7 @@ func New(cfg Config, st *State, now time.Time) (*Tracker, error) {
 		return nil, fmt.Errorf("tracker: spare units %v: need a fraction from 0 to 1", cfg.Spares)
 	}
 	t := &Tracker{cfg: cfg, spec: cfg.Spec, round: cfg.Spec.ID(), members: map[string]*member{}, refused: map[string]string{},
-		trackerID: cfg.Spec.TrackerID()}
+		trackerID: cfg.Spec.TrackerID(), lv: liveness{voters: map[string]int{}}}
 	switch {
 	case st == nil:
 		st = &State{Round: t.round, Base: cfg.Genesis, Ledger: map[string]*Entry{}}
@@ -167,6 +152,7 @@ func (t *Tracker) restore() {
 		return
 	}
 	t.dealUnits()
+	t.resetVoters()
 	t.updates = map[unitCopy]*wire.Update{}
 	for _, u := range t.st.Updates {
 		k := unitCopy{u.Unit, u.Replica}
@@ -219,9 +205,20 @@ func (t *Tracker) Excluded(peer string) bool {
 func (t *Tracker) Members(role wire.Role, now time.Time) []string {
 	var out []string
 	live := round.Liveness(t.spec)
-	for p, m := range t.members {
-		if m.role == role && now.Sub(m.lastSeen) <= live && !t.Excluded(p) {
-			out = append(out, p)
+	t.advance(now)
+	if !now.Before(t.lv.clock) {
+		// The live members are at the end of the list.
+		for m := t.lv.firstLive; m != nil; m = m.next {
+			if m.role == role && !t.Excluded(m.id) {
+				out = append(out, m.id)
+			}
+		}
+	} else {
+		for p, m := range t.members {
+			t.lv.scanned++
+			if m.role == role && now.Sub(m.lastSeen) <= live && !t.Excluded(p) {
+				out = append(out, p)
+			}
 		}
 	}
 	slices.Sort(out)
@@ -319,8 +316,9 @@ func (t *Tracker) hello(now time.Time, from string, m *wire.Hello) error {
 			err = t.cfg.Admit(from, m.Token, now)
 		}
 		if err != nil {
-			delete(t.members, from)
-			t.live.valid = false
+			if mb := t.members[from]; mb != nil {
+				t.forget(mb)
+			}
 			reason := "no valid access token: " + err.Error()
 			if t.refused[from] != reason {
 				t.event(wire.EventRefused, t.st.Step, from, "%s", reason)
@@ -332,14 +330,12 @@ func (t *Tracker) hello(now time.Time, from string, m *wire.Hello) error {
 	}
 	mb := t.members[from]
 	if mb == nil {
-		mb = &member{}
+		mb = &member{id: from, role: m.Role}
 		t.members[from] = mb
 		t.announce = true // a newcomer needs the current step
-		t.live.valid = false
-	} else if mb.role != m.Role || now.Sub(mb.lastSeen) > round.Liveness(t.spec) {
-		t.live.valid = false // a member comes back to life or changes role
 	}
-	mb.role, mb.lastSeen, mb.step, mb.head = m.Role, now, m.Step, m.Head
+	t.touch(mb, m.Role, now)
+	mb.step, mb.head = m.Step, m.Head
 	if m.Step < t.st.Step || (m.Step == t.st.Step && !m.Head.Equals(t.st.Base)) {
 		t.announce = true // it is behind or astray
 	}
@@ -405,7 +401,11 @@ func (t *Tracker) commit(now time.Time, from string, m *wire.Commit) error {
 		st.Commits = map[string]string{}
 	}
 	r := m.Result.String()
+	t.advance(now) // before the commit counts, so that the counts hold at now
 	st.Commits[from] = r
+	if mb := t.members[from]; mb != nil && mb.live && !t.Excluded(from) {
+		t.lv.voters[r]++
+	}
 	if t.votes != nil {
 		t.votes[r]++
 	}
@@ -489,10 +489,9 @@ const ForgetAfter = time.Hour
 // at least ten liveness windows).
 func (t *Tracker) forgetSilent(now time.Time) {
 	horizon := max(ForgetAfter, 10*round.Liveness(t.spec))
-	for p, m := range t.members {
-		if now.Sub(m.lastSeen) > horizon {
-			delete(t.members, p)
-		}
+	t.advance(now)
+	for m := t.lv.first; m != nil && now.Sub(m.lastSeen) > horizon; m = t.lv.first {
+		t.forget(m)
 	}
 }
 
