@@ -57,33 +57,40 @@ func (t *Tracker) maybeFinalise(now time.Time, only string) error {
 			t.need[r] = t.votes[r] + q - n
 			continue
 		}
-		var voters []string
+		// The providers are the first voters by ID: keep the smallest
+		// wire.MaxProviders IDs, sorted, rather than sort them all.
+		var providers []string
+		voters := 0
 		for p, pr := range st.Commits {
 			if m := t.members[p]; pr == r && m != nil && now.Sub(m.lastSeen) <= live && !t.Excluded(p) {
-				voters = append(voters, p)
+				voters++
+				if len(providers) == wire.MaxProviders && p > providers[len(providers)-1] {
+					continue
+				}
+				i, _ := slices.BinarySearch(providers, p)
+				providers = slices.Insert(providers, i, p)
+				if len(providers) > wire.MaxProviders {
+					providers = providers[:wire.MaxProviders]
+				}
 			}
 		}
 		result, err := cid.Decode(r)
 		if err != nil {
 			return fmt.Errorf("tracker: corrupt commit in state: %w", err)
 		}
-		t.finalise(now, result, voters)
+		t.finalise(now, result, providers, voters)
 		return nil
 	}
 	return nil
 }
 
 // finalise records result as the closed step's checkpoint, agreed by
-// voters (live, in good standing): the ledger counts the included units
-// and verified pairs, and every commit of another result is a mismatch.
-func (t *Tracker) finalise(now time.Time, result cid.Cid, voters []string) {
+// voters members (live, in good standing), of which providers are the
+// first by ID: the ledger counts the included units and verified pairs,
+// and every commit of another result is a mismatch.
+func (t *Tracker) finalise(now time.Time, result cid.Cid, providers []string, voters int) {
 	st := t.st
-	slices.Sort(voters)
-	providers := voters
-	if len(providers) > wire.MaxProviders {
-		providers = providers[:wire.MaxProviders]
-	}
-	f := &wire.Final{Round: t.round, Step: st.Step, Base: st.Base, Checkpoint: result, Providers: slices.Clone(providers)}
+	f := &wire.Final{Round: t.round, Step: st.Step, Base: st.Base, Checkpoint: result, Providers: providers}
 	for _, in := range st.Close.Included {
 		e := t.entry(in.Peer)
 		e.Units++
@@ -94,13 +101,18 @@ func (t *Tracker) finalise(now time.Time, result cid.Cid, voters []string) {
 		t.entry(p.Peers[1]).Verified += int64(p.Samples)
 	}
 	want := result.String()
-	for _, p := range slices.Sorted(maps.Keys(st.Commits)) {
+	var mismatched []string
+	for p, r := range st.Commits {
 		// Only members get a ledger entry (a state saved before commits
 		// were limited to members may hold others').
-		if r := st.Commits[p]; r != want && t.member(p) {
-			got, _ := cid.Decode(r)
-			t.mismatch(p, st.Step, got, result)
+		if r != want && t.member(p) {
+			mismatched = append(mismatched, p)
 		}
+	}
+	slices.Sort(mismatched)
+	for _, p := range mismatched {
+		got, _ := cid.Decode(st.Commits[p])
+		t.mismatch(p, st.Step, got, result)
 	}
 	st.Finals = append(st.Finals, f)
 	st.PrevVerified = st.Verified
@@ -112,7 +124,7 @@ func (t *Tracker) finalise(now time.Time, result cid.Cid, voters []string) {
 	t.resetVoters()
 	t.save()
 	t.publish(f)
-	t.event(wire.EventFinal, f.Step, "", "C_%d = %s (%d commits)", f.Step+1, result, len(voters))
+	t.event(wire.EventFinal, f.Step, "", "C_%d = %s (%d commits)", f.Step+1, result, voters)
 	t.maybeOpen(now)
 }
 
