@@ -36,6 +36,7 @@ type Tracker struct {
 
 	members  map[string]*member
 	refused  map[string]string   // peers refused admission to a closed round, and why
+	refusals uint64              // changes to refused
 	assigned map[unitCopy]string // of the open step
 	// stepMembers holds the members of the current step's Open.
 	stepMembers map[string]bool
@@ -252,6 +253,14 @@ func (t *Tracker) Peers(now time.Time) []PeerState {
 	return out
 }
 
+// StandingChanges returns how many times the peers without standing
+// changed since the tracker started: exclusions (see Excluded), and
+// changes to the refused peers (see Refused). A driver that keeps a copy
+// of them need copy them again only when these change.
+func (t *Tracker) StandingChanges() (exclusions, refusals uint64) {
+	return uint64(t.exclusions), t.refusals
+}
+
 // Refused returns the peers a closed round refused since the tracker
 // started, and why.
 func (t *Tracker) Refused() map[string]string { return maps.Clone(t.refused) }
@@ -322,11 +331,15 @@ func (t *Tracker) hello(now time.Time, from string, m *wire.Hello) error {
 			reason := "no valid access token: " + err.Error()
 			if t.refused[from] != reason {
 				t.event(wire.EventRefused, t.st.Step, from, "%s", reason)
+				t.refused[from] = reason
+				t.refusals++
 			}
-			t.refused[from] = reason
 			return errors.New(reason)
 		}
-		delete(t.refused, from)
+		if _, ok := t.refused[from]; ok {
+			delete(t.refused, from)
+			t.refusals++
+		}
 	}
 	mb := t.members[from]
 	if mb == nil {
