@@ -22,7 +22,13 @@
 // from heartbeats after a restart. In a closed round a Hello must carry an
 // access token that Config.Admit accepts; peers refused are listed by
 // Refused. A peer caught lying is excluded for the rest of the round:
-// its messages are ignored and it is no longer counted.
+// its messages are ignored and it is no longer counted. A Commit is
+// heard only from a member (or a worker the open step names, which a
+// restarted tracker knows before it says Hello again): a message from
+// a peer that is not a member leaves nothing in the persisted state.
+// The counts the tracker decides by (live members, and those behind each
+// result committed) are kept as messages arrive, so that the work of a
+// Hello, an update or a commit does not grow with the number of members.
 //
 // # Steps
 //
@@ -61,7 +67,7 @@
 //
 // # Ledger
 //
-// The ledger (Ledger) keeps, per peer, the units and samples of its
+// The ledger (Ledger) keeps, per member, the units and samples of its
 // updates included in finalised steps, the samples a replica confirmed,
 // the disputes it settled as checker, its mismatched commits, and whether
 // and why it was excluded.

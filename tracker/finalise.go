@@ -19,32 +19,8 @@ import (
 func (t *Tracker) Quorum(now time.Time) int { return t.liveMembers(now)/2 + 1 }
 
 // liveMembers counts the live members in good standing (workers and
-// observers). The count holds until the first of them falls silent, or a
-// Hello or an exclusion changes it, so it is made again rarely, not for
-// every commit.
-func (t *Tracker) liveMembers(now time.Time) int {
-	c := &t.live
-	if c.valid && !now.Before(c.at) && !now.After(c.until) {
-		return c.n
-	}
-	live := round.Liveness(t.spec)
-	n, first := 0, now
-	for p, m := range t.members {
-		if (m.role == wire.RoleWorker || m.role == wire.RoleObserver) && now.Sub(m.lastSeen) <= live && !t.Excluded(p) {
-			n++
-			first = minTime(first, m.lastSeen)
-		}
-	}
-	*c = liveCache{valid: true, at: now, until: first.Add(live), n: n}
-	return n
-}
-
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
-}
+// observers), from the counts kept as messages arrive (see liveness).
+func (t *Tracker) liveMembers(now time.Time) int { return t.liveCount(now, true, true) }
 
 // maybeFinalise finalises the closed step once one result has the
 // commits of a quorum. After a commit (only = its result) it looks at
@@ -75,39 +51,46 @@ func (t *Tracker) maybeFinalise(now time.Time, only string) error {
 		// Count only members still alive and in good standing, as the
 		// quorum does: a quorum of the departed or of peers excluded
 		// since they committed does not speak for the round.
-		var voters []string
-		for p, pr := range st.Commits {
-			if m := t.members[p]; pr == r && m != nil && now.Sub(m.lastSeen) <= live && !t.Excluded(p) {
-				voters = append(voters, p)
-			}
-		}
-		if len(voters) < q {
+		if n := t.liveVoters(now, r); n < q {
 			// At least this many more commits before it can be a quorum
 			// (unless the quorum shrinks, which a Tick sees).
-			t.need[r] = t.votes[r] + q - len(voters)
+			t.need[r] = t.votes[r] + q - n
 			continue
+		}
+		// The providers are the first voters by ID: keep the smallest
+		// wire.MaxProviders IDs, sorted, rather than sort them all.
+		var providers []string
+		voters := 0
+		for p, pr := range st.Commits {
+			if m := t.members[p]; pr == r && m != nil && now.Sub(m.lastSeen) <= live && !t.Excluded(p) {
+				voters++
+				if len(providers) == wire.MaxProviders && p > providers[len(providers)-1] {
+					continue
+				}
+				i, _ := slices.BinarySearch(providers, p)
+				providers = slices.Insert(providers, i, p)
+				if len(providers) > wire.MaxProviders {
+					providers = providers[:wire.MaxProviders]
+				}
+			}
 		}
 		result, err := cid.Decode(r)
 		if err != nil {
 			return fmt.Errorf("tracker: corrupt commit in state: %w", err)
 		}
-		t.finalise(now, result, voters)
+		t.finalise(now, result, providers, voters)
 		return nil
 	}
 	return nil
 }
 
 // finalise records result as the closed step's checkpoint, agreed by
-// voters (live, in good standing): the ledger counts the included units
-// and verified pairs, and every commit of another result is a mismatch.
-func (t *Tracker) finalise(now time.Time, result cid.Cid, voters []string) {
+// voters members (live, in good standing), of which providers are the
+// first by ID: the ledger counts the included units and verified pairs,
+// and every commit of another result is a mismatch.
+func (t *Tracker) finalise(now time.Time, result cid.Cid, providers []string, voters int) {
 	st := t.st
-	slices.Sort(voters)
-	providers := voters
-	if len(providers) > wire.MaxProviders {
-		providers = providers[:wire.MaxProviders]
-	}
-	f := &wire.Final{Round: t.round, Step: st.Step, Base: st.Base, Checkpoint: result, Providers: slices.Clone(providers)}
+	f := &wire.Final{Round: t.round, Step: st.Step, Base: st.Base, Checkpoint: result, Providers: providers}
 	for _, in := range st.Close.Included {
 		e := t.entry(in.Peer)
 		e.Units++
@@ -118,11 +101,18 @@ func (t *Tracker) finalise(now time.Time, result cid.Cid, voters []string) {
 		t.entry(p.Peers[1]).Verified += int64(p.Samples)
 	}
 	want := result.String()
-	for _, p := range slices.Sorted(maps.Keys(st.Commits)) {
-		if r := st.Commits[p]; r != want {
-			got, _ := cid.Decode(r)
-			t.mismatch(p, st.Step, got, result)
+	var mismatched []string
+	for p, r := range st.Commits {
+		// Only members get a ledger entry (a state saved before commits
+		// were limited to members may hold others').
+		if r != want && t.member(p) {
+			mismatched = append(mismatched, p)
 		}
+	}
+	slices.Sort(mismatched)
+	for _, p := range mismatched {
+		got, _ := cid.Decode(st.Commits[p])
+		t.mismatch(p, st.Step, got, result)
 	}
 	st.Finals = append(st.Finals, f)
 	st.PrevVerified = st.Verified
@@ -131,9 +121,10 @@ func (t *Tracker) finalise(now time.Time, result cid.Cid, voters []string) {
 	st.Attempt = 0
 	st.Phase, st.Open, st.Updates, st.Close, st.Commits, st.Verified = PhaseIdle, nil, nil, nil, nil, nil
 	t.votes = nil
+	t.resetVoters()
 	t.save()
 	t.publish(f)
-	t.event(wire.EventFinal, f.Step, "", "C_%d = %s (%d commits)", f.Step+1, result, len(voters))
+	t.event(wire.EventFinal, f.Step, "", "C_%d = %s (%d commits)", f.Step+1, result, voters)
 	t.maybeOpen(now)
 }
 
@@ -234,9 +225,11 @@ func (t *Tracker) exclude(peer string, step uint64, reason string) {
 	if e.Excluded {
 		return
 	}
+	if m := t.members[peer]; m != nil && m.live {
+		t.count(m, -1) // it no longer counts
+	}
 	e.Excluded, e.Reason, e.ExcludedAt = true, reason, t.st.Step
 	t.exclusions++
-	t.live.valid = false
 	t.event(wire.EventExclude, step, peer, "%s", reason)
 }
 

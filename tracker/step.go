@@ -12,10 +12,10 @@ import (
 )
 
 func (t *Tracker) maybeOpen(now time.Time) {
-	workers := t.Members(wire.RoleWorker, now)
-	if len(workers) < t.cfg.MinMembers || len(workers) == 0 {
+	if n := t.liveCount(now, true, false); n < t.cfg.MinMembers || n == 0 {
 		return
 	}
+	workers := t.Members(wire.RoleWorker, now)
 	st := t.st
 	open := &wire.Open{Round: t.round, Step: st.Step, Attempt: st.Attempt, Epoch: st.Epoch, Base: st.Base,
 		Members: workers, Units: uint32(DealtUnits(t.spec, len(workers), t.cfg.Spares))}
@@ -24,6 +24,7 @@ func (t *Tracker) maybeOpen(now time.Time) {
 	st.Phase, st.Open, st.OpenedAt, st.Updates = PhaseOpen, open, now, nil
 	st.Close, st.Commits, st.Verified = nil, nil, nil
 	t.votes = nil
+	t.resetVoters()
 	t.save()
 	t.dealUnits()
 	t.updates = map[unitCopy]*wire.Update{}
@@ -58,6 +59,10 @@ func (t *Tracker) dealUnits() {
 		t.missing[uint32(a.Unit)]++
 	}
 	t.arrived, t.dealtAtExcl = 0, t.exclusions
+	t.stepMembers = make(map[string]bool, len(o.Members))
+	for _, p := range o.Members {
+		t.stepMembers[p] = true
+	}
 }
 
 // arrive counts the arrival of a unit copy's update.
@@ -233,6 +238,7 @@ func (t *Tracker) closeStep(now time.Time) {
 	cl := &wire.Close{Round: t.round, Step: st.Step, Epoch: st.Epoch, Base: st.Base, Included: included}
 	st.Phase, st.Close, st.ClosedAt, st.Commits, st.Verified = PhaseClosed, cl, now, nil, verified
 	t.votes = nil
+	t.resetVoters()
 	t.save()
 	t.publish(cl)
 	t.event(wire.EventClose, st.Step, "", "%d updates included, %d verified pairs", len(included), len(verified))

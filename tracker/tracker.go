@@ -36,8 +36,11 @@ type Tracker struct {
 
 	members  map[string]*member
 	refused  map[string]string   // peers refused admission to a closed round, and why
+	refusals uint64              // changes to refused
 	assigned map[unitCopy]string // of the open step
-	updates  map[unitCopy]*wire.Update
+	// stepMembers holds the members of the current step's Open.
+	stepMembers map[string]bool
+	updates     map[unitCopy]*wire.Update
 	// Counts of the open step kept as updates arrive, so that a step of
 	// thousands of units is not rescanned for every update: the copies of
 	// each unit that have not arrived, the units whose every copy has, and
@@ -53,7 +56,7 @@ type Tracker struct {
 	// the live ones again.
 	votes    map[string]int
 	need     map[string]int
-	live     liveCache
+	lv       liveness
 	out      []wire.Msg
 	announce bool // republish the current phase's message at the next Tick
 	lastAnn  time.Time
@@ -81,21 +84,6 @@ type Config struct {
 	// It must be a pure function of its arguments (and of keys fixed at
 	// start). In an open round it is not called.
 	Admit func(peer string, token []byte, now time.Time) error
-}
-
-// liveCache is how many members are live and in good standing, valid
-// from at until the first of them can fall silent.
-type liveCache struct {
-	valid     bool
-	at, until time.Time
-	n         int
-}
-
-type member struct {
-	role     wire.Role
-	lastSeen time.Time
-	step     uint64
-	head     cid.Cid
 }
 
 type unitCopy struct {
@@ -131,7 +119,7 @@ func New(cfg Config, st *State, now time.Time) (*Tracker, error) {
 		return nil, fmt.Errorf("tracker: spare units %v: need a fraction from 0 to 1", cfg.Spares)
 	}
 	t := &Tracker{cfg: cfg, spec: cfg.Spec, round: cfg.Spec.ID(), members: map[string]*member{}, refused: map[string]string{},
-		trackerID: cfg.Spec.TrackerID()}
+		trackerID: cfg.Spec.TrackerID(), lv: liveness{voters: map[string]int{}}}
 	switch {
 	case st == nil:
 		st = &State{Round: t.round, Base: cfg.Genesis, Ledger: map[string]*Entry{}}
@@ -165,6 +153,7 @@ func (t *Tracker) restore() {
 		return
 	}
 	t.dealUnits()
+	t.resetVoters()
 	t.updates = map[unitCopy]*wire.Update{}
 	for _, u := range t.st.Updates {
 		k := unitCopy{u.Unit, u.Replica}
@@ -217,9 +206,20 @@ func (t *Tracker) Excluded(peer string) bool {
 func (t *Tracker) Members(role wire.Role, now time.Time) []string {
 	var out []string
 	live := round.Liveness(t.spec)
-	for p, m := range t.members {
-		if m.role == role && now.Sub(m.lastSeen) <= live && !t.Excluded(p) {
-			out = append(out, p)
+	t.advance(now)
+	if !now.Before(t.lv.clock) {
+		// The live members are at the end of the list.
+		for m := t.lv.firstLive; m != nil; m = m.next {
+			if m.role == role && !t.Excluded(m.id) {
+				out = append(out, m.id)
+			}
+		}
+	} else {
+		for p, m := range t.members {
+			t.lv.scanned++
+			if m.role == role && now.Sub(m.lastSeen) <= live && !t.Excluded(p) {
+				out = append(out, p)
+			}
 		}
 	}
 	slices.Sort(out)
@@ -251,6 +251,14 @@ func (t *Tracker) Peers(now time.Time) []PeerState {
 	}
 	slices.SortFunc(out, func(a, b PeerState) int { return strings.Compare(a.ID, b.ID) })
 	return out
+}
+
+// StandingChanges returns how many times the peers without standing
+// changed since the tracker started: exclusions (see Excluded), and
+// changes to the refused peers (see Refused). A driver that keeps a copy
+// of them need copy them again only when these change.
+func (t *Tracker) StandingChanges() (exclusions, refusals uint64) {
+	return uint64(t.exclusions), t.refusals
 }
 
 // Refused returns the peers a closed round refused since the tracker
@@ -317,27 +325,30 @@ func (t *Tracker) hello(now time.Time, from string, m *wire.Hello) error {
 			err = t.cfg.Admit(from, m.Token, now)
 		}
 		if err != nil {
-			delete(t.members, from)
-			t.live.valid = false
+			if mb := t.members[from]; mb != nil {
+				t.forget(mb)
+			}
 			reason := "no valid access token: " + err.Error()
 			if t.refused[from] != reason {
 				t.event(wire.EventRefused, t.st.Step, from, "%s", reason)
+				t.refused[from] = reason
+				t.refusals++
 			}
-			t.refused[from] = reason
 			return errors.New(reason)
 		}
-		delete(t.refused, from)
+		if _, ok := t.refused[from]; ok {
+			delete(t.refused, from)
+			t.refusals++
+		}
 	}
 	mb := t.members[from]
 	if mb == nil {
-		mb = &member{}
+		mb = &member{id: from, role: m.Role}
 		t.members[from] = mb
 		t.announce = true // a newcomer needs the current step
-		t.live.valid = false
-	} else if mb.role != m.Role || now.Sub(mb.lastSeen) > round.Liveness(t.spec) {
-		t.live.valid = false // a member comes back to life or changes role
 	}
-	mb.role, mb.lastSeen, mb.step, mb.head = m.Role, now, m.Step, m.Head
+	t.touch(mb, m.Role, now)
+	mb.step, mb.head = m.Step, m.Head
 	if m.Step < t.st.Step || (m.Step == t.st.Step && !m.Head.Equals(t.st.Base)) {
 		t.announce = true // it is behind or astray
 	}
@@ -377,6 +388,11 @@ func (t *Tracker) update(now time.Time, from string, m *wire.Update) error {
 
 func (t *Tracker) commit(now time.Time, from string, m *wire.Commit) error {
 	st := t.st
+	// A commit costs the tracker state (a commit of the closed step, a
+	// mismatch in the ledger): only a member's is heard.
+	if !t.member(from) {
+		return fmt.Errorf("commit for step %d from %s, which is not a member (no hello)", m.Step, from)
+	}
 	if m.Step < st.Step {
 		// A commit for a finalised step: check it against the record.
 		f := st.Finals[m.Step]
@@ -398,12 +414,24 @@ func (t *Tracker) commit(now time.Time, from string, m *wire.Commit) error {
 		st.Commits = map[string]string{}
 	}
 	r := m.Result.String()
+	t.advance(now) // before the commit counts, so that the counts hold at now
 	st.Commits[from] = r
+	if mb := t.members[from]; mb != nil && mb.live && !t.Excluded(from) {
+		t.lv.voters[r]++
+	}
 	if t.votes != nil {
 		t.votes[r]++
 	}
 	t.dirty = true
 	return t.maybeFinalise(now, r)
+}
+
+// member reports whether peer is a member of the round: it said Hello
+// and was admitted, and has not been forgotten since; or it is one of
+// the open step's workers (named in the step's Open, so known from the
+// state after a restart, before it says Hello again).
+func (t *Tracker) member(peer string) bool {
+	return t.members[peer] != nil || t.stepMembers[peer]
 }
 
 func (t *Tracker) mismatch(peer string, step uint64, got, want cid.Cid) {
@@ -474,10 +502,9 @@ const ForgetAfter = time.Hour
 // at least ten liveness windows).
 func (t *Tracker) forgetSilent(now time.Time) {
 	horizon := max(ForgetAfter, 10*round.Liveness(t.spec))
-	for p, m := range t.members {
-		if now.Sub(m.lastSeen) > horizon {
-			delete(t.members, p)
-		}
+	t.advance(now)
+	for m := t.lv.first; m != nil && now.Sub(m.lastSeen) > horizon; m = t.lv.first {
+		t.forget(m)
 	}
 }
 

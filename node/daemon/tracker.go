@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,16 +66,26 @@ type Tracker struct {
 	steps   []*dashboard.StepInfo
 	loss    []dashboard.LossPoint
 	events  []dashboard.Event
-	snap    func() dashboard.Snapshot
-	peers   []tracker.PeerState
-	ledger  map[string]tracker.Entry
+	peers   []dashboard.PeerInfo // sorted by ID
 	phase   tracker.Phase
 	step    uint64
 	head    cid.Cid
 	window  []sample // recent throughput samples
 	// evalKept holds held-out losses from before a restart.
 	evalKept map[uint64]float64
+
+	// What the gossip validator's view was made from (driver goroutine
+	// only): it is made again when the head or the exclusions change,
+	// and when the refused peers do, at the next dashboard refresh.
+	viewStep           uint64
+	viewHead           cid.Cid
+	viewExcl, viewRefs uint64
+	viewMade           bool
 }
+
+// refreshEvery is how often the dashboard's copy of the tracker's
+// peers and ledger is made again.
+const refreshEvery = time.Second
 
 type sample struct {
 	at      time.Time
@@ -184,11 +196,16 @@ func (d *Tracker) Run(ctx context.Context) error {
 	b.run(ctx, &wg)
 	tick := time.NewTicker(d.cfg.Tick)
 	defer tick.Stop()
+	// The dashboard's copy of the peers and ledger costs time in the
+	// number of peers: it is made on a timer, not after every message.
+	dash := time.NewTicker(refreshEvery)
+	defer dash.Stop()
 	d.log.Info("tracker running", "round", d.round.String(), "step", s, "head", h.String())
 	for {
 		select {
 		case <-ctx.Done():
 			d.log.Info("tracker stopping")
+			d.refresh()
 			return nil
 		case m := <-b.in:
 			if err := d.t.Receive(time.Now(), m.from, m.msg); err != nil {
@@ -203,10 +220,15 @@ func (d *Tracker) Run(ctx context.Context) error {
 				d.updates[u.Payload] = &meta
 				d.mu.Unlock()
 			}
-		case now := <-tick.C:
-			if err := d.t.Tick(now); err != nil {
+		case <-tick.C:
+			// The time now, not the ticker's: the tracker's clock must
+			// not go back behind the messages just received.
+			if err := d.t.Tick(time.Now()); err != nil {
 				return fmt.Errorf("tracker: %w", err)
 			}
+		case <-dash.C:
+			d.refresh()
+			d.updateView(true)
 		}
 		if err := d.flush(); err != nil {
 			return err
@@ -233,13 +255,34 @@ func (d *Tracker) flush() error {
 		d.log.Log(context.Background(), lvl, string(ev.Kind), "step", ev.Step, "peer", ev.Peer, "detail", ev.Detail)
 		d.note(dashboard.Event{At: time.Now().UTC(), Kind: string(ev.Kind), Step: ev.Step, Peer: ev.Peer, Detail: ev.Detail})
 	}
+	final := false
 	for _, m := range rd.Publish {
 		d.record(m)
 		d.bus.publish(m)
+		_, ok := m.(*wire.Final)
+		final = final || ok
 	}
+	d.updateView(false)
+	if final {
+		d.refresh() // a step's end: the dashboard shows its ledger at once
+	} else {
+		d.refreshHead()
+	}
+	return nil
+}
+
+// updateView gives the gossip validator the tracker's head and the peers
+// without standing (caught lying, or refused by a closed round), whose
+// messages it ignores before any work. Making it costs time in the
+// number of such peers, so it is made again only when the head or the
+// exclusions changed or, with refused, when the refused peers did (a
+// stream of refused Hellos then costs a copy a second, not one each).
+func (d *Tracker) updateView(refused bool) {
 	s, h := d.t.Head()
-	// Peers without standing (caught lying, or refused by a closed
-	// round) are ignored by the gossip validator before any work.
+	excl, refs := d.t.StandingChanges()
+	if d.viewMade && s == d.viewStep && h.Equals(d.viewHead) && excl == d.viewExcl && (!refused || refs == d.viewRefs) {
+		return
+	}
 	excluded := map[string]bool{}
 	for p, e := range d.t.Ledger() {
 		if e.Excluded {
@@ -250,8 +293,7 @@ func (d *Tracker) flush() error {
 		excluded[p] = true
 	}
 	d.bus.view.Store(&view{round: d.round, tracker: d.t.TrackerID(), step: s, head: h, excluded: excluded})
-	d.refresh()
-	return nil
+	d.viewStep, d.viewHead, d.viewExcl, d.viewRefs, d.viewMade = s, h, excl, refs, true
 }
 
 func (d *Tracker) note(ev dashboard.Event) {
@@ -326,16 +368,67 @@ func (d *Tracker) record(m wire.Msg) {
 }
 
 // refresh copies the state machine's facts for Snapshot, which runs on
-// other goroutines.
+// other goroutines: the peers as the dashboard lists them, sorted, made
+// here on the driver's goroutine and not under the lock Snapshot takes.
 func (d *Tracker) refresh() {
-	now := time.Now()
-	peers := d.t.Peers(now)
-	ledger := d.t.Ledger()
+	peers := dashboardPeers(d.t.Peers(time.Now()), d.t.Ledger())
+	d.mu.Lock()
+	d.peers = peers
+	d.mu.Unlock()
+	d.refreshHead()
+}
+
+// refreshHead copies the step, its phase and the head for Snapshot (after
+// every message: it costs nothing).
+func (d *Tracker) refreshHead() {
 	step, phase := d.t.Step()
 	_, head := d.t.Head()
 	d.mu.Lock()
-	d.peers, d.ledger, d.step, d.phase, d.head = peers, ledger, step, phase, head
+	d.step, d.phase, d.head = step, phase, head
 	d.mu.Unlock()
+}
+
+// dashboardPeers lists the peers for the dashboard: those the tracker
+// knows, then those only the ledger remembers, sorted by ID.
+func dashboardPeers(known []tracker.PeerState, ledger map[string]tracker.Entry) []dashboard.PeerInfo {
+	out := make([]dashboard.PeerInfo, 0, len(known))
+	seen := make(map[string]bool, len(known))
+	for _, p := range known {
+		e := ledger[p.ID]
+		state, reason := "gone", e.Reason
+		switch {
+		case e.Excluded:
+			state = "excluded"
+		case p.Refused != "":
+			state, reason = "refused", p.Refused
+		case p.Live:
+			state = "live"
+		}
+		seen[p.ID] = true
+		info := dashboard.PeerInfo{ID: p.ID, Role: p.Role.String(), State: state, HeadStep: p.Step,
+			Units: e.Units, Samples: e.Samples, Verified: e.Verified, Checks: e.Checks,
+			Mismatches: e.Mismatches, Reason: reason}
+		if !p.LastSeen.IsZero() {
+			info.LastSeen = p.LastSeen.UTC()
+		}
+		out = append(out, info)
+	}
+	for id, e := range ledger {
+		if seen[id] {
+			continue
+		}
+		state := "gone"
+		if e.Excluded {
+			state = "excluded"
+		}
+		out = append(out, dashboard.PeerInfo{ID: id, Role: "worker", State: state, Units: e.Units,
+			Samples: e.Samples, Verified: e.Verified, Checks: e.Checks, Mismatches: e.Mismatches, Reason: e.Reason})
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	slices.SortFunc(out, func(a, b dashboard.PeerInfo) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }
 
 // Finals returns the finalised steps.
@@ -368,39 +461,7 @@ func (d *Tracker) Snapshot() dashboard.Snapshot {
 	for _, si := range d.steps {
 		snap.Steps = append(snap.Steps, *si)
 	}
-	seen := map[string]bool{}
-	for _, p := range d.peers {
-		e := d.ledger[p.ID]
-		state, reason := "gone", e.Reason
-		switch {
-		case e.Excluded:
-			state = "excluded"
-		case p.Refused != "":
-			state, reason = "refused", p.Refused
-		case p.Live:
-			state = "live"
-		}
-		seen[p.ID] = true
-		info := dashboard.PeerInfo{ID: p.ID, Role: p.Role.String(), State: state, HeadStep: p.Step,
-			Units: e.Units, Samples: e.Samples, Verified: e.Verified, Checks: e.Checks,
-			Mismatches: e.Mismatches, Reason: reason}
-		if !p.LastSeen.IsZero() {
-			info.LastSeen = p.LastSeen.UTC()
-		}
-		snap.Peers = append(snap.Peers, info)
-	}
-	for id, e := range d.ledger {
-		if seen[id] {
-			continue
-		}
-		state := "gone"
-		if e.Excluded {
-			state = "excluded"
-		}
-		snap.Peers = append(snap.Peers, dashboard.PeerInfo{ID: id, Role: "worker", State: state, Units: e.Units,
-			Samples: e.Samples, Verified: e.Verified, Checks: e.Checks, Mismatches: e.Mismatches, Reason: e.Reason})
-	}
-	sortPeers(snap.Peers)
+	snap.Peers = slices.Clone(d.peers)
 	if n := len(d.window); n >= 2 {
 		a, b := d.window[0], d.window[n-1]
 		if dt := b.at.Sub(a.at).Seconds(); dt > 0 {
@@ -415,12 +476,4 @@ func (d *Tracker) Snapshot() dashboard.Snapshot {
 	}
 	snap.Events = append(snap.Events, d.events...)
 	return snap
-}
-
-func sortPeers(ps []dashboard.PeerInfo) {
-	for i := 1; i < len(ps); i++ {
-		for j := i; j > 0 && ps[j].ID < ps[j-1].ID; j-- {
-			ps[j], ps[j-1] = ps[j-1], ps[j]
-		}
-	}
 }
