@@ -307,6 +307,14 @@ func compareCID(a, b cid.Cid) int {
 // put in the store by the driver before Receive is called. The returned
 // error, for the driver's log, says why a message was refused.
 func (n *Node) Receive(now time.Time, from string, m wire.Msg) error {
+	return n.receive(now, from, m, nil)
+}
+
+// receive is Receive with a hook for the Loop: place, if not nil, is
+// called with an Update that passed Validate just before the core takes
+// it, if the core is to keep it (see takes), so that its payload is in
+// the store first and the payload of anything else is not.
+func (n *Node) receive(now time.Time, from string, m wire.Msg, place func(*wire.Update)) error {
 	if n.stopped {
 		return nil
 	}
@@ -326,6 +334,9 @@ func (n *Node) Receive(now time.Time, from string, m wire.Msg) error {
 	case *wire.Open:
 		n.onOpen(m)
 	case *wire.Update:
+		if place != nil && n.takes(from, m) {
+			place(m)
+		}
 		n.onUpdate(from, m)
 	case *wire.Close:
 		n.onClose(m)
@@ -455,6 +466,17 @@ func (n *Node) adopt(step uint64, id cid.Cid, providers []string) {
 	}
 	n.catchUp, n.catchTo = id, step
 	n.fetch(id, FetchCheckpoint, providers)
+}
+
+// takes reports whether the core takes an update received from a peer,
+// and so wants the payload it carries: one of a unit copy that the Open
+// of its step and attempt, which the node holds or held recently, dealt
+// to that peer. Validate has ignored the other updates already, unless a
+// driver's own Validate does not ask the node's Dealt; takes asks it in
+// any case. (The payload of one the core has seen is taken again if the
+// store lost it: it is the same bytes, under the same CID.)
+func (n *Node) takes(from string, u *wire.Update) bool {
+	return n.Dealt(u.Step, u.Attempt, u.Unit, u.Replica) == from
 }
 
 func (n *Node) onUpdate(from string, u *wire.Update) {
