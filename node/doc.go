@@ -18,8 +18,9 @@
 // Loop is the driver contract, written once: it hands the core its inputs
 // and carries out each Ready in one order through Effects (events; the
 // new head, persisted before anything announces it; messages; jobs;
-// fetches), puts an Update's inline payload in the store before the core
-// sees the Update, and answers a fetch of content the store holds at
+// fetches), puts the inline payload of an Update the core keeps (one of
+// a unit copy dealt to its sender, not seen before) in the store before
+// the core sees the Update, and answers a fetch of content the store holds at
 // once. The daemon (package node/daemon) and the simulator
 // (simulations/engine) implement only Effects: goroutines and real time,
 // or events and virtual time. Retention is the one bound on what a node

@@ -53,7 +53,8 @@ type PayloadPutter interface {
 
 // Loop is the driver contract, written once: it hands the core its
 // inputs and carries out its Ready through Effects. Before the core sees
-// an Update, its inline payload goes to the store; a fetch of content the
+// an Update it keeps, its inline payload goes to the store (the payload
+// of any other Update is not stored at all); a fetch of content the
 // store holds is answered at once; and each Ready is carried out in one
 // order: events, the head (persisted before anything announces it),
 // messages, jobs, fetches. A Loop, like the Node it drives, is not safe
@@ -76,13 +77,19 @@ func (l *Loop) Node() *Node { return l.node }
 // driver's log, is why the core refused the message; err is a failure of
 // an effect, which stops the node.
 func (l *Loop) Receive(now time.Time, from string, m wire.Msg) (refused, err error) {
+	var place func(*wire.Update)
 	if u, ok := m.(*wire.Update); ok && len(u.Data) > 0 && !l.store.HasBlob(u.Payload) {
-		if err := l.place(u); err != nil {
-			// The core will fetch the payload as it fetches any other.
-			l.effects.Event(Event{Kind: wire.EventError, Step: u.Step, Detail: fmt.Sprintf("cannot keep the payload of %s's update: %v", from, err)})
+		// Only the payload of an update the core keeps is stored: one of
+		// a unit copy dealt to its sender, not seen before. Junk, from
+		// whomever and by whatever path it came, costs no storage.
+		place = func(u *wire.Update) {
+			if err := l.place(u); err != nil {
+				// The core will fetch the payload as it fetches any other.
+				l.effects.Event(Event{Kind: wire.EventError, Step: u.Step, Detail: fmt.Sprintf("cannot keep the payload of %s's update: %v", from, err)})
+			}
 		}
 	}
-	refused = l.node.Receive(now, from, m)
+	refused = l.node.receive(now, from, m, place)
 	return refused, l.flush(now)
 }
 

@@ -67,9 +67,10 @@ type Node struct {
 	// dropped (the driver answers a fetch of content it holds at once).
 	have, had map[cid.Cid]bool
 
-	open     *wire.Open         // the latest Open of the tracker
-	epoch    uint32             // the latest tracker epoch seen in an Open or Close
-	dealt    []round.Assignment // its assignment, by unit and replica (read only: may be shared)
+	open     *wire.Open // the latest Open of the tracker
+	epoch    uint32     // the latest tracker epoch seen in an Open or Close
+	deal     *Deal      // its assignment (never changed: may be shared)
+	deals    Deals      // the deals of the recent Opens, deal last (never changed: may be shared)
 	close    *wire.Close
 	finals   map[uint64]*wire.Final  // recent Finals by step
 	commits  map[uint64]*wire.Commit // my recent commits by step
@@ -121,6 +122,10 @@ type pendingFetch struct {
 
 // stepsKept is how many past steps of updates a node remembers.
 const stepsKept = Retention - 1
+
+// dealsKept is how many Opens' deals a node remembers, the one it holds
+// among them: as many as it remembers steps of updates.
+const dealsKept = Retention
 
 // New returns a node that starts from cfg.Head (or the genesis).
 func New(cfg Config) (*Node, error) {
@@ -174,6 +179,20 @@ func (n *Node) Head() (uint64, cid.Cid) { return n.headStep, n.head }
 // latest Open from the tracker lists it. Validate then ignores the peer's
 // messages (but its Hellos).
 func (n *Node) Excluded(peer string) bool { return n.excluded[peer] }
+
+// Dealt returns the peer that the Open of the given step and attempt,
+// the one the node holds or one of the few before it, dealt a unit copy
+// to, or "" (see wire.Dealer): Validate ignores an Update from anyone
+// else, and one of a step whose Open the node has not seen.
+func (n *Node) Dealt(step uint64, attempt uint32, unit uint32, replica uint8) string {
+	return n.deals.Dealt(step, attempt, unit, replica)
+}
+
+// Deals returns the deals of the Open the node holds and of the few
+// before it (an update of the step before may still be worth having: a
+// check of a disputed unit collects them). They are never changed once
+// returned, so a driver may share them with its gossip validator.
+func (n *Node) Deals() Deals { return n.deals }
 
 // ExcludedSet returns the peers the node knows to be excluded. The map is
 // never changed once returned (a new list from the tracker replaces it),
@@ -288,6 +307,14 @@ func compareCID(a, b cid.Cid) int {
 // put in the store by the driver before Receive is called. The returned
 // error, for the driver's log, says why a message was refused.
 func (n *Node) Receive(now time.Time, from string, m wire.Msg) error {
+	return n.receive(now, from, m, nil)
+}
+
+// receive is Receive with a hook for the Loop: place, if not nil, is
+// called with an Update that passed Validate just before the core takes
+// it, if the core is to keep it (see takes), so that its payload is in
+// the store first and the payload of anything else is not.
+func (n *Node) receive(now time.Time, from string, m wire.Msg, place func(*wire.Update)) error {
 	if n.stopped {
 		return nil
 	}
@@ -307,6 +334,9 @@ func (n *Node) Receive(now time.Time, from string, m wire.Msg) error {
 	case *wire.Open:
 		n.onOpen(m)
 	case *wire.Update:
+		if place != nil && n.takes(from, m) {
+			place(m)
+		}
 		n.onUpdate(from, m)
 	case *wire.Close:
 		n.onClose(m)
@@ -363,8 +393,9 @@ func (n *Node) onOpen(o *wire.Open) {
 		}
 	} else {
 		n.queue = nil
-		n.dealt = n.assignments(o)
-		for _, a := range n.dealt {
+		n.deal = &Deal{step: o.Step, attempt: o.Attempt, copies: n.assignments(o)}
+		n.deals = append(slices.Clone(n.deals[max(0, len(n.deals)-dealsKept+1):]), n.deal)
+		for _, a := range n.deal.copies {
 			if a.Peer == n.cfg.ID && n.cfg.Role == wire.RoleWorker {
 				n.queue = append(n.queue, a)
 			}
@@ -413,23 +444,11 @@ func (n *Node) assignments(o *wire.Open) []round.Assignment {
 	if n.cfg.Assignments != nil {
 		return n.cfg.Assignments(o)
 	}
-	return round.Assign(n.spec.Seed, wire.AssignStep(o.Step, o.Attempt), o.Members, int(o.Units), n.spec.VerificationRate)
+	return assign(n.spec, o)
 }
 
 // dealtTo returns the peer the open step dealt a unit copy to, or "".
-// Assign lists the copies by unit and replica.
-func (n *Node) dealtTo(unit uint32, replica uint8) string {
-	i, ok := slices.BinarySearchFunc(n.dealt, [2]int{int(unit), int(replica)}, func(a round.Assignment, k [2]int) int {
-		if a.Unit != k[0] {
-			return a.Unit - k[0]
-		}
-		return a.Replica - k[1]
-	})
-	if !ok {
-		return ""
-	}
-	return n.dealt[i].Peer
-}
+func (n *Node) dealtTo(unit uint32, replica uint8) string { return n.deal.peer(unit, replica) }
 
 // adopt makes the node fetch checkpoint id and take it as C_step.
 func (n *Node) adopt(step uint64, id cid.Cid, providers []string) {
@@ -447,6 +466,17 @@ func (n *Node) adopt(step uint64, id cid.Cid, providers []string) {
 	}
 	n.catchUp, n.catchTo = id, step
 	n.fetch(id, FetchCheckpoint, providers)
+}
+
+// takes reports whether the core takes an update received from a peer,
+// and so wants the payload it carries: one of a unit copy that the Open
+// of its step and attempt, which the node holds or held recently, dealt
+// to that peer. Validate has ignored the other updates already, unless a
+// driver's own Validate does not ask the node's Dealt; takes asks it in
+// any case. (The payload of one the core has seen is taken again if the
+// store lost it: it is the same bytes, under the same CID.)
+func (n *Node) takes(from string, u *wire.Update) bool {
+	return n.Dealt(u.Step, u.Attempt, u.Unit, u.Replica) == from
 }
 
 func (n *Node) onUpdate(from string, u *wire.Update) {

@@ -57,12 +57,13 @@ func TestNodeRefusesWhatItShould(t *testing.T) {
 		t.Fatalf("the Open started %d jobs, want my unit's training", len(r.Jobs))
 	}
 	mine := r.Jobs[0].(TrainJob)
-	// An update for my unit, claimed by the other peer, is ignored.
+	// An update for my unit, claimed by the other peer, is refused
+	// (Validate ignores it: the Open did not deal it that copy).
 	payload := []byte("not really an update")
 	u := &wire.Update{Round: round, Step: 0, Base: g, Unit: mine.Unit, Samples: 20, Raw: g, Residual: g,
 		Payload: content.Sum(payload), Size: uint64(len(payload)), Data: payload}
-	if err := n.Receive(now, "peer-b", u); err != nil {
-		t.Fatal(err)
+	if err := n.Receive(now, "peer-b", u); err == nil {
+		t.Fatal("an update for a unit not dealt to its sender was accepted")
 	}
 	if n.seen[0][u.Payload].u != nil {
 		t.Fatal("an update for a unit not dealt to its sender was recorded")

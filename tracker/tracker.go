@@ -202,6 +202,18 @@ func (t *Tracker) Excluded(peer string) bool {
 	return e != nil && e.Excluded
 }
 
+// Dealt returns the peer the open step's Open dealt a unit copy to, or
+// "" if the tracker holds no Open of that step and attempt or the Open
+// dealt no such copy (see wire.Dealer): Validate ignores an Update from
+// anyone else.
+func (t *Tracker) Dealt(step uint64, attempt uint32, unit uint32, replica uint8) string {
+	st := t.st
+	if st.Phase == PhaseIdle || st.Open == nil || st.Step != step || st.Attempt != attempt {
+		return ""
+	}
+	return t.assigned[unitCopy{unit, replica}]
+}
+
 // Members returns the live members of the given role at now, sorted.
 func (t *Tracker) Members(role wire.Role, now time.Time) []string {
 	var out []string

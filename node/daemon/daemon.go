@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +24,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/shoal-network/shoal/checkpoint"
+	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/p2p"
+	"github.com/shoal-network/shoal/tracker/round"
 	"github.com/shoal-network/shoal/tracker/wire"
 )
 
@@ -35,20 +38,31 @@ func TopicName(round cid.Cid) string { return "shoal/round/" + round.String() + 
 const InlineLimit = 1<<20 - 8<<10
 
 // view is the snapshot of a state machine's position that gossip
-// validators read from other goroutines.
+// validators read from other goroutines. Nothing in it is changed once
+// it is stored: a new position makes a new view, which shares the maps
+// and deals of the old (they are replaced, never changed, by their
+// owners).
 type view struct {
 	round    cid.Cid
 	tracker  string
 	step     uint64
 	head     cid.Cid
 	excluded map[string]bool
+	// deals are how the recent Opens the viewer holds dealt their unit
+	// copies (a node's, from its core; a tracker's bus fills them in from
+	// the Opens it publishes): the validator ignores an Update of any
+	// other copy, or from a peer the copy was not dealt to.
+	deals node.Deals
 }
 
 func (v *view) Round() cid.Cid            { return v.round }
 func (v *view) TrackerID() string         { return v.tracker }
 func (v *view) Head() (uint64, cid.Cid)   { return v.step, v.head }
 func (v *view) Excluded(peer string) bool { return v.excluded[peer] }
-func (v *view) clone() *view              { c := *v; return &c }
+func (v *view) Dealt(step uint64, attempt uint32, unit uint32, replica uint8) string {
+	return v.deals.Dealt(step, attempt, unit, replica)
+}
+func (v *view) clone() *view { c := *v; return &c }
 func mapResult(r wire.Result) p2p.ValidationResult {
 	switch r {
 	case wire.Accept:
@@ -74,6 +88,11 @@ type bus struct {
 	log   *slog.Logger
 	self  string
 	view  atomic.Pointer[view]
+	// A tracker's bus deals the Opens it publishes itself (with the
+	// round's spec), for its validator: the tracker's own view does not
+	// carry deals.
+	spec  *round.Spec
+	dealt atomic.Pointer[node.Deals]
 	seq   atomic.Uint64
 	out   chan []byte
 	in    chan inbound
@@ -85,6 +104,13 @@ type bus struct {
 func newBus(h *p2p.Host, round cid.Cid, log *slog.Logger, v *view) (*bus, error) {
 	b := &bus{host: h, log: log, self: h.ID().String(), out: make(chan []byte, 1024), in: make(chan inbound, 1024)}
 	b.view.Store(v)
+	if v.tracker == b.self {
+		spec, err := roundSpec(h, round)
+		if err != nil {
+			return nil, err
+		}
+		b.spec = spec
+	}
 	b.seq.Store(uint64(time.Now().UnixNano()))
 	t, err := h.Gossip().Join(TopicName(round), b.validate)
 	if err != nil {
@@ -109,7 +135,15 @@ func (b *bus) validate(_ context.Context, from peer.ID, data []byte) (p2p.Valida
 	if err != nil {
 		return p2p.Reject, nil, err
 	}
-	r, err := wire.Validate(b.view.Load(), author, m)
+	v := b.view.Load()
+	if v.deals == nil && m.Kind() == wire.KindUpdate {
+		if d := b.dealt.Load(); d != nil {
+			c := *v
+			c.deals = *d
+			v = &c
+		}
+	}
+	r, err := wire.Validate(v, author, m)
 	if r != wire.Accept {
 		return mapResult(r), nil, err
 	}
@@ -168,12 +202,51 @@ func (b *bus) publish(m wire.Msg) {
 		b.log.Error("refusing to publish a malformed message", "kind", m.Kind().String(), "err", err)
 		return
 	}
+	if o, ok := m.(*wire.Open); ok && b.spec != nil {
+		b.deal(o)
+	}
 	data := seal(b.self, b.seq.Add(1), body)
 	select {
 	case b.out <- data:
 	default:
 		b.log.Warn("publish queue full: message dropped", "kind", m.Kind().String())
 	}
+}
+
+// deal keeps the deal of an Open the tracker publishes, with those of the
+// few Opens before it, for the validator (before the Open leaves, so
+// before any update of it can come back). A restarted tracker ignores
+// updates until it republishes its Open, which it does at once; the
+// workers, seeing its new epoch, send their updates again.
+func (b *bus) deal(o *wire.Open) {
+	var kept node.Deals
+	if d := b.dealt.Load(); d != nil {
+		kept = *d
+	}
+	for _, d := range kept {
+		if s, a := d.Of(); s == o.Step && a == o.Attempt {
+			return // republished
+		}
+	}
+	deals := append(slices.Clone(kept[max(0, len(kept)-node.Retention+1):]), node.NewDeal(b.spec, o))
+	b.dealt.Store(&deals)
+}
+
+// roundSpec reads the round's spec from the host's store, where each
+// daemon keeps it (under the round ID) to serve it to peers.
+func roundSpec(h *p2p.Host, id cid.Cid) (*round.Spec, error) {
+	data, err := h.Store().Get(id)
+	if err != nil {
+		return nil, fmt.Errorf("the round's spec is not in the store: %w", err)
+	}
+	spec, err := round.Parse(data, "round "+id.String())
+	if err != nil {
+		return nil, err
+	}
+	if !spec.ID().Equals(id) {
+		return nil, fmt.Errorf("the store holds spec %s under round %s", spec.ID(), id)
+	}
+	return spec, nil
 }
 
 // headFile is where a node keeps the checkpoint it holds, so a restart

@@ -146,8 +146,10 @@ func (d *Node) Core() *node.Node { return d.core }
 func (d *Node) makeView() *view {
 	s, h := d.core.Head()
 	// The peers the tracker excluded are ignored by the validator, so
-	// their messages are neither delivered nor relayed.
-	return &view{round: d.round, tracker: d.core.TrackerID(), step: s, head: h, excluded: d.core.ExcludedSet()}
+	// their messages are neither delivered nor relayed; so are updates of
+	// unit copies not dealt to their senders. The set and the deals are
+	// shared with the core, which replaces them (never changes them).
+	return &view{round: d.round, tracker: d.core.TrackerID(), step: s, head: h, excluded: d.core.ExcludedSet(), deals: d.core.Deals()}
 }
 
 // Run drives the node until ctx ends, then stops at a safe point: the

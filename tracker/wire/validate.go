@@ -36,6 +36,22 @@ type View interface {
 	Excluded(peer string) bool
 }
 
+// Dealer is a View that knows how the Open it holds (and, for a node,
+// the few before it) dealt the step's unit copies. Validate ignores an
+// Update of a copy that the Open of its step and attempt did not deal to
+// its sender: junk from a peer outside the round, or a member's claim on
+// a copy that is not its own, is neither delivered (so costs no storage)
+// nor relayed. An Update of a step or attempt whose Open the viewer does
+// not hold (yet) cannot be judged now, and is ignored too. The Tracker,
+// node.Node and the daemons' validator views are Dealers; a View that is
+// not one is not asked.
+type Dealer interface {
+	// Dealt returns the peer that the viewer's Open of the given step and
+	// attempt dealt copy replica of unit to, or "" if the viewer holds no
+	// such Open or the Open dealt no such copy.
+	Dealt(step uint64, attempt uint32, unit uint32, replica uint8) string
+}
+
 // Validate is the cheap check of a message before any work is spent on it:
 // the gossip layer calls it on every message it would deliver or relay.
 // It checks the form, the round, the sender's standing, who may send the
@@ -73,6 +89,16 @@ func Validate(v View, from string, m Msg) (Result, error) {
 		// behind may still be fetching its base).
 		if s+1 < step || s > step+1 {
 			return Ignore, fmt.Errorf("update for step %d, the viewer is at %d", s, step)
+		}
+		if d, ok := v.(Dealer); ok {
+			u := m.(*Update)
+			switch p := d.Dealt(u.Step, u.Attempt, u.Unit, u.Replica); p {
+			case from:
+			case "":
+				return Ignore, fmt.Errorf("update for step %d attempt %d unit %d replica %d, a copy the viewer's Open did not deal", u.Step, u.Attempt, u.Unit, u.Replica)
+			default:
+				return Ignore, fmt.Errorf("update for step %d unit %d replica %d from %s, but the copy was dealt to %s", u.Step, u.Unit, u.Replica, from, p)
+			}
 		}
 	case KindCommit, KindVerdict:
 		// A checked verdict may settle a dispute of any earlier step: the
