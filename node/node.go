@@ -74,7 +74,7 @@ type Node struct {
 	close    *wire.Close
 	finals   map[uint64]*wire.Final  // recent Finals by step
 	commits  map[uint64]*wire.Commit // my recent commits by step
-	excluded map[string]bool         // the peers the latest Open says the tracker excluded
+	excluded []string                // the peers the latest Open says the tracker excluded: its own sorted list, shared and never changed
 
 	// Work of the current step.
 	queue    []round.Assignment // my units of the open step still to train, in order
@@ -151,7 +151,7 @@ func New(cfg Config) (*Node, error) {
 		cfg: cfg, spec: cfg.Spec, round: cfg.Spec.ID(), tracker: cfg.Spec.Trackers[0],
 		headStep: 0, head: cfg.Genesis,
 		have: map[cid.Cid]bool{cfg.Genesis: true}, had: map[cid.Cid]bool{}, finals: map[uint64]*wire.Final{}, commits: map[uint64]*wire.Commit{},
-		excluded: map[string]bool{}, mine: map[uint64][]*wire.Update{},
+		mine:     map[uint64][]*wire.Update{},
 		verifies: map[verifyKey]*pendingVerify{}, seen: map[uint64]map[cid.Cid]seenUpdate{},
 		fetching: map[cid.Cid]*pendingFetch{}, providers: map[cid.Cid][]string{},
 		helloDue: true,
@@ -178,7 +178,10 @@ func (n *Node) Head() (uint64, cid.Cid) { return n.headStep, n.head }
 // Excluded reports whether the node knows peer to be excluded: the
 // latest Open from the tracker lists it. Validate then ignores the peer's
 // messages (but its Hellos).
-func (n *Node) Excluded(peer string) bool { return n.excluded[peer] }
+func (n *Node) Excluded(peer string) bool {
+	_, ok := slices.BinarySearch(n.excluded, peer)
+	return ok
+}
 
 // Dealt returns the peer that the Open of the given step and attempt,
 // the one the node holds or one of the few before it, dealt a unit copy
@@ -194,11 +197,12 @@ func (n *Node) Dealt(step uint64, attempt uint32, unit uint32, replica uint8) st
 // returned, so a driver may share them with its gossip validator.
 func (n *Node) Deals() Deals { return n.deals }
 
-// ExcludedSet returns the peers the node knows to be excluded. The map is
-// never changed once returned (a new list from the tracker replaces it),
-// so a driver may share it with its gossip validator; it must not modify
-// it.
-func (n *Node) ExcludedSet() map[string]bool { return n.excluded }
+// ExcludedPeers returns the peers the node knows to be excluded, sorted.
+// The slice is the latest Open's own and is never changed (a new list
+// replaces it), so a driver may share it with its gossip validator; it
+// must not modify it. Every node of a simulation that receives the same
+// Open shares one list.
+func (n *Node) ExcludedPeers() []string { return n.excluded }
 
 // Final returns the Final of a step, if the node has seen it.
 func (n *Node) Final(step uint64) (*wire.Final, bool) {
@@ -420,21 +424,12 @@ func (n *Node) onOpen(o *wire.Open) {
 // word on standing, replacing what an earlier Open said (the list is the
 // tracker's whole ledger of exclusions, or its most recent part).
 func (n *Node) learnExclusions(excluded []string) {
-	if len(excluded) == len(n.excluded) {
-		same := true
-		for _, p := range excluded {
-			same = same && n.excluded[p]
-		}
-		if same {
-			return
-		}
+	if slices.Equal(excluded, n.excluded) {
+		return
 	}
-	was := n.excluded[n.cfg.ID]
-	n.excluded = make(map[string]bool, len(excluded))
-	for _, p := range excluded {
-		n.excluded[p] = true
-	}
-	if n.excluded[n.cfg.ID] && !was {
+	was := n.Excluded(n.cfg.ID)
+	n.excluded = excluded // sorted and distinct: wire checks it
+	if n.Excluded(n.cfg.ID) && !was {
 		n.event(wire.EventExcluded, n.headStep, "the tracker excluded this peer from the round: its messages are ignored")
 	}
 }

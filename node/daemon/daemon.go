@@ -48,6 +48,7 @@ type view struct {
 	step     uint64
 	head     cid.Cid
 	excluded map[string]bool
+	sorted   []string // more excluded peers, sorted (a node's: the latest Open's list, shared)
 	// deals are how the recent Opens the viewer holds dealt their unit
 	// copies (a node's, from its core; a tracker's bus fills them in from
 	// the Opens it publishes): the validator ignores an Update of any
@@ -55,10 +56,16 @@ type view struct {
 	deals node.Deals
 }
 
-func (v *view) Round() cid.Cid            { return v.round }
-func (v *view) TrackerID() string         { return v.tracker }
-func (v *view) Head() (uint64, cid.Cid)   { return v.step, v.head }
-func (v *view) Excluded(peer string) bool { return v.excluded[peer] }
+func (v *view) Round() cid.Cid          { return v.round }
+func (v *view) TrackerID() string       { return v.tracker }
+func (v *view) Head() (uint64, cid.Cid) { return v.step, v.head }
+func (v *view) Excluded(peer string) bool {
+	if v.excluded[peer] {
+		return true
+	}
+	_, ok := slices.BinarySearch(v.sorted, peer)
+	return ok
+}
 func (v *view) Dealt(step uint64, attempt uint32, unit uint32, replica uint8) string {
 	return v.deals.Dealt(step, attempt, unit, replica)
 }

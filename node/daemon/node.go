@@ -149,7 +149,7 @@ func (d *Node) makeView() *view {
 	// their messages are neither delivered nor relayed; so are updates of
 	// unit copies not dealt to their senders. The set and the deals are
 	// shared with the core, which replaces them (never changes them).
-	return &view{round: d.round, tracker: d.core.TrackerID(), step: s, head: h, excluded: d.core.ExcludedSet(), deals: d.core.Deals()}
+	return &view{round: d.round, tracker: d.core.TrackerID(), step: s, head: h, sorted: d.core.ExcludedPeers(), deals: d.core.Deals()}
 }
 
 // Run drives the node until ctx ends, then stops at a safe point: the
