@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-network/shoal/internal/testround"
 	nodeengine "github.com/shoal-network/shoal/node/engine"
 	"github.com/shoal-network/shoal/node/engine/enginetest"
 
@@ -24,27 +25,12 @@ import (
 	"github.com/shoal-network/shoal/tracker/wire"
 )
 
-// testTracker is a valid libp2p peer ID for the tracker of test rounds.
-const testTracker = "12D3KooWFKGGFmcK5J41C1osT1wLyLwNJDhoHPDKhhyQ4BsTr4NY"
+// testTracker is the tracker of test rounds.
+const testTracker = testround.Tracker
 
-// testSpec is a small round: an mlp on the built-in task, 8 units of 5
-// inner steps × batch 4 per step.
-func testSpec(units int) *round.Spec {
-	s := round.Defaults()
-	s.Model = round.Model{Arch: "mlp", Vocab: 256, Ctx: 16, Dim: 16, Layers: 1, Hidden: 64, Window: 4, Seed: 7}
-	s.Dataset = round.Dataset{Builtin: true}
-	s.InnerSteps = 5
-	s.Batch = 4
-	s.Inner.LR = 0.01
-	s.Outer = round.Nesterov{LR: 0.7, Momentum: 0.5}
-	s.Codec = "int8"
-	s.TargetSamples = units * s.InnerSteps * s.Batch
-	s.Deadline = 30 * time.Second
-	s.VerificationRate = 0
-	s.Seed = 3
-	s.Trackers = []string{testTracker}
-	return s
-}
+// testSpec is the shared small round (testround.Spec) of units units a
+// step.
+func testSpec(units int) *round.Spec { return testround.Spec(units) }
 
 var (
 	corpusOnce        sync.Once

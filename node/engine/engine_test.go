@@ -7,11 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-network/shoal/gradient/data"
+	"github.com/shoal-network/shoal/internal/testround"
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/node/engine"
 	"github.com/shoal-network/shoal/node/engine/enginetest"
@@ -23,25 +23,10 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the golden hashes in testdata
 
 var _ engine.Store = (*enginetest.MemStore)(nil)
 
-// testSpec is a small round: an mlp on the built-in task, units of 5
-// inner steps × batch 4, an int8 codec and an outer step with momentum
-// (so that a step's result depends on the momenta its base restores).
-func testSpec() *round.Spec {
-	s := round.Defaults()
-	s.Model = round.Model{Arch: "mlp", Vocab: 256, Ctx: 16, Dim: 16, Layers: 1, Hidden: 64, Window: 4, Seed: 7}
-	s.Dataset = round.Dataset{Builtin: true}
-	s.InnerSteps = 5
-	s.Batch = 4
-	s.Inner.LR = 0.01
-	s.Outer = round.Nesterov{LR: 0.7, Momentum: 0.5}
-	s.Codec = "int8"
-	s.TargetSamples = 3 * s.InnerSteps * s.Batch
-	s.Deadline = 30 * time.Second
-	s.VerificationRate = 0
-	s.Seed = 3
-	s.Trackers = []string{"12D3KooWFKGGFmcK5J41C1osT1wLyLwNJDhoHPDKhhyQ4BsTr4NY"}
-	return s
-}
+// testSpec is the shared small round (testround.Spec) of 3 units a step,
+// with an outer step with momentum, so that a step's result depends on
+// the momenta its base restores.
+func testSpec() *round.Spec { return testround.Spec(3) }
 
 func trainText() []byte {
 	train, _ := data.Builtin().Corpus(1<<18, 16<<10)
