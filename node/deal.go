@@ -32,6 +32,12 @@ func assign(spec *round.Spec, o *wire.Open) []round.Assignment {
 // driver may share them with its gossip validator.
 type Deals []*Deal
 
+// With returns the deals with d added as the newest, keeping the
+// Retention newest; ds itself is not changed (it may be shared).
+func (ds Deals) With(d *Deal) Deals {
+	return append(slices.Clone(ds[max(0, len(ds)-Retention+1):]), d)
+}
+
 // Dealt returns the peer one of the deals gave copy replica of unit of
 // the given step and attempt, or "" if none is of that Open or that Open
 // has no such copy.

@@ -123,10 +123,6 @@ type pendingFetch struct {
 // stepsKept is how many past steps of updates a node remembers.
 const stepsKept = Retention - 1
 
-// dealsKept is how many Opens' deals a node remembers, the one it holds
-// among them: as many as it remembers steps of updates.
-const dealsKept = Retention
-
 // New returns a node that starts from cfg.Head (or the genesis).
 func New(cfg Config) (*Node, error) {
 	if cfg.Spec == nil {
@@ -398,7 +394,7 @@ func (n *Node) onOpen(o *wire.Open) {
 	} else {
 		n.queue = nil
 		n.deal = &Deal{step: o.Step, attempt: o.Attempt, copies: n.assignments(o)}
-		n.deals = append(slices.Clone(n.deals[max(0, len(n.deals)-dealsKept+1):]), n.deal)
+		n.deals = n.deals.With(n.deal)
 		for _, a := range n.deal.copies {
 			if a.Peer == n.cfg.ID && n.cfg.Role == wire.RoleWorker {
 				n.queue = append(n.queue, a)

@@ -108,16 +108,11 @@ type bus struct {
 	refused             atomic.Int64
 }
 
-func newBus(h *p2p.Host, round cid.Cid, log *slog.Logger, v *view) (*bus, error) {
-	b := &bus{host: h, log: log, self: h.ID().String(), out: make(chan []byte, 1024), in: make(chan inbound, 1024)}
+// newBus joins the round's topic. A tracker's bus gets the round's spec,
+// to deal the Opens it publishes for its validator; a node's, nil.
+func newBus(h *p2p.Host, round cid.Cid, log *slog.Logger, v *view, spec *round.Spec) (*bus, error) {
+	b := &bus{host: h, log: log, self: h.ID().String(), out: make(chan []byte, 1024), in: make(chan inbound, 1024), spec: spec}
 	b.view.Store(v)
-	if v.tracker == b.self {
-		spec, err := roundSpec(h, round)
-		if err != nil {
-			return nil, err
-		}
-		b.spec = spec
-	}
 	b.seq.Store(uint64(time.Now().UnixNano()))
 	t, err := h.Gossip().Join(TopicName(round), b.validate)
 	if err != nil {
@@ -235,25 +230,8 @@ func (b *bus) deal(o *wire.Open) {
 			return // republished
 		}
 	}
-	deals := append(slices.Clone(kept[max(0, len(kept)-node.Retention+1):]), node.NewDeal(b.spec, o))
+	deals := kept.With(node.NewDeal(b.spec, o))
 	b.dealt.Store(&deals)
-}
-
-// roundSpec reads the round's spec from the host's store, where each
-// daemon keeps it (under the round ID) to serve it to peers.
-func roundSpec(h *p2p.Host, id cid.Cid) (*round.Spec, error) {
-	data, err := h.Store().Get(id)
-	if err != nil {
-		return nil, fmt.Errorf("the round's spec is not in the store: %w", err)
-	}
-	spec, err := round.Parse(data, "round "+id.String())
-	if err != nil {
-		return nil, err
-	}
-	if !spec.ID().Equals(id) {
-		return nil, fmt.Errorf("the store holds spec %s under round %s", spec.ID(), id)
-	}
-	return spec, nil
 }
 
 // headFile is where a node keeps the checkpoint it holds, so a restart

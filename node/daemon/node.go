@@ -156,7 +156,7 @@ func (d *Node) makeView() *view {
 // running job finishes (its result is dropped), fetches are cancelled, and
 // the head on disk is the last one the node held.
 func (d *Node) Run(ctx context.Context) error {
-	b, err := newBus(d.cfg.Host, d.round, d.log, d.makeView())
+	b, err := newBus(d.cfg.Host, d.round, d.log, d.makeView(), nil)
 	if err != nil {
 		return err
 	}

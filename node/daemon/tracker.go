@@ -183,7 +183,7 @@ func (d *Tracker) saveHistory() {
 // stops it with the error: what it decided would not be durable.
 func (d *Tracker) Run(ctx context.Context) error {
 	s, h := d.t.Head()
-	b, err := newBus(d.cfg.Host, d.round, d.log, &view{round: d.round, tracker: d.t.TrackerID(), step: s, head: h, excluded: map[string]bool{}})
+	b, err := newBus(d.cfg.Host, d.round, d.log, &view{round: d.round, tracker: d.t.TrackerID(), step: s, head: h, excluded: map[string]bool{}}, d.cfg.Spec)
 	if err != nil {
 		return err
 	}
