@@ -155,6 +155,10 @@ type Update struct {
 	Payload  cid.Cid // the encoded update: the CID of Data
 	Size     uint64  // length of the encoded update
 	Data     []byte  // the encoded update when small enough to ride along; else empty
+	// Trace names the blob of the worker's state hashes after each inner
+	// step (package gradient/trace), which lets a dispute be settled by
+	// recomputing one inner step; undefined when the engine keeps none.
+	Trace cid.Cid
 }
 
 // Included is one update a Close includes.
@@ -371,6 +375,9 @@ func (m *Update) check() error {
 		if err := checkCID(KindUpdate, f.name, f.c, true); err != nil {
 			return err
 		}
+	}
+	if err := checkCID(KindUpdate, "trace", m.Trace, false); err != nil {
+		return err
 	}
 	switch {
 	case m.Attempt >= MaxAttempt:

@@ -26,9 +26,11 @@ import (
 //	string, bytes      uvarint length, then the bytes
 //	list               uvarint count, then the elements
 //
-// One field is optional: Open.Excluded, the last field of an Open, is
-// written only when it is not empty, so an Open that excludes no one has
-// the form it had before the field existed. Unmarshal rejects trailing
+// Two fields are optional: Open.Excluded, the last field of an Open, is
+// written only when it is not empty, and Update.Trace, the last field of
+// an Update, only when it is defined, so an Open that excludes no one and
+// an Update without a trace have the form they had before the fields
+// existed. Unmarshal rejects trailing
 // bytes, non-minimal varints, an empty optional list written out and
 // anything else that Marshal would not have produced.
 
@@ -347,6 +349,9 @@ func (m *Update) encode(e *wireEncoder) {
 	e.cid(m.Payload)
 	e.uint(m.Size)
 	e.bytes(m.Data)
+	if m.Trace.Defined() {
+		e.cid(m.Trace)
+	}
 }
 
 func (m *Update) decode(d *wireDecoder) {
@@ -363,6 +368,9 @@ func (m *Update) decode(d *wireDecoder) {
 	m.Payload = d.at("payload").cid()
 	m.Size = d.at("size").uint(math.MaxInt64)
 	m.Data = d.at("data").bytes(MaxInline)
+	if d.err == nil && len(d.b) > 0 {
+		m.Trace = d.at("trace").cid()
+	}
 }
 
 func (m *Close) encode(e *wireEncoder) {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/shoal-network/shoal/checkpoint/content"
 )
 
@@ -54,6 +56,7 @@ func moreMsgs() []Msg {
 		&Update{Round: round, Base: base, Samples: 1, Raw: base, Residual: base, Payload: base, Size: 1 << 40},
 		&Update{Round: round, Base: base, Samples: math.MaxUint32, Loss: float32(math.Copysign(0, -1)), Raw: base, Residual: base,
 			Payload: content.Sum([]byte{0}), Size: 1, Data: []byte{0}},
+		&Update{Round: round, Base: base, Samples: 1, Raw: base, Residual: base, Payload: base, Size: 1, Trace: cidOf("trace")},
 		&Close{Round: round, Base: base, Included: []Included{{Peer: "w", Unit: 0, Payload: base, Weight: math.MaxUint32}}},
 		&Final{Round: round, Base: base, Checkpoint: base},
 		&Verdict{Round: round, Raw: base},
@@ -297,6 +300,8 @@ func TestUnmarshalRejects(t *testing.T) {
 		{"overlong varint", helloStep(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01), "step"},
 		{"CID presence byte 2", with(hello, func(b []byte) []byte { b[2] = 2; return b }), "round"},
 		{"undefined round", rawMarshal(&Hello{Role: RoleWorker}), "round"},
+		{"trace written undefined", append(rawMarshal(upd([]byte{1})), 0), "encoding"},
+		{"truncated trace", append(rawMarshal(upd([]byte{1})), 1, 2, 3), "trace"},
 		{"unknown role", rawMarshal(&Hello{Round: round, Role: 3}), "role"},
 		{"unsorted members", rawMarshal(&Open{Round: round, Base: base, Members: []string{"b", "a"}, Units: 1}), "members[1]"},
 		{"repeated members", rawMarshal(&Open{Round: round, Base: base, Members: []string{"a", "a"}, Units: 1}), "members[1]"},
@@ -462,6 +467,15 @@ func TestUnmarshalTruncated(t *testing.T) {
 			wb, err := Marshal(&bare)
 			if err != nil || !bytes.HasPrefix(b, wb) {
 				t.Fatalf("%d: an Open without its Excluded list does not encode as a prefix of it (%v)", i, err)
+			}
+			without = len(wb)
+		}
+		if u, ok := m.(*Update); ok && u.Trace.Defined() {
+			bare := *u
+			bare.Trace = cid.Undef
+			wb, err := Marshal(&bare)
+			if err != nil || !bytes.HasPrefix(b, wb) {
+				t.Fatalf("%d: an Update without its trace does not encode as a prefix of it (%v)", i, err)
 			}
 			without = len(wb)
 		}
