@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"hash"
 	"math"
+	"unsafe"
 
 	"github.com/ipfs/go-cid"
 
@@ -176,7 +177,9 @@ func (x *Hasher) Leaf(s *State) Leaf {
 }
 
 // write passes the canonical bytes of s to out in pieces, converting
-// through buf (grown if needed) and returns buf.
+// through buf (grown if needed) on a big-endian machine, and returns buf.
+// On a little-endian machine the floats' memory is their canonical
+// bytes, passed as it is.
 func (s *State) write(out func([]byte), buf []byte) []byte {
 	if cap(buf) < 32<<10 {
 		buf = make([]byte, 0, 32<<10)
@@ -185,17 +188,35 @@ func (s *State) write(out func([]byte), buf []byte) []byte {
 	b = binary.LittleEndian.AppendUint64(b, s.Steps)
 	for _, group := range [][][]float32{s.Params, s.M, s.V} {
 		for _, v := range group {
-			for _, x := range v {
-				if len(b)+4 > cap(b) {
+			if littleEndian {
+				out(b)
+				b = b[:0]
+				out(floatBytes(v))
+				continue
+			}
+			for len(v) > 0 {
+				n := min(len(v), (cap(b)-len(b))/4)
+				if n == 0 {
 					out(b)
 					b = b[:0]
+					continue
 				}
-				b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
+				for _, x := range v[:n] {
+					b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
+				}
+				v = v[n:]
 			}
 		}
 	}
 	out(b)
 	return b[:0]
+}
+
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// floatBytes returns the memory of f as bytes.
+func floatBytes(f []float32) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(f))), 4*len(f))
 }
 
 // UnmarshalState decodes a state's canonical bytes for parameters of the

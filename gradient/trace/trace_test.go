@@ -86,3 +86,23 @@ func TestState(t *testing.T) {
 		t.Errorf("a large state's leaf is not the hash of its bytes")
 	}
 }
+
+// TestStatePortable: the conversion a big-endian machine does gives the
+// bytes a little-endian one hashes.
+func TestStatePortable(t *testing.T) {
+	s := &State{Steps: 3, Params: [][]float32{make([]float32, 9000)}, M: [][]float32{{1.5}}, V: [][]float32{make([]float32, 20000)}}
+	for i := range s.Params[0] {
+		s.Params[0][i] = float32(i) / 7
+	}
+	var h Hasher
+	want := h.Leaf(s)
+	saved := littleEndian
+	littleEndian = false
+	defer func() { littleEndian = saved }()
+	if got := (&Hasher{}).Leaf(s); got != want {
+		t.Errorf("the portable conversion hashes to another leaf")
+	}
+	if !bytes.Equal(s.Marshal(), func() []byte { littleEndian = saved; return s.Marshal() }()) {
+		t.Errorf("the portable conversion gives other bytes")
+	}
+}
