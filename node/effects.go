@@ -39,12 +39,14 @@ type ApplyJob struct {
 // replica), and for each update re-encodes that pseudo-gradient from the
 // update's residual: a payload it cannot reproduce, or a raw hash that is
 // not its own, makes the update's sender bad. Checked is true for a third
-// computation that settles a dispute.
+// computation that settles a dispute: when the updates name traces (in the
+// store too), the engine bisects them instead (see bisect.go), unless Full.
 type VerifyJob struct {
 	Step    uint64
 	Base    cid.Cid
 	Unit    uint32
 	Checked bool
+	Full    bool    // recompute every inner step: the training state a bisection needs did not come
 	Updates []Claim // the updates to judge, sorted by peer; their residuals and payloads are in the store
 }
 
@@ -66,6 +68,10 @@ type Result struct {
 	Update  *wire.Update  // TrainJob: the update to publish (Round left for the core to fill)
 	Result  cid.Cid       // ApplyJob: C_{Step+1}
 	Verdict *wire.Verdict // VerifyJob (Round left for the core to fill)
+	// Need, for a VerifyJob, instead of a Verdict: the training state
+	// (a blob) that bisecting the updates' traces needs, which the
+	// disputants serve.
+	Need cid.Cid
 }
 
 // FetchKind says what a fetch brings.

@@ -17,6 +17,7 @@ import (
 	"github.com/shoal-network/shoal/gradient/aggregate"
 	"github.com/shoal-network/shoal/gradient/codec"
 	"github.com/shoal-network/shoal/gradient/data"
+	"github.com/shoal-network/shoal/gradient/trace"
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/tracker/round"
 	"github.com/shoal-network/shoal/tracker/wire"
@@ -47,6 +48,10 @@ type ModelEngine struct {
 	recent   []recentDelta // own pseudo-gradients, newest last
 	tok      []int32
 	unitData func(step uint64, unit uint32) ([]byte, error)
+
+	hasher  trace.Hasher
+	steps   uint64 // inner steps taken
+	deviate int    // the inner step a test makes the engine get wrong, if not 0
 }
 
 // SetData makes the engine train each unit on the text data returns for
@@ -172,8 +177,17 @@ func (e *ModelEngine) Run(j node.Job) node.Result {
 		id, err := e.apply(j)
 		return node.Result{Job: j, Result: id, Err: err}
 	case node.VerifyJob:
+		if j.Checked && !j.Full {
+			v, need, err := e.bisect(j)
+			if !errors.Is(err, errNoBisect) {
+				return node.Result{Job: j, Verdict: v, Need: need, Err: err}
+			}
+		}
 		v, err := e.verify(j)
 		return node.Result{Job: j, Verdict: v, Err: err}
+	case node.StateJob:
+		id, err := e.materialise(j)
+		return node.Result{Job: j, Result: id, Err: err}
 	}
 	return node.Result{Job: j, Err: fmt.Errorf("engine: unknown job %T", j)}
 }
@@ -185,40 +199,98 @@ func UnitStream(step uint64, unit uint32) uint64 { return step<<20 | uint64(unit
 // Delta trains unit of step from base and returns the raw pseudo-gradient
 // θ(base) − θ_local, flat in parameter order, and the mean training loss.
 func (e *ModelEngine) Delta(base cid.Cid, step uint64, unit uint32) ([]float32, float32, error) {
+	delta, loss, _, err := e.trainUnit(base, step, unit, false)
+	return delta, loss, err
+}
+
+// trainUnit trains unit of step from base and returns the raw pseudo-gradient,
+// the mean training loss and, if traced, the unit's trace.
+func (e *ModelEngine) trainUnit(base cid.Cid, step uint64, unit uint32, traced bool) ([]float32, float32, trace.Trace, error) {
+	r, err := e.startUnit(base, step, unit)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	start := gradient.Flatten(nil, e.model.Params())
+	h := e.spec.InnerSteps
+	var tr trace.Trace
+	if traced {
+		tr = make(trace.Trace, 0, h+1)
+		tr = append(tr, e.hasher.Leaf(e.state(r)))
+	}
+	var loss float64
+	for range h {
+		l, err := e.innerStep(r)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		loss += float64(l)
+		if traced {
+			tr = append(tr, e.hasher.Leaf(e.state(r)))
+		}
+	}
+	return gradient.PseudoGradient(nil, start, e.model.Params()), float32(loss / float64(h)), tr, nil
+}
+
+// unitRun is the training of a unit under way: the engine's model holds
+// its parameters, and done inner steps are taken.
+type unitRun struct {
+	text []byte
+	step uint64
+	unit uint32
+	tr   *gradient.Trainer
+	done int
+}
+
+// startUnit loads base into the model and returns the unit's training
+// before its first inner step.
+func (e *ModelEngine) startUnit(base cid.Cid, step uint64, unit uint32) (*unitRun, error) {
 	text := e.train
 	if e.unitData != nil {
 		t, err := e.unitData(step, unit)
 		if err != nil {
-			return nil, 0, fmt.Errorf("data of unit %d: %w", unit, err)
+			return nil, fmt.Errorf("data of unit %d: %w", unit, err)
 		}
 		text = t
 	}
 	if err := data.CheckSize(text, e.cfg.Ctx); err != nil {
-		return nil, 0, fmt.Errorf("data of unit %d: %w", unit, err)
+		return nil, fmt.Errorf("data of unit %d: %w", unit, err)
 	}
-	ps := e.model.Params()
-	if _, err := e.load(base, ps); err != nil {
-		return nil, 0, err
+	if _, err := e.load(base, e.model.Params()); err != nil {
+		return nil, err
 	}
-	start := gradient.Flatten(nil, ps)
-	h := e.spec.InnerSteps
 	tr := gradient.NewTrainer(e.model, e.inner, gradient.Schedule{Peak: float32(e.spec.Inner.LR), Warmup: e.spec.Inner.Warmup})
-	tr.SetStep(int(step) * h)
-	ctx := e.cfg.Ctx
-	if len(e.tok) != e.spec.Batch*(ctx+1) {
-		e.tok = make([]int32, e.spec.Batch*(ctx+1))
+	tr.SetStep(int(step) * e.spec.InnerSteps)
+	if n := e.spec.Batch * (e.cfg.Ctx + 1); len(e.tok) != n {
+		e.tok = make([]int32, n)
 	}
-	var loss float64
-	for s := range h {
-		data.Sample(e.tok, text, e.spec.Seed, UnitStream(step, unit), uint64(s), e.spec.Batch, ctx)
-		st := tr.Step(e.tok, e.spec.Batch)
-		if math.IsNaN(float64(st.Loss)) || math.IsInf(float64(st.Loss), 0) {
-			return nil, 0, fmt.Errorf("training diverged at inner step %d of unit %d", s, unit)
-		}
-		loss += float64(st.Loss)
-	}
-	return gradient.PseudoGradient(nil, start, ps), float32(loss / float64(h)), nil
+	return &unitRun{text: text, step: step, unit: unit, tr: tr}, nil
 }
+
+// innerStep takes the unit's next inner step and returns its loss.
+func (e *ModelEngine) innerStep(r *unitRun) (float32, error) {
+	data.Sample(e.tok, r.text, e.spec.Seed, UnitStream(r.step, r.unit), uint64(r.done), e.spec.Batch, e.cfg.Ctx)
+	st := r.tr.Step(e.tok, e.spec.Batch)
+	e.steps++
+	if math.IsNaN(float64(st.Loss)) || math.IsInf(float64(st.Loss), 0) {
+		return 0, fmt.Errorf("training diverged at inner step %d of unit %d", r.done, r.unit)
+	}
+	r.done++
+	if r.done == e.deviate {
+		// A faulty or lying worker's step (tests of disputes).
+		p := e.model.Params()[0]
+		p.Data[0] += 1.0 / 64
+	}
+	return st.Loss, nil
+}
+
+// InnerSteps returns how many inner steps the engine has taken, for
+// training, verification and disputes together.
+func (e *ModelEngine) InnerSteps() uint64 { return e.steps }
+
+// Deviate makes the engine, from now on, compute inner step k of every
+// unit wrongly (as a faulty or lying worker might, tracing what it
+// computed); 0 makes it honest again. For tests of disputes.
+func (e *ModelEngine) Deviate(k int) { e.deviate = k }
 
 // RawCID is the hash replicas compare: of the pseudo-gradient as little
 // endian float32s.
@@ -276,11 +348,18 @@ func (e *ModelEngine) splitResidual(flat []float32) [][]float32 {
 }
 
 func (e *ModelEngine) trainJob(j node.TrainJob) (*wire.Update, error) {
-	delta, loss, err := e.Delta(j.Base, j.Step, j.Unit)
+	delta, loss, tr, err := e.trainUnit(j.Base, j.Step, j.Unit, true)
 	if err != nil {
 		return nil, err
 	}
-	return e.Encode(delta, loss)
+	u, err := e.Encode(delta, loss)
+	if err != nil {
+		return nil, err
+	}
+	if u.Trace, err = e.store.PutBlob(tr.Marshal()); err != nil {
+		return nil, err
+	}
+	return u, nil
 }
 
 // Encode compresses a pseudo-gradient with the engine's residual (which
