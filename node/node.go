@@ -82,6 +82,7 @@ type Node struct {
 	mine     map[uint64][]*wire.Update
 	applying *ApplyJob
 	verifies map[verifyKey]*pendingVerify
+	serving  map[verifyKey]*pendingState // states materialised for checkers of my disputed units (bisect.go)
 	// Updates seen, by step, for fetching payloads and pairing replicas.
 	seen map[uint64]map[cid.Cid]seenUpdate
 
@@ -111,6 +112,8 @@ type verifyKey struct {
 type pendingVerify struct {
 	job     VerifyJob
 	started bool
+	state   cid.Cid   // the training state a checked job's bisection waits for (bisect.go)
+	since   time.Time // when a checked job began to wait for traces, or for state
 }
 
 type pendingFetch struct {
@@ -280,6 +283,7 @@ func (n *Node) Tick(now time.Time) {
 			n.ready.Fetches = append(n.ready.Fetches, Fetch{CID: id, Kind: f.kind, Providers: n.providersFor(id, f.providers)})
 		}
 	}
+	n.tickBisect()
 }
 
 func sortedCIDs[V any](m map[cid.Cid]V) []cid.Cid {
@@ -404,6 +408,7 @@ func (n *Node) onOpen(o *wire.Open) {
 			if c.Checker == n.cfg.ID {
 				n.startCheck(c)
 			}
+			n.serveCheck(c)
 		}
 	}
 	switch {

@@ -31,7 +31,7 @@ func (n *Node) progress() {
 	})
 	for _, k := range keys {
 		v := n.verifies[k]
-		if v.started || (v.job.Checked && !n.has(v.job.Base)) {
+		if v.started || (v.job.Checked && !n.has(v.job.Base)) || !n.bisectReady(v) {
 			continue
 		}
 		ready := true
@@ -45,6 +45,7 @@ func (n *Node) progress() {
 			n.ready.Jobs = append(n.ready.Jobs, v.job)
 		}
 	}
+	n.progressServing()
 	// Train my next unit.
 	if n.training == nil && len(n.queue) > 0 && n.open != nil &&
 		n.open.Step == n.headStep && n.open.Base.Equals(n.head) && n.close == nil {
@@ -96,6 +97,9 @@ func (n *Node) Done(now time.Time, r Result) {
 		}
 		n.keep(u.Payload)
 		n.keep(u.Residual)
+		if u.Trace.Defined() {
+			n.keep(u.Trace)
+		}
 		meta := u
 		meta.Data = nil
 		n.mine[j.Step] = append(n.mine[j.Step], &meta)
@@ -136,6 +140,9 @@ func (n *Node) Done(now time.Time, r Result) {
 			n.adopt(o.Step, o.Base, nil)
 		}
 	case VerifyJob:
+		if n.awaitState(j, r) {
+			break
+		}
 		delete(n.verifies, verifyKey{j.Step, j.Unit})
 		if r.Err != nil {
 			n.event(wire.EventError, j.Step, "verifying unit %d: %v", j.Unit, r.Err)
@@ -152,6 +159,8 @@ func (n *Node) Done(now time.Time, r Result) {
 		}
 		n.publish(&v)
 		n.event(wire.EventVerdict, j.Step, "unit %d: bad %v", j.Unit, v.Bad)
+	case StateJob:
+		n.stateDone(j, r)
 	}
 	n.progress()
 }
