@@ -72,11 +72,12 @@ func (n *Node) bisectReady(v *pendingVerify) bool {
 		missing = true
 		n.fetch(v.state, FetchBlob, peers)
 	}
+	v.waiting = missing
 	if !missing {
 		return true
 	}
 	if n.now.Sub(v.since) >= n.stateWait() {
-		v.job.Full = true
+		v.job.Full, v.waiting = true, false
 		n.event(wire.EventDispute, v.job.Step, "unit %d: the disputants' traces or state did not come: recomputing every inner step", v.job.Unit)
 		return true
 	}
@@ -108,7 +109,7 @@ func (n *Node) awaitState(j VerifyJob, r Result) bool {
 // without it.
 func (n *Node) tickBisect() {
 	for _, v := range n.verifies {
-		if !v.started && v.job.Checked && !v.job.Full && !v.since.IsZero() && n.now.Sub(v.since) >= n.stateWait() {
+		if v.waiting && !v.started && n.now.Sub(v.since) >= n.stateWait() {
 			n.progress()
 			return
 		}

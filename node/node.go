@@ -114,6 +114,7 @@ type pendingVerify struct {
 	started bool
 	state   cid.Cid   // the training state a checked job's bisection waits for (bisect.go)
 	since   time.Time // when a checked job began to wait for traces, or for state
+	waiting bool      // it waits for them
 }
 
 type pendingFetch struct {
