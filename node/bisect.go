@@ -51,10 +51,16 @@ func (n *Node) stateWait() time.Duration { return n.spec.Deadline }
 // as the bisection goes: every trace its updates name is in the store,
 // and the state its engine asked for is too; or it waited stateWait for
 // them, and the job falls back to recomputing every inner step. It
-// fetches what is missing from the disputants.
+// fetches what is missing from the disputants. A job with an update
+// that names no trace cannot be bisected and waits for nothing.
 func (n *Node) bisectReady(v *pendingVerify) bool {
 	if !v.job.Checked || v.job.Full {
 		return true
+	}
+	for _, cl := range v.job.Updates {
+		if !cl.Update.Trace.Defined() {
+			return true // no bisection: the engine recomputes every inner step
+		}
 	}
 	if v.since.IsZero() {
 		v.since = n.now

@@ -82,6 +82,13 @@
 //     residual; a replica that cannot reproduce its partner's payload
 //     accuses it, and a third computation settles that too: the liar, or
 //     a false accuser, is excluded.
+//   - A third computation costs the checker one inner step, not H: an
+//     update names the trace of its training state after each inner step
+//     (package gradient/trace); the checker recomputes only the first
+//     step on which the disputants' traces differ, from the state before
+//     it, which they agree on and a disputant serves (bisect.go), and
+//     recomputes all H steps only if that state does not come within the
+//     step deadline or an update names no trace.
 //
 // Every Open lists the peers the tracker has excluded (Open.Excluded),
 // and a node takes the latest Open's list as the round's word: Validate

@@ -5,6 +5,14 @@
 // (VerifyJob). ModelEngine is the node.Engine that does it for real, bit
 // for bit the same on every machine.
 //
+// Training a unit also traces it: the hash of the training state after
+// each inner step (package gradient/trace) goes into a blob the update
+// names. A checked VerifyJob over traced updates bisects them: it
+// recomputes the one inner step on which the traces first differ, from
+// the agreed state before it, and asks for that state (Result.Need) when
+// the store does not hold it; a StateJob makes that state for a
+// disputant. bisect.go holds this part.
+//
 // The core (package node) knows only the jobs and their results; this
 // package holds the models, codecs, aggregation rules and checkpoints.
 package engine
