@@ -106,3 +106,22 @@ func TestStatePortable(t *testing.T) {
 		t.Errorf("the portable conversion gives other bytes")
 	}
 }
+
+// FuzzUnmarshal: the decoders refuse what is not a trace or a state of
+// the asked form, and re-encode what they accept to the same bytes.
+func FuzzUnmarshal(f *testing.F) {
+	f.Add(Trace{leaf(1), leaf(2)}.Marshal(), 2)
+	f.Add((&State{Steps: 1, Params: [][]float32{{1}}, M: [][]float32{{2}}, V: [][]float32{{3}}}).Marshal(), 1)
+	f.Add([]byte("STR1"), 0)
+	f.Fuzz(func(t *testing.T, b []byte, n int) {
+		if tr, err := Unmarshal(b, n); err == nil && !bytes.Equal(tr.Marshal(), b) {
+			t.Errorf("trace % x re-encodes to % x", b, tr.Marshal())
+		}
+		if n < 0 || n > 1<<10 {
+			return
+		}
+		if s, err := UnmarshalState(b, []int{n, 1}); err == nil && !bytes.Equal(s.Marshal(), b) {
+			t.Errorf("state % x re-encodes to % x", b, s.Marshal())
+		}
+	})
+}
