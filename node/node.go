@@ -271,7 +271,8 @@ func (n *Node) Tick(now time.Time) {
 	if n.helloDue || now.Sub(n.lastHello) >= every {
 		n.helloDue = false
 		n.lastHello = now
-		n.publish(&wire.Hello{Round: n.round, Role: n.cfg.Role, Step: n.headStep, Head: n.head, Token: n.cfg.Token})
+		n.publish(&wire.Hello{Round: n.round, Role: n.cfg.Role, Step: n.headStep, Head: n.head, Token: n.cfg.Token,
+			Time: uint64(max(now.Unix(), 1))})
 	}
 	for _, id := range sortedCIDs(n.fetching) {
 		f := n.fetching[id]

@@ -16,6 +16,7 @@ type member struct {
 	lastSeen time.Time
 	step     uint64
 	head     cid.Cid
+	said     uint64 // the time of its last Hello heard (wire.Hello.Time)
 	// prev and next link the members in the order they were last heard
 	// from (see liveness); live is whether the member was live at the
 	// index's clock.

@@ -160,7 +160,7 @@ func TestLivenessCounts(t *testing.T) {
 			}
 			p := ids[rng.IntN(len(ids))]
 			step, head := tr.Head()
-			tr.Receive(h.now, p, &wire.Hello{Round: tr.Round(), Role: role, Step: step, Head: head})
+			tr.Receive(h.now, p, &wire.Hello{Round: tr.Round(), Role: role, Step: step, Head: head, Time: unixTime(h.now)})
 		case k < 80:
 			h.now = h.now.Add(time.Duration(rng.Int64N(int64(window / 4))))
 		case k < 82:

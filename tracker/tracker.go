@@ -331,6 +331,9 @@ func (t *Tracker) hello(now time.Time, from string, m *wire.Hello) error {
 	if t.Excluded(from) {
 		return fmt.Errorf("hello from %s, excluded from the round", from)
 	}
+	if err := t.helloTime(now, from, m.Time); err != nil {
+		return err
+	}
 	if t.spec.Admission == round.AdmissionClosed {
 		err := errors.New("the round is closed and this tracker has no admission check")
 		if t.cfg.Admit != nil {
@@ -360,9 +363,31 @@ func (t *Tracker) hello(now time.Time, from string, m *wire.Hello) error {
 		t.announce = true // a newcomer needs the current step
 	}
 	t.touch(mb, m.Role, now)
-	mb.step, mb.head = m.Step, m.Head
+	mb.step, mb.head, mb.said = m.Step, m.Head, m.Time
 	if m.Step < t.st.Step || (m.Step == t.st.Step && !m.Head.Equals(t.st.Base)) {
 		t.announce = true // it is behind or astray
+	}
+	return nil
+}
+
+// helloTime refuses a Hello whose time (the sender's clock) is more than
+// round.Liveness from the tracker's now, either way, or older than the
+// last Hello heard from the peer: a Hello replayed later cannot keep a
+// departed peer counted for longer than one liveness window after it was
+// sent. The window is also the allowance for clock skew between peer and
+// tracker. A Hello of the same second as the last one is heard (a node
+// says Hello again at once when its head changes).
+func (t *Tracker) helloTime(now time.Time, from string, sent uint64) error {
+	window := uint64(round.Liveness(t.spec).Seconds())
+	clock := uint64(max(now.Unix(), 0))
+	switch {
+	case sent > clock+window:
+		return fmt.Errorf("hello from %s sent at %d, more than %d s after the tracker's clock (%d)", from, sent, window, clock)
+	case sent+window < clock:
+		return fmt.Errorf("hello from %s sent at %d, more than %d s before the tracker's clock (%d): stale or replayed", from, sent, window, clock)
+	}
+	if mb := t.members[from]; mb != nil && sent < mb.said {
+		return fmt.Errorf("hello from %s sent at %d, before its last hello (%d): replayed", from, sent, mb.said)
 	}
 	return nil
 }
