@@ -33,6 +33,7 @@ type Tracker struct {
 	persist bool
 
 	trackerID string // the spec's tracker, canonical
+	anchors   map[string]bool
 
 	members  map[string]*member
 	refused  map[string]string   // peers refused admission to a closed round, and why
@@ -51,11 +52,8 @@ type Tracker struct {
 	arrived     int
 	exclusions  int
 	dealtAtExcl int
-	// votes counts the closed step's commits by result; need holds, per
-	// result, how many commits it must reach before it is worth counting
-	// the live ones again.
+	// votes counts the closed step's commits by result (live or not).
 	votes    map[string]int
-	need     map[string]int
 	lv       liveness
 	out      []wire.Msg
 	announce bool // republish the current phase's message at the next Tick
@@ -84,6 +82,12 @@ type Config struct {
 	// It must be a pure function of its arguments (and of keys fixed at
 	// start). In an open round it is not called.
 	Admit func(peer string, token []byte, now time.Time) error
+	// Anchors are peers the tracker's operator vouches for (the round's
+	// own observer, run beside the tracker): in an open round each has
+	// the standing of a step's worth of verified work (spec
+	// TargetSamples), so that its commit outweighs any number of fresh
+	// peer IDs. See the package doc, Quorum.
+	Anchors []string
 }
 
 type unitCopy struct {
@@ -119,7 +123,13 @@ func New(cfg Config, st *State, now time.Time) (*Tracker, error) {
 		return nil, fmt.Errorf("tracker: spare units %v: need a fraction from 0 to 1", cfg.Spares)
 	}
 	t := &Tracker{cfg: cfg, spec: cfg.Spec, round: cfg.Spec.ID(), members: map[string]*member{}, refused: map[string]string{},
-		trackerID: cfg.Spec.TrackerID(), lv: liveness{voters: map[string]int{}}}
+		trackerID: cfg.Spec.TrackerID(), lv: liveness{voters: map[string]int64{}, bootVoters: map[string]int{}}, anchors: map[string]bool{}}
+	for _, a := range cfg.Anchors {
+		if c, err := round.CanonicalPeerID(a); err == nil {
+			a = c
+		}
+		t.anchors[a] = true
+	}
 	switch {
 	case st == nil:
 		st = &State{Round: t.round, Base: cfg.Genesis, Ledger: map[string]*Entry{}}
@@ -454,7 +464,10 @@ func (t *Tracker) commit(now time.Time, from string, m *wire.Commit) error {
 	t.advance(now) // before the commit counts, so that the counts hold at now
 	st.Commits[from] = r
 	if mb := t.members[from]; mb != nil && mb.live && !t.Excluded(from) {
-		t.lv.voters[r]++
+		t.lv.voters[r] += mb.weight
+		if t.lv.included[from] {
+			t.lv.bootVoters[r]++
+		}
 	}
 	if t.votes != nil {
 		t.votes[r]++

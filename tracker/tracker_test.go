@@ -65,8 +65,11 @@ type harness struct {
 	// failed is the error of a failed save: the harness, like every
 	// driver, then stops driving the tracker.
 	failed error
-	// spares is Config.Spares of the trackers it builds.
-	spares float64
+	// spares, anchors and admit are Config.Spares, Anchors and Admit of
+	// the trackers it builds.
+	spares  float64
+	anchors []string
+	admit   func(peer string, token []byte, now time.Time) error
 }
 
 func newHarness(t testing.TB, spec *round.Spec, store Storage) *harness {
@@ -87,7 +90,7 @@ func (h *harness) restart() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	tr, err := New(Config{Spec: h.spec, Genesis: genesis, Spares: h.spares}, st, h.now)
+	tr, err := New(Config{Spec: h.spec, Genesis: genesis, Spares: h.spares, Anchors: h.anchors, Admit: h.admit}, st, h.now)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -615,8 +618,15 @@ func TestFinaliseOnMajority(t *testing.T) {
 	h.checkState()
 }
 
+// TestQuorumCountsObserversAndLiveVoters: in a closed round every live
+// admitted member, worker or observer, has one vote.
 func TestQuorumCountsObserversAndLiveVoters(t *testing.T) {
-	h := newHarness(t, testSpec(2, 0), nil)
+	spec := testSpec(2, 0)
+	spec.Admission = round.AdmissionClosed
+	h := newHarness(t, spec, nil)
+	h.admit = func(string, []byte, time.Time) error { return nil }
+	h.restart()
+	h.settle()
 	h.join(wire.RoleWorker, "w1", "w2")
 	h.join(wire.RoleObserver, "o1", "o2")
 	h.tick(0)
