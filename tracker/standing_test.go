@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-network/shoal/tracker/round"
 	"github.com/shoal-network/shoal/tracker/wire"
 )
 
@@ -120,6 +121,105 @@ func TestSilentSybilsDoNotStall(t *testing.T) {
 			h.commit(cidOf("C1"), honest...)
 			h.tick(time.Second)
 			h.wantPhase(1, PhaseOpen)
+		})
+	}
+}
+
+// TestAdmissionRateLimited: in an open round, 1,000 fresh worker IDs say
+// Hello before three honest newcomers. The step's Open lists every
+// established worker and at most 8 newcomers (a quarter of 4 is less),
+// the same whatever the order of the Hellos, and drawn afresh at every
+// attempt.
+func TestAdmissionRateLimited(t *testing.T) {
+	established := []string{"e1", "e2", "e3", "e4"}
+	var sybils []string
+	for i := range 1000 {
+		sybils = append(sybils, fmt.Sprintf("sybil-%04d", i))
+	}
+	honest := []string{"n1", "n2", "n3"}
+	open := func(order []string) *wire.Open {
+		h := newHarness(t, testSpec(64, 0.5), nil)
+		// The established workers have work in finalised steps to
+		// their name (two of them verified).
+		for i, p := range established {
+			h.tr.st.Ledger[p] = &Entry{Units: 3, Samples: 3, Verified: int64(i % 2)}
+		}
+		h.join(wire.RoleWorker, order...)
+		h.tick(time.Second)
+		return h.current()
+	}
+	first := open(slices.Concat(sybils, honest, established))
+	newcomers := 0
+	for _, p := range first.Members {
+		if !slices.Contains(established, p) {
+			newcomers++
+		}
+	}
+	for _, p := range established {
+		if !slices.Contains(first.Members, p) {
+			t.Errorf("established worker %s left out of the Open", p)
+		}
+	}
+	if newcomers != 8 {
+		t.Errorf("the Open lists %d newcomers among %d members, want 8", newcomers, len(first.Members))
+	}
+	again := open(slices.Concat(established, honest, sybils))
+	if !slices.Equal(first.Members, again.Members) {
+		t.Errorf("the newcomers depend on who spoke first: %d members, then %d others", len(first.Members), len(again.Members))
+	}
+	// Another attempt of the step draws other newcomers.
+	h := newHarness(t, testSpec(64, 0.5), nil)
+	for _, p := range established {
+		h.tr.st.Ledger[p] = &Entry{Units: 3, Samples: 3}
+	}
+	h.join(wire.RoleWorker, slices.Concat(sybils, honest, established)...)
+	h.tick(time.Second)
+	o0 := slices.Clone(h.current().Members)
+	h.tick(h.spec.Deadline) // nothing arrives: the step is dealt again
+	if o1 := h.current(); o1.Attempt != 1 || slices.Equal(o0, o1.Members) {
+		t.Errorf("attempt %d lists the same %d members as attempt 0", o1.Attempt, len(o1.Members))
+	}
+}
+
+// TestOpenBoundedByMembers: 100,000 live workers, with peer IDs of the
+// usual length, in a closed round whose steps have more unit copies than
+// that. The Open still fits the gossip layer's message limit; and with
+// few units, it lists no more members than the step has unit copies.
+func TestOpenBoundedByMembers(t *testing.T) {
+	for _, c := range []struct {
+		units, maxMembers int
+	}{
+		{200_000, 0}, // bounded by size
+		{10, 15},     // by unit copies: 10 units, 5 of them replicated
+	} {
+		t.Run(fmt.Sprint(c.units, "units"), func(t *testing.T) {
+			spec := testSpec(c.units, 0.5)
+			spec.Admission = round.AdmissionClosed
+			h := newHarness(t, spec, nil)
+			h.admit = func(string, []byte, time.Time) error { return nil }
+			h.restart()
+			h.settle()
+			step, head := h.tr.Head()
+			for i := range 100_000 {
+				// 52 characters, as an Ed25519 libp2p peer ID.
+				p := fmt.Sprintf("12D3KooW%044d", i)
+				h.mustReceive(p, &wire.Hello{Round: h.tr.Round(), Role: wire.RoleWorker, Step: step, Head: head, Time: unixTime(h.now)})
+			}
+			if err := h.tr.Tick(h.now); err != nil {
+				t.Fatal(err)
+			}
+			o := h.current()
+			b, err := wire.Marshal(o)
+			if err != nil {
+				t.Fatalf("the Open of %d members does not encode: %v", len(o.Members), err)
+			}
+			if len(b) > DefaultMaxOpenSize {
+				t.Errorf("the Open of %d members is %d bytes, over the gossip limit of %d", len(o.Members), len(b), DefaultMaxOpenSize)
+			}
+			if c.maxMembers > 0 && len(o.Members) > c.maxMembers {
+				t.Errorf("the Open lists %d members for %d unit copies", len(o.Members), c.maxMembers)
+			}
+			t.Logf("%d members, %d units, %d bytes", len(o.Members), o.Units, len(b))
 		})
 	}
 }

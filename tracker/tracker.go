@@ -88,6 +88,10 @@ type Config struct {
 	// TargetSamples), so that its commit outweighs any number of fresh
 	// peer IDs. See the package doc, Quorum.
 	Anchors []string
+	// MaxOpenSize bounds the encoded size of an Open (default
+	// DefaultMaxOpenSize): a step with more live workers than fit lists
+	// those with standing first (see the package doc, Membership).
+	MaxOpenSize int
 }
 
 type unitCopy struct {
@@ -118,6 +122,9 @@ func New(cfg Config, st *State, now time.Time) (*Tracker, error) {
 	}
 	if cfg.MinMembers < 1 {
 		cfg.MinMembers = 1
+	}
+	if cfg.MaxOpenSize <= 0 {
+		cfg.MaxOpenSize = DefaultMaxOpenSize
 	}
 	if !(cfg.Spares >= 0 && cfg.Spares <= 1) {
 		return nil, fmt.Errorf("tracker: spare units %v: need a fraction from 0 to 1", cfg.Spares)
