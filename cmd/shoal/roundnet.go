@@ -207,8 +207,22 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	defer db.Close()
 	inv := daemon.Invite{Round: roundID, Peers: []peer.AddrInfo{th.AddrInfo()}}
 	evals := newEvalLog()
+	// The round's own observer is the tracker's anchor: in an open round
+	// its commit outweighs any number of fresh peer IDs.
+	var (
+		oh      *p2p.Host
+		od      *daemon.Node
+		anchors []string
+	)
+	if o.Observer {
+		if oh, od, err = startObserver(ctx, o, log, spec, key, th, train, eval, evals); err != nil {
+			return err
+		}
+		defer oh.Close()
+		anchors = []string{oh.ID().String()}
+	}
 	td, err := daemon.NewTracker(daemon.TrackerConfig{Spec: spec, Host: th, Store: store, Storage: db, Genesis: genesis,
-		MinMembers: o.MinMembers, Spares: o.Spares, Logger: log.With("role", "tracker"), Invite: inv.String(), Floor: floor, EvalLoss: evals.get,
+		MinMembers: o.MinMembers, Spares: o.Spares, Anchors: anchors, Logger: log.With("role", "tracker"), Invite: inv.String(), Floor: floor, EvalLoss: evals.get,
 		History: filepath.Join(o.DataDir, "dashboard.json")})
 	if err != nil {
 		return err
@@ -231,11 +245,6 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	start("tracker", td.Run)
 
 	if o.Observer {
-		oh, od, err := startObserver(ctx, o, log, spec, key, th, train, eval, evals)
-		if err != nil {
-			return err
-		}
-		defer oh.Close()
 		inv.Peers = append(inv.Peers, oh.AddrInfo())
 		start("observer", od.Run)
 	}
