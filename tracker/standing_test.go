@@ -1,7 +1,9 @@
 package tracker
 
 import (
+	"cmp"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -221,5 +223,23 @@ func TestOpenBoundedByMembers(t *testing.T) {
 			}
 			t.Logf("%d members, %d units, %d bytes", len(o.Members), o.Units, len(b))
 		})
+	}
+}
+
+// TestSmallest checks the heap selection of a step's newcomers against
+// a full sort.
+func TestSmallest(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 200 {
+		xs := make([]int, rng.IntN(100))
+		for i := range xs {
+			xs[i] = rng.IntN(50)
+		}
+		k := 1 + rng.IntN(20)
+		want := slices.Sorted(slices.Values(xs))
+		want = want[:min(k, len(want))]
+		if got := smallest(slices.Clone(xs), k, cmp.Compare[int]); !slices.Equal(got, want) {
+			t.Fatalf("smallest %d of %v: %v, want %v", k, xs, got, want)
+		}
 	}
 }

@@ -62,7 +62,8 @@ func (t *Tracker) stepWorkers(now time.Time, open *wire.Open) (members, admitted
 		weight int64
 		hash   uint64
 	}
-	var established, newcomers []ranked
+	established := make([]ranked, 0, len(live))
+	var newcomers []ranked
 	for _, p := range live {
 		r := ranked{id: p, weight: t.weight(p)}
 		if e := t.st.Ledger[p]; t.spec.Admission == round.AdmissionClosed || r.weight > 0 || (e != nil && e.Units > 0) {
@@ -74,14 +75,10 @@ func (t *Tracker) stepWorkers(now time.Time, open *wire.Open) (members, admitted
 	byRank := func(a, b ranked) int {
 		return cmp.Or(cmp.Compare(b.weight, a.weight), cmp.Compare(a.hash, b.hash), strings.Compare(a.id, b.id))
 	}
-	quota := max(8, len(established)/4)
-	if len(newcomers) > quota {
-		for i := range newcomers {
-			newcomers[i].hash = round.AssignHash(t.spec.Seed, aStep, 'n', []byte(newcomers[i].id))
-		}
-		slices.SortFunc(newcomers, byRank)
-		newcomers = newcomers[:quota]
+	for i := range newcomers {
+		newcomers[i].hash = round.AssignHash(t.spec.Seed, aStep, 'n', []byte(newcomers[i].id))
 	}
+	newcomers = smallest(newcomers, max(8, len(established)/4), byRank)
 	n := len(established) + len(newcomers)
 	units := DealtUnits(t.spec, n, t.cfg.Spares)
 	copies := units
@@ -96,7 +93,11 @@ func (t *Tracker) stepWorkers(now time.Time, open *wire.Open) (members, admitted
 	}
 	budget -= min(len(t.st.Disputes), wire.MaxChecks) * (10 + 3 + 34 + 2 + wire.MaxPeerLen)
 	limit := min(n, copies, wire.MaxMembers)
-	if len(established) > limit {
+	need := 0
+	for _, r := range established {
+		need += uvarintLen(len(r.id)) + len(r.id)
+	}
+	if len(established) > limit || need > budget {
 		for i := range established {
 			established[i].hash = round.AssignHash(t.spec.Seed, aStep, 'n', []byte(established[i].id))
 		}
@@ -112,6 +113,44 @@ func (t *Tracker) stepWorkers(now time.Time, open *wire.Open) (members, admitted
 	slices.Sort(members)
 	slices.Sort(admitted)
 	return members, admitted
+}
+
+// smallest returns the k smallest of xs by cmp, sorted (xs itself, when
+// it has no more than k), in O(n log k): a max-heap of the k smallest
+// seen so far.
+func smallest[T any](xs []T, k int, cmp func(a, b T) int) []T {
+	if len(xs) <= k {
+		slices.SortFunc(xs, cmp)
+		return xs
+	}
+	h := slices.Clone(xs[:k])
+	down := func(i int) {
+		for {
+			c := 2*i + 1
+			if c >= len(h) {
+				return
+			}
+			if c+1 < len(h) && cmp(h[c+1], h[c]) > 0 {
+				c++
+			}
+			if cmp(h[c], h[i]) <= 0 {
+				return
+			}
+			h[i], h[c] = h[c], h[i]
+			i = c
+		}
+	}
+	for i := k/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	for _, x := range xs[k:] {
+		if cmp(x, h[0]) < 0 {
+			h[0] = x
+			down(0)
+		}
+	}
+	slices.SortFunc(h, cmp)
+	return h
 }
 
 func uvarintLen(n int) int {
