@@ -48,7 +48,7 @@
 // round an Open lists no more members than the step has unit copies,
 // nor more than fit in Config.MaxOpenSize bytes (the gossip message
 // limit): established workers first, by standing, then the hash order.
-// A dispute's checker may be any admitted worker, listed or not.
+// A dispute's checker may be any admitted worker, and is listed too.
 //
 // # Steps
 //

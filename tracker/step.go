@@ -21,9 +21,15 @@ func (t *Tracker) maybeOpen(now time.Time) {
 	open := &wire.Open{Round: t.round, Step: st.Step, Attempt: st.Attempt, Epoch: st.Epoch, Base: st.Base}
 	open.Excluded = t.excludedList()
 	workers, admitted := t.stepWorkers(now, open)
+	open.Checks = t.assignChecks(admitted)
+	for _, c := range open.Checks {
+		// A checker is a member of the step, even beyond its units.
+		if i, found := slices.BinarySearch(workers, c.Checker); !found {
+			workers = slices.Insert(workers, i, c.Checker)
+		}
+	}
 	open.Members = workers
 	open.Units = uint32(DealtUnits(t.spec, len(workers), t.cfg.Spares))
-	open.Checks = t.assignChecks(admitted)
 	st.Phase, st.Open, st.OpenedAt, st.Updates = PhaseOpen, open, now, nil
 	st.Close, st.Commits, st.Verified = nil, nil, nil
 	t.votes = nil
@@ -53,7 +59,8 @@ const DefaultMaxOpenSize = 1 << 20
 // The members are the admitted, but no more than the step's unit copies
 // (a member beyond them would get no work), nor than fit in an Open of
 // Config.MaxOpenSize bytes: established workers first, by standing, then
-// the hash order. A dispute's checker may be any admitted worker.
+// the hash order. A dispute's checker may be any admitted worker: it is
+// made a member too.
 func (t *Tracker) stepWorkers(now time.Time, open *wire.Open) (members, admitted []string) {
 	live := t.Members(wire.RoleWorker, now)
 	aStep := wire.AssignStep(open.Step, open.Attempt)
@@ -85,14 +92,15 @@ func (t *Tracker) stepWorkers(now time.Time, open *wire.Open) (members, admitted
 	if n > 1 {
 		copies += int(math.Round(t.spec.VerificationRate * float64(units)))
 	}
-	// What the Open holds besides its members, at most: its fixed
-	// fields, the excluded peers and a Check per dispute (see wire).
+	// What the Open holds besides these members, at most: its fixed
+	// fields, the excluded peers, and a Check per dispute, whose checker
+	// may be a member more (see wire).
 	budget := t.cfg.MaxOpenSize - 128
 	for _, p := range open.Excluded {
 		budget -= uvarintLen(len(p)) + len(p)
 	}
-	budget -= min(len(t.st.Disputes), wire.MaxChecks) * (10 + 3 + 34 + 2 + wire.MaxPeerLen)
-	limit := min(n, copies, wire.MaxMembers)
+	budget -= min(len(t.st.Disputes), wire.MaxChecks) * (10 + 3 + 34 + 2*(2+wire.MaxPeerLen))
+	limit := min(n, copies, wire.MaxMembers-wire.MaxChecks)
 	need := 0
 	for _, r := range established {
 		need += uvarintLen(len(r.id)) + len(r.id)
