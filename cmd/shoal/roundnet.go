@@ -114,11 +114,14 @@ func newCmdRoundStart(f *factory, runF func(context.Context, *roundStartOptions)
 
 The tracker opens outer steps, deals work units to the volunteers that
 join, closes each step when enough work is in or its deadline passes, and
-finalises the checkpoint a majority of peers agree on. Its state is kept
+finalises the checkpoint a majority of peers agree on (in an open round,
+weighed by the work replicas verified, not by peer IDs). Its state is kept
 in --data-dir (tracker.db), so a restart resumes the round without losing
 a finalised step. Unless --observer=false, an observer runs beside it: a
 peer that applies and commits every step without training, measures the
-held-out loss of each checkpoint and keeps a copy of every checkpoint.
+held-out loss of each checkpoint and keeps a copy of every checkpoint. The
+tracker vouches for it: in an open round its commit weighs a step's worth
+of verified work, so that fresh peer IDs cannot outvote it.
 
 The invite (one line for volunteers to pass to 'shoal node join') is
 printed on standard output; the dashboard is served on --dashboard-addr.
