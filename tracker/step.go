@@ -111,11 +111,14 @@ func (t *Tracker) stepWorkers(now time.Time, open *wire.Open) (members, admitted
 		}
 		slices.SortFunc(established, byRank)
 	}
-	for _, r := range slices.Concat(established, newcomers) {
-		admitted = append(admitted, r.id)
-		budget -= uvarintLen(len(r.id)) + len(r.id)
-		if len(members) < limit && (budget >= 0 || len(members) == 0) {
-			members = append(members, r.id)
+	admitted = make([]string, 0, n)
+	for _, rs := range [][]ranked{established, newcomers} {
+		for _, r := range rs {
+			admitted = append(admitted, r.id)
+			budget -= uvarintLen(len(r.id)) + len(r.id)
+			if len(members) < limit && (budget >= 0 || len(members) == 0) {
+				members = append(members, r.id)
+			}
 		}
 	}
 	slices.Sort(members)
