@@ -51,9 +51,14 @@
 //     Close lists the included updates in canonical order.
 //  4. Every node fetches any included payload it lacks, aggregates them by
 //     the round's rule in that order, applies the outer optimizer and
-//     publishes Commit{C_{t+1}}; the tracker finalises on a majority of
-//     its live members and publishes Final. A node whose result differs
-//     fetches the final checkpoint.
+//     publishes Commit{C_{t+1}}; the tracker finalises once the commits
+//     behind one result outweigh half of the live members' standing (see
+//     package tracker, Quorum) and publishes Final. A node never adopts a
+//     head it computed differently itself: computation is deterministic,
+//     so a Final (or a next Open) that names another C_{t+1} than the one
+//     it computed is evidence against whoever committed it; the node
+//     keeps its own, reports the mismatch and fetches nothing (a node that
+//     restarted has forgotten what it computed, and follows the tracker).
 //  5. A node that falls behind (it restarted, was partitioned or joined
 //     late) adopts the head from the next Open or Final and fetches it by
 //     CID from the peers that hold it; a node still busy with step t when

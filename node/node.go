@@ -91,6 +91,9 @@ type Node struct {
 	catchTo  uint64  // the step it starts
 
 	providers map[cid.Cid][]string // peers that announced they hold a checkpoint
+	// disowned is the last checkpoint the tracker named for a step whose
+	// checkpoint the node computed otherwise (see keepsOwn).
+	disowned cid.Cid
 
 	lastHello time.Time
 	helloDue  bool
@@ -275,7 +278,8 @@ func (n *Node) Tick(now time.Time) {
 	if n.helloDue || now.Sub(n.lastHello) >= every {
 		n.helloDue = false
 		n.lastHello = now
-		n.publish(&wire.Hello{Round: n.round, Role: n.cfg.Role, Step: n.headStep, Head: n.head, Token: n.cfg.Token})
+		n.publish(&wire.Hello{Round: n.round, Role: n.cfg.Role, Step: n.headStep, Head: n.head, Token: n.cfg.Token,
+			Time: uint64(max(now.Unix(), 1))})
 	}
 	for _, id := range sortedCIDs(n.fetching) {
 		f := n.fetching[id]
@@ -447,9 +451,31 @@ func (n *Node) assignments(o *wire.Open) []round.Assignment {
 // dealtTo returns the peer the open step dealt a unit copy to, or "".
 func (n *Node) dealtTo(unit uint32, replica uint8) string { return n.deal.peer(unit, replica) }
 
+// keepsOwn reports whether the node keeps its head C_step rather than
+// take id, which the tracker says C_step is: it does when it computed
+// C_step itself, by applying the step's Close to its base (computation
+// is deterministic, so it knows the right CID). The Final or Open that
+// names another checkpoint is evidence against whoever committed it,
+// and the node says so once (an event), and fetches nothing. A node
+// that restarts has forgotten its commits and follows the tracker.
+func (n *Node) keepsOwn(step uint64, id cid.Cid, said string) bool {
+	cm := n.commits[step-1]
+	if step == 0 || step != n.headStep || cm == nil || !cm.Result.Equals(n.head) || id.Equals(n.head) {
+		return false
+	}
+	if !n.disowned.Equals(id) {
+		n.disowned = id
+		n.event(wire.EventMismatch, step-1, "my C_%d is %s, computed from the step's Close; the tracker %s %s: keeping mine (evidence against the committers of %s)", step, n.head, said, id, id)
+	}
+	return true
+}
+
 // adopt makes the node fetch checkpoint id and take it as C_step.
 func (n *Node) adopt(step uint64, id cid.Cid, providers []string) {
 	if step < n.headStep || (step == n.headStep && id.Equals(n.head)) {
+		return
+	}
+	if n.keepsOwn(step, id, "names") {
 		return
 	}
 	if n.has(id) {
@@ -602,6 +628,8 @@ func (n *Node) onFinal(f *wire.Final) {
 		return
 	case n.headStep == next && n.head.Equals(f.Checkpoint):
 		n.event(wire.EventFinal, f.Step, "C_%d = %s agreed", next, f.Checkpoint)
+		return
+	case n.headStep == next && n.keepsOwn(next, f.Checkpoint, "finalised"):
 		return
 	case n.headStep == next:
 		n.event(wire.EventMismatch, f.Step, "my C_%d is %s, the round finalised %s: fetching it", next, n.head, f.Checkpoint)

@@ -210,7 +210,7 @@ func TestNodeLearnsExclusions(t *testing.T) {
 	if _, seen := n.seen[1][u.Payload]; seen {
 		t.Fatal("an update from an excluded peer was recorded")
 	}
-	if err := receive("liar", &wire.Hello{Round: round, Role: wire.RoleWorker}); err != nil {
+	if err := receive("liar", &wire.Hello{Round: round, Role: wire.RoleWorker, Time: 1}); err != nil {
 		t.Fatalf("a Hello from an excluded peer was refused: %v", err)
 	}
 	// A stale Open (an earlier attempt) says nothing new; the next one does.

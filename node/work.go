@@ -134,7 +134,7 @@ func (n *Node) Done(now time.Time, r Result) {
 		n.setHead(j.Step+1, r.Result)
 		if f := n.finals[j.Step]; f != nil && f.Base.Equals(j.Base) && !f.Checkpoint.Equals(r.Result) {
 			n.onFinal(f) // the round already agreed on something else
-		} else if o := n.open; o != nil && o.Step == n.headStep && !o.Base.Equals(n.head) {
+		} else if o := n.open; o != nil && o.Step == n.headStep && !o.Base.Equals(n.head) && !n.keepsOwn(o.Step, o.Base, "opened a step from") {
 			n.event(wire.EventMismatch, j.Step, "my C_%d is %s, the tracker opened step %d from %s: fetching it", n.headStep, n.head, o.Step, o.Base)
 			n.headStep = j.Step
 			n.adopt(o.Step, o.Base, nil)

@@ -210,6 +210,10 @@ func (r *run) makeCluster() error {
 		LazyTicks: s.Lazy(),
 		Trace:     r.opt.Trace,
 	}
+	// The scenario's observers are the round's own: the tracker's anchors.
+	for i := range s.Observers {
+		cfg.Anchors = append(cfg.Anchors, simPeerName(s.Peers+i, s.Peers+s.Observers))
+	}
 	if !r.real {
 		cfg.UpdateBytes = int64(s.Compute.UpdateBytes)
 		cfg.ResidualBytes = int64(s.Compute.ResidualBytes)

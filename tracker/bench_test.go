@@ -75,7 +75,7 @@ func (r *receiveBench) role(id string) wire.Role {
 
 func (r *receiveBench) hello(id string) *wire.Hello {
 	step, head := r.tr.Head()
-	return &wire.Hello{Round: r.tr.Round(), Role: r.role(id), Step: step, Head: head}
+	return &wire.Hello{Round: r.tr.Round(), Role: r.role(id), Step: step, Head: head, Time: unixTime(r.now)}
 }
 
 // refill queues the messages of the current step's phase: its updates,

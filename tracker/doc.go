@@ -19,21 +19,42 @@
 // when they join and then every round.HeartbeatInterval; a member is live
 // until round.Liveness has passed since its last Hello (Members lists the
 // live ones), and is forgotten after ForgetAfter of silence. Membership is soft state, rebuilt
-// from heartbeats after a restart. In a closed round a Hello must carry an
+// from heartbeats after a restart. A Hello carries its sender's clock
+// (wire.Hello.Time): the tracker does not hear one sent more than
+// round.Liveness before or after its own now (which is also the
+// allowance for skewed clocks), nor one older than the last it heard
+// from the peer, so that Hellos replayed by anyone who saw them keep no
+// departed peer counted. In a closed round a Hello must carry an
 // access token that Config.Admit accepts; peers refused are listed by
 // Refused. A peer caught lying is excluded for the rest of the round:
 // its messages are ignored and it is no longer counted. A Commit is
 // heard only from a member (or a worker the open step names, which a
 // restarted tracker knows before it says Hello again): a message from
 // a peer that is not a member leaves nothing in the persisted state.
-// The counts the tracker decides by (live members, and those behind each
-// result committed) are kept as messages arrive, so that the work of a
-// Hello, an update or a commit does not grow with the number of members.
+// The counts the tracker decides by (live members, their standing, and
+// the standing behind each result committed) are kept as messages
+// arrive, so that the work of a Hello, an update or a commit does not
+// grow with the number of members.
+//
+// Joining costs nothing in an open round, so a peer ID is worth nothing
+// there: one machine can speak for any number of them. What a member
+// weighs is its standing (see Quorum), and admission to the work is
+// rate-limited: a step's Open lists the workers with standing or with
+// work in a finalised step (established), and of the others
+// (newcomers) at most max(8, a quarter of the established), picked by a
+// hash of the round's seed, the step, the attempt and the peer ID, so
+// that a flood of fresh IDs, however early it speaks, takes only its
+// share of the newcomers' places, drawn again at every step. In any
+// round an Open lists no more members than the step has unit copies,
+// nor more than fit in Config.MaxOpenSize bytes (the gossip message
+// limit): established workers first, by standing, then the hash order.
+// A dispute's checker may be any admitted worker, and is listed too.
 //
 // # Steps
 //
 // A step opens (an Open message) once Config.MinMembers workers are live:
-// its base is the last finalised checkpoint, its members the live workers,
+// its base is the last finalised checkpoint, its members the live workers
+// (bounded, and in an open round rate-limited: see Membership),
 // and its units the target's worth (DealtUnits, with Config.Spares extra
 // when there are workers to spare), dealt by round.Assign so that every
 // peer knows its units. Each worker sends an Update per unit copy it was
@@ -47,12 +68,30 @@
 // # Quorum on commits
 //
 // Every member applies the Close to the step's base and sends a Commit
-// with the checkpoint it got. When one result has the commits of a quorum
-// (Quorum: a majority of the live members in good standing, workers and
-// observers) the step is finalised: a Final message records the
-// checkpoint, which becomes the next step's base, and names up to
-// wire.MaxProviders of the peers that committed it as providers. A commit of another result counts
-// as a mismatch in the committer's ledger entry.
+// with the checkpoint it got. When the commits behind one result weigh
+// more than half of what the live members in good standing weigh
+// together (Quorum, Standing) the step is finalised: a Final message
+// records the checkpoint, which becomes the next step's base, and names
+// up to wire.MaxProviders of the peers whose commits counted as
+// providers. A commit of another result counts as a mismatch in the
+// committer's ledger entry.
+//
+// What a member weighs depends on the round. In a closed round (access
+// tokens) every live admitted member, worker or observer, weighs 1: the
+// tracker's operator vouched for each. In an open round a member weighs
+// its standing: the samples of its units that a replica confirmed in
+// finalised steps (Entry.Verified), plus, for an anchor
+// (Config.Anchors, peers the operator vouches for: the round's own
+// observer), a step's worth (the spec's TargetSamples). A fresh peer ID,
+// and an observer of unknown standing, weighs nothing, so any number of
+// them can neither finalise a result nor hold one back. While no live
+// member has standing (an open round without an anchor, before any
+// replica confirmed anything, or with verification off) the quorum is
+// a majority of the live peers whose updates the step's Close includes:
+// they did the step's work. That bootstrap is the weak point of an
+// anchorless open round: peers admitted as newcomers who send the
+// updates of most of a step's units decide its checkpoint. Run an open
+// round with its observer, and with replication on.
 //
 // # Disputes
 //

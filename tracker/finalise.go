@@ -14,55 +14,64 @@ import (
 	"github.com/shoal-network/shoal/tracker/wire"
 )
 
-// Quorum returns how many matching commits finalise a step at now: a
-// majority of the live members (workers and observers).
-func (t *Tracker) Quorum(now time.Time) int { return t.liveMembers(now)/2 + 1 }
+// Quorum returns the weight of commits behind one result that finalises
+// the closed step at now: more than half the weight of the live members
+// in good standing (see Standing).
+func (t *Tracker) Quorum(now time.Time) int64 {
+	total, _ := t.Standing(now)
+	return total/2 + 1
+}
 
-// liveMembers counts the live members in good standing (workers and
-// observers), from the counts kept as messages arrive (see liveness).
-func (t *Tracker) liveMembers(now time.Time) int { return t.liveCount(now, true, true) }
+// Standing returns the weight of the live members in good standing at
+// now, by which commits are counted. In a closed round every admitted
+// member weighs 1. In an open round a member weighs its standing: the
+// samples of its work a replica confirmed (Entry.Verified), plus a
+// step's worth (spec TargetSamples) for an anchor (Config.Anchors); a
+// fresh peer ID weighs nothing. While no live member has standing, each
+// live peer whose update the closed step's Close includes weighs 1, and
+// bootstrap is true.
+func (t *Tracker) Standing(now time.Time) (total int64, bootstrap bool) {
+	_, total, bootstrap = t.support(now, "")
+	return total, bootstrap
+}
 
 // maybeFinalise finalises the closed step once one result has the
 // commits of a quorum. After a commit (only = its result) it looks at
-// that result alone, and counts its live voters only once the commits
-// could make a quorum; a Tick (only = "") looks at every result, which
-// catches a quorum that shrank as members fell silent.
+// that result alone; a Tick (only = "") looks at every result, which
+// catches a quorum that shrank as members fell silent. The weights are
+// counted as messages arrive (see liveness), so neither scans the
+// members.
 func (t *Tracker) maybeFinalise(now time.Time, only string) error {
 	st := t.st
 	if st.Phase != PhaseClosed || now.Before(t.quietUntil) {
 		return nil
 	}
 	if t.votes == nil {
-		t.votes, t.need = map[string]int{}, map[string]int{}
+		t.votes = map[string]int{}
 		for _, r := range st.Commits {
 			t.votes[r]++
 		}
 	}
-	q := t.Quorum(now)
 	results := []string{only}
 	if only == "" {
 		results = slices.Sorted(maps.Keys(t.votes))
 	}
 	live := round.Liveness(t.spec)
 	for _, r := range results {
-		if t.votes[r] < q || (only != "" && t.votes[r] < t.need[r]) {
-			continue
-		}
 		// Count only members still alive and in good standing, as the
 		// quorum does: a quorum of the departed or of peers excluded
 		// since they committed does not speak for the round.
-		if n := t.liveVoters(now, r); n < q {
-			// At least this many more commits before it can be a quorum
-			// (unless the quorum shrinks, which a Tick sees).
-			t.need[r] = t.votes[r] + q - n
+		behind, total, bootstrap := t.support(now, r)
+		if behind == 0 || 2*behind <= total {
 			continue
 		}
-		// The providers are the first voters by ID: keep the smallest
-		// wire.MaxProviders IDs, sorted, rather than sort them all.
+		// The providers are the first voters by ID that count in the
+		// quorum: keep the smallest wire.MaxProviders IDs, sorted,
+		// rather than sort them all.
 		var providers []string
 		voters := 0
 		for p, pr := range st.Commits {
-			if m := t.members[p]; pr == r && m != nil && now.Sub(m.lastSeen) <= live && !t.Excluded(p) {
+			if m := t.members[p]; pr == r && m != nil && now.Sub(m.lastSeen) <= live && !t.Excluded(p) && t.counts(p, bootstrap) {
 				voters++
 				if len(providers) == wire.MaxProviders && p > providers[len(providers)-1] {
 					continue
@@ -97,8 +106,10 @@ func (t *Tracker) finalise(now time.Time, result cid.Cid, providers []string, vo
 		e.Samples += int64(in.Weight)
 	}
 	for _, p := range st.Verified {
-		t.entry(p.Peers[0]).Verified += int64(p.Samples)
-		t.entry(p.Peers[1]).Verified += int64(p.Samples)
+		for _, peer := range p.Peers {
+			t.entry(peer).Verified += int64(p.Samples)
+			t.reweigh(peer) // its standing grew
+		}
 	}
 	want := result.String()
 	var mismatched []string

@@ -54,7 +54,7 @@ func FuzzDecodeState(f *testing.F) {
 		}
 		tr.Ledger()
 		now := t0.Add(time.Hour)
-		hello := &wire.Hello{Round: spec.ID(), Role: wire.RoleWorker, Step: s.Step, Head: s.Base}
+		hello := &wire.Hello{Round: spec.ID(), Role: wire.RoleWorker, Step: s.Step, Head: s.Base, Time: unixTime(now)}
 		for _, p := range []string{"w1", "w2", "w3"} {
 			tr.Receive(now, p, hello)
 		}

@@ -16,15 +16,20 @@ type member struct {
 	lastSeen time.Time
 	step     uint64
 	head     cid.Cid
+	said     uint64 // the time of its last Hello heard (wire.Hello.Time)
 	// prev and next link the members in the order they were last heard
 	// from (see liveness); live is whether the member was live at the
 	// index's clock.
 	prev, next *member
 	live       bool
+	// weight is the standing weight m was last counted with (see
+	// count), so that it is taken back as it was added.
+	weight int64
 }
 
 // liveness keeps the counts the tracker decides by (the live members in
-// good standing, by role, and of those the ones that committed each
+// good standing, by role; their standing weight; those the closed step's
+// Close includes; and of those the weight and number that committed each
 // result of the closed step) as messages arrive, so that no message
 // costs a scan of the members. The members form a list in the order
 // they were last heard from: a Hello moves its sender to the end, and
@@ -41,7 +46,17 @@ type liveness struct {
 	clock     time.Time
 	workers   int
 	observers int
-	voters    map[string]int // result → live members in good standing that committed it
+	// standing is the live members' standing weight (see weight), and
+	// voters, per result of the closed step, that of those that
+	// committed it.
+	standing int64
+	voters   map[string]int64
+	// included marks the peers the closed step's Close includes; boot
+	// counts those live, and bootVoters, per result, those of them that
+	// committed it: the quorum of an open round without standing.
+	included   map[string]bool
+	boot       int
+	bootVoters map[string]int
 	// scanned counts the members visited by scans, for tests.
 	scanned int
 }
@@ -79,16 +94,58 @@ func (t *Tracker) setLive(m *member, live bool) {
 	t.count(m, d)
 }
 
-// count adds d to the counts m, live and in good standing, is part of.
+// count adds d (1 or -1) to the counts m, live and in good standing, is
+// part of. Its standing weight is the one it has now when it starts to
+// count, and the one it was counted with when it stops.
 func (t *Tracker) count(m *member, d int) {
+	lv := &t.lv
 	switch m.role {
 	case wire.RoleWorker:
-		t.lv.workers += d
+		lv.workers += d
 	case wire.RoleObserver:
-		t.lv.observers += d
+		lv.observers += d
 	}
-	if r, ok := t.st.Commits[m.id]; ok {
-		t.lv.voters[r] += d
+	if d > 0 {
+		m.weight = t.weight(m.id)
+	}
+	w := int64(d) * m.weight
+	lv.standing += w
+	r, committed := t.st.Commits[m.id]
+	if committed {
+		lv.voters[r] += w
+	}
+	if lv.included[m.id] {
+		lv.boot += d
+		if committed {
+			lv.bootVoters[r] += d
+		}
+	}
+}
+
+// weight returns a peer's standing weight, the weight of its commit: in
+// a closed round 1 (every admitted member votes); in an open round the
+// samples of its work that a replica confirmed in finalised steps
+// (Entry.Verified), plus spec.TargetSamples for an anchor (Config.Anchors).
+func (t *Tracker) weight(peer string) int64 {
+	if t.spec.Admission == round.AdmissionClosed {
+		return 1
+	}
+	var w int64
+	if e := t.st.Ledger[peer]; e != nil {
+		w = e.Verified
+	}
+	if t.anchors[peer] {
+		w += int64(t.spec.TargetSamples)
+	}
+	return w
+}
+
+// reweigh counts a live member in good standing again with its standing
+// weight now (after its ledger entry changed).
+func (t *Tracker) reweigh(peer string) {
+	if m := t.members[peer]; m != nil && m.live && !t.Excluded(peer) {
+		t.count(m, -1)
+		t.count(m, 1)
 	}
 }
 
@@ -162,13 +219,29 @@ func (t *Tracker) forget(m *member) {
 	delete(t.members, m.id)
 }
 
-// resetVoters counts the voters of the closed step's commits afresh
-// (after the commits were reset or loaded).
+// resetVoters counts the peers the closed step's Close includes and the
+// voters of its commits afresh (after the Close or the commits were set,
+// reset or loaded).
 func (t *Tracker) resetVoters() {
-	t.lv.voters = map[string]int{}
+	lv := &t.lv
+	lv.voters, lv.bootVoters, lv.included, lv.boot = map[string]int64{}, map[string]int{}, nil, 0
+	if c := t.st.Close; c != nil && t.st.Phase == PhaseClosed {
+		lv.included = make(map[string]bool, len(c.Included))
+		for _, in := range c.Included {
+			if !lv.included[in.Peer] {
+				lv.included[in.Peer] = true
+				if m := t.members[in.Peer]; m != nil && m.live && !t.Excluded(in.Peer) {
+					lv.boot++
+				}
+			}
+		}
+	}
 	for p, r := range t.st.Commits {
 		if m := t.members[p]; m != nil && m.live && !t.Excluded(p) {
-			t.lv.voters[r]++
+			lv.voters[r] += m.weight
+			if lv.included[p] {
+				lv.bootVoters[r]++
+			}
 		}
 	}
 }
@@ -202,20 +275,56 @@ func (t *Tracker) scanLive(now time.Time, workers, observers bool) int {
 	return n
 }
 
-// liveVoters returns how many members live and in good standing at now
-// committed result r for the closed step.
-func (t *Tracker) liveVoters(now time.Time, r string) int {
+// support returns the weight behind result r of the closed step at now
+// and the weight of every live member in good standing, by the measure
+// the quorum takes: standing weight (see weight) if the live members
+// have any; else, in an open round without standing yet, one per live
+// peer the step's Close includes (bootstrap).
+func (t *Tracker) support(now time.Time, r string) (behind, total int64, bootstrap bool) {
 	if now.Before(t.lv.clock) {
-		window := round.Liveness(t.spec)
-		n := 0
-		for p, pr := range t.st.Commits {
-			t.lv.scanned++
-			if m := t.members[p]; pr == r && m != nil && now.Sub(m.lastSeen) <= window && !t.Excluded(p) {
-				n++
-			}
-		}
-		return n
+		return t.scanSupport(now, r)
 	}
 	t.advance(now)
-	return t.lv.voters[r]
+	lv := &t.lv
+	if lv.standing > 0 {
+		return lv.voters[r], lv.standing, false
+	}
+	return int64(lv.bootVoters[r]), int64(lv.boot), true
+}
+
+// scanSupport is support at a time before the index's clock, by a scan.
+func (t *Tracker) scanSupport(now time.Time, r string) (behind, total int64, bootstrap bool) {
+	window := round.Liveness(t.spec)
+	var standing, standingBehind, boot, bootBehind int64
+	for p, m := range t.members {
+		t.lv.scanned++
+		if now.Sub(m.lastSeen) > window || t.Excluded(p) {
+			continue
+		}
+		w := t.weight(p)
+		pr, committed := t.st.Commits[p]
+		standing += w
+		if committed && pr == r {
+			standingBehind += w
+		}
+		if t.lv.included[p] {
+			boot++
+			if committed && pr == r {
+				bootBehind++
+			}
+		}
+	}
+	if standing > 0 {
+		return standingBehind, standing, false
+	}
+	return bootBehind, boot, true
+}
+
+// counts reports whether a live member in good standing counts in the
+// quorum the way support measures it now.
+func (t *Tracker) counts(p string, bootstrap bool) bool {
+	if bootstrap {
+		return t.lv.included[p]
+	}
+	return t.weight(p) > 0
 }

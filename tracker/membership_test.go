@@ -68,7 +68,7 @@ func TestNonMemberCommitsLeaveNoState(t *testing.T) {
 	if accepted > 0 {
 		t.Errorf("%d of 20000 commits from peers that never said hello accepted", accepted)
 	}
-	h.commit(cidOf("C2"), "w2")
+	h.commit(cidOf("C2"), "w2", "w3")
 	h.wantPhase(2, PhaseOpen)
 	h.tick(time.Second)
 	st, err := h.store.Load()
@@ -88,8 +88,9 @@ func checkLiveness(t *testing.T, tr *Tracker) {
 	t.Helper()
 	lv := &tr.lv
 	window := round.Liveness(tr.spec)
-	var workers, observers int
-	voters := map[string]int{}
+	var workers, observers, boot int
+	var standing int64
+	voters, bootVoters := map[string]int64{}, map[string]int{}
 	for p, m := range tr.members {
 		live := lv.clock.Sub(m.lastSeen) <= window
 		if m.live != live {
@@ -104,8 +105,24 @@ func checkLiveness(t *testing.T, tr *Tracker) {
 		case wire.RoleObserver:
 			observers++
 		}
-		if r, ok := tr.st.Commits[p]; ok {
-			voters[r]++
+		standing += tr.weight(p)
+		r, ok := tr.st.Commits[p]
+		if ok {
+			voters[r] += tr.weight(p)
+		}
+		if lv.included[p] {
+			boot++
+			if ok {
+				bootVoters[r]++
+			}
+		}
+	}
+	if standing != lv.standing || boot != lv.boot {
+		t.Fatalf("index counts standing %d and %d included live, a scan %d and %d", lv.standing, lv.boot, standing, boot)
+	}
+	for r, n := range lv.bootVoters {
+		if n != bootVoters[r] {
+			t.Fatalf("index counts %d live included voters of %s, a scan %d", n, r, bootVoters[r])
 		}
 	}
 	if workers != lv.workers || observers != lv.observers {
@@ -160,7 +177,7 @@ func TestLivenessCounts(t *testing.T) {
 			}
 			p := ids[rng.IntN(len(ids))]
 			step, head := tr.Head()
-			tr.Receive(h.now, p, &wire.Hello{Round: tr.Round(), Role: role, Step: step, Head: head})
+			tr.Receive(h.now, p, &wire.Hello{Round: tr.Round(), Role: role, Step: step, Head: head, Time: unixTime(h.now)})
 		case k < 80:
 			h.now = h.now.Add(time.Duration(rng.Int64N(int64(window / 4))))
 		case k < 82:
@@ -185,7 +202,7 @@ func TestLivenessCounts(t *testing.T) {
 		}
 		tr.Ready()
 		checkLiveness(t, tr)
-		if got, want := tr.liveMembers(tr.lv.clock), tr.scanLive(tr.lv.clock, true, true); got != want {
+		if got, want := tr.liveCount(tr.lv.clock, true, true), tr.scanLive(tr.lv.clock, true, true); got != want {
 			t.Fatalf("%d live members counted, %d scanned", got, want)
 		}
 	}

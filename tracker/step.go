@@ -1,10 +1,12 @@
 package tracker
 
 import (
+	"cmp"
 	"encoding/binary"
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/shoal-network/shoal/tracker/round"
@@ -15,12 +17,19 @@ func (t *Tracker) maybeOpen(now time.Time) {
 	if n := t.liveCount(now, true, false); n < t.cfg.MinMembers || n == 0 {
 		return
 	}
-	workers := t.Members(wire.RoleWorker, now)
 	st := t.st
-	open := &wire.Open{Round: t.round, Step: st.Step, Attempt: st.Attempt, Epoch: st.Epoch, Base: st.Base,
-		Members: workers, Units: uint32(DealtUnits(t.spec, len(workers), t.cfg.Spares))}
-	open.Checks = t.assignChecks(workers)
+	open := &wire.Open{Round: t.round, Step: st.Step, Attempt: st.Attempt, Epoch: st.Epoch, Base: st.Base}
 	open.Excluded = t.excludedList()
+	workers, admitted := t.stepWorkers(now, open)
+	open.Checks = t.assignChecks(admitted)
+	for _, c := range open.Checks {
+		// A checker is a member of the step, even beyond its units.
+		if i, found := slices.BinarySearch(workers, c.Checker); !found {
+			workers = slices.Insert(workers, i, c.Checker)
+		}
+	}
+	open.Members = workers
+	open.Units = uint32(DealtUnits(t.spec, len(workers), t.cfg.Spares))
 	st.Phase, st.Open, st.OpenedAt, st.Updates = PhaseOpen, open, now, nil
 	st.Close, st.Commits, st.Verified = nil, nil, nil
 	t.votes = nil
@@ -30,6 +39,134 @@ func (t *Tracker) maybeOpen(now time.Time) {
 	t.updates = map[unitCopy]*wire.Update{}
 	t.publish(open)
 	t.event(wire.EventOpen, st.Step, "", "attempt %d, %d members, %d units, %d checks", st.Attempt, len(workers), open.Units, len(open.Checks))
+}
+
+// DefaultMaxOpenSize is Config.MaxOpenSize when it is 0: the gossip
+// layer's default message limit (p2p GossipOptions.MaxMessageSize).
+const DefaultMaxOpenSize = 1 << 20
+
+// stepWorkers returns the members of the step that open (of which only
+// the Excluded list is set) will open, and the workers admitted to it,
+// both sorted. The admitted are the live workers in good standing, but
+//
+//   - in an open round, of the workers without standing (no verified
+//     work, no work in a finalised step: newcomers) at most
+//     max(8, a quarter of the others), picked by a hash of the round's
+//     seed, the step, the attempt and the peer ID, so that a flood of
+//     fresh IDs gets no more than its share of the places, however early
+//     it speaks, and that every step draws afresh;
+//
+// The members are the admitted, but no more than the step's unit copies
+// (a member beyond them would get no work), nor than fit in an Open of
+// Config.MaxOpenSize bytes: established workers first, by standing, then
+// the hash order. A dispute's checker may be any admitted worker: it is
+// made a member too.
+func (t *Tracker) stepWorkers(now time.Time, open *wire.Open) (members, admitted []string) {
+	live := t.Members(wire.RoleWorker, now)
+	aStep := wire.AssignStep(open.Step, open.Attempt)
+	type ranked struct {
+		id     string
+		weight int64
+		hash   uint64
+	}
+	established := make([]ranked, 0, len(live))
+	var newcomers []ranked
+	for _, p := range live {
+		r := ranked{id: p, weight: t.weight(p)}
+		if e := t.st.Ledger[p]; t.spec.Admission == round.AdmissionClosed || r.weight > 0 || (e != nil && e.Units > 0) {
+			established = append(established, r)
+		} else {
+			newcomers = append(newcomers, r)
+		}
+	}
+	byRank := func(a, b ranked) int {
+		return cmp.Or(cmp.Compare(b.weight, a.weight), cmp.Compare(a.hash, b.hash), strings.Compare(a.id, b.id))
+	}
+	for i := range newcomers {
+		newcomers[i].hash = round.AssignHash(t.spec.Seed, aStep, 'n', []byte(newcomers[i].id))
+	}
+	newcomers = smallest(newcomers, max(8, len(established)/4), byRank)
+	n := len(established) + len(newcomers)
+	units := DealtUnits(t.spec, n, t.cfg.Spares)
+	copies := units
+	if n > 1 {
+		copies += int(math.Round(t.spec.VerificationRate * float64(units)))
+	}
+	// What the Open holds besides these members, at most: its fixed
+	// fields, the excluded peers, and a Check per dispute, whose checker
+	// may be a member more (see wire).
+	budget := t.cfg.MaxOpenSize - 128
+	for _, p := range open.Excluded {
+		budget -= uvarintLen(len(p)) + len(p)
+	}
+	budget -= min(len(t.st.Disputes), wire.MaxChecks) * (10 + 3 + 34 + 2*(2+wire.MaxPeerLen))
+	limit := min(n, copies, wire.MaxMembers-wire.MaxChecks)
+	need := 0
+	for _, r := range established {
+		need += uvarintLen(len(r.id)) + len(r.id)
+	}
+	if len(established) > limit || need > budget {
+		for i := range established {
+			established[i].hash = round.AssignHash(t.spec.Seed, aStep, 'n', []byte(established[i].id))
+		}
+		slices.SortFunc(established, byRank)
+	}
+	admitted = make([]string, 0, n)
+	for _, rs := range [][]ranked{established, newcomers} {
+		for _, r := range rs {
+			admitted = append(admitted, r.id)
+			budget -= uvarintLen(len(r.id)) + len(r.id)
+			if len(members) < limit && (budget >= 0 || len(members) == 0) {
+				members = append(members, r.id)
+			}
+		}
+	}
+	slices.Sort(members)
+	slices.Sort(admitted)
+	return members, admitted
+}
+
+// smallest returns the k smallest of xs by cmp, sorted (xs itself, when
+// it has no more than k), in O(n log k): a max-heap of the k smallest
+// seen so far.
+func smallest[T any](xs []T, k int, cmp func(a, b T) int) []T {
+	if len(xs) <= k {
+		slices.SortFunc(xs, cmp)
+		return xs
+	}
+	h := slices.Clone(xs[:k])
+	down := func(i int) {
+		for {
+			c := 2*i + 1
+			if c >= len(h) {
+				return
+			}
+			if c+1 < len(h) && cmp(h[c+1], h[c]) > 0 {
+				c++
+			}
+			if cmp(h[c], h[i]) <= 0 {
+				return
+			}
+			h[i], h[c] = h[c], h[i]
+			i = c
+		}
+	}
+	for i := k/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	for _, x := range xs[k:] {
+		if cmp(x, h[0]) < 0 {
+			h[0] = x
+			down(0)
+		}
+	}
+	slices.SortFunc(h, cmp)
+	return h
+}
+
+func uvarintLen(n int) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], uint64(n))
 }
 
 // DealtUnits returns how many units a step deals to workers: the

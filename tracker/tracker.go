@@ -33,6 +33,7 @@ type Tracker struct {
 	persist bool
 
 	trackerID string // the spec's tracker, canonical
+	anchors   map[string]bool
 
 	members  map[string]*member
 	refused  map[string]string   // peers refused admission to a closed round, and why
@@ -51,11 +52,8 @@ type Tracker struct {
 	arrived     int
 	exclusions  int
 	dealtAtExcl int
-	// votes counts the closed step's commits by result; need holds, per
-	// result, how many commits it must reach before it is worth counting
-	// the live ones again.
+	// votes counts the closed step's commits by result (live or not).
 	votes    map[string]int
-	need     map[string]int
 	lv       liveness
 	out      []wire.Msg
 	announce bool // republish the current phase's message at the next Tick
@@ -84,6 +82,16 @@ type Config struct {
 	// It must be a pure function of its arguments (and of keys fixed at
 	// start). In an open round it is not called.
 	Admit func(peer string, token []byte, now time.Time) error
+	// Anchors are peers the tracker's operator vouches for (the round's
+	// own observer, run beside the tracker): in an open round each has
+	// the standing of a step's worth of verified work (spec
+	// TargetSamples), so that its commit outweighs any number of fresh
+	// peer IDs. See the package doc, Quorum.
+	Anchors []string
+	// MaxOpenSize bounds the encoded size of an Open (default
+	// DefaultMaxOpenSize): a step with more live workers than fit lists
+	// those with standing first (see the package doc, Membership).
+	MaxOpenSize int
 }
 
 type unitCopy struct {
@@ -115,11 +123,20 @@ func New(cfg Config, st *State, now time.Time) (*Tracker, error) {
 	if cfg.MinMembers < 1 {
 		cfg.MinMembers = 1
 	}
+	if cfg.MaxOpenSize <= 0 {
+		cfg.MaxOpenSize = DefaultMaxOpenSize
+	}
 	if !(cfg.Spares >= 0 && cfg.Spares <= 1) {
 		return nil, fmt.Errorf("tracker: spare units %v: need a fraction from 0 to 1", cfg.Spares)
 	}
 	t := &Tracker{cfg: cfg, spec: cfg.Spec, round: cfg.Spec.ID(), members: map[string]*member{}, refused: map[string]string{},
-		trackerID: cfg.Spec.TrackerID(), lv: liveness{voters: map[string]int{}}}
+		trackerID: cfg.Spec.TrackerID(), lv: liveness{voters: map[string]int64{}, bootVoters: map[string]int{}}, anchors: map[string]bool{}}
+	for _, a := range cfg.Anchors {
+		if c, err := round.CanonicalPeerID(a); err == nil {
+			a = c
+		}
+		t.anchors[a] = true
+	}
 	switch {
 	case st == nil:
 		st = &State{Round: t.round, Base: cfg.Genesis, Ledger: map[string]*Entry{}}
@@ -331,6 +348,9 @@ func (t *Tracker) hello(now time.Time, from string, m *wire.Hello) error {
 	if t.Excluded(from) {
 		return fmt.Errorf("hello from %s, excluded from the round", from)
 	}
+	if err := t.helloTime(now, from, m.Time); err != nil {
+		return err
+	}
 	if t.spec.Admission == round.AdmissionClosed {
 		err := errors.New("the round is closed and this tracker has no admission check")
 		if t.cfg.Admit != nil {
@@ -360,9 +380,31 @@ func (t *Tracker) hello(now time.Time, from string, m *wire.Hello) error {
 		t.announce = true // a newcomer needs the current step
 	}
 	t.touch(mb, m.Role, now)
-	mb.step, mb.head = m.Step, m.Head
+	mb.step, mb.head, mb.said = m.Step, m.Head, m.Time
 	if m.Step < t.st.Step || (m.Step == t.st.Step && !m.Head.Equals(t.st.Base)) {
 		t.announce = true // it is behind or astray
+	}
+	return nil
+}
+
+// helloTime refuses a Hello whose time (the sender's clock) is more than
+// round.Liveness from the tracker's now, either way, or older than the
+// last Hello heard from the peer: a Hello replayed later cannot keep a
+// departed peer counted for longer than one liveness window after it was
+// sent. The window is also the allowance for clock skew between peer and
+// tracker. A Hello of the same second as the last one is heard (a node
+// says Hello again at once when its head changes).
+func (t *Tracker) helloTime(now time.Time, from string, sent uint64) error {
+	window := uint64(round.Liveness(t.spec).Seconds())
+	clock := uint64(max(now.Unix(), 0))
+	switch {
+	case sent > clock+window:
+		return fmt.Errorf("hello from %s sent at %d, more than %d s after the tracker's clock (%d)", from, sent, window, clock)
+	case sent+window < clock:
+		return fmt.Errorf("hello from %s sent at %d, more than %d s before the tracker's clock (%d): stale or replayed", from, sent, window, clock)
+	}
+	if mb := t.members[from]; mb != nil && sent < mb.said {
+		return fmt.Errorf("hello from %s sent at %d, before its last hello (%d): replayed", from, sent, mb.said)
 	}
 	return nil
 }
@@ -429,7 +471,10 @@ func (t *Tracker) commit(now time.Time, from string, m *wire.Commit) error {
 	t.advance(now) // before the commit counts, so that the counts hold at now
 	st.Commits[from] = r
 	if mb := t.members[from]; mb != nil && mb.live && !t.Excluded(from) {
-		t.lv.voters[r]++
+		t.lv.voters[r] += mb.weight
+		if t.lv.included[from] {
+			t.lv.bootVoters[r]++
+		}
 	}
 	if t.votes != nil {
 		t.votes[r]++

@@ -65,8 +65,11 @@ type harness struct {
 	// failed is the error of a failed save: the harness, like every
 	// driver, then stops driving the tracker.
 	failed error
-	// spares is Config.Spares of the trackers it builds.
-	spares float64
+	// spares, anchors and admit are Config.Spares, Anchors and Admit of
+	// the trackers it builds.
+	spares  float64
+	anchors []string
+	admit   func(peer string, token []byte, now time.Time) error
 }
 
 func newHarness(t testing.TB, spec *round.Spec, store Storage) *harness {
@@ -87,7 +90,7 @@ func (h *harness) restart() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	tr, err := New(Config{Spec: h.spec, Genesis: genesis, Spares: h.spares}, st, h.now)
+	tr, err := New(Config{Spec: h.spec, Genesis: genesis, Spares: h.spares, Anchors: h.anchors, Admit: h.admit}, st, h.now)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -107,7 +110,7 @@ func (h *harness) join(role wire.Role, peers ...string) {
 func (h *harness) hello(p string, role wire.Role) {
 	h.t.Helper()
 	step, head := h.tr.Head()
-	if err := h.tr.Receive(h.now, p, &wire.Hello{Round: h.tr.Round(), Role: role, Step: step, Head: head}); err != nil {
+	if err := h.tr.Receive(h.now, p, &wire.Hello{Round: h.tr.Round(), Role: role, Step: step, Head: head, Time: unixTime(h.now)}); err != nil {
 		h.t.Fatalf("hello from %s: %v", p, err)
 	}
 }
@@ -337,7 +340,7 @@ func TestMinMembers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hello := &wire.Hello{Round: tr.Round(), Role: wire.RoleWorker, Head: genesis}
+	hello := &wire.Hello{Round: tr.Round(), Role: wire.RoleWorker, Head: genesis, Time: unixTime(t0)}
 	if err := tr.Receive(t0, "w1", hello); err != nil {
 		t.Fatal(err)
 	}
@@ -615,8 +618,15 @@ func TestFinaliseOnMajority(t *testing.T) {
 	h.checkState()
 }
 
+// TestQuorumCountsObserversAndLiveVoters: in a closed round every live
+// admitted member, worker or observer, has one vote.
 func TestQuorumCountsObserversAndLiveVoters(t *testing.T) {
-	h := newHarness(t, testSpec(2, 0), nil)
+	spec := testSpec(2, 0)
+	spec.Admission = round.AdmissionClosed
+	h := newHarness(t, spec, nil)
+	h.admit = func(string, []byte, time.Time) error { return nil }
+	h.restart()
+	h.settle()
 	h.join(wire.RoleWorker, "w1", "w2")
 	h.join(wire.RoleObserver, "o1", "o2")
 	h.tick(0)
@@ -734,7 +744,7 @@ func TestDisputeSettledByChecker(t *testing.T) {
 
 	// The excluded peer's messages are ignored: by Validate, except its
 	// hello, which the tracker refuses.
-	hello := &wire.Hello{Round: h.spec.ID(), Role: wire.RoleWorker, Step: 1, Head: cidOf("C1")}
+	hello := &wire.Hello{Round: h.spec.ID(), Role: wire.RoleWorker, Step: 1, Head: cidOf("C1"), Time: unixTime(h.now)}
 	commit := &wire.Commit{Round: h.spec.ID(), Step: 1, Base: cidOf("C1"), Result: cidOf("C2")}
 	if r, err := wire.Validate(h.tr, liar, commit); r != wire.Ignore || err == nil {
 		t.Errorf("Validate of an excluded peer's commit: %s, %v; want ignore", r, err)
@@ -876,7 +886,7 @@ func TestValidate(t *testing.T) {
 	open := &wire.Open{Round: round, Step: 0, Base: genesis, Members: []string{"w1"}, Units: 2}
 	closeMsg := &wire.Close{Round: round, Step: 0, Base: genesis, Included: []wire.Included{{Peer: "w1", Unit: 0, Payload: cidOf("p"), Weight: 1}}}
 	final := &wire.Final{Round: round, Step: 0, Base: genesis, Checkpoint: cidOf("C1")}
-	hello := &wire.Hello{Round: round, Role: wire.RoleWorker, Head: genesis}
+	hello := &wire.Hello{Round: round, Role: wire.RoleWorker, Head: genesis, Time: unixTime(h.now)}
 	commit := &wire.Commit{Round: round, Step: 0, Base: genesis, Result: cidOf("C1")}
 	for _, c := range []struct {
 		name string
@@ -893,7 +903,7 @@ func TestValidate(t *testing.T) {
 		{"commit from the tracker", peerA, commit, wire.Reject},
 		{"hello from the tracker", peerA, hello, wire.Accept},
 		{"hello", "w1", hello, wire.Accept},
-		{"hello for another round", "w1", &wire.Hello{Round: other, Role: wire.RoleWorker}, wire.Ignore},
+		{"hello for another round", "w1", &wire.Hello{Round: other, Role: wire.RoleWorker, Time: 1}, wire.Ignore},
 		{"open for another round", peerA, &wire.Open{Round: other, Base: genesis, Members: []string{"w1"}, Units: 1}, wire.Ignore},
 		{"open of another round from a worker", "w1", &wire.Open{Round: other, Base: genesis, Members: []string{"w1"}, Units: 1}, wire.Ignore},
 		{"malformed", "w1", &wire.Hello{Round: round, Role: 9}, wire.Reject},
@@ -1075,7 +1085,7 @@ func TestSaveFailureStops(t *testing.T) {
 		t.Errorf("published %v though the Close was not saved", out)
 	}
 	for range 2 {
-		if err := h.receive("w1", &wire.Hello{Round: h.tr.Round(), Role: wire.RoleWorker}); !errors.Is(err, errDiskFull) {
+		if err := h.receive("w1", &wire.Hello{Round: h.tr.Round(), Role: wire.RoleWorker, Time: unixTime(h.now)}); !errors.Is(err, errDiskFull) {
 			t.Fatalf("driving on after a failed save: %v, want the save error", err)
 		}
 	}
@@ -1124,7 +1134,7 @@ func TestReadyPersistsDecisions(t *testing.T) {
 	hello := func() {
 		for _, p := range []string{"w1", "w2", "w3"} {
 			step, head := h.tr.Head()
-			drive(p, &wire.Hello{Round: h.tr.Round(), Role: wire.RoleWorker, Step: step, Head: head})
+			drive(p, &wire.Hello{Round: h.tr.Round(), Role: wire.RoleWorker, Step: step, Head: head, Time: unixTime(h.now)})
 		}
 	}
 	for step := range 3 {
@@ -1274,7 +1284,7 @@ func TestClosedRound(t *testing.T) {
 	}
 	step, head := tr.Head()
 	hello := func(p string, token string) error {
-		return tr.Receive(t0, p, &wire.Hello{Round: tr.Round(), Role: wire.RoleWorker, Step: step, Head: head, Token: []byte(token)})
+		return tr.Receive(t0, p, &wire.Hello{Round: tr.Round(), Role: wire.RoleWorker, Step: step, Head: head, Token: []byte(token), Time: unixTime(t0)})
 	}
 	if err := hello("w1", "ok:w1"); err != nil {
 		t.Fatalf("admitted peer refused: %v", err)
@@ -1317,7 +1327,7 @@ func TestClosedRound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tr2.Receive(t0, "w1", &wire.Hello{Round: tr2.Round(), Role: wire.RoleWorker, Head: genesis, Token: []byte("ok:w1")}); err == nil {
+	if err := tr2.Receive(t0, "w1", &wire.Hello{Round: tr2.Round(), Role: wire.RoleWorker, Head: genesis, Token: []byte("ok:w1"), Time: unixTime(t0)}); err == nil {
 		t.Fatal("closed round without an admission check admitted a peer")
 	}
 }
@@ -1496,3 +1506,7 @@ const (
 	peerACID = "bafzaajaiaejcaunrthxxaibd2gjfu7ohy72b3ln3j2qfqyqbwylvy5voa2bgjp6v" // peerA as a libp2p-key CID
 	peerB    = "12D3KooWPhE3uLopstLtMMJpRoK2NaCvW3FMs4grT9PuWjZB945h"
 )
+
+// unixTime is a Hello's time (wire.Hello.Time) sent at now: its unix
+// seconds, and at least 1 (the fake clock starts at the epoch).
+func unixTime(now time.Time) uint64 { return uint64(max(now.Unix(), 1)) }

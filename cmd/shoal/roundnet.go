@@ -114,11 +114,14 @@ func newCmdRoundStart(f *factory, runF func(context.Context, *roundStartOptions)
 
 The tracker opens outer steps, deals work units to the volunteers that
 join, closes each step when enough work is in or its deadline passes, and
-finalises the checkpoint a majority of peers agree on. Its state is kept
+finalises the checkpoint a majority of peers agree on (in an open round,
+weighed by the work replicas verified, not by peer IDs). Its state is kept
 in --data-dir (tracker.db), so a restart resumes the round without losing
 a finalised step. Unless --observer=false, an observer runs beside it: a
 peer that applies and commits every step without training, measures the
-held-out loss of each checkpoint and keeps a copy of every checkpoint.
+held-out loss of each checkpoint and keeps a copy of every checkpoint. The
+tracker vouches for it: in an open round its commit weighs a step's worth
+of verified work, so that fresh peer IDs cannot outvote it.
 
 The invite (one line for volunteers to pass to 'shoal node join') is
 printed on standard output; the dashboard is served on --dashboard-addr.
@@ -207,8 +210,22 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	defer db.Close()
 	inv := daemon.Invite{Round: roundID, Peers: []peer.AddrInfo{th.AddrInfo()}}
 	evals := newEvalLog()
+	// The round's own observer is the tracker's anchor: in an open round
+	// its commit outweighs any number of fresh peer IDs.
+	var (
+		oh      *p2p.Host
+		od      *daemon.Node
+		anchors []string
+	)
+	if o.Observer {
+		if oh, od, err = startObserver(ctx, o, log, spec, key, th, train, eval, evals); err != nil {
+			return err
+		}
+		defer oh.Close()
+		anchors = []string{oh.ID().String()}
+	}
 	td, err := daemon.NewTracker(daemon.TrackerConfig{Spec: spec, Host: th, Store: store, Storage: db, Genesis: genesis,
-		MinMembers: o.MinMembers, Spares: o.Spares, Logger: log.With("role", "tracker"), Invite: inv.String(), Floor: floor, EvalLoss: evals.get,
+		MinMembers: o.MinMembers, Spares: o.Spares, Anchors: anchors, Logger: log.With("role", "tracker"), Invite: inv.String(), Floor: floor, EvalLoss: evals.get,
 		History: filepath.Join(o.DataDir, "dashboard.json")})
 	if err != nil {
 		return err
@@ -231,11 +248,6 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	start("tracker", td.Run)
 
 	if o.Observer {
-		oh, od, err := startObserver(ctx, o, log, spec, key, th, train, eval, evals)
-		if err != nil {
-			return err
-		}
-		defer oh.Close()
 		inv.Peers = append(inv.Peers, oh.AddrInfo())
 		start("observer", od.Run)
 	}

@@ -241,7 +241,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (_ *LocalRound, err error)
 	}
 	l.Tracker, err = NewTracker(TrackerConfig{Spec: &spec, Host: th, Store: tstore, Storage: db, Genesis: g,
 		MinMembers: cfg.Workers, Logger: log.With("role", "tracker"), Invite: l.Invite.String(), Floor: cfg.Floor,
-		EvalLoss: l.EvalLoss})
+		EvalLoss: l.EvalLoss, Anchors: []string{l.Observer.Core().ID()}})
 	if err != nil {
 		db.Close()
 		return nil, err

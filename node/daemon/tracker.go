@@ -43,6 +43,9 @@ type TrackerConfig struct {
 	// History, if set, is a file where the dashboard's step timeline and
 	// loss curve are kept, so a restarted tracker shows the whole round.
 	History string
+	// Anchors are the peers the operator vouches for (tracker.Config.Anchors):
+	// the round's own observer, run beside the tracker.
+	Anchors []string
 }
 
 // history is what the History file holds.
@@ -123,7 +126,7 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tracker: loading state: %w", err)
 	}
-	t, err := tracker.New(tracker.Config{Spec: cfg.Spec, Genesis: cfg.Genesis, MinMembers: cfg.MinMembers, Spares: cfg.Spares, Admit: admit}, st, time.Now())
+	t, err := tracker.New(tracker.Config{Spec: cfg.Spec, Genesis: cfg.Genesis, MinMembers: cfg.MinMembers, Spares: cfg.Spares, Anchors: cfg.Anchors, Admit: admit}, st, time.Now())
 	if err != nil {
 		return nil, err
 	}

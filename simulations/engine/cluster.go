@@ -28,6 +28,9 @@ type Config struct {
 	// for MinMembers live workers before it opens any step.
 	MinMembers int
 	Spares     float64
+	// Anchors are the tracker's (tracker.Config): the round's own
+	// observers.
+	Anchors []string
 
 	// Network model without Net.
 	Latency   func(from, to string, r *rand.Rand) time.Duration // nil: 20 ms ± 10 ms

@@ -271,7 +271,7 @@ func TestBoltResume(t *testing.T) {
 	hello := func() {
 		for _, w := range workers {
 			step, head := tr.Head()
-			drive(tr.Receive(now, w, &wire.Hello{Round: spec.ID(), Role: wire.RoleWorker, Step: step, Head: head}))
+			drive(tr.Receive(now, w, &wire.Hello{Round: spec.ID(), Role: wire.RoleWorker, Step: step, Head: head, Time: uint64(max(now.Unix(), 1))}))
 		}
 	}
 	update := func(o *wire.Open, a round.Assignment) *wire.Update {

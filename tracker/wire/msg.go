@@ -97,6 +97,11 @@ type Hello struct {
 	// Token is the access token a closed round requires (signed by its
 	// tracker for this peer); empty in an open round.
 	Token []byte
+	// Time is the sender's clock when it sent the Hello, in unix seconds
+	// (never 0): the tracker hears a Hello only while it is recent and
+	// newer than the last it heard from the peer, so that a Hello
+	// replayed later does not keep a departed peer counted.
+	Time uint64
 }
 
 // Open starts outer step Step from checkpoint Base. Every peer derives the
@@ -302,6 +307,9 @@ func (m *Hello) check() error {
 	}
 	if len(m.Token) > MaxToken {
 		return msgErr(KindHello, "token", "%d bytes is over the limit of %d", len(m.Token), MaxToken)
+	}
+	if m.Time == 0 {
+		return msgErr(KindHello, "time", "missing")
 	}
 	return checkCID(KindHello, "head", m.Head, false)
 }

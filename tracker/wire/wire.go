@@ -280,6 +280,7 @@ func (m *Hello) encode(e *wireEncoder) {
 	e.uint(m.Step)
 	e.cid(m.Head)
 	e.bytes(m.Token)
+	e.uint(m.Time)
 }
 
 func (m *Hello) decode(d *wireDecoder) {
@@ -288,6 +289,7 @@ func (m *Hello) decode(d *wireDecoder) {
 	m.Step = d.at("step").uint(math.MaxUint64)
 	m.Head = d.at("head").cid()
 	m.Token = d.at("token").bytes(MaxToken)
+	m.Time = d.at("time").uint(math.MaxUint64)
 }
 
 func (m *Open) encode(e *wireEncoder) {

@@ -26,7 +26,7 @@ func goldenMsgs() []Msg {
 	round, base := cidOf("round"), cidOf("C5")
 	data := []byte("an encoded update\x00\xff")
 	return []Msg{
-		&Hello{Round: round, Role: RoleWorker, Step: 300, Head: base},
+		&Hello{Round: round, Role: RoleWorker, Step: 300, Head: base, Time: 1_796_000_000},
 		&Open{Round: round, Step: 5, Attempt: 2, Epoch: 3, Base: base, Members: []string{peerA, peerB, "w1"}, Units: 1000,
 			Checks:   []Check{{Step: 3, Unit: 7, Base: cidOf("C3"), Checker: peerB}, {Step: 4, Unit: 130, Base: cidOf("C4"), Checker: "w1"}},
 			Excluded: []string{"liar", "w0"}},
@@ -47,8 +47,8 @@ func goldenMsgs() []Msg {
 func moreMsgs() []Msg {
 	round, base := cidOf("round"), cidOf("C0")
 	return []Msg{
-		&Hello{Round: round, Role: RoleObserver},
-		&Hello{Round: round, Role: RoleWorker, Step: math.MaxUint64, Head: base},
+		&Hello{Round: round, Role: RoleObserver, Time: 1},
+		&Hello{Round: round, Role: RoleWorker, Step: math.MaxUint64, Head: base, Time: math.MaxUint64},
 		&Open{Round: round, Base: base, Members: []string{"w"}, Units: 1},
 		&Open{Round: round, Step: math.MaxUint64, Attempt: MaxAttempt - 1, Epoch: math.MaxUint32, Base: base, Members: []string{"a", "b"}, Units: MaxUnits,
 			Checks: []Check{{Step: 0, Unit: MaxUnits - 1, Base: base, Checker: strings.Repeat("c", MaxPeerLen)}}},
@@ -170,7 +170,7 @@ func TestOpenExcludedOptional(t *testing.T) {
 // of format cannot pass by rewriting the files.
 func TestWireGoldenHello(t *testing.T) {
 	d := func(s string) string { b := sha256Digest(s); return hex.EncodeToString(b[:]) }
-	want := "0101" + "01" + d("round") + "01" + "ac02" + "01" + d("C5") + "00"
+	want := "0101" + "01" + d("round") + "01" + "ac02" + "01" + d("C5") + "00" + "8092b3d806"
 	b, err := Marshal(goldenMsgs()[0])
 	if err != nil {
 		t.Fatal(err)
@@ -249,6 +249,8 @@ func TestUnmarshalRejects(t *testing.T) {
 		golden[m.Kind()] = b
 	}
 	hello := golden[KindHello]
+	// helloBody is the golden Hello without its time, its last field.
+	helloBody := hello[:len(hello)-len(binary.AppendUvarint(nil, 1_796_000_000))]
 	with := func(b []byte, f func(b []byte) []byte) []byte { return f(bytes.Clone(b)) }
 	// helloStep encodes a Hello up to its step, then the given step bytes
 	// and an undefined head.
@@ -287,11 +289,12 @@ func TestUnmarshalRejects(t *testing.T) {
 		{"trailing byte", append(bytes.Clone(hello), 0), "end"},
 		{"trailing bytes", append(bytes.Clone(golden[KindVerdict]), 1, 2, 3), "end"},
 		{"truncated CID", hello[:20], "round"},
-		{"no token length", hello[:len(hello)-1], "token"},
-		{"truncated head", hello[:len(hello)-2], "head"},
-		{"head presence only", hello[:len(hello)-33], "head"},
+		{"no time", helloBody, "time"},
+		{"no token length", helloBody[:len(helloBody)-1], "token"},
+		{"truncated head", helloBody[:len(helloBody)-2], "head"},
+		{"head presence only", helloBody[:len(helloBody)-33], "head"},
 		{"token over the limit", func() []byte {
-			b := bytes.Clone(hello[:len(hello)-1])
+			b := bytes.Clone(helloBody[:len(helloBody)-1])
 			return append(binary.AppendUvarint(b, MaxToken+1), make([]byte, MaxToken+1)...)
 		}(), "token"},
 		{"truncated varint", func() []byte { e := wireEnc(KindHello); e.cid(round); e.byte(1); return append(e.b, 0x80) }(), "step"},
@@ -302,7 +305,8 @@ func TestUnmarshalRejects(t *testing.T) {
 		{"undefined round", rawMarshal(&Hello{Role: RoleWorker}), "round"},
 		{"trace written undefined", append(rawMarshal(upd([]byte{1})), 0), "encoding"},
 		{"truncated trace", append(rawMarshal(upd([]byte{1})), 1, 2, 3), "trace"},
-		{"unknown role", rawMarshal(&Hello{Round: round, Role: 3}), "role"},
+		{"unknown role", rawMarshal(&Hello{Round: round, Role: 3, Time: 1}), "role"},
+		{"hello without time", rawMarshal(&Hello{Round: round, Role: RoleWorker}), "time"},
 		{"unsorted members", rawMarshal(&Open{Round: round, Base: base, Members: []string{"b", "a"}, Units: 1}), "members[1]"},
 		{"repeated members", rawMarshal(&Open{Round: round, Base: base, Members: []string{"a", "a"}, Units: 1}), "members[1]"},
 		{"empty member", rawMarshal(&Open{Round: round, Base: base, Members: []string{""}, Units: 1}), "members[0]"},
