@@ -137,8 +137,11 @@ func (t *Tracker) verdict(from string, m *wire.Verdict) error {
 			if d.Step != m.Step || d.Unit != m.Unit || d.Checker != from {
 				continue
 			}
+			// Only the dispute's own peers are judged: a name in Bad that
+			// is not one of them is ignored.
 			for k, p := range d.Peers {
 				switch {
+				case p == "":
 				case d.Raws[k] != "" && d.Raws[k] != m.Raw.String():
 					t.exclude(p, m.Step, fmt.Sprintf("unit %d of step %d: its pseudo-gradient differs from the third computation's", m.Unit, m.Step))
 				case slices.Contains(m.Bad, p):
@@ -184,7 +187,7 @@ func (t *Tracker) verdict(from string, m *wire.Verdict) error {
 			return nil // already disputed
 		}
 	}
-	d := &Dispute{Step: m.Step, Unit: m.Unit, Base: t.baseOf(m.Step), Peers: pair.Peers, Accuser: from}
+	d := &Dispute{Step: m.Step, Attempt: pair.Attempt, Unit: m.Unit, Base: t.baseOf(m.Step), Peers: pair.Peers, Accuser: from}
 	sortDispute(d)
 	st.Disputes = append(st.Disputes, d)
 	t.event(wire.EventDispute, m.Step, from, "unit %d: %s says the payload of %s does not follow from its residual", m.Unit, from, other)

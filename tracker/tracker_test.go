@@ -702,6 +702,9 @@ func TestDisputeSettledByChecker(t *testing.T) {
 	if c.Step != 0 || c.Unit != d.Unit || !c.Base.Equals(genesis) || c.Checker == d.Peers[0] || c.Checker == d.Peers[1] {
 		t.Fatalf("check %+v, want step 0 unit %d from a third member (replicas %v)", c, d.Unit, d.Peers)
 	}
+	if c.Attempt != 0 || !slices.Equal(c.Peers, d.Peers[:]) {
+		t.Fatalf("check %+v judges the updates of %v in attempt %d, want the replicas' %v in attempt 0", c, c.Peers, c.Attempt, d.Peers)
+	}
 	// The checker computed what replica 0 (sorted) did.
 	v := &wire.Verdict{Round: h.spec.ID(), Step: 0, Unit: d.Unit, Checked: true, Raw: mustCID(t, d.Raws[0])}
 	for _, p := range []string{d.Peers[0], d.Peers[1], "o9"} {
@@ -709,8 +712,15 @@ func TestDisputeSettledByChecker(t *testing.T) {
 			t.Errorf("checked verdict from %s, which is not the checker, accepted", p)
 		}
 	}
+	// Names in Bad that are not the dispute's peers are ignored.
+	v.Bad = []string{"0-not-a-replica", "o9"}
 	h.mustReceive(c.Checker, v)
 	led := h.tr.Ledger()
+	for _, p := range v.Bad {
+		if led[p].Excluded {
+			t.Errorf("%s, named by a checker but no replica of the dispute, was excluded", p)
+		}
+	}
 	liar, honest := d.Peers[1], d.Peers[0]
 	if e := led[liar]; !e.Excluded || e.Reason == "" || e.ExcludedAt != 1 {
 		t.Errorf("ledger of %s: %+v, want excluded at step 1 with a reason", liar, e)
@@ -820,7 +830,7 @@ func TestCheckerKeptWhileLive(t *testing.T) {
 	for range 4 {
 		h.finishStep(cidOf(fmt.Sprintf("C%d", h.current().Step+1)))
 		cs := h.current().Checks
-		if len(cs) != 1 || cs[0] != c {
+		if len(cs) != 1 || !reflect.DeepEqual(cs[0], c) {
 			t.Fatalf("step %d checks %+v, want %+v again", h.current().Step, cs, c)
 		}
 	}

@@ -68,6 +68,7 @@ const (
 	MaxChecks      = 1 << 10
 	MaxExcluded    = 1 << 10
 	MaxBad         = 2
+	MaxCheckPeers  = 2 // the peers a Check judges: a dispute's two replicas, or an audit's author
 	MaxAttempt     = 1 << 16
 	MaxToken       = 1 << 10
 	maxMessageSize = MaxInline + 1<<12
@@ -127,12 +128,16 @@ type Open struct {
 }
 
 // Check asks Checker to compute unit Unit of step Step from Base and to
-// judge the replicas' updates of it.
+// judge the updates of it that Peers sent in attempt Attempt: the two
+// replicas of a disputed unit, or the author of an audited one. The
+// checker judges those updates and no others (see Verdict).
 type Check struct {
 	Step    uint64
 	Unit    uint32
 	Base    cid.Cid
 	Checker string
+	Attempt uint32
+	Peers   []string // 1 to MaxCheckPeers, sorted, distinct, the Checker not among them
 }
 
 // AssignStep returns the step number that Assign is called with for a step
@@ -198,7 +203,8 @@ type Final struct {
 // hash of the raw pseudo-gradient it computed itself, and the peers whose
 // payload it could not reproduce from their residual. A replica sends one
 // about its partner after the step closes; a checker sends one when a
-// Check names it (Checked is then true).
+// Check names it (Checked is then true), and then Bad names only peers of
+// the Check (the tracker ignores any other name).
 type Verdict struct {
 	Round   cid.Cid
 	Step    uint64
@@ -337,6 +343,18 @@ func (m *Open) check() error {
 		}
 		if err := checkPeer(KindOpen, f+".checker", c.Checker); err != nil {
 			return err
+		}
+		if c.Attempt >= MaxAttempt {
+			return msgErr(KindOpen, f+".attempt", "%d is not below %d", c.Attempt, MaxAttempt)
+		}
+		if len(c.Peers) == 0 || len(c.Peers) > MaxCheckPeers {
+			return msgErr(KindOpen, f+".peers", "need 1 to %d, got %d", MaxCheckPeers, len(c.Peers))
+		}
+		if err := checkSortedPeers(KindOpen, f+".peers", c.Peers); err != nil {
+			return err
+		}
+		if slices.Contains(c.Peers, c.Checker) {
+			return msgErr(KindOpen, f+".checker", "%s is one of the peers it checks", c.Checker)
 		}
 		if i > 0 && cmpCheck(m.Checks[i-1], c) >= 0 {
 			return msgErr(KindOpen, f, "not sorted or repeated")

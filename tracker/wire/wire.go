@@ -302,6 +302,8 @@ func (m *Open) encode(e *wireEncoder) {
 		e.uint(uint64(c.Unit))
 		e.cid(c.Base)
 		e.str(c.Checker)
+		e.uint(uint64(c.Attempt))
+		e.strs(c.Peers)
 	}
 	if len(m.Excluded) > 0 {
 		e.strs(m.Excluded)
@@ -316,7 +318,7 @@ func (m *Open) decode(d *wireDecoder) {
 	m.Base = d.at("base").cid()
 	m.Members = d.at("members").strs(MaxMembers, MaxPeerLen)
 	m.Units = uint32(d.at("units").uint(MaxUnits))
-	n := d.at("checks").count(MaxChecks, 36)
+	n := d.at("checks").count(MaxChecks, 38)
 	if n > 0 {
 		m.Checks = make([]Check, n)
 	}
@@ -327,6 +329,8 @@ func (m *Open) decode(d *wireDecoder) {
 		c.Unit = uint32(d.at(f + "unit").uint(MaxUnits))
 		c.Base = d.at(f + "base").cid()
 		c.Checker = d.at(f + "checker").str(MaxPeerLen)
+		c.Attempt = uint32(d.at(f + "attempt").uint(MaxAttempt - 1))
+		c.Peers = d.at(f+"peers").strs(MaxCheckPeers, MaxPeerLen)
 	}
 	if d.err == nil && len(d.b) > 0 {
 		m.Excluded = d.at("excluded").strs(MaxExcluded, MaxPeerLen)
