@@ -111,6 +111,9 @@ type verifyKey struct {
 type pendingVerify struct {
 	job     VerifyJob
 	started bool
+	// withheld lists the peers of a check whose residual or payload
+	// could not be fetched (see WithheldTries): the verdict names them.
+	withheld []string
 }
 
 type pendingFetch struct {
@@ -118,7 +121,18 @@ type pendingFetch struct {
 	providers []string
 	failedAt  time.Time
 	failed    bool
+	failures  int // failed tries so far
 }
+
+// WithheldTries is how many failed tries to fetch a residual or payload
+// that a check or a cross-check needs the node makes (one per heartbeat
+// interval, see Tick) before it stops waiting for it. A checker then
+// rules against the peer that withheld it: a payload whose residual is
+// not served cannot be reproduced, and a check must not wait forever on
+// the party it judges. A replica cross-checking its partner gives up
+// without a verdict instead (its partner may simply have left; the
+// tracker can still audit the unit).
+const WithheldTries = 5
 
 // stepsKept is how many past steps of updates a node remembers.
 const stepsKept = Retention - 1
@@ -563,8 +577,13 @@ func (n *Node) startCheck(c wire.Check) {
 		return
 	}
 	job := VerifyJob{Step: c.Step, Base: c.Base, Unit: c.Unit, Checked: true}
+	// The claims are the updates of the unit that the peers the Check
+	// names sent in its attempt: an update of another attempt, or from
+	// anyone else, is not judged (it could only fill the verdict with
+	// names the tracker ignores, or hold the check up by withholding its
+	// residual).
 	for _, s := range n.seen[c.Step] {
-		if s.u.Unit == c.Unit && s.u.Base.Equals(c.Base) {
+		if s.u.Unit == c.Unit && s.u.Attempt == c.Attempt && s.u.Base.Equals(c.Base) && slices.Contains(c.Peers, s.from) {
 			job.Updates = append(job.Updates, Claim{Peer: s.from, Update: s.u})
 		}
 	}

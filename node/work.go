@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -16,20 +17,7 @@ func (n *Node) progress() {
 	}
 	// Verifications whose inputs are here go first: they are short,
 	// and the round's defence against lying peers waits on them.
-	keys := make([]verifyKey, 0, len(n.verifies))
-	for k := range n.verifies {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b verifyKey) int {
-		if a.step != b.step {
-			if a.step < b.step {
-				return -1
-			}
-			return 1
-		}
-		return int(a.unit) - int(b.unit)
-	})
-	for _, k := range keys {
+	for _, k := range n.verifyKeys() {
 		v := n.verifies[k]
 		if v.started || (v.job.Checked && !n.has(v.job.Base)) {
 			continue
@@ -70,6 +58,18 @@ func (n *Node) progress() {
 			n.ready.Jobs = append(n.ready.Jobs, j)
 		}
 	}
+}
+
+// verifyKeys returns the keys of the pending verifications in order.
+func (n *Node) verifyKeys() []verifyKey {
+	keys := make([]verifyKey, 0, len(n.verifies))
+	for k := range n.verifies {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b verifyKey) int {
+		return cmp.Or(cmp.Compare(a.step, b.step), cmp.Compare(a.unit, b.unit))
+	})
+	return keys
 }
 
 // Done reports the result of a job.
@@ -136,6 +136,7 @@ func (n *Node) Done(now time.Time, r Result) {
 			n.adopt(o.Step, o.Base, nil)
 		}
 	case VerifyJob:
+		pv := n.verifies[verifyKey{j.Step, j.Unit}]
 		delete(n.verifies, verifyKey{j.Step, j.Unit})
 		if r.Err != nil {
 			n.event(wire.EventError, j.Step, "verifying unit %d: %v", j.Unit, r.Err)
@@ -143,6 +144,17 @@ func (n *Node) Done(now time.Time, r Result) {
 		}
 		v := *r.Verdict
 		v.Round, v.Step, v.Unit, v.Checked = n.round, j.Step, j.Unit, j.Checked
+		if pv != nil && j.Checked && len(pv.withheld) > 0 {
+			// The peers that withheld what the check needed lose it.
+			bad := slices.Clone(v.Bad)
+			for _, p := range pv.withheld {
+				if !slices.Contains(bad, p) {
+					bad = append(bad, p)
+				}
+			}
+			slices.Sort(bad)
+			v.Bad = bad[:min(len(bad), wire.MaxBad)]
+		}
 		if !v.Checked && len(v.Bad) == 0 {
 			break // the partner checks out: nothing to say
 		}
