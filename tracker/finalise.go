@@ -114,6 +114,7 @@ func (t *Tracker) finalise(now time.Time, result cid.Cid, providers []string, vo
 		got, _ := cid.Decode(st.Commits[p])
 		t.mismatch(p, st.Step, got, result)
 	}
+	t.audit()
 	st.Finals = append(st.Finals, f)
 	st.PrevVerified = st.Verified
 	st.Step++

@@ -86,6 +86,7 @@ func (t *Tracker) assignChecks(workers []string) []wire.Check {
 		step uint64
 		unit uint32
 	}
+	t.dropStaleAudits()
 	var checks []wire.Check
 	asked := map[unitKey]bool{}
 	for _, d := range t.st.Disputes {

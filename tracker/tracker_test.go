@@ -695,10 +695,10 @@ func TestDisputeSettledByChecker(t *testing.T) {
 	if len(opens) != 1 {
 		t.Fatalf("%d Opens, want 1", len(opens))
 	}
-	if len(opens[0].Checks) != 1 {
-		t.Fatalf("Open of step 1 has checks %+v, want 1", opens[0].Checks)
+	if len(disputeChecks(opens[0].Checks)) != 1 {
+		t.Fatalf("Open of step 1 has checks %+v, want 1 of a dispute", opens[0].Checks)
 	}
-	c := opens[0].Checks[0]
+	c := disputeChecks(opens[0].Checks)[0]
 	if c.Step != 0 || c.Unit != d.Unit || !c.Base.Equals(genesis) || c.Checker == d.Peers[0] || c.Checker == d.Peers[1] {
 		t.Fatalf("check %+v, want step 0 unit %d from a third member (replicas %v)", c, d.Unit, d.Peers)
 	}
@@ -731,8 +731,8 @@ func TestDisputeSettledByChecker(t *testing.T) {
 	if led[c.Checker].Checks != 1 {
 		t.Errorf("checker credited with %d checks, want 1", led[c.Checker].Checks)
 	}
-	if len(h.tr.st.Disputes) != 0 {
-		t.Errorf("dispute not settled: %+v", h.tr.st.Disputes)
+	if ds := disputeList(h.tr.st.Disputes); len(ds) != 0 {
+		t.Errorf("dispute not settled: %+v", ds)
 	}
 	if !slices.ContainsFunc(h.takeEvents(), func(e Event) bool { return e.Kind == "exclude" && e.Peer == liar }) {
 		t.Errorf("no exclude event for %s", liar)
@@ -813,7 +813,7 @@ func TestDisputeWholeStep(t *testing.T) {
 	h.wantPhase(1, PhaseOpen)
 	h.checkState()
 	o := h.current()
-	if len(o.Checks) != 1 || o.Checks[0].Step != 0 || o.Checks[0].Unit != 0 {
+	if cs := disputeChecks(o.Checks); len(cs) != 1 || cs[0].Step != 0 || cs[0].Unit != 0 {
 		t.Fatalf("Open of step 1 checks %+v, want unit 0 of step 0 once", o.Checks)
 	}
 	if err := wire.WellFormed(o); err != nil {
@@ -826,10 +826,10 @@ func TestDisputeWholeStep(t *testing.T) {
 // computation that takes longer than a step still counts.
 func TestCheckerKeptWhileLive(t *testing.T) {
 	h, d := disputeHarness(t, "w1", "w2", "w3", "w4")
-	c := h.current().Checks[0]
+	c := disputeChecks(h.current().Checks)[0]
 	for range 4 {
 		h.finishStep(cidOf(fmt.Sprintf("C%d", h.current().Step+1)))
-		cs := h.current().Checks
+		cs := disputeChecks(h.current().Checks)
 		if len(cs) != 1 || !reflect.DeepEqual(cs[0], c) {
 			t.Fatalf("step %d checks %+v, want %+v again", h.current().Step, cs, c)
 		}
@@ -868,7 +868,7 @@ func TestReplicaAccusation(t *testing.T) {
 		t.Fatalf("disputes %+v, want one accused by %s", h.tr.st.Disputes, a)
 	}
 	h.commit(cidOf("C1"), "w1", "w2", "w3")
-	c := h.current().Checks
+	c := disputeChecks(h.current().Checks)
 	if len(c) != 1 || c[0].Checker != third {
 		t.Fatalf("checks %+v, want one for %s", c, third)
 	}
@@ -1472,7 +1472,8 @@ func sampleState(tb testing.TB) *State {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if st.Phase != PhaseClosed || len(st.Finals) != 1 || len(st.Disputes) != 1 || len(st.Commits) != 1 || len(st.Ledger) == 0 {
+	audits := slices.IndexFunc(st.Disputes, func(d *Dispute) bool { return d.Audit })
+	if st.Phase != PhaseClosed || len(st.Finals) != 1 || len(st.Disputes)-len(disputeList(st.Disputes)) == 0 || len(disputeList(st.Disputes)) != 1 || audits < 0 || len(st.Commits) != 1 || len(st.Ledger) == 0 {
 		tb.Fatalf("sample state is missing parts: %+v", st)
 	}
 	return st
@@ -1506,3 +1507,15 @@ const (
 	peerACID = "bafzaajaiaejcaunrthxxaibd2gjfu7ohy72b3ln3j2qfqyqbwylvy5voa2bgjp6v" // peerA as a libp2p-key CID
 	peerB    = "12D3KooWPhE3uLopstLtMMJpRoK2NaCvW3FMs4grT9PuWjZB945h"
 )
+
+// disputeChecks returns the checks of disputes between replicas, leaving
+// out the audits (a check of one author).
+func disputeChecks(cs []wire.Check) []wire.Check {
+	return slices.DeleteFunc(slices.Clone(cs), func(c wire.Check) bool { return len(c.Peers) != 2 })
+}
+
+// disputeList returns the disputes between replicas, leaving out the
+// audits.
+func disputeList(ds []*Dispute) []*Dispute {
+	return slices.DeleteFunc(slices.Clone(ds), func(d *Dispute) bool { return d.Audit })
+}
