@@ -205,7 +205,8 @@ func TestAccuserNotFramedBySortOrder(t *testing.T) {
 // TestWithheldResidualLosesDispute: a replica that never serves its
 // residual to the checker cannot block the check: after WithheldTries
 // failed fetches the check runs on what it has and its verdict names the
-// withholder (its payload cannot be reproduced).
+// withholder, which the tracker then excludes if it is still in the
+// round (see the tracker's TestWithholderExcludedWhileLive).
 func TestWithheldResidualLosesDispute(t *testing.T) {
 	b := newCheckBench(t)
 	b.openCheck()
@@ -243,8 +244,8 @@ func TestWithheldResidualLosesDispute(t *testing.T) {
 	if i < 0 {
 		t.Fatalf("the check published %v, want its verdict", r.Publish)
 	}
-	if v := r.Publish[i].(*wire.Verdict); !v.Checked || !slices.Equal(v.Bad, []string{liar}) {
-		t.Fatalf("the verdict is %+v, want a checked verdict naming the withholding liar", v)
+	if v := r.Publish[i].(*wire.Verdict); !v.Checked || len(v.Bad) != 0 || !slices.Equal(v.Withheld, []string{liar}) {
+		t.Fatalf("the verdict is %+v, want a checked verdict naming the liar as withholding", v)
 	}
 	// The fetch is not retried any more.
 	b.now = b.now.Add(every)

@@ -107,7 +107,7 @@ func (n *Node) fetchIncluded(included []wire.Included) {
 
 // withheld stops the verifications waiting for a blob that could not be
 // fetched in WithheldTries tries: a check drops the claims that need it
-// and rules against their senders; a cross-check gives up. The fetch
+// and names their senders as withholding; a cross-check gives up. The fetch
 // stops too, unless the step being applied still needs the blob.
 func (n *Node) withheld(id cid.Cid) {
 	needs := func(cl Claim) bool { return cl.Update.Residual.Equals(id) || cl.Update.Payload.Equals(id) }
@@ -127,7 +127,7 @@ func (n *Node) withheld(id cid.Cid) {
 				kept = append(kept, cl)
 			} else if !slices.Contains(v.withheld, cl.Peer) {
 				v.withheld = append(v.withheld, cl.Peer)
-				n.event(wire.EventError, k.step, "check of unit %d: %s of %s was not served after %d tries: ruling against it", k.unit, id, cl.Peer, WithheldTries)
+				n.event(wire.EventError, k.step, "check of unit %d: %s of %s was not served after %d tries: judging without it", k.unit, id, cl.Peer, WithheldTries)
 			}
 		}
 		v.job.Updates = kept

@@ -127,11 +127,12 @@ type pendingFetch struct {
 // WithheldTries is how many failed tries to fetch a residual or payload
 // that a check or a cross-check needs the node makes (one per heartbeat
 // interval, see Tick) before it stops waiting for it. A checker then
-// rules against the peer that withheld it: a payload whose residual is
-// not served cannot be reproduced, and a check must not wait forever on
-// the party it judges. A replica cross-checking its partner gives up
-// without a verdict instead (its partner may simply have left; the
-// tracker can still audit the unit).
+// judges the other claims and names the peer in its verdict's Withheld:
+// a check must not wait forever on the party it judges, and the tracker
+// rules against a withholder still in the round (one that left is not
+// judged). A replica cross-checking its partner gives up without a
+// verdict instead (its partner may simply have left; the tracker can
+// still audit the unit).
 const WithheldTries = 5
 
 // stepsKept is how many past steps of updates a node remembers.

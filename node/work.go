@@ -144,16 +144,17 @@ func (n *Node) Done(now time.Time, r Result) {
 		}
 		v := *r.Verdict
 		v.Round, v.Step, v.Unit, v.Checked = n.round, j.Step, j.Unit, j.Checked
-		if pv != nil && j.Checked && len(pv.withheld) > 0 {
-			// The peers that withheld what the check needed lose it.
-			bad := slices.Clone(v.Bad)
+		v.Withheld = nil
+		if pv != nil && j.Checked {
+			// The peers that withheld what the check needed: the tracker
+			// rules against those still in the round.
 			for _, p := range pv.withheld {
-				if !slices.Contains(bad, p) {
-					bad = append(bad, p)
+				if !slices.Contains(v.Bad, p) && !slices.Contains(v.Withheld, p) {
+					v.Withheld = append(v.Withheld, p)
 				}
 			}
-			slices.Sort(bad)
-			v.Bad = bad[:min(len(bad), wire.MaxBad)]
+			slices.Sort(v.Withheld)
+			v.Withheld = v.Withheld[:min(len(v.Withheld), wire.MaxCheckPeers)]
 		}
 		if !v.Checked && len(v.Bad) == 0 {
 			break // the partner checks out: nothing to say

@@ -7,8 +7,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shoal-network/shoal/checkpoint/content"
+	"github.com/shoal-network/shoal/tracker/round"
 	"github.com/shoal-network/shoal/tracker/wire"
 )
 
@@ -164,5 +166,45 @@ func TestStaleAuditsDropped(t *testing.T) {
 	}
 	if seen == 0 {
 		t.Fatal("no audit was ever recorded")
+	}
+}
+
+// TestWithholderExcludedWhileLive: a checker that could not fetch an
+// accused replica's residual names it as withholding. The tracker
+// excludes it if it is still in the round (it withholds what would clear
+// or convict it); if it has left, neither it nor its accuser is judged,
+// and the dispute is closed either way rather than held forever.
+func TestWithholderExcludedWhileLive(t *testing.T) {
+	for _, left := range []bool{false, true} {
+		t.Run(fmt.Sprintf("left %v", left), func(t *testing.T) {
+			h := newHarness(t, testSpec(3, 1.0/3), nil)
+			h.join(wire.RoleWorker, "w1", "w2", "w3")
+			h.tick(0)
+			r := h.replicated()[0]
+			deal := h.deal()
+			a, b := deal[unitCopy{r, 0}], deal[unitCopy{r, 1}]
+			h.sendAll()
+			raw := cidOf(fmt.Sprintf("raw/%d", r))
+			h.mustReceive(a, &wire.Verdict{Round: h.spec.ID(), Step: 0, Unit: r, Raw: raw, Bad: []string{b}})
+			h.commit(cidOf("C1"), "w1", "w2", "w3")
+			c := disputeChecks(h.current().Checks)
+			if len(c) != 1 {
+				t.Fatalf("checks %+v, want the accusation's", h.current().Checks)
+			}
+			if left {
+				delete(h.alive, b)
+				h.tick(round.Liveness(h.spec) + time.Second)
+			}
+			h.mustReceive(c[0].Checker, &wire.Verdict{Round: h.spec.ID(), Step: 0, Unit: r, Checked: true, Raw: raw, Withheld: []string{b}})
+			if got := h.tr.Excluded(b); got == left {
+				t.Errorf("the withholder, left %v, excluded %v", left, got)
+			}
+			if h.tr.Excluded(a) {
+				t.Errorf("the accuser was excluded: %+v", h.tr.Ledger()[a])
+			}
+			if ds := disputeList(h.tr.st.Disputes); len(ds) != 0 {
+				t.Errorf("the dispute is still open: %+v", ds)
+			}
+		})
 	}
 }

@@ -131,7 +131,7 @@ func (t *Tracker) finalise(now time.Time, result cid.Cid, providers []string, vo
 
 // verdict handles a replica's judgement of its partner, or a checker's
 // settlement of a dispute.
-func (t *Tracker) verdict(from string, m *wire.Verdict) error {
+func (t *Tracker) verdict(now time.Time, from string, m *wire.Verdict) error {
 	st := t.st
 	if m.Checked {
 		for i, d := range st.Disputes {
@@ -147,6 +147,14 @@ func (t *Tracker) verdict(from string, m *wire.Verdict) error {
 					t.exclude(p, m.Step, fmt.Sprintf("unit %d of step %d: its pseudo-gradient differs from the third computation's", m.Unit, m.Step))
 				case slices.Contains(m.Bad, p):
 					t.exclude(p, m.Step, fmt.Sprintf("unit %d of step %d: its payload does not follow from its pseudo-gradient and residual", m.Unit, m.Step))
+				case slices.Contains(m.Withheld, p):
+					// A live peer that does not serve what the check needs
+					// loses; one that left is not judged (nor is its
+					// accuser: the accusation was neither borne out nor
+					// refuted).
+					if t.live(p, now) {
+						t.exclude(p, m.Step, fmt.Sprintf("unit %d of step %d: it did not serve the checker its residual or payload", m.Unit, m.Step))
+					}
 				case d.Accuser != "" && d.Accuser != p:
 					// p was accused and passed the check: the accuser lied.
 					t.exclude(d.Accuser, m.Step, fmt.Sprintf("unit %d of step %d: falsely accused %s", m.Unit, m.Step, p))
@@ -194,6 +202,13 @@ func (t *Tracker) verdict(from string, m *wire.Verdict) error {
 	t.event(wire.EventDispute, m.Step, from, "unit %d: %s says the payload of %s does not follow from its residual", m.Unit, from, other)
 	t.save()
 	return nil
+}
+
+// live reports whether peer is a member heard from within the liveness
+// window at now.
+func (t *Tracker) live(peer string, now time.Time) bool {
+	m := t.members[peer]
+	return m != nil && now.Sub(m.lastSeen) <= round.Liveness(t.spec)
 }
 
 // pairOf finds the verified pair of a unit in the closed step or the last

@@ -212,6 +212,10 @@ type Verdict struct {
 	Checked bool
 	Raw     cid.Cid
 	Bad     []string // sorted, distinct
+	// Withheld lists, in a checker's verdict, the peers of the Check
+	// whose residual or payload it could not fetch, so that it could not
+	// judge their update (sorted, distinct, none of them in Bad).
+	Withheld []string
 }
 
 func (m *Hello) Kind() Kind   { return KindHello }
@@ -492,7 +496,24 @@ func (m *Verdict) check() error {
 	if len(m.Bad) > MaxBad {
 		return msgErr(KindVerdict, "bad", "at most %d peers, got %d", MaxBad, len(m.Bad))
 	}
-	return checkSortedPeers(KindVerdict, "bad", m.Bad)
+	if err := checkSortedPeers(KindVerdict, "bad", m.Bad); err != nil {
+		return err
+	}
+	if len(m.Withheld) > 0 && !m.Checked {
+		return msgErr(KindVerdict, "withheld", "only a checker's verdict names peers that withheld")
+	}
+	if len(m.Withheld) > MaxCheckPeers {
+		return msgErr(KindVerdict, "withheld", "at most %d peers, got %d", MaxCheckPeers, len(m.Withheld))
+	}
+	if err := checkSortedPeers(KindVerdict, "withheld", m.Withheld); err != nil {
+		return err
+	}
+	for i, p := range m.Withheld {
+		if slices.Contains(m.Bad, p) {
+			return msgErr(KindVerdict, fmt.Sprintf("withheld[%d]", i), "%s is also bad", p)
+		}
+	}
+	return nil
 }
 
 // WellFormed reports whether m is a well-formed message: every field in

@@ -439,6 +439,9 @@ func (m *Verdict) encode(e *wireEncoder) {
 	e.bool(m.Checked)
 	e.cid(m.Raw)
 	e.strs(m.Bad)
+	if len(m.Withheld) > 0 {
+		e.strs(m.Withheld)
+	}
 }
 
 func (m *Verdict) decode(d *wireDecoder) {
@@ -448,4 +451,7 @@ func (m *Verdict) decode(d *wireDecoder) {
 	m.Checked = d.at("checked").bool()
 	m.Raw = d.at("raw").cid()
 	m.Bad = d.at("bad").strs(MaxBad, MaxPeerLen)
+	if d.err == nil && len(d.b) > 0 {
+		m.Withheld = d.at("withheld").strs(MaxCheckPeers, MaxPeerLen)
+	}
 }

@@ -37,7 +37,7 @@ func goldenMsgs() []Msg {
 			Included{Peer: peerA, Unit: 0, Payload: cidOf("p0"), Weight: 800})},
 		&Commit{Round: round, Step: 5, Base: base, Result: cidOf("C6")},
 		&Final{Round: round, Step: 5, Base: base, Checkpoint: cidOf("C6"), Providers: []string{peerA, peerB}},
-		&Verdict{Round: round, Step: 4, Unit: 130, Checked: true, Raw: cidOf("raw"), Bad: []string{peerB}},
+		&Verdict{Round: round, Step: 4, Unit: 130, Checked: true, Raw: cidOf("raw"), Bad: []string{peerB}, Withheld: []string{"w1"}},
 	}
 }
 
@@ -60,6 +60,7 @@ func moreMsgs() []Msg {
 		&Final{Round: round, Base: base, Checkpoint: base},
 		&Verdict{Round: round, Raw: base},
 		&Verdict{Round: round, Step: 9, Unit: 1, Raw: base, Bad: []string{"a", "b"}},
+		&Verdict{Round: round, Step: 9, Unit: 1, Checked: true, Raw: base, Bad: []string{"a"}, Withheld: []string{"b", "c"}},
 	}
 }
 
@@ -400,6 +401,10 @@ func TestUnmarshalRejects(t *testing.T) {
 		}(), "included"},
 		{"too many providers", rawMarshal(&Final{Round: round, Base: base, Checkpoint: base, Providers: peers(MaxProviders + 1)}), "providers"},
 		{"too many bad", rawMarshal(&Verdict{Round: round, Raw: base, Bad: []string{"a", "b", "c"}}), "bad"},
+		{"withheld in a replica's verdict", rawMarshal(&Verdict{Round: round, Raw: base, Withheld: []string{"a"}}), "withheld"},
+		{"too many withheld", rawMarshal(&Verdict{Round: round, Checked: true, Raw: base, Withheld: []string{"a", "b", "c"}}), "withheld"},
+		{"unsorted withheld", rawMarshal(&Verdict{Round: round, Checked: true, Raw: base, Withheld: []string{"b", "a"}}), "withheld[1]"},
+		{"withheld and bad", rawMarshal(&Verdict{Round: round, Checked: true, Raw: base, Bad: []string{"a"}, Withheld: []string{"a"}}), "withheld[0]"},
 		{"peer ID too long", rawMarshal(&Open{Round: round, Base: base, Members: []string{strings.Repeat("p", MaxPeerLen+1)}, Units: 1}), "members"},
 		{"checker too long", rawMarshal(&Open{Round: round, Step: 1, Base: base, Members: []string{"a"}, Units: 1,
 			Checks: []Check{{Base: base, Checker: strings.Repeat("p", MaxPeerLen+1), Peers: []string{"b"}}}}), "checks[0].checker"},
@@ -460,7 +465,7 @@ func TestUnmarshalTooBig(t *testing.T) {
 // TestUnmarshalTruncated cuts every golden and extra message at every
 // length: each prefix is refused with an error naming a field, but for
 // an Open cut just before its optional Excluded list, which is the same
-// Open excluding no one.
+// Open excluding no one (and a Verdict before its Withheld list).
 func TestUnmarshalTruncated(t *testing.T) {
 	for i, m := range append(goldenMsgs(), moreMsgs()...) {
 		b, err := Marshal(m)
@@ -474,6 +479,15 @@ func TestUnmarshalTruncated(t *testing.T) {
 			wb, err := Marshal(&bare)
 			if err != nil || !bytes.HasPrefix(b, wb) {
 				t.Fatalf("%d: an Open without its Excluded list does not encode as a prefix of it (%v)", i, err)
+			}
+			without = len(wb)
+		}
+		if v, ok := m.(*Verdict); ok && len(v.Withheld) > 0 {
+			bare := *v
+			bare.Withheld = nil
+			wb, err := Marshal(&bare)
+			if err != nil || !bytes.HasPrefix(b, wb) {
+				t.Fatalf("%d: a Verdict without its Withheld list does not encode as a prefix of it (%v)", i, err)
 			}
 			without = len(wb)
 		}
