@@ -94,8 +94,10 @@
 // audit): no one else's update can enter its verdict, fill its two "bad"
 // places ahead of the liar, or hold it up. A peer whose residual or
 // payload the checker cannot fetch in WithheldTries tries (one per
-// heartbeat interval) loses: its payload cannot be reproduced. That is
-// also the cost for an honest peer that left before serving it.
+// heartbeat interval) is named in the verdict as withholding, and the
+// tracker excludes it if it is still live; an honest volunteer that left
+// is not judged, and neither is a liar that leaves before its check
+// (in an open round it can come back under a new ID in any case).
 //
 // Every Open lists the peers the tracker has excluded (Open.Excluded),
 // and a node takes the latest Open's list as the round's word: Validate

@@ -66,8 +66,11 @@
 // no others). The checker's Verdict excludes the replica whose
 // pseudo-gradient or payload it contradicts, or the accuser whose
 // accusation it does not bear out; a name in it that is not one of the
-// dispute's peers is ignored. A replica that does not serve the checker
-// its residual or payload loses (see node.WithheldTries).
+// dispute's peers is ignored. A peer whose residual or payload the
+// checker could not fetch (Verdict.Withheld; see node.WithheldTries) is
+// excluded if it is still live: it withholds what would clear or convict
+// it. One that has left is not judged, nor is its accuser, and the
+// dispute is closed.
 //
 // # Audits
 //
