@@ -9,6 +9,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-network/shoal/checkpoint/content"
+	"github.com/shoal-network/shoal/tracker"
 	"github.com/shoal-network/shoal/tracker/round"
 	"github.com/shoal-network/shoal/tracker/wire"
 )
@@ -252,5 +253,14 @@ func TestWithheldResidualLosesDispute(t *testing.T) {
 	b.n.Tick(b.now)
 	if r := b.n.Ready(); slices.ContainsFunc(r.Fetches, func(f Fetch) bool { return f.CID.Equals(b.claims[liar].Residual) }) {
 		t.Fatal("the withheld residual is still fetched after the check gave up on it")
+	}
+}
+
+// TestAuditsWithinRetention: the tracker asks for an audit of step s in
+// the Opens of steps up to s+tracker.AuditSteps; a node at that step
+// must still hold the updates of step s that the check judges.
+func TestAuditsWithinRetention(t *testing.T) {
+	if tracker.AuditSteps > stepsKept {
+		t.Fatalf("the tracker asks for audits up to %d steps late, but a node keeps the updates of %d steps", tracker.AuditSteps, stepsKept)
 	}
 }
