@@ -68,9 +68,10 @@
 // accusation it does not bear out; a name in it that is not one of the
 // dispute's peers is ignored. A peer whose residual or payload the
 // checker could not fetch (Verdict.Withheld; see node.WithheldTries) is
-// excluded if it is still live: it withholds what would clear or convict
-// it. One that has left is not judged, nor is its accuser, and the
-// dispute is closed.
+// excluded if it has been live all the while since the checker was asked
+// (Dispute.AskedAt): it withholds what would clear or convict it. One
+// that left meanwhile is not judged, nor is its accuser, and the dispute
+// is closed.
 //
 // # Audits
 //

@@ -148,11 +148,12 @@ func (t *Tracker) verdict(now time.Time, from string, m *wire.Verdict) error {
 				case slices.Contains(m.Bad, p):
 					t.exclude(p, m.Step, fmt.Sprintf("unit %d of step %d: its payload does not follow from its pseudo-gradient and residual", m.Unit, m.Step))
 				case slices.Contains(m.Withheld, p):
-					// A live peer that does not serve what the check needs
-					// loses; one that left is not judged (nor is its
+					// A peer live all the while the checker tried to fetch
+					// what the check needs, and did not serve it, loses;
+					// one that left meanwhile is not judged (nor is its
 					// accuser: the accusation was neither borne out nor
 					// refuted).
-					if t.live(p, now) {
+					if t.liveSince(p, d.AskedAt, now) {
 						t.exclude(p, m.Step, fmt.Sprintf("unit %d of step %d: it did not serve the checker its residual or payload", m.Unit, m.Step))
 					}
 				case d.Accuser != "" && d.Accuser != p:
@@ -204,11 +205,12 @@ func (t *Tracker) verdict(now time.Time, from string, m *wire.Verdict) error {
 	return nil
 }
 
-// live reports whether peer is a member heard from within the liveness
-// window at now.
-func (t *Tracker) live(peer string, now time.Time) bool {
+// liveSince reports whether peer is a member that has been live from
+// since (or before) to now without a gap longer than the liveness
+// window.
+func (t *Tracker) liveSince(peer string, since, now time.Time) bool {
 	m := t.members[peer]
-	return m != nil && now.Sub(m.lastSeen) <= round.Liveness(t.spec)
+	return m != nil && !since.IsZero() && !m.since.After(since) && now.Sub(m.lastSeen) <= round.Liveness(t.spec)
 }
 
 // pairOf finds the verified pair of a unit in the closed step or the last

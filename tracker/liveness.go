@@ -21,6 +21,7 @@ type member struct {
 	// index's clock.
 	prev, next *member
 	live       bool
+	since      time.Time // when its current stretch of liveness began
 }
 
 // liveness keeps the counts the tracker decides by (the live members in
@@ -105,6 +106,9 @@ func (t *Tracker) touch(m *member, role wire.Role, now time.Time) {
 		m.role = role
 	}
 	t.unlink(m)
+	if m.lastSeen.IsZero() || now.Sub(m.lastSeen) > round.Liveness(t.spec) {
+		m.since = now
+	}
 	m.lastSeen = now
 	// Insert it by lastSeen, from the end: at the end unless the
 	// driver's clock went back.

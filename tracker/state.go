@@ -86,6 +86,9 @@ type Dispute struct {
 	Accuser string    `json:"accuser,omitempty"` // the replica that judged the other's payload bad, if any
 	Checker string    `json:"checker,omitempty"` // the peer asked to settle it
 	Audit   bool      `json:"audit,omitempty"`   // an audit of an included update of Peers[0]
+	// AskedAt is when Checker was asked: a peer the checker says withheld
+	// its residual is excluded only if it has been live since.
+	AskedAt time.Time `json:"asked_at,omitzero"`
 }
 
 // judged returns the peers whose updates the dispute's checker judges,

@@ -111,6 +111,7 @@ func (t *Tracker) assignChecks(workers []string) []wire.Check {
 			binary.LittleEndian.PutUint64(b[8:], d.Step)
 			binary.LittleEndian.PutUint32(b[16:], d.Unit)
 			d.Checker = eligible[round.AssignHash(t.spec.Seed, uint64(t.st.Attempt), 'c', b[:])%uint64(len(eligible))]
+			d.AskedAt = t.lv.clock // the time of this Open (maybeOpen has just counted the members at it)
 		}
 		asked[k] = true
 		checks = append(checks, wire.Check{Step: d.Step, Unit: d.Unit, Base: d.Base, Checker: d.Checker, Attempt: d.Attempt, Peers: d.judged()})
