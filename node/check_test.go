@@ -97,7 +97,7 @@ func (b *checkBench) update(peer string, attempt uint32, bad bool) {
 func (b *checkBench) openCheck() Ready {
 	b.t.Helper()
 	c := wire.Check{Step: 0, Unit: 0, Base: b.g, Checker: "me", Attempt: 1, Peers: []string{accuser, liar}}
-	b.receive(trackerID, &wire.Open{Round: b.s.ID(), Step: 1, Base: content.Sum([]byte("C1")), Members: []string{accuser, liar, "me"}, Units: 3,
+	b.receive(trackerID, &wire.Open{Round: b.s.ID(), Step: 1, Base: content.Sum([]byte("C1")), Members: []string{accuser, liar}, Units: 2,
 		Checks: []wire.Check{c}})
 	return b.n.Ready()
 }
@@ -262,5 +262,39 @@ func TestWithheldResidualLosesDispute(t *testing.T) {
 func TestAuditsWithinRetention(t *testing.T) {
 	if tracker.AuditSteps > stepsKept {
 		t.Fatalf("the tracker asks for audits up to %d steps late, but a node keeps the updates of %d steps", tracker.AuditSteps, stepsKept)
+	}
+}
+
+// TestAuditWaitsForOwnUnits: an audit (a Check of one author) runs only
+// once the node has no unit of the open step left to train, so that it
+// does not make the node's own units miss the step's deadline; a dispute
+// between replicas is checked at once.
+func TestAuditWaitsForOwnUnits(t *testing.T) {
+	for _, audit := range []bool{false, true} {
+		t.Run(fmt.Sprintf("audit %v", audit), func(t *testing.T) {
+			b := newCheckBench(t)
+			peers := []string{accuser, liar}
+			if audit {
+				peers = []string{liar}
+			}
+			c1 := content.Sum([]byte("C1"))
+			c := wire.Check{Step: 0, Unit: 0, Base: b.g, Checker: "me", Attempt: 1, Peers: peers}
+			b.receive(trackerID, &wire.Open{Round: b.s.ID(), Step: 1, Base: c1, Members: []string{accuser, liar, "me"}, Units: 3, Checks: []wire.Check{c}})
+			b.n.Ready()
+			b.serve(accuser, true)
+			r := b.serve(liar, true)
+			if _, ok := checkJob(r); ok == audit {
+				t.Fatalf("with units of its own to train, the node started the check %v, want %v", ok, !audit)
+			}
+			if !audit {
+				return
+			}
+			// The step closes: the node's units are too late, and the
+			// audit runs.
+			b.receive(trackerID, &wire.Close{Round: b.s.ID(), Step: 1, Base: c1, Included: []wire.Included{{Peer: accuser, Unit: 0, Payload: b.g, Weight: 20}}})
+			if _, ok := checkJob(b.n.Ready()); !ok {
+				t.Fatal("the audit did not start once the step closed")
+			}
+		})
 	}
 }

@@ -95,9 +95,13 @@
 // places ahead of the liar, or hold it up. A peer whose residual or
 // payload the checker cannot fetch in WithheldTries tries (one per
 // heartbeat interval) is named in the verdict as withholding, and the
-// tracker excludes it if it is still live; an honest volunteer that left
-// is not judged, and neither is a liar that leaves before its check
-// (in an open round it can come back under a new ID in any case).
+// tracker excludes it if it has been live since the check was asked; an
+// honest volunteer that left meanwhile is not judged, and neither is a
+// liar that leaves before its check (in an open round it can come back
+// under a new ID in any case). A node runs an audit only once it has no
+// unit of the open step left to train, so audits use the time a worker
+// waits between steps rather than delay the step; a dispute is checked
+// at once.
 //
 // Every Open lists the peers the tracker has excluded (Open.Excluded),
 // and a node takes the latest Open's list as the round's word: Validate

@@ -111,6 +111,7 @@ type verifyKey struct {
 type pendingVerify struct {
 	job     VerifyJob
 	started bool
+	audit   bool // a check of one author's update (see startCheck)
 	// withheld lists the peers of a check whose residual or payload
 	// could not be fetched (see WithheldTries): the verdict names them.
 	withheld []string
@@ -597,7 +598,7 @@ func (n *Node) startCheck(c wire.Check) {
 		}
 		return compareCID(a.Update.Payload, b.Update.Payload)
 	})
-	n.verifies[key] = &pendingVerify{job: job}
+	n.verifies[key] = &pendingVerify{job: job, audit: len(c.Peers) == 1}
 	n.fetch(c.Base, FetchCheckpoint, nil)
 	for _, cl := range job.Updates {
 		n.fetch(cl.Update.Residual, FetchBlob, []string{cl.Peer})

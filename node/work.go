@@ -16,10 +16,15 @@ func (n *Node) progress() {
 		return
 	}
 	// Verifications whose inputs are here go first: they are short,
-	// and the round's defence against lying peers waits on them.
+	// and the round's defence against lying peers waits on them. An
+	// audit (a third computation, as long as training a unit, of a unit
+	// no one disputes) waits while the node has units of the open step
+	// to train (the queue is emptied when the step closes): it can wait
+	// a step, the step's deadline cannot.
+	training := n.training != nil || len(n.queue) > 0
 	for _, k := range n.verifyKeys() {
 		v := n.verifies[k]
-		if v.started || (v.job.Checked && !n.has(v.job.Base)) {
+		if v.started || (v.job.Checked && !n.has(v.job.Base)) || (v.audit && training) {
 			continue
 		}
 		ready := true
@@ -34,8 +39,7 @@ func (n *Node) progress() {
 		}
 	}
 	// Train my next unit.
-	if n.training == nil && len(n.queue) > 0 && n.open != nil &&
-		n.open.Step == n.headStep && n.open.Base.Equals(n.head) && n.close == nil {
+	if n.training == nil && len(n.queue) > 0 && n.canTrain() {
 		a := n.queue[0]
 		n.queue = n.queue[1:]
 		j := TrainJob{Step: n.open.Step, Attempt: n.open.Attempt, Base: n.open.Base, Unit: uint32(a.Unit), Replica: uint8(a.Replica)}
@@ -58,6 +62,12 @@ func (n *Node) progress() {
 			n.ready.Jobs = append(n.ready.Jobs, j)
 		}
 	}
+}
+
+// canTrain reports whether the node can train units of the open step
+// now: it holds the step's base and the step has not closed.
+func (n *Node) canTrain() bool {
+	return n.open != nil && n.open.Step == n.headStep && n.open.Base.Equals(n.head) && n.close == nil
 }
 
 // verifyKeys returns the keys of the pending verifications in order.
