@@ -171,12 +171,14 @@ func TestStaleAuditsDropped(t *testing.T) {
 
 // TestWithholderExcludedWhileLive: a checker that could not fetch an
 // accused replica's residual names it as withholding. The tracker
-// excludes it if it is still in the round (it withholds what would clear
-// or convict it); if it has left, neither it nor its accuser is judged,
-// and the dispute is closed either way rather than held forever.
+// excludes it if it has been in the round all the while since the
+// checker was asked (it withholds what would clear or convict it); if it
+// left meanwhile, even if it is back, neither it nor its accuser is
+// judged, and the dispute is closed either way rather than held forever.
 func TestWithholderExcludedWhileLive(t *testing.T) {
-	for _, left := range []bool{false, true} {
-		t.Run(fmt.Sprintf("left %v", left), func(t *testing.T) {
+	for _, c := range []struct{ left, back bool }{{false, false}, {true, false}, {true, true}} {
+		left := c.left
+		t.Run(fmt.Sprintf("left %v back %v", c.left, c.back), func(t *testing.T) {
 			h := newHarness(t, testSpec(3, 1.0/3), nil)
 			h.join(wire.RoleWorker, "w1", "w2", "w3")
 			h.tick(0)
@@ -187,15 +189,18 @@ func TestWithholderExcludedWhileLive(t *testing.T) {
 			raw := cidOf(fmt.Sprintf("raw/%d", r))
 			h.mustReceive(a, &wire.Verdict{Round: h.spec.ID(), Step: 0, Unit: r, Raw: raw, Bad: []string{b}})
 			h.commit(cidOf("C1"), "w1", "w2", "w3")
-			c := disputeChecks(h.current().Checks)
-			if len(c) != 1 {
+			cs := disputeChecks(h.current().Checks)
+			if len(cs) != 1 {
 				t.Fatalf("checks %+v, want the accusation's", h.current().Checks)
 			}
 			if left {
 				delete(h.alive, b)
 				h.tick(round.Liveness(h.spec) + time.Second)
 			}
-			h.mustReceive(c[0].Checker, &wire.Verdict{Round: h.spec.ID(), Step: 0, Unit: r, Checked: true, Raw: raw, Withheld: []string{b}})
+			if c.back {
+				h.join(wire.RoleWorker, b)
+			}
+			h.mustReceive(cs[0].Checker, &wire.Verdict{Round: h.spec.ID(), Step: 0, Unit: r, Checked: true, Raw: raw, Withheld: []string{b}})
 			if got := h.tr.Excluded(b); got == left {
 				t.Errorf("the withholder, left %v, excluded %v", left, got)
 			}
