@@ -213,3 +213,20 @@ func TestWithholderExcludedWhileLive(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkAudits is the tracker's cost of picking the audits of a Close
+// of 1,000 included updates, once per finalised step.
+func BenchmarkAudits(b *testing.B) {
+	s := testSpec(1000, 0.05)
+	c := &wire.Close{Round: s.ID(), Step: 9, Base: genesis}
+	for i := range 1000 {
+		c.Included = append(c.Included, wire.Included{Peer: fmt.Sprintf("12D3KooW%044d", i), Unit: uint32(i),
+			Payload: content.Sum(fmt.Appendf(nil, "payload %d", i)), Weight: 800})
+	}
+	wire.SortIncluded(c.Included)
+	picked := 0
+	for b.Loop() {
+		picked = len(wire.Audits(s, c))
+	}
+	b.ReportMetric(float64(picked), "audits")
+}
