@@ -298,3 +298,69 @@ func TestAuditWaitsForOwnUnits(t *testing.T) {
 		})
 	}
 }
+
+// TestCrossCheckWithheldAsksAudit: a replica whose partner, agreeing on
+// the raw hash, never serves its residual does not wait forever, nor
+// accuse it (the partner may have left): after WithheldTries failed
+// fetches it names the partner as withholding, which asks the tracker to
+// audit the partner's update. A partner that lies on its payload cannot
+// dodge the cross-check by withholding its residual.
+func TestCrossCheckWithheldAsksAudit(t *testing.T) {
+	_, s := testNode(t)
+	s.VerificationRate = 1
+	g := content.Sum([]byte("C0"))
+	n, err := New(Config{ID: "me", Role: wire.RoleWorker, Spec: s, Genesis: g})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	receive := func(from string, m wire.Msg) {
+		t.Helper()
+		if err := n.Receive(now, from, m); err != nil {
+			t.Fatalf("%s from %s: %v", m.Kind(), from, err)
+		}
+	}
+	receive(trackerID, &wire.Open{Round: s.ID(), Step: 0, Base: g, Members: []string{"me", "partner"}, Units: 1})
+	job, ok := n.Ready().Jobs[0].(TrainJob)
+	if !ok {
+		t.Fatal("the Open did not start my unit's training")
+	}
+	raw := content.Sum([]byte("raw of unit 0"))
+	mine := []byte("my payload")
+	n.Done(now, Result{Job: job, Update: &wire.Update{Samples: 20, Raw: raw, Residual: content.Sum([]byte("my residual")),
+		Payload: content.Sum(mine), Size: uint64(len(mine)), Data: mine}})
+	n.Ready()
+	theirs := []byte("the partner's payload")
+	pu := &wire.Update{Round: s.ID(), Step: 0, Base: g, Unit: 0, Replica: 1 - job.Replica, Samples: 20, Raw: raw,
+		Residual: content.Sum([]byte("the partner's residual")), Payload: content.Sum(theirs), Size: uint64(len(theirs)), Data: theirs}
+	receive("partner", pu)
+	receive(trackerID, &wire.Close{Round: s.ID(), Step: 0, Base: g, Included: []wire.Included{{Peer: "me", Unit: 0, Payload: content.Sum(mine), Weight: 20}}})
+	r := n.Ready()
+	if !slices.ContainsFunc(r.Fetches, func(f Fetch) bool { return f.CID.Equals(pu.Residual) }) {
+		t.Fatalf("the Close did not start the cross-check's fetch of the partner's residual: %+v", r.Fetches)
+	}
+	var v *wire.Verdict
+	for try := range WithheldTries {
+		n.Fetched(now, pu.Residual, false)
+		for _, m := range n.Ready().Publish {
+			if m, ok := m.(*wire.Verdict); ok {
+				if try != WithheldTries-1 {
+					t.Fatalf("a verdict after %d failed tries, want %d", try+1, WithheldTries)
+				}
+				v = m
+			}
+		}
+		now = now.Add(round.HeartbeatInterval(s))
+		n.Tick(now)
+		n.Ready()
+	}
+	if v == nil {
+		t.Fatalf("after %d failed fetches of the partner's residual the replica said nothing", WithheldTries)
+	}
+	if v.Checked || len(v.Bad) != 0 || !slices.Equal(v.Withheld, []string{"partner"}) || !v.Raw.Equals(raw) {
+		t.Fatalf("the verdict is %+v, want one naming the partner as withholding, accusing no one", v)
+	}
+	if err := wire.WellFormed(v); err != nil {
+		t.Fatal(err)
+	}
+}

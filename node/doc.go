@@ -81,7 +81,9 @@
 //   - Replicas that agree each re-encode the other's payload from its
 //     residual; a replica that cannot reproduce its partner's payload
 //     accuses it, and a third computation settles that too: the liar, or
-//     a false accuser, is excluded.
+//     a false accuser, is excluded. A partner that does not serve its
+//     residual is not accused (it may have left): the replica names it
+//     as withholding, and the tracker audits its update.
 //   - After a step is finalised, a fraction r (the verification rate) of
 //     its included updates, picked from the Close (wire.Audits), are
 //     audited: a third peer computes the unit and re-encodes the

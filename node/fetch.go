@@ -107,7 +107,8 @@ func (n *Node) fetchIncluded(included []wire.Included) {
 
 // withheld stops the verifications waiting for a blob that could not be
 // fetched in WithheldTries tries: a check drops the claims that need it
-// and names their senders as withholding; a cross-check gives up. The fetch
+// and names their senders as withholding; a cross-check gives up and
+// names its partner as withholding, which asks the tracker for an audit. The fetch
 // stops too, unless the step being applied still needs the blob.
 func (n *Node) withheld(id cid.Cid) {
 	needs := func(cl Claim) bool { return cl.Update.Residual.Equals(id) || cl.Update.Payload.Equals(id) }
@@ -117,8 +118,13 @@ func (n *Node) withheld(id cid.Cid) {
 			continue
 		}
 		if !v.job.Checked {
+			// The partner did not serve it: ask the tracker to audit the
+			// partner's update rather than accuse it (it may have left).
 			delete(n.verifies, k)
-			n.event(wire.EventError, k.step, "cross-check of unit %d: %s was not served after %d tries: giving up", k.unit, id, WithheldTries)
+			cl := v.job.Updates[slices.IndexFunc(v.job.Updates, needs)]
+			vd := &wire.Verdict{Round: n.round, Step: k.step, Unit: k.unit, Raw: cl.Update.Raw, Withheld: []string{cl.Peer}}
+			n.publish(vd)
+			n.event(wire.EventVerdict, k.step, "unit %d: %s of %s was not served after %d tries: asking for an audit", k.unit, id, cl.Peer, WithheldTries)
 			continue
 		}
 		var kept []Claim

@@ -131,9 +131,9 @@ type pendingFetch struct {
 // judges the other claims and names the peer in its verdict's Withheld:
 // a check must not wait forever on the party it judges, and the tracker
 // rules against a withholder still in the round (one that left is not
-// judged). A replica cross-checking its partner gives up without a
-// verdict instead (its partner may simply have left; the tracker can
-// still audit the unit).
+// judged). A replica cross-checking its partner gives up and names the
+// partner in a verdict's Withheld instead of accusing it (it may simply
+// have left): the tracker then audits the partner's update.
 const WithheldTries = 5
 
 // stepsKept is how many past steps of updates a node remembers.

@@ -230,3 +230,46 @@ func BenchmarkAudits(b *testing.B) {
 	}
 	b.ReportMetric(float64(picked), "audits")
 }
+
+// TestWithheldPartnerAudited: a replica that could not fetch its
+// agreeing partner's residual says so (Verdict.Withheld); the tracker
+// audits the partner's update, with the raw hash the pair agreed on, and
+// a checker that finds the partner's payload bad has it excluded. The
+// replica that asked accuses no one and is never at risk.
+func TestWithheldPartnerAudited(t *testing.T) {
+	h := newHarness(t, testSpec(3, 1.0/3), nil)
+	h.join(wire.RoleWorker, "w1", "w2", "w3")
+	h.tick(0)
+	r := h.replicated()[0]
+	deal := h.deal()
+	a, b := deal[unitCopy{r, 0}], deal[unitCopy{r, 1}]
+	h.sendAll()
+	raw := cidOf(fmt.Sprintf("raw/%d", r))
+	h.mustReceive(a, &wire.Verdict{Round: h.spec.ID(), Step: 0, Unit: r, Raw: cidOf("not what the pair agreed on"), Withheld: []string{b}})
+	var audit *Dispute
+	for _, d := range h.tr.st.Disputes {
+		if d.Audit && d.Unit == r {
+			audit = d
+		}
+	}
+	if audit == nil || audit.Peers != [2]string{b, ""} || audit.Raws[0] != raw.String() || audit.Accuser != "" {
+		t.Fatalf("disputes %+v, want an audit of %s's update with the pair's raw hash", h.tr.st.Disputes, b)
+	}
+	if err := h.receive(a, &wire.Verdict{Round: h.spec.ID(), Step: 0, Unit: r, Raw: raw, Withheld: []string{a}}); err == nil {
+		t.Error("a replica's verdict naming itself as withholding was accepted")
+	}
+	h.commit(cidOf("C1"), "w1", "w2", "w3")
+	var check *wire.Check
+	for _, c := range h.current().Checks {
+		if c.Unit == r && slices.Equal(c.Peers, []string{b}) {
+			check = &c
+		}
+	}
+	if check == nil {
+		t.Fatalf("checks %+v, want one of %s's update of unit %d", h.current().Checks, b, r)
+	}
+	h.mustReceive(check.Checker, &wire.Verdict{Round: h.spec.ID(), Step: 0, Unit: r, Checked: true, Raw: raw, Bad: []string{b}})
+	if !h.tr.Excluded(b) || h.tr.Excluded(a) {
+		t.Fatalf("after the audit found %s's payload bad: %+v", b, h.tr.Ledger())
+	}
+}

@@ -71,7 +71,9 @@
 // excluded if it has been live all the while since the checker was asked
 // (Dispute.AskedAt): it withholds what would clear or convict it. One
 // that left meanwhile is not judged, nor is its accuser, and the dispute
-// is closed.
+// is closed. A replica that could not fetch its agreeing partner's
+// residual or payload says so (a Verdict naming the partner in
+// Withheld), and the partner's update is audited (see Audits).
 //
 // # Audits
 //

@@ -168,9 +168,10 @@ func (t *Tracker) verdict(now time.Time, from string, m *wire.Verdict) error {
 		}
 		return fmt.Errorf("verdict on step %d unit %d from %s, which is not its checker", m.Step, m.Unit, from)
 	}
-	// A replica's verdict on its partner: only a "bad" one matters, and
+	// A replica's verdict on its partner: only a "bad" one, or one that
+	// says the partner withheld its residual or payload, matters, and
 	// only about the closed step's verified pairs.
-	if len(m.Bad) == 0 {
+	if len(m.Bad) == 0 && len(m.Withheld) == 0 {
 		return nil
 	}
 	if st.Phase != PhaseClosed || m.Step != st.Step {
@@ -189,13 +190,25 @@ func (t *Tracker) verdict(now time.Time, from string, m *wire.Verdict) error {
 	if other == from {
 		other = pair.Peers[1]
 	}
-	if !slices.Equal(m.Bad, []string{other}) {
-		return fmt.Errorf("verdict on unit %d names %v, not the partner %s", m.Unit, m.Bad, other)
+	withheld := len(m.Bad) == 0
+	if named := append(slices.Clone(m.Bad), m.Withheld...); !slices.Equal(named, []string{other}) {
+		return fmt.Errorf("verdict on unit %d names %v, not the partner %s", m.Unit, named, other)
 	}
 	for _, d := range st.Disputes {
 		if d.Step == m.Step && d.Unit == m.Unit {
 			return nil // already disputed
 		}
+	}
+	if withheld {
+		// The partner did not serve its residual or payload: its update
+		// is audited (a check of the partner alone; the replica accuses
+		// no one, for the partner may just have been away).
+		d := &Dispute{Step: m.Step, Attempt: pair.Attempt, Unit: m.Unit, Base: t.baseOf(m.Step),
+			Peers: [2]string{other, ""}, Raws: [2]string{pair.Raw, ""}, Audit: true}
+		st.Disputes = append(st.Disputes, d)
+		t.event(wire.EventDispute, m.Step, other, "unit %d: audit of the update of %s, whose residual or payload %s could not fetch", m.Unit, other, from)
+		t.save()
+		return nil
 	}
 	d := &Dispute{Step: m.Step, Attempt: pair.Attempt, Unit: m.Unit, Base: t.baseOf(m.Step), Peers: pair.Peers, Accuser: from}
 	sortDispute(d)

@@ -67,6 +67,7 @@ func (p Phase) String() string {
 type Pair struct {
 	Unit    uint32    `json:"unit"`
 	Attempt uint32    `json:"attempt,omitempty"` // the attempt of their updates
+	Raw     string    `json:"raw,omitempty"`     // the raw hash they agreed on
 	Peers   [2]string `json:"peers"`
 	Samples uint32    `json:"samples"`
 }

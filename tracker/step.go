@@ -206,7 +206,7 @@ func (t *Tracker) closeStep(now time.Time) {
 		switch {
 		case a != nil && b != nil && a.Raw.Equals(b.Raw):
 			included = append(included, wire.Included{Peer: t.assigned[unitCopy{u, 0}], Unit: u, Payload: a.Payload, Weight: a.Samples})
-			verified = append(verified, Pair{Unit: u, Attempt: st.Attempt, Peers: [2]string{t.assigned[unitCopy{u, 0}], t.assigned[unitCopy{u, 1}]}, Samples: a.Samples})
+			verified = append(verified, Pair{Unit: u, Attempt: st.Attempt, Raw: a.Raw.String(), Peers: [2]string{t.assigned[unitCopy{u, 0}], t.assigned[unitCopy{u, 1}]}, Samples: a.Samples})
 		case a != nil && b != nil:
 			d := &Dispute{Step: st.Step, Attempt: st.Attempt, Unit: u, Base: st.Base,
 				Peers: [2]string{t.assigned[unitCopy{u, 0}], t.assigned[unitCopy{u, 1}]},

@@ -493,7 +493,7 @@ func TestCloseWaitsForBothReplicas(t *testing.T) {
 	if !slices.Equal(units, []uint32{0, 1}) {
 		t.Fatalf("included units %v, want each unit once", units)
 	}
-	want := []Pair{{Unit: r, Peers: [2]string{deal[unitCopy{r, 0}], deal[unitCopy{r, 1}]}, Samples: 1}}
+	want := []Pair{{Unit: r, Raw: cidOf("raw/r").String(), Peers: [2]string{deal[unitCopy{r, 0}], deal[unitCopy{r, 1}]}, Samples: 1}}
 	if !reflect.DeepEqual(h.tr.st.Verified, want) {
 		t.Errorf("verified pairs %+v, want %+v", h.tr.st.Verified, want)
 	}

@@ -212,9 +212,10 @@ type Verdict struct {
 	Checked bool
 	Raw     cid.Cid
 	Bad     []string // sorted, distinct
-	// Withheld lists, in a checker's verdict, the peers of the Check
-	// whose residual or payload it could not fetch, so that it could not
-	// judge their update (sorted, distinct, none of them in Bad).
+	// Withheld lists the peers whose residual or payload the sender could
+	// not fetch, so that it could not judge their update (sorted,
+	// distinct, none of them in Bad): a checker's of the Check's peers, a
+	// replica's of its partner (the tracker then audits the partner).
 	Withheld []string
 }
 
@@ -498,9 +499,6 @@ func (m *Verdict) check() error {
 	}
 	if err := checkSortedPeers(KindVerdict, "bad", m.Bad); err != nil {
 		return err
-	}
-	if len(m.Withheld) > 0 && !m.Checked {
-		return msgErr(KindVerdict, "withheld", "only a checker's verdict names peers that withheld")
 	}
 	if len(m.Withheld) > MaxCheckPeers {
 		return msgErr(KindVerdict, "withheld", "at most %d peers, got %d", MaxCheckPeers, len(m.Withheld))

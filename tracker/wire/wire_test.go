@@ -61,6 +61,7 @@ func moreMsgs() []Msg {
 		&Verdict{Round: round, Raw: base},
 		&Verdict{Round: round, Step: 9, Unit: 1, Raw: base, Bad: []string{"a", "b"}},
 		&Verdict{Round: round, Step: 9, Unit: 1, Checked: true, Raw: base, Bad: []string{"a"}, Withheld: []string{"b", "c"}},
+		&Verdict{Round: round, Step: 9, Unit: 1, Raw: base, Withheld: []string{"b"}},
 	}
 }
 
@@ -401,7 +402,6 @@ func TestUnmarshalRejects(t *testing.T) {
 		}(), "included"},
 		{"too many providers", rawMarshal(&Final{Round: round, Base: base, Checkpoint: base, Providers: peers(MaxProviders + 1)}), "providers"},
 		{"too many bad", rawMarshal(&Verdict{Round: round, Raw: base, Bad: []string{"a", "b", "c"}}), "bad"},
-		{"withheld in a replica's verdict", rawMarshal(&Verdict{Round: round, Raw: base, Withheld: []string{"a"}}), "withheld"},
 		{"too many withheld", rawMarshal(&Verdict{Round: round, Checked: true, Raw: base, Withheld: []string{"a", "b", "c"}}), "withheld"},
 		{"unsorted withheld", rawMarshal(&Verdict{Round: round, Checked: true, Raw: base, Withheld: []string{"b", "a"}}), "withheld[1]"},
 		{"withheld and bad", rawMarshal(&Verdict{Round: round, Checked: true, Raw: base, Bad: []string{"a"}, Withheld: []string{"a"}}), "withheld[0]"},
