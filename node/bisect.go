@@ -138,12 +138,17 @@ func (n *Node) serveCheck(c wire.Check) {
 			delete(n.serving, k)
 		}
 	}
+	if !slices.Contains(c.Peers, n.cfg.ID) {
+		return // not a disputant
+	}
 	for _, mine := range n.mine[c.Step] {
-		if mine.Unit != c.Unit || !mine.Base.Equals(c.Base) || !mine.Trace.Defined() {
+		if mine.Unit != c.Unit || mine.Attempt != c.Attempt || !mine.Base.Equals(c.Base) || !mine.Trace.Defined() {
 			continue
 		}
 		for _, s := range n.seen[c.Step] {
-			if s.from == n.cfg.ID || s.u.Unit != c.Unit || s.u.Replica == mine.Replica || !s.u.Base.Equals(c.Base) || !s.u.Trace.Defined() {
+			// The partner is the other peer the Check names, in its attempt.
+			if s.from == n.cfg.ID || !slices.Contains(c.Peers, s.from) || s.u.Unit != c.Unit || s.u.Attempt != c.Attempt ||
+				!s.u.Base.Equals(c.Base) || !s.u.Trace.Defined() {
 				continue
 			}
 			if n.serving == nil {

@@ -86,7 +86,15 @@
 //   - Replicas that agree each re-encode the other's payload from its
 //     residual; a replica that cannot reproduce its partner's payload
 //     accuses it, and a third computation settles that too: the liar, or
-//     a false accuser, is excluded.
+//     a false accuser, is excluded. A partner that does not serve its
+//     residual is not accused (it may have left): the replica names it
+//     as withholding, and the tracker audits its update.
+//   - After a step is finalised, a fraction r (the verification rate) of
+//     its included updates, picked from the Close (wire.Audits), are
+//     audited: a third peer computes the unit and re-encodes the
+//     author's payload from its residual, and an author it contradicts
+//     is excluded. The pick is made after the updates were sent, so a
+//     liar cannot aim its lies at the units that will go unchecked.
 //   - A third computation costs the checker one inner step, not H: an
 //     update names the trace of its training state after each inner step
 //     (package gradient/trace); the checker recomputes only the first
@@ -94,6 +102,20 @@
 //     it, which they agree on and a disputant serves (bisect.go), and
 //     recomputes all H steps only if that state does not come within the
 //     step deadline or an update names no trace.
+//
+// A checker judges only the updates that the peers its Check names sent
+// in the Check's attempt (the replicas of a dispute, the author of an
+// audit): no one else's update can enter its verdict, fill its two "bad"
+// places ahead of the liar, or hold it up. A peer whose residual or
+// payload the checker cannot fetch in WithheldTries tries (one per
+// heartbeat interval) is named in the verdict as withholding, and the
+// tracker excludes it if it has been live since the check was asked; an
+// honest volunteer that left meanwhile is not judged, and neither is a
+// liar that leaves before its check (in an open round it can come back
+// under a new ID in any case). A node runs an audit only once it has no
+// unit of the open step left to train, so audits use the time a worker
+// waits between steps rather than delay the step; a dispute is checked
+// at once.
 //
 // Every Open lists the peers the tracker has excluded (Open.Excluded),
 // and a node takes the latest Open's list as the round's word: Validate
@@ -103,15 +125,22 @@
 // Guaranteed, for a replicated unit with at least one honest replica and
 // an honest checker: a wrong raw result or a payload that does not follow
 // from the claimed computation is detected, and the liar excluded, within
-// the few steps that the dispute takes. Because which units are
-// replicated is a pure function of the round's seed, a peer lies
-// undetected only on units that are not replicated; with verification
-// rate r, a peer that lies on every unit survives k of its units with
-// probability about (1−r)^k. Robust aggregation rules (median, trimmed
-// mean, clipping) bound what the unverified lies can do meanwhile.
+// the few steps that the dispute takes. A lie on a unit that is not
+// replicated is audited with probability r, decided only once the Close
+// exists: with verification rate r, a peer that lies on k of its
+// unreplicated units survives with probability (1−r)^k, even if it lies
+// only where it knows from the Open that no replica will contradict it
+// (as long as its audits are settled: at most wire.MaxChecks checks go
+// out per Open, and an audit unsettled after tracker.AuditSteps steps is
+// dropped). An audit costs one more computation of the unit by a
+// checker; r of the unverified updates are audited. Robust aggregation
+// rules (median, trimmed mean, clipping) bound what the lies can do
+// before they are caught.
 //
 // Not guaranteed: an update that was included before its liar was caught
-// stays in the checkpoints it helped make; two colluding replicas of the
+// stays in the checkpoints it helped make; a worker that sends its update
+// last, having seen all the others, can predict the Close and choose its
+// lie's bytes so that the update is not audited; two colluding replicas of the
 // same unit agree on a lie; a dishonest checker can frame a replica or
 // clear a liar (the tracker trusts the third computation); the residual a
 // peer names is whatever it says it used, so the check proves the payload

@@ -77,6 +77,10 @@ func (n *Node) Fetched(now time.Time, id cid.Cid, ok bool) {
 	}
 	if !ok {
 		f.failed, f.failedAt = true, now
+		f.failures++
+		if f.failures >= WithheldTries && f.kind == FetchBlob {
+			n.withheld(id)
+		}
 		return
 	}
 	delete(n.fetching, id)
@@ -99,4 +103,49 @@ func (n *Node) fetchIncluded(included []wire.Included) {
 	for _, in := range included {
 		n.fetch(in.Payload, FetchBlob, []string{in.Peer})
 	}
+}
+
+// withheld stops the verifications waiting for a blob that could not be
+// fetched in WithheldTries tries: a check drops the claims that need it
+// and names their senders as withholding; a cross-check gives up and
+// names its partner as withholding, which asks the tracker for an audit. The fetch
+// stops too, unless the step being applied still needs the blob.
+func (n *Node) withheld(id cid.Cid) {
+	needs := func(cl Claim) bool { return cl.Update.Residual.Equals(id) || cl.Update.Payload.Equals(id) }
+	for _, k := range n.verifyKeys() {
+		v := n.verifies[k]
+		if v.started || !slices.ContainsFunc(v.job.Updates, needs) {
+			continue
+		}
+		if !v.job.Checked {
+			// The partner did not serve it: ask the tracker to audit the
+			// partner's update rather than accuse it (it may have left).
+			delete(n.verifies, k)
+			cl := v.job.Updates[slices.IndexFunc(v.job.Updates, needs)]
+			vd := &wire.Verdict{Round: n.round, Step: k.step, Unit: k.unit, Raw: cl.Update.Raw, Withheld: []string{cl.Peer}}
+			n.publish(vd)
+			n.event(wire.EventVerdict, k.step, "unit %d: %s of %s was not served after %d tries: asking for an audit", k.unit, id, cl.Peer, WithheldTries)
+			continue
+		}
+		var kept []Claim
+		for _, cl := range v.job.Updates {
+			if !needs(cl) {
+				kept = append(kept, cl)
+			} else if !slices.Contains(v.withheld, cl.Peer) {
+				v.withheld = append(v.withheld, cl.Peer)
+				n.event(wire.EventError, k.step, "check of unit %d: %s of %s was not served after %d tries: judging without it", k.unit, id, cl.Peer, WithheldTries)
+			}
+		}
+		v.job.Updates = kept
+	}
+	for _, v := range n.verifies {
+		if slices.ContainsFunc(v.job.Updates, needs) {
+			return
+		}
+	}
+	if c := n.close; c != nil && slices.ContainsFunc(c.Included, func(in wire.Included) bool { return in.Payload.Equals(id) }) {
+		return
+	}
+	delete(n.fetching, id)
+	n.progress()
 }

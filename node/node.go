@@ -118,6 +118,10 @@ type pendingVerify struct {
 	state   cid.Cid   // the training state a checked job's bisection waits for (bisect.go)
 	since   time.Time // when a checked job began to wait for traces, or for state
 	waiting bool      // it waits for them
+	audit   bool // a check of one author's update (see startCheck)
+	// withheld lists the peers of a check whose residual or payload
+	// could not be fetched (see WithheldTries): the verdict names them.
+	withheld []string
 }
 
 type pendingFetch struct {
@@ -125,7 +129,19 @@ type pendingFetch struct {
 	providers []string
 	failedAt  time.Time
 	failed    bool
+	failures  int // failed tries so far
 }
+
+// WithheldTries is how many failed tries to fetch a residual or payload
+// that a check or a cross-check needs the node makes (one per heartbeat
+// interval, see Tick) before it stops waiting for it. A checker then
+// judges the other claims and names the peer in its verdict's Withheld:
+// a check must not wait forever on the party it judges, and the tracker
+// rules against a withholder still in the round (one that left is not
+// judged). A replica cross-checking its partner gives up and names the
+// partner in a verdict's Withheld instead of accusing it (it may simply
+// have left): the tracker then audits the partner's update.
+const WithheldTries = 5
 
 // stepsKept is how many past steps of updates a node remembers.
 const stepsKept = Retention - 1
@@ -595,8 +611,13 @@ func (n *Node) startCheck(c wire.Check) {
 		return
 	}
 	job := VerifyJob{Step: c.Step, Base: c.Base, Unit: c.Unit, Checked: true}
+	// The claims are the updates of the unit that the peers the Check
+	// names sent in its attempt: an update of another attempt, or from
+	// anyone else, is not judged (it could only fill the verdict with
+	// names the tracker ignores, or hold the check up by withholding its
+	// residual).
 	for _, s := range n.seen[c.Step] {
-		if s.u.Unit == c.Unit && s.u.Base.Equals(c.Base) {
+		if s.u.Unit == c.Unit && s.u.Attempt == c.Attempt && s.u.Base.Equals(c.Base) && slices.Contains(c.Peers, s.from) {
 			job.Updates = append(job.Updates, Claim{Peer: s.from, Update: s.u})
 		}
 	}
@@ -609,7 +630,7 @@ func (n *Node) startCheck(c wire.Check) {
 		}
 		return compareCID(a.Update.Payload, b.Update.Payload)
 	})
-	n.verifies[key] = &pendingVerify{job: job}
+	n.verifies[key] = &pendingVerify{job: job, audit: len(c.Peers) == 1}
 	n.fetch(c.Base, FetchCheckpoint, nil)
 	for _, cl := range job.Updates {
 		n.fetch(cl.Update.Residual, FetchBlob, []string{cl.Peer})

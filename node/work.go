@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -15,23 +16,15 @@ func (n *Node) progress() {
 		return
 	}
 	// Verifications whose inputs are here go first: they are short,
-	// and the round's defence against lying peers waits on them.
-	keys := make([]verifyKey, 0, len(n.verifies))
-	for k := range n.verifies {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b verifyKey) int {
-		if a.step != b.step {
-			if a.step < b.step {
-				return -1
-			}
-			return 1
-		}
-		return int(a.unit) - int(b.unit)
-	})
-	for _, k := range keys {
+	// and the round's defence against lying peers waits on them. An
+	// audit (a third computation, as long as training a unit, of a unit
+	// no one disputes) waits while the node has units of the open step
+	// to train (the queue is emptied when the step closes): it can wait
+	// a step, the step's deadline cannot.
+	training := n.training != nil || len(n.queue) > 0
+	for _, k := range n.verifyKeys() {
 		v := n.verifies[k]
-		if v.started || (v.job.Checked && !n.has(v.job.Base)) || !n.bisectReady(v) {
+		if v.started || (v.job.Checked && !n.has(v.job.Base)) || (v.audit && training) || !n.bisectReady(v) {
 			continue
 		}
 		ready := true
@@ -47,8 +40,7 @@ func (n *Node) progress() {
 	}
 	n.progressServing()
 	// Train my next unit.
-	if n.training == nil && len(n.queue) > 0 && n.open != nil &&
-		n.open.Step == n.headStep && n.open.Base.Equals(n.head) && n.close == nil {
+	if n.training == nil && len(n.queue) > 0 && n.canTrain() {
 		a := n.queue[0]
 		n.queue = n.queue[1:]
 		j := TrainJob{Step: n.open.Step, Attempt: n.open.Attempt, Base: n.open.Base, Unit: uint32(a.Unit), Replica: uint8(a.Replica)}
@@ -71,6 +63,24 @@ func (n *Node) progress() {
 			n.ready.Jobs = append(n.ready.Jobs, j)
 		}
 	}
+}
+
+// canTrain reports whether the node can train units of the open step
+// now: it holds the step's base and the step has not closed.
+func (n *Node) canTrain() bool {
+	return n.open != nil && n.open.Step == n.headStep && n.open.Base.Equals(n.head) && n.close == nil
+}
+
+// verifyKeys returns the keys of the pending verifications in order.
+func (n *Node) verifyKeys() []verifyKey {
+	keys := make([]verifyKey, 0, len(n.verifies))
+	for k := range n.verifies {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b verifyKey) int {
+		return cmp.Or(cmp.Compare(a.step, b.step), cmp.Compare(a.unit, b.unit))
+	})
+	return keys
 }
 
 // Done reports the result of a job.
@@ -143,6 +153,7 @@ func (n *Node) Done(now time.Time, r Result) {
 		if n.awaitState(j, r) {
 			break
 		}
+		pv := n.verifies[verifyKey{j.Step, j.Unit}]
 		delete(n.verifies, verifyKey{j.Step, j.Unit})
 		if r.Err != nil {
 			n.event(wire.EventError, j.Step, "verifying unit %d: %v", j.Unit, r.Err)
@@ -150,6 +161,18 @@ func (n *Node) Done(now time.Time, r Result) {
 		}
 		v := *r.Verdict
 		v.Round, v.Step, v.Unit, v.Checked = n.round, j.Step, j.Unit, j.Checked
+		v.Withheld = nil
+		if pv != nil && j.Checked {
+			// The peers that withheld what the check needed: the tracker
+			// rules against those still in the round.
+			for _, p := range pv.withheld {
+				if !slices.Contains(v.Bad, p) && !slices.Contains(v.Withheld, p) {
+					v.Withheld = append(v.Withheld, p)
+				}
+			}
+			slices.Sort(v.Withheld)
+			v.Withheld = v.Withheld[:min(len(v.Withheld), wire.MaxCheckPeers)]
+		}
 		if !v.Checked && len(v.Bad) == 0 {
 			break // the partner checks out: nothing to say
 		}

@@ -90,12 +90,18 @@ func TestBatchedDeliveryDecidesTheSame(t *testing.T) {
 	}
 	// Each peer downloads every update published (in batches, its own
 	// too); delivering every update, a node that gets the Close before
-	// some updates also fetches those, and may get them twice.
+	// some updates also fetches those, and may get them twice. Over the
+	// steps together: a checker runs an audit once it has no unit left to
+	// train, so the residual an audit fetches (4 MiB here) falls into one
+	// step's count or the next one's, as the timing of the two deliveries
+	// differs a little.
+	var e, b float64
 	for i := range download[false] {
-		e, b := download[false][i], download[true][i]
-		if b > e+1<<20 || b < 0.75*e {
-			t.Errorf("seed %d: step %d: a peer downloaded %.1f MiB delivering every update, %.1f MiB in batches", seed, i+1, e/(1<<20), b/(1<<20))
-		}
+		e += download[false][i]
+		b += download[true][i]
+	}
+	if n := float64(len(download[false])); b > e+n*(1<<20) || b < 0.75*e {
+		t.Errorf("seed %d: over %d steps, a peer downloaded %.1f MiB delivering every update, %.1f MiB in batches", seed, len(download[false]), e/(1<<20), b/(1<<20))
 	}
 	for i := range steps {
 		if !finals[false][i].Equals(finals[true][i]) {

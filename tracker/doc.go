@@ -100,9 +100,41 @@
 // does, after the close, a replica's Verdict that its partner's payload
 // does not follow from its residual (the unit then stays in). The Opens
 // that follow ask a worker other than the replicas to settle the dispute
-// by a third computation (a Check). The checker's Verdict excludes the replica whose
+// by a third computation (a Check, which names the step, unit, attempt
+// and the replicas: the checker judges their updates of that attempt and
+// no others). The checker's Verdict excludes the replica whose
 // pseudo-gradient or payload it contradicts, or the accuser whose
-// accusation it does not bear out.
+// accusation it does not bear out; a name in it that is not one of the
+// dispute's peers is ignored. A peer whose residual or payload the
+// checker could not fetch (Verdict.Withheld; see node.WithheldTries) is
+// excluded if it has been live all the while since the checker was asked
+// (Dispute.AskedAt): it withholds what would clear or convict it. One
+// that left meanwhile is not judged, nor is its accuser, and the dispute
+// is closed. A replica that could not fetch its agreeing partner's
+// residual or payload says so (a Verdict naming the partner in
+// Withheld), and the partner's update is audited (see Audits).
+//
+// # Audits
+//
+// Which units are replicated follows from the Open, so a liar could lie
+// only where no replica will contradict it. Audits close that gap: when
+// a step is finalised, wire.Audits picks each update of its Close with
+// probability spec.VerificationRate, by a hash of the round's seed and
+// the Close (sent after the updates, and depending on every included
+// payload), and each picked update that no replica confirmed becomes an
+// audit: a Dispute of its author alone, settled by a third computation
+// like any other. A liar on k units is thus caught with probability
+// 1−(1−r)^k whatever it knows when it sends them; the cost is one more
+// computation of a unit for a fraction r of the unverified updates,
+// besides the replicas' r. Checks go out oldest first, at most
+// wire.MaxChecks per Open, and an audit not settled within AuditSteps
+// steps is dropped (the nodes no longer keep the update it judges): a
+// lie whose audit is dropped goes uncaught. Two limits: a worker that
+// sends last, having seen every other update, can predict the Close and
+// grind its payload until its update is not picked (a seed the tracker
+// commits to in the Open and reveals in the Close would remove that);
+// and an update included before its author is caught stays in the
+// checkpoints it helped make.
 //
 // # Ledger
 //

@@ -125,6 +125,7 @@ func (t *Tracker) finalise(now time.Time, result cid.Cid, providers []string, vo
 		got, _ := cid.Decode(st.Commits[p])
 		t.mismatch(p, st.Step, got, result)
 	}
+	t.audit()
 	st.Finals = append(st.Finals, f)
 	st.PrevVerified = st.Verified
 	st.Step++
@@ -141,19 +142,31 @@ func (t *Tracker) finalise(now time.Time, result cid.Cid, providers []string, vo
 
 // verdict handles a replica's judgement of its partner, or a checker's
 // settlement of a dispute.
-func (t *Tracker) verdict(from string, m *wire.Verdict) error {
+func (t *Tracker) verdict(now time.Time, from string, m *wire.Verdict) error {
 	st := t.st
 	if m.Checked {
 		for i, d := range st.Disputes {
 			if d.Step != m.Step || d.Unit != m.Unit || d.Checker != from {
 				continue
 			}
+			// Only the dispute's own peers are judged: a name in Bad that
+			// is not one of them is ignored.
 			for k, p := range d.Peers {
 				switch {
+				case p == "":
 				case d.Raws[k] != "" && d.Raws[k] != m.Raw.String():
 					t.exclude(p, m.Step, fmt.Sprintf("unit %d of step %d: its pseudo-gradient differs from the third computation's", m.Unit, m.Step))
 				case slices.Contains(m.Bad, p):
 					t.exclude(p, m.Step, fmt.Sprintf("unit %d of step %d: its payload does not follow from its pseudo-gradient and residual", m.Unit, m.Step))
+				case slices.Contains(m.Withheld, p):
+					// A peer live all the while the checker tried to fetch
+					// what the check needs, and did not serve it, loses;
+					// one that left meanwhile is not judged (nor is its
+					// accuser: the accusation was neither borne out nor
+					// refuted).
+					if t.liveSince(p, d.AskedAt, now) {
+						t.exclude(p, m.Step, fmt.Sprintf("unit %d of step %d: it did not serve the checker its residual or payload", m.Unit, m.Step))
+					}
 				case d.Accuser != "" && d.Accuser != p:
 					// p was accused and passed the check: the accuser lied.
 					t.exclude(d.Accuser, m.Step, fmt.Sprintf("unit %d of step %d: falsely accused %s", m.Unit, m.Step, p))
@@ -166,9 +179,10 @@ func (t *Tracker) verdict(from string, m *wire.Verdict) error {
 		}
 		return fmt.Errorf("verdict on step %d unit %d from %s, which is not its checker", m.Step, m.Unit, from)
 	}
-	// A replica's verdict on its partner: only a "bad" one matters, and
+	// A replica's verdict on its partner: only a "bad" one, or one that
+	// says the partner withheld its residual or payload, matters, and
 	// only about the closed step's verified pairs.
-	if len(m.Bad) == 0 {
+	if len(m.Bad) == 0 && len(m.Withheld) == 0 {
 		return nil
 	}
 	if st.Phase != PhaseClosed || m.Step != st.Step {
@@ -187,20 +201,40 @@ func (t *Tracker) verdict(from string, m *wire.Verdict) error {
 	if other == from {
 		other = pair.Peers[1]
 	}
-	if !slices.Equal(m.Bad, []string{other}) {
-		return fmt.Errorf("verdict on unit %d names %v, not the partner %s", m.Unit, m.Bad, other)
+	withheld := len(m.Bad) == 0
+	if named := append(slices.Clone(m.Bad), m.Withheld...); !slices.Equal(named, []string{other}) {
+		return fmt.Errorf("verdict on unit %d names %v, not the partner %s", m.Unit, named, other)
 	}
 	for _, d := range st.Disputes {
 		if d.Step == m.Step && d.Unit == m.Unit {
 			return nil // already disputed
 		}
 	}
-	d := &Dispute{Step: m.Step, Unit: m.Unit, Base: t.baseOf(m.Step), Peers: pair.Peers, Accuser: from}
+	if withheld {
+		// The partner did not serve its residual or payload: its update
+		// is audited (a check of the partner alone; the replica accuses
+		// no one, for the partner may just have been away).
+		d := &Dispute{Step: m.Step, Attempt: pair.Attempt, Unit: m.Unit, Base: t.baseOf(m.Step),
+			Peers: [2]string{other, ""}, Raws: [2]string{pair.Raw, ""}, Audit: true}
+		st.Disputes = append(st.Disputes, d)
+		t.event(wire.EventDispute, m.Step, other, "unit %d: audit of the update of %s, whose residual or payload %s could not fetch", m.Unit, other, from)
+		t.save()
+		return nil
+	}
+	d := &Dispute{Step: m.Step, Attempt: pair.Attempt, Unit: m.Unit, Base: t.baseOf(m.Step), Peers: pair.Peers, Accuser: from}
 	sortDispute(d)
 	st.Disputes = append(st.Disputes, d)
 	t.event(wire.EventDispute, m.Step, from, "unit %d: %s says the payload of %s does not follow from its residual", m.Unit, from, other)
 	t.save()
 	return nil
+}
+
+// liveSince reports whether peer is a member that has been live from
+// since (or before) to now without a gap longer than the liveness
+// window.
+func (t *Tracker) liveSince(peer string, since, now time.Time) bool {
+	m := t.members[peer]
+	return m != nil && !since.IsZero() && !m.since.After(since) && now.Sub(m.lastSeen) <= round.Liveness(t.spec)
 }
 
 // pairOf finds the verified pair of a unit in the closed step or the last

@@ -25,6 +25,7 @@ type member struct {
 	// weight is the standing weight m was last counted with (see
 	// count), so that it is taken back as it was added.
 	weight int64
+	since      time.Time // when its current stretch of liveness began
 }
 
 // liveness keeps the counts the tracker decides by (the live members in
@@ -162,6 +163,9 @@ func (t *Tracker) touch(m *member, role wire.Role, now time.Time) {
 		m.role = role
 	}
 	t.unlink(m)
+	if m.lastSeen.IsZero() || now.Sub(m.lastSeen) > round.Liveness(t.spec) {
+		m.since = now
+	}
 	m.lastSeen = now
 	// Insert it by lastSeen, from the end: at the end unless the
 	// driver's clock went back.

@@ -66,21 +66,39 @@ func (p Phase) String() string {
 // Pair is a replicated unit of the closed step whose two replicas agreed.
 type Pair struct {
 	Unit    uint32    `json:"unit"`
+	Attempt uint32    `json:"attempt,omitempty"` // the attempt of their updates
+	Raw     string    `json:"raw,omitempty"`     // the raw hash they agreed on
 	Peers   [2]string `json:"peers"`
 	Samples uint32    `json:"samples"`
 }
 
 // Dispute is a replicated unit whose replicas disagree (different raw
 // pseudo-gradients, or one says the other's payload does not follow from
-// its residual), waiting for a third computation.
+// its residual), or an included unit picked for an audit (see Audits),
+// waiting for a third computation. The checker judges the updates that
+// the dispute's peers sent in its attempt, and no others.
 type Dispute struct {
 	Step    uint64    `json:"step"`
+	Attempt uint32    `json:"attempt,omitempty"` // the attempt of the updates judged
 	Unit    uint32    `json:"unit"`
 	Base    cid.Cid   `json:"base"`
-	Peers   [2]string `json:"peers"`             // the replicas, sorted
+	Peers   [2]string `json:"peers"`             // the replicas, sorted; of an audit, the author and ""
 	Raws    [2]string `json:"raws"`              // their raw hashes
 	Accuser string    `json:"accuser,omitempty"` // the replica that judged the other's payload bad, if any
 	Checker string    `json:"checker,omitempty"` // the peer asked to settle it
+	Audit   bool      `json:"audit,omitempty"`   // an audit of an included update of Peers[0]
+	// AskedAt is when Checker was asked: a peer the checker says withheld
+	// its residual is excluded only if it has been live since.
+	AskedAt time.Time `json:"asked_at,omitzero"`
+}
+
+// judged returns the peers whose updates the dispute's checker judges,
+// sorted (as a wire.Check lists them).
+func (d *Dispute) judged() []string {
+	if d.Peers[1] == "" {
+		return []string{d.Peers[0]}
+	}
+	return []string{d.Peers[0], d.Peers[1]}
 }
 
 // Entry is a peer's line in the contribution ledger.
@@ -267,7 +285,9 @@ func (s *State) checkStep() error {
 			return fmt.Errorf("disputes[%d] is of step %d, after the current step %d", i, d.Step, s.Step)
 		case !d.Base.Defined():
 			return fmt.Errorf("disputes[%d] has no base", i)
-		case d.Peers[0] == "" || d.Peers[1] == "":
+		case d.Audit && (d.Peers[0] == "" || d.Peers[1] != "" || d.Accuser != ""):
+			return fmt.Errorf("disputes[%d] is an audit, but not of one author", i)
+		case !d.Audit && (d.Peers[0] == "" || d.Peers[1] == ""):
 			return fmt.Errorf("disputes[%d] lacks a replica", i)
 		}
 	}

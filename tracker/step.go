@@ -223,6 +223,7 @@ func (t *Tracker) assignChecks(workers []string) []wire.Check {
 		step uint64
 		unit uint32
 	}
+	t.dropStaleAudits()
 	var checks []wire.Check
 	asked := map[unitKey]bool{}
 	for _, d := range t.st.Disputes {
@@ -247,9 +248,10 @@ func (t *Tracker) assignChecks(workers []string) []wire.Check {
 			binary.LittleEndian.PutUint64(b[8:], d.Step)
 			binary.LittleEndian.PutUint32(b[16:], d.Unit)
 			d.Checker = eligible[round.AssignHash(t.spec.Seed, uint64(t.st.Attempt), 'c', b[:])%uint64(len(eligible))]
+			d.AskedAt = t.lv.clock // the time of this Open (maybeOpen has just counted the members at it)
 		}
 		asked[k] = true
-		checks = append(checks, wire.Check{Step: d.Step, Unit: d.Unit, Base: d.Base, Checker: d.Checker})
+		checks = append(checks, wire.Check{Step: d.Step, Unit: d.Unit, Base: d.Base, Checker: d.Checker, Attempt: d.Attempt, Peers: d.judged()})
 	}
 	wire.SortChecks(checks)
 	return checks
@@ -341,9 +343,9 @@ func (t *Tracker) closeStep(now time.Time) {
 		switch {
 		case a != nil && b != nil && a.Raw.Equals(b.Raw):
 			included = append(included, wire.Included{Peer: t.assigned[unitCopy{u, 0}], Unit: u, Payload: a.Payload, Weight: a.Samples})
-			verified = append(verified, Pair{Unit: u, Peers: [2]string{t.assigned[unitCopy{u, 0}], t.assigned[unitCopy{u, 1}]}, Samples: a.Samples})
+			verified = append(verified, Pair{Unit: u, Attempt: st.Attempt, Raw: a.Raw.String(), Peers: [2]string{t.assigned[unitCopy{u, 0}], t.assigned[unitCopy{u, 1}]}, Samples: a.Samples})
 		case a != nil && b != nil:
-			d := &Dispute{Step: st.Step, Unit: u, Base: st.Base,
+			d := &Dispute{Step: st.Step, Attempt: st.Attempt, Unit: u, Base: st.Base,
 				Peers: [2]string{t.assigned[unitCopy{u, 0}], t.assigned[unitCopy{u, 1}]},
 				Raws:  [2]string{a.Raw.String(), b.Raw.String()}}
 			sortDispute(d)

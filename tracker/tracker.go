@@ -339,7 +339,7 @@ func (t *Tracker) Receive(now time.Time, from string, m wire.Msg) error {
 	case *wire.Commit:
 		return t.commit(now, from, m)
 	case *wire.Verdict:
-		return t.verdict(from, m)
+		return t.verdict(now, from, m)
 	}
 	return nil // the tracker's own messages, relayed back
 }

@@ -496,7 +496,7 @@ func TestCloseWaitsForBothReplicas(t *testing.T) {
 	if !slices.Equal(units, []uint32{0, 1}) {
 		t.Fatalf("included units %v, want each unit once", units)
 	}
-	want := []Pair{{Unit: r, Peers: [2]string{deal[unitCopy{r, 0}], deal[unitCopy{r, 1}]}, Samples: 1}}
+	want := []Pair{{Unit: r, Raw: cidOf("raw/r").String(), Peers: [2]string{deal[unitCopy{r, 0}], deal[unitCopy{r, 1}]}, Samples: 1}}
 	if !reflect.DeepEqual(h.tr.st.Verified, want) {
 		t.Errorf("verified pairs %+v, want %+v", h.tr.st.Verified, want)
 	}
@@ -705,12 +705,15 @@ func TestDisputeSettledByChecker(t *testing.T) {
 	if len(opens) != 1 {
 		t.Fatalf("%d Opens, want 1", len(opens))
 	}
-	if len(opens[0].Checks) != 1 {
-		t.Fatalf("Open of step 1 has checks %+v, want 1", opens[0].Checks)
+	if len(disputeChecks(opens[0].Checks)) != 1 {
+		t.Fatalf("Open of step 1 has checks %+v, want 1 of a dispute", opens[0].Checks)
 	}
-	c := opens[0].Checks[0]
+	c := disputeChecks(opens[0].Checks)[0]
 	if c.Step != 0 || c.Unit != d.Unit || !c.Base.Equals(genesis) || c.Checker == d.Peers[0] || c.Checker == d.Peers[1] {
 		t.Fatalf("check %+v, want step 0 unit %d from a third member (replicas %v)", c, d.Unit, d.Peers)
+	}
+	if c.Attempt != 0 || !slices.Equal(c.Peers, d.Peers[:]) {
+		t.Fatalf("check %+v judges the updates of %v in attempt %d, want the replicas' %v in attempt 0", c, c.Peers, c.Attempt, d.Peers)
 	}
 	// The checker computed what replica 0 (sorted) did.
 	v := &wire.Verdict{Round: h.spec.ID(), Step: 0, Unit: d.Unit, Checked: true, Raw: mustCID(t, d.Raws[0])}
@@ -719,8 +722,15 @@ func TestDisputeSettledByChecker(t *testing.T) {
 			t.Errorf("checked verdict from %s, which is not the checker, accepted", p)
 		}
 	}
+	// Names in Bad that are not the dispute's peers are ignored.
+	v.Bad = []string{"0-not-a-replica", "o9"}
 	h.mustReceive(c.Checker, v)
 	led := h.tr.Ledger()
+	for _, p := range v.Bad {
+		if led[p].Excluded {
+			t.Errorf("%s, named by a checker but no replica of the dispute, was excluded", p)
+		}
+	}
 	liar, honest := d.Peers[1], d.Peers[0]
 	if e := led[liar]; !e.Excluded || e.Reason == "" || e.ExcludedAt != 1 {
 		t.Errorf("ledger of %s: %+v, want excluded at step 1 with a reason", liar, e)
@@ -731,8 +741,8 @@ func TestDisputeSettledByChecker(t *testing.T) {
 	if led[c.Checker].Checks != 1 {
 		t.Errorf("checker credited with %d checks, want 1", led[c.Checker].Checks)
 	}
-	if len(h.tr.st.Disputes) != 0 {
-		t.Errorf("dispute not settled: %+v", h.tr.st.Disputes)
+	if ds := disputeList(h.tr.st.Disputes); len(ds) != 0 {
+		t.Errorf("dispute not settled: %+v", ds)
 	}
 	if !slices.ContainsFunc(h.takeEvents(), func(e Event) bool { return e.Kind == "exclude" && e.Peer == liar }) {
 		t.Errorf("no exclude event for %s", liar)
@@ -813,7 +823,7 @@ func TestDisputeWholeStep(t *testing.T) {
 	h.wantPhase(1, PhaseOpen)
 	h.checkState()
 	o := h.current()
-	if len(o.Checks) != 1 || o.Checks[0].Step != 0 || o.Checks[0].Unit != 0 {
+	if cs := disputeChecks(o.Checks); len(cs) != 1 || cs[0].Step != 0 || cs[0].Unit != 0 {
 		t.Fatalf("Open of step 1 checks %+v, want unit 0 of step 0 once", o.Checks)
 	}
 	if err := wire.WellFormed(o); err != nil {
@@ -826,11 +836,11 @@ func TestDisputeWholeStep(t *testing.T) {
 // computation that takes longer than a step still counts.
 func TestCheckerKeptWhileLive(t *testing.T) {
 	h, d := disputeHarness(t, "w1", "w2", "w3", "w4")
-	c := h.current().Checks[0]
+	c := disputeChecks(h.current().Checks)[0]
 	for range 4 {
 		h.finishStep(cidOf(fmt.Sprintf("C%d", h.current().Step+1)))
-		cs := h.current().Checks
-		if len(cs) != 1 || cs[0] != c {
+		cs := disputeChecks(h.current().Checks)
+		if len(cs) != 1 || !reflect.DeepEqual(cs[0], c) {
 			t.Fatalf("step %d checks %+v, want %+v again", h.current().Step, cs, c)
 		}
 	}
@@ -868,7 +878,7 @@ func TestReplicaAccusation(t *testing.T) {
 		t.Fatalf("disputes %+v, want one accused by %s", h.tr.st.Disputes, a)
 	}
 	h.commit(cidOf("C1"), "w1", "w2", "w3")
-	c := h.current().Checks
+	c := disputeChecks(h.current().Checks)
 	if len(c) != 1 || c[0].Checker != third {
 		t.Fatalf("checks %+v, want one for %s", c, third)
 	}
@@ -1472,7 +1482,8 @@ func sampleState(tb testing.TB) *State {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if st.Phase != PhaseClosed || len(st.Finals) != 1 || len(st.Disputes) != 1 || len(st.Commits) != 1 || len(st.Ledger) == 0 {
+	audits := slices.IndexFunc(st.Disputes, func(d *Dispute) bool { return d.Audit })
+	if st.Phase != PhaseClosed || len(st.Finals) != 1 || len(st.Disputes)-len(disputeList(st.Disputes)) == 0 || len(disputeList(st.Disputes)) != 1 || audits < 0 || len(st.Commits) != 1 || len(st.Ledger) == 0 {
 		tb.Fatalf("sample state is missing parts: %+v", st)
 	}
 	return st
@@ -1510,3 +1521,15 @@ const (
 // unixTime is a Hello's time (wire.Hello.Time) sent at now: its unix
 // seconds, and at least 1 (the fake clock starts at the epoch).
 func unixTime(now time.Time) uint64 { return uint64(max(now.Unix(), 1)) }
+
+// disputeChecks returns the checks of disputes between replicas, leaving
+// out the audits (a check of one author).
+func disputeChecks(cs []wire.Check) []wire.Check {
+	return slices.DeleteFunc(slices.Clone(cs), func(c wire.Check) bool { return len(c.Peers) != 2 })
+}
+
+// disputeList returns the disputes between replicas, leaving out the
+// audits.
+func disputeList(ds []*Dispute) []*Dispute {
+	return slices.DeleteFunc(slices.Clone(ds), func(d *Dispute) bool { return d.Audit })
+}

@@ -137,7 +137,7 @@ func disputeRig(t *testing.T, between func(*coreRig)) *coreRig {
 	}
 	c1 := content.Sum([]byte("C1"))
 	g.deliver(g.spec.Trackers[0], &wire.Open{Round: g.spec.ID(), Step: 1, Base: c1, Members: members, Units: 1,
-		Checks: []wire.Check{{Step: 0, Unit: 0, Base: g.base, Checker: "checker"}}})
+		Checks: []wire.Check{{Step: 0, Unit: 0, Base: g.base, Checker: "checker", Peers: []string{"peer-h", "peer-l"}}}})
 	return g
 }
 

@@ -68,6 +68,7 @@ const (
 	MaxChecks      = 1 << 10
 	MaxExcluded    = 1 << 10
 	MaxBad         = 2
+	MaxCheckPeers  = 2 // the peers a Check judges: a dispute's two replicas, or an audit's author
 	MaxAttempt     = 1 << 16
 	MaxToken       = 1 << 10
 	maxMessageSize = MaxInline + 1<<12
@@ -132,12 +133,16 @@ type Open struct {
 }
 
 // Check asks Checker to compute unit Unit of step Step from Base and to
-// judge the replicas' updates of it.
+// judge the updates of it that Peers sent in attempt Attempt: the two
+// replicas of a disputed unit, or the author of an audited one. The
+// checker judges those updates and no others (see Verdict).
 type Check struct {
 	Step    uint64
 	Unit    uint32
 	Base    cid.Cid
 	Checker string
+	Attempt uint32
+	Peers   []string // 1 to MaxCheckPeers, sorted, distinct, the Checker not among them
 }
 
 // AssignStep returns the step number that Assign is called with for a step
@@ -207,7 +212,8 @@ type Final struct {
 // hash of the raw pseudo-gradient it computed itself, and the peers whose
 // payload it could not reproduce from their residual. A replica sends one
 // about its partner after the step closes; a checker sends one when a
-// Check names it (Checked is then true).
+// Check names it (Checked is then true), and then Bad names only peers of
+// the Check (the tracker ignores any other name).
 type Verdict struct {
 	Round   cid.Cid
 	Step    uint64
@@ -215,6 +221,11 @@ type Verdict struct {
 	Checked bool
 	Raw     cid.Cid
 	Bad     []string // sorted, distinct
+	// Withheld lists the peers whose residual or payload the sender could
+	// not fetch, so that it could not judge their update (sorted,
+	// distinct, none of them in Bad): a checker's of the Check's peers, a
+	// replica's of its partner (the tracker then audits the partner).
+	Withheld []string
 }
 
 func (m *Hello) Kind() Kind   { return KindHello }
@@ -349,6 +360,18 @@ func (m *Open) check() error {
 		}
 		if err := checkPeer(KindOpen, f+".checker", c.Checker); err != nil {
 			return err
+		}
+		if c.Attempt >= MaxAttempt {
+			return msgErr(KindOpen, f+".attempt", "%d is not below %d", c.Attempt, MaxAttempt)
+		}
+		if len(c.Peers) == 0 || len(c.Peers) > MaxCheckPeers {
+			return msgErr(KindOpen, f+".peers", "need 1 to %d, got %d", MaxCheckPeers, len(c.Peers))
+		}
+		if err := checkSortedPeers(KindOpen, f+".peers", c.Peers); err != nil {
+			return err
+		}
+		if slices.Contains(c.Peers, c.Checker) {
+			return msgErr(KindOpen, f+".checker", "%s is one of the peers it checks", c.Checker)
 		}
 		if i > 0 && cmpCheck(m.Checks[i-1], c) >= 0 {
 			return msgErr(KindOpen, f, "not sorted or repeated")
@@ -489,7 +512,21 @@ func (m *Verdict) check() error {
 	if len(m.Bad) > MaxBad {
 		return msgErr(KindVerdict, "bad", "at most %d peers, got %d", MaxBad, len(m.Bad))
 	}
-	return checkSortedPeers(KindVerdict, "bad", m.Bad)
+	if err := checkSortedPeers(KindVerdict, "bad", m.Bad); err != nil {
+		return err
+	}
+	if len(m.Withheld) > MaxCheckPeers {
+		return msgErr(KindVerdict, "withheld", "at most %d peers, got %d", MaxCheckPeers, len(m.Withheld))
+	}
+	if err := checkSortedPeers(KindVerdict, "withheld", m.Withheld); err != nil {
+		return err
+	}
+	for i, p := range m.Withheld {
+		if slices.Contains(m.Bad, p) {
+			return msgErr(KindVerdict, fmt.Sprintf("withheld[%d]", i), "%s is also bad", p)
+		}
+	}
+	return nil
 }
 
 // WellFormed reports whether m is a well-formed message: every field in

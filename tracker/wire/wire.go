@@ -306,6 +306,8 @@ func (m *Open) encode(e *wireEncoder) {
 		e.uint(uint64(c.Unit))
 		e.cid(c.Base)
 		e.str(c.Checker)
+		e.uint(uint64(c.Attempt))
+		e.strs(c.Peers)
 	}
 	if len(m.Excluded) > 0 {
 		e.strs(m.Excluded)
@@ -320,7 +322,7 @@ func (m *Open) decode(d *wireDecoder) {
 	m.Base = d.at("base").cid()
 	m.Members = d.at("members").strs(MaxMembers, MaxPeerLen)
 	m.Units = uint32(d.at("units").uint(MaxUnits))
-	n := d.at("checks").count(MaxChecks, 36)
+	n := d.at("checks").count(MaxChecks, 38)
 	if n > 0 {
 		m.Checks = make([]Check, n)
 	}
@@ -331,6 +333,8 @@ func (m *Open) decode(d *wireDecoder) {
 		c.Unit = uint32(d.at(f + "unit").uint(MaxUnits))
 		c.Base = d.at(f + "base").cid()
 		c.Checker = d.at(f + "checker").str(MaxPeerLen)
+		c.Attempt = uint32(d.at(f + "attempt").uint(MaxAttempt - 1))
+		c.Peers = d.at(f+"peers").strs(MaxCheckPeers, MaxPeerLen)
 	}
 	if d.err == nil && len(d.b) > 0 {
 		m.Excluded = d.at("excluded").strs(MaxExcluded, MaxPeerLen)
@@ -445,6 +449,9 @@ func (m *Verdict) encode(e *wireEncoder) {
 	e.bool(m.Checked)
 	e.cid(m.Raw)
 	e.strs(m.Bad)
+	if len(m.Withheld) > 0 {
+		e.strs(m.Withheld)
+	}
 }
 
 func (m *Verdict) decode(d *wireDecoder) {
@@ -454,4 +461,7 @@ func (m *Verdict) decode(d *wireDecoder) {
 	m.Checked = d.at("checked").bool()
 	m.Raw = d.at("raw").cid()
 	m.Bad = d.at("bad").strs(MaxBad, MaxPeerLen)
+	if d.err == nil && len(d.b) > 0 {
+		m.Withheld = d.at("withheld").strs(MaxCheckPeers, MaxPeerLen)
+	}
 }

@@ -28,7 +28,8 @@ func goldenMsgs() []Msg {
 	return []Msg{
 		&Hello{Round: round, Role: RoleWorker, Step: 300, Head: base, Time: 1_796_000_000},
 		&Open{Round: round, Step: 5, Attempt: 2, Epoch: 3, Base: base, Members: []string{peerA, peerB, "w1"}, Units: 1000,
-			Checks:   []Check{{Step: 3, Unit: 7, Base: cidOf("C3"), Checker: peerB}, {Step: 4, Unit: 130, Base: cidOf("C4"), Checker: "w1"}},
+			Checks: []Check{{Step: 3, Unit: 7, Base: cidOf("C3"), Checker: peerB, Attempt: 1, Peers: []string{peerA, "w1"}},
+				{Step: 4, Unit: 130, Base: cidOf("C4"), Checker: "w1", Peers: []string{peerB}}},
 			Excluded: []string{"liar", "w0"}},
 		&Update{Round: round, Step: 5, Attempt: 2, Base: base, Unit: 129, Replica: 1, Samples: 800, Loss: 2.75,
 			Raw: cidOf("raw"), Residual: cidOf("residual"), Payload: content.Sum(data), Size: uint64(len(data)), Data: data},
@@ -38,7 +39,7 @@ func goldenMsgs() []Msg {
 			Included{Peer: peerA, Unit: 0, Payload: cidOf("p0"), Weight: 800})},
 		&Commit{Round: round, Step: 5, Base: base, Result: cidOf("C6")},
 		&Final{Round: round, Step: 5, Base: base, Checkpoint: cidOf("C6"), Providers: []string{peerA, peerB}},
-		&Verdict{Round: round, Step: 4, Unit: 130, Checked: true, Raw: cidOf("raw"), Bad: []string{peerB}},
+		&Verdict{Round: round, Step: 4, Unit: 130, Checked: true, Raw: cidOf("raw"), Bad: []string{peerB}, Withheld: []string{"w1"}},
 	}
 }
 
@@ -51,7 +52,8 @@ func moreMsgs() []Msg {
 		&Hello{Round: round, Role: RoleWorker, Step: math.MaxUint64, Head: base, Time: math.MaxUint64},
 		&Open{Round: round, Base: base, Members: []string{"w"}, Units: 1},
 		&Open{Round: round, Step: math.MaxUint64, Attempt: MaxAttempt - 1, Epoch: math.MaxUint32, Base: base, Members: []string{"a", "b"}, Units: MaxUnits,
-			Checks: []Check{{Step: 0, Unit: MaxUnits - 1, Base: base, Checker: strings.Repeat("c", MaxPeerLen)}}},
+			Checks: []Check{{Step: 0, Unit: MaxUnits - 1, Base: base, Checker: strings.Repeat("c", MaxPeerLen), Attempt: MaxAttempt - 1,
+				Peers: []string{strings.Repeat("a", MaxPeerLen), strings.Repeat("b", MaxPeerLen)}}}},
 		&Open{Round: round, Base: base, Members: []string{"m"}, Units: 1, Excluded: manyPeers(MaxExcluded)},
 		&Update{Round: round, Base: base, Samples: 1, Raw: base, Residual: base, Payload: base, Size: 1 << 40},
 		&Update{Round: round, Base: base, Samples: math.MaxUint32, Loss: float32(math.Copysign(0, -1)), Raw: base, Residual: base,
@@ -61,6 +63,8 @@ func moreMsgs() []Msg {
 		&Final{Round: round, Base: base, Checkpoint: base},
 		&Verdict{Round: round, Raw: base},
 		&Verdict{Round: round, Step: 9, Unit: 1, Raw: base, Bad: []string{"a", "b"}},
+		&Verdict{Round: round, Step: 9, Unit: 1, Checked: true, Raw: base, Bad: []string{"a"}, Withheld: []string{"b", "c"}},
+		&Verdict{Round: round, Step: 9, Unit: 1, Raw: base, Withheld: []string{"b"}},
 	}
 }
 
@@ -313,11 +317,21 @@ func TestUnmarshalRejects(t *testing.T) {
 		{"no members", rawMarshal(&Open{Round: round, Base: base, Units: 1}), "members"},
 		{"no units", rawMarshal(&Open{Round: round, Base: base, Members: []string{"a"}}), "units"},
 		{"unsorted checks", rawMarshal(&Open{Round: round, Step: 9, Base: base, Members: []string{"a"}, Units: 1,
-			Checks: []Check{{Step: 2, Base: base, Checker: "a"}, {Step: 1, Base: base, Checker: "a"}}}), "checks[1]"},
+			Checks: []Check{{Step: 2, Base: base, Checker: "a", Peers: []string{"b"}}, {Step: 1, Base: base, Checker: "a", Peers: []string{"b"}}}}), "checks[1]"},
 		{"check of the open step", rawMarshal(&Open{Round: round, Step: 1, Base: base, Members: []string{"a"}, Units: 1,
-			Checks: []Check{{Step: 1, Base: base, Checker: "a"}}}), "checks[0].step"},
+			Checks: []Check{{Step: 1, Base: base, Checker: "a", Peers: []string{"b"}}}}), "checks[0].step"},
+		{"check of no peers", rawMarshal(&Open{Round: round, Step: 1, Base: base, Members: []string{"a"}, Units: 1,
+			Checks: []Check{{Step: 0, Base: base, Checker: "a"}}}), "checks[0].peers"},
+		{"check of three peers", rawMarshal(&Open{Round: round, Step: 1, Base: base, Members: []string{"a"}, Units: 1,
+			Checks: []Check{{Step: 0, Base: base, Checker: "a", Peers: []string{"b", "c", "d"}}}}), "checks[0].peers"},
+		{"check of unsorted peers", rawMarshal(&Open{Round: round, Step: 1, Base: base, Members: []string{"a"}, Units: 1,
+			Checks: []Check{{Step: 0, Base: base, Checker: "a", Peers: []string{"c", "b"}}}}), "checks[0].peers[1]"},
+		{"checker checks itself", rawMarshal(&Open{Round: round, Step: 1, Base: base, Members: []string{"a"}, Units: 1,
+			Checks: []Check{{Step: 0, Base: base, Checker: "a", Peers: []string{"a", "b"}}}}), "checks[0].checker"},
+		{"check attempt too big", rawMarshal(&Open{Round: round, Step: 1, Base: base, Members: []string{"a"}, Units: 1,
+			Checks: []Check{{Step: 0, Base: base, Checker: "a", Attempt: MaxAttempt, Peers: []string{"b"}}}}), "checks[0].attempt"},
 		{"check without base", rawMarshal(&Open{Round: round, Step: 1, Base: base, Members: []string{"a"}, Units: 1,
-			Checks: []Check{{Step: 0, Checker: "a"}}}), "checks"},
+			Checks: []Check{{Step: 0, Checker: "a", Peers: []string{"b"}}}}), "checks"},
 		{"unsorted excluded", rawMarshal(&Open{Round: round, Base: base, Members: []string{"a"}, Units: 1, Excluded: []string{"c", "b"}}), "excluded[1]"},
 		{"repeated excluded", rawMarshal(&Open{Round: round, Base: base, Members: []string{"a"}, Units: 1, Excluded: []string{"b", "b"}}), "excluded[1]"},
 		{"excluded member", rawMarshal(&Open{Round: round, Base: base, Members: []string{"a", "b"}, Units: 1, Excluded: []string{"b"}}), "excluded[0]"},
@@ -397,9 +411,12 @@ func TestUnmarshalRejects(t *testing.T) {
 		}(), "included"},
 		{"too many providers", rawMarshal(&Final{Round: round, Base: base, Checkpoint: base, Providers: peers(MaxProviders + 1)}), "providers"},
 		{"too many bad", rawMarshal(&Verdict{Round: round, Raw: base, Bad: []string{"a", "b", "c"}}), "bad"},
+		{"too many withheld", rawMarshal(&Verdict{Round: round, Checked: true, Raw: base, Withheld: []string{"a", "b", "c"}}), "withheld"},
+		{"unsorted withheld", rawMarshal(&Verdict{Round: round, Checked: true, Raw: base, Withheld: []string{"b", "a"}}), "withheld[1]"},
+		{"withheld and bad", rawMarshal(&Verdict{Round: round, Checked: true, Raw: base, Bad: []string{"a"}, Withheld: []string{"a"}}), "withheld[0]"},
 		{"peer ID too long", rawMarshal(&Open{Round: round, Base: base, Members: []string{strings.Repeat("p", MaxPeerLen+1)}, Units: 1}), "members"},
 		{"checker too long", rawMarshal(&Open{Round: round, Step: 1, Base: base, Members: []string{"a"}, Units: 1,
-			Checks: []Check{{Base: base, Checker: strings.Repeat("p", MaxPeerLen+1)}}}), "checks[0].checker"},
+			Checks: []Check{{Base: base, Checker: strings.Repeat("p", MaxPeerLen+1), Peers: []string{"b"}}}}), "checks[0].checker"},
 		{"too many units", rawMarshal(&Open{Round: round, Base: base, Members: []string{"a"}, Units: MaxUnits + 1}), "units"},
 		{"attempt too big", rawMarshal(&Open{Round: round, Base: base, Members: []string{"a"}, Units: 1, Attempt: MaxAttempt}), "attempt"},
 		{"unit too big", rawMarshal(&Verdict{Round: round, Raw: base, Unit: MaxUnits}), "unit"},
@@ -457,7 +474,7 @@ func TestUnmarshalTooBig(t *testing.T) {
 // TestUnmarshalTruncated cuts every golden and extra message at every
 // length: each prefix is refused with an error naming a field, but for
 // an Open cut just before its optional Excluded list, which is the same
-// Open excluding no one.
+// Open excluding no one (and a Verdict before its Withheld list).
 func TestUnmarshalTruncated(t *testing.T) {
 	for i, m := range append(goldenMsgs(), moreMsgs()...) {
 		b, err := Marshal(m)
@@ -480,6 +497,15 @@ func TestUnmarshalTruncated(t *testing.T) {
 			wb, err := Marshal(&bare)
 			if err != nil || !bytes.HasPrefix(b, wb) {
 				t.Fatalf("%d: an Update without its trace does not encode as a prefix of it (%v)", i, err)
+			}
+			without = len(wb)
+		}
+		if v, ok := m.(*Verdict); ok && len(v.Withheld) > 0 {
+			bare := *v
+			bare.Withheld = nil
+			wb, err := Marshal(&bare)
+			if err != nil || !bytes.HasPrefix(b, wb) {
+				t.Fatalf("%d: a Verdict without its Withheld list does not encode as a prefix of it (%v)", i, err)
 			}
 			without = len(wb)
 		}
