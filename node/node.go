@@ -118,7 +118,7 @@ type pendingVerify struct {
 	state   cid.Cid   // the training state a checked job's bisection waits for (bisect.go)
 	since   time.Time // when a checked job began to wait for traces, or for state
 	waiting bool      // it waits for them
-	audit   bool // a check of one author's update (see startCheck)
+	audit   bool      // a check of one author's update (see startCheck)
 	// withheld lists the peers of a check whose residual or payload
 	// could not be fetched (see WithheldTries): the verdict names them.
 	withheld []string

@@ -25,7 +25,7 @@ type member struct {
 	// weight is the standing weight m was last counted with (see
 	// count), so that it is taken back as it was added.
 	weight int64
-	since      time.Time // when its current stretch of liveness began
+	since  time.Time // when its current stretch of liveness began
 }
 
 // liveness keeps the counts the tracker decides by (the live members in
