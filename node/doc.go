@@ -138,9 +138,11 @@
 // before they are caught.
 //
 // Not guaranteed: an update that was included before its liar was caught
-// stays in the checkpoints it helped make; a worker that sends its update
-// last, having seen all the others, can predict the Close and choose its
-// lie's bytes so that the update is not audited; two colluding replicas of the
+// stays in the checkpoints it helped make; without the tracker's audit
+// key in the Close (a tracker run without an audit secret), a worker
+// that sends its update last, having seen all the others, could predict
+// the Close and choose its lie's bytes so that the update is not
+// audited; two colluding replicas of the
 // same unit agree on a lie; a dishonest checker can frame a replica or
 // clear a liar (the tracker trusts the third computation); the residual a
 // peer names is whatever it says it used, so the check proves the payload

@@ -1,6 +1,9 @@
 package tracker
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
 	"slices"
 
 	"github.com/shoal-network/shoal/tracker/wire"
@@ -58,4 +61,22 @@ func (t *Tracker) audit() {
 func (t *Tracker) dropStaleAudits() {
 	st := t.st
 	st.Disputes = slices.DeleteFunc(st.Disputes, func(d *Dispute) bool { return d.Audit && d.Step+AuditSteps < st.Step })
+}
+
+// auditKey returns the Close's AuditKey for a step and attempt: an HMAC
+// of the round, step and attempt under Config.AuditSecret, so that a
+// restarted tracker reveals the same key for the same Close; nil without
+// a secret.
+func (t *Tracker) auditKey(step uint64, attempt uint32) []byte {
+	if len(t.cfg.AuditSecret) == 0 {
+		return nil
+	}
+	mac := hmac.New(sha256.New, t.cfg.AuditSecret)
+	mac.Write([]byte("shoal audit key\x00"))
+	mac.Write(t.round.Bytes())
+	var b [12]byte
+	binary.LittleEndian.PutUint64(b[:], step)
+	binary.LittleEndian.PutUint32(b[8:], attempt)
+	mac.Write(b[:])
+	return mac.Sum(nil)
 }

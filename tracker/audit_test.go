@@ -273,3 +273,71 @@ func TestWithheldPartnerAudited(t *testing.T) {
 		t.Fatalf("after the audit found %s's payload bad: %+v", b, h.tr.Ledger())
 	}
 }
+
+// TestLastSenderCannotPredictAudits: with an audit secret, each Close
+// carries a key derived from it (the same after a restart), and the
+// audits it picks cannot be told from the Close without its key: a
+// worker that sends last and so knows every other update of the step
+// guesses whether its own update will be audited no better than chance.
+// Without the key the guess is always right.
+func TestLastSenderCannotPredictAudits(t *testing.T) {
+	const r = 0.2
+	s := testSpec(10, r)
+	h := newHarness(t, s, nil)
+	h.auditSecret = []byte("the operator's secret, 32 bytes!")
+	h.restart()
+	h.join(wire.RoleWorker, "w1", "w2")
+	h.tick(time.Minute) // past the restarted tracker's quiet time
+	o := h.current()
+	for k, p := range h.deal() {
+		h.mustReceive(p, h.update(p, k.unit, k.replica, fmt.Sprintf("raw/%d", k.unit)))
+	}
+	h.wantPhase(o.Step, PhaseClosed)
+	cl := h.tr.st.Close
+	if len(cl.AuditKey) != wire.AuditKeySize {
+		t.Fatalf("the Close's audit key has %d bytes, want %d", len(cl.AuditKey), wire.AuditKeySize)
+	}
+	key := slices.Clone(cl.AuditKey)
+	h.restart()
+	if got := h.tr.auditKey(o.Step, o.Attempt); !slices.Equal(got, key) {
+		t.Errorf("after a restart the tracker derives audit key %x for step %d, before %x", got, o.Step, key)
+	}
+	if slices.Equal(h.tr.auditKey(o.Step+1, 0), key) || slices.Equal(h.tr.auditKey(o.Step, o.Attempt+1), key) {
+		t.Error("another step or attempt gets the same audit key")
+	}
+	if _, err := New(Config{Spec: s, Genesis: genesis, AuditSecret: []byte("short")}, nil, t0); err == nil {
+		t.Error("a 5-byte audit secret was accepted")
+	}
+
+	// The last sender's guess: the audits of the Close it can compute,
+	// which is the Close but for its key.
+	tr := h.tr
+	const closes, per = 4000, 10
+	right, picked := 0, 0
+	for i := range closes {
+		c := &wire.Close{Round: s.ID(), Step: uint64(i), Base: genesis}
+		for j := range per {
+			c.Included = append(c.Included, wire.Included{Peer: fmt.Sprintf("w%03d", j), Unit: uint32(j),
+				Payload: content.Sum(fmt.Appendf(nil, "payload %d/%d", i, j)), Weight: 1})
+		}
+		wire.SortIncluded(c.Included)
+		guess := slices.ContainsFunc(wire.Audits(s, c), func(in wire.Included) bool { return in.Peer == "w000" })
+		c.AuditKey = tr.auditKey(uint64(i), 0)
+		got := wire.Audits(s, c)
+		picked += len(got)
+		if guess == slices.ContainsFunc(got, func(in wire.Included) bool { return in.Peer == "w000" }) {
+			right++
+		}
+	}
+	// Independent picks agree with probability r² + (1−r)².
+	chance := r*r + (1-r)*(1-r)
+	frac := float64(right) / closes
+	if sd := math.Sqrt(chance * (1 - chance) / closes); math.Abs(frac-chance) > 4*sd {
+		t.Errorf("the last sender guessed its audit right %.4f of the time, want chance %.4f ± %.4f", frac, chance, 4*sd)
+	}
+	rate := float64(picked) / (closes * per)
+	if sd := math.Sqrt(r * (1 - r) / (closes * per)); math.Abs(rate-r) > 4*sd {
+		t.Errorf("with keys, audited fraction %.4f, want %.2f ± %.4f", rate, r, 4*sd)
+	}
+	t.Logf("guessed right %.4f (chance %.4f); audited %.4f", frac, chance, rate)
+}

@@ -120,8 +120,9 @@
 // only where no replica will contradict it. Audits close that gap: when
 // a step is finalised, wire.Audits picks each update of its Close with
 // probability spec.VerificationRate, by a hash of the round's seed and
-// the Close (sent after the updates, and depending on every included
-// payload), and each picked update that no replica confirmed becomes an
+// the Close (sent after the updates, depending on every included payload
+// and, with Config.AuditSecret, on the step's AuditKey, a secret of the
+// tracker's revealed only in the Close), and each picked update that no replica confirmed becomes an
 // audit: a Dispute of its author alone, settled by a third computation
 // like any other. A liar on k units is thus caught with probability
 // 1−(1−r)^k whatever it knows when it sends them; the cost is one more
@@ -129,12 +130,14 @@
 // besides the replicas' r. Checks go out oldest first, at most
 // wire.MaxChecks per Open, and an audit not settled within AuditSteps
 // steps is dropped (the nodes no longer keep the update it judges): a
-// lie whose audit is dropped goes uncaught. Two limits: a worker that
-// sends last, having seen every other update, can predict the Close and
-// grind its payload until its update is not picked (a seed the tracker
-// commits to in the Open and reveals in the Close would remove that);
-// and an update included before its author is caught stays in the
-// checkpoints it helped make.
+// lie whose audit is dropped goes uncaught. Without an audit secret, a
+// worker that sends last, having seen every other update, could predict
+// the Close and grind its payload until its update is not picked; the
+// daemon derives the secret from the tracker's private key, so the key
+// of a Close is the same after a restart. (The key is not committed to in
+// the Open: the tracker is trusted to pick honestly, as it is to include
+// and finalise.) An update included before its author is caught stays in
+// the checkpoints it helped make.
 //
 // # Ledger
 //

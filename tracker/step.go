@@ -375,6 +375,7 @@ func (t *Tracker) closeStep(now time.Time) {
 	}
 	wire.SortIncluded(included)
 	cl := &wire.Close{Round: t.round, Step: st.Step, Epoch: st.Epoch, Base: st.Base, Included: included}
+	cl.AuditKey = t.auditKey(st.Step, st.Attempt)
 	st.Phase, st.Close, st.ClosedAt, st.Commits, st.Verified = PhaseClosed, cl, now, nil, verified
 	t.votes = nil
 	t.resetVoters()

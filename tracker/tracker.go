@@ -92,6 +92,13 @@ type Config struct {
 	// DefaultMaxOpenSize): a step with more live workers than fit lists
 	// those with standing first (see the package doc, Membership).
 	MaxOpenSize int
+	// AuditSecret, if set, is a secret of the tracker's operator (at
+	// least 16 bytes, fixed for the round) from which each Close's
+	// AuditKey is derived (see wire.Audits): revealed only in the Close,
+	// it keeps the step's audits unpredictable even to a worker that
+	// sends its update last. Without it, the audits are picked from the
+	// Close alone.
+	AuditSecret []byte
 }
 
 type unitCopy struct {
@@ -125,6 +132,9 @@ func New(cfg Config, st *State, now time.Time) (*Tracker, error) {
 	}
 	if cfg.MaxOpenSize <= 0 {
 		cfg.MaxOpenSize = DefaultMaxOpenSize
+	}
+	if n := len(cfg.AuditSecret); n > 0 && n < 16 {
+		return nil, fmt.Errorf("tracker: audit secret of %d bytes: need at least 16", n)
 	}
 	if !(cfg.Spares >= 0 && cfg.Spares <= 1) {
 		return nil, fmt.Errorf("tracker: spare units %v: need a fraction from 0 to 1", cfg.Spares)

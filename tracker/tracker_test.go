@@ -53,6 +53,7 @@ func testSpec(units int, rate float64) *round.Spec {
 // harness drives one Tracker with a fake clock. Workers in alive say
 // Hello whenever the clock moves, so they stay live members.
 type harness struct {
+	auditSecret []byte // Config.AuditSecret
 	t     testing.TB
 	spec  *round.Spec
 	store Storage
@@ -90,7 +91,7 @@ func (h *harness) restart() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	tr, err := New(Config{Spec: h.spec, Genesis: genesis, Spares: h.spares, Anchors: h.anchors, Admit: h.admit}, st, h.now)
+	tr, err := New(Config{Spec: h.spec, Genesis: genesis, Spares: h.spares, Anchors: h.anchors, Admit: h.admit, AuditSecret: h.auditSecret}, st, h.now)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -119,6 +120,17 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 		}
 		admit = Admitter(key.GetPublic(), cfg.Spec.ID())
 	}
+	// The audit secret: derived from the tracker's private key, so that
+	// a restarted tracker reveals the same key for the same Close.
+	var auditSecret []byte
+	if key := cfg.Host.Libp2p().Peerstore().PrivKey(cfg.Host.ID()); key != nil {
+		raw, err := key.Raw()
+		if err != nil {
+			return nil, fmt.Errorf("tracker: reading its private key: %w", err)
+		}
+		sum := sha256.Sum256(append([]byte("shoal tracker audit secret\x00"), raw...))
+		auditSecret = sum[:]
+	}
 	if cfg.Storage == nil {
 		cfg.Storage = &tracker.MemStorage{}
 	}
@@ -126,7 +138,8 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tracker: loading state: %w", err)
 	}
-	t, err := tracker.New(tracker.Config{Spec: cfg.Spec, Genesis: cfg.Genesis, MinMembers: cfg.MinMembers, Spares: cfg.Spares, Anchors: cfg.Anchors, Admit: admit}, st, time.Now())
+	t, err := tracker.New(tracker.Config{Spec: cfg.Spec, Genesis: cfg.Genesis, MinMembers: cfg.MinMembers, Spares: cfg.Spares, Anchors: cfg.Anchors, Admit: admit,
+		AuditSecret: auditSecret}, st, time.Now())
 	if err != nil {
 		return nil, err
 	}

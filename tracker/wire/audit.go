@@ -15,14 +15,15 @@ import (
 // the spec and the Close, so every peer can recompute it.
 //
 // The updates were sent before the Close existed, and the Close depends
-// on the payload CID of every update it includes: a worker that lies on
-// a unit cannot tell, when it sends the update, whether the unit will be
-// audited, as it could tell from the Open whether the unit is
-// replicated. (A worker that sends last, having seen every other
-// update, can predict the Close and grind its own payload until its
-// update is not picked: the audit then protects only against a liar
-// that does not; see the tracker's package doc.) The tracker audits the
-// picked updates that no replica confirmed.
+// on the payload CID of every update it includes and on its AuditKey, a
+// secret of the tracker's for the step that it reveals only in the Close:
+// a worker that lies on a unit cannot tell, when it sends the update,
+// whether the unit will be audited, as it could tell from the Open
+// whether the unit is replicated. Without an AuditKey (a tracker given
+// no secret) a worker that sends last, having seen every other update,
+// could predict the Close and grind its own payload until its update is
+// not picked. The tracker audits the picked updates that no replica
+// confirmed.
 func Audits(s *round.Spec, c *Close) []Included {
 	r := s.VerificationRate
 	if !(r > 0) || len(c.Included) == 0 {

@@ -187,7 +187,15 @@ type Close struct {
 	Epoch    uint32 // as in Open
 	Base     cid.Cid
 	Included []Included
+	// AuditKey, when set (AuditKeySize bytes), is the tracker's secret
+	// for this step, revealed only now: it enters the hash that picks
+	// the step's audits (see Audits), so no worker, not even the last
+	// to send, could compute that pick before the Close.
+	AuditKey []byte
 }
+
+// AuditKeySize is the length of a Close's AuditKey.
+const AuditKeySize = 32
 
 // Commit is a peer's result of step Step: the checkpoint C_{Step+1} it got
 // by applying the Close of Step to Base.
@@ -451,6 +459,9 @@ func (m *Close) check() error {
 	}
 	if len(m.Included) == 0 || len(m.Included) > MaxUnits {
 		return msgErr(KindClose, "included", "need 1 to %d updates, got %d", MaxUnits, len(m.Included))
+	}
+	if n := len(m.AuditKey); n != 0 && n != AuditKeySize {
+		return msgErr(KindClose, "audit_key", "need 0 or %d bytes, got %d", AuditKeySize, n)
 	}
 	for i, in := range m.Included {
 		f := fmt.Sprintf("included[%d]", i)

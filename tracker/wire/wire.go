@@ -26,11 +26,12 @@ import (
 //	string, bytes      uvarint length, then the bytes
 //	list               uvarint count, then the elements
 //
-// Two fields are optional: Open.Excluded, the last field of an Open, is
-// written only when it is not empty, and Update.Trace, the last field of
-// an Update, only when it is defined, so an Open that excludes no one and
-// an Update without a trace have the form they had before the fields
-// existed. Unmarshal rejects trailing
+// Three fields are optional: Open.Excluded, the last field of an Open, is
+// written only when it is not empty, Update.Trace, the last field of an
+// Update, only when it is defined, and Close.AuditKey, the last field of
+// a Close, only when it is not empty, so an Open that excludes no one, an
+// Update without a trace and a Close without an audit key have the form
+// they had before the fields existed. Unmarshal rejects trailing
 // bytes, non-minimal varints, an empty optional list written out and
 // anything else that Marshal would not have produced.
 
@@ -391,6 +392,9 @@ func (m *Close) encode(e *wireEncoder) {
 		e.cid(in.Payload)
 		e.uint(uint64(in.Weight))
 	}
+	if len(m.AuditKey) > 0 {
+		e.bytes(m.AuditKey)
+	}
 }
 
 func (m *Close) decode(d *wireDecoder) {
@@ -409,6 +413,9 @@ func (m *Close) decode(d *wireDecoder) {
 		in.Unit = uint32(d.at(f + "unit").uint(MaxUnits))
 		in.Payload = d.at(f + "payload").cid()
 		in.Weight = uint32(d.at(f + "weight").uint(math.MaxUint32))
+	}
+	if d.err == nil && len(d.b) > 0 {
+		m.AuditKey = d.at("audit_key").bytes(AuditKeySize)
 	}
 }
 

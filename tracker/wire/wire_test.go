@@ -60,6 +60,7 @@ func moreMsgs() []Msg {
 			Payload: content.Sum([]byte{0}), Size: 1, Data: []byte{0}},
 		&Update{Round: round, Base: base, Samples: 1, Raw: base, Residual: base, Payload: base, Size: 1, Trace: cidOf("trace")},
 		&Close{Round: round, Base: base, Included: []Included{{Peer: "w", Unit: 0, Payload: base, Weight: math.MaxUint32}}},
+		&Close{Round: round, Base: base, Included: []Included{{Peer: "w", Unit: 0, Payload: base, Weight: 1}}, AuditKey: bytes.Repeat([]byte{7}, AuditKeySize)},
 		&Final{Round: round, Base: base, Checkpoint: base},
 		&Verdict{Round: round, Raw: base},
 		&Verdict{Round: round, Step: 9, Unit: 1, Raw: base, Bad: []string{"a", "b"}},
@@ -311,6 +312,7 @@ func TestUnmarshalRejects(t *testing.T) {
 		{"truncated trace", append(rawMarshal(upd([]byte{1})), 1, 2, 3), "trace"},
 		{"unknown role", rawMarshal(&Hello{Round: round, Role: 3, Time: 1}), "role"},
 		{"hello without time", rawMarshal(&Hello{Round: round, Role: RoleWorker}), "time"},
+		{"short audit key", rawMarshal(&Close{Round: round, Base: round, Included: []Included{{Peer: "w", Payload: round, Weight: 1}}, AuditKey: []byte{1, 2, 3}}), "audit_key"},
 		{"unsorted members", rawMarshal(&Open{Round: round, Base: base, Members: []string{"b", "a"}, Units: 1}), "members[1]"},
 		{"repeated members", rawMarshal(&Open{Round: round, Base: base, Members: []string{"a", "a"}, Units: 1}), "members[1]"},
 		{"empty member", rawMarshal(&Open{Round: round, Base: base, Members: []string{""}, Units: 1}), "members[0]"},
@@ -497,6 +499,15 @@ func TestUnmarshalTruncated(t *testing.T) {
 			wb, err := Marshal(&bare)
 			if err != nil || !bytes.HasPrefix(b, wb) {
 				t.Fatalf("%d: an Update without its trace does not encode as a prefix of it (%v)", i, err)
+			}
+			without = len(wb)
+		}
+		if c, ok := m.(*Close); ok && len(c.AuditKey) > 0 {
+			bare := *c
+			bare.AuditKey = nil
+			wb, err := Marshal(&bare)
+			if err != nil || !bytes.HasPrefix(b, wb) {
+				t.Fatalf("%d: a Close without its audit key does not encode as a prefix of it (%v)", i, err)
 			}
 			without = len(wb)
 		}
