@@ -54,13 +54,13 @@ func testSpec(units int, rate float64) *round.Spec {
 // Hello whenever the clock moves, so they stay live members.
 type harness struct {
 	auditSecret []byte // Config.AuditSecret
-	t     testing.TB
-	spec  *round.Spec
-	store Storage
-	tr    *Tracker
-	now   time.Time
-	alive map[string]wire.Role
-	out   []wire.Msg // published since the last take
+	t           testing.TB
+	spec        *round.Spec
+	store       Storage
+	tr          *Tracker
+	now         time.Time
+	alive       map[string]wire.Role
+	out         []wire.Msg // published since the last take
 	// events are the tracker's events since the last takeEvents.
 	events []Event
 	// failed is the error of a failed save: the harness, like every
