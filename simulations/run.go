@@ -91,6 +91,16 @@ type runResult struct {
 	checked   bool
 	computed  int // pseudo-gradients computed (real training)
 	shared    int // and handed out again
+
+	// For the expectations: the cheaters there at the start (peers and
+	// Sybils), every step the tracker opened (finalised or not), how the
+	// honest heads stood at the end, and the error that stopped a run
+	// whose scenario has expectations (its invariants broken).
+	cheaters  map[string]Behaviour
+	allSteps  []engine.StepStats
+	heads     headCount
+	broken    string
+	sybilMsgs int
 }
 
 // volatileStorage keeps no tracker state: for runs in which the tracker
@@ -158,6 +168,9 @@ func runOne(s *Scenario, opt RunOptions) (*runResult, error) {
 	}
 	r.dealAdversaries()
 	if err := r.addPeers(); err != nil {
+		return nil, err
+	}
+	if err := r.addSybils(); err != nil {
 		return nil, err
 	}
 	// The peers tick first within a tick of the start and say hello;
@@ -319,7 +332,24 @@ func (r *run) addPeers() error {
 		}
 	}
 	r.counter = r.total
+	r.res.cheaters = make(map[string]Behaviour, len(r.res.dishonest))
+	for id, b := range r.res.dishonest {
+		r.res.cheaters[id] = b
+	}
 	return nil
+}
+
+// addSybils adds the scenario's Sybil identities.
+func (r *run) addSybils() error {
+	y := r.s.Sybils
+	if y.Count == 0 {
+		return nil
+	}
+	ids := y.deal()
+	for _, s := range ids {
+		r.res.cheaters[s.ID] = sybilBehaviour(s.Kind)
+	}
+	return r.c.AddSybils(ids, int(y.JunkSize))
 }
 
 // addPeer adds a peer with a link drawn from the mix, a machine's speed
@@ -333,6 +363,9 @@ func (r *run) addPeer(id string, role wire.Role, b Behaviour) error {
 	if err := r.c.AddNode(id, role, r.engineFor(id, b)); err != nil {
 		return err
 	}
+	if b == Withholder {
+		r.c.Withhold(id)
+	}
 	r.c.SetLink(id, l, class)
 	return nil
 }
@@ -343,14 +376,14 @@ func (r *run) engineFor(id string, b Behaviour) func(st *engine.Store) (node.Eng
 	spec := r.s.Spec
 	return func(st *engine.Store) (node.Engine, error) {
 		if !r.real {
-			return &CostEngine{Store: st, Spec: spec, Peer: id, Behaviour: b, Shared: r.costShared}, nil
+			return &CostEngine{Store: st, Spec: spec, Peer: id, Behaviour: b, Shared: r.costShared, Replicated: r.c.Replicated}, nil
 		}
 		e, err := nodeengine.NewModelEngine(spec, r.train, st)
 		if err != nil {
 			return nil, err
 		}
 		if b != "" {
-			return &Adversary{Inner: e, Behaviour: b, Units: r.units, Store: st, Peer: id}, nil
+			return &Adversary{Inner: e, Behaviour: b, Units: r.units, Store: st, Peer: id, Replicated: r.c.Replicated}, nil
 		}
 		return &SharedEngine{Inner: e, Store: st, Units: r.units}, nil
 	}
@@ -429,6 +462,14 @@ func (r *run) runSteps() error {
 			res.stopped = fmt.Sprintf("stopped at the virtual time limit of %v with %d steps finalised", limit, finalised(c))
 			break
 		}
+		if err != nil && s.Expect != nil {
+			// A run with expectations reports how it broke, and fails
+			// them, rather than failing itself.
+			r.noteFinals()
+			res.broken = err.Error()
+			res.stopped = fmt.Sprintf("stopped at %v of virtual time with %d steps finalised: %v", c.Elapsed().Round(time.Second), len(res.finals), err)
+			break
+		}
 		if err != nil {
 			return fmt.Errorf("scenario %s, seed %d: %w", s.Name, s.Seed, err)
 		}
@@ -462,7 +503,10 @@ func (r *run) collect() *runResult {
 		if st.Finalised > 0 {
 			res.steps = append(res.steps, *st)
 		}
+		res.allSteps = append(res.allSteps, *st)
 	}
+	res.heads = r.countHeads()
+	res.sybilMsgs = c.SybilMessages()
 	res.totals = c.Totals()
 	if tr := c.Tracker(); tr != nil {
 		res.ledger = tr.Ledger()
@@ -483,6 +527,32 @@ func (r *run) collect() *runResult {
 	res.computed, res.shared = r.units.Computed, r.units.Shared
 	res.checked = !r.opt.NoCheck
 	return res
+}
+
+// countHeads counts the live honest peers that hold the last finalised
+// checkpoint, and those that hold another one for its step.
+func (r *run) countHeads() headCount {
+	c, res := r.c, r.res
+	k := len(res.finals)
+	h := headCount{step: uint64(k)}
+	if k == 0 {
+		return h
+	}
+	want := res.finals[k-1]
+	for _, id := range c.Nodes() {
+		if _, bad := res.dishonest[id]; bad || !c.Alive(id) {
+			continue
+		}
+		h.live++
+		if got, ok := c.HeadOf(id, uint64(k)); ok {
+			if got.Equals(want) {
+				h.same++
+			} else {
+				h.other++
+			}
+		}
+	}
+	return h
 }
 
 // holderOf returns a store that holds a checkpoint: a live node's, or the
