@@ -187,6 +187,7 @@ func runOne(s *Scenario, opt RunOptions) (*runResult, error) {
 	if err := r.runSteps(); err != nil {
 		return nil, err
 	}
+	r.settle()
 	return r.collect(), nil
 }
 
@@ -482,6 +483,35 @@ func (r *run) runSteps() error {
 	return nil
 }
 
+// settle, for a scenario that expects the honest peers to hold the last
+// Final, gives them until it is on every live one or for a deadline at
+// most (the run stops at the Final, which a quorum has, not all). Steps
+// finalised meanwhile are not counted.
+func (r *run) settle() {
+	s, c, res := r.s, r.c, r.res
+	if s.Expect == nil || !s.Expect.HonestHoldHead || res.broken != "" || res.stopped != "" || len(res.finals) == 0 {
+		return
+	}
+	k := uint64(len(res.finals))
+	want := res.finals[k-1]
+	settled := func() bool {
+		for _, id := range c.Nodes() {
+			if _, bad := res.dishonest[id]; bad || !c.Alive(id) {
+				continue
+			}
+			if got, ok := c.HeadOf(id, k); !ok || !got.Equals(want) {
+				return false
+			}
+		}
+		return true
+	}
+	err := c.RunUntil(settled, min(s.Spec.Deadline, time.Duration(s.Limit)-c.Elapsed()))
+	if err != nil && !engine.IsTimeout(err) {
+		res.broken = err.Error()
+		res.stopped = fmt.Sprintf("stopped at %v of virtual time, after the last step: %v", c.Elapsed().Round(time.Second), err)
+	}
+}
+
 // noteFinals records the Finals the tracker made since the last call.
 func (r *run) noteFinals() {
 	tr := r.c.Tracker()
@@ -500,7 +530,7 @@ func (r *run) noteFinals() {
 func (r *run) collect() *runResult {
 	c, res := r.c, r.res
 	for _, st := range c.Steps {
-		if st.Finalised > 0 {
+		if st.Finalised > 0 && st.Step < uint64(len(res.finals)) {
 			res.steps = append(res.steps, *st)
 		}
 		res.allSteps = append(res.allSteps, *st)

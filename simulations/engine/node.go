@@ -242,7 +242,8 @@ func (e nodeEffects) Publish(m wire.Msg) {
 		if e.h.withholds && len(m.Data) > 0 {
 			cp := *m
 			cp.Data = nil
-			m = &cp
+			e.c.publish(e.h.id, &cp)
+			return
 		}
 	}
 	e.c.publish(e.h.id, m)
