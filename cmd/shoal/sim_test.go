@@ -106,7 +106,7 @@ func TestSimList(t *testing.T) {
 	if code := run([]string{"sim", "--list"}, nil, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	for _, want := range []string{"demo", "planet-10k", "byzantine-10pct", "churn-heavy", "home-volunteers-1k"} {
+	for _, want := range []string{"demo", "planet-10k", "byzantine-10pct", "churn-heavy", "home-volunteers-1k", "open-internet"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("--list does not show %s:\n%s", want, stdout.String())
 		}
