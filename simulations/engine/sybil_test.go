@@ -6,6 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-network/shoal/node"
+	"github.com/shoal-network/shoal/simulations"
 	"github.com/shoal-network/shoal/simulations/engine"
 	"github.com/shoal-network/shoal/tracker/round"
 	"github.com/shoal-network/shoal/tracker/wire"
@@ -78,5 +82,64 @@ func TestReplicated(t *testing.T) {
 	}
 	if n == 0 || c.Replicated(0, o.Attempt+1, 0) {
 		t.Errorf("%d units replicated; an attempt not dealt replicated: %v", n, c.Replicated(0, o.Attempt+1, 0))
+	}
+}
+
+// recorder is an engine that notes the payloads of the updates it makes.
+type recorder struct {
+	node.Engine
+	payloads []cid.Cid
+}
+
+func (r *recorder) Run(j node.Job) node.Result {
+	res := r.Engine.Run(j)
+	if res.Update != nil {
+		r.payloads = append(r.payloads, res.Update.Payload)
+	}
+	return res
+}
+
+// TestWithholderServesNothing: a withholder's updates reach no one with
+// their payload, and no one can fetch it, whatever the protocol then
+// makes of them.
+func TestWithholderServesNothing(t *testing.T) {
+	const peers, seed = 4, 5
+	spec := testSpec(peers)
+	genesis, err := (&simulations.CostEngine{Store: engine.NewStore(engine.NewPool()), Spec: spec}).Genesis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := engine.New(engine.Config{Spec: spec, Seed: seed, Genesis: genesis, Check: engine.Invariants(map[string]bool{"peer-00": true})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := simulations.NewCostShared()
+	rec := &recorder{}
+	for i := range peers {
+		id := peerName(i)
+		if err := c.AddNode(id, wire.RoleWorker, func(st *engine.Store) (node.Engine, error) {
+			e := &simulations.CostEngine{Store: st, Spec: spec, Peer: id, Shared: shared}
+			if i == 0 {
+				rec.Engine = e
+				return rec, nil
+			}
+			return e, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Withhold("peer-00")
+	if err := c.RunFor(20 * time.Minute); err != nil && !engine.IsTimeout(err) {
+		t.Fatalf("seed %d: %v", seed, err)
+	}
+	if len(rec.payloads) == 0 {
+		t.Fatalf("seed %d: the withholder trained nothing", seed)
+	}
+	for _, id := range c.Nodes()[1:] {
+		for _, p := range rec.payloads {
+			if c.Store(id).HasBlob(p) {
+				t.Errorf("seed %d: %s holds the withheld payload %s", seed, id, p)
+			}
+		}
 	}
 }
