@@ -37,7 +37,7 @@ func (c *Cluster) fetch(h *host, f node.Fetch) {
 			break
 		}
 	}
-	if !found {
+	if !found && !c.unheld(f) {
 		for _, p := range c.order {
 			if found = try(p); found {
 				break

@@ -8,6 +8,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-network/shoal/checkpoint/content"
+	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/tracker/round"
 	"github.com/shoal-network/shoal/tracker/wire"
 )
@@ -59,6 +60,7 @@ type Sybil struct {
 type swarm struct {
 	ids       []Sybil
 	index     map[string]int // ID → position in ids
+	round     cid.Cid        // the round's ID, hashed once
 	junkBytes int
 	step      uint64          // of the latest Final's checkpoint
 	head      cid.Cid         // the latest Final's checkpoint
@@ -76,7 +78,7 @@ func (c *Cluster) AddSybils(ids []Sybil, junkBytes int) error {
 			junkBytes = 1 << 10
 		}
 		junkBytes = max(junkBytes, 16)
-		c.sybils = &swarm{index: map[string]int{}, junkBytes: junkBytes, head: c.genesis,
+		c.sybils = &swarm{index: map[string]int{}, round: c.cfg.Spec.ID(), junkBytes: junkBytes, head: c.genesis,
 			opened: map[uint64]bool{}, closed: map[uint64]bool{}}
 		c.scheduleSybilHellos(c.tick())
 	}
@@ -105,7 +107,7 @@ func (c *Cluster) scheduleSybilHellos(d time.Duration) {
 	c.schedule(c.now.Add(d), "", 0, func() {
 		sw := c.sybils
 		for _, s := range sw.ids {
-			c.sybilSend(s, &wire.Hello{Round: c.cfg.Spec.ID(), Role: s.Role, Step: sw.step, Head: sw.head}, false)
+			c.sybilSend(s, &wire.Hello{Round: sw.round, Role: s.Role, Step: sw.step, Head: sw.head}, false)
 		}
 		c.scheduleSybilHellos(round.HeartbeatInterval(c.cfg.Spec))
 	})
@@ -251,4 +253,19 @@ func (c *Cluster) Replicated(step uint64, attempt, unit uint32) bool {
 	}
 	_, ok := d.byCopy[[2]uint32{unit, 1}]
 	return ok
+}
+
+// unheld reports whether no machine can hold a blob a node asks for: the
+// pool has no such bytes and no step's stream carries them (a CID a
+// Sybil made up). A fetch of it then spares the scan of every machine,
+// which nodes retrying such fetches would otherwise pay per retry.
+func (c *Cluster) unheld(f node.Fetch) bool {
+	if f.Kind != node.FetchBlob {
+		return false
+	}
+	c.pool.mu.Lock()
+	_, pooled := c.pool.blobs[f.CID]
+	c.pool.mu.Unlock()
+	_, streamed := c.present[f.CID]
+	return !pooled && !streamed
 }
