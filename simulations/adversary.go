@@ -1,6 +1,7 @@
 package simulations
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/simulations/engine"
+	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // Behaviour is how an adversarial peer departs from the protocol.
@@ -37,10 +39,107 @@ const (
 	// times the pseudo-gradient: only a check of the payload against the
 	// residual reveals it.
 	PayloadLie Behaviour = "payload-lie"
+	// Withholder trains honestly and publishes its updates, but without
+	// their inline data, and never serves its payloads or residuals to
+	// anyone.
+	Withholder Behaviour = "withholder"
+	// AdaptiveLiar lies as sign-flip does, but only on units it believes
+	// unchecked: its first copy of a unit the Open did not replicate. As
+	// a replica, or on a replicated unit, it is honest.
+	AdaptiveLiar Behaviour = "adaptive-liar"
 )
 
 // Behaviours lists the adversaries the simulator knows.
-var Behaviours = []Behaviour{SignFlip, ScaledNoise, StaleReplay, FreeRider, LyingReplica, PayloadLie}
+var Behaviours = []Behaviour{SignFlip, ScaledNoise, StaleReplay, FreeRider, LyingReplica, PayloadLie, Withholder, AdaptiveLiar}
+
+// The behaviours of Sybil identities (see Sybils): they are counted apart
+// from the peers and cost the simulation no node.
+const (
+	SybilSilent Behaviour = "sybil-silent"
+	SybilVoter  Behaviour = "sybil-voter"
+	SybilJunk   Behaviour = "sybil-junk"
+)
+
+// SybilBehaviours lists the Sybils' behaviours.
+var SybilBehaviours = []Behaviour{SybilSilent, SybilVoter, SybilJunk}
+
+// Sybils are fake identities on top of the scenario's peers: IDs that
+// cost their owner nothing, with no machine nor training behind them. The
+// shares of the kinds sum to 1.
+//
+//	sybils: {count: 1000, silent: 0.5, voter: 0.3, junk: 0.2, workers: 0.5}
+type Sybils struct {
+	Count  int     `yaml:"count"`
+	Silent float64 `yaml:"silent"` // say Hello and nothing else
+	Voter  float64 `yaml:"voter"`  // say Hello as observers, commit the attacker's checkpoint for every closed step
+	Junk   float64 `yaml:"junk"`   // say Hello as workers, flood Updates for units not dealt them and naming CIDs no one serves
+	// Workers is the share of the silent ones whose Hellos claim the
+	// worker role (the others claim observer).
+	Workers  float64 `yaml:"workers"`
+	JunkSize Size    `yaml:"junk_bytes"` // inline junk per Update (0: 1 KiB)
+}
+
+// MaxSybils bounds the Sybils of a scenario.
+const MaxSybils = 1_000_000
+
+func (y *Sybils) check() error {
+	if y.Count == 0 {
+		return nil
+	}
+	var errs []error
+	if y.Count < 0 || y.Count > MaxSybils {
+		errs = append(errs, fmt.Errorf("sybils.count: need 0 to %d, got %d", MaxSybils, y.Count))
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"silent", y.Silent}, {"voter", y.Voter}, {"junk", y.Junk}, {"workers", y.Workers}} {
+		if !(f.v >= 0 && f.v <= 1) {
+			errs = append(errs, fmt.Errorf("sybils.%s: need a share from 0 to 1, got %g", f.name, f.v))
+		}
+	}
+	if sum := y.Silent + y.Voter + y.Junk; math.Abs(sum-1) > 1e-6 {
+		errs = append(errs, fmt.Errorf("sybils: the shares silent, voter and junk sum to %g, not 1", sum))
+	}
+	if y.JunkSize < 0 || y.JunkSize > 64<<20 {
+		errs = append(errs, fmt.Errorf("sybils.junk_bytes: need 0 to 64MiB"))
+	}
+	return errors.Join(errs...)
+}
+
+// deal returns the Sybil identities, the kinds in the shares asked for.
+func (y *Sybils) deal() []engine.Sybil {
+	nVoter := int(math.Round(y.Voter * float64(y.Count)))
+	nJunk := int(math.Round(y.Junk * float64(y.Count)))
+	nSilent := max(y.Count-nVoter-nJunk, 0)
+	nWorkers := int(math.Round(y.Workers * float64(nSilent)))
+	out := make([]engine.Sybil, 0, y.Count)
+	for i := range y.Count {
+		s := engine.Sybil{ID: fmt.Sprintf("sybil-%07d", i), Kind: engine.SybilSilent, Role: wire.RoleObserver}
+		switch {
+		case i < nWorkers:
+			s.Role = wire.RoleWorker
+		case i < nSilent:
+		case i < nSilent+nVoter:
+			s.Kind = engine.SybilVoter
+		default:
+			s.Kind, s.Role = engine.SybilJunk, wire.RoleWorker
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// behaviour names a Sybil's kind.
+func sybilBehaviour(k engine.SybilKind) Behaviour {
+	switch k {
+	case engine.SybilVoter:
+		return SybilVoter
+	case engine.SybilJunk:
+		return SybilJunk
+	}
+	return SybilSilent
+}
 
 // ParseBehaviour checks a behaviour's name.
 func ParseBehaviour(s string) (Behaviour, error) {
@@ -66,7 +165,10 @@ type Adversary struct {
 	Units     *UnitCache
 	Store     *engine.Store // Inner's store, for sharing checkpoints with Units
 	Peer      string
-	prev      []float32 // the pseudo-gradient of its previous unit
+	// Replicated tells an adaptive liar whether the Open replicated a
+	// unit (nil: it believes none is).
+	Replicated func(step uint64, attempt, unit uint32) bool
+	prev       []float32 // the pseudo-gradient of its previous unit
 }
 
 // Genesis is the honest genesis.
@@ -103,6 +205,11 @@ func (a *Adversary) Run(j node.Job) node.Result {
 	switch a.Behaviour {
 	case SignFlip:
 		scale(delta, -10)
+	case AdaptiveLiar:
+		if unchecked(a.Replicated, tj) {
+			scale(delta, -10)
+		}
+	case Withholder:
 	case ScaledNoise:
 		var ss float64
 		for _, v := range delta {
@@ -136,6 +243,12 @@ func (a *Adversary) Run(j node.Job) node.Result {
 	}
 	u, err := a.Inner.Encode(delta, loss)
 	return node.Result{Job: j, Update: u, Err: err}
+}
+
+// unchecked reports whether an adaptive liar believes no one checks its
+// unit: it holds the unit's first copy and the Open dealt no second.
+func unchecked(replicated func(step uint64, attempt, unit uint32) bool, tj node.TrainJob) bool {
+	return tj.Replica == 0 && (replicated == nil || !replicated(tj.Step, tj.Attempt, tj.Unit))
 }
 
 func scale(v []float32, s float32) {

@@ -42,6 +42,9 @@ type CostEngine struct {
 	Peer      string
 	Behaviour Behaviour
 	Shared    *CostShared
+	// Replicated tells an adaptive liar whether the Open replicated a
+	// unit (nil: it believes none is).
+	Replicated func(step uint64, attempt, unit uint32) bool
 	// PayloadBytes, if above 32, makes payloads that long (a hash
 	// stretched), for a network that must carry real bytes.
 	PayloadBytes int
@@ -123,8 +126,12 @@ func payloadOf(raw cid.Cid, residual []byte, n int) []byte {
 func (e *CostEngine) rawFor(j node.TrainJob) cid.Cid {
 	honest := rawOf(j.Base, j.Step, j.Unit)
 	switch e.Behaviour {
-	case "", PayloadLie:
+	case "", PayloadLie, Withholder:
 		return honest
+	case AdaptiveLiar:
+		if !unchecked(e.Replicated, j) {
+			return honest
+		}
 	case StaleReplay:
 		if e.last.Defined() {
 			return e.last

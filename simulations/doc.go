@@ -14,6 +14,12 @@
 // returns a Report: JSON, a text summary and SVG plots, the same byte for
 // byte for the same scenario and seed. `shoal sim` is its command.
 //
+// Adversaries are peers that run a node and cheat (Behaviours), or Sybil
+// identities (Sybils) that cost neither their attacker nor the simulator
+// a node: the engine's swarm says their Hellos, votes and junk for them.
+// A scenario's expect block (Expect) states what its run must show; the
+// report lists each expectation, met or not, with what was measured.
+//
 // The sub-package realstack runs the same kind of round on the real
 // stack (the daemons over an in-memory libp2p network) to check the
 // engine's predictions.

@@ -48,6 +48,19 @@ type Report struct {
 	V1          ScalingRow     `json:"v1_scaling"`
 	Findings    []string       `json:"findings,omitempty"` // what the run shows of the protocol's behaviour
 	Twin        *TwinRow       `json:"twin,omitempty"`
+	Sybils      *SybilRow      `json:"sybils,omitempty"`
+	// Expectations are the scenario's expect block and how the run met
+	// each (see Expect).
+	Expectations []ExpectRow `json:"expectations,omitempty"`
+}
+
+// SybilRow is how the Sybil identities fared.
+type SybilRow struct {
+	Count    int            `json:"count"`
+	ByKind   map[string]int `json:"by_kind"`
+	Excluded int            `json:"excluded"`
+	Units    int            `json:"units_included"`
+	Messages int            `json:"messages_sent"`
 }
 
 // StepRow is one finalised step. Times are virtual seconds since the
@@ -198,6 +211,11 @@ func buildReport(s *Scenario, r *runResult, twin *runResult) *Report {
 	if twin != nil {
 		rep.Twin = twinRow(r, twin)
 	}
+	if r.broken != "" {
+		rep.Invariants.Held = false
+	}
+	rep.Sybils = sybilRow(s, r)
+	rep.Expectations = evaluate(s, rep, r)
 	return rep
 }
 
@@ -317,6 +335,26 @@ func reportAdversaries(rep *Report, r *runResult) {
 			rep.Summary.HonestExcluded++
 		}
 	}
+}
+
+// sybilRow sums up the Sybils' fate from the ledger.
+func sybilRow(s *Scenario, r *runResult) *SybilRow {
+	if s.Sybils.Count == 0 {
+		return nil
+	}
+	row := &SybilRow{Count: s.Sybils.Count, ByKind: map[string]int{}, Messages: r.sybilMsgs}
+	for id, b := range r.cheaters {
+		if _, peer := r.dishonest[id]; peer {
+			continue
+		}
+		row.ByKind[string(b)]++
+		e := r.ledger[id]
+		row.Units += e.Units
+		if e.Excluded {
+			row.Excluded++
+		}
+	}
+	return row
 }
 
 // reportV1 fills in the v1 limit: what every peer receiving every
@@ -446,7 +484,13 @@ func (r *Report) Text() string {
 		tw.Flush()
 	}
 	fmt.Fprintf(&b, "honest peers excluded: %d\n", s.HonestExcluded)
-	if r.Invariants.Checked {
+	if y := r.Sybils; y != nil {
+		fmt.Fprintf(&b, "sybils: %d identities (%s), %d messages sent, %d excluded, %d of their updates included\n", y.Count,
+			kindsText(y.ByKind), y.Messages, y.Excluded, y.Units)
+	}
+	if r.Invariants.Checked && !r.Invariants.Held {
+		fmt.Fprintf(&b, "invariants checked after each event: BROKEN (%s)\n", r.Stopped)
+	} else if r.Invariants.Checked {
 		fmt.Fprintf(&b, "invariants checked after each of %d events: they held\n", r.Invariants.Events)
 	} else {
 		b.WriteString("invariants not checked\n")
@@ -457,7 +501,27 @@ func (r *Report) Text() string {
 	for _, f := range r.Findings {
 		fmt.Fprintf(&b, "\nfinding: %s\n", f)
 	}
+	if len(r.Expectations) > 0 {
+		fmt.Fprintf(&b, "\nexpectations (%d of %d failed)\n", len(r.Failed()), len(r.Expectations))
+		tw := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
+		for _, e := range r.Expectations {
+			mark := "PASS"
+			if !e.Pass {
+				mark = "FAIL"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\tgot: %s\n", mark, e.Name, e.Want, e.Got)
+		}
+		tw.Flush()
+	}
 	return b.String()
+}
+
+func kindsText(m map[string]int) string {
+	var parts []string
+	for _, k := range sortedIDs(m) {
+		parts = append(parts, fmt.Sprintf("%d %s", m[k], k))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Plots returns the report's plots as SVG files by name.

@@ -91,6 +91,16 @@ type runResult struct {
 	checked   bool
 	computed  int // pseudo-gradients computed (real training)
 	shared    int // and handed out again
+
+	// For the expectations: the cheaters there at the start (peers and
+	// Sybils), every step the tracker opened (finalised or not), how the
+	// honest heads stood at the end, and the error that stopped a run
+	// whose scenario has expectations (its invariants broken).
+	cheaters  map[string]Behaviour
+	allSteps  []engine.StepStats
+	heads     headCount
+	broken    string
+	sybilMsgs int
 }
 
 // volatileStorage keeps no tracker state: for runs in which the tracker
@@ -160,6 +170,9 @@ func runOne(s *Scenario, opt RunOptions) (*runResult, error) {
 	if err := r.addPeers(); err != nil {
 		return nil, err
 	}
+	if err := r.addSybils(); err != nil {
+		return nil, err
+	}
 	// The peers tick first within a tick of the start and say hello;
 	// open the first step when all have been heard.
 	r.c.DelayTracker(r.c.NodeTick() + 5*time.Second)
@@ -174,6 +187,7 @@ func runOne(s *Scenario, opt RunOptions) (*runResult, error) {
 	if err := r.runSteps(); err != nil {
 		return nil, err
 	}
+	r.settle()
 	return r.collect(), nil
 }
 
@@ -323,7 +337,24 @@ func (r *run) addPeers() error {
 		}
 	}
 	r.counter = r.total
+	r.res.cheaters = make(map[string]Behaviour, len(r.res.dishonest))
+	for id, b := range r.res.dishonest {
+		r.res.cheaters[id] = b
+	}
 	return nil
+}
+
+// addSybils adds the scenario's Sybil identities.
+func (r *run) addSybils() error {
+	y := r.s.Sybils
+	if y.Count == 0 {
+		return nil
+	}
+	ids := y.deal()
+	for _, s := range ids {
+		r.res.cheaters[s.ID] = sybilBehaviour(s.Kind)
+	}
+	return r.c.AddSybils(ids, int(y.JunkSize))
 }
 
 // addPeer adds a peer with a link drawn from the mix, a machine's speed
@@ -337,6 +368,9 @@ func (r *run) addPeer(id string, role wire.Role, b Behaviour) error {
 	if err := r.c.AddNode(id, role, r.engineFor(id, b)); err != nil {
 		return err
 	}
+	if b == Withholder {
+		r.c.Withhold(id)
+	}
 	r.c.SetLink(id, l, class)
 	return nil
 }
@@ -347,14 +381,14 @@ func (r *run) engineFor(id string, b Behaviour) func(st *engine.Store) (node.Eng
 	spec := r.s.Spec
 	return func(st *engine.Store) (node.Engine, error) {
 		if !r.real {
-			return &CostEngine{Store: st, Spec: spec, Peer: id, Behaviour: b, Shared: r.costShared}, nil
+			return &CostEngine{Store: st, Spec: spec, Peer: id, Behaviour: b, Shared: r.costShared, Replicated: r.c.Replicated}, nil
 		}
 		e, err := nodeengine.NewModelEngine(spec, r.train, st)
 		if err != nil {
 			return nil, err
 		}
 		if b != "" {
-			return &Adversary{Inner: e, Behaviour: b, Units: r.units, Store: st, Peer: id}, nil
+			return &Adversary{Inner: e, Behaviour: b, Units: r.units, Store: st, Peer: id, Replicated: r.c.Replicated}, nil
 		}
 		return &SharedEngine{Inner: e, Store: st, Units: r.units}, nil
 	}
@@ -433,6 +467,14 @@ func (r *run) runSteps() error {
 			res.stopped = fmt.Sprintf("stopped at the virtual time limit of %v with %d steps finalised", limit, finalised(c))
 			break
 		}
+		if err != nil && s.Expect != nil {
+			// A run with expectations reports how it broke, and fails
+			// them, rather than failing itself.
+			r.noteFinals()
+			res.broken = err.Error()
+			res.stopped = fmt.Sprintf("stopped at %v of virtual time with %d steps finalised: %v", c.Elapsed().Round(time.Second), len(res.finals), err)
+			break
+		}
 		if err != nil {
 			return fmt.Errorf("scenario %s, seed %d: %w", s.Name, s.Seed, err)
 		}
@@ -443,6 +485,35 @@ func (r *run) runSteps() error {
 		}
 	}
 	return nil
+}
+
+// settle, for a scenario that expects the honest peers to hold the last
+// Final, gives them until it is on every live one or for a deadline at
+// most (the run stops at the Final, which a quorum has, not all). Steps
+// finalised meanwhile are not counted.
+func (r *run) settle() {
+	s, c, res := r.s, r.c, r.res
+	if s.Expect == nil || !s.Expect.HonestHoldHead || res.broken != "" || res.stopped != "" || len(res.finals) == 0 {
+		return
+	}
+	k := uint64(len(res.finals))
+	want := res.finals[k-1]
+	settled := func() bool {
+		for _, id := range c.Nodes() {
+			if _, bad := res.dishonest[id]; bad || !c.Alive(id) {
+				continue
+			}
+			if got, ok := c.HeadOf(id, k); !ok || !got.Equals(want) {
+				return false
+			}
+		}
+		return true
+	}
+	err := c.RunUntil(settled, min(s.Spec.Deadline, time.Duration(s.Limit)-c.Elapsed()))
+	if err != nil && !engine.IsTimeout(err) {
+		res.broken = err.Error()
+		res.stopped = fmt.Sprintf("stopped at %v of virtual time, after the last step: %v", c.Elapsed().Round(time.Second), err)
+	}
 }
 
 // noteFinals records the Finals the tracker made since the last call.
@@ -463,10 +534,13 @@ func (r *run) noteFinals() {
 func (r *run) collect() *runResult {
 	c, res := r.c, r.res
 	for _, st := range c.Steps {
-		if st.Finalised > 0 {
+		if st.Finalised > 0 && st.Step < uint64(len(res.finals)) {
 			res.steps = append(res.steps, *st)
 		}
+		res.allSteps = append(res.allSteps, *st)
 	}
+	res.heads = r.countHeads()
+	res.sybilMsgs = c.SybilMessages()
 	res.totals = c.Totals()
 	if tr := c.Tracker(); tr != nil {
 		res.ledger = tr.Ledger()
@@ -487,6 +561,32 @@ func (r *run) collect() *runResult {
 	res.computed, res.shared = r.units.Computed, r.units.Shared
 	res.checked = !r.opt.NoCheck
 	return res
+}
+
+// countHeads counts the live honest peers that hold the last finalised
+// checkpoint, and those that hold another one for its step.
+func (r *run) countHeads() headCount {
+	c, res := r.c, r.res
+	k := len(res.finals)
+	h := headCount{step: uint64(k)}
+	if k == 0 {
+		return h
+	}
+	want := res.finals[k-1]
+	for _, id := range c.Nodes() {
+		if _, bad := res.dishonest[id]; bad || !c.Alive(id) {
+			continue
+		}
+		h.live++
+		if got, ok := c.HeadOf(id, uint64(k)); ok {
+			if got.Equals(want) {
+				h.same++
+			} else {
+				h.other++
+			}
+		}
+	}
+	return h
 }
 
 // holderOf returns a store that holds a checkpoint: a live node's, or the

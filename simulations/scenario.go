@@ -69,6 +69,9 @@ import (
 //	  - {fraction: 0.05, behaviour: sign-flip}
 //	min_members: 0           # live workers the tracker waits for to open a step (0: 1)
 //	spares: 0                # units dealt beyond a step's target, as a fraction of it, when workers are to spare
+//	sybils: {count: 1000, silent: 0.5, voter: 0.3, junk: 0.2, workers: 0.5}  # cheap fake identities (see Sybils)
+//	expect:                  # what the run must show, checked at its end (see Expect)
+//	  steps_finalised: 80%
 type Scenario struct {
 	Name        string    `yaml:"name"`
 	Description string    `yaml:"description,omitempty"`
@@ -86,6 +89,8 @@ type Scenario struct {
 	Network     NetSpec   `yaml:"network"`
 	Churn       Churn     `yaml:"churn"`
 	AdvSpecs    []AdvSpec `yaml:"adversaries"`
+	Sybils      Sybils    `yaml:"sybils"`
+	Expect      *Expect   `yaml:"expect"`
 
 	// Spec is the round, parsed from RoundYAML.
 	Spec *round.Spec `yaml:"-"`
@@ -416,6 +421,14 @@ func (s *Scenario) check() error {
 	if err := s.parseRound(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := s.Sybils.check(); err != nil {
+		errs = append(errs, err)
+	}
+	if s.Expect != nil && s.Spec != nil {
+		if err := s.Expect.check(s); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if s.Spec != nil && s.Training == "real" {
 		m := s.Spec.Model
 		params := 2*m.Vocab*m.Dim + m.Layers*max(12*m.Dim*m.Dim, m.Window*m.Dim*m.Hidden+m.Hidden*m.Hidden)
@@ -500,6 +513,8 @@ func (s *Scenario) TwinOf() *Scenario {
 	t.Twin = false
 	t.Churn = Churn{Session: "exponential"}
 	t.AdvSpecs = nil
+	t.Sybils = Sybils{}
+	t.Expect = nil
 	t.Network.Partitions = nil
 	t.Network.TrackerCrashes = nil
 	return &t

@@ -11,7 +11,7 @@ import (
 
 func TestBuiltinScenarios(t *testing.T) {
 	names := Builtin()
-	for _, want := range []string{"demo", "home-volunteers-1k", "churn-heavy", "byzantine-10pct", "planet-10k"} {
+	for _, want := range []string{"demo", "home-volunteers-1k", "churn-heavy", "byzantine-10pct", "planet-10k", "open-internet"} {
 		found := false
 		for _, n := range names {
 			found = found || n == want

@@ -54,7 +54,13 @@ or a YAML file; flags change it for quick runs. The same scenario and
 seed give the same report, byte for byte: report.json, summary.txt and
 SVG plots (loss against virtual time for real training, step duration,
 contributors per step, bytes per peer, utilisation) in --out. The summary
-goes to stdout (--json: the report), progress to stderr.`,
+goes to stdout (--json: the report), progress to stderr.
+
+A scenario may hold an expect block (loss against the honest twin, no
+honest peer excluded, cheaters excluded by a step, no step stuck past its
+deadline, steps finalised, honest peers on the finalised head): the
+summary lists each with PASS or FAIL and what the run measured, and
+shoal sim exits non-zero when one fails.`,
 		Example: `  shoal sim demo
   shoal sim --peers 1000 --churn 0.2/h --byzantine 0.05 --links home
   shoal sim planet-10k --out planet
@@ -193,6 +199,13 @@ func runSim(ctx context.Context, f *factory, o *simOptions) error {
 	}
 	fmt.Fprintf(f.Err, "report in %s/ (%d events in %s of wall time, %.0f events/s; %.0f%% of it in the tracker's state machine)\n", out, rep.Events,
 		wall.Round(10*time.Millisecond), float64(rep.Events)/max(wall.Seconds(), 1e-9), 100*bar.tracker.Seconds()/max(wall.Seconds(), 1e-9))
+	if len(rep.Expectations) > 0 {
+		// The expectations judge the run, a run stopped early included.
+		if rep.Stopped != "" {
+			fmt.Fprintf(f.Err, "shoal sim: %s\n", rep.Stopped)
+		}
+		return rep.Check()
+	}
 	if rep.Stopped != "" {
 		return errors.New(rep.Stopped)
 	}

@@ -106,9 +106,72 @@ func TestSimList(t *testing.T) {
 	if code := run([]string{"sim", "--list"}, nil, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	for _, want := range []string{"demo", "planet-10k", "byzantine-10pct", "churn-heavy", "home-volunteers-1k"} {
+	for _, want := range []string{"demo", "planet-10k", "byzantine-10pct", "churn-heavy", "home-volunteers-1k", "open-internet"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("--list does not show %s:\n%s", want, stdout.String())
 		}
+	}
+}
+
+// TestSimExpectFails: `shoal sim` prints each expectation of a scenario
+// with PASS or FAIL and what the run measured, and exits non-zero, naming
+// what failed, when one fails.
+func TestSimExpectFails(t *testing.T) {
+	dir := t.TempDir()
+	scenario := func(name, limit, expect string) string {
+		p := filepath.Join(dir, name+".yaml")
+		yaml := `name: ` + name + `
+limit: ` + limit + `
+seed: 3
+peers: 6
+steps: 3
+training: cost
+round:
+  model: {arch: mlp, vocab: 256, ctx: 16, dim: 16, layers: 1, hidden: 64, window: 4}
+  dataset: builtin
+  inner_steps: 5
+  batch: 4
+  inner: {lr: 0.01}
+  target_samples: 80
+  deadline: 5m
+  seed: 3
+compute:
+  train: 30s
+  update_bytes: 64KiB
+expect:
+` + expect
+		if err := os.WriteFile(p, []byte(yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, c := range []struct {
+		name, limit, expect string
+		code                int
+		stdout              []string
+		stderr              string
+	}{
+		{"met", "2h", "  steps_finalised: 3\n  no_honest_excluded: true\n", 0,
+			[]string{"expectations (0 of 3 failed)", "PASS  steps_finalised", "got: 3"}, "report in"},
+		{"unmet", "20s", "  steps_finalised: 100%\n  no_honest_excluded: true\n", 1,
+			[]string{"expectations (1 of 3 failed)", "FAIL  steps_finalised", "at least 3 of 3", "got: 0", "PASS  no_honest_excluded"},
+			"error: scenario unmet: 1 of 3 expectations failed: steps_finalised (want at least 3 of 3, got 0)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := []string{"sim", scenario(c.name, c.limit, c.expect), "--out", filepath.Join(dir, "out-"+c.name)}
+			var stdout, stderr bytes.Buffer
+			code := run(args, nil, &stdout, &stderr)
+			if code != c.code {
+				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, c.code, stdout.String(), stderr.String())
+			}
+			for _, w := range c.stdout {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("stdout does not say %q:\n%s", w, stdout.String())
+				}
+			}
+			if !strings.Contains(stderr.String(), c.stderr) {
+				t.Errorf("stderr does not say %q:\n%s", c.stderr, stderr.String())
+			}
+		})
 	}
 }

@@ -118,6 +118,7 @@ type Cluster struct {
 	dealt    map[uint64]*dealing // by AssignStep of the Open last dealt
 	streams  map[uint64]*stream
 	present  map[cid.Cid]presenceRef
+	sybils   *swarm // nil: none
 
 	// Events holds what the tracker decided, with when.
 	Events []TimedEvent

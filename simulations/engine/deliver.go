@@ -82,6 +82,9 @@ func (c *Cluster) publish(from string, m wire.Msg) {
 		c.err = fmt.Errorf("simulations: a %s message from %s does not decode: %w", m.Kind(), from, err)
 		return
 	}
+	if from == c.trk.id {
+		c.sybilsSaw(dec)
+	}
 	if c.cfg.Net == nil {
 		c.fanOut(from, dec, func(to string) time.Time { return c.now.Add(c.latency(from, to)) })
 		return

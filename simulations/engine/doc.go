@@ -30,5 +30,11 @@
 // change, and that no node applies a step without every included update
 // in its store. Every error names the seed.
 //
+// Sybil identities (AddSybils) are peer IDs without a machine: one swarm
+// watches the tracker's publications and sends their Hellos, Commits and
+// junk Updates, so a thousand of them cost the simulation little. A
+// withholder (Withhold) is a node that publishes its updates without
+// their data and serves no blob.
+//
 // The engine knows the protocol's events by their one type, wire.EventKind.
 package engine

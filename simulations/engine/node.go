@@ -42,6 +42,7 @@ type host struct {
 	tickGen   int       // bumped when the next lazy tick moves
 	lastHello time.Time
 	sent      map[cid.Cid]struct{} // payloads of its recent updates, to tell a re-send
+	withholds bool                 // serves no blob, and sends its updates without their data
 }
 
 // AddNode adds and starts a node with its own store and engine (made by
@@ -238,6 +239,12 @@ func (e nodeEffects) Publish(m wire.Msg) {
 		e.h.lastHello = e.c.now
 	case *wire.Update:
 		e.c.noteNodeUpdate(e.h, m)
+		if e.h.withholds && len(m.Data) > 0 {
+			cp := *m
+			cp.Data = nil
+			e.c.publish(e.h.id, &cp)
+			return
+		}
 	}
 	e.c.publish(e.h.id, m)
 }
