@@ -151,4 +151,58 @@
 // bend its own payload, within the codec's error); and the tracker itself
 // is trusted to order, include and finalise honestly (its messages are
 // signed by gossip, so peers can prove what it said).
+//
+// # Threat model, and what each defence guarantees
+//
+// The attacker of an open round has free peer IDs (any number of keys,
+// all behind one connection if it likes), one fast link, and the
+// protocol's code; it may train honestly, lie, stay silent, flood, or
+// withhold what it announced, and it adapts to everything public (the
+// Opens, the Closes, the other peers' updates). It does not control the
+// tracker, the round's own observer (the anchor, run beside the
+// tracker), or a majority of the verified work. Figures below were
+// measured on a 2-core AMD EPYC (Zen 5, AVX-512).
+//
+//   - Sybil votes. A commit weighs its committer's standing: the samples
+//     of its units that a replica confirmed, or one step's worth for an
+//     anchor; fresh IDs and observers of unknown standing weigh nothing,
+//     so any number of them can neither finalise a checkpoint nor stall
+//     finalisation (TestSybilQuorumTakeover, TestSilentSybilsDoNotStall).
+//     Admission to the work is rate-limited (package tracker,
+//     Membership), and an Open lists no more members than the step has
+//     unit copies and fits the gossip limit whatever the membership
+//     (100,000 live workers: 19,782 members in 1,048,524 bytes). Honest
+//     nodes never adopt a checkpoint they computed differently themselves.
+//     Guaranteed while the live anchors and honest verified work
+//     outweigh the attacker's verified work; an open round without an
+//     anchor is only as safe as its bootstrap quorum until work is
+//     verified.
+//   - Withheld payloads. The tracker includes an update only once its
+//     side holds the payload (inline, or fetched from the author), and
+//     serves it; a closed step without a quorum by the deadline is dealt
+//     again. No step waits forever on a payload, across restarts too.
+//   - Junk. Validate accepts an Update only from the peer the node's own
+//     view of the Open dealt that unit copy to, in that attempt, before
+//     anything is stored or relayed: a non-member's update costs one
+//     decode and a lookup, no state, disk or relay bandwidth
+//     (TestJunkUpdatesNotRelayed). Gossip counts in the bandwidth caps.
+//   - Tracker work. The tracker's work per message does not grow with
+//     the membership (BenchmarkReceive: about 1–2 µs per message at 100,
+//     10,000 and 100,000 members); only members get ledger entries.
+//   - Lies. A replicated unit's replicas must agree on the raw
+//     pseudo-gradient, and each re-encodes the other's payload. After a
+//     step is finalised, a fraction r of its unconfirmed updates are
+//     audited, picked from the Close and the tracker's audit key revealed
+//     in it, so a liar on k units escapes with probability (1−r)^k
+//     whatever it knows when it sends them (measured 0.3255 for r = 0.2,
+//     k = 5, against 0.3277; a last sender guesses its own audit right
+//     0.68 of the time, which is chance). A third computation is cheap:
+//     it bisects the disputants' traces and recomputes one inner step
+//     (gpt-tiny, H = 50: 45 ms instead of 2.1 s), the tracing costing
+//     about 10% of an inner step.
+//   - Subverted disputes. A checker judges only the updates of the peers
+//     its Check names, in its attempt; a party that withholds what the
+//     check needs loses it; a false accuser is excluded.
+//
+// What remains trusted or unbounded is listed under Not guaranteed above.
 package node
