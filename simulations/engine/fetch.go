@@ -25,7 +25,7 @@ func (c *Cluster) fetch(h *host, f node.Fetch) {
 	var src *host
 	try := func(p string) bool {
 		s, ok := c.hosts[p]
-		if !ok || p == h.id || !s.alive || !c.reachable(h.id, p) || !holds(s.store, f.Kind, f.CID) {
+		if !ok || p == h.id || !s.alive || !c.reachable(h.id, p) || !holds(s.store, f.Kind, f.CID) || (s.withholds && f.Kind == node.FetchBlob) {
 			return false
 		}
 		src = s

@@ -42,6 +42,21 @@ type host struct {
 	tickGen   int       // bumped when the next lazy tick moves
 	lastHello time.Time
 	sent      map[cid.Cid]struct{} // payloads of its recent updates, to tell a re-send
+	// withholds makes it send its updates without their payload and
+	// serve no payload (see Withhold).
+	withholds bool
+}
+
+// Withhold makes a node a withholder from now on: it sends its updates
+// without their payload and serves no payload to anyone, tracker or
+// peer.
+func (c *Cluster) Withhold(id string) error {
+	h, ok := c.hosts[id]
+	if !ok {
+		return fmt.Errorf("simulations: no node %s", id)
+	}
+	h.withholds = true
+	return nil
 }
 
 // AddNode adds and starts a node with its own store and engine (made by
@@ -233,6 +248,11 @@ func (e nodeEffects) Head(step uint64, id cid.Cid) error {
 }
 
 func (e nodeEffects) Publish(m wire.Msg) {
+	if u, ok := m.(*wire.Update); ok && e.h.withholds && len(u.Data) > 0 {
+		bare := *u
+		bare.Data = nil
+		m = &bare
+	}
 	switch m := m.(type) {
 	case *wire.Hello:
 		e.h.lastHello = e.c.now
