@@ -166,3 +166,33 @@ func TestClosedStepDeadline(t *testing.T) {
 		})
 	}
 }
+
+// TestWithholdingDodgesNoDispute: replicas that computed different
+// pseudo-gradients are disputed even when one of them withholds its
+// payload: withholding is no way around the comparison of replicas.
+func TestWithholdingDodgesNoDispute(t *testing.T) {
+	h := newHarness(t, testSpec(1, 1), nil)
+	h.join(wire.RoleWorker, "w1", "x")
+	h.tick(0)
+	h.take()
+	deal := h.deal()
+	if len(deal) != 2 {
+		t.Fatalf("%d copies dealt, want a replicated unit", len(deal))
+	}
+	for _, k := range slices.SortedFunc(maps.Keys(deal), cmpUnitCopy) {
+		if deal[k] == "x" {
+			u := h.withholdingUpdate("x", k, "1")
+			u.Raw = cidOf("another pseudo-gradient")
+			h.mustReceive("x", u)
+			continue
+		}
+		h.mustReceive(deal[k], h.update(deal[k], k.unit, k.replica, "raw"))
+	}
+	h.tick(h.spec.Deadline)
+	if n := len(h.tr.st.Disputes); n != 1 {
+		t.Fatalf("%d disputes, want the replicas' disagreement disputed", n)
+	}
+	if d := h.tr.st.Disputes[0]; d.Peers != [2]string{"w1", "x"} {
+		t.Fatalf("dispute %+v, want between w1 and x", d)
+	}
+}

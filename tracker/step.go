@@ -207,14 +207,21 @@ func (t *Tracker) closeStep(now time.Time) {
 		if b != nil && t.Excluded(t.assigned[unitCopy{u, 1}]) {
 			b = nil
 		}
-		// So are those whose payload the tracker's side does not hold.
+		// So are those whose payload the tracker's side does not hold;
+		// but replicas that disagree are disputed all the same (a dispute
+		// needs no payload), so that withholding dodges no comparison.
+		disagree := a != nil && b != nil && !a.Raw.Equals(b.Raw)
 		if a != nil && !t.hold.held[unitCopy{u, 0}] {
 			t.withheld(t.assigned[unitCopy{u, 0}], u)
-			a = nil
+			if !disagree {
+				a = nil
+			}
 		}
 		if b != nil && !t.hold.held[unitCopy{u, 1}] {
 			t.withheld(t.assigned[unitCopy{u, 1}], u)
-			b = nil
+			if !disagree {
+				b = nil
+			}
 		}
 		switch {
 		case a != nil && b != nil && a.Raw.Equals(b.Raw):

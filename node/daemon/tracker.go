@@ -145,6 +145,11 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tracker: loading state: %w", err)
 	}
+	if st != nil {
+		// The store keeps payloads in memory: after a restart none is
+		// held, and the open step's are fetched again.
+		st.Held = nil
+	}
 	t, err := tracker.New(tracker.Config{Spec: cfg.Spec, Genesis: cfg.Genesis, MinMembers: cfg.MinMembers, Spares: cfg.Spares, Admit: admit}, st, time.Now())
 	if err != nil {
 		return nil, err
