@@ -398,10 +398,13 @@ func (n *Node) onOpen(o *wire.Open) {
 		return // stale
 	}
 	n.learnExclusions(o.Excluded)
+	repeat := n.open != nil && n.open.Step == o.Step && n.open.Attempt == o.Attempt
+	if !repeat {
+		n.redealt(o)
+	}
 	if o.Step < n.headStep {
 		return
 	}
-	repeat := n.open != nil && n.open.Step == o.Step && n.open.Attempt == o.Attempt
 	restarted := o.Epoch > n.epoch
 	n.open, n.epoch = o, max(n.epoch, o.Epoch)
 	if repeat {
@@ -440,6 +443,26 @@ func (n *Node) onOpen(o *wire.Open) {
 		n.adopt(o.Step, o.Base, nil)
 	}
 	n.progress()
+}
+
+// redealt handles an Open that deals again a step the tracker had
+// closed: the step got no quorum of commits by its deadline, so its Close
+// is void, and so is my C_{step+1} from it unless the round finalised
+// it. I go back to the step's base.
+func (n *Node) redealt(o *wire.Open) {
+	if c := n.close; c != nil && c.Step == o.Step {
+		n.close = nil
+	}
+	if a := n.applying; a != nil && a.Step == o.Step {
+		n.applying = nil // a result that comes back is ignored by its step
+	}
+	if o.Step+1 != n.headStep || n.finals[o.Step] != nil {
+		return
+	}
+	delete(n.commits, o.Step)
+	n.event(wire.EventReopen, o.Step, "the tracker dealt step %d again: my C_%d = %s was not agreed; back to C_%d = %s", o.Step, n.headStep, n.head, o.Step, o.Base)
+	n.headStep = o.Step // let adopt replace the head no quorum agreed on
+	n.adopt(o.Step, o.Base, nil)
 }
 
 // learnExclusions takes an Open's list of excluded peers as the round's

@@ -109,7 +109,7 @@ func (r *receiveBench) receive(from string, m wire.Msg) {
 	r.tr.Receive(r.now, from, m) // refusals (late updates) are part of the traffic
 	r.took[m.Kind()] += time.Since(start)
 	r.count[m.Kind()]++
-	r.tr.Ready()
+	readyHeld(r.tr, r.now)
 }
 
 // next sends a member's Hello and the next message of the step.
@@ -122,7 +122,7 @@ func (r *receiveBench) next(tb testing.TB) {
 		if err := r.tr.Tick(r.now); err != nil {
 			tb.Fatal(err)
 		}
-		r.tr.Ready()
+		readyHeld(r.tr, r.now)
 	}
 	if len(r.queue) == 0 {
 		r.refill()

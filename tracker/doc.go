@@ -65,6 +65,26 @@
 // on the raw pseudo-gradient, the first replica's. A step that got no
 // usable update is dealt again as a new attempt.
 //
+// The tracker's side holds every payload it includes, so that a Close
+// never names one nobody serves. An update the tracker accepts is
+// "held" only once its driver has the payload: Ready.Fetch asks for it
+// (its CID, size and author, the provider), and Held tells the tracker
+// the driver has it, verified, or gave up. A driver stores an update's
+// inline Data (checked against its Payload CID) once the tracker has
+// accepted the update, and answers the fetch at once. Only held copies
+// count as arrived, for closing and for inclusion; a copy given up on is
+// awaited no longer. An update not held when the step closes is left out
+// (a withheld event) and counts in its author's ledger entry (Withheld);
+// a peer that has withheld WithheldLimit updates, and more than it had
+// included, is excluded ("withheld payloads"). The payloads held are
+// persisted (State.Held): after a restart the others are fetched again.
+//
+// A closed step that has no quorum of commits once the spec's deadline
+// has passed since it closed (ClosedAt, persisted, so across restarts
+// too) is dealt again as a new attempt, with a reopen event saying why:
+// no step waits forever on members that left or on a Close they cannot
+// apply.
+//
 // # Quorum on commits
 //
 // Every member applies the Close to the step's base and sends a Commit

@@ -200,7 +200,7 @@ func TestLivenessCounts(t *testing.T) {
 				}
 			}
 		}
-		tr.Ready()
+		readyHeld(tr, h.now)
 		checkLiveness(t, tr)
 		if got, want := tr.liveCount(tr.lv.clock, true, true), tr.scanLive(tr.lv.clock, true, true); got != want {
 			t.Fatalf("%d live members counted, %d scanned", got, want)

@@ -26,6 +26,10 @@ type State struct {
 	Open     *wire.Open     `json:"open,omitempty"` // the current step's Open (PhaseOpen, PhaseClosed)
 	OpenedAt time.Time      `json:"opened_at"`
 	Updates  []*wire.Update `json:"updates,omitempty"` // received for the open step, without Data
+	// Held lists the payloads of the open step's updates that the
+	// driver holds (see Tracker.Held); after a restart the others are
+	// fetched again.
+	Held []cid.Cid `json:"held,omitempty"`
 
 	Close    *wire.Close       `json:"close,omitempty"` // the current step's Close (PhaseClosed)
 	ClosedAt time.Time         `json:"closed_at"`
@@ -111,6 +115,10 @@ type Entry struct {
 	Excluded   bool   `json:"excluded"`    // caught lying: excluded for the round
 	Reason     string `json:"reason"`      // why it was excluded
 	ExcludedAt uint64 `json:"excluded_at"` // the round's step when it was excluded
+
+	// Withheld counts its updates left out because the tracker's side
+	// did not hold their payload when the step closed.
+	Withheld int `json:"withheld,omitempty"`
 }
 
 // Storage keeps a tracker's State. Save must be durable when it returns.
@@ -263,6 +271,11 @@ func (s *State) checkStep() error {
 			return fmt.Errorf("updates[%d] while no step is open", i)
 		case u.Step != s.Step || u.Attempt != s.Attempt || !u.Base.Equals(s.Base):
 			return fmt.Errorf("updates[%d] is of step %d attempt %d, not step %d attempt %d", i, u.Step, u.Attempt, s.Step, s.Attempt)
+		}
+	}
+	for i, c := range s.Held {
+		if !c.Defined() {
+			return fmt.Errorf("held[%d] is no CID", i)
 		}
 	}
 	for p, r := range s.Commits {

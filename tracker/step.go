@@ -30,7 +30,7 @@ func (t *Tracker) maybeOpen(now time.Time) {
 	}
 	open.Members = workers
 	open.Units = uint32(DealtUnits(t.spec, len(workers), t.cfg.Spares))
-	st.Phase, st.Open, st.OpenedAt, st.Updates = PhaseOpen, open, now, nil
+	st.Phase, st.Open, st.OpenedAt, st.Updates, st.Held = PhaseOpen, open, now, nil, nil
 	st.Close, st.Commits, st.Verified = nil, nil, nil
 	t.votes = nil
 	t.resetVoters()
@@ -196,13 +196,14 @@ func (t *Tracker) dealUnits() {
 		t.missing[uint32(a.Unit)]++
 	}
 	t.arrived, t.dealtAtExcl = 0, t.exclusions
+	t.resetHolding()
 	t.stepMembers = make(map[string]bool, len(o.Members))
 	for _, p := range o.Members {
 		t.stepMembers[p] = true
 	}
 }
 
-// arrive counts the arrival of a unit copy's update.
+// arrive counts the arrival of a unit copy's update: its payload is held.
 func (t *Tracker) arrive(k unitCopy) {
 	t.missing[k.unit]--
 	if t.missing[k.unit] == 0 {
@@ -257,8 +258,10 @@ func (t *Tracker) assignChecks(workers []string) []wire.Check {
 	return checks
 }
 
-// maybeCloseOnUpdate is maybeClose after an update, from counts kept as
-// updates arrive: it closes when every copy dealt has arrived, or when
+// maybeCloseOnUpdate is maybeClose after an update or a payload held,
+// from counts kept as they arrive (a copy has arrived once its update
+// has and its payload is held): it closes when every copy dealt has
+// arrived, or when
 // the units whose every copy has arrived reach the target. Either implies
 // what maybeClose decides; what only maybeClose sees (copies dealt to
 // peers that fell silent or were excluded) waits for the next Tick, which
@@ -272,7 +275,7 @@ func (t *Tracker) maybeCloseOnUpdate(now time.Time) {
 	if now.Before(t.quietUntil) {
 		return
 	}
-	if len(t.updates) == len(t.assigned) || t.arrived*t.spec.UnitSamples() >= t.spec.TargetSamples {
+	if len(t.hold.held) == len(t.assigned) || t.arrived*t.spec.UnitSamples() >= t.spec.TargetSamples {
 		t.closeStep(now)
 		return
 	}
@@ -280,7 +283,8 @@ func (t *Tracker) maybeCloseOnUpdate(now time.Time) {
 
 // maybeClose closes the open step once the complete units reach the
 // target samples, or once nothing more can be expected: every copy dealt
-// to a peer that is still live and in good standing has arrived. A unit
+// to a peer that is still live and in good standing has arrived (its
+// payload held), or its payload was given up on. A unit
 // is complete when every copy dealt to such a peer has arrived; waiting
 // for both copies of a replicated unit makes what a step includes
 // independent of the order in which updates arrive, when they all arrive
@@ -297,7 +301,7 @@ func (t *Tracker) maybeClose(now time.Time) {
 	samples, pending := 0, false
 	complete := map[uint32]bool{}
 	for k, p := range t.assigned {
-		if t.updates[k] == nil && expected(p) {
+		if !t.hold.held[k] && !t.unavailable(k) && expected(p) {
 			pending = true
 			complete[k.unit] = false
 		} else if _, seen := complete[k.unit]; !seen {
@@ -309,13 +313,13 @@ func (t *Tracker) maybeClose(now time.Time) {
 			continue
 		}
 		for r := range uint8(2) {
-			if up := t.updates[unitCopy{u, r}]; up != nil && !t.Excluded(t.assigned[unitCopy{u, r}]) {
+			if up := t.updates[unitCopy{u, r}]; up != nil && t.hold.held[unitCopy{u, r}] && !t.Excluded(t.assigned[unitCopy{u, r}]) {
 				samples += int(up.Samples)
 				break
 			}
 		}
 	}
-	if samples >= t.spec.TargetSamples || (!pending && len(t.updates) > 0) {
+	if samples >= t.spec.TargetSamples || (!pending && len(t.hold.held) > 0) {
 		t.closeStep(now)
 		return
 	}
@@ -323,7 +327,9 @@ func (t *Tracker) maybeClose(now time.Time) {
 
 // closeStep closes the open step with the updates received: one per unit;
 // of a replicated unit whose replicas agree, replica 0's; of one whose
-// replicas disagree, none (the unit goes to a third computation). A step
+// replicas disagree, none (the unit goes to a third computation). Only
+// updates whose payload the tracker's side holds are included; the others
+// are left out and count against their authors (see withheld). A step
 // with nothing to include is reopened.
 func (t *Tracker) closeStep(now time.Time) {
 	st := t.st
@@ -339,6 +345,22 @@ func (t *Tracker) closeStep(now time.Time) {
 		}
 		if b != nil && t.Excluded(t.assigned[unitCopy{u, 1}]) {
 			b = nil
+		}
+		// So are those whose payload the tracker's side does not hold;
+		// but replicas that disagree are disputed all the same (a dispute
+		// needs no payload), so that withholding dodges no comparison.
+		disagree := a != nil && b != nil && !a.Raw.Equals(b.Raw)
+		if a != nil && !t.hold.held[unitCopy{u, 0}] {
+			t.withheld(t.assigned[unitCopy{u, 0}], u)
+			if !disagree {
+				a = nil
+			}
+		}
+		if b != nil && !t.hold.held[unitCopy{u, 1}] {
+			t.withheld(t.assigned[unitCopy{u, 1}], u)
+			if !disagree {
+				b = nil
+			}
 		}
 		switch {
 		case a != nil && b != nil && a.Raw.Equals(b.Raw):
@@ -364,24 +386,48 @@ func (t *Tracker) closeStep(now time.Time) {
 		// Nothing arrived (or everything is disputed): deal the step
 		// again to whoever is there now.
 		t.event(wire.EventReopen, st.Step, "", "attempt %d got no usable update", st.Attempt)
-		st.Attempt++
-		if st.Attempt >= wire.MaxAttempt {
-			st.Attempt = 0
-		}
-		st.Phase, st.Open, st.Updates = PhaseIdle, nil, nil
-		t.save()
-		t.maybeOpen(now)
+		t.dealAgain(now)
 		return
 	}
 	wire.SortIncluded(included)
 	cl := &wire.Close{Round: t.round, Step: st.Step, Epoch: st.Epoch, Base: st.Base, Included: included}
 	cl.AuditKey = t.auditKey(st.Step, st.Attempt)
-	st.Phase, st.Close, st.ClosedAt, st.Commits, st.Verified = PhaseClosed, cl, now, nil, verified
+	st.Phase, st.Close, st.ClosedAt, st.Commits, st.Verified, st.Held = PhaseClosed, cl, now, nil, verified, nil
 	t.votes = nil
 	t.resetVoters()
 	t.save()
 	t.publish(cl)
 	t.event(wire.EventClose, st.Step, "", "%d updates included, %d verified pairs", len(included), len(verified))
+}
+
+// dealAgain deals the current step again, as a new attempt, to whoever
+// is there now: after an attempt that got nothing usable, or a closed
+// step that got no quorum by its deadline.
+func (t *Tracker) dealAgain(now time.Time) {
+	st := t.st
+	st.Attempt++
+	if st.Attempt >= wire.MaxAttempt {
+		st.Attempt = 0
+	}
+	st.Phase, st.Open, st.Updates, st.Held = PhaseIdle, nil, nil, nil
+	st.Close, st.Commits, st.Verified = nil, nil, nil
+	t.votes = nil
+	t.resetVoters()
+	t.save()
+	t.maybeOpen(now)
+}
+
+// maybeRedeal deals a closed step again once the spec's deadline has
+// passed since it closed without a quorum of commits: the members that
+// could make one left, or could not apply the Close (a payload nobody
+// serves). ClosedAt is persisted, so the deadline holds across restarts.
+func (t *Tracker) maybeRedeal(now time.Time) {
+	st := t.st
+	if st.Phase != PhaseClosed || now.Sub(st.ClosedAt) < t.spec.Deadline {
+		return
+	}
+	t.event(wire.EventReopen, st.Step, "", "attempt %d closed %v ago and got no quorum of commits by the deadline", st.Attempt, now.Sub(st.ClosedAt).Round(time.Second))
+	t.dealAgain(now)
 }
 
 func sortDispute(d *Dispute) {

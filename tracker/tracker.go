@@ -42,6 +42,7 @@ type Tracker struct {
 	// stepMembers holds the members of the current step's Open.
 	stepMembers map[string]bool
 	updates     map[unitCopy]*wire.Update
+	hold        holding // the open step's payloads: which the driver holds
 	// Counts of the open step kept as updates arrive, so that a step of
 	// thousands of units is not rescanned for every update: the copies of
 	// each unit that have not arrived, the units whose every copy has, and
@@ -182,10 +183,15 @@ func (t *Tracker) restore() {
 	t.dealUnits()
 	t.resetVoters()
 	t.updates = map[unitCopy]*wire.Update{}
+	for _, c := range t.st.Held {
+		t.hold.payloads[c.KeyString()] = true
+	}
 	for _, u := range t.st.Updates {
 		k := unitCopy{u.Unit, u.Replica}
 		t.updates[k] = u
-		t.arrive(k)
+		if t.st.Phase == PhaseOpen {
+			t.want(k, u, t.assigned[k])
+		}
 	}
 }
 
@@ -316,15 +322,18 @@ type Ready struct {
 	State   *State
 	Publish []wire.Msg // to gossip on the round's topic, in order
 	Events  []Event    // what the tracker decided, for logs and dashboards
+	// Fetch lists the payloads the driver is to fetch and hold, each
+	// answered by a call to Held (see Fetch).
+	Fetch []Fetch
 }
 
 // Ready returns what the tracker has for its driver and forgets it.
 func (t *Tracker) Ready() Ready {
-	rd := Ready{Publish: t.out, Events: t.events}
+	rd := Ready{Publish: t.out, Events: t.events, Fetch: t.hold.fetches}
 	if t.persist {
 		rd.State = t.st
 	}
-	t.out, t.events, t.persist = nil, nil, false
+	t.out, t.events, t.persist, t.hold.fetches = nil, nil, false, nil
 	return rd
 }
 
@@ -444,8 +453,8 @@ func (t *Tracker) update(now time.Time, from string, m *wire.Update) error {
 	u.Data = nil
 	t.updates[key] = &u
 	st.Updates = append(st.Updates, &u)
-	t.arrive(key)
 	t.dirty = true
+	t.want(key, &u, from)
 	t.maybeCloseOnUpdate(now)
 	return nil
 }
@@ -517,7 +526,8 @@ func (t *Tracker) entry(peer string) *Entry {
 }
 
 // Tick advances the tracker's clock: it opens a step when there are
-// members, closes one at its deadline, reopens one that got nothing,
+// members, closes one at its deadline, reopens one that got nothing or
+// that got no quorum of commits by its deadline after it closed,
 // forgets silent members, and republishes what latecomers need. Tick
 // returns an error only for a commit in the state that does not decode
 // (a state damaged outside the tracker).
@@ -543,6 +553,7 @@ func (t *Tracker) Tick(now time.Time) error {
 		if err := t.maybeFinalise(now, ""); err != nil {
 			return err
 		}
+		t.maybeRedeal(now)
 	}
 	if t.dirty {
 		t.save()

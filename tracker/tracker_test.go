@@ -71,6 +71,12 @@ type harness struct {
 	spares  float64
 	anchors []string
 	admit   func(peer string, token []byte, now time.Time) error
+	// withheld are payloads the harness, as the tracker's driver,
+	// cannot fetch: it never answers for those it fetches (stalled) or
+	// reports that it gave up (lost). It holds every other at once.
+	stalled, lost map[cid.Cid]bool
+	// fetches counts the fetches the tracker asked for.
+	fetches int
 }
 
 func newHarness(t testing.TB, spec *round.Spec, store Storage) *harness {
@@ -132,22 +138,33 @@ func (h *harness) tick(d time.Duration) {
 }
 
 // collect is the driver's part: it takes the tracker's Ready, persists
-// its state and only then takes its messages and events. After a failed
-// save it drives the tracker no more and returns that error.
+// its state and only then takes its messages and events, and fetches the
+// payloads it asks for. After a failed save it drives the tracker no
+// more and returns that error.
 func (h *harness) collect() error {
-	if h.failed != nil {
-		return h.failed
-	}
-	rd := h.tr.Ready()
-	if rd.State != nil {
-		if err := h.store.Save(rd.State); err != nil {
-			h.failed = fmt.Errorf("saving state: %w", err)
+	for {
+		if h.failed != nil {
 			return h.failed
 		}
+		rd := h.tr.Ready()
+		if rd.State != nil {
+			if err := h.store.Save(rd.State); err != nil {
+				h.failed = fmt.Errorf("saving state: %w", err)
+				return h.failed
+			}
+		}
+		h.out = append(h.out, rd.Publish...)
+		h.events = append(h.events, rd.Events...)
+		if len(rd.Fetch) == 0 {
+			return nil
+		}
+		for _, f := range rd.Fetch {
+			h.fetches++
+			if !h.stalled[f.Payload] {
+				h.tr.Held(h.now, f.Payload, !h.lost[f.Payload])
+			}
+		}
 	}
-	h.out = append(h.out, rd.Publish...)
-	h.events = append(h.events, rd.Events...)
-	return nil
 }
 
 // takeEvents returns and forgets the tracker's events.
@@ -256,6 +273,20 @@ func (h *harness) commit(result cid.Cid, peers ...string) {
 	step, _ := h.tr.Step()
 	for _, p := range peers {
 		h.mustReceive(p, &wire.Commit{Round: h.tr.Round(), Step: step, Base: h.tr.st.Base, Result: result})
+	}
+}
+
+// readyHeld is a driver that holds every payload at once: it takes the
+// tracker's Ready until no fetch is left, and returns the last.
+func readyHeld(tr *Tracker, now time.Time) Ready {
+	for {
+		rd := tr.Ready()
+		if len(rd.Fetch) == 0 {
+			return rd
+		}
+		for _, f := range rd.Fetch {
+			tr.Held(now, f.Payload, true)
+		}
 	}
 }
 
@@ -1110,7 +1141,8 @@ func TestReadyPersistsDecisions(t *testing.T) {
 	store := &MemStorage{}
 	h := newHarness(t, testSpec(3, 1.0/3), store)
 	seen := map[string]bool{}
-	check := func(rd Ready) {
+	var check func(rd Ready)
+	check = func(rd Ready) {
 		t.Helper()
 		for _, m := range rd.Publish {
 			var key string
@@ -1133,6 +1165,10 @@ func TestReadyPersistsDecisions(t *testing.T) {
 			if err := store.Save(rd.State); err != nil {
 				t.Fatal(err)
 			}
+		}
+		for _, f := range rd.Fetch {
+			h.tr.Held(h.now, f.Payload, true)
+			check(h.tr.Ready())
 		}
 	}
 	drive := func(from string, m wire.Msg) {

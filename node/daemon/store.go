@@ -259,6 +259,17 @@ func (s *Store) Put(c cid.Cid, data []byte) error {
 	return nil
 }
 
+// Forget drops a small object held in memory, if it is.
+func (s *Store) Forget(c cid.Cid) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b, ok := s.objs[c]; ok {
+		s.bytes -= int64(len(b))
+		delete(s.objs, c)
+		delete(s.gen, c)
+	}
+}
+
 // Sweep starts a new generation of objects and forgets those last put or
 // used more than keep generations ago.
 func (s *Store) Sweep(keep int) {

@@ -15,9 +15,13 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/shoal-network/shoal/checkpoint"
+	"github.com/shoal-network/shoal/checkpoint/content"
+	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/p2p"
+	"github.com/shoal-network/shoal/p2p/blob"
 	"github.com/shoal-network/shoal/tracker"
 	"github.com/shoal-network/shoal/tracker/dashboard"
 	"github.com/shoal-network/shoal/tracker/round"
@@ -47,6 +51,11 @@ type TrackerConfig struct {
 	// Anchors are the peers the operator vouches for (tracker.Config.Anchors):
 	// the round's own observer, run beside the tracker.
 	Anchors []string
+	// FetchTimeout bounds the fetch of an update's payload from its
+	// author, tries included (0: a quarter of the spec's deadline, at
+	// most two minutes); Fetches bounds the fetches at once (0: 8).
+	FetchTimeout time.Duration
+	Fetches      int
 }
 
 // history is what the History file holds.
@@ -78,6 +87,13 @@ type Tracker struct {
 	// evalKept holds held-out losses from before a restart.
 	evalKept map[uint64]float64
 
+	// held carries the outcomes of payload fetches to the driver
+	// goroutine; sem bounds the fetches at once.
+	held    chan heldPayload
+	sem     chan struct{}
+	refetch []tracker.Fetch // asked for by the resumed tracker before Run
+	owned   []ownedPayload  // payloads the driver stored, oldest first
+
 	// What the gossip validator's view was made from (driver goroutine
 	// only): it is made again when the head or the exclusions change,
 	// and when the refused peers do, at the next dashboard refresh.
@@ -101,6 +117,12 @@ type sample struct {
 func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	if cfg.Tick <= 0 {
 		cfg.Tick = 250 * time.Millisecond
+	}
+	if cfg.FetchTimeout <= 0 {
+		cfg.FetchTimeout = min(cfg.Spec.Deadline/4, 2*time.Minute)
+	}
+	if cfg.Fetches <= 0 {
+		cfg.Fetches = 8
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -138,14 +160,21 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tracker: loading state: %w", err)
 	}
+	if st != nil {
+		// The store keeps payloads in memory: after a restart none is
+		// held, and the open step's are fetched again.
+		st.Held = nil
+	}
 	t, err := tracker.New(tracker.Config{Spec: cfg.Spec, Genesis: cfg.Genesis, MinMembers: cfg.MinMembers, Spares: cfg.Spares, Anchors: cfg.Anchors, Admit: admit,
 		AuditSecret: auditSecret}, st, time.Now())
 	if err != nil {
 		return nil, err
 	}
 	// The new tracker (or the resumed one's new epoch) is durable before
-	// it does anything.
-	if rd := t.Ready(); rd.State != nil {
+	// it does anything. A resumed one asks again for the payloads of the
+	// open step it does not know held: Run fetches them.
+	rd := t.Ready()
+	if rd.State != nil {
 		if err := cfg.Storage.Save(rd.State); err != nil {
 			return nil, fmt.Errorf("tracker: saving state: %w", err)
 		}
@@ -154,7 +183,8 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	if err := cfg.Store.Put(round, cfg.Spec.Canonical()); err != nil {
 		return nil, err
 	}
-	d := &Tracker{cfg: cfg, round: round, t: t, log: cfg.Logger, started: time.Now().UTC(), updates: map[cid.Cid]*wire.Update{}}
+	d := &Tracker{cfg: cfg, round: round, t: t, log: cfg.Logger, started: time.Now().UTC(), updates: map[cid.Cid]*wire.Update{},
+		held: make(chan heldPayload), sem: make(chan struct{}, cfg.Fetches), refetch: rd.Fetch}
 	if cfg.History != "" {
 		if b, err := os.ReadFile(cfg.History); err == nil {
 			var h history
@@ -210,6 +240,7 @@ func (d *Tracker) Run(ctx context.Context) error {
 	defer wg.Wait()
 	defer cancel()
 	b.run(ctx, &wg)
+	fetch := func(f tracker.Fetch) { d.fetch(ctx, &wg, f) }
 	tick := time.NewTicker(d.cfg.Tick)
 	defer tick.Stop()
 	// The dashboard's copy of the peers and ledger costs time in the
@@ -230,11 +261,18 @@ func (d *Tracker) Run(ctx context.Context) error {
 				d.note(dashboard.Event{At: time.Now().UTC(), Kind: string(wire.EventRefused), Step: m.msg.StepNum(), Peer: m.from,
 					Detail: fmt.Sprintf("%s: %v", m.msg.Kind(), err)})
 			} else if u, ok := m.msg.(*wire.Update); ok {
+				d.keepInline(u)
 				d.mu.Lock()
 				meta := *u
 				meta.Data = nil
 				d.updates[u.Payload] = &meta
 				d.mu.Unlock()
+			}
+		case h := <-d.held:
+			d.own(h.id)
+			d.t.Held(time.Now(), h.id, h.err == nil)
+			if h.err != nil {
+				d.log.Info("payload not held", "payload", h.id.String(), "author", h.from, "err", h.err.Error())
 			}
 		case <-tick.C:
 			// The time now, not the ticker's: the tracker's clock must
@@ -246,17 +284,42 @@ func (d *Tracker) Run(ctx context.Context) error {
 			d.refresh()
 			d.updateView(true)
 		}
-		if err := d.flush(); err != nil {
+		if err := d.flush(fetch); err != nil {
 			return err
 		}
 	}
 }
 
 // flush is the driver's contract with the state machine: persist the
-// state of a Ready, then publish its messages. A failed save stops the
-// tracker before anything it decided is announced.
-func (d *Tracker) flush() error {
+// state of a Ready, then publish its messages, and fetch the payloads it
+// asks for. A failed save stops the tracker before anything it decided
+// is announced.
+func (d *Tracker) flush(fetch func(tracker.Fetch)) error {
 	rd := d.t.Ready()
+	rd.Fetch, d.refetch = append(d.refetch, rd.Fetch...), nil
+	// A payload the store holds already (inline data, or named by an
+	// earlier update) is held at once; its Held may decide more.
+	for len(rd.Fetch) > 0 {
+		held := false
+		for _, f := range rd.Fetch {
+			if d.cfg.Store.HasBlob(f.Payload) {
+				d.t.Held(time.Now(), f.Payload, true)
+				held = true
+			} else {
+				fetch(f)
+			}
+		}
+		if !held {
+			break
+		}
+		more := d.t.Ready()
+		if more.State != nil {
+			rd.State = more.State
+		}
+		rd.Publish = append(rd.Publish, more.Publish...)
+		rd.Events = append(rd.Events, more.Events...)
+		rd.Fetch = more.Fetch
+	}
 	if rd.State != nil {
 		if err := d.cfg.Storage.Save(rd.State); err != nil {
 			return fmt.Errorf("tracker: saving state: %w", err)
@@ -277,6 +340,11 @@ func (d *Tracker) flush() error {
 		d.bus.publish(m)
 		_, ok := m.(*wire.Final)
 		final = final || ok
+	}
+	for _, m := range rd.Publish {
+		if f, ok := m.(*wire.Final); ok {
+			d.forgetOld(f.Step)
+		}
 	}
 	d.updateView(false)
 	if final {
@@ -492,4 +560,116 @@ func (d *Tracker) Snapshot() dashboard.Snapshot {
 	}
 	snap.Events = append(snap.Events, d.events...)
 	return snap
+}
+
+// heldPayload is the outcome of a payload fetch.
+type heldPayload struct {
+	id   cid.Cid
+	from string
+	err  error
+}
+
+// keepInline stores the inline payload of an update the tracker
+// accepted, once it is checked against the update's Payload and Size:
+// the fetch the tracker asks for then finds it held.
+func (d *Tracker) keepInline(u *wire.Update) {
+	if len(u.Data) == 0 || d.cfg.Store.HasBlob(u.Payload) {
+		return
+	}
+	err := content.Verify(u.Payload, u.Data)
+	if err == nil && uint64(len(u.Data)) != u.Size {
+		err = fmt.Errorf("%d bytes, the update says %d", len(u.Data), u.Size)
+	}
+	if err == nil {
+		err = d.cfg.Store.Put(u.Payload, u.Data)
+	}
+	if err == nil {
+		d.own(u.Payload)
+	}
+	if err != nil {
+		d.log.Info("inline payload not kept", "payload", u.Payload.String(), "err", err.Error())
+	}
+}
+
+// fetch fetches an update's payload from its author into the store, as
+// the tracker asks (see tracker.Fetch), at most cfg.Fetches at once and
+// within cfg.FetchTimeout, and reports the outcome to the driver
+// goroutine: held only if it is Size bytes that hash to the CID (the
+// exchange checks the hash, the store its bound).
+func (d *Tracker) fetch(ctx context.Context, wg *sync.WaitGroup, f tracker.Fetch) {
+	if f.Size == 0 || f.Size > blob.MaxObjectSize {
+		d.t.Held(time.Now(), f.Payload, false)
+		d.log.Info("payload not held", "payload", f.Payload.String(), "author", f.Provider,
+			"err", fmt.Sprintf("%d bytes: not an object this version fetches (1 to %d bytes)", f.Size, blob.MaxObjectSize))
+		return
+	}
+	provs := parsePeers([]string{f.Provider})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case d.sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		defer func() { <-d.sem }()
+		fctx, cancel := context.WithTimeout(ctx, d.cfg.FetchTimeout)
+		defer cancel()
+		err := fetchPayload(fctx, d.cfg.Host.Blobs(), f, provs)
+		select {
+		case d.held <- heldPayload{id: f.Payload, from: f.Provider, err: err}:
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// fetchPayload fetches a payload from its providers, trying again a
+// little later while ctx lasts (an author's link may be busy), and
+// checks its size.
+func fetchPayload(ctx context.Context, x *blob.Exchange, f tracker.Fetch, provs []peer.ID) error {
+	wait := time.Second
+	for {
+		b, err := x.FetchObject(ctx, f.Payload, provs)
+		if err == nil {
+			if uint64(len(b)) != f.Size {
+				return fmt.Errorf("payload %s: %d bytes, the update says %d", f.Payload, len(b), f.Size)
+			}
+			return nil
+		}
+		select {
+		case <-time.After(wait):
+			wait *= 2
+		case <-ctx.Done():
+			return err
+		}
+	}
+}
+
+// own records that the driver stored payload id for the current step,
+// so that it is forgotten Retention steps later.
+func (d *Tracker) own(id cid.Cid) {
+	step, _ := d.t.Step()
+	d.owned = append(d.owned, ownedPayload{id: id, step: step})
+}
+
+// forgetOld drops the payloads the driver stored for steps older than
+// the last node.Retention before the step just finalised: the tracker
+// serves the payloads of recent Closes, and its store stays bounded.
+// Only payloads it fetched or took inline go, never content that was in
+// the store before (the spec, a dataset's shards).
+func (d *Tracker) forgetOld(final uint64) {
+	n := 0
+	for _, o := range d.owned {
+		if o.step+node.Retention > final {
+			break
+		}
+		d.cfg.Store.Forget(o.id)
+		n++
+	}
+	d.owned = slices.Delete(d.owned, 0, n)
+}
+
+type ownedPayload struct {
+	id   cid.Cid
+	step uint64
 }

@@ -159,8 +159,8 @@ func (c *Cluster) publishBatched(from string, src *port, m wire.Msg, size, depar
 		}
 	}
 	u, ok := m.(*wire.Update)
-	if !ok {
-		return
+	if h := c.hosts[from]; !ok || (h != nil && h.withholds) {
+		return // a withholder's payload reaches no one
 	}
 	ready := c.relayed(src, size, depart)
 	c.addToStream(from, u, ready, size)

@@ -234,17 +234,16 @@ func (e nodeEffects) Head(step uint64, id cid.Cid) error {
 }
 
 func (e nodeEffects) Publish(m wire.Msg) {
+	if u, ok := m.(*wire.Update); ok && e.h.withholds && len(u.Data) > 0 {
+		bare := *u
+		bare.Data = nil
+		m = &bare
+	}
 	switch m := m.(type) {
 	case *wire.Hello:
 		e.h.lastHello = e.c.now
 	case *wire.Update:
 		e.c.noteNodeUpdate(e.h, m)
-		if e.h.withholds && len(m.Data) > 0 {
-			cp := *m
-			cp.Data = nil
-			e.c.publish(e.h.id, &cp)
-			return
-		}
 	}
 	e.c.publish(e.h.id, m)
 }

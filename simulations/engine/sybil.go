@@ -230,8 +230,8 @@ func sybilCID(what string, a, b uint64) cid.Cid {
 
 // Withhold makes a node a withholder: it publishes its Updates without
 // their inline data and serves no blob (payload or residual) to anyone,
-// so that its updates can be had only from it, and are not. Under Batch,
-// a step's stream still carries its payloads.
+// so that its updates can be had only from it, and are not: the tracker
+// does not hold them, so it does not include them.
 func (c *Cluster) Withhold(id string) {
 	if h, ok := c.hosts[id]; ok {
 		h.withholds = true

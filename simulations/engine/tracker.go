@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/shoal-network/shoal/tracker"
 	"github.com/shoal-network/shoal/tracker/wire"
 )
@@ -21,6 +23,9 @@ type trackerHost struct {
 	storage tracker.Storage
 	alive   bool
 	epoch   int
+	// inline holds the payloads that arrived inside updates the tracker
+	// took, until the tracker asks for them (in the same delivery).
+	inline map[cid.Cid]bool
 }
 
 // newTrackerHost returns the tracker's machine, the tracker not started.
@@ -29,7 +34,7 @@ func newTrackerHost(cfg Config) *trackerHost {
 	if storage == nil {
 		storage = &tracker.MemStorage{}
 	}
-	return &trackerHost{id: cfg.Spec.Trackers[0], storage: storage}
+	return &trackerHost{id: cfg.Spec.Trackers[0], storage: storage, inline: map[cid.Cid]bool{}}
 }
 
 // Tracker returns the tracker (nil while it is down).
@@ -64,8 +69,8 @@ func (c *Cluster) startTracker() error {
 		return err
 	}
 	c.trk.t, c.trk.alive = t, true
-	c.flushTracker() // persists the state of the new epoch
 	c.trk.epoch++
+	c.flushTracker() // persists the state of the new epoch, asks again for payloads not held
 	c.scheduleTrackerTick(c.trk.epoch, c.trackerTick())
 	return nil
 }
@@ -131,6 +136,58 @@ func (c *Cluster) flushTracker() {
 		}
 		c.publish(c.trk.id, m)
 	}
+	held := false
+	for _, f := range rd.Fetch {
+		held = c.fetchForTracker(f) || held
+	}
+	clear(c.trk.inline)
+	if held {
+		c.flushTracker()
+	}
+}
+
+// fetchForTracker is the tracker's driver fetching a payload it must hold
+// before the update that names it counts. One that came inside its
+// update is held at once (it reports whether it was); else it comes from
+// the author, over the author's uplink and the tracker's downlink as a
+// node's fetch does, if the author is up, reachable and serves it;
+// otherwise the driver gives up a second later.
+func (c *Cluster) fetchForTracker(f tracker.Fetch) bool {
+	if c.trk.inline[f.Payload] {
+		c.trk.t.Held(c.now, f.Payload, true)
+		return true
+	}
+	src := c.hosts[f.Provider]
+	ep := c.trk.epoch
+	if src == nil || !src.alive || src.withholds || !c.reachable(c.trk.id, src.id) || !src.store.HasBlob(f.Payload) {
+		c.schedule(c.now.Add(time.Second), c.trk.id, ep, func() {
+			c.trk.t.Held(c.now, f.Payload, false)
+			c.flushTracker()
+		})
+		return false
+	}
+	size := c.blobBytes(f.Payload, int64(f.Size))
+	var d time.Duration
+	if c.cfg.Net == nil {
+		bw := c.cfg.Bandwidth
+		if bw <= 0 {
+			bw = 100e6
+		}
+		d = c.latency(src.id, c.trk.id) + time.Duration(float64(size)/bw*float64(time.Second))
+	} else {
+		rate := c.trk.link.Down
+		if rate <= 0 || (src.link.Up > 0 && src.link.Up < rate) {
+			rate = src.link.Up
+		}
+		d = src.link.Latency + c.trk.link.Latency + time.Duration(float64(size)*secondsPerByte(rate)*1e9)
+		src.bytesOut += size
+		c.trk.bytesIn += size
+	}
+	c.schedule(c.now.Add(d), c.trk.id, ep, func() {
+		c.trk.t.Held(c.now, f.Payload, src.alive && c.reachable(c.trk.id, src.id))
+		c.flushTracker()
+	})
+	return false
 }
 
 func (c *Cluster) scheduleTrackerTick(epoch int, after time.Duration) {
@@ -154,6 +211,10 @@ func (c *Cluster) deliverToTracker(from string, m wire.Msg) {
 	c.TrackerWall += time.Since(t0)
 	if err != nil {
 		c.trace("%s tracker refused %s from %s: %v", c.stamp(), m.Kind(), from, err)
+	} else if u, ok := m.(*wire.Update); ok && len(u.Data) > 0 {
+		// The tracker's driver keeps an accepted update's inline payload
+		// (the cluster checked its form when it was published).
+		c.trk.inline[u.Payload] = true
 	}
 	c.flushTracker()
 }

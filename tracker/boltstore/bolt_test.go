@@ -249,7 +249,8 @@ func TestBoltResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	var opens []*wire.Open
-	drive := func(err error) {
+	var drive func(err error)
+	drive = func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
@@ -264,6 +265,10 @@ func TestBoltResume(t *testing.T) {
 			if o, ok := m.(*wire.Open); ok {
 				opens = append(opens, o)
 			}
+		}
+		for _, f := range rd.Fetch { // the driver holds every payload
+			tr.Held(now, f.Payload, true)
+			drive(nil)
 		}
 	}
 	drive(nil)

@@ -16,6 +16,7 @@ const (
 	EventReopen   EventKind = "reopen"   // a step got nothing usable and opens again
 	EventMismatch EventKind = "mismatch" // a commit (a node: its head) differs from the Final
 	EventRefused  EventKind = "refused"  // a peer refused admission (a node: refused by the tracker)
+	EventWithheld EventKind = "withheld" // an update left out: its payload was not held when the step closed
 )
 
 // The nodes' kinds besides those.
