@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/shoal-network/shoal/gradient"
+	"github.com/shoal-network/shoal/tracker/round"
 )
 
 // A round whose model cannot fit in the memory of a machine is refused by
@@ -76,4 +77,40 @@ func TestTrainingMemory(t *testing.T) {
 	if n, _ := memoryLimit(0); n <= 0 {
 		t.Errorf("default limit %d", n)
 	}
+}
+
+// A volunteer joining a round whose model does not fit its --max-memory
+// is told so before its node builds anything (the model's shapes are
+// computed, not its weights); a model that fits is accepted.
+func TestNodeJoinRefusesModelTooBigForMemory(t *testing.T) {
+	spec := parseTestSpec(t, filepath.Join(roundTestdata, "builtin-gpt-tiny.yaml"))
+	if err := modelFits(spec, 1<<30); err != nil {
+		t.Errorf("gpt-tiny in 1 GiB: %v", err)
+	}
+	err := modelFits(spec, 1<<20)
+	if err == nil || !strings.Contains(err.Error(), "--max-memory 1.0 MiB") || !strings.Contains(err.Error(), "training its model takes about") {
+		t.Errorf("gpt-tiny in 1 MiB: %v, want a refusal naming --max-memory", err)
+	}
+	// 64 blocks of width 8192, about 52 billion parameters: refused in
+	// an instant, whatever this machine's memory.
+	spec.Model.Dim, spec.Model.Layers = 8192, 64
+	if err := modelFits(spec, 0); err == nil || !strings.Contains(err.Error(), "memory") {
+		t.Errorf("a model of 52 billion parameters: %v, want a refusal", err)
+	}
+	if _, err := checkpointsKept(spec, 1<<39); err == nil {
+		t.Error("a 512 GiB disk cap held two checkpoints of 52 billion parameters (416 GB each)")
+	}
+}
+
+func parseTestSpec(t *testing.T, path string) *round.Spec {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := round.Parse(b, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

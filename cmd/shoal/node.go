@@ -14,7 +14,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
 
-	"github.com/shoal-network/shoal/gradient"
 	"github.com/shoal-network/shoal/gradient/data"
 	"github.com/shoal-network/shoal/internal/bytesize"
 	"github.com/shoal-network/shoal/node"
@@ -145,6 +144,9 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 	if spec.Admission == round.AdmissionClosed && token == nil {
 		fmt.Fprintf(f.Err, "round %s is closed: without --token the tracker will ignore this node (ask for a token for peer %s)\n", inv.Round, h.ID())
 	}
+	if err := modelFits(spec, int64(o.net.MaxMemory)); err != nil {
+		return err
+	}
 	keep, err := checkpointsKept(spec, int64(o.MaxDisk))
 	if err != nil {
 		return err
@@ -182,6 +184,24 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 	return runWithStatus(ctx, f, log, d)
 }
 
+// modelFits refuses a round whose model needs more memory to train than
+// the node has (--max-memory, or else the machine's memory), before the
+// node builds anything: a node that joined anyway would die out of
+// memory at its first unit. Only the model's shapes are computed.
+func modelFits(spec *round.Spec, maxMemory int64) error {
+	cfg := engine.ModelConfig(spec)
+	_, params := modelTensors(cfg)
+	if params == 0 {
+		return fmt.Errorf("round %s: the model's configuration is not valid", spec.ID())
+	}
+	limit, from := memoryLimit(maxMemory)
+	if need := trainingMemory(cfg, spec.Batch); need > float64(limit) {
+		return fmt.Errorf("round %s: training its model takes about %s of memory (%d parameters, batch %d), more than %s",
+			spec.ID(), bytesize.Format(need), params, spec.Batch, from)
+	}
+	return nil
+}
+
 // checkpointsKept is how many checkpoints of the round's model a node
 // keeps on disk within maxDisk bytes (0: no cap): at most node.Retention,
 // at least 2 (the head and the one being made).
@@ -190,11 +210,11 @@ func checkpointsKept(spec *round.Spec, maxDisk int64) (int, error) {
 	if maxDisk <= 0 {
 		return keep, nil
 	}
-	m, err := gradient.New(engine.ModelConfig(spec))
-	if err != nil {
-		return 0, err
+	_, params := modelTensors(engine.ModelConfig(spec)) // shapes only: the model is not built
+	if params == 0 {
+		return 0, fmt.Errorf("round %s: the model's configuration is not valid", spec.ID())
 	}
-	size := int64(gradient.NumParams(m)) * 8 // parameters and outer momenta, float32
+	size := params * 8 // parameters and outer momenta, float32
 	fit := maxDisk / size
 	if fit < 2 {
 		return 0, fmt.Errorf("--max-disk %s holds %d checkpoints of this round's model (%s each); a node needs room for 2",
