@@ -94,6 +94,9 @@ type Gossip struct {
 	plog   *peerlog.Logger
 	cancel context.CancelFunc
 	replay *replayGuard
+	// authors bounds the messages each author may have this host
+	// validate and relay (GossipOptions.AuthorRate).
+	authors *authorLimit
 
 	mu     sync.Mutex
 	closed bool
@@ -133,13 +136,14 @@ func NewGossip(h host.Host, opts GossipOptions, log *slog.Logger) (*Gossip, erro
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gossip{
-		h:      h,
-		opts:   opts,
-		plog:   peerlog.New(log, 5, 10*time.Second),
-		cancel: cancel,
-		replay: newReplayGuard(opts.ReplayWindow, opts.ReplayCacheSize),
-		topics: make(map[string]*Topic),
-		scores: make(map[peer.ID]float64),
+		h:       h,
+		opts:    opts,
+		plog:    peerlog.New(log, 5, 10*time.Second),
+		cancel:  cancel,
+		replay:  newReplayGuard(opts.ReplayWindow, opts.ReplayCacheSize),
+		authors: newAuthorLimit(opts.AuthorRate, opts.AuthorBurst, opts.AuthorTable),
+		topics:  make(map[string]*Topic),
+		scores:  make(map[peer.ID]float64),
 	}
 	params := pubsub.DefaultGossipSubParams()
 	params.HeartbeatInterval = opts.HeartbeatInterval
@@ -290,6 +294,10 @@ func (g *Gossip) validator(topic string, v Validator) pubsub.ValidatorEx {
 		now := time.Now()
 		if g.replay.seen(id, now) {
 			g.plog.Info(sender, "gossip: ignored message", "replay of a message accepted before", "topic", topic, "author", author.String(), "id", content.Sum(m.GetData()).String())
+			return pubsub.ValidationIgnore
+		}
+		if !g.authors.allow(author, now) {
+			g.plog.Info(sender, "gossip: ignored message", "its author is over its message rate", "topic", topic, "author", author.String())
 			return pubsub.ValidationIgnore
 		}
 		if v == nil {

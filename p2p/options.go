@@ -104,6 +104,15 @@ type GossipOptions struct {
 	// ValidatorTimeout bounds one call of a topic Validator; a validator
 	// that runs out of time ignores the message (default 5 s).
 	ValidatorTimeout time.Duration
+	// AuthorRate and AuthorBurst bound the messages one author may have
+	// this host validate and relay on a topic: a token bucket per author
+	// of AuthorBurst messages, refilled at AuthorRate a second (defaults
+	// 20 and 200); messages beyond it are ignored, neither delivered nor
+	// relayed. The table of buckets holds at most AuthorTable authors
+	// (default 65536).
+	AuthorRate  float64
+	AuthorBurst int
+	AuthorTable int
 	// MinMeshPeers is how many mesh peers Publish waits for (default 1).
 	MinMeshPeers int
 	// AllowColocation sets the IP-colocation score weight to 0, for
@@ -241,6 +250,15 @@ func (g GossipOptions) withDefaults() GossipOptions {
 	if g.ValidatorTimeout == 0 {
 		g.ValidatorTimeout = 5 * time.Second
 	}
+	if g.AuthorRate == 0 {
+		g.AuthorRate = 20
+	}
+	if g.AuthorBurst == 0 {
+		g.AuthorBurst = 200
+	}
+	if g.AuthorTable == 0 {
+		g.AuthorTable = 1 << 16
+	}
 	if g.MinMeshPeers == 0 {
 		g.MinMeshPeers = 1
 	}
@@ -346,6 +364,8 @@ func (g GossipOptions) validate() error {
 		return fmt.Errorf("p2p options: gossip ReplayCacheSize %d below 1", g.ReplayCacheSize)
 	case g.ValidatorTimeout <= 0:
 		return fmt.Errorf("p2p options: gossip ValidatorTimeout %s not positive", g.ValidatorTimeout)
+	case !(g.AuthorRate > 0) || g.AuthorBurst < 1 || g.AuthorTable < 1:
+		return fmt.Errorf("p2p options: gossip AuthorRate %v, AuthorBurst %d, AuthorTable %d: need positive values", g.AuthorRate, g.AuthorBurst, g.AuthorTable)
 	case g.MinMeshPeers < 1:
 		return fmt.Errorf("p2p options: gossip MinMeshPeers %d below 1", g.MinMeshPeers)
 	}
