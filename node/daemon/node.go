@@ -252,6 +252,8 @@ func (d *Node) settle() {
 		st.Peers = len(d.bus.topic.Peers())
 		st.BytesIn, st.BytesOut = d.bus.received.Load(), d.bus.published.Load()
 		st.BlobOut, st.BlobIn = d.cfg.Host.Blobs().Stats()
+		gs := d.cfg.Host.Gossip().Stats()
+		st.GossipIn, st.GossipOut = gs.WireIn, gs.WireOut
 		st.Refused = d.bus.refused.Load()
 	})
 }

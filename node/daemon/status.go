@@ -28,8 +28,13 @@ type Status struct {
 	BytesOut  int64     `json:"bytes_out"` // and published
 	BlobIn    int64     `json:"blob_in"`   // content bytes fetched from peers
 	BlobOut   int64     `json:"blob_out"`  // content bytes served to peers
-	Refused   int64     `json:"refused"`   // messages refused by the state machine
-	Events    []Event   `json:"events"`    // recent events, newest last
+	// GossipIn and GossipOut are what gossip cost on the wire, relays and
+	// control included (within the bandwidth caps, which they share with
+	// blobs).
+	GossipIn  int64   `json:"gossip_in"`
+	GossipOut int64   `json:"gossip_out"`
+	Refused   int64   `json:"refused"` // messages refused by the state machine
+	Events    []Event `json:"events"`  // recent events, newest last
 }
 
 // Event is one of a node's recent events.
