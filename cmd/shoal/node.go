@@ -145,7 +145,11 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 	if spec.Admission == round.AdmissionClosed && token == nil {
 		fmt.Fprintf(f.Err, "round %s is closed: without --token the tracker will ignore this node (ask for a token for peer %s)\n", inv.Round, h.ID())
 	}
-	keep, err := checkpointsKept(spec, int64(o.MaxDisk))
+	ckDisk := int64(o.MaxDisk)
+	if !spec.Dataset.Builtin {
+		ckDisk -= max(ckDisk, 0) / 2 // the other half is for the dataset's shards
+	}
+	keep, err := checkpointsKept(spec, ckDisk)
 	if err != nil {
 		return err
 	}
@@ -154,7 +158,7 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 	}
 	train, eval, _ := daemon.BuiltinData()
 	pc := daemon.PeerConfig{Spec: spec, Role: wire.RoleWorker, Dir: o.DataDir, Host: h, Store: store, Logger: log,
-		Train: train, KeepCheckpoints: keep, Token: token, DataPeers: inviteIDs(inv)}
+		Train: train, KeepCheckpoints: keep, Token: token, DataPeers: inviteIDs(inv), MaxDisk: int64(o.MaxDisk)}
 	if o.Role == "observer" {
 		pc.Role, pc.Eval = wire.RoleObserver, eval
 	}
