@@ -56,8 +56,9 @@ type Store struct {
 	diskUsed int64
 	diskMu   sync.Mutex // serialises reservations and the evictions they make
 	// writeErr, if set, fails every write to the checkpoint store (tests
-	// inject a full disk with it).
-	writeErr error
+	// inject a full disk with it); writeFails counts those failures.
+	writeErr   error
+	writeFails int
 }
 
 type cachedCheckpoint struct {
@@ -364,6 +365,7 @@ func (s *Store) reserve(n int64) error {
 	s.diskMu.Lock()
 	defer s.diskMu.Unlock()
 	if s.writeErr != nil {
+		s.writeFails++
 		return s.writeErr
 	}
 	if s.diskMax <= 0 {
