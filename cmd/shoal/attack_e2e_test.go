@@ -149,7 +149,7 @@ func unseal(b []byte) (wire.Msg, error) {
 	return wire.Unmarshal(b[k:])
 }
 
-func randomCID(t *testing.T) cid.Cid {
+func randomCID() cid.Cid {
 	b := make([]byte, 32)
 	rand.Read(b)
 	return content.Sum(b)
@@ -296,7 +296,7 @@ func TestOpenInternetAttacks(t *testing.T) {
 	attackStart := snapStep()
 	t.Logf("attacking from step %d", attackStart)
 
-	evil := randomCID(t) // the checkpoint the Sybil observers vote for
+	evil := randomCID() // the checkpoint the Sybil observers vote for
 	const sybils, observers = 1000, 200
 	keys := make([]crypto.PrivKey, sybils)
 	for i := range keys {
@@ -331,18 +331,24 @@ func TestOpenInternetAttacks(t *testing.T) {
 			}
 			swarm.publish(actx, keys[i], &wire.Hello{Round: roundID, Role: role})
 		}
-		for i := range keys {
-			if !strings.Contains(which, "a") {
-				break
-			}
-			hello(i)
-			if i%50 == 49 {
-				time.Sleep(20 * time.Millisecond)
-			}
-		}
-		swarm.publish(actx, withholder, &wire.Hello{Round: roundID, Role: wire.RoleWorker})
+		// Every peer's Hello is also its heartbeat: the swarm says it
+		// again every heartbeat interval, to stay live members.
+		var lastHello time.Time
 		seenO, seenC := 0, 0
 		for actx.Err() == nil {
+			if time.Since(lastHello) >= round.HeartbeatInterval(parsed) {
+				lastHello = time.Now()
+				for i := range keys {
+					if !strings.Contains(which, "a") || actx.Err() != nil {
+						break
+					}
+					hello(i)
+					if i%10 == 9 {
+						time.Sleep(10 * time.Millisecond)
+					}
+				}
+				swarm.publish(actx, withholder, &wire.Hello{Round: roundID, Role: wire.RoleWorker})
+			}
 			opens, closes := swarm.heard(seenO, seenC)
 			seenO, seenC = seenO+len(opens), seenC+len(closes)
 			type at struct {
@@ -365,7 +371,7 @@ func TestOpenInternetAttacks(t *testing.T) {
 						}
 						swarm.publish(actx, withholder, &wire.Update{Round: roundID, Step: o.Step, Attempt: o.Attempt, Base: o.Base,
 							Unit: u, Replica: r, Samples: uint32(parsed.Batch * parsed.InnerSteps), Loss: 0.5,
-							Raw: randomCID(t), Residual: randomCID(t), Payload: randomCID(t), Size: 4096})
+							Raw: randomCID(), Residual: randomCID(), Payload: randomCID(), Size: 4096})
 					}
 				}
 			}
@@ -406,7 +412,7 @@ func TestOpenInternetAttacks(t *testing.T) {
 			binary.LittleEndian.PutUint64(junk, uint64(i))
 			rand.Read(junk[8:64])
 			err := flooder.publish(actx, flood, &wire.Update{Round: roundID, Step: step, Base: base, Unit: uint32(i % 64), Samples: 1, Loss: 1,
-				Raw: randomCID(t), Residual: randomCID(t), Payload: content.Sum(junk), Size: uint64(len(junk)), Data: junk})
+				Raw: randomCID(), Residual: randomCID(), Payload: content.Sum(junk), Size: uint64(len(junk)), Data: junk})
 			if err == nil {
 				floods.Add(1)
 			}
