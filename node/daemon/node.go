@@ -282,11 +282,18 @@ func (d *Node) holdForDisk(cause error, deliver func() error) {
 		d.diskBackoff = min(2*d.diskBackoff, maxDiskBackoff)
 	}
 	d.diskRetry = time.After(d.diskBackoff)
-	if !d.diskFull {
-		d.diskFull = true
-		d.log.Warn("disk full: pausing work and retrying with a backoff (free disk space or raise --max-disk)", "err", cause.Error(), "retry_in", d.diskBackoff.String())
-		d.status.update(func(st *Status) { st.DiskFull = cause.Error() })
+	d.sayDiskFull(cause)
+}
+
+// sayDiskFull logs a full disk and shows it on the status page, once
+// until the disk has room again.
+func (d *Node) sayDiskFull(cause error) {
+	if d.diskFull {
+		return
 	}
+	d.diskFull = true
+	d.log.Warn("disk full: pausing work and retrying with a backoff (free disk space or raise --max-disk)", "err", cause.Error(), "retry_in", d.diskBackoff.String())
+	d.status.update(func(st *Status) { st.DiskFull = cause.Error() })
 }
 
 // diskRoom ends a disk-full backoff once a checkpoint is written or
@@ -356,7 +363,12 @@ func (d *effects) Event(ev node.Event) {
 // evaluation.
 func (d *effects) Head(step uint64, id cid.Cid) error {
 	if err := (*Node)(d).persistHead(step, id); err != nil {
-		return err
+		if !IsDiskFull(err) {
+			return err
+		}
+		// The head stays in memory and is written at its next change;
+		// a restart meanwhile resumes from the one before.
+		(*Node)(d).sayDiskFull(err)
 	}
 	if d.cfg.Evaluate != nil {
 		d.evalDue, d.evalAt = id, step
