@@ -199,6 +199,7 @@ func checkpointsKept(spec *round.Spec, maxDisk int64) (int, error) {
 		return 0, err
 	}
 	size := int64(gradient.NumParams(m)) * 8 // parameters and outer momenta, float32
+	size += size/100 + 64<<10                // the header, manifest and index: the store refuses what goes over
 	fit := maxDisk / size
 	if fit < 2 {
 		return 0, fmt.Errorf("--max-disk %s holds %d checkpoints of this round's model (%s each); a node needs room for 2",
