@@ -19,6 +19,13 @@
 //     against its CID before it is stored;
 //   - the reachability self-test (AutoNAT), reported in plain words.
 //
+// Bandwidth caps (Options.Blob's UploadRate and DownloadRate) are one
+// token bucket per direction that the blob exchange and gossipsub's
+// streams draw from alike: gossip a host relays or receives, control
+// included, counts against the same caps as content (GossipStats' WireIn
+// and WireOut), and a relay over its upload cap falls behind and drops
+// rather than sending more.
+//
 // Every remote input is bounded and checked: oversized or malformed
 // messages, garbage, messages for rounds this host has not joined, replays
 // and absurd requests are rejected or ignored with a rate-limited log line

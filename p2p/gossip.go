@@ -113,15 +113,22 @@ type GossipStats struct {
 	RPCs, Bytes int64
 	// Messages counts messages delivered to this host's topics.
 	Messages int64
+	// WireIn and WireOut count the bytes read from and written to
+	// gossipsub's streams: everything gossip costs this host in each
+	// direction, its own messages, relays and control included. They
+	// draw from the host's bandwidth caps (Options.Blob's rates).
+	WireIn, WireOut int64
 }
 
 type gossipCounters struct {
 	rpcs, bytes, messages atomic.Int64
+	wireIn, wireOut       atomic.Int64
 }
 
 // Stats returns the counts so far.
 func (g *Gossip) Stats() GossipStats {
-	return GossipStats{RPCs: g.stats.rpcs.Load(), Bytes: g.stats.bytes.Load(), Messages: g.stats.messages.Load()}
+	return GossipStats{RPCs: g.stats.rpcs.Load(), Bytes: g.stats.bytes.Load(), Messages: g.stats.messages.Load(),
+		WireIn: g.stats.wireIn.Load(), WireOut: g.stats.wireOut.Load()}
 }
 
 // NewGossip starts gossipsub on h. Start it before connecting to peers:
@@ -148,7 +155,8 @@ func NewGossip(h host.Host, opts GossipOptions, log *slog.Logger) (*Gossip, erro
 	params := pubsub.DefaultGossipSubParams()
 	params.HeartbeatInterval = opts.HeartbeatInterval
 	psLog := log.With("component", "gossipsub")
-	ps, err := pubsub.NewGossipSub(ctx, h,
+	metered := &meteredHost{Host: h, ctx: ctx, up: opts.up, down: opts.down, in: &g.stats.wireIn, out: &g.stats.wireOut}
+	ps, err := pubsub.NewGossipSub(ctx, metered,
 		pubsub.WithGossipSubParams(params),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithMessageIdFn(messageID),

@@ -193,11 +193,21 @@ func attach(h host.Host, opts Options, owns bool) (out *Host, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("watch reachability: %w", err)
 	}
-	x.gossip, err = NewGossip(h, opts.Gossip, log.With("component", "gossip"))
+	// One bucket per direction caps the host's traffic: blobs and gossip
+	// draw from the same.
+	bopts := opts.Blob
+	if bopts.UploadLimiter == nil {
+		bopts.UploadLimiter = blob.NewLimiter(bopts.UploadRate)
+	}
+	if bopts.DownloadLimiter == nil {
+		bopts.DownloadLimiter = blob.NewLimiter(bopts.DownloadRate)
+	}
+	gopts := opts.Gossip
+	gopts.up, gopts.down = bopts.UploadLimiter, bopts.DownloadLimiter
+	x.gossip, err = NewGossip(h, gopts, log.With("component", "gossip"))
 	if err != nil {
 		return nil, err
 	}
-	bopts := opts.Blob
 	if bopts.Logger == nil {
 		bopts.Logger = log.With("component", "blob")
 	}

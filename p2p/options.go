@@ -1,6 +1,8 @@
 package p2p
 
 import (
+	"golang.org/x/time/rate"
+
 	"errors"
 	"fmt"
 	"log/slog"
@@ -119,6 +121,10 @@ type GossipOptions struct {
 	// networks where many honest peers share one IP address (loopback, a
 	// lab). Off, peers crowding onto one IP lose score.
 	AllowColocation bool
+
+	// up and down are the host's bandwidth buckets, shared with the blob
+	// exchange (set by the Host from Options.Blob's rates; nil: no cap).
+	up, down *rate.Limiter
 }
 
 // DHTMode selects whether the host answers DHT queries.

@@ -34,8 +34,8 @@ type netOptions struct {
 func (o *netOptions) addFlags(fl *pflag.FlagSet) {
 	fl.StringSliceVar(&o.Listen, "listen", nil, "multiaddrs to listen on (default: TCP and QUIC on port 4001, all interfaces; with --loopback, free ports on 127.0.0.1)")
 	fl.BoolVar(&o.Loopback, "loopback", false, "stay on this machine: listen on 127.0.0.1 and turn off NAT traversal and mDNS")
-	fl.Var(&o.MaxUpload, "max-upload", "cap on content served to peers, bytes per second (e.g. 2MB; 0: no cap)")
-	fl.Var(&o.MaxDownload, "max-download", "cap on content fetched from peers, bytes per second (0: no cap)")
+	fl.Var(&o.MaxUpload, "max-upload", "cap on what the node sends (content and gossip), bytes per second (e.g. 2MB; 0: no cap)")
+	fl.Var(&o.MaxDownload, "max-download", "cap on what the node receives (content and gossip), bytes per second (0: no cap)")
 	fl.Var(&o.MaxMemory, "max-memory", "memory the network stack and the content in memory may use (e.g. 2GB; 0: automatic); round start also refuses a model that needs more to train")
 }
 

@@ -67,8 +67,8 @@ holds, and head.json, so a restart resumes where it stopped.
 Resources: --cpus caps the cores training uses; --max-memory the memory
 of the network stack and of the content held in memory (and sets the Go
 runtime's soft memory limit); --max-disk the checkpoints kept on disk;
---max-upload and --max-download cap the content served to and fetched
-from peers, in bytes per second. On a terminal a status line shows the
+--max-upload and --max-download cap what the node sends and receives,
+content and gossip (relays included) alike, in bytes per second. On a terminal a status line shows the
 step, loss, contribution, peers and traffic; otherwise it logs. With
 --status-addr the node serves a status page, its status as JSON at
 /api/status and Prometheus metrics at /metrics. SIGINT or SIGTERM stops it
@@ -147,7 +147,11 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 	if err := modelFits(spec, int64(o.net.MaxMemory)); err != nil {
 		return err
 	}
-	keep, err := checkpointsKept(spec, int64(o.MaxDisk))
+	ckDisk := int64(o.MaxDisk)
+	if !spec.Dataset.Builtin {
+		ckDisk -= max(ckDisk, 0) / 2 // the other half is for the dataset's shards
+	}
+	keep, err := checkpointsKept(spec, ckDisk)
 	if err != nil {
 		return err
 	}
@@ -156,7 +160,7 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 	}
 	train, eval, _ := daemon.BuiltinData()
 	pc := daemon.PeerConfig{Spec: spec, Role: wire.RoleWorker, Dir: o.DataDir, Host: h, Store: store, Logger: log,
-		Train: train, KeepCheckpoints: keep, Token: token, DataPeers: inviteIDs(inv)}
+		Train: train, KeepCheckpoints: keep, Token: token, DataPeers: inviteIDs(inv), MaxDisk: int64(o.MaxDisk)}
 	if o.Role == "observer" {
 		pc.Role, pc.Eval = wire.RoleObserver, eval
 	}
@@ -214,7 +218,8 @@ func checkpointsKept(spec *round.Spec, maxDisk int64) (int, error) {
 	if params == 0 {
 		return 0, fmt.Errorf("round %s: the model's configuration is not valid", spec.ID())
 	}
-	size := params * 8 // parameters and outer momenta, float32
+	size := params * 8        // parameters and outer momenta, float32
+	size += size/100 + 64<<10 // the header, manifest and index: the store refuses what goes over
 	fit := maxDisk / size
 	if fit < 2 {
 		return 0, fmt.Errorf("--max-disk %s holds %d checkpoints of this round's model (%s each); a node needs room for 2",
@@ -267,12 +272,12 @@ func runWithStatus(ctx context.Context, f *factory, log *slog.Logger, d *daemon.
 		case <-tick.C:
 			st := d.Status()
 			line := fmt.Sprintf("step %d  loss %.4f  units %d (%d samples)  peers %d  in %s  out %s",
-				st.Step, st.TrainLoss, st.Units, st.Samples, st.Peers, bytesize.Format(float64(st.BytesIn+st.BlobIn)), bytesize.Format(float64(st.BytesOut+st.BlobOut)))
+				st.Step, st.TrainLoss, st.Units, st.Samples, st.Peers, bytesize.Format(float64(st.GossipIn+st.BlobIn)), bytesize.Format(float64(st.GossipOut+st.BlobOut)))
 			if f.terminal {
 				fmt.Fprintf(f.Err, "\r\033[K%s", line)
 			} else if st.Step != lastStep || time.Since(lastLog) > 30*time.Second {
 				log.Info("status", "step", st.Step, "train_loss", st.TrainLoss, "units", st.Units, "samples", st.Samples,
-					"peers", st.Peers, "bytes_in", st.BytesIn+st.BlobIn, "bytes_out", st.BytesOut+st.BlobOut)
+					"peers", st.Peers, "bytes_in", st.GossipIn+st.BlobIn, "bytes_out", st.GossipOut+st.BlobOut)
 				lastStep, lastLog = st.Step, time.Now()
 			}
 		}

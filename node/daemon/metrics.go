@@ -34,6 +34,15 @@ func (d *Node) StatusHandler() http.Handler {
 	counter("protocol_bytes_published_total", "Bytes of protocol messages published.", func(s Status) float64 { return float64(s.BytesOut) })
 	counter("blob_bytes_served_total", "Bytes of content served to peers.", func(s Status) float64 { return float64(s.BlobOut) })
 	counter("blob_bytes_fetched_total", "Bytes of content fetched from peers.", func(s Status) float64 { return float64(s.BlobIn) })
+	counter("gossip_bytes_received_total", "Bytes read from gossip streams, relays and control included.", func(s Status) float64 { return float64(s.GossipIn) })
+	counter("gossip_bytes_sent_total", "Bytes written to gossip streams, relays and control included.", func(s Status) float64 { return float64(s.GossipOut) })
+	gauge("disk_bytes", "Bytes the checkpoints take on disk (with a disk cap).", func(s Status) float64 { return float64(s.Disk) })
+	gauge("disk_full", "1 while work is paused for want of disk.", func(s Status) float64 {
+		if s.DiskFull != "" {
+			return 1
+		}
+		return 0
+	})
 	counter("messages_refused_total", "Messages the protocol refused.", func(s Status) float64 { return float64(s.Refused) })
 
 	mux := http.NewServeMux()
@@ -75,6 +84,13 @@ th{color:#57606a;font-weight:normal}code{font-size:13px}</style></head><body>
 	}
 	row("peers", fmt.Sprint(s.Peers))
 	row("traffic", fmt.Sprintf("messages %s in, %s out; content %s in, %s out", Bytes(s.BytesIn), Bytes(s.BytesOut), Bytes(s.BlobIn), Bytes(s.BlobOut)))
+	row("gossip on the wire", fmt.Sprintf("%s in, %s out (relays and control included)", Bytes(s.GossipIn), Bytes(s.GossipOut)))
+	if s.Disk > 0 {
+		row("disk", Bytes(s.Disk)+" of checkpoints")
+	}
+	if s.DiskFull != "" {
+		row("disk full", "work paused, retrying with a backoff: "+e(s.DiskFull))
+	}
 	row("up since", e(s.Started.Format(time.RFC3339)))
 	b.WriteString("</table><h2>Recent events</h2><table>")
 	for i := len(s.Events) - 1; i >= 0; i-- {

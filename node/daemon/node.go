@@ -72,12 +72,29 @@ type Node struct {
 	evalDue    cid.Cid
 	evalAt     uint64
 	sem        chan struct{}
+
+	// A full disk (or the disk cap reached with nothing to evict) holds
+	// back the reports of the jobs and fetches it failed, so the core does
+	// not retry at once: they are delivered when diskRetry fires, after a
+	// backoff that doubles with every failure up to maxDiskBackoff and
+	// resets on the first success. The worker takes no job meanwhile.
+	diskHeld    []func() error
+	diskRetry   <-chan time.Time
+	diskBackoff time.Duration
+	diskFull    bool
 }
 
+// Backoff bounds after a write fails for want of disk.
+const (
+	minDiskBackoff = time.Second
+	maxDiskBackoff = 2 * time.Minute
+)
+
 type fetchResult struct {
-	id  cid.Cid
-	ok  bool
-	err error
+	id   cid.Cid
+	kind node.FetchKind
+	ok   bool
+	err  error
 }
 
 type evalResult struct {
@@ -194,14 +211,37 @@ func (d *Node) Run(ctx context.Context) error {
 		case now := <-tick.C:
 			err = d.loop.Tick(now)
 		case r := <-d.results:
+			if IsDiskFull(r.Err) {
+				d.holdForDisk(r.Err, func() error { d.busy = false; return d.loop.Done(time.Now(), r) })
+				break
+			}
 			d.busy = false
+			if _, ok := r.Job.(node.ApplyJob); ok {
+				d.diskRoom(r.Err == nil) // it wrote a checkpoint
+			}
 			err = d.loop.Done(time.Now(), r)
 			d.noteResult(r)
 		case f := <-d.fetched:
+			if IsDiskFull(f.err) {
+				d.holdForDisk(f.err, func() error { return d.loop.Fetched(time.Now(), f.id, f.ok) })
+				break
+			}
 			if f.err != nil {
 				d.log.Info("fetch failed", "cid", f.id.String(), "err", f.err.Error())
 			}
+			if f.kind == node.FetchCheckpoint {
+				d.diskRoom(f.ok)
+			}
 			err = d.loop.Fetched(time.Now(), f.id, f.ok)
+		case <-d.diskRetry:
+			d.diskRetry = nil
+			held := d.diskHeld
+			d.diskHeld = nil
+			for _, deliver := range held {
+				if err = deliver(); err != nil {
+					break
+				}
+			}
 		case f := <-d.shardCh:
 			delete(d.shards, f.id)
 			if f.err != nil {
@@ -228,6 +268,45 @@ func (d *Node) Run(ctx context.Context) error {
 	}
 }
 
+// holdForDisk keeps the report of a job or fetch that failed for want of
+// disk until the backoff ends. The first failure is logged and shown on
+// the status page; the rest are not, until the disk has room again.
+func (d *Node) holdForDisk(cause error, deliver func() error) {
+	d.diskHeld = append(d.diskHeld, deliver)
+	if d.diskRetry != nil {
+		return // a retry is due already: this one waits for it
+	}
+	if d.diskBackoff == 0 {
+		d.diskBackoff = minDiskBackoff
+	} else {
+		d.diskBackoff = min(2*d.diskBackoff, maxDiskBackoff)
+	}
+	d.diskRetry = time.After(d.diskBackoff)
+	d.sayDiskFull(cause)
+}
+
+// sayDiskFull logs a full disk and shows it on the status page, once
+// until the disk has room again.
+func (d *Node) sayDiskFull(cause error) {
+	if d.diskFull {
+		return
+	}
+	d.diskFull = true
+	d.log.Warn("disk full: pausing work and retrying with a backoff (free disk space or raise --max-disk)", "err", cause.Error(), "retry_in", d.diskBackoff.String())
+	d.status.update(func(st *Status) { st.DiskFull = cause.Error() })
+}
+
+// diskRoom ends a disk-full backoff once a checkpoint is written or
+// fetched.
+func (d *Node) diskRoom(ok bool) {
+	if !ok || !d.diskFull {
+		return
+	}
+	d.diskFull, d.diskBackoff = false, 0
+	d.log.Info("disk has room again: work resumes")
+	d.status.update(func(st *Status) { st.DiskFull = "" })
+}
+
 func (d *Node) noteResult(r node.Result) {
 	if r.Err != nil {
 		return
@@ -252,7 +331,10 @@ func (d *Node) settle() {
 		st.Peers = len(d.bus.topic.Peers())
 		st.BytesIn, st.BytesOut = d.bus.received.Load(), d.bus.published.Load()
 		st.BlobOut, st.BlobIn = d.cfg.Host.Blobs().Stats()
+		gs := d.cfg.Host.Gossip().Stats()
+		st.GossipIn, st.GossipOut = gs.WireIn, gs.WireOut
 		st.Refused = d.bus.refused.Load()
+		st.Disk = d.cfg.Store.DiskBytes()
 	})
 }
 
@@ -267,7 +349,9 @@ func (d *effects) Event(ev node.Event) {
 	lvl := slog.LevelDebug
 	switch ev.Kind {
 	case wire.EventError, wire.EventMismatch, wire.EventExcluded:
-		lvl = slog.LevelWarn
+		if !d.diskFull { // a full disk is said once, not at every retry
+			lvl = slog.LevelWarn
+		}
 	case wire.EventCatchUp, wire.EventVerdict:
 		lvl = slog.LevelInfo
 	}
@@ -279,7 +363,12 @@ func (d *effects) Event(ev node.Event) {
 // evaluation.
 func (d *effects) Head(step uint64, id cid.Cid) error {
 	if err := (*Node)(d).persistHead(step, id); err != nil {
-		return err
+		if !IsDiskFull(err) {
+			return err
+		}
+		// The head stays in memory and is written at its next change;
+		// a restart meanwhile resumes from the one before.
+		(*Node)(d).sayDiskFull(err)
 	}
 	if d.cfg.Evaluate != nil {
 		d.evalDue, d.evalAt = id, step
@@ -442,7 +531,7 @@ func (d *effects) Fetch(f node.Fetch) {
 			err = errors.New("unknown fetch kind")
 		}
 		select {
-		case d.fetched <- fetchResult{id: f.CID, ok: err == nil, err: err}:
+		case d.fetched <- fetchResult{id: f.CID, kind: f.Kind, ok: err == nil, err: err}:
 		case <-ctx.Done():
 		}
 	}()

@@ -99,6 +99,10 @@ type PeerConfig struct {
 	// KeepCheckpoints and Tick are NodeConfig's (0: its defaults).
 	KeepCheckpoints int
 	Tick            time.Duration
+	// MaxDisk caps the disk the checkpoints take (0: no cap), less
+	// ShardBudget for a round on a dataset: see Store.LimitDisk. It must
+	// hold KeepCheckpoints+1 checkpoints.
+	MaxDisk int64
 }
 
 // NewPeer makes a node daemon of a round; run it with its Run.
@@ -122,6 +126,19 @@ func NewPeer(cfg PeerConfig) (*Node, error) {
 	}
 	if cfg.Dataset != nil {
 		if err := cfg.Store.KeepOnDisk(filepath.Join(cfg.Dir, "shards"), cfg.ShardBudget); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.MaxDisk > 0 {
+		keep := cfg.KeepCheckpoints
+		if keep <= 0 {
+			keep = node.Retention
+		}
+		ckDisk := cfg.MaxDisk
+		if cfg.Dataset != nil {
+			ckDisk -= cfg.ShardBudget
+		}
+		if err := cfg.Store.LimitDisk(ckDisk, keep); err != nil {
 			return nil, err
 		}
 	}

@@ -30,6 +30,17 @@ type Status struct {
 	BlobOut   int64     `json:"blob_out"`  // content bytes served to peers
 	Refused   int64     `json:"refused"`   // messages refused by the state machine
 	Events    []Event   `json:"events"`    // recent events, newest last
+	// GossipIn and GossipOut are what gossip cost on the wire, relays and
+	// control included (within the bandwidth caps, which they share with
+	// blobs).
+	GossipIn  int64 `json:"gossip_in"`
+	GossipOut int64 `json:"gossip_out"`
+	// Disk is the bytes the checkpoints take on disk, counted for the
+	// disk cap (0 without one); DiskFull, while the disk is full or the
+	// cap reached with nothing to evict, says why (work pauses, retried
+	// with a backoff).
+	Disk     int64  `json:"disk,omitempty"`
+	DiskFull string `json:"disk_full,omitempty"`
 }
 
 // Event is one of a node's recent events.

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -45,6 +47,18 @@ type Store struct {
 	files     string // directory of objects kept on disk (dataset shards); "" for none
 	fileMax   int64  // bound on their bytes
 	fileBytes int64
+
+	// The checkpoint store's disk cap (see LimitDisk): diskUsed counts
+	// its bytes from a walk of its directory plus what was written since,
+	// so it errs high and is walked again before a write is refused.
+	diskMax  int64 // 0: no cap
+	diskKeep int   // checkpoints eviction keeps
+	diskUsed int64
+	diskMu   sync.Mutex // serialises reservations and the evictions they make
+	// writeErr, if set, fails every write to the checkpoint store (tests
+	// inject a full disk with it); writeFails counts those failures.
+	writeErr   error
+	writeFails int
 }
 
 type cachedCheckpoint struct {
@@ -59,6 +73,16 @@ var (
 
 // ErrFull is returned when an object would take the store over its bound.
 var ErrFull = errors.New("object store full")
+
+// ErrDiskFull is returned when a write would take the checkpoint store
+// over its disk cap even after evicting the checkpoints beyond those it
+// keeps.
+var ErrDiskFull = errors.New("disk cap reached")
+
+// IsDiskFull reports whether err comes from a full disk or the disk cap.
+func IsDiskFull(err error) bool {
+	return errors.Is(err, ErrDiskFull) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
 
 // NewStore wraps a checkpoint store; maxObjects bounds the memory the
 // objects take (0: 1 GiB).
@@ -321,13 +345,119 @@ func (s *Store) HasBlob(id cid.Cid) bool {
 	return ok
 }
 
+// LimitDisk caps the bytes the checkpoint store takes on disk at max (0:
+// no cap). Before a write that would go over, the store evicts every
+// checkpoint but the newest keep (as a collection keeping keep would);
+// if the write still does not fit, it is refused with ErrDiskFull and
+// nothing is written. A caller keeping keep checkpoints of size S needs
+// max >= (keep+1)·S.
+func (s *Store) LimitDisk(max int64, keep int) error {
+	used, err := dirBytes(s.ck.Dir())
+	if err != nil {
+		return err
+	}
+	s.diskMu.Lock()
+	s.diskMax, s.diskKeep, s.diskUsed = max, keep, used
+	s.diskMu.Unlock()
+	return nil
+}
+
+// DiskBytes returns the bytes the checkpoint store takes on disk, as
+// counted for its cap (0 without a cap).
+func (s *Store) DiskBytes() int64 {
+	s.diskMu.Lock()
+	defer s.diskMu.Unlock()
+	return s.diskUsed
+}
+
+// reserve makes room for n more bytes in the checkpoint store, evicting
+// if need be, and counts them; it refuses with ErrDiskFull.
+func (s *Store) reserve(n int64) error {
+	s.diskMu.Lock()
+	defer s.diskMu.Unlock()
+	if s.writeErr != nil {
+		s.writeFails++
+		return s.writeErr
+	}
+	if s.diskMax <= 0 {
+		return nil
+	}
+	if s.diskUsed+n > s.diskMax {
+		used, err := dirBytes(s.ck.Dir())
+		if err != nil {
+			return err
+		}
+		s.diskUsed = used
+	}
+	if s.diskUsed+n > s.diskMax {
+		res, err := s.ck.GC(s.diskKeep)
+		if err != nil {
+			return err
+		}
+		s.forget(res.Removed)
+		used, err := dirBytes(s.ck.Dir())
+		if err != nil {
+			return err
+		}
+		s.diskUsed = used
+	}
+	if s.diskUsed+n > s.diskMax {
+		return fmt.Errorf("%d more bytes: %w (%d of %d bytes used, keeping %d checkpoints)", n, ErrDiskFull, s.diskUsed, s.diskMax, s.diskKeep)
+	}
+	s.diskUsed += n
+	return nil
+}
+
+// forget drops removed checkpoints from what the store knows whole.
+func (s *Store) forget(removed []cid.Cid) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range removed {
+		delete(s.complete, id)
+		s.cache = slices.DeleteFunc(s.cache, func(e *cachedCheckpoint) bool { return e.id.Equals(id) })
+	}
+}
+
+// dirBytes sums the sizes of the regular files under dir.
+func dirBytes(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed while walking
+			}
+			return err
+		}
+		if d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
 // PutCheckpoint writes a checkpoint to disk (atomically) and returns its
-// ID.
+// ID, within the disk cap.
 func (s *Store) PutCheckpoint(c *checkpoint.Checkpoint) (cid.Cid, error) {
-	id, err := s.ck.Put(c)
+	ch, err := checkpoint.Build(c)
 	if err != nil {
 		return cid.Undef, err
 	}
+	if !s.HasCheckpoint(ch.ID) {
+		mb, err := ch.Manifest.MarshalBinary()
+		if err != nil {
+			return cid.Undef, err
+		}
+		if err := s.reserve(int64(len(ch.Data) + len(mb))); err != nil {
+			return cid.Undef, fmt.Errorf("checkpoint %s: %w", ch.ID, err)
+		}
+	}
+	if err := s.ck.PutChunked(ch); err != nil {
+		return cid.Undef, err
+	}
+	id := ch.ID
 	s.mu.Lock()
 	s.complete[id] = true
 	s.mu.Unlock()
@@ -373,7 +503,7 @@ func (s *Store) HasCheckpoint(id cid.Cid) bool {
 // is read back from the leading chunks and checked against the manifest,
 // and the checkpoint counts as whole.
 func (s *Store) FetchCheckpoint(ctx context.Context, x *blob.Exchange, id cid.Cid, providers []peer.ID) (*blob.FetchResult, error) {
-	res, err := x.FetchInto(ctx, s.ck.Objects(), id, providers)
+	res, err := x.FetchInto(ctx, cappedObjects{s.ck.Objects(), s}, id, providers)
 	if err != nil {
 		return res, err
 	}
@@ -384,4 +514,33 @@ func (s *Store) FetchCheckpoint(ctx context.Context, x *blob.Exchange, id cid.Ci
 	s.complete[id] = true
 	s.mu.Unlock()
 	return res, nil
+}
+
+// cappedObjects is the checkpoint store's objects with every write
+// within the disk cap: a fetch that would take the store over it stops
+// with ErrDiskFull before writing.
+type cappedObjects struct {
+	content.Store
+	s *Store
+}
+
+func (o cappedObjects) PutVerified(c cid.Cid, data []byte) error {
+	if o.Store.Has(c) {
+		return nil
+	}
+	if err := o.s.reserve(int64(len(data))); err != nil {
+		return fmt.Errorf("chunk %s: %w", c, err)
+	}
+	return o.Store.PutVerified(c, data)
+}
+
+func (o cappedObjects) PutManifest(m *content.Manifest) (cid.Cid, error) {
+	b, err := m.MarshalBinary()
+	if err != nil {
+		return cid.Undef, err
+	}
+	if err := o.s.reserve(int64(len(b))); err != nil {
+		return cid.Undef, fmt.Errorf("manifest %s: %w", content.Sum(b), err)
+	}
+	return o.Store.PutManifest(m)
 }

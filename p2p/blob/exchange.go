@@ -1,6 +1,8 @@
 package blob
 
 import (
+	"golang.org/x/time/rate"
+
 	"bufio"
 	"context"
 	"errors"
@@ -39,6 +41,10 @@ type Options struct {
 	// bytes per second with token buckets; 0 means no cap.
 	UploadRate   int64
 	DownloadRate int64
+	// UploadLimiter and DownloadLimiter, if set, are token buckets of
+	// bytes (see NewLimiter) the exchange shares with the host's other
+	// traffic; they take the place of UploadRate and DownloadRate.
+	UploadLimiter, DownloadLimiter *rate.Limiter
 	// RequestTimeout bounds one object's request and response (default 2 min).
 	RequestTimeout time.Duration
 	// MaxFailures is how many transport failures in a row drop a provider
@@ -148,8 +154,8 @@ func New(h host.Host, store Store, opts Options) (*Exchange, error) {
 		store:      store,
 		opts:       opts,
 		log:        peerlog.New(opts.Logger, 5, 10*time.Second),
-		up:         newBandwidth(opts.UploadRate),
-		down:       newBandwidth(opts.DownloadRate),
+		up:         newBandwidth(opts.UploadLimiter, opts.UploadRate),
+		down:       newBandwidth(opts.DownloadLimiter, opts.DownloadRate),
 		slots:      make(chan struct{}, opts.FetchConcurrency),
 		ctx:        ctx,
 		cancel:     cancel,

@@ -16,14 +16,29 @@ type bandwidth struct {
 	piece int
 }
 
-// newBandwidth returns a bucket refilling at bytesPerSec with room for a
-// tenth of a second of traffic (at least one piece), or nil for no limit.
-func newBandwidth(bytesPerSec int64) *bandwidth {
+// NewLimiter returns a token bucket of bytes refilling at bytesPerSec
+// with room for a tenth of a second of traffic (at least 32 KiB, the piece
+// in which transfers draw from it), or nil for no limit. A host shares one
+// per direction between its traffic (blobs and gossip) through
+// Options.UploadLimiter and DownloadLimiter.
+func NewLimiter(bytesPerSec int64) *rate.Limiter {
 	if bytesPerSec <= 0 {
 		return nil
 	}
-	burst := max(int(bytesPerSec/10), ioPiece)
-	return &bandwidth{lim: rate.NewLimiter(rate.Limit(bytesPerSec), burst), piece: ioPiece}
+	return rate.NewLimiter(rate.Limit(bytesPerSec), max(int(bytesPerSec/10), ioPiece))
+}
+
+// newBandwidth draws from shared if set, else from a bucket of its own
+// refilling at bytesPerSec; nil for no limit.
+func newBandwidth(shared *rate.Limiter, bytesPerSec int64) *bandwidth {
+	lim := shared
+	if lim == nil {
+		lim = NewLimiter(bytesPerSec)
+	}
+	if lim == nil {
+		return nil
+	}
+	return &bandwidth{lim: lim, piece: max(1, min(ioPiece, lim.Burst()))}
 }
 
 // write writes p to w, waiting for tokens before each piece.
