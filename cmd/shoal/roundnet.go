@@ -212,15 +212,12 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	evals := newEvalLog()
 	// The round's own observer is the tracker's anchor: in an open round
 	// its commit outweighs any number of fresh peer IDs.
-	var (
-		oh      *p2p.Host
-		od      *daemon.Node
-		anchors []string
-	)
-	if o.Observer {
-		if oh, od, err = startObserver(ctx, o, log, spec, key, th, train, eval, evals); err != nil {
-			return err
-		}
+	oh, od, err := roundObserver(ctx, o, log, spec, key, th, train, eval, evals)
+	if err != nil {
+		return err
+	}
+	var anchors []string
+	if oh != nil {
 		defer oh.Close()
 		anchors = []string{oh.ID().String()}
 	}
@@ -297,6 +294,16 @@ func roundData(o *roundStartOptions, spec *round.Spec) (train, eval []byte, floo
 		return nil, nil, 0, nil, fmt.Errorf("--data %s makes dataset %s, but %s names %s", o.Data, id, o.File, spec.Dataset)
 	}
 	return nil, ds.Eval, 0, ds, nil
+}
+
+// roundObserver starts the round's own observer unless --observer=false
+// (then it returns nils).
+func roundObserver(ctx context.Context, o *roundStartOptions, log *slog.Logger, spec *round.Spec, key crypto.PrivKey,
+	th *p2p.Host, train, eval []byte, evals *evalLog) (*p2p.Host, *daemon.Node, error) {
+	if !o.Observer {
+		return nil, nil, nil
+	}
+	return startObserver(ctx, o, log, spec, key, th, train, eval, evals)
 }
 
 // startObserver makes the round's own observer: a peer beside the
