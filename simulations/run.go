@@ -215,7 +215,7 @@ func (r *run) makeCluster() error {
 	if len(s.Network.TrackerCrashes) > 0 {
 		storage = &tracker.MemStorage{}
 	}
-	cfg := engine.Config{Spec: s.Spec, Seed: s.Seed, Genesis: r.genesis, Storage: storage, MinMembers: s.MinMembers, Spares: s.Spares,
+	cfg := engine.Config{Spec: s.Spec, Seed: s.Seed, Genesis: r.genesis, Storage: storage, MinMembers: s.MinMembers, Spares: s.Spares, Newcomers: s.Newcomers,
 		Net:      &engine.Network{Hops: s.Network.Hops, Fanout: s.Network.Fanout, Duplicates: s.Network.Duplicates},
 		Batch:    s.Batched(),
 		DropRate: s.Network.Loss,

@@ -84,6 +84,7 @@ type Scenario struct {
 	Twin        bool      `yaml:"twin"`
 	MinMembers  int       `yaml:"min_members"`
 	Spares      float64   `yaml:"spares"`
+	Newcomers   float64   `yaml:"newcomers"` // tracker.Config.Newcomers
 	RoundYAML   yaml.Node `yaml:"round"`
 	Compute     Compute   `yaml:"compute"`
 	Network     NetSpec   `yaml:"network"`
@@ -360,6 +361,9 @@ func (s *Scenario) check() error {
 	}
 	if s.MinMembers < 0 {
 		bad("min_members: must not be negative")
+	}
+	if !(s.Newcomers >= 0 && s.Newcomers <= 100) {
+		bad("newcomers: need a fraction of the established workers from 0 to 100, got %v", s.Newcomers)
 	}
 	if !(s.Spares >= 0 && s.Spares <= 1) {
 		bad("spares: need a fraction from 0 to 1, got %v", s.Spares)

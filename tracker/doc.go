@@ -41,9 +41,9 @@
 // weighs is its standing (see Quorum), and admission to the work is
 // rate-limited: a step's Open lists the workers with standing or with
 // work in a finalised step (established), and of the others
-// (newcomers) at most max(8, a quarter of the established), picked by a
-// hash of the round's seed, the step, the attempt and the peer ID, so
-// that a flood of fresh IDs, however early it speaks, takes only its
+// (newcomers) at most as many as the established (at least 8;
+// Config.Newcomers sets another fraction), picked by a hash of the
+// round's seed, the step, the attempt and the peer ID, so that a flood of fresh IDs, however early it speaks, takes only its
 // share of the newcomers' places, drawn again at every step. In any
 // round an Open lists no more members than the step has unit copies,
 // nor more than fit in Config.MaxOpenSize bytes (the gossip message

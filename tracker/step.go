@@ -41,6 +41,18 @@ func (t *Tracker) maybeOpen(now time.Time) {
 	t.event(wire.EventOpen, st.Step, "", "attempt %d, %d members, %d units, %d checks", st.Attempt, len(workers), open.Units, len(open.Checks))
 }
 
+// NewcomerPlaces returns how many newcomers (workers without standing or
+// work in a finalised step) an open round's step admits beside
+// established workers: at least 8, and else the fraction of them given
+// (Config.Newcomers; 0 means 1, so that the workers of a step at most
+// double from one step to the next).
+func NewcomerPlaces(established int, fraction float64) int {
+	if fraction <= 0 {
+		fraction = 1
+	}
+	return max(8, int(fraction*float64(established)))
+}
+
 // DefaultMaxOpenSize is Config.MaxOpenSize when it is 0: the gossip
 // layer's default message limit (p2p GossipOptions.MaxMessageSize).
 const DefaultMaxOpenSize = 1 << 20
@@ -51,7 +63,7 @@ const DefaultMaxOpenSize = 1 << 20
 //
 //   - in an open round, of the workers without standing (no verified
 //     work, no work in a finalised step: newcomers) at most
-//     max(8, a quarter of the others), picked by a hash of the round's
+//     NewcomerPlaces of them, picked by a hash of the round's
 //     seed, the step, the attempt and the peer ID, so that a flood of
 //     fresh IDs gets no more than its share of the places, however early
 //     it speaks, and that every step draws afresh;
@@ -85,7 +97,7 @@ func (t *Tracker) stepWorkers(now time.Time, open *wire.Open) (members, admitted
 	for i := range newcomers {
 		newcomers[i].hash = round.AssignHash(t.spec.Seed, aStep, 'n', []byte(newcomers[i].id))
 	}
-	newcomers = smallest(newcomers, max(8, len(established)/4), byRank)
+	newcomers = smallest(newcomers, NewcomerPlaces(len(established), t.cfg.Newcomers), byRank)
 	n := len(established) + len(newcomers)
 	units := DealtUnits(t.spec, n, t.cfg.Spares)
 	copies := units

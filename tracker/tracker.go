@@ -89,6 +89,11 @@ type Config struct {
 	// TargetSamples), so that its commit outweighs any number of fresh
 	// peer IDs. See the package doc, Quorum.
 	Anchors []string
+	// Newcomers is how many workers without standing an open round's
+	// step admits, as a fraction of the established ones (at least 8;
+	// 0 means 1: see NewcomerPlaces). Lower, a swarm of fresh IDs takes
+	// fewer places and a round admits its volunteers more slowly.
+	Newcomers float64
 	// MaxOpenSize bounds the encoded size of an Open (default
 	// DefaultMaxOpenSize): a step with more live workers than fit lists
 	// those with standing first (see the package doc, Membership).
@@ -136,6 +141,9 @@ func New(cfg Config, st *State, now time.Time) (*Tracker, error) {
 	}
 	if n := len(cfg.AuditSecret); n > 0 && n < 16 {
 		return nil, fmt.Errorf("tracker: audit secret of %d bytes: need at least 16", n)
+	}
+	if !(cfg.Newcomers >= 0 && cfg.Newcomers <= 100) {
+		return nil, fmt.Errorf("tracker: newcomers %v: need a fraction of the established workers from 0 to 100", cfg.Newcomers)
 	}
 	if !(cfg.Spares >= 0 && cfg.Spares <= 1) {
 		return nil, fmt.Errorf("tracker: spare units %v: need a fraction from 0 to 1", cfg.Spares)

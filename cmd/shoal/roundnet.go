@@ -101,6 +101,7 @@ type roundStartOptions struct {
 	Observer      bool
 	MinMembers    int
 	Spares        float64
+	Newcomers     float64
 	Data          string
 	net           netOptions
 }
@@ -143,6 +144,7 @@ first of the spec's trackers ('shoal round init' writes such a spec).`,
 	fl.StringVar(&o.DashboardAddr, "dashboard-addr", "127.0.0.1:8080", "address to serve the dashboard on")
 	fl.BoolVar(&o.Observer, "observer", true, "run an observer that verifies and evaluates every step")
 	fl.IntVar(&o.MinMembers, "min-members", 1, "workers it takes to open a step")
+	fl.Float64Var(&o.Newcomers, "newcomers", 1, "in an open round, how many workers without verified work a step admits, as a fraction of those with it (at least 8)")
 	fl.Float64Var(&o.Spares, "spares", 0, "with workers to spare, deal this fraction of a step's units again as spares, so the step closes without waiting for the slowest (0 to 1)")
 	fl.StringVar(&o.Data, "data", "", "the text of the spec's dataset (a file or directory; 'shoal dataset cid' names it)")
 	o.net.addFlags(fl)
@@ -150,6 +152,9 @@ first of the spec's trackers ('shoal round init' writes such a spec).`,
 }
 
 func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error {
+	if !(o.Newcomers > 0 && o.Newcomers <= 100) {
+		return fmt.Errorf("--newcomers %v: need a fraction of the established workers above 0, at most 100", o.Newcomers)
+	}
 	if !(o.Spares >= 0 && o.Spares <= 1) {
 		return fmt.Errorf("--spares %v: need a fraction from 0 to 1", o.Spares)
 	}
@@ -222,7 +227,7 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 		anchors = []string{oh.ID().String()}
 	}
 	td, err := daemon.NewTracker(daemon.TrackerConfig{Spec: spec, Host: th, Store: store, Storage: db, Genesis: genesis,
-		MinMembers: o.MinMembers, Spares: o.Spares, Anchors: anchors, Logger: log.With("role", "tracker"), Invite: inv.String(), Floor: floor, EvalLoss: evals.get,
+		MinMembers: o.MinMembers, Spares: o.Spares, Newcomers: o.Newcomers, Anchors: anchors, Logger: log.With("role", "tracker"), Invite: inv.String(), Floor: floor, EvalLoss: evals.get,
 		History: filepath.Join(o.DataDir, "dashboard.json")})
 	if err != nil {
 		return err

@@ -37,6 +37,7 @@ type TrackerConfig struct {
 	Genesis    cid.Cid
 	MinMembers int
 	Spares     float64 // tracker.Config.Spares
+	Newcomers  float64 // tracker.Config.Newcomers
 	Logger     *slog.Logger
 	Tick       time.Duration // default 250 ms
 	// Invite, Floor and Target are shown on the dashboard.
@@ -165,7 +166,7 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 		// held, and the open step's are fetched again.
 		st.Held = nil
 	}
-	t, err := tracker.New(tracker.Config{Spec: cfg.Spec, Genesis: cfg.Genesis, MinMembers: cfg.MinMembers, Spares: cfg.Spares, Anchors: cfg.Anchors, Admit: admit,
+	t, err := tracker.New(tracker.Config{Spec: cfg.Spec, Genesis: cfg.Genesis, MinMembers: cfg.MinMembers, Spares: cfg.Spares, Newcomers: cfg.Newcomers, Anchors: cfg.Anchors, Admit: admit,
 		AuditSecret: auditSecret}, st, time.Now())
 	if err != nil {
 		return nil, err

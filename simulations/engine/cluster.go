@@ -28,6 +28,7 @@ type Config struct {
 	// for MinMembers live workers before it opens any step.
 	MinMembers int
 	Spares     float64
+	Newcomers  float64 // tracker.Config.Newcomers
 	// Anchors are the tracker's (tracker.Config): the round's own
 	// observers.
 	Anchors []string

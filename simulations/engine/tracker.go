@@ -64,7 +64,7 @@ func (c *Cluster) startTracker() error {
 			return fmt.Errorf("tracker: loading state: %w", err)
 		}
 	}
-	t, err := tracker.New(tracker.Config{Spec: c.cfg.Spec, Genesis: c.genesis, MinMembers: c.cfg.MinMembers, Spares: c.cfg.Spares, Anchors: c.cfg.Anchors}, st, c.now)
+	t, err := tracker.New(tracker.Config{Spec: c.cfg.Spec, Genesis: c.genesis, MinMembers: c.cfg.MinMembers, Spares: c.cfg.Spares, Newcomers: c.cfg.Newcomers, Anchors: c.cfg.Anchors}, st, c.now)
 	if err != nil {
 		return err
 	}
