@@ -152,8 +152,8 @@ first of the spec's trackers ('shoal round init' writes such a spec).`,
 }
 
 func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error {
-	if !(o.Newcomers > 0 && o.Newcomers <= 100) {
-		return fmt.Errorf("--newcomers %v: need a fraction of the established workers above 0, at most 100", o.Newcomers)
+	if !(o.Newcomers >= 0 && o.Newcomers <= 100) {
+		return fmt.Errorf("--newcomers %v: need a fraction of the established workers from 0 (the default, 1) to 100", o.Newcomers)
 	}
 	if !(o.Spares >= 0 && o.Spares <= 1) {
 		return fmt.Errorf("--spares %v: need a fraction from 0 to 1", o.Spares)
