@@ -53,7 +53,7 @@ func (t *Tracker) audit() {
 		d := &Dispute{Step: st.Step, Attempt: st.Attempt, Unit: in.Unit, Base: st.Base,
 			Peers: [2]string{in.Peer, ""}, Raws: [2]string{u.Raw.String(), ""}, Audit: true}
 		st.Disputes = append(st.Disputes, d)
-		t.event(wire.EventDispute, st.Step, in.Peer, "unit %d: audit of the update of %s", in.Unit, in.Peer)
+		t.event(wire.EventAudit, st.Step, in.Peer, "unit %d: audit of the update of %s", in.Unit, in.Peer)
 	}
 }
 

@@ -217,7 +217,7 @@ func (t *Tracker) verdict(now time.Time, from string, m *wire.Verdict) error {
 		d := &Dispute{Step: m.Step, Attempt: pair.Attempt, Unit: m.Unit, Base: t.baseOf(m.Step),
 			Peers: [2]string{other, ""}, Raws: [2]string{pair.Raw, ""}, Audit: true}
 		st.Disputes = append(st.Disputes, d)
-		t.event(wire.EventDispute, m.Step, other, "unit %d: audit of the update of %s, whose residual or payload %s could not fetch", m.Unit, other, from)
+		t.event(wire.EventAudit, m.Step, other, "unit %d: audit of the update of %s, whose residual or payload %s could not fetch", m.Unit, other, from)
 		t.save()
 		return nil
 	}

@@ -320,7 +320,7 @@ func (c *Cluster) deliverDisputed(step uint64, unit uint32) {
 func (c *Cluster) noteEvent(ev tracker.Event) {
 	if s := c.current(); s != nil {
 		switch ev.Kind {
-		case wire.EventDispute:
+		case wire.EventDispute, wire.EventAudit:
 			s.Disputes++
 		case wire.EventExclude:
 			s.Excluded++
@@ -328,7 +328,7 @@ func (c *Cluster) noteEvent(ev tracker.Event) {
 			s.Reopens++
 		}
 	}
-	if !c.cfg.Batch || ev.Kind != wire.EventDispute {
+	if !c.cfg.Batch || (ev.Kind != wire.EventDispute && ev.Kind != wire.EventAudit) {
 		return
 	}
 	var unit uint32

@@ -17,6 +17,7 @@ const (
 	EventMismatch EventKind = "mismatch" // a commit (a node: its head) differs from the Final
 	EventRefused  EventKind = "refused"  // a peer refused admission (a node: refused by the tracker)
 	EventWithheld EventKind = "withheld" // an update left out: its payload was not held when the step closed
+	EventAudit    EventKind = "audit"    // an included update picked for a third computation (routine, not a dispute)
 )
 
 // The nodes' kinds besides those.
