@@ -190,9 +190,9 @@
 //     gossip counts in the bandwidth caps (--max-upload, --max-download)
 //     with the content it serves and fetches.
 //   - Tracker work. The tracker's work per message does not grow with
-//     the membership (BenchmarkReceive: about 1–2 µs per message at 100,
-//     10,000 and 100,000 members: 1.2, 0.8 and 1.5–1.8 µs); only members
-//     get ledger entries.
+//     the membership (BenchmarkReceive: 1.2, 0.8 and 1.5–1.8 µs per
+//     message at 100, 10,000 and 100,000 members); only members get
+//     ledger entries.
 //   - Lies. A replicated unit's replicas must agree on the raw
 //     pseudo-gradient, and each re-encodes the other's payload. After a
 //     step is finalised, a fraction r of its unconfirmed updates are
