@@ -81,6 +81,10 @@ type Node struct {
 	training *TrainJob          // the TrainJob running
 	mine     map[uint64][]*wire.Update
 	applying *ApplyJob
+	// applyAttempt is the attempt of the step whose Close is applied: the
+	// commit names it, so that the tracker does not count it for the
+	// Close of another attempt.
+	applyAttempt uint32
 	verifies map[verifyKey]*pendingVerify
 	serving  map[verifyKey]*pendingState // states materialised for checkers of my disputed units (bisect.go)
 	// Updates seen, by step, for fetching payloads and pairing replicas.

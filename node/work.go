@@ -60,6 +60,12 @@ func (n *Node) progress() {
 		if all {
 			j := ApplyJob{Step: c.Step, Base: c.Base, Included: c.Included}
 			n.applying = &j
+			// The Close belongs to the attempt of the step's Open the
+			// node holds (a step dealt again voids the Close before).
+			n.applyAttempt = 0
+			if o := n.open; o != nil && o.Step == c.Step {
+				n.applyAttempt = o.Attempt
+			}
 			n.ready.Jobs = append(n.ready.Jobs, j)
 		}
 	}
@@ -137,7 +143,7 @@ func (n *Node) Done(now time.Time, r Result) {
 		}
 		n.close = nil
 		n.keep(r.Result)
-		cm := &wire.Commit{Round: n.round, Step: j.Step, Base: j.Base, Result: r.Result}
+		cm := &wire.Commit{Round: n.round, Step: j.Step, Attempt: n.applyAttempt, Base: j.Base, Result: r.Result}
 		n.commits[j.Step] = cm
 		n.publish(cm)
 		n.event(wire.EventCommit, j.Step, "C_%d = %s", j.Step+1, r.Result)

@@ -196,3 +196,34 @@ func TestWithholdingDodgesNoDispute(t *testing.T) {
 		t.Fatalf("dispute %+v, want between w1 and x", d)
 	}
 }
+
+// TestLateCommitOfVoidedClose: a commit of the Close of an attempt that
+// was voided (the step dealt again after its deadline passed without a
+// quorum) arrives after the new attempt closed: it is refused, and the
+// same peer's commit of the new Close still counts.
+func TestLateCommitOfVoidedClose(t *testing.T) {
+	h := newHarness(t, testSpec(2, 0), nil)
+	h.join(wire.RoleWorker, "w1", "w2", "w3")
+	h.tick(0)
+	h.sendAll()
+	h.wantPhase(0, PhaseClosed)
+	h.tick(h.spec.Deadline + time.Second) // no quorum: dealt again
+	h.wantPhase(0, PhaseOpen)
+	h.sendAll()
+	h.wantPhase(0, PhaseClosed)
+	if h.tr.st.Attempt != 1 {
+		t.Fatalf("attempt %d, want 1", h.tr.st.Attempt)
+	}
+	late := &wire.Commit{Round: h.tr.Round(), Step: 0, Base: h.tr.st.Base, Result: cidOf("C1 of attempt 0")}
+	if err := h.tr.Receive(h.now, "w1", late); err == nil || !strings.Contains(err.Error(), "attempt 0") {
+		t.Fatalf("a commit of the voided attempt's Close: %v, want it refused", err)
+	}
+	if len(h.tr.st.Commits) != 0 {
+		t.Fatalf("commits %v after a late commit of the voided Close", h.tr.st.Commits)
+	}
+	h.commit(cidOf("C1"), "w1", "w2", "w3")
+	h.wantPhase(1, PhaseOpen)
+	if got := h.tr.Finals()[0].Checkpoint; !got.Equals(cidOf("C1")) {
+		t.Fatalf("finalised %s, want C1", got)
+	}
+}

@@ -98,7 +98,7 @@ func (r *receiveBench) refill() {
 	case PhaseClosed:
 		result := cidOf(fmt.Sprintf("C%d", st.Step+1))
 		for _, i := range r.rng.Perm(len(r.ids)) {
-			r.queue = append(r.queue, benchMsg{r.ids[i], &wire.Commit{Round: r.tr.Round(), Step: st.Step, Base: st.Base, Result: result}})
+			r.queue = append(r.queue, benchMsg{r.ids[i], &wire.Commit{Round: r.tr.Round(), Step: st.Step, Attempt: st.Attempt, Base: st.Base, Result: result}})
 		}
 	}
 }

@@ -188,7 +188,7 @@ func TestLivenessCounts(t *testing.T) {
 			tr.exclude(ids[rng.IntN(len(ids))], tr.st.Step, "test")
 		case k < 95:
 			step, _ := tr.Step()
-			tr.Receive(h.now, ids[rng.IntN(len(ids))], &wire.Commit{Round: tr.Round(), Step: step, Base: tr.st.Base, Result: cidOf(fmt.Sprint("r", rng.IntN(2)))})
+			tr.Receive(h.now, ids[rng.IntN(len(ids))], &wire.Commit{Round: tr.Round(), Step: step, Attempt: tr.st.Attempt, Base: tr.st.Base, Result: cidOf(fmt.Sprint("r", rng.IntN(2)))})
 		default:
 			if err := tr.Tick(h.now); err != nil {
 				t.Fatal(err)

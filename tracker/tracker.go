@@ -485,6 +485,11 @@ func (t *Tracker) commit(now time.Time, from string, m *wire.Commit) error {
 	if st.Phase != PhaseClosed || m.Step != st.Step || !m.Base.Equals(st.Base) {
 		return fmt.Errorf("commit for step %d from %s, but step %d is %s", m.Step, m.Base, st.Step, st.Phase)
 	}
+	if m.Attempt != st.Attempt {
+		// A commit of an earlier attempt's Close, voided when the step
+		// was dealt again: it says nothing of this Close.
+		return fmt.Errorf("commit for attempt %d of step %d, but the step's Close is of attempt %d", m.Attempt, m.Step, st.Attempt)
+	}
 	if prev, ok := st.Commits[from]; ok {
 		if prev == m.Result.String() {
 			return nil

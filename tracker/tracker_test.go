@@ -272,7 +272,7 @@ func (h *harness) commit(result cid.Cid, peers ...string) {
 	h.t.Helper()
 	step, _ := h.tr.Step()
 	for _, p := range peers {
-		h.mustReceive(p, &wire.Commit{Round: h.tr.Round(), Step: step, Base: h.tr.st.Base, Result: result})
+		h.mustReceive(p, &wire.Commit{Round: h.tr.Round(), Step: step, Attempt: h.tr.st.Attempt, Base: h.tr.st.Base, Result: result})
 	}
 }
 

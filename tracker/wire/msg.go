@@ -204,6 +204,10 @@ type Commit struct {
 	Step   uint64
 	Base   cid.Cid
 	Result cid.Cid
+	// Attempt is the attempt of the step whose Close was applied: a step
+	// without a quorum by its deadline is dealt again, and a commit of
+	// the earlier attempt's Close must not count for the later one's.
+	Attempt uint32
 }
 
 // Final records that C_{Step+1} = Checkpoint: a quorum of commits agreed on
@@ -490,6 +494,9 @@ func (m *Commit) check() error {
 	}
 	if err := checkCID(KindCommit, "base", m.Base, true); err != nil {
 		return err
+	}
+	if m.Attempt >= MaxAttempt {
+		return msgErr(KindCommit, "attempt", "%d is not below %d", m.Attempt, MaxAttempt)
 	}
 	return checkCID(KindCommit, "result", m.Result, true)
 }

@@ -26,12 +26,12 @@ import (
 //	string, bytes      uvarint length, then the bytes
 //	list               uvarint count, then the elements
 //
-// Three fields are optional: Open.Excluded, the last field of an Open, is
+// Four fields are optional: Open.Excluded, the last field of an Open, is
 // written only when it is not empty, Update.Trace, the last field of an
-// Update, only when it is defined, and Close.AuditKey, the last field of
-// a Close, only when it is not empty, so an Open that excludes no one, an
-// Update without a trace and a Close without an audit key have the form
-// they had before the fields existed. Unmarshal rejects trailing
+// Update, only when it is defined, Close.AuditKey, the last field of a
+// Close, only when it is not empty, and Commit.Attempt, the last field of
+// a Commit, only when it is not 0, so that these messages without them
+// have the form they had before the fields existed. Unmarshal rejects trailing
 // bytes, non-minimal varints, an empty optional list written out and
 // anything else that Marshal would not have produced.
 
@@ -424,6 +424,9 @@ func (m *Commit) encode(e *wireEncoder) {
 	e.uint(m.Step)
 	e.cid(m.Base)
 	e.cid(m.Result)
+	if m.Attempt > 0 {
+		e.uint(uint64(m.Attempt))
+	}
 }
 
 func (m *Commit) decode(d *wireDecoder) {
@@ -431,6 +434,12 @@ func (m *Commit) decode(d *wireDecoder) {
 	m.Step = d.at("step").uint(math.MaxUint64)
 	m.Base = d.at("base").cid()
 	m.Result = d.at("result").cid()
+	if d.err == nil && len(d.b) > 0 {
+		m.Attempt = uint32(d.at("attempt").uint(MaxAttempt - 1))
+		if m.Attempt == 0 {
+			d.fail("0 written out: an attempt of 0 is left out")
+		}
+	}
 }
 
 func (m *Final) encode(e *wireEncoder) {

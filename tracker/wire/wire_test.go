@@ -62,6 +62,7 @@ func moreMsgs() []Msg {
 		&Close{Round: round, Base: base, Included: []Included{{Peer: "w", Unit: 0, Payload: base, Weight: math.MaxUint32}}},
 		&Close{Round: round, Base: base, Included: []Included{{Peer: "w", Unit: 0, Payload: base, Weight: 1}}, AuditKey: bytes.Repeat([]byte{7}, AuditKeySize)},
 		&Final{Round: round, Base: base, Checkpoint: base},
+		&Commit{Round: round, Step: 4, Base: base, Result: base, Attempt: MaxAttempt - 1},
 		&Verdict{Round: round, Raw: base},
 		&Verdict{Round: round, Step: 9, Unit: 1, Raw: base, Bad: []string{"a", "b"}},
 		&Verdict{Round: round, Step: 9, Unit: 1, Checked: true, Raw: base, Bad: []string{"a"}, Withheld: []string{"b", "c"}},
@@ -312,6 +313,7 @@ func TestUnmarshalRejects(t *testing.T) {
 		{"truncated trace", append(rawMarshal(upd([]byte{1})), 1, 2, 3), "trace"},
 		{"unknown role", rawMarshal(&Hello{Round: round, Role: 3, Time: 1}), "role"},
 		{"hello without time", rawMarshal(&Hello{Round: round, Role: RoleWorker}), "time"},
+		{"commit attempt 0 written out", append(rawMarshal(&Commit{Round: round, Base: round, Result: round}), 0), "attempt"},
 		{"short audit key", rawMarshal(&Close{Round: round, Base: round, Included: []Included{{Peer: "w", Payload: round, Weight: 1}}, AuditKey: []byte{1, 2, 3}}), "audit_key"},
 		{"unsorted members", rawMarshal(&Open{Round: round, Base: base, Members: []string{"b", "a"}, Units: 1}), "members[1]"},
 		{"repeated members", rawMarshal(&Open{Round: round, Base: base, Members: []string{"a", "a"}, Units: 1}), "members[1]"},
@@ -499,6 +501,15 @@ func TestUnmarshalTruncated(t *testing.T) {
 			wb, err := Marshal(&bare)
 			if err != nil || !bytes.HasPrefix(b, wb) {
 				t.Fatalf("%d: an Update without its trace does not encode as a prefix of it (%v)", i, err)
+			}
+			without = len(wb)
+		}
+		if c, ok := m.(*Commit); ok && c.Attempt > 0 {
+			bare := *c
+			bare.Attempt = 0
+			wb, err := Marshal(&bare)
+			if err != nil || !bytes.HasPrefix(b, wb) {
+				t.Fatalf("%d: a Commit without its attempt does not encode as a prefix of it (%v)", i, err)
 			}
 			without = len(wb)
 		}
