@@ -85,8 +85,8 @@ type Node struct {
 	// commit names it, so that the tracker does not count it for the
 	// Close of another attempt.
 	applyAttempt uint32
-	verifies map[verifyKey]*pendingVerify
-	serving  map[verifyKey]*pendingState // states materialised for checkers of my disputed units (bisect.go)
+	verifies     map[verifyKey]*pendingVerify
+	serving      map[verifyKey]*pendingState // states materialised for checkers of my disputed units (bisect.go)
 	// Updates seen, by step, for fetching payloads and pairing replicas.
 	seen map[uint64]map[cid.Cid]seenUpdate
 
