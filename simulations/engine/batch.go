@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -130,6 +131,7 @@ func (c *Cluster) publishBatched(from string, src *port, m wire.Msg, size, depar
 			cl = x
 			c.closeStream(x.Step)
 		}
+		audits := auditChecks(m)
 		ready := c.relayed(src, size, depart)
 		for _, to := range c.order {
 			h := c.hosts[to]
@@ -144,6 +146,9 @@ func (c *Cluster) publishBatched(from string, src *port, m wire.Msg, size, depar
 			c.takeIn(&h.port, size)
 			if cl != nil {
 				at = max(at, c.finishBatch(h, cl.Step))
+			}
+			for _, ck := range audits[to] {
+				c.deliverAudited(c.timeAt(at), h, ck)
 			}
 			c.sendTo(c.timeAt(at), from, h, m)
 		}
@@ -315,8 +320,54 @@ func (c *Cluster) deliverDisputed(step uint64, unit uint32) {
 	}
 }
 
+// auditChecks returns an Open's audits (Checks of one author's update)
+// by checker.
+func auditChecks(m wire.Msg) map[string][]wire.Check {
+	o, ok := m.(*wire.Open)
+	if !ok {
+		return nil
+	}
+	var out map[string][]wire.Check
+	for _, ck := range o.Checks {
+		if len(ck.Peers) == 1 {
+			if out == nil {
+				out = map[string][]wire.Check{}
+			}
+			out[ck.Checker] = append(out[ck.Checker], ck)
+		}
+	}
+	return out
+}
+
+// deliverAudited hands an audit's checker the audited update's message,
+// just before the Open that asks it (the same time, scheduled first).
+// Its bytes reached every node in its step's batch already; the
+// message, which the checker judges, went only to the author's
+// partners. Every other node needs nothing of it, so under Batch an
+// audit costs one delivery, not one per node; a republished Open hands
+// it again, which the node takes as a repeat.
+func (c *Cluster) deliverAudited(at time.Time, h *host, ck wire.Check) {
+	st := c.streams[ck.Step]
+	if st == nil {
+		return
+	}
+	for _, u := range st.ups {
+		if u.repeat || u.from != ck.Peers[0] || u.msg.Unit != ck.Unit || u.msg.Attempt != ck.Attempt || u.from == h.id {
+			continue
+		}
+		m := u.msg
+		if len(m.Data) > 0 {
+			meta := *m
+			meta.Data = nil
+			m = &meta
+		}
+		c.sendTo(at, u.from, h, m)
+	}
+}
+
 // noteEvent reacts to the tracker's decisions: under Batch, a dispute
-// sends the disputed unit's updates to everyone.
+// sends the disputed unit's updates to everyone (an audit's update goes
+// to its checker with the Open that asks it: see deliverAudited).
 func (c *Cluster) noteEvent(ev tracker.Event) {
 	if s := c.current(); s != nil {
 		switch ev.Kind {
@@ -328,7 +379,7 @@ func (c *Cluster) noteEvent(ev tracker.Event) {
 			s.Reopens++
 		}
 	}
-	if !c.cfg.Batch || (ev.Kind != wire.EventDispute && ev.Kind != wire.EventAudit) {
+	if !c.cfg.Batch || ev.Kind != wire.EventDispute {
 		return
 	}
 	var unit uint32
