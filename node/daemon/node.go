@@ -513,9 +513,7 @@ func (d *effects) Fetch(f node.Fetch) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		select {
-		case d.sem <- struct{}{}:
-		case <-ctx.Done():
+		if !acquire(ctx, d.sem) {
 			return
 		}
 		defer func() { <-d.sem }()

@@ -608,15 +608,10 @@ func (d *Tracker) fetch(ctx context.Context, wg *sync.WaitGroup, f tracker.Fetch
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		select {
-		case d.sem <- struct{}{}:
-		case <-ctx.Done():
+		if !acquire(ctx, d.sem) {
 			return
 		}
-		defer func() { <-d.sem }()
-		fctx, cancel := context.WithTimeout(ctx, d.cfg.FetchTimeout)
-		defer cancel()
-		err := fetchPayload(fctx, d.cfg.Host.Blobs(), f, provs)
+		err := fetchPayload(ctx, d.cfg.FetchTimeout, d.sem, d.cfg.Host.Blobs(), f, provs)
 		select {
 		case d.held <- heldPayload{id: f.Payload, from: f.Provider, err: err}:
 		case <-ctx.Done():
@@ -624,13 +619,20 @@ func (d *Tracker) fetch(ctx context.Context, wg *sync.WaitGroup, f tracker.Fetch
 	}()
 }
 
-// fetchPayload fetches a payload from its providers, trying again a
-// little later while ctx lasts (an author's link may be busy), and
-// checks its size.
-func fetchPayload(ctx context.Context, x *blob.Exchange, f tracker.Fetch, provs []peer.ID) error {
+// fetchPayload fetches a payload from its providers within timeout of
+// its first try, trying again a little later (an author's link may be
+// busy), and checks its size. It is called holding a place of sem and
+// returns with it given back; it gives it back while it waits between
+// tries too, so that an author who serves nothing holds a place only
+// for its tries, not for the whole timeout, and the payloads of the
+// others are not held up behind it.
+func fetchPayload(ctx context.Context, timeout time.Duration, sem chan struct{}, x *blob.Exchange, f tracker.Fetch, provs []peer.ID) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	wait := time.Second
 	for {
 		b, err := x.FetchObject(ctx, f.Payload, provs)
+		<-sem
 		if err == nil {
 			if uint64(len(b)) != f.Size {
 				return fmt.Errorf("payload %s: %d bytes, the update says %d", f.Payload, len(b), f.Size)
@@ -643,6 +645,19 @@ func fetchPayload(ctx context.Context, x *blob.Exchange, f tracker.Fetch, provs 
 		case <-ctx.Done():
 			return err
 		}
+		if !acquire(ctx, sem) {
+			return err
+		}
+	}
+}
+
+// acquire takes a place of sem, unless ctx ends first.
+func acquire(ctx context.Context, sem chan struct{}) bool {
+	select {
+	case sem <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
