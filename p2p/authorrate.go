@@ -13,13 +13,17 @@ import (
 // connections relay it) can make every host of a topic validate, store
 // and relay. The buckets of authors idle long enough to be full again
 // are forgotten when the table reaches max entries, so a swarm of keys
-// costs a bounded table; if every entry is busy, a new author waits.
+// costs a bounded table; if every entry is busy, a new author waits. The
+// table is swept at most once per refill time (burst/rate), so that a
+// flood of fresh keys against a full table costs a lookup each, not a
+// sweep each.
 type authorLimit struct {
 	mu    sync.Mutex
 	rate  float64
 	burst float64
 	max   int
 	b     map[peer.ID]*bucket
+	swept time.Time // the last sweep
 }
 
 type bucket struct {
@@ -38,6 +42,9 @@ func (l *authorLimit) allow(author peer.ID, now time.Time) bool {
 	bk := l.b[author]
 	if bk == nil {
 		if len(l.b) >= l.max {
+			if now.Sub(l.swept) < l.refill() {
+				return false
+			}
 			l.sweep(now)
 			if len(l.b) >= l.max {
 				return false
@@ -60,10 +67,16 @@ func (l *authorLimit) allow(author peer.ID, now time.Time) bool {
 // sweep forgets the authors whose buckets are full again at now: to
 // them a fresh bucket is the same.
 func (l *authorLimit) sweep(now time.Time) {
-	full := time.Duration(l.burst / l.rate * float64(time.Second))
+	l.swept = now
+	full := l.refill()
 	for a, bk := range l.b {
 		if now.Sub(bk.at) >= full {
 			delete(l.b, a)
 		}
 	}
+}
+
+// refill is how long an empty bucket takes to fill.
+func (l *authorLimit) refill() time.Duration {
+	return time.Duration(l.burst / l.rate * float64(time.Second))
 }
