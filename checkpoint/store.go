@@ -471,43 +471,24 @@ func (s *Store) chunks(id cid.Cid, m *Manifest, fn func(i int, b []byte) bool) e
 	return nil
 }
 
-// Get reads checkpoint id, checking every chunk and the encoding.
+// Get reads checkpoint id, checking every chunk and the encoding. It
+// reads a chunk at a time (see Load): memory holds the checkpoint's
+// values and one chunk.
 func (s *Store) Get(id cid.Cid) (*Checkpoint, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	m, err := s.manifest(id)
+	c := &Checkpoint{}
+	h, err := s.Load(id, func(name string, shape []int) ([]float32, error) {
+		n := 1
+		for _, d := range shape {
+			n *= d
+		}
+		v := make([]float32, n)
+		c.Tensors = append(c.Tensors, Tensor{Name: name, Shape: shape, Data: v})
+		return v, nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	// The capacity trusts the verified manifest up to a bound; beyond it
-	// the buffer grows only with data actually read. The chunks are read
-	// in order, then hashed in parallel.
-	data := make([]byte, 0, min(m.Size, 1<<30))
-	for i, c := range m.Chunks {
-		n := m.ChunkLen(i)
-		data = slices.Grow(data, n)
-		err := readFile(s.chunkPath(c), c, int64(n), MaxChunkSize, func(int64) []byte { return data[len(data) : len(data)+n] })
-		if err != nil {
-			return nil, fmt.Errorf("checkpoint %s: chunk %d: %w", id, i, err)
-		}
-		data = data[:len(data)+n]
-	}
-	errs := make([]error, len(m.Chunks))
-	each(len(m.Chunks), func(i int) {
-		off := i * m.ChunkSize
-		if content.Verify(m.Chunks[i], data[off:off+m.ChunkLen(i)]) != nil {
-			errs[i] = fmt.Errorf("checkpoint %s: chunk %d: %s (%s): %w", id, i, m.Chunks[i], s.chunkPath(m.Chunks[i]), ErrCorrupt)
-		}
-	})
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
-	}
-	c, err := Decode(data)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w: %w", id, ErrCorrupt, err)
-	}
+	c.Meta = h.Meta
 	return c, nil
 }
 
