@@ -100,3 +100,28 @@ func VerifyDigest(c cid.Cid, got [sha256.Size]byte) error {
 	}
 	return nil
 }
+
+// MaxObject is the largest content named by the hash of its own bytes.
+// Larger content is cut into chunks of ChunkSize and named by the CID of
+// their manifest (see ID), so that it can be fetched from many peers and
+// checked a chunk at a time. The blob exchange moves objects of at most
+// this size.
+const MaxObject = 16 << 20
+
+// ID returns the CID that names data: Sum(data) for at most MaxObject
+// bytes, else the CID of the manifest of data's chunks of ChunkSize.
+func ID(data []byte) cid.Cid {
+	if len(data) <= MaxObject {
+		return Sum(data)
+	}
+	m := &Manifest{Size: int64(len(data)), ChunkSize: ChunkSize, Chunks: make([]cid.Cid, NumChunks(int64(len(data)), ChunkSize))}
+	for i := range m.Chunks {
+		off := m.ChunkOffset(i)
+		m.Chunks[i] = Sum(data[off : off+int64(m.ChunkLen(i))])
+	}
+	id, err := m.ID()
+	if err != nil {
+		panic("content: manifest of valid chunks: " + err.Error())
+	}
+	return id
+}

@@ -63,8 +63,13 @@ type recentDelta struct {
 	delta []float32
 }
 
-// keepDeltas bounds how many of its own pseudo-gradients an engine keeps.
-const keepDeltas = node.Retention
+// keepDeltas bounds how many of its own pseudo-gradients an engine keeps,
+// and recentBytes the memory they take: an engine of a large model keeps
+// none and computes a unit again to check a replica partner.
+const (
+	keepDeltas  = node.Retention
+	recentBytes = 256 << 20
+)
 
 // NewModelEngine returns an engine for a round that trains on train (the
 // built-in task's training text, or a dataset's) and keeps its content in
@@ -144,27 +149,44 @@ func (e *ModelEngine) checkpointOf(step uint64, ps []gradient.Param, momenta [][
 	return c
 }
 
-// load copies a checkpoint's parameters into ps and returns its momenta,
-// which are the store's: the caller must not modify them.
-func (e *ModelEngine) load(id cid.Cid, ps []gradient.Param) ([][]float32, error) {
-	c, err := e.store.Checkpoint(id)
-	if err != nil {
-		return nil, err
-	}
-	momenta := make([][]float32, len(ps))
+// load reads checkpoint id's parameters into ps and, if momenta is not
+// nil, its outer momenta into momenta (a buffer per parameter, of its
+// size), a chunk at a time when the store can.
+func (e *ModelEngine) load(id cid.Cid, ps []gradient.Param, momenta [][]float32) error {
+	where := make(map[string]int, 2*len(ps)) // i: ps[i]; -1-i: its momentum
 	for i, p := range ps {
-		t, ok := c.Tensor(p.Name)
-		if !ok || !slices.Equal(t.Shape, p.Shape()) {
-			return nil, fmt.Errorf("checkpoint %s: parameter %s missing or of another shape", id, p.Name)
+		where[p.Name] = i
+		if momenta != nil {
+			where[checkpoint.MomentumName(p.Name)] = -1 - i
 		}
-		copy(p.Data, t.Data)
-		mt, ok := c.Tensor(checkpoint.MomentumName(p.Name))
-		if !ok || len(mt.Data) != p.Size() {
-			return nil, fmt.Errorf("checkpoint %s: momentum of %s missing or of another size", id, p.Name)
-		}
-		momenta[i] = mt.Data
 	}
-	return momenta, nil
+	err := e.loadCheckpoint(id, func(name string, shape []int) ([]float32, error) {
+		i, ok := where[name]
+		if !ok {
+			return nil, nil
+		}
+		delete(where, name)
+		dst := momenta
+		if i >= 0 {
+			dst = nil
+		} else {
+			i = -1 - i
+		}
+		if !slices.Equal(shape, ps[i].Shape()) {
+			return nil, fmt.Errorf("shape %v, the model's %v", shape, ps[i].Shape())
+		}
+		if dst == nil {
+			return ps[i].Data, nil
+		}
+		return dst[i], nil
+	})
+	if err != nil {
+		return err
+	}
+	for name := range where {
+		return fmt.Errorf("checkpoint %s: %s missing", id, name)
+	}
+	return nil
 }
 
 // Run does a job.
@@ -228,7 +250,9 @@ func (e *ModelEngine) trainUnit(base cid.Cid, step uint64, unit uint32, traced b
 			tr = append(tr, e.hasher.Leaf(e.state(r)))
 		}
 	}
-	return gradient.PseudoGradient(nil, start, e.model.Params()), float32(loss / float64(h)), tr, nil
+	// The pseudo-gradient overwrites start in place: each value is read
+	// before it is written.
+	return gradient.PseudoGradient(start, start, e.model.Params()), float32(loss / float64(h)), tr, nil
 }
 
 // unitRun is the training of a unit under way: the engine's model holds
@@ -255,7 +279,7 @@ func (e *ModelEngine) startUnit(base cid.Cid, step uint64, unit uint32) (*unitRu
 	if err := data.CheckSize(text, e.cfg.Ctx); err != nil {
 		return nil, fmt.Errorf("data of unit %d: %w", unit, err)
 	}
-	if _, err := e.load(base, e.model.Params()); err != nil {
+	if err := e.load(base, e.model.Params(), nil); err != nil {
 		return nil, err
 	}
 	tr := gradient.NewTrainer(e.model, e.inner, gradient.Schedule{Peak: float32(e.spec.Inner.LR), Warmup: e.spec.Inner.Warmup})
@@ -294,15 +318,7 @@ func (e *ModelEngine) Deviate(k int) { e.deviate = k }
 
 // RawCID is the hash replicas compare: of the pseudo-gradient as little
 // endian float32s.
-func RawCID(delta []float32) cid.Cid { return content.Sum(floatBytes(delta)) }
-
-func floatBytes(v []float32) []byte {
-	b := make([]byte, 4*len(v))
-	for i, x := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
-	}
-	return b
-}
+func RawCID(delta []float32) cid.Cid { return rawCID(delta) }
 
 func floatsOf(b []byte) ([]float32, error) {
 	if len(b)%4 != 0 {
@@ -313,14 +329,6 @@ func floatsOf(b []byte) ([]float32, error) {
 		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 	}
 	return v, nil
-}
-
-func (e *ModelEngine) flatResidual() []float32 {
-	var out []float32
-	for _, r := range e.residual {
-		out = append(out, r...)
-	}
-	return out
 }
 
 func (e *ModelEngine) split(flat []float32) []codec.Tensor {
@@ -367,7 +375,7 @@ func (e *ModelEngine) trainJob(j node.TrainJob) (*wire.Update, error) {
 // the update's content fields.
 func (e *ModelEngine) Encode(delta []float32, loss float32) (*wire.Update, error) {
 	raw := RawCID(delta)
-	resID, err := e.store.PutBlob(floatBytes(e.flatResidual()))
+	resID, err := e.putFloats(e.residual...)
 	if err != nil {
 		return nil, err
 	}
@@ -379,9 +387,11 @@ func (e *ModelEngine) Encode(delta []float32, loss float32) (*wire.Update, error
 	if err != nil {
 		return nil, err
 	}
-	e.recent = append(e.recent, recentDelta{raw: raw, delta: delta})
-	if len(e.recent) > keepDeltas {
-		e.recent = e.recent[1:]
+	if 4*int64(len(delta))*keepDeltas <= recentBytes {
+		e.recent = append(e.recent, recentDelta{raw: raw, delta: delta})
+		if len(e.recent) > keepDeltas {
+			e.recent = e.recent[1:]
+		}
 	}
 	return &wire.Update{Samples: uint32(e.spec.UnitSamples()), Loss: loss, Raw: raw, Residual: resID,
 		Payload: pid, Size: uint64(len(payload)), Data: payload}, nil
@@ -399,8 +409,8 @@ func (e *ModelEngine) Corrupt(scale float32) {
 
 func (e *ModelEngine) apply(j node.ApplyJob) (cid.Cid, error) {
 	ps := e.model.Params()
-	momenta, err := e.load(j.Base, ps)
-	if err != nil {
+	outer := gradient.NewOuter(ps, float32(e.spec.Outer.LR), float32(e.spec.Outer.Momentum))
+	if err := e.load(j.Base, ps, outer.Momenta()); err != nil {
 		return cid.Undef, err
 	}
 	n := gradient.NumParams(e.model)
@@ -429,8 +439,6 @@ func (e *ModelEngine) apply(j node.ApplyJob) (cid.Cid, error) {
 	if _, err := e.rule.Aggregate(agg, cs); err != nil && !errors.Is(err, aggregate.ErrAllExcluded) {
 		return cid.Undef, err
 	}
-	outer := gradient.NewOuter(ps, float32(e.spec.Outer.LR), float32(e.spec.Outer.Momentum))
-	outer.Restore(momenta)
 	outer.Step(ps, agg)
 	return e.store.PutCheckpoint(e.checkpointOf(j.Step+1, ps, outer.Momenta()))
 }
@@ -475,17 +483,16 @@ func (e *ModelEngine) reproduces(delta []float32, u *wire.Update) (bool, error) 
 	if !RawCID(delta).Equals(u.Raw) {
 		return false, nil
 	}
-	rb, err := e.store.Blob(u.Residual)
+	res, ok, err := e.readFloats(u.Residual, len(delta))
 	if err != nil {
 		return false, err
 	}
-	res, err := floatsOf(rb)
-	if err != nil || len(res) != len(delta) {
+	if !ok {
 		return false, nil // a residual of the wrong form cannot be the one used
 	}
 	payload, err := e.codec.Encode(e.split(delta), e.splitResidual(res))
 	if err != nil {
 		return false, nil
 	}
-	return content.Sum(payload).Equals(u.Payload), nil
+	return content.ID(payload).Equals(u.Payload), nil
 }
