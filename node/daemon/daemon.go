@@ -37,6 +37,10 @@ func TopicName(round cid.Cid) string { return "shoal/round/" + round.String() + 
 // message; the rest of the message must fit too.
 const InlineLimit = 1<<20 - 8<<10
 
+// MaxPayload is the largest update payload a tracker fetches to hold it
+// (payloads over content.MaxObject bytes travel as chunked blobs).
+const MaxPayload = 4 << 30
+
 // view is the snapshot of a state machine's position that gossip
 // validators read from other goroutines. Nothing in it is changed once
 // it is stored: a new position makes a new view, which shares the maps

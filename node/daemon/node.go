@@ -522,7 +522,7 @@ func (d *effects) Fetch(f node.Fetch) {
 		var err error
 		switch f.Kind {
 		case node.FetchBlob:
-			_, err = d.cfg.Host.Blobs().FetchObject(fctx, f.CID, provs)
+			_, err = d.cfg.Store.FetchBlob(fctx, d.cfg.Host.Blobs(), f.CID, -1, provs)
 		case node.FetchCheckpoint:
 			_, err = d.cfg.Store.FetchCheckpoint(fctx, d.cfg.Host.Blobs(), f.CID, provs)
 		default:

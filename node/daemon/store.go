@@ -42,7 +42,10 @@ type Store struct {
 	bytes    int64
 	max      int64               // bound on the bytes of objects held
 	complete map[cid.Cid]bool    // checkpoints known to be whole on disk
-	cache    []*cachedCheckpoint // the last checkpoints decoded
+	cache    []*cachedCheckpoint // the last checkpoints decoded (small ones)
+
+	big  *checkpoint.Store    // large blobs (see bigblob.go)
+	bigs map[cid.Cid]*bigBlob // the large blobs held, under s.mu
 
 	files     string // directory of objects kept on disk (dataset shards); "" for none
 	fileMax   int64  // bound on their bytes
@@ -97,6 +100,9 @@ func NewStore(ck *checkpoint.Store, maxObjects int64) (*Store, error) {
 	}
 	for _, in := range infos {
 		s.complete[in.ID] = true
+	}
+	if err := s.openBig(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -221,7 +227,7 @@ func (s *Store) readFile(c cid.Cid) ([]byte, bool) {
 func (s *Store) Checkpoints() *checkpoint.Store { return s.ck }
 
 // Has reports whether the store holds an object: a small object, or a
-// chunk or manifest of a checkpoint on disk.
+// chunk or manifest of a checkpoint or a large blob on disk.
 func (s *Store) Has(c cid.Cid) bool {
 	s.mu.Lock()
 	_, ok := s.objs[c]
@@ -244,29 +250,36 @@ func (s *Store) Get(c cid.Cid) ([]byte, error) {
 	if b, ok := s.readFile(c); ok {
 		return b, nil
 	}
-	return s.ck.Objects().Get(c)
+	b, err := s.ck.Objects().Get(c)
+	if err != nil {
+		if bb, berr := s.big.Objects().Get(c); berr == nil {
+			return bb, nil
+		}
+	}
+	return b, err
 }
 
 // PutVerified keeps an object (content.Store); the store checks it all the
 // same: small objects are cheap to hash.
 func (s *Store) PutVerified(c cid.Cid, data []byte) error { return s.Put(c, data) }
 
-// PutManifest keeps a manifest as a small object (content.Store).
-// Checkpoints fetched from peers go to the checkpoint store instead
-// (FetchCheckpoint).
+// PutManifest keeps a manifest, the root of a large blob
+// (content.Store). Checkpoints fetched from peers go to the checkpoint
+// store instead (FetchCheckpoint).
 func (s *Store) PutManifest(m *content.Manifest) (cid.Cid, error) {
-	b, err := m.MarshalBinary()
-	if err != nil {
-		return cid.Undef, err
-	}
-	c := content.Sum(b)
-	return c, s.Put(c, b)
+	return s.putBigManifest(m)
 }
 
-// Put keeps an object after checking that it hashes to c.
+// Put keeps an object after checking that it hashes to c. An object that
+// is a manifest is the root of a large blob and goes to disk, for its
+// chunks to follow (FetchBlob).
 func (s *Store) Put(c cid.Cid, data []byte) error {
 	if err := content.Verify(c, data); err != nil {
 		return fmt.Errorf("object %s: %w", c, err)
+	}
+	if m, err := content.DecodeManifest(data); err == nil {
+		_, err := s.putBigManifest(m)
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -283,14 +296,22 @@ func (s *Store) Put(c cid.Cid, data []byte) error {
 	return nil
 }
 
-// Forget drops a small object held in memory, if it is.
+// Forget drops a blob: a small object held in memory, or a large blob
+// on disk.
 func (s *Store) Forget(c cid.Cid) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if b, ok := s.objs[c]; ok {
 		s.bytes -= int64(len(b))
 		delete(s.objs, c)
 		delete(s.gen, c)
+	}
+	b, big := s.bigs[c]
+	if big {
+		b.gen = -1
+	}
+	s.mu.Unlock()
+	if big {
+		s.sweepBig(0)
 	}
 }
 
@@ -298,7 +319,6 @@ func (s *Store) Forget(c cid.Cid) {
 // used more than keep generations ago.
 func (s *Store) Sweep(keep int) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.cur++
 	for c, g := range s.gen {
 		if g < s.cur-keep {
@@ -307,6 +327,9 @@ func (s *Store) Sweep(keep int) {
 			delete(s.gen, c)
 		}
 	}
+	oldest := s.cur - keep
+	s.mu.Unlock()
+	s.sweepBig(oldest)
 }
 
 // ObjectBytes returns the bytes the small objects take.
@@ -316,33 +339,40 @@ func (s *Store) ObjectBytes() int64 {
 	return s.bytes
 }
 
-// PutBlob keeps a small object and returns its CID.
+// PutBlob keeps a blob and returns its CID, content.ID(data): in memory
+// up to content.MaxObject bytes, else on disk (see PutBlobStream).
 func (s *Store) PutBlob(data []byte) (cid.Cid, error) {
-	if len(data) > blob.MaxObjectSize {
-		return cid.Undef, fmt.Errorf("object of %d bytes is over the %d-byte limit of this version", len(data), blob.MaxObjectSize)
+	if len(data) > content.MaxObject {
+		return s.PutBlobStream(int64(len(data)), func(dst []byte, off int64) error { copy(dst, data[off:]); return nil })
 	}
 	c := content.Sum(data)
 	return c, s.Put(c, data)
 }
 
-// Blob returns a small object.
+// Blob returns a blob; a large one is read whole from disk (OpenBlob
+// reads it a chunk at a time).
 func (s *Store) Blob(id cid.Cid) ([]byte, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	b, ok := s.objs[id]
-	if !ok {
-		return nil, fmt.Errorf("blob %s: %w", id, node.ErrNotFound)
+	if ok {
+		s.gen[id] = s.cur
 	}
-	s.gen[id] = s.cur
-	return b, nil
+	s.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	if b, ok := s.bigBytes(id); ok {
+		return b, nil
+	}
+	return nil, fmt.Errorf("blob %s: %w", id, node.ErrNotFound)
 }
 
-// HasBlob reports whether a small object is held.
+// HasBlob reports whether a blob is held whole.
 func (s *Store) HasBlob(id cid.Cid) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	_, ok := s.objs[id]
-	return ok
+	s.mu.Unlock()
+	return ok || s.bigWhole(id)
 }
 
 // LimitDisk caps the bytes the checkpoint store takes on disk at max (0:
@@ -441,6 +471,24 @@ func dirBytes(dir string) (int64, error) {
 // PutCheckpoint writes a checkpoint to disk (atomically) and returns its
 // ID, within the disk cap.
 func (s *Store) PutCheckpoint(c *checkpoint.Checkpoint) (cid.Cid, error) {
+	size, err := checkpoint.EncodedSize(c)
+	if err != nil {
+		return cid.Undef, err
+	}
+	if size > cacheCheckpoint {
+		// Encoded and written a chunk at a time, not whole in memory.
+		if err := s.reserve(size + int64(32*checkpoint.NumChunks(size, checkpoint.ChunkSize))); err != nil {
+			return cid.Undef, fmt.Errorf("checkpoint of %d bytes: %w", size, err)
+		}
+		id, err := s.ck.PutStream(c)
+		if err != nil {
+			return cid.Undef, err
+		}
+		s.mu.Lock()
+		s.complete[id] = true
+		s.mu.Unlock()
+		return id, nil
+	}
 	ch, err := checkpoint.Build(c)
 	if err != nil {
 		return cid.Undef, err
@@ -464,8 +512,47 @@ func (s *Store) PutCheckpoint(c *checkpoint.Checkpoint) (cid.Cid, error) {
 	return id, nil
 }
 
-// Checkpoint reads a checkpoint, verified; the last few are cached. The
-// caller must not modify it.
+// cacheCheckpoint is the largest checkpoint encoding that the store keeps
+// decoded in memory for the next reader, and that PutCheckpoint builds
+// whole before writing.
+const cacheCheckpoint = 64 << 20
+
+// LoadCheckpoint reads checkpoint id, verified, into the buffers into
+// returns (see checkpoint.Store.Load): from the cache if it is there,
+// else from disk a chunk at a time.
+func (s *Store) LoadCheckpoint(id cid.Cid, into func(name string, shape []int) ([]float32, error)) error {
+	if c := s.cached(id); c != nil {
+		for _, t := range c.Tensors {
+			dst, err := into(t.Name, t.Shape)
+			if err != nil {
+				return fmt.Errorf("checkpoint %s: tensor %s: %w", id, t.Name, err)
+			}
+			if dst != nil {
+				if len(dst) != len(t.Data) {
+					return fmt.Errorf("checkpoint %s: tensor %s has %d values, the buffer %d", id, t.Name, len(t.Data), len(dst))
+				}
+				copy(dst, t.Data)
+			}
+		}
+		return nil
+	}
+	_, err := s.ck.Load(id, into)
+	return err
+}
+
+func (s *Store) cached(id cid.Cid) *checkpoint.Checkpoint {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.cache {
+		if e.id.Equals(id) {
+			return e.c
+		}
+	}
+	return nil
+}
+
+// Checkpoint reads a checkpoint, verified; the last few small ones are
+// cached. The caller must not modify it.
 func (s *Store) Checkpoint(id cid.Cid) (*checkpoint.Checkpoint, error) {
 	s.mu.Lock()
 	for _, e := range s.cache {
@@ -478,6 +565,9 @@ func (s *Store) Checkpoint(id cid.Cid) (*checkpoint.Checkpoint, error) {
 	c, err := s.ck.Get(id)
 	if err != nil {
 		return nil, err
+	}
+	if size, err := checkpoint.EncodedSize(c); err != nil || size > cacheCheckpoint {
+		return c, nil
 	}
 	s.mu.Lock()
 	s.cache = append(s.cache, &cachedCheckpoint{id: id, c: c})

@@ -598,10 +598,10 @@ func (d *Tracker) keepInline(u *wire.Update) {
 // goroutine: held only if it is Size bytes that hash to the CID (the
 // exchange checks the hash, the store its bound).
 func (d *Tracker) fetch(ctx context.Context, wg *sync.WaitGroup, f tracker.Fetch) {
-	if f.Size == 0 || f.Size > blob.MaxObjectSize {
+	if f.Size == 0 || f.Size > MaxPayload {
 		d.t.Held(time.Now(), f.Payload, false)
 		d.log.Info("payload not held", "payload", f.Payload.String(), "author", f.Provider,
-			"err", fmt.Sprintf("%d bytes: not an object this version fetches (1 to %d bytes)", f.Size, blob.MaxObjectSize))
+			"err", fmt.Sprintf("%d bytes: not a payload this version fetches (1 to %d bytes)", f.Size, MaxPayload))
 		return
 	}
 	provs := parsePeers([]string{f.Provider})
@@ -611,7 +611,7 @@ func (d *Tracker) fetch(ctx context.Context, wg *sync.WaitGroup, f tracker.Fetch
 		if !acquire(ctx, d.sem) {
 			return
 		}
-		err := fetchPayload(ctx, d.cfg.FetchTimeout, d.sem, d.cfg.Host.Blobs(), f, provs)
+		err := fetchPayload(ctx, d.cfg.FetchTimeout, d.sem, d.cfg.Store, d.cfg.Host.Blobs(), f, provs)
 		select {
 		case d.held <- heldPayload{id: f.Payload, from: f.Provider, err: err}:
 		case <-ctx.Done():
@@ -626,16 +626,17 @@ func (d *Tracker) fetch(ctx context.Context, wg *sync.WaitGroup, f tracker.Fetch
 // tries too, so that an author who serves nothing holds a place only
 // for its tries, not for the whole timeout, and the payloads of the
 // others are not held up behind it.
-func fetchPayload(ctx context.Context, timeout time.Duration, sem chan struct{}, x *blob.Exchange, f tracker.Fetch, provs []peer.ID) error {
+func fetchPayload(ctx context.Context, timeout time.Duration, sem chan struct{}, st *Store, x *blob.Exchange, f tracker.Fetch, provs []peer.ID) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	wait := time.Second
 	for {
-		b, err := x.FetchObject(ctx, f.Payload, provs)
+		n, err := st.FetchBlob(ctx, x, f.Payload, int64(f.Size), provs)
 		<-sem
 		if err == nil {
-			if uint64(len(b)) != f.Size {
-				return fmt.Errorf("payload %s: %d bytes, the update says %d", f.Payload, len(b), f.Size)
+			if uint64(n) != f.Size {
+				st.Forget(f.Payload)
+				return fmt.Errorf("payload %s: %d bytes, the update says %d", f.Payload, n, f.Size)
 			}
 			return nil
 		}
