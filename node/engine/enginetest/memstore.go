@@ -67,7 +67,7 @@ func (s *MemStore) Len() (blobs, checkpoints int) {
 
 // PutBlob keeps data and returns its CID.
 func (s *MemStore) PutBlob(data []byte) (cid.Cid, error) {
-	id := content.Sum(data)
+	id := content.ID(data)
 	s.mu.Lock()
 	if _, ok := s.blobs[id]; !ok {
 		s.blobs[id] = append([]byte(nil), data...)
