@@ -75,6 +75,16 @@ func (s *Store) PutBlobStream(size int64, fill func(dst []byte, off int64) error
 	return id, s.holdBig(id, true)
 }
 
+// LimitBlobs bounds the size of the blobs FetchBlob fetches (0: no
+// bound but the exchange's): a node sets it from its round's model, so
+// that a peer naming a huge blob as its residual costs a manifest, not
+// gigabytes.
+func (s *Store) LimitBlobs(max int64) {
+	s.mu.Lock()
+	s.bigMax = max
+	s.mu.Unlock()
+}
+
 // holdBig pins large blob id and counts it as used now.
 func (s *Store) holdBig(id cid.Cid, whole bool) error {
 	if err := s.big.Pin(id); err != nil {
@@ -180,7 +190,7 @@ func (s *Store) sweepBig(oldest int) {
 // disk, each checked on arrival, and a fetch cut short resumes from the
 // chunks already there. It returns the blob's size. If size is not
 // negative, a blob of another size is refused before its chunks are
-// fetched.
+// fetched, as is one over the bound of LimitBlobs.
 func (s *Store) FetchBlob(ctx context.Context, x *blob.Exchange, id cid.Cid, size int64, providers []peer.ID) (int64, error) {
 	if s.bigWhole(id) {
 		r, err := s.big.Open(id)
@@ -197,9 +207,16 @@ func (s *Store) FetchBlob(ctx context.Context, x *blob.Exchange, id cid.Cid, siz
 	if err != nil {
 		return int64(len(b)), nil // a small blob, held now
 	}
-	if size >= 0 && m.Size != size {
+	s.mu.Lock()
+	limit := s.bigMax
+	s.mu.Unlock()
+	switch {
+	case size >= 0 && m.Size != size:
 		s.Forget(id)
 		return 0, fmt.Errorf("blob %s lists %d bytes, want %d", id, m.Size, size)
+	case limit > 0 && m.Size > limit:
+		s.Forget(id)
+		return 0, fmt.Errorf("blob %s lists %d bytes, more than the %d a blob of this round may have", id, m.Size, limit)
 	}
 	if _, err := s.putBigManifest(m); err != nil {
 		return 0, err

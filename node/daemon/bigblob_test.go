@@ -50,7 +50,12 @@ func TestLargeBlob(t *testing.T) {
 	if dstStore.HasBlob(id) {
 		t.Fatal("the refused blob is held")
 	}
-	n, err := dstStore.FetchBlob(ctx, dst.Blobs(), id, int64(len(data)), []peer.ID{srcID})
+	dstStore.LimitBlobs(int64(len(data)) - 1)
+	if _, err := dstStore.FetchBlob(ctx, dst.Blobs(), id, -1, []peer.ID{srcID}); err == nil {
+		t.Fatal("a blob over the bound of LimitBlobs was fetched")
+	}
+	dstStore.LimitBlobs(int64(len(data)))
+	n, err := dstStore.FetchBlob(ctx, dst.Blobs(), id, -1, []peer.ID{srcID})
 	if err != nil {
 		t.Fatal(err)
 	}

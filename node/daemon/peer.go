@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/shoal-network/shoal/checkpoint"
+	"github.com/shoal-network/shoal/gradient"
 	"github.com/shoal-network/shoal/gradient/data"
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/node/engine"
@@ -123,6 +124,20 @@ func NewPeer(cfg PeerConfig) (*Node, error) {
 			me.SetData(func(step uint64, unit uint32) ([]byte, error) { return st.Get(ds.ShardFor(step, unit, units).CID) })
 		}
 		eng = me
+	}
+	if shapes, err := gradient.Shapes(engine.ModelConfig(cfg.Spec)); err == nil {
+		// The largest blob of a round is a disputant's training state
+		// (parameters and the inner optimizer's two moments) or a
+		// residual or fp32 payload of the model's size.
+		var params int64
+		for _, s := range shapes {
+			n := int64(1)
+			for _, d := range s.Shape {
+				n *= int64(d)
+			}
+			params += n
+		}
+		cfg.Store.LimitBlobs(16*params + 1<<20)
 	}
 	if cfg.Dataset != nil {
 		if err := cfg.Store.KeepOnDisk(filepath.Join(cfg.Dir, "shards"), cfg.ShardBudget); err != nil {

@@ -44,8 +44,9 @@ type Store struct {
 	complete map[cid.Cid]bool    // checkpoints known to be whole on disk
 	cache    []*cachedCheckpoint // the last checkpoints decoded (small ones)
 
-	big  *checkpoint.Store    // large blobs (see bigblob.go)
-	bigs map[cid.Cid]*bigBlob // the large blobs held, under s.mu
+	big    *checkpoint.Store    // large blobs (see bigblob.go)
+	bigs   map[cid.Cid]*bigBlob // the large blobs held, under s.mu
+	bigMax int64                // bound on a fetched blob's size (0: none), under s.mu
 
 	files     string // directory of objects kept on disk (dataset shards); "" for none
 	fileMax   int64  // bound on their bytes
