@@ -635,6 +635,7 @@ func TestOptionsValidate(t *testing.T) {
 		"tiny timeout":   {RequestTimeout: time.Microsecond},
 		"negative fetch": {FetchPerPeer: -1},
 		"negative fails": {MaxFailures: -1},
+		"negative mem":   {FetchMemory: -1},
 	} {
 		if err := o.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -743,5 +744,71 @@ func TestFetchResumesMissingOnly(t *testing.T) {
 	}
 	if got, _ := ReadAll(dst, root); !bytes.Equal(got, data) {
 		t.Fatal("fetched blob differs")
+	}
+}
+
+// slowStore is a MemStore whose PutVerified takes a while, and which
+// records the most chunks it was handed at once: chunks a fetch has
+// received and not yet stored.
+type slowStore struct {
+	*MemStore
+	delay time.Duration
+
+	mu         sync.Mutex
+	putting    int
+	maxPutting int
+}
+
+func (s *slowStore) PutVerified(c cid.Cid, data []byte) error {
+	s.mu.Lock()
+	s.putting++
+	s.maxPutting = max(s.maxPutting, s.putting)
+	s.mu.Unlock()
+	time.Sleep(s.delay)
+	s.mu.Lock()
+	s.putting--
+	s.mu.Unlock()
+	return s.MemStore.PutVerified(c, data)
+}
+
+// TestFetchMemoryBudget fetches from four providers, four requests each,
+// into a store that is slow to take chunks: with FetchMemory at two
+// chunks, no more than two chunks are ever waiting for the store (sixteen
+// would be without the budget), and the fetch completes.
+func TestFetchMemoryBudget(t *testing.T) {
+	const chunk = 64 << 10
+	data := randBytes(31, 48*chunk)
+	src := NewMemStore()
+	root, err := Put(src, data, chunk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		memory  int64
+		atMost  int
+		atLeast int
+	}{
+		{memory: 2 * chunk, atMost: 2, atLeast: 1},
+		{memory: 3*chunk - 1, atMost: 2, atLeast: 1},
+		{memory: chunk / 2, atMost: 1, atLeast: 1}, // chunks larger than the budget go one at a time
+		{memory: 64 * chunk, atMost: 16, atLeast: 2},
+	} {
+		t.Run(fmt.Sprint(tc.memory), func(t *testing.T) {
+			n := newTestNet(t, tcpHost(t), Options{FetchMemory: tc.memory, FetchPerPeer: 4}, src, src, src, src)
+			dst := &slowStore{MemStore: NewMemStore(), delay: 5 * time.Millisecond}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if _, err := n.fetcher.FetchInto(ctx, dst, root, n.ids); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := ReadAll(dst, root); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("fetched blob differs (%v)", err)
+			}
+			dst.mu.Lock()
+			defer dst.mu.Unlock()
+			if dst.maxPutting > tc.atMost || dst.maxPutting < tc.atLeast {
+				t.Fatalf("FetchMemory %d: up to %d chunks waiting for the store at once, want %d to %d", tc.memory, dst.maxPutting, tc.atLeast, tc.atMost)
+			}
+		})
 	}
 }
