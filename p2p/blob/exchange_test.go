@@ -812,3 +812,112 @@ func TestFetchMemoryBudget(t *testing.T) {
 		})
 	}
 }
+
+// gateStore is a MemStore that takes limit chunks, then holds every
+// further PutVerified until open is closed: a fetch stopped half way.
+type gateStore struct {
+	*MemStore
+	limit   int
+	reached chan struct{} // closed once limit chunks are stored
+	open    chan struct{}
+
+	mu     sync.Mutex
+	stored int
+}
+
+func (s *gateStore) PutVerified(c cid.Cid, data []byte) error {
+	s.mu.Lock()
+	full := s.stored >= s.limit
+	s.mu.Unlock()
+	if full {
+		<-s.open
+	}
+	if err := s.MemStore.PutVerified(c, data); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stored++; s.stored == s.limit {
+		close(s.reached)
+	}
+	return nil
+}
+
+// TestPartialHolderServes is swarming: B, half way through fetching a
+// blob from A, already serves the chunks it has, and C fetches the whole
+// blob from B and E, each of which holds only part of it (E the chunks B
+// lacks), drawing from both.
+func TestPartialHolderServes(t *testing.T) {
+	data := randBytes(41, 32*testChunk)
+	full := NewMemStore()
+	root, err := Put(full, data, testChunk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := LoadManifest(full, root)
+	ha, hb, hc, he := newLoopbackHost(t, "tcp"), newLoopbackHost(t, "tcp"), newLoopbackHost(t, "tcp"), newLoopbackHost(t, "tcp")
+	start := func(h host.Host, s Store) *Exchange {
+		x, err := New(h, s, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { x.Close() })
+		return x
+	}
+	start(ha, full)
+	gate := &gateStore{MemStore: NewMemStore(), limit: 16, reached: make(chan struct{}), open: make(chan struct{})}
+	b := start(hb, gate)
+	c := start(hc, NewMemStore())
+	connect(t, hb, ha)
+	connect(t, hc, hb)
+	connect(t, hc, he)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bDone := make(chan error, 1)
+	go func() {
+		_, err := b.Fetch(ctx, root, []peer.ID{ha.ID()})
+		bDone <- err
+	}()
+	select {
+	case <-gate.reached:
+	case err := <-bDone:
+		t.Fatalf("B's fetch ended before it was half way: %v", err)
+	case <-ctx.Done():
+		t.Fatal("B never got half the chunks")
+	}
+	bHas := make(map[cid.Cid]bool)
+	for _, ch := range m.Chunks {
+		if gate.Has(ch) {
+			bHas[ch] = true
+		}
+	}
+	if len(bHas) != gate.limit || !gate.Has(root) {
+		t.Fatalf("B holds %d chunks (manifest: %v), want %d and the manifest", len(bHas), gate.Has(root), gate.limit)
+	}
+	start(he, &subsetStore{Store: full, keep: func(ch cid.Cid) bool { return !bHas[ch] }})
+
+	res, err := c.Fetch(ctx, root, []peer.ID{hb.ID(), he.ID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadAll(c.store, root); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("C's blob differs (%v)", err)
+	}
+	want := int64(len(bHas) * testChunk)
+	if got := res.BytesFrom[hb.ID()]; got < want {
+		t.Fatalf("C got %d bytes from the partial holder B, want its %d chunks' %d", got, len(bHas), want)
+	}
+	if got := res.BytesFrom[he.ID()]; got != int64(len(data))-want {
+		t.Fatalf("C got %d bytes from E, want the rest, %d", got, int64(len(data))-want)
+	}
+	select {
+	case err := <-bDone:
+		t.Fatalf("B's fetch ended while held half way: %v", err)
+	default:
+	}
+	close(gate.open)
+	if err := <-bDone; err != nil {
+		t.Fatalf("B's fetch: %v", err)
+	}
+}
