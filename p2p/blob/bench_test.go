@@ -137,8 +137,12 @@ func plainTCPThroughput(tb testing.TB, data []byte, rounds int) float64 {
 //
 // Metrics: MB/s of the fetch and raw-MB/s of the stream (total bytes over
 // total time), and of-raw-stream, the median over iterations of the
-// fetch's rate over the raw stream's in the same iteration. The plain-tcp
-// sub-benchmark is a plain TCP io.Copy of the bytes, for reference.
+// fetch's rate over the raw stream's in the same iteration. cpu-of-raw is
+// the process's CPU time for the raw copies over that for the fetches (the
+// same bytes): what of-raw-stream tends to when every core is busy, as on
+// a shared machine, since the fetch then goes as fast as its CPU cost
+// allows. The plain-tcp sub-benchmark is a plain TCP io.Copy of the bytes,
+// for reference.
 func BenchmarkTransfer(b *testing.B) {
 	data := randBytes(10, benchBlobSize)
 	src := NewMemStore()
@@ -183,7 +187,18 @@ func BenchmarkTransfer(b *testing.B) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 
+			// rawCPU and fetchCPU add up the process's CPU time during
+			// each; cpuOK says whether it is measured here.
+			var rawCPU, fetchCPU time.Duration
+			cpuOK := true
+			cpuSince := func(total *time.Duration, c0 time.Duration) {
+				c1, ok := processCPU()
+				cpuOK = cpuOK && ok
+				*total += c1 - c0
+			}
 			raw := func() time.Duration {
+				c0, _ := processCPU()
+				defer cpuSince(&rawCPU, c0)
 				start := time.Now()
 				s, err := fh.NewStream(ctx, ph.ID(), rawProtocol)
 				if err != nil {
@@ -197,6 +212,8 @@ func BenchmarkTransfer(b *testing.B) {
 			}
 			dst := &checkStore{src: src}
 			fetch := func() time.Duration {
+				c0, _ := processCPU()
+				defer cpuSince(&fetchCPU, c0)
 				start := time.Now()
 				res, err := f.FetchInto(ctx, dst, root, []peer.ID{ph.ID()})
 				if err != nil {
@@ -210,6 +227,7 @@ func BenchmarkTransfer(b *testing.B) {
 			}
 			raw()
 			fetch()
+			rawCPU, fetchCPU = 0, 0
 
 			var rawTotal, fetchTotal time.Duration
 			var fracs []float64
@@ -229,6 +247,9 @@ func BenchmarkTransfer(b *testing.B) {
 			b.ReportMetric(benchBlobSize*n/fetchTotal.Seconds()/1e6, "MB/s")
 			b.ReportMetric(benchBlobSize*n/rawTotal.Seconds()/1e6, "raw-MB/s")
 			b.ReportMetric(fracs[len(fracs)/2], "of-raw-stream")
+			if cpuOK && fetchCPU > 0 {
+				b.ReportMetric(rawCPU.Seconds()/fetchCPU.Seconds(), "cpu-of-raw")
+			}
 		})
 	}
 }
