@@ -128,16 +128,16 @@ func plainTCPThroughput(tb testing.TB, data []byte, rounds int) float64 {
 // stack sets on this machine.
 //
 // Both run between the same two hosts over the same connection, warmed by
-// one round each, and each iteration times one raw copy and one fetch, in
-// alternating order, so that a load that comes and goes on the machine
-// falls on both alike. The fetch is Exchange.FetchInto from one provider:
+// one round each, and each iteration times two raw copies and two
+// fetches in the order raw, fetch, fetch, raw, so that a load on the
+// machine that rises or falls steadily falls on both alike. The fetch is Exchange.FetchInto from one provider:
 // the manifest, then every chunk hashed and verified, into a store that
 // keeps the chunks and, once the fetch is timed, checks each against the
 // source.
 //
 // Metrics: MB/s of the fetch and raw-MB/s of the stream (total bytes over
 // total time), and of-raw-stream, the median over iterations of the
-// fetch's rate over the raw stream's in the same iteration. cpu-of-raw is
+// fetches' rate over the raw copies' in the same iteration. cpu-of-raw is
 // the process's CPU time for the raw copies over that for the fetches (the
 // same bytes): what of-raw-stream tends to when every core is busy, as on
 // a shared machine, since the fetch then goes as fast as its CPU cost
@@ -232,17 +232,15 @@ func BenchmarkTransfer(b *testing.B) {
 			var rawTotal, fetchTotal time.Duration
 			var fracs []float64
 			for b.Loop() {
-				var r, f time.Duration
-				if len(fracs)%2 == 0 {
-					r, f = raw(), fetch()
-				} else {
-					f, r = fetch(), raw()
-				}
+				r := raw()
+				f := fetch()
+				f += fetch()
+				r += raw()
 				rawTotal += r
 				fetchTotal += f
 				fracs = append(fracs, r.Seconds()/f.Seconds())
 			}
-			n := float64(len(fracs))
+			n := 2 * float64(len(fracs))
 			slices.Sort(fracs)
 			b.ReportMetric(benchBlobSize*n/fetchTotal.Seconds()/1e6, "MB/s")
 			b.ReportMetric(benchBlobSize*n/rawTotal.Seconds()/1e6, "raw-MB/s")
