@@ -265,16 +265,16 @@ func BenchmarkTransfer(b *testing.B) {
 			var rawTotal, fetchTotal time.Duration
 			var fracs, hashedFracs []float64
 			for b.Loop() {
-				r := raw()
-				h := hashed()
-				f := fetch()
-				f += fetch()
-				h += hashed()
-				r += raw()
-				rawTotal += r
-				fetchTotal += f
-				fracs = append(fracs, r.Seconds()/f.Seconds())
-				hashedFracs = append(hashedFracs, r.Seconds()/h.Seconds())
+				rawT := raw()
+				hashedT := hashed()
+				fetchT := fetch()
+				fetchT += fetch()
+				hashedT += hashed()
+				rawT += raw()
+				rawTotal += rawT
+				fetchTotal += fetchT
+				fracs = append(fracs, rawT.Seconds()/fetchT.Seconds())
+				hashedFracs = append(hashedFracs, rawT.Seconds()/hashedT.Seconds())
 			}
 			n := 2 * float64(len(fracs))
 			slices.Sort(fracs)
