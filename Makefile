@@ -33,7 +33,7 @@ test-arm64:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./tensor/... ./gradient/... ./checkpoint/...
 
-## bench-net: blob transfer against plain TCP, gossip delivery and amplification (p2p)
+## bench-net: blob fetch as a fraction of the raw libp2p stream (TCP, QUIC), gossip delivery and amplification (p2p)
 bench-net:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./p2p/...
 

@@ -17,5 +17,8 @@
 // resumes from the chunks already there. A provider that serves bad bytes
 // or malformed responses is dropped from the fetch and reported. Serving
 // and fetching are bounded by per-peer and global concurrency caps, size
-// caps, and optional token-bucket bandwidth limits in each direction.
+// caps, and optional token-bucket bandwidth limits in each direction; a
+// fetch holds at most Options.FetchMemory bytes of chunks at once, however
+// large the blob. A peer serves every chunk it holds, so one half way
+// through a fetch already serves what it has to others.
 package blob

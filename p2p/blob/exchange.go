@@ -37,6 +37,12 @@ type Options struct {
 	// flight to one provider (default 4).
 	FetchConcurrency int
 	FetchPerPeer     int
+	// FetchMemory bounds the chunk bytes one fetch holds at once, being
+	// received or waiting to be stored (default 32 MiB): a fetch keeps at
+	// most FetchMemory / chunk size chunks in flight (at least one,
+	// whatever the chunk size), however large the blob and however many
+	// providers serve it.
+	FetchMemory int64
 	// UploadRate and DownloadRate cap the exchange's payload traffic in
 	// bytes per second with token buckets; 0 means no cap.
 	UploadRate   int64
@@ -72,6 +78,9 @@ func (o Options) withDefaults() Options {
 	if o.FetchPerPeer == 0 {
 		o.FetchPerPeer = 4
 	}
+	if o.FetchMemory == 0 {
+		o.FetchMemory = 32 << 20
+	}
 	if o.RequestTimeout == 0 {
 		o.RequestTimeout = 2 * time.Minute
 	}
@@ -91,6 +100,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("blob options: serve concurrency %d per peer %d: need 1 <= per peer <= total", o.ServeConcurrency, o.ServePerPeer)
 	case o.FetchConcurrency < 1 || o.FetchPerPeer < 1:
 		return fmt.Errorf("blob options: fetch concurrency %d per peer %d: need both >= 1", o.FetchConcurrency, o.FetchPerPeer)
+	case o.FetchMemory < 0:
+		return fmt.Errorf("blob options: FetchMemory %d negative", o.FetchMemory)
 	case o.UploadRate < 0 || o.DownloadRate < 0:
 		return errors.New("blob options: rates must not be negative")
 	case o.RequestTimeout < 10*time.Millisecond:

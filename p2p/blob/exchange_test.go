@@ -635,6 +635,7 @@ func TestOptionsValidate(t *testing.T) {
 		"tiny timeout":   {RequestTimeout: time.Microsecond},
 		"negative fetch": {FetchPerPeer: -1},
 		"negative fails": {MaxFailures: -1},
+		"negative mem":   {FetchMemory: -1},
 	} {
 		if err := o.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -743,5 +744,180 @@ func TestFetchResumesMissingOnly(t *testing.T) {
 	}
 	if got, _ := ReadAll(dst, root); !bytes.Equal(got, data) {
 		t.Fatal("fetched blob differs")
+	}
+}
+
+// slowStore is a MemStore whose PutVerified takes a while, and which
+// records the most chunks it was handed at once: chunks a fetch has
+// received and not yet stored.
+type slowStore struct {
+	*MemStore
+	delay time.Duration
+
+	mu         sync.Mutex
+	putting    int
+	maxPutting int
+}
+
+func (s *slowStore) PutVerified(c cid.Cid, data []byte) error {
+	s.mu.Lock()
+	s.putting++
+	s.maxPutting = max(s.maxPutting, s.putting)
+	s.mu.Unlock()
+	time.Sleep(s.delay)
+	s.mu.Lock()
+	s.putting--
+	s.mu.Unlock()
+	return s.MemStore.PutVerified(c, data)
+}
+
+// TestFetchMemoryBudget fetches from four providers, four requests each,
+// into a store that is slow to take chunks: with FetchMemory at two
+// chunks, no more than two chunks are ever waiting for the store (sixteen
+// would be without the budget), and the fetch completes.
+func TestFetchMemoryBudget(t *testing.T) {
+	const chunk = 64 << 10
+	data := randBytes(31, 48*chunk)
+	src := NewMemStore()
+	root, err := Put(src, data, chunk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		memory  int64
+		atMost  int
+		atLeast int
+	}{
+		{memory: 2 * chunk, atMost: 2, atLeast: 1},
+		{memory: 3*chunk - 1, atMost: 2, atLeast: 1},
+		{memory: chunk / 2, atMost: 1, atLeast: 1}, // chunks larger than the budget go one at a time
+		{memory: 64 * chunk, atMost: 16, atLeast: 2},
+	} {
+		t.Run(fmt.Sprint(tc.memory), func(t *testing.T) {
+			n := newTestNet(t, tcpHost(t), Options{FetchMemory: tc.memory, FetchPerPeer: 4}, src, src, src, src)
+			dst := &slowStore{MemStore: NewMemStore(), delay: 5 * time.Millisecond}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if _, err := n.fetcher.FetchInto(ctx, dst, root, n.ids); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := ReadAll(dst, root); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("fetched blob differs (%v)", err)
+			}
+			dst.mu.Lock()
+			defer dst.mu.Unlock()
+			if dst.maxPutting > tc.atMost || dst.maxPutting < tc.atLeast {
+				t.Fatalf("FetchMemory %d: up to %d chunks waiting for the store at once, want %d to %d", tc.memory, dst.maxPutting, tc.atLeast, tc.atMost)
+			}
+		})
+	}
+}
+
+// gateStore is a MemStore that takes limit chunks, then holds every
+// further PutVerified until open is closed: a fetch stopped half way.
+type gateStore struct {
+	*MemStore
+	limit   int
+	reached chan struct{} // closed once limit chunks are stored
+	open    chan struct{}
+
+	mu     sync.Mutex
+	stored int
+}
+
+func (s *gateStore) PutVerified(c cid.Cid, data []byte) error {
+	s.mu.Lock()
+	full := s.stored >= s.limit
+	s.mu.Unlock()
+	if full {
+		<-s.open
+	}
+	if err := s.MemStore.PutVerified(c, data); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stored++; s.stored == s.limit {
+		close(s.reached)
+	}
+	return nil
+}
+
+// TestPartialHolderServes is swarming: B, half way through fetching a
+// blob from A, already serves the chunks it has, and C fetches the whole
+// blob from B and E, each of which holds only part of it (E the chunks B
+// lacks), drawing from both.
+func TestPartialHolderServes(t *testing.T) {
+	data := randBytes(41, 32*testChunk)
+	full := NewMemStore()
+	root, err := Put(full, data, testChunk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := LoadManifest(full, root)
+	ha, hb, hc, he := newLoopbackHost(t, "tcp"), newLoopbackHost(t, "tcp"), newLoopbackHost(t, "tcp"), newLoopbackHost(t, "tcp")
+	start := func(h host.Host, s Store) *Exchange {
+		x, err := New(h, s, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { x.Close() })
+		return x
+	}
+	start(ha, full)
+	gate := &gateStore{MemStore: NewMemStore(), limit: 16, reached: make(chan struct{}), open: make(chan struct{})}
+	b := start(hb, gate)
+	c := start(hc, NewMemStore())
+	connect(t, hb, ha)
+	connect(t, hc, hb)
+	connect(t, hc, he)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bDone := make(chan error, 1)
+	go func() {
+		_, err := b.Fetch(ctx, root, []peer.ID{ha.ID()})
+		bDone <- err
+	}()
+	select {
+	case <-gate.reached:
+	case err := <-bDone:
+		t.Fatalf("B's fetch ended before it was half way: %v", err)
+	case <-ctx.Done():
+		t.Fatal("B never got half the chunks")
+	}
+	bHas := make(map[cid.Cid]bool)
+	for _, ch := range m.Chunks {
+		if gate.Has(ch) {
+			bHas[ch] = true
+		}
+	}
+	if len(bHas) != gate.limit || !gate.Has(root) {
+		t.Fatalf("B holds %d chunks (manifest: %v), want %d and the manifest", len(bHas), gate.Has(root), gate.limit)
+	}
+	start(he, &subsetStore{Store: full, keep: func(ch cid.Cid) bool { return !bHas[ch] }})
+
+	res, err := c.Fetch(ctx, root, []peer.ID{hb.ID(), he.ID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadAll(c.store, root); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("C's blob differs (%v)", err)
+	}
+	want := int64(len(bHas) * testChunk)
+	if got := res.BytesFrom[hb.ID()]; got < want {
+		t.Fatalf("C got %d bytes from the partial holder B, want its %d chunks' %d", got, len(bHas), want)
+	}
+	if got := res.BytesFrom[he.ID()]; got != int64(len(data))-want {
+		t.Fatalf("C got %d bytes from E, want the rest, %d", got, int64(len(data))-want)
+	}
+	select {
+	case err := <-bDone:
+		t.Fatalf("B's fetch ended while held half way: %v", err)
+	default:
+	}
+	close(gate.open)
+	if err := <-bDone; err != nil {
+		t.Fatalf("B's fetch: %v", err)
 	}
 }

@@ -161,8 +161,8 @@ func (x *Exchange) Fetch(ctx context.Context, root cid.Cid, providers []peer.ID)
 // the first provider that serves one that verifies, and is stored before
 // any chunk. Chunks are requested from all providers at once, up to
 // FetchPerPeer at a time from each, each hashed once as it arrives and
-// handed to dst.Put only once it verifies, so memory holds no more than
-// the chunks in flight. A provider that serves bad bytes or a malformed
+// handed to dst.PutVerified only once it verifies, so memory holds no more
+// than the chunks in flight, at most FetchMemory bytes of them. A provider that serves bad bytes or a malformed
 // response is dropped from this fetch and reported
 // (Options.OnMisbehaviour, FetchResult.Misbehaving); one that fails
 // MaxFailures times in a row is dropped without blame. Chunks dst already
@@ -348,7 +348,10 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 // fetchChunks runs FetchPerPeer workers per provider until every chunk is
-// stored or no provider can supply the rest.
+// stored or no provider can supply the rest. The workers share a budget of
+// FetchMemory / chunk size chunks in flight: a worker takes a place before
+// it takes a chunk and gives it back once the chunk is stored or has
+// failed, so the fetch holds at most that many chunk buffers at once.
 func (x *Exchange) fetchChunks(ctx context.Context, dst Store, root cid.Cid, m *Manifest, sc *schedule, provs []peer.ID, res *FetchResult) error {
 	if sc.finished() {
 		return nil
@@ -356,6 +359,7 @@ func (x *Exchange) fetchChunks(ctx context.Context, dst Store, root cid.Cid, m *
 	if len(provs) == 0 {
 		return errors.New("no providers")
 	}
+	places := make(chan struct{}, x.chunkPlaces(m.ChunkSize))
 	var resMu sync.Mutex
 	var wg sync.WaitGroup
 	for _, p := range provs {
@@ -363,7 +367,7 @@ func (x *Exchange) fetchChunks(ctx context.Context, dst Store, root cid.Cid, m *
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				x.chunkWorker(ctx, dst, root, m, sc, p, res, &resMu)
+				x.chunkWorker(ctx, dst, root, m, sc, p, places, res, &resMu)
 			}()
 		}
 	}
@@ -377,16 +381,32 @@ func (x *Exchange) fetchChunks(ctx context.Context, dst Store, root cid.Cid, m *
 	return nil
 }
 
-func (x *Exchange) chunkWorker(ctx context.Context, dst Store, root cid.Cid, m *Manifest, sc *schedule, p peer.ID, res *FetchResult, resMu *sync.Mutex) {
+// chunkPlaces is how many chunks of chunkSize bytes one fetch may hold at
+// once: FetchMemory / chunkSize, at least one.
+func (x *Exchange) chunkPlaces(chunkSize int) int {
+	if chunkSize < 1 {
+		return 1
+	}
+	return int(max(1, min(x.opts.FetchMemory/int64(chunkSize), 1<<16)))
+}
+
+func (x *Exchange) chunkWorker(ctx context.Context, dst Store, root cid.Cid, m *Manifest, sc *schedule, p peer.ID, places chan struct{}, res *FetchResult, resMu *sync.Mutex) {
 	busy := 0
 	var rs *reqStream
 	defer func() { rs.close() }()
 	for {
+		select {
+		case places <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
 		i, wake, st := sc.take(p)
 		switch st {
 		case takeDone:
+			<-places
 			return
 		case takeWait:
+			<-places
 			select {
 			case <-wake:
 				continue
@@ -395,6 +415,7 @@ func (x *Exchange) chunkWorker(ctx context.Context, dst Store, root cid.Cid, m *
 			}
 		}
 		if err := x.acquireSlot(ctx); err != nil {
+			<-places
 			sc.requeue(i)
 			return
 		}
@@ -402,7 +423,9 @@ func (x *Exchange) chunkWorker(ctx context.Context, dst Store, root cid.Cid, m *
 		data, err := x.getObject(ctx, p, &rs, c, m.ChunkLen(i), true)
 		x.releaseSlot()
 		if err == nil {
-			if perr := dst.PutVerified(c, data); perr != nil {
+			perr := dst.PutVerified(c, data)
+			<-places
+			if perr != nil {
 				sc.abort(fmt.Errorf("store chunk %d: %w", i, perr))
 				return
 			}
@@ -414,6 +437,7 @@ func (x *Exchange) chunkWorker(ctx context.Context, dst Store, root cid.Cid, m *
 			busy = 0
 			continue
 		}
+		<-places
 		if ctx.Err() != nil {
 			sc.requeue(i)
 			return
