@@ -7,7 +7,7 @@ BENCHTIME ?= 1s
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test test-noasm test-arm64 bench bench-net bench-protocol bench-torch bench-exchange demo fuzz lint clean
+.PHONY: all build cross test test-noasm test-arm64 bench bench-net bench-protocol bench-torch bench-exchange demo fuzz lint clean
 
 all: build
 
@@ -61,6 +61,15 @@ fuzz:
 	    echo "== $$pkg $$t"; \
 	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
+	done
+
+## cross: the binary built for every platform a volunteer may run (linux, darwin and windows on amd64 and arm64)
+PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
+cross:
+	@set -e; for p in $(PLATFORMS); do \
+	  os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+	  echo "build $$os/$$arch"; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/shoal-$$os-$$arch$$ext ./cmd/shoal; \
 	done
 
 ## lint: formatting and vet
