@@ -116,8 +116,9 @@ func formatErr(field, format string, args ...any) error {
 	return &FormatError{Format: "safetensors", Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
-// ReadSafetensors parses a safetensors file of size bytes from r. Only F32
-// tensors are supported. It checks the header length, that the header is a
+// ReadSafetensors parses a safetensors file of size bytes from r. F32, F16
+// and BF16 tensors are supported; the half-precision ones are widened to
+// float32, which is exact. It checks the header length, that the header is a
 // JSON object of valid UTF-8 without duplicate keys, that every entry has
 // a known dtype, a non-negative shape, and offsets that match its size,
 // that the data regions tile the buffer exactly without holes or overlap,
@@ -166,9 +167,16 @@ func ReadSafetensors(r io.Reader, size int64) ([]Tensor, map[string]string, erro
 	out := make([]Tensor, 0, len(entries))
 	for _, ne := range entries {
 		b := data[ne.e.DataOffsets[0]:ne.e.DataOffsets[1]]
-		vals := make([]float32, len(b)/4)
+		vals := make([]float32, len(b)/dtypeSize[ne.e.DType])
 		for i := range vals {
-			vals[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+			switch ne.e.DType {
+			case "F16":
+				vals[i] = F16ToF32(binary.LittleEndian.Uint16(b[2*i:]))
+			case "BF16":
+				vals[i] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(b[2*i:])) << 16)
+			default:
+				vals[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+			}
 		}
 		shape := make([]int, len(ne.e.Shape))
 		for i, d := range ne.e.Shape {
@@ -242,11 +250,11 @@ func checkEntry(name string, e stEntry) error {
 		return formatErr("header", "empty tensor name")
 	}
 	switch e.DType {
-	case "F32":
+	case "F32", "F16", "BF16":
 	case "":
 		return formatErr(name+".dtype", "missing")
-	case "F64", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL", "F8_E4M3", "F8_E5M2", "U16", "U32", "U64":
-		return formatErr(name+".dtype", "%s is %v here: shoal reads F32 tensors", e.DType, errUnsupported)
+	case "F64", "I64", "I32", "I16", "I8", "U8", "BOOL", "F8_E4M3", "F8_E5M2", "U16", "U32", "U64":
+		return formatErr(name+".dtype", "%s is %v here: shoal reads F32, F16 and BF16 tensors", e.DType, errUnsupported)
 	default:
 		return formatErr(name+".dtype", "unknown dtype %q", e.DType)
 	}
@@ -270,8 +278,36 @@ func checkEntry(name string, e stEntry) error {
 	if b < 0 || en < b {
 		return formatErr(name+".data_offsets", "[%d, %d] is not a range", b, en)
 	}
-	if en-b != 4*n {
-		return formatErr(name+".data_offsets", "[%d, %d] holds %d bytes, shape %v needs %d", b, en, en-b, e.Shape, 4*n)
+	if w := int64(dtypeSize[e.DType]); en-b != w*n {
+		return formatErr(name+".data_offsets", "[%d, %d] holds %d bytes, shape %v of %s needs %d", b, en, en-b, e.Shape, e.DType, w*n)
 	}
 	return nil
+}
+
+// dtypeSize is the bytes per value of each dtype ReadSafetensors reads.
+var dtypeSize = map[string]int{"F32": 4, "F16": 2, "BF16": 2}
+
+// F16ToF32 widens an IEEE 754 binary16 value to binary32, exactly:
+// subnormals become normal, infinities and NaNs (with their payload)
+// stay what they are.
+func F16ToF32(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	frac := uint32(h) & 0x3ff
+	switch {
+	case exp == 0x1f: // infinity or NaN
+		return math.Float32frombits(sign | 0xff<<23 | frac<<13)
+	case exp != 0: // normal
+		return math.Float32frombits(sign | (exp+127-15)<<23 | frac<<13)
+	case frac == 0: // zero
+		return math.Float32frombits(sign)
+	}
+	// Subnormal: shift the fraction up until its leading one is the
+	// implicit bit.
+	e := uint32(127 - 15 + 1)
+	for frac&0x400 == 0 {
+		frac <<= 1
+		e--
+	}
+	return math.Float32frombits(sign | e<<23 | (frac&0x3ff)<<13)
 }
