@@ -18,8 +18,19 @@ const MetaPrefix = "shoal."
 // load: F32 tensors under their own names (shoal's models use Hugging
 // Face's), metadata {"format": "pt"} and each metadata entry k of c as
 // "shoal.k" (so the model configuration is "shoal.config").
-func ExportSafetensors(w io.Writer, c *Checkpoint) error {
+func ExportSafetensors(w io.Writer, c *Checkpoint) error { return ExportSafetensorsWith(w, c, nil) }
+
+// ExportSafetensorsWith is ExportSafetensors with extra metadata entries
+// (for other readers, under their own keys), which may not start with
+// MetaPrefix or be "format".
+func ExportSafetensorsWith(w io.Writer, c *Checkpoint, extra map[string]string) error {
 	meta := map[string]string{"format": "pt"}
+	for k, v := range extra {
+		if k == "format" || strings.HasPrefix(k, MetaPrefix) {
+			return fmt.Errorf("export: metadata key %q is reserved", k)
+		}
+		meta[k] = v
+	}
 	for k, v := range c.Meta {
 		meta[MetaPrefix+k] = v
 	}

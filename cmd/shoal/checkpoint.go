@@ -111,6 +111,7 @@ type checkpointEntry struct {
 	Meta      map[string]string       `json:"meta"`
 	Params    int64                   `json:"params"`
 	Tensors   []checkpoint.TensorSpec `json:"tensors,omitempty"`
+	ChunkIDs  []string                `json:"chunk_cids,omitempty"` // show --chunks: the chunks in order
 }
 
 func newEntry(id cid.Cid, size int64, chunks int, meta map[string]string, tensors []checkpoint.TensorSpec, labels []string, pinned bool) checkpointEntry {
@@ -197,8 +198,9 @@ func runCheckpointLs(f *factory, o *checkpointLsOptions) error {
 
 type checkpointShowOptions struct {
 	*checkpointOptions
-	Ref  string
-	JSON bool
+	Ref    string
+	JSON   bool
+	Chunks bool
 }
 
 func newCmdCheckpointShow(f *factory, co *checkpointOptions, runF func(*checkpointShowOptions) error) *cobra.Command {
@@ -209,7 +211,8 @@ func newCmdCheckpointShow(f *factory, co *checkpointOptions, runF func(*checkpoi
 		Long: `Show a checkpoint's metadata (round, step, model configuration) and its
 tensors with their shapes, model parameters and optimizer state apart. The
 checkpoint is named by its CID or by a label; the header is read and
-verified without loading the tensor data.`,
+verified without loading the tensor data. --chunks lists the chunks (index,
+offset, length, CID) that peers fetch and check one by one.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			o.Ref = args[0]
@@ -220,6 +223,7 @@ verified without loading the tensor data.`,
 		},
 	}
 	cmd.Flags().BoolVar(&o.JSON, "json", false, "print as JSON")
+	cmd.Flags().BoolVar(&o.Chunks, "chunks", false, "list the CIDs of the chunks, in order")
 	return cmd
 }
 
@@ -258,6 +262,11 @@ func runCheckpointShow(f *factory, o *checkpointShowOptions) error {
 	e := newEntry(id, m.Size, len(m.Chunks), h.Meta, h.Tensors, ls, slices.Contains(pins, id))
 	e.ChunkSize = m.ChunkSize
 	e.Tensors = h.Tensors
+	if o.Chunks {
+		for _, c := range m.Chunks {
+			e.ChunkIDs = append(e.ChunkIDs, c.String())
+		}
+	}
 	if o.JSON {
 		return writeJSON(f.Out, e)
 	}
@@ -281,6 +290,13 @@ func runCheckpointShow(f *factory, o *checkpointShowOptions) error {
 	fmt.Fprintf(w, "tensors (%d):\n", len(e.Tensors))
 	for _, t := range e.Tensors {
 		fmt.Fprintf(tw, "  %s\t%v\t%d\n", t.Name, t.Shape, numValues(t.Shape))
+	}
+	if err := tw.Flush(); err != nil || !o.Chunks {
+		return err
+	}
+	fmt.Fprintf(w, "chunks (%d):\n", len(e.ChunkIDs))
+	for i, c := range e.ChunkIDs {
+		fmt.Fprintf(tw, "  %d\t%d\t%d\t%s\n", i, m.ChunkOffset(i), m.ChunkLen(i), c)
 	}
 	return tw.Flush()
 }

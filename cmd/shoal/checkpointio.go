@@ -24,6 +24,7 @@ type checkpointExportOptions struct {
 	*checkpointOptions
 	Ref string
 	Out string
+	HF  string
 }
 
 func newCmdCheckpointExport(f *factory, co *checkpointOptions, runF func(*checkpointExportOptions) error) *cobra.Command {
@@ -33,15 +34,20 @@ func newCmdCheckpointExport(f *factory, co *checkpointOptions, runF func(*checkp
 		Short: "Write a checkpoint's parameters to a safetensors file",
 		Long: `Write the parameters of a checkpoint (not the optimizer state) to a
 safetensors file that PyTorch and Hugging Face load: F32 tensors under
-Hugging Face's GPT-2 names, metadata {"format": "pt"} and the checkpoint's
-metadata as shoal.* entries (the model configuration is shoal.config).
---out - writes to stdout.`,
-		Example: `  shoal checkpoint export head --out model.safetensors`,
-		Args:    cobra.ExactArgs(1),
+Hugging Face's GPT-2 names, metadata {"format": "pt"}, the checkpoint's
+metadata as shoal.* entries (the model configuration is shoal.config) and,
+for a gpt, the shape as other readers name it (n_head, n_layer, n_embd,
+vocab_size, n_ctx). --out - writes to stdout.
+
+--hf DIR writes a directory that Hugging Face's from_pretrained loads as a
+GPT2LMHeadModel: DIR/model.safetensors and DIR/config.json.`,
+		Example: `  shoal checkpoint export head --out model.safetensors
+  shoal checkpoint export head --hf ./gpt2-shoal`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			o.Ref = args[0]
-			if o.Out == "" {
-				return errors.New("--out is required")
+			if (o.Out == "") == (o.HF == "") {
+				return errors.New("give one of --out FILE and --hf DIR")
 			}
 			if runF != nil {
 				return runF(o)
@@ -50,6 +56,7 @@ metadata as shoal.* entries (the model configuration is shoal.config).
 		},
 	}
 	cmd.Flags().StringVar(&o.Out, "out", "", "safetensors file to write (- for stdout)")
+	cmd.Flags().StringVar(&o.HF, "hf", "", "directory to write as Hugging Face lays out a GPT-2 (model.safetensors and config.json)")
 	return cmd
 }
 
@@ -66,14 +73,39 @@ func runCheckpointExport(f *factory, o *checkpointExportOptions) error {
 	if err != nil {
 		return err
 	}
+	var extra map[string]string
+	cfg, isGPT := gptConfigOf(c)
+	if isGPT {
+		extra = hfMeta(cfg)
+	}
+	write := func(w io.Writer) error { return checkpoint.ExportSafetensorsWith(w, c, extra) }
 	if o.Out == "-" {
-		return checkpoint.ExportSafetensors(f.Out, c)
+		return write(f.Out)
+	}
+	if o.HF != "" {
+		if !isGPT {
+			return fmt.Errorf("checkpoint %s does not hold a gpt of a known configuration: --hf writes GPT-2 layouts only", id)
+		}
+		o.Out = filepath.Join(o.HF, "model.safetensors")
 	}
 	if err := os.MkdirAll(filepath.Dir(o.Out), 0o755); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}
-	if err := checkpoint.WriteFileAtomic(o.Out, 0o644, func(w io.Writer) error { return checkpoint.ExportSafetensors(w, c) }); err != nil {
+	if err := checkpoint.WriteFileAtomic(o.Out, 0o644, write); err != nil {
 		return err
+	}
+	if o.HF != "" {
+		js, err := json.MarshalIndent(hfConfigOf(cfg), "", "  ")
+		if err != nil {
+			return err
+		}
+		err = checkpoint.WriteFileAtomic(filepath.Join(o.HF, "config.json"), 0o644, func(w io.Writer) error {
+			_, err := w.Write(append(js, '\n'))
+			return err
+		})
+		if err != nil {
+			return err
+		}
 	}
 	f.Logger().Info("exported", zap.String("checkpoint", id.String()), zap.String("path", o.Out), zap.Int("tensors", len(c.Params())))
 	return nil
@@ -83,9 +115,10 @@ func runCheckpointExport(f *factory, o *checkpointExportOptions) error {
 
 type checkpointImportOptions struct {
 	*checkpointOptions
-	File  string
-	Label string
-	Model string
+	File   string
+	Label  string
+	Model  string
+	Config string
 }
 
 func newCmdCheckpointImport(f *factory, co *checkpointOptions, runF func(*checkpointImportOptions) error) *cobra.Command {
@@ -93,15 +126,24 @@ func newCmdCheckpointImport(f *factory, co *checkpointOptions, runF func(*checkp
 	cmd := &cobra.Command{
 		Use:   "import FILE.safetensors",
 		Short: "Store the parameters of a safetensors file as a new checkpoint",
-		Long: `Read a safetensors file of F32 parameters, check that it holds exactly the
-tensors of its model with the right shapes and finite values, store it as a
-checkpoint (without optimizer state) and print its CID.
+		Long: `Read a safetensors file of parameters (F32, F16 or BF16, widened to F32
+exactly), check that it holds exactly the tensors of its model with the
+right shapes and finite values, store it as a checkpoint (without optimizer
+state) and print its CID.
 
-The model is the one named by --model, or else the one described by the
-file's shoal.config metadata (which shoal train --out and shoal checkpoint
-export write).`,
+Files laid out as Hugging Face writes a GPT-2 are accepted: tensor names with
+or without the "transformer." prefix, the attn.bias and attn.masked_bias
+buffers (ignored), and lm_head.weight, which must equal the token embedding
+(shoal ties them) and is dropped.
+
+The model is the one named by --model; else the one described by the file's
+shoal.config metadata (which shoal train --out and shoal checkpoint export
+write); else by a Hugging Face config.json (--config, or the one beside the
+file); else by the file's n_head, n_layer, n_embd, vocab_size and n_ctx
+metadata.`,
 		Example: `  shoal checkpoint import model.safetensors --label base
-  shoal checkpoint import hf-gpt2-tiny.safetensors --model gpt-tiny`,
+  shoal checkpoint import hf-gpt2-tiny.safetensors --model gpt-tiny
+  shoal checkpoint import gpt2/model.safetensors   # reads gpt2/config.json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			o.File = args[0]
@@ -124,6 +166,7 @@ export write).`,
 	fl := cmd.Flags()
 	fl.StringVar(&o.Label, "label", "", "label to give the new checkpoint")
 	fl.StringVar(&o.Model, "model", "", fmt.Sprintf("model of the zoo the file holds (default: from its metadata): %v", gradient.PresetNames()))
+	fl.StringVar(&o.Config, "config", "", "a Hugging Face config.json describing the model (default: the one beside the file, if any)")
 	return cmd
 }
 
@@ -154,7 +197,18 @@ func importConfig(o *checkpointImportOptions, meta map[string]string) (gradient.
 		}
 		return cfg, name, nil
 	}
-	return gradient.ModelConfig{}, "", fmt.Errorf("%s: no shoal.config metadata says which model it holds: name one with --model", o.File)
+	if o.Config != "" {
+		cfg, err := readHFConfig(o.Config)
+		return cfg, "", err
+	}
+	if p, ok := hfConfigBeside(o.File); ok {
+		cfg, err := readHFConfig(p)
+		return cfg, "", err
+	}
+	if cfg, ok, err := hfConfigFromMeta(meta, o.File); ok || err != nil {
+		return cfg, "", err
+	}
+	return gradient.ModelConfig{}, "", fmt.Errorf("%s: nothing says which model it holds (no shoal.config or n_head... metadata, no config.json beside it): name one with --model or --config", o.File)
 }
 
 func runCheckpointImport(f *factory, o *checkpointImportOptions) error {
@@ -169,6 +223,9 @@ func runCheckpointImport(f *factory, o *checkpointImportOptions) error {
 	}
 	ts, meta, err := checkpoint.ReadSafetensors(file, st.Size())
 	if err != nil {
+		return fmt.Errorf("%s: %w", o.File, err)
+	}
+	if ts, err = hfTensors(ts); err != nil {
 		return fmt.Errorf("%s: %w", o.File, err)
 	}
 	cfg, name, err := importConfig(o, meta)
