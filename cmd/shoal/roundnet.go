@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-network/shoal/checkpoint"
 	"github.com/shoal-network/shoal/gradient/data"
 	"github.com/shoal-network/shoal/internal/bytesize"
 	"github.com/shoal-network/shoal/node/daemon"
@@ -207,6 +209,11 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	genesis, err := genesisEngine.Genesis()
 	if err != nil {
 		return err
+	}
+	if spec.InitCheckpoint.Defined() {
+		if err := checkBase(store.Checkpoints(), spec, filepath.Join(o.DataDir, "tracker", "checkpoints")); err != nil {
+			return err
+		}
 	}
 	db, err := boltstore.OpenBolt(filepath.Join(o.DataDir, "tracker.db"))
 	if err != nil {
@@ -580,4 +587,33 @@ func runRoundStatus(ctx context.Context, f *factory, o *roundStatusOptions) erro
 			p.Verified, p.Checks, p.Mismatches, p.Reason)
 	}
 	return tw.Flush()
+}
+
+// checkBase checks that the tracker holds the base checkpoint a round
+// starts from (which it serves to the volunteers) and that the base holds
+// the parameters of the round's model: a fine-tuning round whose base is
+// missing or of another model would stall at its first step.
+func checkBase(s *checkpoint.Store, spec *round.Spec, dir string) error {
+	id := spec.InitCheckpoint
+	h, err := s.Header(id)
+	if err != nil {
+		return fmt.Errorf("init_checkpoint %s: %w; import the base into the tracker's store first: shoal checkpoint import FILE --store %s", id, err, dir)
+	}
+	want, _ := modelTensors(engine.ModelConfig(spec))
+	have := map[string]string{}
+	for _, t := range h.Tensors {
+		if !checkpoint.IsState(t.Name) {
+			have[t.Name] = fmt.Sprint(t.Shape)
+		}
+	}
+	for _, t := range want {
+		if got, ok := have[t.Name]; !ok || got != fmt.Sprint(t.Shape) {
+			return fmt.Errorf("init_checkpoint %s does not hold the round's model: tensor %s of shape %v is %s", id, t.Name, t.Shape, cmp.Or(got, "missing"))
+		}
+		delete(have, t.Name)
+	}
+	for name := range have {
+		return fmt.Errorf("init_checkpoint %s does not hold the round's model: it has a tensor %s the model lacks", id, name)
+	}
+	return nil
 }

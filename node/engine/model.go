@@ -151,7 +151,9 @@ func (e *ModelEngine) checkpointOf(step uint64, ps []gradient.Param, momenta [][
 
 // load reads checkpoint id's parameters into ps and, if momenta is not
 // nil, its outer momenta into momenta (a buffer per parameter, of its
-// size), a chunk at a time when the store can.
+// size), a chunk at a time when the store can. A checkpoint that holds no
+// optimizer state at all (a base model imported to fine-tune) starts the
+// outer optimizer afresh: its momenta are zero.
 func (e *ModelEngine) load(id cid.Cid, ps []gradient.Param, momenta [][]float32) error {
 	where := make(map[string]int, 2*len(ps)) // i: ps[i]; -1-i: its momentum
 	for i, p := range ps {
@@ -160,7 +162,9 @@ func (e *ModelEngine) load(id cid.Cid, ps []gradient.Param, momenta [][]float32)
 			where[checkpoint.MomentumName(p.Name)] = -1 - i
 		}
 	}
+	state := false
 	err := e.loadCheckpoint(id, func(name string, shape []int) ([]float32, error) {
+		state = state || checkpoint.IsState(name)
 		i, ok := where[name]
 		if !ok {
 			return nil, nil
@@ -183,7 +187,11 @@ func (e *ModelEngine) load(id cid.Cid, ps []gradient.Param, momenta [][]float32)
 	if err != nil {
 		return err
 	}
-	for name := range where {
+	for name, i := range where {
+		if i < 0 && !state {
+			clear(momenta[-1-i])
+			continue
+		}
 		return fmt.Errorf("checkpoint %s: %s missing", id, name)
 	}
 	return nil
