@@ -119,7 +119,7 @@ SHOAL_<FLAG>, e.g. SHOAL_LOG_FORMAT=json.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&f.log.format, "log-format", "console", "log format: console or json")
 	pf.StringVar(&f.log.level, "log-level", "info", "log level: debug, info, warn or error")
-	root.AddCommand(newCmdVersion(f), newCmdDemo(f, nil), newCmdTrain(f, nil), newCmdBench(f), newCmdCheckpoint(f), newCmdRound(f), newCmdNode(f), newCmdDataset(f), newCmdTokenize(f))
+	root.AddCommand(newCmdVersion(f), newCmdDemo(f, nil), newCmdTrain(f, nil), newCmdBench(f), newCmdCheckpoint(f), newCmdRound(f), newCmdNode(f), newCmdDataset(f), newCmdTokenize(f), newCmdGenerate(f))
 	root.AddCommand(newCmdSim(f, nil))
 	return root
 }

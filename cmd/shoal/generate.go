@@ -1,0 +1,259 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/shoal-network/shoal/checkpoint"
+	"github.com/shoal-network/shoal/gradient"
+	"github.com/shoal-network/shoal/gradient/tokenizer"
+)
+
+type generateOptions struct {
+	checkpointOptions
+	Ref           string
+	Prompt        string
+	HasPrompt     bool
+	Tokens        int
+	Temperature   float64
+	TopK          int
+	TopP          float64
+	Seed          uint64
+	Vocab, Merges string
+	Config        string
+}
+
+func newCmdGenerate(f *factory) *cobra.Command {
+	o := &generateOptions{}
+	cmd := &cobra.Command{
+		Use:   "generate CHECKPOINT",
+		Short: "Sample text from a checkpoint",
+		Long: `Sample text from a gpt checkpoint: CHECKPOINT is a label or CID in the
+checkpoint store (--store, as for shoal checkpoint), or a safetensors file
+(as shoal checkpoint import reads it, Hugging Face's GPT-2 layout included).
+
+The prompt comes from --prompt, else from stdin when it is not a terminal.
+Each new token costs one position (a cache keeps every layer's keys and
+values). Sampling: --temperature 0 takes the most likely token; otherwise
+the softmax of the logits over the temperature, kept to the --top-k most
+likely tokens and to the smallest set of them whose probability reaches
+--top-p. The same checkpoint, prompt, settings and --seed give the same
+text, bit for bit, on every machine. When the context fills up, the last
+half of it is kept and generation goes on. Speed goes to stderr.
+
+Models of the zoo are byte-level; a model with GPT-2's vocabulary needs
+--vocab encoder.json --merges vocab.bpe.`,
+		Example: `  shoal generate head --prompt "The " --tokens 200
+  shoal generate model.safetensors --temperature 0 --prompt "Once upon a time"
+  echo "func main() {" | shoal generate go-lora --top-p 0.9 --seed 7`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Ref = args[0]
+			o.HasPrompt = cmd.Flags().Changed("prompt")
+			if o.Tokens < 1 {
+				return fmt.Errorf("--tokens %d: want at least 1", o.Tokens)
+			}
+			if (o.Vocab == "") != (o.Merges == "") {
+				return errors.New("--vocab and --merges go together")
+			}
+			return runGenerate(f, o)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.Store, "store", "", "checkpoint store (default $SHOAL_HOME/checkpoints or ~/.shoal/checkpoints)")
+	fl.StringVar(&o.Prompt, "prompt", "", "text to continue (default: stdin if it is not a terminal, else a newline)")
+	fl.IntVarP(&o.Tokens, "tokens", "n", 200, "tokens to generate")
+	fl.Float64Var(&o.Temperature, "temperature", 0.8, "sampling temperature; 0 is greedy")
+	fl.IntVar(&o.TopK, "top-k", 40, "sample among the k most likely tokens (0: all)")
+	fl.Float64Var(&o.TopP, "top-p", 0.95, "sample among the most likely tokens whose probability reaches p (1: all)")
+	fl.Uint64Var(&o.Seed, "seed", 1, "seed of the sampler")
+	fl.StringVar(&o.Vocab, "vocab", "", "GPT-2's encoder.json, for a model with its vocabulary")
+	fl.StringVar(&o.Merges, "merges", "", "GPT-2's vocab.bpe")
+	fl.StringVar(&o.Config, "config", "", "a Hugging Face config.json, for a safetensors file that does not say its model")
+	return cmd
+}
+
+// loadModel builds the gpt that a store's checkpoint or a safetensors file
+// holds.
+func loadModel(o *generateOptions) (gradient.Model, error) {
+	var c *checkpoint.Checkpoint
+	var cfg gradient.ModelConfig
+	if st, err := os.Stat(o.Ref); err == nil && st.Mode().IsRegular() {
+		file, err := os.Open(o.Ref)
+		if err != nil {
+			return nil, err
+		}
+		defer file.Close()
+		ts, meta, err := checkpoint.ReadSafetensors(file, st.Size())
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", o.Ref, err)
+		}
+		if ts, err = hfTensors(ts); err != nil {
+			return nil, fmt.Errorf("%s: %w", o.Ref, err)
+		}
+		cfg, _, err = importConfig(&checkpointImportOptions{File: o.Ref, Config: o.Config}, meta)
+		if err != nil {
+			return nil, err
+		}
+		want, _ := modelTensors(cfg)
+		if c, err = checkpoint.FromSafetensors(ts, meta, want); err != nil {
+			return nil, fmt.Errorf("%s: %w", o.Ref, err)
+		}
+	} else {
+		s, err := o.open(false)
+		if err != nil {
+			return nil, fmt.Errorf("%s is no file, and %w", o.Ref, err)
+		}
+		id, err := s.Resolve(o.Ref)
+		if err != nil {
+			return nil, err
+		}
+		if c, err = s.Get(id); err != nil {
+			return nil, err
+		}
+		var ok bool
+		if cfg, ok = gptConfigOf(c); !ok {
+			return nil, fmt.Errorf("checkpoint %s does not record a gpt's configuration", id)
+		}
+	}
+	m, err := gradient.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range m.Params() {
+		t, ok := c.Tensor(p.Name)
+		if !ok || len(t.Data) != len(p.Data) {
+			return nil, fmt.Errorf("%s: parameter %s missing or of another size", o.Ref, p.Name)
+		}
+		copy(p.Data, t.Data)
+	}
+	return m, nil
+}
+
+func runGenerate(f *factory, o *generateOptions) error {
+	m, err := loadModel(o)
+	if err != nil {
+		return err
+	}
+	cfg := m.Config()
+	var tk textCodec = byteCodec{}
+	if o.Vocab != "" {
+		ef, err := os.Open(o.Vocab)
+		if err != nil {
+			return fmt.Errorf("--vocab: %w", err)
+		}
+		defer ef.Close()
+		mf, err := os.Open(o.Merges)
+		if err != nil {
+			return fmt.Errorf("--merges: %w", err)
+		}
+		defer mf.Close()
+		bpe, err := tokenizer.Load(ef, mf)
+		if err != nil {
+			return err
+		}
+		if bpe.VocabSize() > cfg.Vocab {
+			return fmt.Errorf("the tokenizer has %d tokens, the model's vocabulary %d", bpe.VocabSize(), cfg.Vocab)
+		}
+		tk = bpe
+	} else if cfg.Vocab != 256 {
+		return fmt.Errorf("the model's vocabulary has %d tokens, not 256 bytes: give its tokenizer (--vocab, --merges)", cfg.Vocab)
+	}
+	prompt := []byte(o.Prompt)
+	if !o.HasPrompt {
+		if !term.IsTerminal(int(os.Stdin.Fd())) {
+			if prompt, err = io.ReadAll(io.LimitReader(os.Stdin, 16<<20)); err != nil {
+				return err
+			}
+		}
+		if len(prompt) == 0 {
+			prompt = []byte("\n")
+		}
+	}
+	ids := tk.Encode(prompt)
+	if len(ids) == 0 {
+		return errors.New("the prompt makes no tokens")
+	}
+	sampler, err := gradient.NewSampler(o.Temperature, o.TopK, o.TopP, o.Seed)
+	if err != nil {
+		return err
+	}
+	gen, err := gradient.NewGenerator(m)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Out.Write(prompt); err != nil {
+		return err
+	}
+	start := time.Now()
+	out, fed, err := generate(gen, sampler, ids, o.Tokens, cfg.Ctx, func(tok int32) error {
+		text, err := tk.Decode([]int32{tok})
+		if err == nil {
+			_, err = f.Out.Write(text)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(f.Out)
+	secs := time.Since(start).Seconds()
+	fmt.Fprintf(f.Err, "%d tokens in %.2fs: %.1f tokens/s (%d positions computed, prompt included)\n", len(out), secs, float64(len(out))/secs, fed)
+	return nil
+}
+
+// generate continues prompt by n tokens, calling emit with each, and
+// returns them and the number of positions the model computed. When the
+// context fills up, the cache restarts from the last half of it.
+func generate(gen *gradient.Generator, s *gradient.Sampler, prompt []int32, n, ctx int, emit func(int32) error) ([]int32, int, error) {
+	seq := prompt
+	if len(seq) > ctx-1 {
+		seq = seq[len(seq)-(ctx-1):]
+	}
+	seq = append([]int32(nil), seq...)
+	var logits []float32
+	fed := 0
+	feed := func(toks []int32) error {
+		for _, t := range toks {
+			var err error
+			if logits, err = gen.Next(t); err != nil {
+				return err
+			}
+			fed++
+		}
+		return nil
+	}
+	if err := feed(seq); err != nil {
+		return nil, fed, err
+	}
+	var out []int32
+	for len(out) < n {
+		tok := s.Sample(logits)
+		out = append(out, tok)
+		seq = append(seq, tok)
+		if err := emit(tok); err != nil {
+			return out, fed, err
+		}
+		if len(out) == n {
+			break
+		}
+		if gen.Len() == ctx {
+			gen.Reset()
+			seq = seq[len(seq)-ctx/2:]
+			if err := feed(seq); err != nil {
+				return out, fed, err
+			}
+			continue
+		}
+		if err := feed([]int32{tok}); err != nil {
+			return out, fed, err
+		}
+	}
+	return out, fed, nil
+}
