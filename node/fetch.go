@@ -88,10 +88,15 @@ func (n *Node) Fetched(now time.Time, id cid.Cid, ok bool) {
 	if id.Equals(n.catchUp) {
 		step := n.catchTo
 		n.catchUp = cid.Undef
-		if step > n.headStep || (step == n.headStep && !id.Equals(n.head)) {
+		switch {
+		case step > n.headStep || (step == n.headStep && !id.Equals(n.head)):
 			n.event(wire.EventCatchUp, step, "now at C_%d = %s", step, id)
 			n.abandonStep(step, id)
 			n.setHead(step, id)
+		case step == n.headStep && id.Equals(n.head):
+			// The genesis the round names is here now: the driver
+			// persists it as the head (and an observer measures it).
+			n.ready.HeadStep, n.ready.Head, n.ready.HeadChanged = step, id, true
 		}
 	}
 	n.progress()

@@ -27,6 +27,11 @@ type Config struct {
 	InlineLimit int
 	// Token is the access token of a closed round, sent with every Hello.
 	Token []byte
+	// GenesisMissing says that the store lacks the genesis, a checkpoint
+	// the round names (init_checkpoint) rather than one the node made:
+	// unless it starts from a later head, the node fetches it before it
+	// trains or applies anything.
+	GenesisMissing bool
 
 	// Optional hooks for drivers that run many nodes in one process (the
 	// simulator). Left nil, as the daemon leaves them, the node does the
@@ -182,6 +187,10 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Head.Defined() {
 		n.headStep, n.head = cfg.HeadStep, cfg.Head
 		n.keep(cfg.Head)
+	} else if cfg.GenesisMissing {
+		delete(n.have, cfg.Genesis)
+		n.catchUp, n.catchTo = cfg.Genesis, 0
+		n.fetch(cfg.Genesis, FetchCheckpoint, nil)
 	}
 	return n, nil
 }

@@ -232,3 +232,34 @@ func TestNodeLearnsExclusions(t *testing.T) {
 		t.Fatalf("a node that learns it is excluded says nothing: %+v", r.Events)
 	}
 }
+
+// TestGenesisMissing: a node whose store lacks the genesis the round
+// names (a fine-tuning round's base) fetches it first, trains nothing
+// until it is there, and then reports it as its head.
+func TestGenesisMissing(t *testing.T) {
+	_, s := testNode(t)
+	base := content.Sum([]byte("an imported base"))
+	n, err := New(Config{ID: "me", Role: wire.RoleWorker, Spec: s, Genesis: base, GenesisMissing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	r := n.Ready()
+	if len(r.Fetches) != 1 || !r.Fetches[0].CID.Equals(base) || r.Fetches[0].Kind != FetchCheckpoint {
+		t.Fatalf("a node without its genesis asked for %+v, want the genesis checkpoint", r.Fetches)
+	}
+	if err := n.Receive(now, trackerID, &wire.Open{Round: s.ID(), Step: 0, Base: base, Members: []string{"me"}, Units: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if r = n.Ready(); len(r.Jobs) != 0 {
+		t.Fatalf("the node started %+v before it held the genesis", r.Jobs)
+	}
+	n.Fetched(now, base, true)
+	r = n.Ready()
+	if !r.HeadChanged || !r.Head.Equals(base) || r.HeadStep != 0 {
+		t.Fatalf("after the fetch the head is C_%d = %s (changed %v), want the genesis", r.HeadStep, r.Head, r.HeadChanged)
+	}
+	if len(r.Jobs) != 1 {
+		t.Fatalf("after the fetch the node started %+v, want its unit", r.Jobs)
+	}
+}

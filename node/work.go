@@ -50,7 +50,7 @@ func (n *Node) progress() {
 	}
 	// Apply the closed step.
 	if c := n.close; c != nil && n.applying == nil && c.Step == n.headStep && c.Base.Equals(n.head) {
-		all := true
+		all := n.has(c.Base)
 		for _, in := range c.Included {
 			if !n.has(in.Payload) {
 				all = false
@@ -74,7 +74,7 @@ func (n *Node) progress() {
 // canTrain reports whether the node can train units of the open step
 // now: it holds the step's base and the step has not closed.
 func (n *Node) canTrain() bool {
-	return n.open != nil && n.open.Step == n.headStep && n.open.Base.Equals(n.head) && n.close == nil
+	return n.open != nil && n.open.Step == n.headStep && n.open.Base.Equals(n.head) && n.close == nil && n.has(n.head)
 }
 
 // verifyKeys returns the keys of the pending verifications in order.

@@ -576,6 +576,9 @@ func runRoundStatus(ctx context.Context, f *factory, o *roundStatusOptions) erro
 		}
 		fmt.Fprintln(w, line)
 	}
+	if snap.StartEval > 0 {
+		fmt.Fprintf(w, "start    held-out %.4f (the checkpoint the round started from)\n", snap.StartEval)
+	}
 	t := snap.Throughput
 	fmt.Fprintf(w, "pace     %.0f samples/s, %s/s in, %s/s out, %.1f s per step\n", t.SamplesPerSec,
 		bytesize.Format(t.BytesInPerSec), bytesize.Format(t.BytesOutPerSec), t.StepSeconds)

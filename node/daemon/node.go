@@ -133,7 +133,8 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		step, head = 0, cid.Undef
 	}
 	core, err := node.New(node.Config{ID: cfg.Host.ID().String(), Role: cfg.Role, Spec: cfg.Spec, Genesis: genesis,
-		HeadStep: step, Head: head, InlineLimit: InlineLimit, Token: cfg.Token})
+		HeadStep: step, Head: head, InlineLimit: InlineLimit, Token: cfg.Token,
+		GenesisMissing: !cfg.Store.HasCheckpoint(genesis)})
 	if err != nil {
 		return nil, err
 	}

@@ -211,6 +211,9 @@ func (d *Tracker) saveHistory() {
 		h.Eval[k] = v
 	}
 	if d.cfg.EvalLoss != nil {
+		if l, ok := d.cfg.EvalLoss(0); ok {
+			h.Eval[0] = l
+		}
 		for _, p := range d.loss {
 			if l, ok := d.cfg.EvalLoss(p.Step + 1); ok {
 				h.Eval[p.Step+1] = l
@@ -531,6 +534,14 @@ func (d *Tracker) Snapshot() dashboard.Snapshot {
 		Round: d.round.String(), Name: s.Name, Model: model, Codec: s.Codec, Rule: s.Aggregation,
 		Invite: d.cfg.Invite, Now: time.Now().UTC(), Started: d.started, Step: d.step, Phase: d.phase.String(),
 		Head: d.head.String(), Floor: d.cfg.Floor, Target: d.cfg.Target,
+	}
+	if l, ok := d.evalKept[0]; ok {
+		snap.StartEval = l
+	}
+	if d.cfg.EvalLoss != nil {
+		if l, ok := d.cfg.EvalLoss(0); ok {
+			snap.StartEval = l
+		}
 	}
 	for _, p := range d.loss {
 		if l, ok := d.evalKept[p.Step+1]; ok {

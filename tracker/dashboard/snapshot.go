@@ -19,6 +19,9 @@ type Snapshot struct {
 	Head    string    `json:"head"`             // the last finalised checkpoint (C_Step)
 	Floor   float64   `json:"floor,omitempty"`  // the task's best possible loss, if known (nats/char)
 	Target  float64   `json:"target,omitempty"` // the loss at which the round stops, if any
+	// StartEval is the held-out loss of the checkpoint the round started
+	// from (C_0), if an observer measured it: a fine-tuning round's base.
+	StartEval float64 `json:"start_eval,omitempty"`
 
 	Loss       []LossPoint `json:"loss"`       // one point per finalised step
 	Steps      []StepInfo  `json:"steps"`      // the step timeline, oldest first (the last 200)
