@@ -249,7 +249,7 @@ func (tp *Tape) Reshape(a *Tensor, shape ...int) *Tensor {
 	if numel(shape) != len(a.Data) {
 		panic("tensor: Reshape size mismatch")
 	}
-	return tp.view(shape, a.Data, a.Grad, a.needsGrad)
+	return tp.view(a, 0, shape)
 }
 
 // Index returns a view of a[i], the i-th block along the first axis.
@@ -258,11 +258,7 @@ func (tp *Tape) Index(a *Tensor, i int) *Tensor {
 		panic("tensor: Index out of range")
 	}
 	s := len(a.Data) / a.shape[0]
-	var g []float32
-	if a.needsGrad {
-		g = a.Grad[i*s : (i+1)*s : (i+1)*s]
-	}
-	return tp.view(a.shape[1:], a.Data[i*s:(i+1)*s:(i+1)*s], g, a.needsGrad)
+	return tp.view(a, i*s, a.shape[1:])
 }
 
 // Permute returns a with its axes reordered: axis i of the result is axis

@@ -15,6 +15,10 @@ type Tensor struct {
 	// needsGrad reports that gradients flow into this tensor: it is a
 	// parameter, or computed from one on a tape.
 	needsGrad bool
+	// base, for a view made on a tape before its base has a gradient, is
+	// the tensor whose gradient it shares from element off.
+	base *Tensor
+	off  int
 }
 
 // New returns a zero tensor of the given shape.
