@@ -10,14 +10,25 @@ import (
 // one call, so results written per index do not depend on the split.
 // Work below minPerWorker indices per worker runs on the calling goroutine.
 func parallelFor(n, minPerWorker int, f func(lo, hi int)) {
-	w := runtime.GOMAXPROCS(0)
+	parallelWorkers(n, workers(n, minPerWorker), func(_, lo, hi int) { f(lo, hi) })
+}
+
+// workers returns the number of goroutines parallelFor uses for n indices
+// and minPerWorker.
+func workers(n, minPerWorker int) int {
 	if minPerWorker < 1 {
 		minPerWorker = 1
 	}
-	w = min(w, n/minPerWorker)
+	return max(min(runtime.GOMAXPROCS(0), n/minPerWorker), 1)
+}
+
+// parallelWorkers runs f(i, lo, hi) for worker i < w over the i-th of w
+// contiguous ranges of [0, n), on w goroutines (the caller's alone when w
+// is 1), so that f can use per-worker scratch.
+func parallelWorkers(n, w int, f func(worker, lo, hi int)) {
 	if w <= 1 {
 		if n > 0 {
-			f(0, n)
+			f(0, 0, n)
 		}
 		return
 	}
@@ -27,7 +38,7 @@ func parallelFor(n, minPerWorker int, f func(lo, hi int)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f(lo, hi)
+			f(i, lo, hi)
 		}()
 	}
 	wg.Wait()
