@@ -67,13 +67,13 @@ func (m *gpt) logits(tp *tensor.Tape, inputs []int32, batch int) *tensor.Tensor 
 	x := tp.Add(tp.Embedding(m.wte, inputs), tp.Embedding(m.wpe, pos)) // [B*T, D]
 	for _, b := range m.blocks {
 		a := tp.LayerNorm(x, b.ln1W, b.ln1B, lnEps)
-		qkv := tp.Add(tp.MatMul(a, b.attnW, false), b.attnB) // [B*T, 3D]
-		y := tp.CausalSelfAttention(qkv, batch, h)           // [B*T, D]
-		y = tp.Add(tp.MatMul(y, b.projW, false), b.projB)
+		qkv := tp.Linear(a, b.attnW, b.attnB)      // [B*T, 3D]
+		y := tp.CausalSelfAttention(qkv, batch, h) // [B*T, D]
+		y = tp.Linear(y, b.projW, b.projB)
 		x = tp.Add(x, y)
 		f := tp.LayerNorm(x, b.ln2W, b.ln2B, lnEps)
-		f = tp.GELU(tp.Add(tp.MatMul(f, b.fcW, false), b.fcB))
-		f = tp.Add(tp.MatMul(f, b.mlpW, false), b.mlpB)
+		f = tp.GELU(tp.Linear(f, b.fcW, b.fcB))
+		f = tp.Linear(f, b.mlpW, b.mlpB)
 		x = tp.Add(x, f)
 	}
 	x = tp.LayerNorm(x, m.lnfW, m.lnfB, lnEps)

@@ -53,3 +53,33 @@ func TestAttentionGradient(t *testing.T) {
 	checkGradients(t, 21, gradCase{"CausalSelfAttention", []*Tensor{param(r, 1, 0, 2*5, 3*2*3)},
 		func(tp *Tape, in []*Tensor) *Tensor { return tp.CausalSelfAttention(in[0], 2, 2) }})
 }
+
+// TestLinearMatchesComposition: Linear gives the bits of MatMul then Add,
+// forward and backward, including a gradient of -0 (which the separate
+// product's gradient, accumulated into zeros, turns into +0).
+func TestLinearMatchesComposition(t *testing.T) {
+	const seed = 12
+	r := rand.New(rand.NewPCG(seed, 0))
+	x, w, b := param(r, 1, 0, 7, 5), param(r, 1, 0, 5, 6), param(r, 1, 0, 6)
+	proj := randSlice(r, 7*6, 1)
+	proj[3], proj[10] = float32(math.Copysign(0, -1)), 0
+	run := func(f func(tp *Tape) *Tensor) [][]float32 {
+		tp := NewTape()
+		for _, p := range []*Tensor{x, w, b} {
+			p.ZeroGrad()
+		}
+		y := f(tp)
+		out := append([]float32(nil), y.Data...)
+		tp.Backward(tp.Sum(tp.Mul(y, tp.Constant(proj, y.Shape()...))))
+		return [][]float32{out, append([]float32(nil), x.Grad...), append([]float32(nil), w.Grad...), append([]float32(nil), b.Grad...)}
+	}
+	got := run(func(tp *Tape) *Tensor { return tp.Linear(x, w, b) })
+	want := run(func(tp *Tape) *Tensor { return tp.Add(tp.MatMul(x, w, false), b) })
+	for k, name := range []string{"output", "d x", "d w", "d bias"} {
+		for i := range want[k] {
+			if math.Float32bits(got[k][i]) != math.Float32bits(want[k][i]) {
+				t.Fatalf("seed %d: %s[%d] = %g, composition gives %g (must be bit-identical)", seed, name, i, got[k][i], want[k][i])
+			}
+		}
+	}
+}

@@ -27,8 +27,10 @@ func (tp *Tape) MatMul(a, b *Tensor, transB bool) *Tensor {
 	return out
 }
 
-func backMatMul(nd *node) {
-	a, b, out, transB := nd.a, nd.b, nd.out, nd.flag
+func backMatMul(nd *node) { matMulGrad(nd.a, nd.b, nd.out, nd.flag) }
+
+// matMulGrad accumulates the gradients of out = a·op(b) into a and b.
+func matMulGrad(a, b, out *Tensor, transB bool) {
 	if a.needsGrad {
 		// dA += dC·op(b)ᵀ
 		MatMulData(a.Grad, a.shape, out.Grad, out.shape, b.Data, b.shape, false, !transB, true)
@@ -50,6 +52,39 @@ func backMatMul(nd *node) {
 			MatMulData(b.Grad, b.shape, out.Grad, os, a.Data, as, true, false, true)
 		}
 	}
+}
+
+// Linear returns x·w + bias for x [N, K], w [K, M] and bias [M], with the
+// same bits, forward and backward, as Add(MatMul(x, w, false), bias), but
+// without keeping the product apart from the sum.
+func (tp *Tape) Linear(x, w, bias *Tensor) *Tensor {
+	if len(x.shape) != 2 || len(w.shape) != 2 || len(bias.shape) != 1 || bias.shape[0] != w.shape[1] {
+		panic("tensor: Linear shape mismatch")
+	}
+	out := tp.tensor([]int{x.shape[0], w.shape[1]}, x.needsGrad || w.needsGrad || bias.needsGrad, false)
+	MatMul(out, x, w, false, false, false)
+	Add(out, out, bias)
+	if out.needsGrad {
+		nd := tp.record(backLinear, out)
+		nd.a, nd.b, nd.c = x, w, bias
+	}
+	return out
+}
+
+func backLinear(nd *node) {
+	x, w, bias, g := nd.a, nd.b, nd.c, nd.out.Grad
+	AddGrad(nil, gradOf(bias), nd.out.shape, bias.shape, g)
+	if !x.needsGrad && !w.needsGrad {
+		return
+	}
+	// The separate product's gradient would be g accumulated into zeros,
+	// 0 + g: g, but with -0 turned into +0.
+	for i, v := range g {
+		if v == 0 {
+			g[i] = 0
+		}
+	}
+	matMulGrad(x, w, nd.out, false)
 }
 
 // Add returns a + b with broadcasting.
