@@ -2,8 +2,11 @@ package gradient
 
 import (
 	"math"
+	"math/rand/v2"
 	"os"
 	"testing"
+
+	"github.com/shoal-network/shoal/tensor"
 )
 
 // TestGPT100mShape checks the large preset's sizes and its exact parameter
@@ -85,5 +88,20 @@ func TestGPT100mTrainStep(t *testing.T) {
 	}
 	if !(st.GradNorm > 0) || math.IsInf(float64(st.GradNorm), 0) {
 		t.Errorf("gradient norm %g", st.GradNorm)
+	}
+}
+
+// TestEvaluateMatchesTraining: the forward pass on an inference tape,
+// which frees values as it goes, gives the loss of the recording tape's
+// bit for bit.
+func TestEvaluateMatchesTraining(t *testing.T) {
+	for name, cfg := range smallConfigs() {
+		m, _ := New(cfg)
+		tok := randomTokens(rand.New(rand.NewPCG(9, 9)), 3, cfg.Ctx, cfg.Vocab)
+		tp := tensor.NewTape()
+		want := m.Loss(tp, tok, 3).Item()
+		if got := Evaluate(m, [][]int32{tok, tok}, 3); math.Float32bits(float32(got)) != math.Float32bits(want) {
+			t.Errorf("%s: Evaluate gives %g, a recording tape %g", name, got, want)
+		}
 	}
 }

@@ -173,3 +173,39 @@ func TestTapeReuse(t *testing.T) {
 		t.Errorf("a repeated pass made %v allocations, want the arena reused", allocs)
 	}
 }
+
+// TestFree: an inference tape reuses a freed value's buffer at once and
+// computes the same bits; a recording tape keeps it; parameters, views
+// and tensors of another tape are ignored.
+func TestFree(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	x := param(r, 1, 0, 4, 8)
+	run := func(tp *Tape, free bool) ([]float32, int) {
+		a := tp.Tanh(x)
+		b := tp.Exp(a)
+		if free {
+			tp.Free(a, a, x, tp.Reshape(b, 8, 4), NewInferenceTape().Scratch(4, 8))
+		}
+		c := tp.Tanh(b) // takes a's buffer when a was freed
+		return append([]float32(nil), c.Data...), len(tp.all)
+	}
+	want, n := run(NewInferenceTape(), false)
+	got, m := run(NewInferenceTape(), true)
+	if m != n-1 {
+		t.Errorf("inference tape: %d buffers with Free, %d without; want one fewer", m, n)
+	}
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("value %d: %g after Free, %g without", i, got[i], want[i])
+		}
+	}
+	tp := NewTape()
+	a := tp.Tanh(x)
+	tp.Free(a)
+	if a.Data == nil {
+		t.Error("a recording tape freed a value Backward needs")
+	}
+	if x.Data == nil {
+		t.Error("a parameter was freed")
+	}
+}

@@ -194,6 +194,7 @@ func (tp *Tape) tensor(shape []int, grad, zero bool) *Tensor {
 	t.Data = tp.buf(numel(shape), zero)
 	t.Grad = nil
 	t.needsGrad = grad && !tp.noGrad
+	t.pooled = true
 	return t
 }
 
@@ -204,7 +205,7 @@ func (tp *Tape) next() *Tensor {
 	}
 	t := tp.tensors[tp.ntensor]
 	tp.ntensor++
-	t.base, t.off = nil, 0
+	t.base, t.off, t.pooled = nil, 0, false
 	return t
 }
 
@@ -227,6 +228,33 @@ func (tp *Tape) view(a *Tensor, off int, shape []int) *Tensor {
 		}
 	}
 	return t
+}
+
+// Free tells the tape that the caller will read none of ts again. An
+// inference tape gives their values back to its pool at once, so that a
+// forward pass holds only the values still to be read rather than all of
+// them; a recording tape keeps every value for Backward and ignores the
+// call. Tensors the tape did not compute (parameters, views) are ignored.
+func (tp *Tape) Free(ts ...*Tensor) {
+	if !tp.noGrad {
+		return
+	}
+	for _, t := range ts {
+		if t.pooled && tp.owns(t) {
+			tp.release(t.Data)
+			t.Data, t.pooled = nil, false
+		}
+	}
+}
+
+// owns reports whether t is one of the tape's tensors of this pass.
+func (tp *Tape) owns(t *Tensor) bool {
+	for _, u := range tp.tensors[:tp.ntensor] {
+		if u == t {
+			return true
+		}
+	}
+	return false
 }
 
 // Scratch returns a zeroed tensor from the arena that needs no gradient,

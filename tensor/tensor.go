@@ -19,6 +19,8 @@ type Tensor struct {
 	// the tensor whose gradient it shares from element off.
 	base *Tensor
 	off  int
+	// pooled: Data is a whole buffer of a tape's pool.
+	pooled bool
 }
 
 // New returns a zero tensor of the given shape.
