@@ -34,7 +34,7 @@ func (tp *Tape) CausalSelfAttention(qkv *Tensor, batch, heads int) *Tensor {
 	hd := d / heads
 	out := tp.tensor([]int{batch * t, d}, qkv.needsGrad, false)
 	w := workers(batch*heads, 1)
-	attentionForward(out.Data, tp.scratch(0, w*t*t), qkv.Data, batch, t, heads, hd, w)
+	attentionForward(out.Data, tp.scratch(scratchProbs, w*t*t), qkv.Data, batch, t, heads, hd, w)
 	if out.needsGrad {
 		nd := tp.record(backAttention, out)
 		nd.a = qkv
@@ -90,7 +90,7 @@ func backAttention(nd *node) {
 	t := out.shape[0] / batch
 	scale := 1 / sqrt32(float32(hd))
 	w := workers(batch*heads, 1)
-	probs, scratch := nd.tp.scratch(0, w*t*t), nd.tp.scratch(1, w*t*t)
+	probs, scratch := nd.tp.scratch(scratchProbs, w*t*t), nd.tp.scratch(scratchDProbs, w*t*t)
 	parallelWorkers(batch*heads, w, func(wk, lo, hi int) {
 		p, dp := probs[wk*t*t:(wk+1)*t*t], scratch[wk*t*t:(wk+1)*t*t]
 		for bh := lo; bh < hi; bh++ {

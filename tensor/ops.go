@@ -153,22 +153,27 @@ func (tp *Tape) unary(a *Tensor, f func(dst, x []float32), back func(*node)) *Te
 	return out
 }
 
-// GELU returns the tanh-approximated GELU of a. On a tape that records
-// gradients it keeps the tanh values for the backward pass.
+// GELU returns the tanh-approximated GELU of a. Its backward step needs
+// the tanh term of every element, which it computes again (the same
+// bits) rather than keeping it from the forward pass.
 func (tp *Tape) GELU(a *Tensor) *Tensor {
 	out := tp.tensor(a.shape, a.needsGrad, false)
 	if !out.needsGrad {
 		GELU(out.Data, a.Data)
 		return out
 	}
-	th := tp.buf(len(a.Data), false)
-	GELUTanh(out.Data, th, a.Data)
-	nd := tp.record(backGELU, out)
-	nd.a, nd.buf[0] = a, th
+	GELUTanh(out.Data, tp.scratch(scratchGELU, len(a.Data)), a.Data)
+	tp.record(backGELU, out).a = a
 	return out
 }
 
-func backGELU(nd *node) { GELUGradTanh(nd.a.Grad, nd.a.Data, nd.buf[0], nd.out.Grad) }
+func backGELU(nd *node) {
+	th := nd.tp.scratch(scratchGELU, len(nd.a.Data))
+	// out's value is read by nobody any more (its readers' backward steps
+	// have run): GELUTanh may write the same values into it again.
+	GELUTanh(nd.out.Data, th, nd.a.Data)
+	GELUGradTanh(nd.a.Grad, nd.a.Data, th, nd.out.Grad)
+}
 
 // ReLU returns max(a, 0).
 func (tp *Tape) ReLU(a *Tensor) *Tensor { return tp.unary(a, ReLU, backReLU) }

@@ -156,6 +156,13 @@ func (tp *Tape) release(b []float32) {
 	}
 }
 
+// Scratch slots of the tape (see scratch).
+const (
+	scratchProbs  = iota // attention weights, per worker
+	scratchDProbs        // their gradient, per worker
+	scratchGELU          // GELU's tanh terms
+)
+
 // scratch returns the i-th scratch buffer of the tape, of at least n
 // elements with stale contents. Scratch is not part of the pool: it is
 // kept across Reset and shared by every operation that uses slot i, so
