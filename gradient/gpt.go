@@ -58,7 +58,8 @@ func (m *gpt) Params() []Param     { return m.list }
 // Logits computes the [batch*ctx, vocab] logits of a batch of input
 // sequences (batch rows of ctx tokens). It frees each value once read for
 // the last time, so that on an inference tape the pass holds a few values
-// at a time rather than every layer's.
+// at a time rather than every layer's, and a training pass does not keep
+// the projections that only the residual sums read.
 func (m *gpt) logits(tp *tensor.Tape, inputs []int32, batch int) *tensor.Tensor {
 	c := m.cfg
 	t, h := c.Ctx, c.Heads

@@ -67,6 +67,7 @@ func (tp *Tape) Linear(x, w, bias *Tensor) *Tensor {
 	if out.needsGrad {
 		nd := tp.record(backLinear, out)
 		nd.a, nd.b, nd.c = x, w, bias
+		nd.reads = readA | readB
 	}
 	return out
 }
@@ -99,6 +100,7 @@ func (tp *Tape) Add(a, b *Tensor) *Tensor {
 	if out.needsGrad {
 		nd := tp.record(backAdd, out)
 		nd.a, nd.b = a, b
+		nd.reads = 0
 	}
 	return out
 }

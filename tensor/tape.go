@@ -101,10 +101,11 @@ func (tp *Tape) needGrad(t *Tensor) {
 	}
 	if t.base != nil {
 		tp.needGrad(t.base)
-		t.Grad = t.base.Grad[t.off : t.off+len(t.Data) : t.off+len(t.Data)]
+		n := numel(t.shape)
+		t.Grad = t.base.Grad[t.off : t.off+n : t.off+n]
 		return
 	}
-	t.Grad = tp.buf(len(t.Data), true)
+	t.Grad = tp.buf(numel(t.shape), true)
 }
 
 // node is one recorded operation: a backward function that is a plain
@@ -121,12 +122,23 @@ type node struct {
 	buf     [3][]float32
 	ids     []int32
 	tp      *Tape
+	// reads says whose values the backward function reads: readA, readB,
+	// readC, readOut. record sets them all; an operation that reads fewer
+	// clears the others, which lets Free release them early.
+	reads uint8
 }
+
+const (
+	readA = 1 << iota
+	readB
+	readC
+	readOut
+)
 
 // record appends a node for the backward function and returns it for the
 // caller to fill in. The pointer is valid until the next record.
 func (tp *Tape) record(back func(*node), out *Tensor) *node {
-	tp.nodes = append(tp.nodes, node{back: back, out: out, tp: tp})
+	tp.nodes = append(tp.nodes, node{back: back, out: out, tp: tp, reads: readA | readB | readC | readOut})
 	return &tp.nodes[len(tp.nodes)-1]
 }
 
@@ -212,7 +224,7 @@ func (tp *Tape) next() *Tensor {
 	}
 	t := tp.tensors[tp.ntensor]
 	tp.ntensor++
-	t.base, t.off, t.pooled = nil, 0, false
+	t.base, t.off, t.pooled, t.src = nil, 0, false, nil
 	return t
 }
 
@@ -223,6 +235,10 @@ func (tp *Tape) view(a *Tensor, off int, shape []int) *Tensor {
 	t := tp.next()
 	t.shape = append(t.shape[:0], shape...)
 	t.Data = a.Data[off : off+n : off+n]
+	t.src = a
+	if a.src != nil {
+		t.src = a.src
+	}
 	t.needsGrad = a.needsGrad
 	t.Grad = nil
 	if a.Grad != nil {
@@ -237,21 +253,33 @@ func (tp *Tape) view(a *Tensor, off int, shape []int) *Tensor {
 	return t
 }
 
-// Free tells the tape that the caller will read none of ts again. An
-// inference tape gives their values back to its pool at once, so that a
-// forward pass holds only the values still to be read rather than all of
-// them; a recording tape keeps every value for Backward and ignores the
-// call. Tensors the tape did not compute (parameters, views) are ignored.
+// Free tells the tape that the caller will read none of ts again. The
+// tape gives a value back to its pool at once unless an operation recorded
+// for Backward reads it: on an inference tape, always, so that a forward
+// pass holds only the values still to be read rather than all of them; on
+// a recording tape, for values only sums read (Add, and the output of
+// Linear). Tensors the tape did not compute (parameters, views) are
+// ignored.
 func (tp *Tape) Free(ts ...*Tensor) {
-	if !tp.noGrad {
-		return
-	}
 	for _, t := range ts {
-		if t.pooled && tp.owns(t) {
+		if t.pooled && tp.owns(t) && !tp.readLater(t) {
 			tp.release(t.Data)
 			t.Data, t.pooled = nil, false
 		}
 	}
+}
+
+// readLater reports whether a recorded backward step reads t's value,
+// directly or through a view.
+func (tp *Tape) readLater(t *Tensor) bool {
+	is := func(u *Tensor) bool { return u != nil && (u == t || u.src == t) }
+	for i := range tp.nodes {
+		n := &tp.nodes[i]
+		if n.reads&readA != 0 && is(n.a) || n.reads&readB != 0 && is(n.b) || n.reads&readC != 0 && is(n.c) || n.reads&readOut != 0 && is(n.out) {
+			return true
+		}
+	}
+	return false
 }
 
 // owns reports whether t is one of the tape's tensors of this pass.

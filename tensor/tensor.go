@@ -21,6 +21,8 @@ type Tensor struct {
 	off  int
 	// pooled: Data is a whole buffer of a tape's pool.
 	pooled bool
+	// src, for a view on a tape, is the tensor whose values it shares.
+	src *Tensor
 }
 
 // New returns a zero tensor of the given shape.
