@@ -1,6 +1,8 @@
 package simulations
 
 import (
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/shoal-network/shoal/checkpoint"
@@ -128,5 +130,29 @@ func TestCostOfRejects(t *testing.T) {
 	s.Codec = "zip"
 	if _, err := CostOf(s); err == nil {
 		t.Error("CostOf with an unknown codec")
+	}
+}
+
+// TestScenarioOfGPT100m: a scenario may name gpt-100m's sizes in its round
+// and model it by cost, sized by CostOf; training it for real is refused
+// by the scenario's own limit.
+func TestScenarioOfGPT100m(t *testing.T) {
+	base, err := os.ReadFile("testdata/scenarios/trace.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := strings.Replace(string(base), "{arch: mlp, vocab: 256, ctx: 16, dim: 16, layers: 1, hidden: 64, window: 4}",
+		"{arch: gpt, vocab: 256, ctx: 1024, dim: 768, layers: 14, heads: 12}", 1)
+	s, err := ParseScenario([]byte(y), "gpt-100m.yaml", os.DirFS("testdata/scenarios"))
+	if err != nil {
+		t.Fatalf("a cost scenario of gpt-100m: %v", err)
+	}
+	c, err := CostOf(s.Spec)
+	if err != nil || c.Params != 100_214_784 {
+		t.Fatalf("CostOf: %d parameters (%v)", c.Params, err)
+	}
+	real := strings.Replace(y, "training: cost", "training: real", 1)
+	if _, err := ParseScenario([]byte(real), "gpt-100m.yaml", os.DirFS("testdata/scenarios")); err == nil || !strings.Contains(err.Error(), "parameters") {
+		t.Errorf("training gpt-100m for real in a simulation: %v", err)
 	}
 }
