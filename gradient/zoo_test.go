@@ -105,3 +105,34 @@ func TestEvaluateMatchesTraining(t *testing.T) {
 		}
 	}
 }
+
+// TestTrainerRestart: a restarted trainer continues exactly as a new one
+// would from the same parameters.
+func TestTrainerRestart(t *testing.T) {
+	cfg := smallConfigs()["gpt"]
+	sched := Schedule{Peak: 1e-2, Warmup: 2, Total: 10, MinFrac: 0.1}
+	r := rand.New(rand.NewPCG(4, 4))
+	tok := randomTokens(r, 2, cfg.Ctx, cfg.Vocab)
+	a, _ := New(cfg)
+	b, _ := New(cfg)
+	used := NewTrainer(a, DefaultAdamW(), sched)
+	for range 3 {
+		used.Step(tok, 2)
+	}
+	// b takes a's parameters, then both train from there: a restarted, b new.
+	for i, p := range b.Params() {
+		copy(p.Data, a.Params()[i].Data)
+	}
+	used.Restart()
+	fresh := NewTrainer(b, DefaultAdamW(), sched)
+	for range 3 {
+		used.Step(tok, 2)
+		fresh.Step(tok, 2)
+	}
+	if paramHash(a) != paramHash(b) {
+		t.Error("a restarted trainer and a new one disagree")
+	}
+	if used.Steps() != 3 || used.Optimizer().Steps() != 3 {
+		t.Errorf("after a restart and 3 steps: trainer at %d, AdamW at %d", used.Steps(), used.Optimizer().Steps())
+	}
+}
