@@ -13,7 +13,9 @@ package tensor
 // later reads them. So a training step holds the forward values plus a
 // frontier of gradients, not every value and every gradient at once.
 // After Backward, only the value of the loss it started from is still
-// valid; the other tensors computed on a recording tape are not.
+// valid; the other tensors computed on a recording tape are not. Free
+// gives back, during the forward pass, values the caller is done with and
+// no backward step reads.
 //
 // A Tape is used by one goroutine at a time.
 type Tape struct {
@@ -253,13 +255,13 @@ func (tp *Tape) view(a *Tensor, off int, shape []int) *Tensor {
 	return t
 }
 
-// Free tells the tape that the caller will read none of ts again. The
-// tape gives a value back to its pool at once unless an operation recorded
-// for Backward reads it: on an inference tape, always, so that a forward
-// pass holds only the values still to be read rather than all of them; on
-// a recording tape, for values only sums read (Add, and the output of
-// Linear). Tensors the tape did not compute (parameters, views) are
-// ignored.
+// Free tells the tape that the caller will read none of ts (nor views of
+// them) again. The tape gives a value back to its pool at once unless an
+// operation recorded for Backward reads it: on an inference tape, always,
+// so that a forward pass holds only the values still to be read rather
+// than all of them; on a recording tape, for values only sums read (Add,
+// and the output of Linear). Tensors the tape did not compute
+// (parameters, views) are ignored.
 func (tp *Tape) Free(ts ...*Tensor) {
 	for _, t := range ts {
 		if t.pooled && tp.owns(t) && !tp.readLater(t) {
