@@ -83,10 +83,8 @@ func (m *gpt) logits(tp *tensor.Tape, inputs []int32, batch int) *tensor.Tensor 
 		f := tp.LayerNorm(x1, b.ln2W, b.ln2B, lnEps)
 		u := tp.Linear(f, b.fcW, b.fcB)
 		tp.Free(f)
-		g := tp.GELU(u)
+		o := tp.GELULinear(u, b.mlpW, b.mlpB) // GELU(u) is not kept
 		tp.Free(u)
-		o := tp.Linear(g, b.mlpW, b.mlpB)
-		tp.Free(g)
 		x = tp.Add(x1, o)
 		tp.Free(x1, o)
 	}

@@ -83,3 +83,39 @@ func TestLinearMatchesComposition(t *testing.T) {
 		}
 	}
 }
+
+// TestGELULinearMatchesComposition: GELULinear gives the bits of GELU then
+// Linear, forward and backward.
+func TestGELULinearMatchesComposition(t *testing.T) {
+	const seed = 13
+	r := rand.New(rand.NewPCG(seed, 0))
+	u, w, b := param(r, 2, 0, 9, 12), param(r, 1, 0, 12, 5), param(r, 1, 0, 5)
+	proj := randSlice(r, 9*5, 1)
+	proj[7] = float32(math.Copysign(0, -1))
+	run := func(f func(tp *Tape) *Tensor) [][]float32 {
+		tp := NewTape()
+		for _, p := range []*Tensor{u, w, b} {
+			p.ZeroGrad()
+		}
+		y := f(tp)
+		out := append([]float32(nil), y.Data...)
+		tp.Backward(tp.Sum(tp.Mul(y, tp.Constant(proj, y.Shape()...))))
+		return [][]float32{out, append([]float32(nil), u.Grad...), append([]float32(nil), w.Grad...), append([]float32(nil), b.Grad...)}
+	}
+	got := run(func(tp *Tape) *Tensor { return tp.GELULinear(u, w, b) })
+	want := run(func(tp *Tape) *Tensor { return tp.Linear(tp.GELU(u), w, b) })
+	for k, name := range []string{"output", "d u", "d w", "d bias"} {
+		for i := range want[k] {
+			if math.Float32bits(got[k][i]) != math.Float32bits(want[k][i]) {
+				t.Fatalf("seed %d: %s[%d] = %g, composition gives %g (must be bit-identical)", seed, name, i, got[k][i], want[k][i])
+			}
+		}
+	}
+	itp := NewInferenceTape()
+	y := itp.GELULinear(u, w, b)
+	for i := range y.Data {
+		if math.Float32bits(y.Data[i]) != math.Float32bits(got[0][i]) {
+			t.Fatalf("seed %d: inference output[%d] = %g, training %g", seed, i, y.Data[i], got[0][i])
+		}
+	}
+}

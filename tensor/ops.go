@@ -88,6 +88,55 @@ func backLinear(nd *node) {
 	matMulGrad(x, w, nd.out, false)
 }
 
+// GELULinear returns GELU(u)·w + bias for u [N, K], w [K, M] and bias
+// [M], with the same bits, forward and backward, as
+// Linear(GELU(u), w, bias), but without keeping GELU(u): the backward step
+// computes it again from u (the same kernel, so the same bits) in scratch
+// the tape keeps.
+func (tp *Tape) GELULinear(u, w, bias *Tensor) *Tensor {
+	if len(u.shape) != 2 || len(w.shape) != 2 || len(bias.shape) != 1 || u.shape[1] != w.shape[0] || bias.shape[0] != w.shape[1] {
+		panic("tensor: GELULinear shape mismatch")
+	}
+	out := tp.tensor([]int{u.shape[0], w.shape[1]}, u.needsGrad || w.needsGrad || bias.needsGrad, false)
+	g, th := tp.scratch(scratchGELUOut, len(u.Data)), tp.scratch(scratchGELU, len(u.Data))
+	GELUTanh(g, th, u.Data)
+	MatMulData(out.Data, out.shape, g, u.shape, w.Data, w.shape, false, false, false)
+	Add(out, out, bias)
+	if out.needsGrad {
+		nd := tp.record(backGELULinear, out)
+		nd.a, nd.b, nd.c = u, w, bias
+		nd.reads = readA | readB
+	}
+	return out
+}
+
+func backGELULinear(nd *node) {
+	u, w, bias, gout := nd.a, nd.b, nd.c, nd.out.Grad
+	AddGrad(nil, gradOf(bias), nd.out.shape, bias.shape, gout)
+	if !u.needsGrad && !w.needsGrad {
+		return
+	}
+	for i, v := range gout {
+		if v == 0 {
+			gout[i] = 0 // as in backLinear: 0 + g
+		}
+	}
+	g, th := nd.tp.scratch(scratchGELUOut, len(u.Data)), nd.tp.scratch(scratchGELU, len(u.Data))
+	GELUTanh(g, th, u.Data)
+	if w.needsGrad {
+		// dW += GELU(u)ᵀ·dOut
+		MatMulData(w.Grad, w.shape, g, u.shape, gout, nd.out.shape, true, false, true)
+	}
+	if u.needsGrad {
+		// d GELU(u) = 0 + dOut·wᵀ, accumulated into zeros as the separate
+		// value's gradient would be; then du += gelu'(u)·d GELU(u).
+		dg := g
+		clear(dg)
+		MatMulData(dg, u.shape, gout, nd.out.shape, w.Data, w.shape, false, true, true)
+		GELUGradTanh(u.Grad, u.Data, th, dg)
+	}
+}
+
 // Add returns a + b with broadcasting.
 func (tp *Tape) Add(a, b *Tensor) *Tensor {
 	var sh [8]int

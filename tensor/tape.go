@@ -172,9 +172,10 @@ func (tp *Tape) release(b []float32) {
 
 // Scratch slots of the tape (see scratch).
 const (
-	scratchProbs  = iota // attention weights, per worker
-	scratchDProbs        // their gradient, per worker
-	scratchGELU          // GELU's tanh terms
+	scratchProbs   = iota // attention weights, per worker
+	scratchDProbs         // their gradient, per worker
+	scratchGELU           // GELU's tanh terms
+	scratchGELUOut        // GELULinear's GELU values, then their gradient
 )
 
 // scratch returns the i-th scratch buffer of the tape, of at least n
