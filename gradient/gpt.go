@@ -59,7 +59,9 @@ func (m *gpt) Params() []Param     { return m.list }
 // sequences (batch rows of ctx tokens). It frees each value once read for
 // the last time, so that on an inference tape the pass holds a few values
 // at a time rather than every layer's, and a training pass does not keep
-// the projections that only the residual sums read.
+// the projections that only the residual sums read. The LayerNorm and
+// GELU values that feed a projection are not kept either: the fused
+// operations compute them again in the backward pass, with the same bits.
 func (m *gpt) logits(tp *tensor.Tape, inputs []int32, batch int) *tensor.Tensor {
 	c := m.cfg
 	t, h := c.Ctx, c.Heads
@@ -71,18 +73,14 @@ func (m *gpt) logits(tp *tensor.Tape, inputs []int32, batch int) *tensor.Tensor 
 	x := tp.Add(te, pe) // [B*T, D]
 	tp.Free(te, pe)
 	for _, b := range m.blocks {
-		a := tp.LayerNorm(x, b.ln1W, b.ln1B, lnEps)
-		qkv := tp.Linear(a, b.attnW, b.attnB) // [B*T, 3D]
-		tp.Free(a)
-		y := tp.CausalSelfAttention(qkv, batch, h) // [B*T, D]
+		qkv := tp.LayerNormLinear(x, b.ln1W, b.ln1B, lnEps, b.attnW, b.attnB) // [B*T, 3D]
+		y := tp.CausalSelfAttention(qkv, batch, h)                            // [B*T, D]
 		tp.Free(qkv)
 		p := tp.Linear(y, b.projW, b.projB)
 		tp.Free(y)
 		x1 := tp.Add(x, p)
 		tp.Free(x, p)
-		f := tp.LayerNorm(x1, b.ln2W, b.ln2B, lnEps)
-		u := tp.Linear(f, b.fcW, b.fcB)
-		tp.Free(f)
+		u := tp.LayerNormLinear(x1, b.ln2W, b.ln2B, lnEps, b.fcW, b.fcB)
 		o := tp.GELULinear(u, b.mlpW, b.mlpB) // GELU(u) is not kept
 		tp.Free(u)
 		x = tp.Add(x1, o)

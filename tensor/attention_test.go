@@ -119,3 +119,38 @@ func TestGELULinearMatchesComposition(t *testing.T) {
 		}
 	}
 }
+
+// TestLayerNormLinearMatchesComposition: LayerNormLinear gives the bits of
+// LayerNorm then Linear, forward and backward, with the normalised input
+// also feeding a residual sum (as in a transformer block).
+func TestLayerNormLinearMatchesComposition(t *testing.T) {
+	const seed = 14
+	r := rand.New(rand.NewPCG(seed, 0))
+	x, g, lb := param(r, 1, 0.5, 6, 8), param(r, 0.3, 1, 8), param(r, 0.3, 0, 8)
+	w, b := param(r, 1, 0, 8, 8), param(r, 1, 0, 8)
+	proj := randSlice(r, 6*8, 1)
+	proj[2] = float32(math.Copysign(0, -1))
+	run := func(f func(tp *Tape) *Tensor) [][]float32 {
+		tp := NewTape()
+		for _, p := range []*Tensor{x, g, lb, w, b} {
+			p.ZeroGrad()
+		}
+		y := tp.Add(x, f(tp))
+		out := append([]float32(nil), y.Data...)
+		tp.Backward(tp.Sum(tp.Mul(y, tp.Constant(proj, y.Shape()...))))
+		res := [][]float32{out}
+		for _, p := range []*Tensor{x, g, lb, w, b} {
+			res = append(res, append([]float32(nil), p.Grad...))
+		}
+		return res
+	}
+	got := run(func(tp *Tape) *Tensor { return tp.LayerNormLinear(x, g, lb, 1e-5, w, b) })
+	want := run(func(tp *Tape) *Tensor { return tp.Linear(tp.LayerNorm(x, g, lb, 1e-5), w, b) })
+	for k, name := range []string{"output", "d x", "d gain", "d ln bias", "d w", "d bias"} {
+		for i := range want[k] {
+			if math.Float32bits(got[k][i]) != math.Float32bits(want[k][i]) {
+				t.Fatalf("seed %d: %s[%d] = %g, composition gives %g (must be bit-identical)", seed, name, i, got[k][i], want[k][i])
+			}
+		}
+	}
+}

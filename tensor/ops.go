@@ -137,6 +137,63 @@ func backGELULinear(nd *node) {
 	}
 }
 
+// LayerNormLinear returns LayerNorm(x, gain, lnBias, eps)·w + bias for x
+// [N, K], gain and lnBias [K], w [K, M] and bias [M], with the same bits,
+// forward and backward, as Linear(LayerNorm(x, gain, lnBias, eps), w,
+// bias), but without keeping the normalised values: the backward step
+// computes them again from x (the same kernel, so the same bits) in
+// scratch the tape keeps.
+func (tp *Tape) LayerNormLinear(x, gain, lnBias *Tensor, eps float32, w, bias *Tensor) *Tensor {
+	if len(x.shape) != 2 || len(w.shape) != 2 || len(bias.shape) != 1 || x.shape[1] != w.shape[0] || bias.shape[0] != w.shape[1] {
+		panic("tensor: LayerNormLinear shape mismatch")
+	}
+	rows, d := x.shape[0], x.shape[1]
+	out := tp.tensor([]int{rows, w.shape[1]}, x.needsGrad || gain.needsGrad || lnBias.needsGrad || w.needsGrad || bias.needsGrad, false)
+	y := tp.scratch(scratchLN, len(x.Data))
+	mean, rstd := tp.buf(rows, false), tp.buf(rows, false)
+	LayerNorm(y, mean, rstd, x.Data, gain.Data, lnBias.Data, d, eps)
+	MatMulData(out.Data, out.shape, y, x.shape, w.Data, w.shape, false, false, false)
+	Add(out, out, bias)
+	if out.needsGrad {
+		nd := tp.record(backLayerNormLinear, out)
+		nd.a, nd.b, nd.c, nd.d, nd.e, nd.f = x, gain, lnBias, w, bias, eps
+		nd.buf = [3][]float32{mean, rstd, tp.buf(2*d, false)}
+		nd.reads = readA | readB | readC | readD
+	}
+	return out
+}
+
+func backLayerNormLinear(nd *node) {
+	x, gain, lnBias, w, bias, g := nd.a, nd.b, nd.c, nd.d, nd.e, nd.out.Grad
+	AddGrad(nil, gradOf(bias), nd.out.shape, bias.shape, g)
+	normGrad := x.needsGrad || gain.needsGrad || lnBias.needsGrad
+	if !normGrad && !w.needsGrad {
+		return
+	}
+	for i, v := range g {
+		if v == 0 {
+			g[i] = 0 // as in backLinear: 0 + g
+		}
+	}
+	d := x.shape[1]
+	mean, rstd := nd.buf[0], nd.buf[1]
+	y := nd.tp.scratch(scratchLN, len(x.Data))
+	// The same mean and rstd come out again; y is the forward's.
+	LayerNorm(y, mean, rstd, x.Data, gain.Data, lnBias.Data, d, nd.f)
+	if w.needsGrad {
+		// dW += yᵀ·dOut
+		MatMulData(w.Grad, w.shape, y, x.shape, g, nd.out.shape, true, false, true)
+	}
+	if normGrad {
+		// dy = 0 + dOut·wᵀ, accumulated into zeros as the separate value's
+		// gradient would be; then LayerNorm's backward step.
+		dy := y
+		clear(dy)
+		MatMulData(dy, x.shape, g, nd.out.shape, w.Data, w.shape, false, true, true)
+		LayerNormGrad(gradOf(x), gradOf(gain), gradOf(lnBias), x.Data, gain.Data, mean, rstd, dy, nd.buf[2], d)
+	}
+}
+
 // Add returns a + b with broadcasting.
 func (tp *Tape) Add(a, b *Tensor) *Tensor {
 	var sh [8]int

@@ -76,6 +76,8 @@ func (tp *Tape) Backward(loss *Tensor) {
 		tp.needGrad(n.a)
 		tp.needGrad(n.b)
 		tp.needGrad(n.c)
+		tp.needGrad(n.d)
+		tp.needGrad(n.e)
 		tp.needGrad(n.out)
 		n.back(n)
 		// Every reader of out was recorded after it, so its backward has
@@ -115,17 +117,17 @@ func (tp *Tape) needGrad(t *Tensor) {
 // reads. Which fields an operation uses is up to it; buf holds only whole
 // buffers of the tape's pool, which Backward releases after the node.
 type node struct {
-	back    func(*node)
-	a, b, c *Tensor
-	out     *Tensor
-	i       [8]int
-	f       float32
-	flag    bool
-	buf     [3][]float32
-	ids     []int32
-	tp      *Tape
-	// reads says whose values the backward function reads: readA, readB,
-	// readC, readOut. record sets them all; an operation that reads fewer
+	back          func(*node)
+	a, b, c, d, e *Tensor
+	out           *Tensor
+	i             [8]int
+	f             float32
+	flag          bool
+	buf           [3][]float32
+	ids           []int32
+	tp            *Tape
+	// reads says whose values the backward function reads: readA ..
+	// readE, readOut. record sets them all; an operation that reads fewer
 	// clears the others, which lets Free release them early.
 	reads uint8
 }
@@ -134,13 +136,15 @@ const (
 	readA = 1 << iota
 	readB
 	readC
+	readD
+	readE
 	readOut
 )
 
 // record appends a node for the backward function and returns it for the
 // caller to fill in. The pointer is valid until the next record.
 func (tp *Tape) record(back func(*node), out *Tensor) *node {
-	tp.nodes = append(tp.nodes, node{back: back, out: out, tp: tp, reads: readA | readB | readC | readOut})
+	tp.nodes = append(tp.nodes, node{back: back, out: out, tp: tp, reads: readA | readB | readC | readD | readE | readOut})
 	return &tp.nodes[len(tp.nodes)-1]
 }
 
@@ -176,6 +180,7 @@ const (
 	scratchDProbs         // their gradient, per worker
 	scratchGELU           // GELU's tanh terms
 	scratchGELUOut        // GELULinear's GELU values, then their gradient
+	scratchLN             // LayerNormLinear's normalised values, then their gradient
 )
 
 // scratch returns the i-th scratch buffer of the tape, of at least n
@@ -278,7 +283,8 @@ func (tp *Tape) readLater(t *Tensor) bool {
 	is := func(u *Tensor) bool { return u != nil && (u == t || u.src == t) }
 	for i := range tp.nodes {
 		n := &tp.nodes[i]
-		if n.reads&readA != 0 && is(n.a) || n.reads&readB != 0 && is(n.b) || n.reads&readC != 0 && is(n.c) || n.reads&readOut != 0 && is(n.out) {
+		if n.reads&readA != 0 && is(n.a) || n.reads&readB != 0 && is(n.b) || n.reads&readC != 0 && is(n.c) ||
+			n.reads&readD != 0 && is(n.d) || n.reads&readE != 0 && is(n.e) || n.reads&readOut != 0 && is(n.out) {
 			return true
 		}
 	}
