@@ -10,7 +10,23 @@ import (
 // one call, so results written per index do not depend on the split.
 // Work below minPerWorker indices per worker runs on the calling goroutine.
 func parallelFor(n, minPerWorker int, f func(lo, hi int)) {
-	parallelWorkers(n, workers(n, minPerWorker), func(_, lo, hi int) { f(lo, hi) })
+	w := workers(n, minPerWorker)
+	if w <= 1 {
+		if n > 0 {
+			f(0, n)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < w; i++ {
+		lo, hi := i*n/w, (i+1)*n/w
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(lo, hi)
+		}()
+	}
+	wg.Wait()
 }
 
 // workers returns the number of goroutines parallelFor uses for n indices
