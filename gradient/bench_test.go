@@ -41,7 +41,7 @@ func BenchmarkTrainStep(b *testing.B) {
 // BenchmarkTrainStepGPT100m measures a step of gpt-100m at batch 1 and 2
 // (context 1024) in tokens per second, and the heap the training state
 // holds after a step (parameters, gradients, AdamW moments and the tape's
-// buffers) in bytes per parameter. It needs about 3.5 GB, so it runs only
+// buffers) in bytes per parameter. It needs about 3 GB, so it runs only
 // when SHOAL_BENCH_LARGE is set.
 func BenchmarkTrainStepGPT100m(b *testing.B) {
 	if os.Getenv("SHOAL_BENCH_LARGE") == "" {

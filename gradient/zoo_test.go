@@ -64,7 +64,7 @@ func TestCountParamsMatchesNew(t *testing.T) {
 }
 
 // TestGPT100mTrainStep builds gpt-100m and takes one training step at batch
-// 1 (about 3 GiB and some seconds of two cores), so it runs only when
+// 1 (about 2.3 GB and tens of seconds of two cores), so it runs only when
 // SHOAL_TEST_LARGE is set.
 func TestGPT100mTrainStep(t *testing.T) {
 	if os.Getenv("SHOAL_TEST_LARGE") == "" {
