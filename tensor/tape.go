@@ -50,7 +50,7 @@ func (tp *Tape) Reset() {
 		tp.free[n] = l[:0]
 	}
 	for _, b := range tp.all {
-		tp.free[len(b)] = append(tp.free[len(b)], b)
+		tp.release(b)
 	}
 }
 
@@ -170,6 +170,9 @@ func (tp *Tape) buf(n int, zero bool) []float32 {
 // it before Reset. nil is ignored.
 func (tp *Tape) release(b []float32) {
 	if b != nil {
+		if tp.free == nil {
+			tp.free = map[int][][]float32{}
+		}
 		tp.free[len(b)] = append(tp.free[len(b)], b)
 	}
 }
