@@ -56,7 +56,12 @@ func (m *gpt) Config() ModelConfig { return m.cfg }
 func (m *gpt) Params() []Param     { return m.list }
 
 // Logits computes the [batch*ctx, vocab] logits of a batch of input
-// sequences (batch rows of ctx tokens).
+// sequences (batch rows of ctx tokens). It frees each value once read for
+// the last time, so that on an inference tape the pass holds a few values
+// at a time rather than every layer's, and a training pass does not keep
+// the projections that only the residual sums read. The LayerNorm and
+// GELU values that feed a projection are not kept either: the fused
+// operations compute them again in the backward pass, with the same bits.
 func (m *gpt) logits(tp *tensor.Tape, inputs []int32, batch int) *tensor.Tensor {
 	c := m.cfg
 	t, h := c.Ctx, c.Heads
@@ -64,20 +69,28 @@ func (m *gpt) logits(tp *tensor.Tape, inputs []int32, batch int) *tensor.Tensor 
 	for i := range pos {
 		pos[i] = int32(i % t)
 	}
-	x := tp.Add(tp.Embedding(m.wte, inputs), tp.Embedding(m.wpe, pos)) // [B*T, D]
+	te, pe := tp.Embedding(m.wte, inputs), tp.Embedding(m.wpe, pos)
+	x := tp.Add(te, pe) // [B*T, D]
+	tp.Free(te, pe)
 	for _, b := range m.blocks {
-		a := tp.LayerNorm(x, b.ln1W, b.ln1B, lnEps)
-		qkv := tp.Add(tp.MatMul(a, b.attnW, false), b.attnB) // [B*T, 3D]
-		y := tp.CausalSelfAttention(qkv, batch, h)           // [B*T, D]
-		y = tp.Add(tp.MatMul(y, b.projW, false), b.projB)
-		x = tp.Add(x, y)
-		f := tp.LayerNorm(x, b.ln2W, b.ln2B, lnEps)
-		f = tp.GELU(tp.Add(tp.MatMul(f, b.fcW, false), b.fcB))
-		f = tp.Add(tp.MatMul(f, b.mlpW, false), b.mlpB)
-		x = tp.Add(x, f)
+		qkv := tp.LayerNormLinear(x, b.ln1W, b.ln1B, lnEps, b.attnW, b.attnB) // [B*T, 3D]
+		y := tp.CausalSelfAttention(qkv, batch, h)                            // [B*T, D]
+		tp.Free(qkv)
+		p := tp.Linear(y, b.projW, b.projB)
+		tp.Free(y)
+		x1 := tp.Add(x, p)
+		tp.Free(x, p)
+		u := tp.LayerNormLinear(x1, b.ln2W, b.ln2B, lnEps, b.fcW, b.fcB)
+		o := tp.GELULinear(u, b.mlpW, b.mlpB) // GELU(u) is not kept
+		tp.Free(u)
+		x = tp.Add(x1, o)
+		tp.Free(x1, o)
 	}
-	x = tp.LayerNorm(x, m.lnfW, m.lnfB, lnEps)
-	return tp.MatMul(x, m.wte, true)
+	xf := tp.LayerNorm(x, m.lnfW, m.lnfB, lnEps)
+	tp.Free(x)
+	out := tp.MatMul(xf, m.wte, true)
+	tp.Free(xf)
+	return out
 }
 
 func (m *gpt) Loss(tp *tensor.Tape, tokens []int32, batch int) *tensor.Tensor {
@@ -85,5 +98,8 @@ func (m *gpt) Loss(tp *tensor.Tape, tokens []int32, batch int) *tensor.Tensor {
 	checkTokens(tokens, batch, t)
 	inputs, targets := tp.Int32s(batch*t), tp.Int32s(batch*t)
 	splitTokens(inputs, targets, tokens, batch, t)
-	return tp.CrossEntropy(m.logits(tp, inputs, batch), targets)
+	logits := m.logits(tp, inputs, batch)
+	loss := tp.CrossEntropy(logits, targets)
+	tp.Free(logits)
+	return loss
 }

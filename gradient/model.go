@@ -23,10 +23,18 @@ type ModelConfig struct {
 }
 
 // Presets are the named configurations of the zoo.
+//
+// gpt-100m is GPT-2 small's shape (d 768, 12 heads, context 1024, MLP
+// hidden 4d) at byte level, with the fewest layers that reach 10⁸
+// parameters: a block holds 12d²+13d = 7,087,872, the embeddings and the
+// final LayerNorm (256+1024)·d + 2d = 984,576, so 14 blocks make
+// 100,214,784 parameters. Trained with AdamW it needs 16 bytes per
+// parameter (values, gradients, two moments) before activations.
 var presets = map[string]ModelConfig{
 	"gpt-tiny":  {Arch: "gpt", Vocab: 256, Ctx: 64, Dim: 128, Layers: 2, Heads: 4},
 	"gpt-mini":  {Arch: "gpt", Vocab: 256, Ctx: 128, Dim: 192, Layers: 4, Heads: 6},
 	"gpt-small": {Arch: "gpt", Vocab: 256, Ctx: 256, Dim: 384, Layers: 6, Heads: 6},
+	"gpt-100m":  {Arch: "gpt", Vocab: 256, Ctx: 1024, Dim: 768, Layers: 14, Heads: 12},
 	"mlp":       {Arch: "mlp", Vocab: 256, Ctx: 64, Dim: 32, Layers: 1, Hidden: 256, Window: 8},
 	"mlp-large": {Arch: "mlp", Vocab: 256, Ctx: 64, Dim: 64, Layers: 2, Hidden: 512, Window: 16},
 }
@@ -197,6 +205,25 @@ func NumParams(m Model) int {
 		n += p.Size()
 	}
 	return n
+}
+
+// CountParams returns the number of scalar parameters of the model a
+// configuration describes, from Shapes: nothing of the model's size is
+// allocated.
+func CountParams(c ModelConfig) (int, error) {
+	shapes, err := Shapes(c)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range shapes {
+		k := 1
+		for _, d := range s.Shape {
+			k *= d
+		}
+		n += k
+	}
+	return n, nil
 }
 
 // ZeroGrads clears the gradients of every parameter of m.

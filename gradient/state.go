@@ -32,3 +32,17 @@ func (o *AdamW) Restore(m, v [][]float32, t int) {
 
 // Optimizer returns the trainer's AdamW.
 func (t *Trainer) Optimizer() *AdamW { return t.opt }
+
+// Restart makes the trainer start afresh, as NewTrainer would with the
+// same model, optimizer configuration and schedule: AdamW's moments and
+// step count are zeroed and the next step is step 0. It keeps their memory
+// and the tape's buffers, so a worker that trains unit after unit
+// allocates them once rather than for every unit.
+func (t *Trainer) Restart() {
+	for i := range t.opt.m {
+		clear(t.opt.m[i])
+		clear(t.opt.v[i])
+	}
+	t.opt.t, t.opt.b1t, t.opt.b2t = 0, 1, 1
+	t.step = 0
+}

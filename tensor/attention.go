@@ -20,6 +20,11 @@ import (
 // The forward pass gives the same bits as the composition MatMul, Scale,
 // MaskCausal, Softmax and MatMul over permuted copies. Each (sequence, head)
 // pair is computed by one goroutine.
+//
+// The attention weights P (batch·heads·T² values, the largest activation
+// of a long context) are not kept: the backward pass computes them again
+// from qkv, by the same operations, so they have the same bits, in
+// per-goroutine scratch of T² values.
 func (tp *Tape) CausalSelfAttention(qkv *Tensor, batch, heads int) *Tensor {
 	if len(qkv.shape) != 2 || batch <= 0 || heads <= 0 || qkv.shape[0]%batch != 0 || qkv.shape[1]%(3*heads) != 0 {
 		panic("tensor: CausalSelfAttention shape mismatch")
@@ -28,34 +33,40 @@ func (tp *Tape) CausalSelfAttention(qkv *Tensor, batch, heads int) *Tensor {
 	d := qkv.shape[1] / 3
 	hd := d / heads
 	out := tp.tensor([]int{batch * t, d}, qkv.needsGrad, false)
-	probs := tp.buf(batch*heads*t*t, false)
-	attentionForward(out.Data, probs, qkv.Data, batch, t, heads, hd)
+	w := workers(batch*heads, 1)
+	attentionForward(out.Data, tp.scratch(scratchProbs, w*t*t), qkv.Data, batch, t, heads, hd, w)
 	if out.needsGrad {
 		nd := tp.record(backAttention, out)
 		nd.a = qkv
 		nd.i[0], nd.i[1], nd.i[2] = batch, heads, hd
-		nd.buf[0] = probs
-		nd.buf[1] = tp.buf(batch*heads*2*t*t, false)
 	}
 	return out
 }
 
-func attentionForward(y, probs, qkv []float32, batch, t, heads, hd int) {
+// attentionForward computes y from qkv with w workers, each using its
+// T×T part of probs.
+func attentionForward(y, probs, qkv []float32, batch, t, heads, hd, w int) {
 	d := heads * hd
 	scale := 1 / sqrt32(float32(hd))
-	parallelFor(batch*heads, 1, func(lo, hi int) {
+	parallelWorkers(batch*heads, w, func(wk, lo, hi int) {
+		p := probs[wk*t*t : (wk+1)*t*t]
 		for bh := lo; bh < hi; bh++ {
 			b, h := bh/heads, bh%heads
 			base := b*t*3*d + h*hd
-			p := probs[bh*t*t : (bh+1)*t*t]
-			q, k, v := qkv[base:], qkv[base+d:], qkv[base+2*d:]
-			gemm.Sgemm(false, true, t, t, hd, q, 3*d, k, 3*d, p, t, false)
-			for i := 0; i < t; i++ {
-				causalSoftmaxRow(p[i*t:(i+1)*t], i, scale)
-			}
-			gemm.Sgemm(false, false, t, hd, t, p, t, v, 3*d, y[b*t*d+h*hd:], d, false)
+			attentionProbs(p, qkv[base:], qkv[base+d:], t, hd, d, scale)
+			gemm.Sgemm(false, false, t, hd, t, p, t, qkv[base+2*d:], 3*d, y[b*t*d+h*hd:], d, false)
 		}
 	})
+}
+
+// attentionProbs writes into p (T×T) the causal attention weights of one
+// sequence and head: softmax of the masked, scaled Q·Kᵀ, for q and k of hd
+// columns in rows 3·d apart.
+func attentionProbs(p, q, k []float32, t, hd, d int, scale float32) {
+	gemm.Sgemm(false, true, t, t, hd, q, 3*d, k, 3*d, p, t, false)
+	for i := 0; i < t; i++ {
+		causalSoftmaxRow(p[i*t:(i+1)*t], i, scale)
+	}
 }
 
 // causalSoftmaxRow turns row i of raw scores into attention weights in
@@ -78,14 +89,15 @@ func backAttention(nd *node) {
 	d := heads * hd
 	t := out.shape[0] / batch
 	scale := 1 / sqrt32(float32(hd))
-	probs, scratch := nd.buf[0], nd.buf[1]
-	parallelFor(batch*heads, 1, func(lo, hi int) {
+	w := workers(batch*heads, 1)
+	probs, scratch := nd.tp.scratch(scratchProbs, w*t*t), nd.tp.scratch(scratchDProbs, w*t*t)
+	parallelWorkers(batch*heads, w, func(wk, lo, hi int) {
+		p, dp := probs[wk*t*t:(wk+1)*t*t], scratch[wk*t*t:(wk+1)*t*t]
 		for bh := lo; bh < hi; bh++ {
 			b, h := bh/heads, bh%heads
 			base := b*t*3*d + h*hd
-			p := probs[bh*t*t : (bh+1)*t*t]
-			dp := scratch[bh*2*t*t : (bh*2+1)*t*t]
 			q, k, v := qkv.Data[base:], qkv.Data[base+d:], qkv.Data[base+2*d:]
+			attentionProbs(p, q, k, t, hd, d, scale)
 			dq, dk, dv := qkv.Grad[base:], qkv.Grad[base+d:], qkv.Grad[base+2*d:]
 			dy := out.Grad[b*t*d+h*hd:]
 			// dP = dY·Vᵀ;  dV += Pᵀ·dY

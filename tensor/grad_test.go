@@ -173,3 +173,75 @@ func TestTapeReuse(t *testing.T) {
 		t.Errorf("a repeated pass made %v allocations, want the arena reused", allocs)
 	}
 }
+
+// TestFree: an inference tape reuses a freed value's buffer at once and
+// computes the same bits; a recording tape keeps a value its backward
+// steps read; parameters, views and tensors of another tape are ignored.
+func TestFree(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	x := param(r, 1, 0, 4, 8)
+	run := func(tp *Tape, free bool) ([]float32, int) {
+		a := tp.Tanh(x)
+		b := tp.Exp(a)
+		if free {
+			tp.Free(a, a, x, tp.Reshape(b, 8, 4), NewInferenceTape().Scratch(4, 8))
+		}
+		c := tp.Tanh(b) // takes a's buffer when a was freed
+		return append([]float32(nil), c.Data...), len(tp.all)
+	}
+	want, n := run(NewInferenceTape(), false)
+	got, m := run(NewInferenceTape(), true)
+	if m != n-1 {
+		t.Errorf("inference tape: %d buffers with Free, %d without; want one fewer", m, n)
+	}
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("value %d: %g after Free, %g without", i, got[i], want[i])
+		}
+	}
+	tp := NewTape()
+	a := tp.Tanh(x)
+	tp.Free(a)
+	if a.Data == nil {
+		t.Error("a recording tape freed a value Backward needs")
+	}
+	if x.Data == nil {
+		t.Error("a parameter was freed")
+	}
+}
+
+// TestFreeRecording: on a recording tape Free releases a value that only
+// a sum reads (the output of Linear fed to Add), keeps one a backward step
+// reads, and Backward gives the same gradients either way.
+func TestFreeRecording(t *testing.T) {
+	r := rand.New(rand.NewPCG(6, 6))
+	x, w, b, z := param(r, 1, 0, 5, 4), param(r, 1, 0, 4, 3), param(r, 1, 0, 3), param(r, 1, 0, 5, 3)
+	run := func(free bool) [][]float32 {
+		tp := NewTape()
+		for _, p := range []*Tensor{x, w, b, z} {
+			p.ZeroGrad()
+		}
+		h := tp.Tanh(x)
+		p := tp.Linear(h, w, b)
+		y := tp.Add(p, z)
+		if free {
+			tp.Free(h, p)
+			if p.Data != nil || h.Data == nil {
+				t.Errorf("Free: the sum's operand released %v, the product's input kept %v", p.Data == nil, h.Data != nil)
+			}
+		}
+		tp.Backward(tp.Sum(tp.Tanh(y)))
+		return [][]float32{x.Grad, w.Grad, b.Grad, z.Grad}
+	}
+	want := make([][]float32, 4)
+	for i, g := range run(false) {
+		want[i] = append([]float32(nil), g...)
+	}
+	for i, g := range run(true) {
+		for j := range g {
+			if math.Float32bits(g[j]) != math.Float32bits(want[i][j]) {
+				t.Fatalf("gradient %d[%d] = %g with Free, %g without", i, j, g[j], want[i][j])
+			}
+		}
+	}
+}

@@ -27,8 +27,10 @@ func (tp *Tape) MatMul(a, b *Tensor, transB bool) *Tensor {
 	return out
 }
 
-func backMatMul(nd *node) {
-	a, b, out, transB := nd.a, nd.b, nd.out, nd.flag
+func backMatMul(nd *node) { matMulGrad(nd.a, nd.b, nd.out, nd.flag) }
+
+// matMulGrad accumulates the gradients of out = a·op(b) into a and b.
+func matMulGrad(a, b, out *Tensor, transB bool) {
 	if a.needsGrad {
 		// dA += dC·op(b)ᵀ
 		MatMulData(a.Grad, a.shape, out.Grad, out.shape, b.Data, b.shape, false, !transB, true)
@@ -52,6 +54,146 @@ func backMatMul(nd *node) {
 	}
 }
 
+// Linear returns x·w + bias for x [N, K], w [K, M] and bias [M], with the
+// same bits, forward and backward, as Add(MatMul(x, w, false), bias), but
+// without keeping the product apart from the sum.
+func (tp *Tape) Linear(x, w, bias *Tensor) *Tensor {
+	if len(x.shape) != 2 || len(w.shape) != 2 || len(bias.shape) != 1 || bias.shape[0] != w.shape[1] {
+		panic("tensor: Linear shape mismatch")
+	}
+	out := tp.tensor([]int{x.shape[0], w.shape[1]}, x.needsGrad || w.needsGrad || bias.needsGrad, false)
+	MatMul(out, x, w, false, false, false)
+	Add(out, out, bias)
+	if out.needsGrad {
+		nd := tp.record(backLinear, out)
+		nd.a, nd.b, nd.c = x, w, bias
+		nd.reads = readA | readB
+	}
+	return out
+}
+
+func backLinear(nd *node) {
+	x, w, bias, g := nd.a, nd.b, nd.c, nd.out.Grad
+	AddGrad(nil, gradOf(bias), nd.out.shape, bias.shape, g)
+	if !x.needsGrad && !w.needsGrad {
+		return
+	}
+	// The separate product's gradient would be g accumulated into zeros,
+	// 0 + g: g, but with -0 turned into +0.
+	for i, v := range g {
+		if v == 0 {
+			g[i] = 0
+		}
+	}
+	matMulGrad(x, w, nd.out, false)
+}
+
+// GELULinear returns GELU(u)·w + bias for u [N, K], w [K, M] and bias
+// [M], with the same bits, forward and backward, as
+// Linear(GELU(u), w, bias), but without keeping GELU(u): the backward step
+// computes it again from u (the same kernel, so the same bits) in scratch
+// the tape keeps.
+func (tp *Tape) GELULinear(u, w, bias *Tensor) *Tensor {
+	if len(u.shape) != 2 || len(w.shape) != 2 || len(bias.shape) != 1 || u.shape[1] != w.shape[0] || bias.shape[0] != w.shape[1] {
+		panic("tensor: GELULinear shape mismatch")
+	}
+	out := tp.tensor([]int{u.shape[0], w.shape[1]}, u.needsGrad || w.needsGrad || bias.needsGrad, false)
+	g, th := tp.scratch(scratchGELUOut, len(u.Data)), tp.scratch(scratchGELU, len(u.Data))
+	GELUTanh(g, th, u.Data)
+	MatMulData(out.Data, out.shape, g, u.shape, w.Data, w.shape, false, false, false)
+	Add(out, out, bias)
+	if out.needsGrad {
+		nd := tp.record(backGELULinear, out)
+		nd.a, nd.b, nd.c = u, w, bias
+		nd.reads = readA | readB
+	}
+	return out
+}
+
+func backGELULinear(nd *node) {
+	u, w, bias, gout := nd.a, nd.b, nd.c, nd.out.Grad
+	AddGrad(nil, gradOf(bias), nd.out.shape, bias.shape, gout)
+	if !u.needsGrad && !w.needsGrad {
+		return
+	}
+	for i, v := range gout {
+		if v == 0 {
+			gout[i] = 0 // as in backLinear: 0 + g
+		}
+	}
+	g, th := nd.tp.scratch(scratchGELUOut, len(u.Data)), nd.tp.scratch(scratchGELU, len(u.Data))
+	GELUTanh(g, th, u.Data)
+	if w.needsGrad {
+		// dW += GELU(u)ᵀ·dOut
+		MatMulData(w.Grad, w.shape, g, u.shape, gout, nd.out.shape, true, false, true)
+	}
+	if u.needsGrad {
+		// d GELU(u) = 0 + dOut·wᵀ, accumulated into zeros as the separate
+		// value's gradient would be; then du += gelu'(u)·d GELU(u).
+		dg := g
+		clear(dg)
+		MatMulData(dg, u.shape, gout, nd.out.shape, w.Data, w.shape, false, true, true)
+		GELUGradTanh(u.Grad, u.Data, th, dg)
+	}
+}
+
+// LayerNormLinear returns LayerNorm(x, gain, lnBias, eps)·w + bias for x
+// [N, K], gain and lnBias [K], w [K, M] and bias [M], with the same bits,
+// forward and backward, as Linear(LayerNorm(x, gain, lnBias, eps), w,
+// bias), but without keeping the normalised values: the backward step
+// computes them again from x (the same kernel, so the same bits) in
+// scratch the tape keeps.
+func (tp *Tape) LayerNormLinear(x, gain, lnBias *Tensor, eps float32, w, bias *Tensor) *Tensor {
+	if len(x.shape) != 2 || len(w.shape) != 2 || len(bias.shape) != 1 || x.shape[1] != w.shape[0] || bias.shape[0] != w.shape[1] {
+		panic("tensor: LayerNormLinear shape mismatch")
+	}
+	rows, d := x.shape[0], x.shape[1]
+	out := tp.tensor([]int{rows, w.shape[1]}, x.needsGrad || gain.needsGrad || lnBias.needsGrad || w.needsGrad || bias.needsGrad, false)
+	y := tp.scratch(scratchLN, len(x.Data))
+	mean, rstd := tp.buf(rows, false), tp.buf(rows, false)
+	LayerNorm(y, mean, rstd, x.Data, gain.Data, lnBias.Data, d, eps)
+	MatMulData(out.Data, out.shape, y, x.shape, w.Data, w.shape, false, false, false)
+	Add(out, out, bias)
+	if out.needsGrad {
+		nd := tp.record(backLayerNormLinear, out)
+		nd.a, nd.b, nd.c, nd.d, nd.e, nd.f = x, gain, lnBias, w, bias, eps
+		nd.buf = [3][]float32{mean, rstd, tp.buf(2*d, false)}
+		nd.reads = readA | readB | readC | readD
+	}
+	return out
+}
+
+func backLayerNormLinear(nd *node) {
+	x, gain, lnBias, w, bias, g := nd.a, nd.b, nd.c, nd.d, nd.e, nd.out.Grad
+	AddGrad(nil, gradOf(bias), nd.out.shape, bias.shape, g)
+	normGrad := x.needsGrad || gain.needsGrad || lnBias.needsGrad
+	if !normGrad && !w.needsGrad {
+		return
+	}
+	for i, v := range g {
+		if v == 0 {
+			g[i] = 0 // as in backLinear: 0 + g
+		}
+	}
+	d := x.shape[1]
+	mean, rstd := nd.buf[0], nd.buf[1]
+	y := nd.tp.scratch(scratchLN, len(x.Data))
+	// The same mean and rstd come out again; y is the forward's.
+	LayerNorm(y, mean, rstd, x.Data, gain.Data, lnBias.Data, d, nd.f)
+	if w.needsGrad {
+		// dW += yᵀ·dOut
+		MatMulData(w.Grad, w.shape, y, x.shape, g, nd.out.shape, true, false, true)
+	}
+	if normGrad {
+		// dy = 0 + dOut·wᵀ, accumulated into zeros as the separate value's
+		// gradient would be; then LayerNorm's backward step.
+		dy := y
+		clear(dy)
+		MatMulData(dy, x.shape, g, nd.out.shape, w.Data, w.shape, false, true, true)
+		LayerNormGrad(gradOf(x), gradOf(gain), gradOf(lnBias), x.Data, gain.Data, mean, rstd, dy, nd.buf[2], d)
+	}
+}
+
 // Add returns a + b with broadcasting.
 func (tp *Tape) Add(a, b *Tensor) *Tensor {
 	var sh [8]int
@@ -64,6 +206,7 @@ func (tp *Tape) Add(a, b *Tensor) *Tensor {
 	if out.needsGrad {
 		nd := tp.record(backAdd, out)
 		nd.a, nd.b = a, b
+		nd.reads = 0
 	}
 	return out
 }
@@ -118,22 +261,27 @@ func (tp *Tape) unary(a *Tensor, f func(dst, x []float32), back func(*node)) *Te
 	return out
 }
 
-// GELU returns the tanh-approximated GELU of a. On a tape that records
-// gradients it keeps the tanh values for the backward pass.
+// GELU returns the tanh-approximated GELU of a. Its backward step needs
+// the tanh term of every element, which it computes again (the same
+// bits) rather than keeping it from the forward pass.
 func (tp *Tape) GELU(a *Tensor) *Tensor {
 	out := tp.tensor(a.shape, a.needsGrad, false)
 	if !out.needsGrad {
 		GELU(out.Data, a.Data)
 		return out
 	}
-	th := tp.buf(len(a.Data), false)
-	GELUTanh(out.Data, th, a.Data)
-	nd := tp.record(backGELU, out)
-	nd.a, nd.buf[0] = a, th
+	GELUTanh(out.Data, tp.scratch(scratchGELU, len(a.Data)), a.Data)
+	tp.record(backGELU, out).a = a
 	return out
 }
 
-func backGELU(nd *node) { GELUGradTanh(nd.a.Grad, nd.a.Data, nd.buf[0], nd.out.Grad) }
+func backGELU(nd *node) {
+	th := nd.tp.scratch(scratchGELU, len(nd.a.Data))
+	// out's value is read by nobody any more (its readers' backward steps
+	// have run): GELUTanh may write the same values into it again.
+	GELUTanh(nd.out.Data, th, nd.a.Data)
+	GELUGradTanh(nd.a.Grad, nd.a.Data, th, nd.out.Grad)
+}
 
 // ReLU returns max(a, 0).
 func (tp *Tape) ReLU(a *Tensor) *Tensor { return tp.unary(a, ReLU, backReLU) }
@@ -249,7 +397,7 @@ func (tp *Tape) Reshape(a *Tensor, shape ...int) *Tensor {
 	if numel(shape) != len(a.Data) {
 		panic("tensor: Reshape size mismatch")
 	}
-	return tp.view(shape, a.Data, a.Grad, a.needsGrad)
+	return tp.view(a, 0, shape)
 }
 
 // Index returns a view of a[i], the i-th block along the first axis.
@@ -258,11 +406,7 @@ func (tp *Tape) Index(a *Tensor, i int) *Tensor {
 		panic("tensor: Index out of range")
 	}
 	s := len(a.Data) / a.shape[0]
-	var g []float32
-	if a.needsGrad {
-		g = a.Grad[i*s : (i+1)*s : (i+1)*s]
-	}
-	return tp.view(a.shape[1:], a.Data[i*s:(i+1)*s:(i+1)*s], g, a.needsGrad)
+	return tp.view(a, i*s, a.shape[1:])
 }
 
 // Permute returns a with its axes reordered: axis i of the result is axis

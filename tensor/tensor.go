@@ -15,6 +15,14 @@ type Tensor struct {
 	// needsGrad reports that gradients flow into this tensor: it is a
 	// parameter, or computed from one on a tape.
 	needsGrad bool
+	// base, for a view made on a tape before its base has a gradient, is
+	// the tensor whose gradient it shares from element off.
+	base *Tensor
+	off  int
+	// pooled: Data is a whole buffer of a tape's pool.
+	pooled bool
+	// src, for a view on a tape, is the tensor whose values it shares.
+	src *Tensor
 }
 
 // New returns a zero tensor of the given shape.

@@ -404,7 +404,7 @@ func (c *codec) Encode(delta []Tensor, residual [][]float32) ([]byte, error) {
 	}
 	size := 2 + c.paramsLen() + 4
 	for _, t := range delta {
-		size += 2 + len(t.Name) + 1 + 4*len(t.Shape) + c.bodyLen(len(t.Data))
+		size += c.tensorLen(t.Name, t.Shape, len(t.Data))
 	}
 	b := make([]byte, size)
 	b[0] = Version
@@ -439,6 +439,35 @@ func (c *codec) Encode(delta []Tensor, residual [][]float32) ([]byte, error) {
 		off += n
 	}
 	return b, nil
+}
+
+// tensorLen is the number of bytes of one tensor's entry: its name,
+// shape and body.
+func (c *codec) tensorLen(name string, shape []int, n int) int {
+	return 2 + len(name) + 1 + 4*len(shape) + c.bodyLen(n)
+}
+
+// EncodedLen returns the exact length of c's encoding of any update of
+// tensors with these names and shapes, without encoding one (every codec's
+// length depends on the shapes alone), for sizing transfers and storage
+// ahead of a round.
+func EncodedLen(c Codec, tensors []TensorSpec) (int64, error) {
+	cc, ok := c.(*codec)
+	if !ok {
+		return 0, fmt.Errorf("codec: EncodedLen of a %T, not a codec of this package", c)
+	}
+	size := int64(2 + cc.paramsLen() + 4)
+	for _, t := range tensors {
+		n := 1
+		for _, d := range t.Shape {
+			if d < 0 || (d > 0 && n > MaxTensorElements/d) {
+				return 0, fmt.Errorf("codec: EncodedLen: tensor %q has shape %v", t.Name, t.Shape)
+			}
+			n *= d
+		}
+		size += int64(cc.tensorLen(t.Name, t.Shape, n))
+	}
+	return size, nil
 }
 
 // checkInput validates the tensors and the residual before Encode writes

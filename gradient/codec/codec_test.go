@@ -59,8 +59,8 @@ func exactFeedback(c *codec) bool {
 	return true
 }
 
-// TestRoundTrip encodes random updates with every codec and checks the
-// decoded shapes, the codec's error bound, the error-feedback identity
+// TestRoundTrip encodes random updates with every codec and checks
+// EncodedLen, the decoded shapes, the codec's error bound, the error-feedback identity
 // and that encoding delta with a residual equals encoding delta+residual
 // without one.
 func TestRoundTrip(t *testing.T) {
@@ -75,6 +75,9 @@ func TestRoundTrip(t *testing.T) {
 				b, err := c.Encode(delta, res2)
 				if err != nil {
 					t.Fatal(err)
+				}
+				if n, err := EncodedLen(c, specsOf(delta)); err != nil || n != int64(len(b)) {
+					t.Fatalf("seed %d: EncodedLen = %d (%v), the encoding has %d bytes", seed, n, err, len(b))
 				}
 				again, err := c.Encode(delta, cloneResidual(res))
 				if err != nil || !bytes.Equal(again, b) {
@@ -574,5 +577,18 @@ func TestConcurrent(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+func TestEncodedLenRejects(t *testing.T) {
+	c := mustParse(t, "fp32")
+	if _, err := EncodedLen(c, []TensorSpec{{Name: "w", Shape: []int{1 << 30, 1 << 30}}}); err == nil {
+		t.Error("EncodedLen of a tensor beyond MaxTensorElements")
+	}
+	if _, err := EncodedLen(c, []TensorSpec{{Name: "w", Shape: []int{-1}}}); err == nil {
+		t.Error("EncodedLen of a negative dimension")
+	}
+	if n, err := EncodedLen(c, []TensorSpec{{Name: "w", Shape: []int{3, 5}}}); err != nil || n != 2+4+2+1+1+8+60 {
+		t.Errorf("fp32 [3 5]: EncodedLen %d (%v), want %d", n, err, 2+4+2+1+1+8+60)
 	}
 }
