@@ -65,9 +65,9 @@ func TestRoundStartRefusesModelTooBigForMemory(t *testing.T) {
 
 func TestTrainingMemory(t *testing.T) {
 	cfg, _ := gradient.Preset("gpt-tiny")
-	// 437760 parameters × 28 bytes, and 16 × 64 positions × 8 bytes ×
-	// (2 layers × (32 × 128 + 4 heads × 64) + 4 × 256).
-	want := float64(437760*28 + 16*64*8*(2*(32*128+4*64)+4*256))
+	// 437760 parameters × 28 bytes, 16 × 64 positions × (2 layers × 48 ×
+	// 128 + 16 × 256), and the attention's scratch, 48 × 64².
+	want := float64(437760*28 + 16*64*(2*48*128+16*256) + 48*64*64)
 	if got := trainingMemory(cfg, 16); got != want {
 		t.Errorf("gpt-tiny, batch 16: %v bytes, want %v", got, want)
 	}

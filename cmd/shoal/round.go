@@ -229,25 +229,27 @@ func physicalMemory() (int64, bool) {
 //
 //	params × 28 bytes: weights and their gradients (4 + 4), AdamW's two
 //	    moments (8), the outer momentum (4), the error-feedback residual (4)
-//	    and the update sent or aggregated (4);
-//	+ batch × ctx × 8 × (layers × (32 × width + heads × ctx) + window × dim
-//	    + 4 × vocab): the activations the backward pass keeps for every
-//	    position, values and gradients of 4 bytes each; a layer holds about
-//	    32 vectors of its width (dim for gpt, hidden for mlp) and, for gpt,
-//	    the attention weights of each head; the mlp's input is the window of
-//	    embeddings; the logits, their softmax and the loss take 4 × vocab.
+//	    and the pseudo-gradient, which overwrites the unit's start copy (4);
+//	+ batch × ctx × (layers × 48 × width + 8 × window × dim + 16 × vocab):
+//	    what the training pass keeps for every position: about ten vectors
+//	    of a layer's width (dim for gpt, hidden for mlp) of 4-byte values,
+//	    and two of gradients, per layer (attention weights are computed
+//	    again in the backward pass, not kept); the mlp's window of
+//	    embeddings, values and gradients; the logits, their softmax and
+//	    their gradients;
+//	+ 48 × ctx² for gpt: the attention's T×T scratch, three per goroutine,
+//	    for up to four goroutines.
 //
 // It is computed in float64: the sizes a spec allows overflow no int64 of
 // bytes, but their products may.
 func trainingMemory(cfg gradient.ModelConfig, batch int) float64 {
 	_, params := modelTensors(cfg)
-	width, heads, window := cfg.Dim, cfg.Heads, 0
+	width, window, scratch := cfg.Dim, 0, 48*float64(cfg.Ctx)*float64(cfg.Ctx)
 	if cfg.Arch == "mlp" {
-		width, heads, window = cfg.Hidden, 0, cfg.Window
+		width, window, scratch = cfg.Hidden, cfg.Window, 0
 	}
-	perPosition := float64(cfg.Layers)*(32*float64(width)+float64(heads)*float64(cfg.Ctx)) +
-		float64(window)*float64(cfg.Dim) + 4*float64(cfg.Vocab)
-	return 28*float64(params) + float64(batch)*float64(cfg.Ctx)*8*perPosition
+	perPosition := float64(cfg.Layers)*48*float64(width) + 8*float64(window)*float64(cfg.Dim) + 16*float64(cfg.Vocab)
+	return 28*float64(params) + float64(batch)*float64(cfg.Ctx)*perPosition + scratch
 }
 
 // printRoundSummary writes a one-screen summary of a valid spec.

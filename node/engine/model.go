@@ -49,6 +49,7 @@ type ModelEngine struct {
 	tok      []int32
 	unitData func(step uint64, unit uint32) ([]byte, error)
 
+	trainer *gradient.Trainer // reused from unit to unit (Restart)
 	hasher  trace.Hasher
 	steps   uint64 // inner steps taken
 	deviate int    // the inner step a test makes the engine get wrong, if not 0
@@ -290,7 +291,13 @@ func (e *ModelEngine) startUnit(base cid.Cid, step uint64, unit uint32) (*unitRu
 	if err := e.load(base, e.model.Params(), nil); err != nil {
 		return nil, err
 	}
-	tr := gradient.NewTrainer(e.model, e.inner, gradient.Schedule{Peak: float32(e.spec.Inner.LR), Warmup: e.spec.Inner.Warmup})
+	// One trainer for every unit, restarted: its optimizer's moments and
+	// its tape's buffers are allocated once, not for each unit.
+	if e.trainer == nil {
+		e.trainer = gradient.NewTrainer(e.model, e.inner, gradient.Schedule{Peak: float32(e.spec.Inner.LR), Warmup: e.spec.Inner.Warmup})
+	}
+	tr := e.trainer
+	tr.Restart()
 	tr.SetStep(int(step) * e.spec.InnerSteps)
 	if n := e.spec.Batch * (e.cfg.Ctx + 1); len(e.tok) != n {
 		e.tok = make([]int32, n)
