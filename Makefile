@@ -7,7 +7,7 @@ BENCHTIME ?= 1s
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build cross test test-noasm test-arm64 bench bench-net bench-protocol bench-torch bench-exchange demo fuzz lint clean
+.PHONY: all build cross test test-noasm test-arm64 test-hf bench bench-net bench-protocol bench-torch bench-exchange demo fuzz lint clean
 
 all: build
 
@@ -28,6 +28,10 @@ test-noasm:
 ## test-arm64: the determinism tests built for arm64 and run under qemu-user (installs it if missing)
 test-arm64:
 	scripts/test-arm64.sh
+
+## test-hf: GPT-2 weights to and from an independent PyTorch implementation in Hugging Face's layout, losses compared (installs python3-torch)
+test-hf:
+	scripts/test-hf.sh
 
 ## bench: kernel and training benchmarks (GFLOP/s, tokens/s, MB/s)
 bench:
