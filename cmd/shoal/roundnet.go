@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -584,9 +585,14 @@ func runRoundStatus(ctx context.Context, f *factory, o *roundStatusOptions) erro
 		bytesize.Format(t.BytesInPerSec), bytesize.Format(t.BytesOutPerSec), t.StepSeconds)
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PEER\tROLE\tSTATE\tSTEP\tUNITS\tSAMPLES\tVERIFIED\tCHECKS\tMISMATCHES\tREASON")
-	for _, p := range snap.Peers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", p.ID, p.Role, p.State, p.HeadStep, p.Units, p.Samples,
+	// A leaderboard: the most verified samples (a volunteer's credit) first.
+	peers := slices.Clone(snap.Peers)
+	slices.SortStableFunc(peers, func(a, b dashboard.PeerInfo) int {
+		return cmp.Or(cmp.Compare(b.Verified, a.Verified), strings.Compare(a.ID, b.ID))
+	})
+	fmt.Fprintln(tw, "#\tPEER\tROLE\tSTATE\tSTEP\tUNITS\tSAMPLES\tVERIFIED\tCHECKS\tMISMATCHES\tREASON")
+	for i, p := range peers {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", i+1, p.ID, p.Role, p.State, p.HeadStep, p.Units, p.Samples,
 			p.Verified, p.Checks, p.Mismatches, p.Reason)
 	}
 	return tw.Flush()

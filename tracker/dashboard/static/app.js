@@ -316,11 +316,21 @@
     return /^(live|gone|excluded)$/.test(state) ? state : "other";
   }
 
+  // Peers are listed as a leaderboard: most verified samples first (the
+  // credit a volunteer earns), then by ID.
+  function byCredit(a, b) {
+    const d = num(b.verified) - num(a.verified);
+    if (d !== 0) return d;
+    const x = String(a.id), y = String(b.id);
+    return x < y ? -1 : x > y ? 1 : 0;
+  }
+
   function renderPeers(s) {
-    const peers = list(s.peers);
+    const peers = list(s.peers).slice().sort(byCredit);
     const now = parseTime(s.now);
-    const rows = peers.map(p => {
+    const rows = peers.map((p, i) => {
       const tr = el("tr", "peer");
+      tr.appendChild(el("td", "num rank", fmtInt(i + 1)));
       const idCell = el("td");
       idCell.appendChild(idSpan(p.id));
       tr.appendChild(idCell);
