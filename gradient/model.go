@@ -30,7 +30,13 @@ type ModelConfig struct {
 // final LayerNorm (256+1024)·d + 2d = 984,576, so 14 blocks make
 // 100,214,784 parameters. Trained with AdamW it needs 16 bytes per
 // parameter (values, gradients, two moments) before activations.
+//
+// gpt2-124m is GPT-2 small exactly: its vocabulary of 50,257 BPE tokens
+// (see gradient/tokenizer), d 768, 12 blocks of 12 heads, context 1024,
+// 124,439,808 parameters with the output tied to the token embedding. It
+// takes the weights of the published model (shoal checkpoint import).
 var presets = map[string]ModelConfig{
+	"gpt2-124m": {Arch: "gpt", Vocab: 50257, Ctx: 1024, Dim: 768, Layers: 12, Heads: 12},
 	"gpt-tiny":  {Arch: "gpt", Vocab: 256, Ctx: 64, Dim: 128, Layers: 2, Heads: 4},
 	"gpt-mini":  {Arch: "gpt", Vocab: 256, Ctx: 128, Dim: 192, Layers: 4, Heads: 6},
 	"gpt-small": {Arch: "gpt", Vocab: 256, Ctx: 256, Dim: 384, Layers: 6, Heads: 6},

@@ -1,6 +1,7 @@
 package gradient
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -134,5 +135,32 @@ func TestTrainerRestart(t *testing.T) {
 	}
 	if used.Steps() != 3 || used.Optimizer().Steps() != 3 {
 		t.Errorf("after a restart and 3 steps: trainer at %d, AdamW at %d", used.Steps(), used.Optimizer().Steps())
+	}
+}
+
+// TestGPT2Shape: gpt2-124m has the parameter count of the published GPT-2
+// small (tied head), and shoal's tensors carry its names and shapes.
+func TestGPT2Shape(t *testing.T) {
+	cfg, err := Preset("gpt2-124m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := CountParams(cfg)
+	if err != nil || n != 124_439_808 {
+		t.Fatalf("gpt2-124m has %d parameters (%v), GPT-2 small 124,439,808", n, err)
+	}
+	shapes, _ := Shapes(cfg)
+	want := map[string][]int{"transformer.wte.weight": {50257, 768}, "transformer.wpe.weight": {1024, 768},
+		"transformer.h.11.attn.c_attn.weight": {768, 2304}, "transformer.h.0.mlp.c_proj.weight": {3072, 768}}
+	for _, s := range shapes {
+		if w, ok := want[s.Name]; ok {
+			if fmt.Sprint(w) != fmt.Sprint(s.Shape) {
+				t.Errorf("%s is %v, GPT-2's %v", s.Name, s.Shape, w)
+			}
+			delete(want, s.Name)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("tensors missing: %v", want)
 	}
 }
