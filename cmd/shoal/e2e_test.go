@@ -339,6 +339,17 @@ func TestEndToEnd(t *testing.T) {
 	}
 	t.Logf("faulty node excluded: %s", excluded.Reason)
 	t.Logf("reached held-out loss %.4f ≤ %.4f (floor %.4f) at step %d", lastLoss(s), target, floor, s.Step)
+	// The observer writes a sample of text from each head it measures.
+	sample := ""
+	for _, p := range s.Loss {
+		if p.Eval > 0 && p.Sample != "" {
+			sample = p.Sample
+		}
+	}
+	if len(sample) < 100 {
+		t.Errorf("the dashboard shows no sample of the model's text (last %q)", sample)
+	}
+	t.Logf("the model writes: %q", sample)
 
 	// 4. The dashboard in a real browser.
 	if browser, err := dashboard.FindBrowser(); err == nil {

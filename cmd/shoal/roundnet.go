@@ -235,7 +235,7 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 		anchors = []string{oh.ID().String()}
 	}
 	td, err := daemon.NewTracker(daemon.TrackerConfig{Spec: spec, Host: th, Store: store, Storage: db, Genesis: genesis,
-		MinMembers: o.MinMembers, Spares: o.Spares, Newcomers: o.Newcomers, Anchors: anchors, Logger: log.With("role", "tracker"), Invite: inv.String(), Floor: floor, EvalLoss: evals.get,
+		MinMembers: o.MinMembers, Spares: o.Spares, Newcomers: o.Newcomers, Anchors: anchors, Logger: log.With("role", "tracker"), Invite: inv.String(), Floor: floor, EvalLoss: evals.get, EvalSample: evals.getSample,
 		History: filepath.Join(o.DataDir, "dashboard.json")})
 	if err != nil {
 		return err
@@ -364,7 +364,7 @@ func newObserver(oh *p2p.Host, ostore *daemon.Store, odir string, log *slog.Logg
 		}
 	}
 	return daemon.NewPeer(daemon.PeerConfig{Spec: spec, Role: wire.RoleObserver, Dir: odir, Host: oh, Store: ostore,
-		Token: token, Logger: log.With("role", "observer"), Train: train, Eval: eval, OnEval: evals.set})
+		Token: token, Logger: log.With("role", "observer"), Train: train, Eval: eval, OnEval: evals.set, OnSample: evals.setSample})
 }
 
 // specTracker loads the tracker identity in dataDir (creating it if there
@@ -400,11 +400,25 @@ func freePorts(addrs []ma.Multiaddr) []ma.Multiaddr {
 
 // evalLog keeps the held-out losses the observer measured, by step.
 type evalLog struct {
-	mu sync.Mutex
-	m  map[uint64]float64
+	mu      sync.Mutex
+	m       map[uint64]float64
+	samples map[uint64]string
 }
 
-func newEvalLog() *evalLog { return &evalLog{m: map[uint64]float64{}} }
+func newEvalLog() *evalLog { return &evalLog{m: map[uint64]float64{}, samples: map[uint64]string{}} }
+
+func (e *evalLog) setSample(step uint64, text string) {
+	e.mu.Lock()
+	e.samples[step] = text
+	e.mu.Unlock()
+}
+
+func (e *evalLog) getSample(step uint64) (string, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v, ok := e.samples[step]
+	return v, ok
+}
 
 func (e *evalLog) set(step uint64, loss float64) {
 	e.mu.Lock()
@@ -576,6 +590,12 @@ func runRoundStatus(ctx context.Context, f *factory, o *roundStatusOptions) erro
 			line += fmt.Sprintf(" (%.1f%% above the floor %.4f)", 100*(p.Eval/snap.Floor-1), snap.Floor)
 		}
 		fmt.Fprintln(w, line)
+	}
+	for i := len(snap.Loss) - 1; i >= 0; i-- {
+		if p := snap.Loss[i]; p.Sample != "" {
+			fmt.Fprintf(w, "sample   after step %d: %q\n", p.Step, p.Sample)
+			break
+		}
 	}
 	if snap.StartEval > 0 {
 		fmt.Fprintf(w, "start    held-out %.4f (the checkpoint the round started from)\n", snap.StartEval)

@@ -91,6 +91,28 @@ func BuiltinData() (train, eval []byte, floor float64) {
 // Evaluator returns a function that measures the held-out loss of a
 // checkpoint in store, on up to batches batches of eval.
 func Evaluator(spec *round.Spec, store engine.Store, eval []byte, batches int) (func(cid.Cid) (float64, error), error) {
+	ev, err := newHeadEval(spec, store, eval, batches)
+	if err != nil {
+		return nil, err
+	}
+	return func(id cid.Cid) (float64, error) {
+		if err := ev.load(id); err != nil {
+			return 0, err
+		}
+		return ev.loss(), nil
+	}, nil
+}
+
+// headEval is what an observer does with each new head: it loads the
+// head's parameters into a model of its own, measures the held-out loss
+// and, for a gpt of bytes, writes a short sample of text.
+type headEval struct {
+	store engine.Store
+	m     gradient.Model
+	set   [][]int32
+}
+
+func newHeadEval(spec *round.Spec, store engine.Store, eval []byte, batches int) (*headEval, error) {
 	cfg := engine.ModelConfig(spec)
 	m, err := gradient.New(cfg)
 	if err != nil {
@@ -100,20 +122,87 @@ func Evaluator(spec *round.Spec, store engine.Store, eval []byte, batches int) (
 	if len(set) == 0 {
 		return nil, errors.New("held-out text is too short to evaluate on")
 	}
-	return func(id cid.Cid) (float64, error) {
-		c, err := store.Checkpoint(id)
+	return &headEval{store: store, m: m, set: set}, nil
+}
+
+// load reads the parameters of checkpoint id into the model, a chunk at
+// a time when the store can.
+func (e *headEval) load(id cid.Cid) error {
+	ps := e.m.Params()
+	byName := make(map[string]gradient.Param, len(ps))
+	for _, p := range ps {
+		byName[p.Name] = p
+	}
+	into := func(name string, shape []int) ([]float32, error) {
+		p, ok := byName[name]
+		if !ok {
+			return nil, nil
+		}
+		delete(byName, name)
+		if len(p.Data) != numValues(shape) {
+			return nil, fmt.Errorf("shape %v, the model's %v", shape, p.Shape())
+		}
+		return p.Data, nil
+	}
+	if ss, ok := e.store.(engine.StreamStore); ok {
+		if err := ss.LoadCheckpoint(id, into); err != nil {
+			return err
+		}
+	} else {
+		c, err := e.store.Checkpoint(id)
 		if err != nil {
-			return 0, err
+			return err
 		}
-		for _, p := range m.Params() {
-			t, ok := c.Tensor(p.Name)
-			if !ok || len(t.Data) != p.Size() {
-				return 0, fmt.Errorf("checkpoint %s lacks parameter %s", id, p.Name)
+		for _, t := range c.Tensors {
+			dst, err := into(t.Name, t.Shape)
+			if err != nil {
+				return fmt.Errorf("checkpoint %s: %s: %w", id, t.Name, err)
 			}
-			copy(p.Data, t.Data)
+			copy(dst, t.Data)
 		}
-		return gradient.Evaluate(m, set, 8), nil
-	}, nil
+	}
+	for name := range byName {
+		return fmt.Errorf("checkpoint %s lacks parameter %s", id, name)
+	}
+	return nil
+}
+
+func numValues(shape []int) int {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+func (e *headEval) loss() float64 { return gradient.Evaluate(e.m, e.set, 8) }
+
+// sampleTokens is how many bytes a head's sample has.
+const sampleTokens = 160
+
+// sample continues a newline with the loaded model, from a fixed seed so
+// that the same head always says the same thing; "" for a model that is
+// not a gpt of bytes.
+func (e *headEval) sample() string {
+	if e.m.Config().Arch != "gpt" || e.m.Config().Vocab != 256 {
+		return ""
+	}
+	g, err := gradient.NewGenerator(e.m)
+	if err != nil {
+		return ""
+	}
+	s, _ := gradient.NewSampler(0.8, 40, 0.95, 1)
+	tok := int32('\n')
+	var out []byte
+	for range min(sampleTokens, e.m.Config().Ctx-1) {
+		logits, err := g.Next(tok)
+		if err != nil {
+			break
+		}
+		tok = s.Sample(logits)
+		out = append(out, byte(tok))
+	}
+	return strings.ToValidUTF8(string(out), "\uFFFD")
 }
 
 // LocalConfig configures a LocalRound.
@@ -144,6 +233,7 @@ type LocalRound struct {
 	newNode  func(name string, role wire.Role, token bool) (*Node, error)
 	evalMu   sync.Mutex
 	evals    map[uint64]float64
+	samples  map[uint64]string
 }
 
 // StartLocal creates the hosts and daemons of a local round (Run starts
@@ -170,7 +260,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (_ *LocalRound, err error)
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	l := &LocalRound{Spec: &spec, evals: map[uint64]float64{}}
+	l := &LocalRound{Spec: &spec, evals: map[uint64]float64{}, samples: map[uint64]string{}}
 	defer func() {
 		if err != nil {
 			l.Close()
@@ -216,7 +306,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (_ *LocalRound, err error)
 			}
 		}
 		pc := PeerConfig{Spec: &spec, Role: role, Dir: dir, Host: h, Store: st, Logger: log.With("node", name), Token: tok,
-			Train: cfg.Train, Eval: cfg.Eval, OnEval: l.setEval}
+			Train: cfg.Train, Eval: cfg.Eval, OnEval: l.setEval, OnSample: l.setSample}
 		if ds := cfg.Dataset; ds != nil {
 			pc.Dataset, pc.DataPeers = ds.Manifest, []peer.ID{tid}
 		}
@@ -241,7 +331,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (_ *LocalRound, err error)
 	}
 	l.Tracker, err = NewTracker(TrackerConfig{Spec: &spec, Host: th, Store: tstore, Storage: db, Genesis: g,
 		MinMembers: cfg.Workers, Logger: log.With("role", "tracker"), Invite: l.Invite.String(), Floor: cfg.Floor,
-		EvalLoss: l.EvalLoss, Anchors: []string{l.Observer.Core().ID()}})
+		EvalLoss: l.EvalLoss, EvalSample: l.EvalSample, Anchors: []string{l.Observer.Core().ID()}})
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -263,6 +353,21 @@ func (l *LocalRound) setEval(step uint64, loss float64) {
 	l.evalMu.Lock()
 	defer l.evalMu.Unlock()
 	l.evals[step] = loss
+}
+
+// setSample records the observer's sample of text from C_step.
+func (l *LocalRound) setSample(step uint64, text string) {
+	l.evalMu.Lock()
+	defer l.evalMu.Unlock()
+	l.samples[step] = text
+}
+
+// EvalSample returns the observer's sample of text from C_step.
+func (l *LocalRound) EvalSample(step uint64) (string, bool) {
+	l.evalMu.Lock()
+	defer l.evalMu.Unlock()
+	s, ok := l.samples[step]
+	return s, ok
 }
 
 // NewWorker makes one more worker, with an access token to a closed

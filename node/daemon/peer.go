@@ -95,6 +95,9 @@ type PeerConfig struct {
 	// head on it and reports it to OnEval.
 	Eval   []byte
 	OnEval func(step uint64, loss float64)
+	// OnSample, if set, receives a short sample of text from each head an
+	// observer evaluates (a gpt of bytes; see headEval.sample).
+	OnSample func(step uint64, text string)
 	// Token is the access token of a closed round.
 	Token []byte
 	// KeepCheckpoints and Tick are NodeConfig's (0: its defaults).
@@ -161,16 +164,24 @@ func NewPeer(cfg PeerConfig) (*Node, error) {
 		Logger: cfg.Logger, Token: cfg.Token, Dataset: cfg.Dataset, DataPeers: cfg.DataPeers,
 		KeepCheckpoints: cfg.KeepCheckpoints, Tick: cfg.Tick}
 	if cfg.Role == wire.RoleObserver && len(cfg.Eval) > 0 {
-		ev, err := Evaluator(cfg.Spec, cfg.Store, cfg.Eval, 16)
+		ev, err := newHeadEval(cfg.Spec, cfg.Store, cfg.Eval, 16)
 		if err != nil {
 			return nil, fmt.Errorf("held-out text: %w", err)
 		}
 		nc.Evaluate = func(step uint64, id cid.Cid) (float64, error) {
-			loss, err := ev(id)
-			if err == nil && cfg.OnEval != nil {
+			if err := ev.load(id); err != nil {
+				return 0, err
+			}
+			loss := ev.loss()
+			if cfg.OnEval != nil {
 				cfg.OnEval(step, loss)
 			}
-			return loss, err
+			if cfg.OnSample != nil {
+				if text := ev.sample(); text != "" {
+					cfg.OnSample(step, text)
+				}
+			}
+			return loss, nil
 		}
 	}
 	return NewNode(nc)

@@ -46,6 +46,9 @@ type TrackerConfig struct {
 	// EvalLoss, if set, reports the held-out loss an observer measured
 	// for C_step, to plot beside the training loss.
 	EvalLoss func(step uint64) (float64, bool)
+	// EvalSample, if set, reports the observer's sample of text from
+	// C_step, shown beside the loss curve.
+	EvalSample func(step uint64) (string, bool)
 	// History, if set, is a file where the dashboard's step timeline and
 	// loss curve are kept, so a restarted tracker shows the whole round.
 	History string
@@ -550,6 +553,11 @@ func (d *Tracker) Snapshot() dashboard.Snapshot {
 		if d.cfg.EvalLoss != nil {
 			if l, ok := d.cfg.EvalLoss(p.Step + 1); ok {
 				p.Eval = l
+			}
+		}
+		if d.cfg.EvalSample != nil {
+			if text, ok := d.cfg.EvalSample(p.Step + 1); ok {
+				p.Sample = text
 			}
 		}
 		snap.Loss = append(snap.Loss, p)

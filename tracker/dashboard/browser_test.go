@@ -148,6 +148,8 @@ func TestBrowserDashboard(t *testing.T) {
 		`replica of unit 7 at step 3 disagreed`,
 		`class="state state-excluded"`,
 		`running 30 s`, // the open step
+		// The newest sample, as text: its markup is escaped, not run.
+		`What the model writes after step 4`, `sample 4: &lt;b&gt;bam&lt;/b&gt; mnmmka`,
 	} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("DOM lacks %q", want)

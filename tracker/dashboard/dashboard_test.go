@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -54,6 +55,7 @@ func fakeSnapshot() Snapshot {
 		p := LossPoint{Step: uint64(i), Train: l}
 		if i == 2 || i == 4 {
 			p.Eval = l + 0.07
+			p.Sample = fmt.Sprintf("sample %d: <b>bam</b> mnmmka", i)
 		}
 		s.Loss = append(s.Loss, p)
 		opened := t0.Add(time.Duration(i) * time.Minute)

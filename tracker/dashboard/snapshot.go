@@ -35,6 +35,9 @@ type LossPoint struct {
 	Step  uint64  `json:"step"`
 	Train float64 `json:"train"`          // mean training loss of the step's included updates
 	Eval  float64 `json:"eval,omitempty"` // held-out loss of C_{Step+1}, if an observer measured it
+	// Sample is a short text the observer's sampler wrote from C_{Step+1}
+	// (a gpt of bytes), if it did; untrusted text, to show as text.
+	Sample string `json:"sample,omitempty"`
 }
 
 // StepInfo is one outer step on the timeline.

@@ -129,6 +129,7 @@
     last = s;
     renderHeader(s);
     renderChart(s);
+    renderSample(s);
     renderThroughput(s);
     renderPeers(s);
     renderSteps(s);
@@ -302,6 +303,17 @@
     for (const p of pts) dot(p, "train", "pt");
 
     box.replaceChildren(root);
+  }
+
+  // The observer's sample of text from the newest head that has one. It
+  // is model output, so it is shown as text, never as markup.
+  function renderSample(s) {
+    const pts = list(s.loss).filter(p => typeof p.sample === "string" && p.sample !== "");
+    $("sample-box").hidden = pts.length === 0;
+    if (pts.length === 0) return;
+    const p = pts[pts.length - 1];
+    setText("sample-title", "What the model writes after step " + fmtInt(p.step) + " (the observer's sample, seed 1)");
+    $("sample").textContent = p.sample;
   }
 
   function renderThroughput(s) {
