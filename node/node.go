@@ -96,8 +96,10 @@ type Node struct {
 	seen map[uint64]map[cid.Cid]seenUpdate
 
 	fetching map[cid.Cid]*pendingFetch
-	catchUp  cid.Cid // a checkpoint being fetched to become the head
-	catchTo  uint64  // the step it starts
+	credit   int64              // samples of own units a replica confirmed
+	credited map[creditKey]bool // the unit copies credited, of recent steps
+	catchUp  cid.Cid            // a checkpoint being fetched to become the head
+	catchTo  uint64             // the step it starts
 
 	providers map[cid.Cid][]string // peers that announced they hold a checkpoint
 	// disowned is the last checkpoint the tracker named for a step whose
@@ -114,6 +116,13 @@ type Node struct {
 type seenUpdate struct {
 	from string
 	u    *wire.Update
+}
+
+// creditKey names a unit copy of one attempt of a step.
+type creditKey struct {
+	step    uint64
+	attempt uint32
+	unit    uint32
 }
 
 type verifyKey struct {
@@ -290,7 +299,40 @@ func (n *Node) setHead(step uint64, id cid.Cid) {
 			delete(n.commits, s)
 		}
 	}
+	for k := range n.credited {
+		if k.step+stepsKept < step {
+			delete(n.credited, k)
+		}
+	}
 }
+
+// confirm credits the node with the samples of each of its updates of
+// step that another replica's update of the same unit confirms (the same
+// raw pseudo-gradient), once per unit: the credit the tracker gives for
+// verified work, as far as this node has seen it.
+func (n *Node) confirm(step uint64) {
+	for _, mine := range n.mine[step] {
+		k := creditKey{step, mine.Attempt, mine.Unit}
+		if n.credited[k] {
+			continue
+		}
+		for _, su := range n.seen[step] {
+			u := su.u
+			if su.from != n.cfg.ID && u.Attempt == mine.Attempt && u.Unit == mine.Unit && u.Replica != mine.Replica && u.Raw.Equals(mine.Raw) {
+				if n.credited == nil {
+					n.credited = map[creditKey]bool{}
+				}
+				n.credited[k] = true
+				n.credit += int64(mine.Samples)
+				break
+			}
+		}
+	}
+}
+
+// Credit returns the samples of the node's own units that a replica's
+// update has confirmed so far (see confirm).
+func (n *Node) Credit() int64 { return n.credit }
 
 // Leave stops the node: it asks for nothing more and ignores every input.
 // The tracker notices the silence.
@@ -575,6 +617,7 @@ func (n *Node) onUpdate(from string, u *wire.Update) {
 	if len(u.Data) > 0 {
 		n.keep(u.Payload)
 	}
+	n.confirm(u.Step)
 	n.progress()
 }
 

@@ -2,8 +2,11 @@ package node
 
 import (
 	"slices"
+
 	"testing"
 	"time"
+
+	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-network/shoal/checkpoint/content"
 	"github.com/shoal-network/shoal/tracker/round"
@@ -263,3 +266,51 @@ func TestGenesisMissing(t *testing.T) {
 		t.Fatalf("after the fetch the node started %+v, want its unit", r.Jobs)
 	}
 }
+
+// TestCredit: a node is credited with a unit's samples once another
+// replica's update of the unit names the same raw pseudo-gradient, and
+// not for a replica that disagrees.
+func TestCredit(t *testing.T) {
+	_, s := testNode(t)
+	s.VerificationRate = 1 // every unit on two peers
+	g := content.Sum([]byte("C0"))
+	n, err := New(Config{ID: "me", Role: wire.RoleWorker, Spec: s, Genesis: g})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	o := &wire.Open{Round: s.ID(), Step: 0, Base: g, Members: []string{"me", "peer-b"}, Units: 2}
+	if err := n.Receive(now, trackerID, o); err != nil {
+		t.Fatal(err)
+	}
+	r := n.Ready()
+	var mine []TrainJob
+	for _, j := range r.Jobs {
+		if tj, ok := j.(TrainJob); ok {
+			mine = append(mine, tj)
+		}
+	}
+	if len(mine) == 0 {
+		t.Fatal("the deal gave this node no unit")
+	}
+	j := mine[0]
+	raw := content.Sum([]byte("raw"))
+	n.Done(now, Result{Job: j, Update: &wire.Update{Samples: 20, Loss: 1, Raw: raw, Residual: content.Sum([]byte("res")), Payload: content.Sum([]byte("p-me")), Size: 4}})
+	if n.Credit() != 0 {
+		t.Fatalf("credited %d before any replica confirmed", n.Credit())
+	}
+	partner := func(raw cid.Cid, payload string) *wire.Update {
+		return &wire.Update{Round: s.ID(), Step: 0, Attempt: j.Attempt, Base: g, Unit: j.Unit, Replica: 1 - j.Replica, Samples: 20, Loss: 1,
+			Raw: raw, Residual: content.Sum([]byte("res-b")), Payload: content.Sum([]byte(payload)), Size: 4}
+	}
+	n.onUpdate("peer-b", partner(content.Sum([]byte("another raw")), "p-b1"))
+	if n.Credit() != 0 {
+		t.Fatalf("credited %d for a replica that disagrees", n.Credit())
+	}
+	n.onUpdate("peer-b", partner(raw, "p-b2"))
+	n.onUpdate("peer-b", partner(raw, "p-b3"))
+	if n.Credit() != 20 {
+		t.Fatalf("credit %d, want the unit's 20 samples, once", n.Credit())
+	}
+}
+

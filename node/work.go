@@ -119,6 +119,7 @@ func (n *Node) Done(now time.Time, r Result) {
 		meta := u
 		meta.Data = nil
 		n.mine[j.Step] = append(n.mine[j.Step], &meta)
+		n.confirm(j.Step)
 		n.onUpdate(n.cfg.ID, &meta)
 		if n.open != nil && n.open.Step == j.Step && n.open.Attempt == j.Attempt && n.close == nil {
 			n.publish(&u)

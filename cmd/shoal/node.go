@@ -271,12 +271,12 @@ func runWithStatus(ctx context.Context, f *factory, log *slog.Logger, d *daemon.
 			return err
 		case <-tick.C:
 			st := d.Status()
-			line := fmt.Sprintf("step %d  loss %.4f  units %d (%d samples)  peers %d  in %s  out %s",
-				st.Step, st.TrainLoss, st.Units, st.Samples, st.Peers, bytesize.Format(float64(st.GossipIn+st.BlobIn)), bytesize.Format(float64(st.GossipOut+st.BlobOut)))
+			line := fmt.Sprintf("step %d  loss %.4f  units %d (%d samples, %d verified)  peers %d  in %s  out %s",
+				st.Step, st.TrainLoss, st.Units, st.Samples, st.Verified, st.Peers, bytesize.Format(float64(st.GossipIn+st.BlobIn)), bytesize.Format(float64(st.GossipOut+st.BlobOut)))
 			if f.terminal {
 				fmt.Fprintf(f.Err, "\r\033[K%s", line)
 			} else if st.Step != lastStep || time.Since(lastLog) > 30*time.Second {
-				log.Info("status", "step", st.Step, "train_loss", st.TrainLoss, "units", st.Units, "samples", st.Samples,
+				log.Info("status", "step", st.Step, "train_loss", st.TrainLoss, "units", st.Units, "samples", st.Samples, "verified", st.Verified,
 					"peers", st.Peers, "bytes_in", st.GossipIn+st.BlobIn, "bytes_out", st.GossipOut+st.BlobOut)
 				lastStep, lastLog = st.Step, time.Now()
 			}

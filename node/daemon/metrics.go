@@ -75,7 +75,7 @@ th{color:#57606a;font-weight:normal}code{font-size:13px}</style></head><body>
 	row("peer", "<code>"+e(s.Peer)+"</code>")
 	row("round", "<code>"+e(s.Round)+"</code>")
 	row("step", fmt.Sprintf("%d (head <code>%s</code>)", s.Step, e(s.Head)))
-	row("contribution", fmt.Sprintf("%d units, %d samples", s.Units, s.Samples))
+	row("contribution", fmt.Sprintf("%d units, %d samples, %d verified by a replica", s.Units, s.Samples, s.Verified))
 	if s.TrainLoss > 0 {
 		row("last unit", fmt.Sprintf("%s, loss %.4f", e(s.LastUnit), s.TrainLoss))
 	}

@@ -336,6 +336,7 @@ func (d *Node) settle() {
 		st.GossipIn, st.GossipOut = gs.WireIn, gs.WireOut
 		st.Refused = d.bus.refused.Load()
 		st.Disk = d.cfg.Store.DiskBytes()
+		st.Verified = d.core.Credit()
 	})
 }
 
