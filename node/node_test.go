@@ -313,4 +313,3 @@ func TestCredit(t *testing.T) {
 		t.Fatalf("credit %d, want the unit's 20 samples, once", n.Credit())
 	}
 }
-
