@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-network/shoal/gradient/data"
+	"github.com/shoal-network/shoal/gradient/tokenizer"
 	"github.com/shoal-network/shoal/internal/bytesize"
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/node/daemon"
@@ -169,6 +170,11 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 			return err
 		}
 	}
+	if spec.Tokenizer.Defined() {
+		if pc.Tokenizer, err = joinTokenizer(ctx, h, spec, inv); err != nil {
+			return err
+		}
+	}
 	d, err := daemon.NewPeer(pc)
 	if err != nil {
 		return err
@@ -249,6 +255,23 @@ func joinDataset(ctx context.Context, f *factory, h *p2p.Host, spec *round.Spec,
 		}
 	}
 	return nil
+}
+
+// joinTokenizer fetches the tokenizer a round names, by its CID, from the
+// invite's peers, and checks it.
+func joinTokenizer(ctx context.Context, h *p2p.Host, spec *round.Spec, inv daemon.Invite) (*tokenizer.BPE, error) {
+	b, err := h.Blobs().FetchObject(ctx, spec.Tokenizer, inviteIDs(inv))
+	if err != nil {
+		return nil, fmt.Errorf("fetching the round's tokenizer %s: %w", spec.Tokenizer, err)
+	}
+	tok, err := tokenizer.Unmarshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("the round's tokenizer %s: %w", spec.Tokenizer, err)
+	}
+	if n := tok.VocabSize(); n > spec.Model.Vocab {
+		return nil, fmt.Errorf("the round's tokenizer has %d tokens, more than its model's vocabulary of %d", n, spec.Model.Vocab)
+	}
+	return tok, nil
 }
 
 // runWithStatus runs a node daemon until ctx ends, showing its status on

@@ -275,6 +275,11 @@ func printRoundSummary(w io.Writer, s *round.Spec) error {
 		sizes += fmt.Sprintf(", hidden %d, window %d", m.Hidden, m.Window)
 	}
 	row("model", "%s: %s", m.Arch, sizes)
+	if s.Tokenizer.Defined() {
+		row("tokens", "tokenizer %s (round start serves it: --vocab, --merges)", s.Tokenizer)
+	} else {
+		row("tokens", "one per byte")
+	}
 	if s.InitCheckpoint.Defined() {
 		row("start", "checkpoint %s", s.InitCheckpoint)
 	} else {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/shoal-network/shoal/checkpoint"
 	"github.com/shoal-network/shoal/gradient/data"
+	"github.com/shoal-network/shoal/gradient/tokenizer"
 	"github.com/shoal-network/shoal/internal/bytesize"
 	"github.com/shoal-network/shoal/node/daemon"
 	"github.com/shoal-network/shoal/node/engine"
@@ -106,7 +107,9 @@ type roundStartOptions struct {
 	Spares        float64
 	Newcomers     float64
 	Data          string
+	Vocab, Merges string // the files of the spec's tokenizer
 	net           netOptions
+	tokenizer     *tokenizer.BPE
 }
 
 func newCmdRoundStart(f *factory, runF func(context.Context, *roundStartOptions) error) *cobra.Command {
@@ -150,6 +153,8 @@ first of the spec's trackers ('shoal round init' writes such a spec).`,
 	fl.Float64Var(&o.Newcomers, "newcomers", 1, "in an open round, how many workers without verified work a step admits, as a fraction of those with it (at least 8)")
 	fl.Float64Var(&o.Spares, "spares", 0, "with workers to spare, deal this fraction of a step's units again as spares, so the step closes without waiting for the slowest (0 to 1)")
 	fl.StringVar(&o.Data, "data", "", "the text of the spec's dataset (a file or directory; 'shoal dataset cid' names it)")
+	fl.StringVar(&o.Vocab, "vocab", "", "the encoder.json of the spec's tokenizer (GPT-2 BPE; 'shoal tokenize' names it)")
+	fl.StringVar(&o.Merges, "merges", "", "the vocab.bpe of the spec's tokenizer")
 	o.net.addFlags(fl)
 	return cmd
 }
@@ -202,6 +207,9 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 			return err
 		}
 		fmt.Fprintf(f.Err, "serving dataset %s: %d shards, %s\n", spec.Dataset, len(ds.Shards), bytesize.Format(float64(ds.Manifest.Bytes)))
+	}
+	if o.tokenizer, err = serveTokenizer(store, spec, o.Vocab, o.Merges); err != nil {
+		return err
 	}
 	genesisEngine, err := engine.NewModelEngine(spec, train, store)
 	if err != nil {
@@ -338,7 +346,7 @@ func startObserver(ctx context.Context, o *roundStartOptions, log *slog.Logger, 
 	if err != nil {
 		return nil, nil, err
 	}
-	od, err := newObserver(oh, ostore, odir, log, spec, key, train, eval, evals)
+	od, err := newObserver(oh, ostore, odir, log, spec, key, train, eval, evals, o.tokenizer)
 	if err != nil {
 		oh.Close()
 		return nil, nil, err
@@ -347,7 +355,7 @@ func startObserver(ctx context.Context, o *roundStartOptions, log *slog.Logger, 
 }
 
 func newObserver(oh *p2p.Host, ostore *daemon.Store, odir string, log *slog.Logger, spec *round.Spec, key crypto.PrivKey,
-	train, eval []byte, evals *evalLog) (*daemon.Node, error) {
+	train, eval []byte, evals *evalLog, tok *tokenizer.BPE) (*daemon.Node, error) {
 	roundID := spec.ID()
 	if err := oh.Discovery().Join(roundID.String()); err != nil {
 		return nil, err
@@ -364,7 +372,8 @@ func newObserver(oh *p2p.Host, ostore *daemon.Store, odir string, log *slog.Logg
 		}
 	}
 	return daemon.NewPeer(daemon.PeerConfig{Spec: spec, Role: wire.RoleObserver, Dir: odir, Host: oh, Store: ostore,
-		Token: token, Logger: log.With("role", "observer"), Train: train, Eval: eval, OnEval: evals.set, OnSample: evals.setSample})
+		Token: token, Logger: log.With("role", "observer"), Train: train, Eval: eval, OnEval: evals.set, OnSample: evals.setSample,
+		Tokenizer: tok})
 }
 
 // specTracker loads the tracker identity in dataDir (creating it if there
@@ -645,4 +654,48 @@ func checkBase(s *checkpoint.Store, spec *round.Spec, dir string) error {
 		return fmt.Errorf("init_checkpoint %s does not hold the round's model: it has a tensor %s the model lacks", id, name)
 	}
 	return nil
+}
+
+// serveTokenizer loads the tokenizer a spec names from its files, checks
+// that it is the one the spec names, and serves its canonical encoding
+// under that CID, for volunteers to fetch. A byte-level spec needs none.
+func serveTokenizer(store *daemon.Store, spec *round.Spec, vocab, merges string) (*tokenizer.BPE, error) {
+	if !spec.Tokenizer.Defined() {
+		if vocab != "" || merges != "" {
+			return nil, errors.New("--vocab and --merges: the spec names no tokenizer (add tokenizer: CID, which shoal tokenize prints)")
+		}
+		return nil, nil
+	}
+	if vocab == "" || merges == "" {
+		return nil, fmt.Errorf("the spec's tokenizer %s: give its files with --vocab encoder.json --merges vocab.bpe", spec.Tokenizer)
+	}
+	tok, err := loadTokenizer(vocab, merges)
+	if err != nil {
+		return nil, err
+	}
+	if !tok.ID().Equals(spec.Tokenizer) {
+		return nil, fmt.Errorf("--vocab %s --merges %s make tokenizer %s, the spec names %s", vocab, merges, tok.ID(), spec.Tokenizer)
+	}
+	if n := tok.VocabSize(); n > spec.Model.Vocab {
+		return nil, fmt.Errorf("the tokenizer has %d tokens, more than the model's vocabulary of %d", n, spec.Model.Vocab)
+	}
+	if err := store.Put(spec.Tokenizer, tok.Marshal()); err != nil {
+		return nil, err
+	}
+	return tok, nil
+}
+
+// loadTokenizer reads GPT-2's vocabulary files.
+func loadTokenizer(vocab, merges string) (*tokenizer.BPE, error) {
+	ef, err := os.Open(vocab)
+	if err != nil {
+		return nil, fmt.Errorf("--vocab: %w", err)
+	}
+	defer ef.Close()
+	mf, err := os.Open(merges)
+	if err != nil {
+		return nil, fmt.Errorf("--merges: %w", err)
+	}
+	defer mf.Close()
+	return tokenizer.Load(ef, mf)
 }

@@ -97,7 +97,7 @@ func runTokenize(f *factory, o *tokenizeOptions) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(f.Err, "tokenizer %s (GPT-2 BPE, %d tokens)\n", bpe.ID(), bpe.VocabSize())
+		fmt.Fprintf(f.Err, "tokenizer %s (GPT-2 BPE, %d tokens; a round spec names it as tokenizer: %s)\n", bpe.ID(), bpe.VocabSize(), bpe.ID())
 		tk = bpe
 	}
 	in := []byte(o.Text)

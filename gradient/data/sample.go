@@ -44,24 +44,38 @@ func below(h, n uint64) uint64 {
 	return hi
 }
 
+// Tokens is what Sample and EvalBatches draw windows from: text, one
+// token per byte, or the token IDs a tokenizer made of it.
+type Tokens interface{ ~byte | ~int32 }
+
 // CheckSize reports whether data is long enough to hold one window of
 // ctx+1 tokens, as Sample and EvalBatches require.
-func CheckSize(data []byte, ctx int) error {
+func CheckSize[T Tokens](data []T, ctx int) error {
 	if ctx < 1 {
 		return fmt.Errorf("data: context length must be at least 1, got %d", ctx)
 	}
 	if len(data) < ctx+1 {
-		return fmt.Errorf("data: %d bytes of text is too small for context %d (need at least %d bytes)", len(data), ctx, ctx+1)
+		unit := "tokens"
+		var zero T
+		if _, ok := any(zero).(byte); ok {
+			unit = "bytes"
+		}
+		return fmt.Errorf("data: %d %s of text is too small for context %d (need at least %d %s)", len(data), unit, ctx, ctx+1, unit)
 	}
 	return nil
 }
 
-func checkShape(fn string, data []byte, batch, ctx int) {
+func checkShape[T Tokens](fn string, data []T, batch, ctx int) {
 	if batch < 1 || ctx < 1 {
 		panic(fmt.Sprintf("data: %s: batch %d and context %d must be positive", fn, batch, ctx))
 	}
 	if len(data) < ctx+1 {
-		panic(fmt.Sprintf("data: %s: %d bytes of data is shorter than a window of %d tokens (check with CheckSize)", fn, len(data), ctx+1))
+		unit := "tokens"
+		var zero T
+		if _, ok := any(zero).(byte); ok {
+			unit = "bytes"
+		}
+		panic(fmt.Sprintf("data: %s: %d %s of data is shorter than a window of %d tokens (check with CheckSize)", fn, len(data), unit, ctx+1))
 	}
 }
 
@@ -71,8 +85,8 @@ func checkShape(fn string, data []byte, batch, ctx int) {
 // step, b), computed with a counter-based integer hash; stream lets callers
 // separate e.g. shards or workers that share a seed. Sample panics if
 // len(dst) != batch*(ctx+1), if batch or ctx is not positive, or if data
-// is shorter than ctx+1 bytes (see CheckSize).
-func Sample(dst []int32, data []byte, seed, stream, step uint64, batch, ctx int) {
+// is shorter than ctx+1 tokens (see CheckSize).
+func Sample[T Tokens](dst []int32, data []T, seed, stream, step uint64, batch, ctx int) {
 	checkShape("Sample", data, batch, ctx)
 	w := ctx + 1
 	if len(dst) != batch*w {
@@ -89,7 +103,7 @@ func sampleOffset(seed, stream, step uint64, b, starts int) int {
 	return int(below(windowHash(seed, stream, step, uint64(b)), uint64(starts)))
 }
 
-func fillWindow(dst []int32, src []byte) {
+func fillWindow[T Tokens](dst []int32, src []T) {
 	for j, c := range src {
 		dst[j] = int32(c)
 	}
@@ -105,7 +119,7 @@ func fillWindow(dst []int32, src []byte) {
 // (i+1)*batch-1. The result depends only on the arguments, so evaluation
 // losses are comparable between runs. EvalBatches returns nil if
 // maxBatches < 1 and panics like Sample on a bad shape or short data.
-func EvalBatches(data []byte, batch, ctx, maxBatches int) [][]int32 {
+func EvalBatches[T Tokens](data []T, batch, ctx, maxBatches int) [][]int32 {
 	checkShape("EvalBatches", data, batch, ctx)
 	if maxBatches < 1 {
 		return nil

@@ -198,3 +198,29 @@ func TestEvalBatches(t *testing.T) {
 		t.Errorf("last window at %d does not reach the end of the data", prev)
 	}
 }
+
+// TestSampleTokens: windows of token IDs are drawn at the same offsets as
+// windows of bytes, so a tokenizer changes what a window holds, not where
+// it starts.
+func TestSampleTokens(t *testing.T) {
+	text := []byte(strings.Repeat("the quick brown fox jumps over the lazy dog. ", 20))
+	ids := make([]int32, len(text))
+	for i, c := range text {
+		ids[i] = int32(c) + 1000
+	}
+	a, b := make([]int32, 4*17), make([]int32, 4*17)
+	Sample(a, text, 7, 3, 9, 4, 16)
+	Sample(b, ids, 7, 3, 9, 4, 16)
+	for i := range a {
+		if b[i] != a[i]+1000 {
+			t.Fatalf("window value %d: %d from tokens, %d from bytes", i, b[i], a[i])
+		}
+	}
+	if err := CheckSize(ids[:16], 16); err == nil || !strings.Contains(err.Error(), "tokens") {
+		t.Fatalf("CheckSize of 16 tokens for context 16: %v", err)
+	}
+	eb, et := EvalBatches(text, 2, 16, 3), EvalBatches(ids, 2, 16, 3)
+	if len(eb) != len(et) || et[0][5] != eb[0][5]+1000 {
+		t.Fatal("EvalBatches over tokens differs from over bytes")
+	}
+}

@@ -11,9 +11,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -38,7 +40,9 @@ type BPE struct {
 	tokens []string         // ID → symbol ("" for an ID not in use)
 	ranks  map[[2]string]int
 	merges [][2]string
-	cache  map[string][]int32
+
+	mu    sync.Mutex // guards cache: a BPE is safe for concurrent use
+	cache map[string][]int32
 }
 
 // byteRune maps each byte to the printable character GPT-2's files spell
@@ -144,7 +148,10 @@ func (t *BPE) Encode(text []byte) []int32 {
 
 // word encodes one word of the pattern.
 func (t *BPE) word(w []byte) []int32 {
-	if ids, ok := t.cache[string(w)]; ok {
+	t.mu.Lock()
+	ids, ok := t.cache[string(w)]
+	t.mu.Unlock()
+	if ok {
 		return ids
 	}
 	syms := make([]string, len(w))
@@ -174,13 +181,15 @@ func (t *BPE) word(w []byte) []int32 {
 		}
 		syms = merged
 	}
-	ids := make([]int32, len(syms))
+	ids = make([]int32, len(syms))
 	for i, s := range syms {
 		ids[i] = t.vocab[s] // present: bytes and merge results are checked by Load
 	}
+	t.mu.Lock()
 	if len(t.cache) < 1<<16 {
 		t.cache[string(w)] = ids
 	}
+	t.mu.Unlock()
 	return ids
 }
 
@@ -322,4 +331,89 @@ func wordLen(b []byte) int {
 		return n - last
 	}
 	return n
+}
+
+// Unmarshal decodes a tokenizer's canonical encoding (see Marshal), as a
+// peer fetches it by CID: it accepts exactly what Marshal produces for a
+// tokenizer Load accepts, within the same bounds.
+func Unmarshal(b []byte) (*BPE, error) {
+	const magic = "SHOALBPE\x01"
+	if !bytes.HasPrefix(b, []byte(magic)) {
+		return nil, fmt.Errorf("tokenizer: not a tokenizer encoding (version %q)", b[:min(len(b), len(magic))])
+	}
+	r := b[len(magic):]
+	u32 := func(what string) (int, error) {
+		if len(r) < 4 {
+			return 0, fmt.Errorf("tokenizer: truncated at %s", what)
+		}
+		v := binary.LittleEndian.Uint32(r)
+		r = r[4:]
+		return int(v), nil
+	}
+	str := func(what string) (string, error) {
+		n, err := u32(what)
+		if err != nil {
+			return "", err
+		}
+		if n > maxToken || n > len(r) {
+			return "", fmt.Errorf("tokenizer: %s of %d bytes", what, n)
+		}
+		s := string(r[:n])
+		r = r[n:]
+		return s, nil
+	}
+	nv, err := u32("the vocabulary size")
+	if err != nil {
+		return nil, err
+	}
+	if nv < 1 || nv > MaxVocab || nv > len(r)/4 {
+		return nil, fmt.Errorf("tokenizer: a vocabulary of %d tokens", nv)
+	}
+	vocab := map[string]int64{}
+	for id := range nv {
+		s, err := str(fmt.Sprintf("token %d", id))
+		if err != nil {
+			return nil, err
+		}
+		if s != "" {
+			vocab[s] = int64(id)
+		}
+	}
+	nm, err := u32("the number of merges")
+	if err != nil {
+		return nil, err
+	}
+	if nm > MaxMerges || nm > len(r)/8 {
+		return nil, fmt.Errorf("tokenizer: %d merges", nm)
+	}
+	var merges strings.Builder
+	for i := range nm {
+		a, err := str(fmt.Sprintf("merge %d", i))
+		if err != nil {
+			return nil, err
+		}
+		c, err := str(fmt.Sprintf("merge %d", i))
+		if err != nil {
+			return nil, err
+		}
+		if strings.ContainsAny(a+c, " \n") {
+			return nil, fmt.Errorf("tokenizer: merge %d holds a space or newline", i)
+		}
+		merges.WriteString(a + " " + c + "\n")
+	}
+	if len(r) != 0 {
+		return nil, fmt.Errorf("tokenizer: %d bytes after the merges", len(r))
+	}
+	js, err := json.Marshal(vocab)
+	if err != nil {
+		return nil, err
+	}
+	t, err := Load(bytes.NewReader(js), strings.NewReader(merges.String()))
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	if !bytes.Equal(t.Marshal(), b) {
+		return nil, errors.New("tokenizer: not the canonical encoding of the tokenizer it describes")
+	}
+	return t, nil
 }

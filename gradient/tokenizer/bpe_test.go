@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/shoal-network/shoal/checkpoint/content"
 )
 
 // smallBPE makes a vocabulary of the 256 byte symbols and the merges
@@ -128,5 +130,32 @@ func TestIDCanonical(t *testing.T) {
 	}
 	if fmt.Sprint(a.VocabSize()) != "257" {
 		t.Fatalf("vocab size %d", a.VocabSize())
+	}
+}
+
+// TestUnmarshal: the canonical encoding reads back to a tokenizer with
+// the same ID that encodes alike; damaged encodings are refused.
+func TestUnmarshal(t *testing.T) {
+	g := string(byteRune[' '])
+	a, _ := smallBPE(t, "h e", "l l", "he ll", g+" w")
+	b := a.Marshal()
+	back, err := Unmarshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !back.ID().Equals(a.ID()) || !slices.Equal(back.Encode([]byte("hell well")), a.Encode([]byte("hell well"))) {
+		t.Fatal("the tokenizer read back differs")
+	}
+	for i := 0; i < len(b); i += 97 {
+		bad := slices.Clone(b)
+		bad[i] ^= 0x41
+		if got, err := Unmarshal(bad); err == nil && !got.ID().Equals(content.ID(bad)) {
+			t.Fatalf("byte %d flipped: read back a tokenizer that does not encode to its bytes", i)
+		}
+	}
+	for _, n := range []int{0, 5, len(b) - 1} {
+		if _, err := Unmarshal(b[:n]); err == nil {
+			t.Errorf("a truncation to %d bytes was accepted", n)
+		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/shoal-network/shoal/gradient"
 	"github.com/shoal-network/shoal/gradient/data"
+	"github.com/shoal-network/shoal/gradient/tokenizer"
 	"github.com/shoal-network/shoal/node/engine"
 	"github.com/shoal-network/shoal/p2p"
 	"github.com/shoal-network/shoal/tracker/boltstore"
@@ -91,7 +92,7 @@ func BuiltinData() (train, eval []byte, floor float64) {
 // Evaluator returns a function that measures the held-out loss of a
 // checkpoint in store, on up to batches batches of eval.
 func Evaluator(spec *round.Spec, store engine.Store, eval []byte, batches int) (func(cid.Cid) (float64, error), error) {
-	ev, err := newHeadEval(spec, store, eval, batches)
+	ev, err := newHeadEval(spec, store, eval, batches, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -112,13 +113,25 @@ type headEval struct {
 	set   [][]int32
 }
 
-func newHeadEval(spec *round.Spec, store engine.Store, eval []byte, batches int) (*headEval, error) {
+func newHeadEval(spec *round.Spec, store engine.Store, eval []byte, batches int, tok *tokenizer.BPE) (*headEval, error) {
 	cfg := engine.ModelConfig(spec)
 	m, err := gradient.New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	set := data.EvalBatches(eval, 8, cfg.Ctx, batches)
+	var set [][]int32
+	if tok != nil {
+		ids := tok.Encode(eval)
+		if err := data.CheckSize(ids, cfg.Ctx); err != nil {
+			return nil, fmt.Errorf("held-out text: %w", err)
+		}
+		set = data.EvalBatches(ids, 8, cfg.Ctx, batches)
+	} else {
+		if err := data.CheckSize(eval, cfg.Ctx); err != nil {
+			return nil, fmt.Errorf("held-out text: %w", err)
+		}
+		set = data.EvalBatches(eval, 8, cfg.Ctx, batches)
+	}
 	if len(set) == 0 {
 		return nil, errors.New("held-out text is too short to evaluate on")
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/shoal-network/shoal/checkpoint"
 	"github.com/shoal-network/shoal/gradient"
 	"github.com/shoal-network/shoal/gradient/data"
+	"github.com/shoal-network/shoal/gradient/tokenizer"
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/node/engine"
 	"github.com/shoal-network/shoal/p2p"
@@ -98,6 +99,10 @@ type PeerConfig struct {
 	// OnSample, if set, receives a short sample of text from each head an
 	// observer evaluates (a gpt of bytes; see headEval.sample).
 	OnSample func(step uint64, text string)
+	// Tokenizer is the round's tokenizer (the spec names it), nil for a
+	// byte-level round: the engine trains, and an observer evaluates, on
+	// the tokens it makes of the text.
+	Tokenizer *tokenizer.BPE
 	// Token is the access token of a closed round.
 	Token []byte
 	// KeepCheckpoints and Tick are NodeConfig's (0: its defaults).
@@ -120,6 +125,9 @@ func NewPeer(cfg PeerConfig) (*Node, error) {
 		me, err := engine.NewModelEngine(cfg.Spec, train, cfg.Store)
 		if err != nil {
 			return nil, err
+		}
+		if cfg.Tokenizer != nil {
+			me.SetTokenizer(cfg.Tokenizer.Encode)
 		}
 		if ds := cfg.Dataset; ds != nil {
 			units := cfg.Spec.UnitsPerStep()
@@ -164,7 +172,7 @@ func NewPeer(cfg PeerConfig) (*Node, error) {
 		Logger: cfg.Logger, Token: cfg.Token, Dataset: cfg.Dataset, DataPeers: cfg.DataPeers,
 		KeepCheckpoints: cfg.KeepCheckpoints, Tick: cfg.Tick}
 	if cfg.Role == wire.RoleObserver && len(cfg.Eval) > 0 {
-		ev, err := newHeadEval(cfg.Spec, cfg.Store, cfg.Eval, 16)
+		ev, err := newHeadEval(cfg.Spec, cfg.Store, cfg.Eval, 16, cfg.Tokenizer)
 		if err != nil {
 			return nil, fmt.Errorf("held-out text: %w", err)
 		}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -50,14 +51,48 @@ type ModelEngine struct {
 	unitData func(step uint64, unit uint32) ([]byte, error)
 
 	trainer *gradient.Trainer // reused from unit to unit (Restart)
-	hasher  trace.Hasher
-	steps   uint64 // inner steps taken
-	deviate int    // the inner step a test makes the engine get wrong, if not 0
+
+	tokenize  func([]byte) []int32 // the round's tokenizer; nil: one token per byte
+	tokenized []tokenizedText      // the last texts tokenized
+	hasher    trace.Hasher
+	steps     uint64 // inner steps taken
+	deviate   int    // the inner step a test makes the engine get wrong, if not 0
 }
 
 // SetData makes the engine train each unit on the text data returns for
 // it (a dataset's shard) instead of the text it was made with.
 func (e *ModelEngine) SetData(data func(step uint64, unit uint32) ([]byte, error)) { e.unitData = data }
+
+// SetTokenizer makes the engine train on the tokens tokenize makes of
+// each unit's text (the round's tokenizer) instead of one token per byte.
+// tokenize must be deterministic: replicas compare what they compute.
+func (e *ModelEngine) SetTokenizer(tokenize func(text []byte) []int32) {
+	e.tokenize = tokenize
+	e.tokenized = nil
+}
+
+// tokenizedText is a text's tokens, kept for the next unit on it.
+type tokenizedText struct {
+	sum [32]byte
+	ids []int32
+}
+
+// tokensOf returns the tokens of text, from the last few texts tokenized
+// if it is one of them (a worker's units share a text or a few shards).
+func (e *ModelEngine) tokensOf(text []byte) []int32 {
+	sum := sha256.Sum256(text)
+	for _, t := range e.tokenized {
+		if t.sum == sum {
+			return t.ids
+		}
+	}
+	ids := e.tokenize(text)
+	e.tokenized = append(e.tokenized, tokenizedText{sum, ids})
+	if len(e.tokenized) > 4 {
+		e.tokenized = e.tokenized[1:]
+	}
+	return ids
+}
 
 type recentDelta struct {
 	raw   cid.Cid
@@ -268,6 +303,7 @@ func (e *ModelEngine) trainUnit(base cid.Cid, step uint64, unit uint32, traced b
 // its parameters, and done inner steps are taken.
 type unitRun struct {
 	text []byte
+	ids  []int32 // the text's tokens, when the round has a tokenizer
 	step uint64
 	unit uint32
 	tr   *gradient.Trainer
@@ -285,7 +321,13 @@ func (e *ModelEngine) startUnit(base cid.Cid, step uint64, unit uint32) (*unitRu
 		}
 		text = t
 	}
-	if err := data.CheckSize(text, e.cfg.Ctx); err != nil {
+	var ids []int32
+	if e.tokenize != nil {
+		ids = e.tokensOf(text)
+		if err := data.CheckSize(ids, e.cfg.Ctx); err != nil {
+			return nil, fmt.Errorf("data of unit %d: %w", unit, err)
+		}
+	} else if err := data.CheckSize(text, e.cfg.Ctx); err != nil {
 		return nil, fmt.Errorf("data of unit %d: %w", unit, err)
 	}
 	if err := e.load(base, e.model.Params(), nil); err != nil {
@@ -302,12 +344,16 @@ func (e *ModelEngine) startUnit(base cid.Cid, step uint64, unit uint32) (*unitRu
 	if n := e.spec.Batch * (e.cfg.Ctx + 1); len(e.tok) != n {
 		e.tok = make([]int32, n)
 	}
-	return &unitRun{text: text, step: step, unit: unit, tr: tr}, nil
+	return &unitRun{text: text, ids: ids, step: step, unit: unit, tr: tr}, nil
 }
 
 // innerStep takes the unit's next inner step and returns its loss.
 func (e *ModelEngine) innerStep(r *unitRun) (float32, error) {
-	data.Sample(e.tok, r.text, e.spec.Seed, UnitStream(r.step, r.unit), uint64(r.done), e.spec.Batch, e.cfg.Ctx)
+	if r.ids != nil {
+		data.Sample(e.tok, r.ids, e.spec.Seed, UnitStream(r.step, r.unit), uint64(r.done), e.spec.Batch, e.cfg.Ctx)
+	} else {
+		data.Sample(e.tok, r.text, e.spec.Seed, UnitStream(r.step, r.unit), uint64(r.done), e.spec.Batch, e.cfg.Ctx)
+	}
 	st := r.tr.Step(e.tok, e.spec.Batch)
 	e.steps++
 	if math.IsNaN(float64(st.Loss)) || math.IsInf(float64(st.Loss), 0) {

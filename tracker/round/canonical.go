@@ -22,8 +22,9 @@ import (
 //   - codec and aggregation in canonical form (CanonicalCodec,
 //     CanonicalRule), tracker peer IDs in base58btc (CanonicalPeerID), CIDs
 //     in their default string form (base32 for CIDv1);
-//   - init_checkpoint null when there is none; name and description
-//     trimmed of surrounding white space;
+//   - init_checkpoint null when there is none; tokenizer only when there
+//     is one (so that byte-level rounds keep their IDs); name and
+//     description trimmed of surrounding white space;
 //   - model fields of the other architecture left out (heads for mlp;
 //     hidden and window for gpt).
 //
@@ -85,6 +86,11 @@ func (s *Spec) Canonical() []byte {
 		"trackers":          trackers,
 		"init_checkpoint":   init,
 		"admission":         string(s.Admission),
+	}
+	if s.Tokenizer.Defined() {
+		// Only when given, so that the IDs of byte-level rounds stay
+		// what they were.
+		doc["tokenizer"] = s.Tokenizer.String()
 	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)

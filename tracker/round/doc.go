@@ -62,6 +62,7 @@
 //	seed               integer   seed of sampling and work assignment, [0, 2^64)     default 0
 //	trackers           list      tracker peer IDs, 1 to 16, in order of preference   required
 //	init_checkpoint    string    checkpoint CID to start from                        default none: initialise from model.seed
+//	tokenizer          string    CID of the tokenizer (GPT-2 BPE; shoal tokenize)    default none: one token per byte
 //	admission          string    open or closed                                      default open
 //
 // Defaults returns these defaults as a Spec. CIDs (dataset,

@@ -516,6 +516,18 @@ func (d *decoder) spec(root *yaml.Node, s *Spec) {
 			}
 			s.InitCheckpoint = c
 		}},
+		{"tokenizer", func(path string, v *yaml.Node) {
+			n, ok := d.scalar(path, v, "a tokenizer CID")
+			if !ok {
+				return
+			}
+			c, err := parseContentID(n.Value)
+			if err != nil {
+				d.errorf(v.Line, path, "want a tokenizer CID (shoal tokenize --vocab ... prints it): %v", err)
+				return
+			}
+			s.Tokenizer = c
+		}},
 		{"admission", func(path string, v *yaml.Node) {
 			var a string
 			d.str(&a)(path, v)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/shoal-network/shoal/checkpoint/content"
 )
 
 const (
@@ -377,5 +379,41 @@ func TestValidateGoSpec(t *testing.T) {
 	}
 	if p := s.Problem("inner.betas", "too %s", "big"); p.Error() != "round.yaml:9: inner.betas: too big" {
 		t.Errorf("Problem for an unwritten field placed at %q, want the line of inner", p)
+	}
+}
+
+// TestTokenizerField: a spec may name its tokenizer by CID; the round ID
+// covers it, a byte-level spec's ID does not change, and the model's
+// vocabulary must be larger than the bytes'.
+func TestTokenizerField(t *testing.T) {
+	base := Defaults()
+	base.Model = Model{Arch: ArchGPT, Vocab: 50257, Ctx: 16, Dim: 8, Layers: 1, Heads: 2}
+	base.Dataset = Dataset{Builtin: true}
+	base.InnerSteps, base.Batch, base.TargetSamples = 1, 1, 1
+	base.Inner.LR = 0.01
+	base.Deadline = time.Minute
+	base.Trackers = []string{"12D3KooWFKGGFmcK5J41C1osT1wLyLwNJDhoHPDKhhyQ4BsTr4NY"}
+	if err := base.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	withTok := *base
+	withTok.Tokenizer = content.Sum([]byte("a tokenizer"))
+	if err := withTok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if withTok.ID().Equals(base.ID()) {
+		t.Fatal("the round ID does not cover the tokenizer")
+	}
+	if strings.Contains(string(base.Canonical()), "tokenizer") {
+		t.Fatal("a byte-level spec's canonical form names a tokenizer")
+	}
+	back, err := Parse(withTok.Canonical(), "canonical")
+	if err != nil || !back.Tokenizer.Equals(withTok.Tokenizer) || !back.ID().Equals(withTok.ID()) {
+		t.Fatalf("the canonical form reads back as %v (%v)", back, err)
+	}
+	small := withTok
+	small.Model.Vocab = 256
+	if err := small.Validate(); err == nil || !strings.Contains(err.Error(), "model.vocab") {
+		t.Fatalf("a byte vocabulary with a tokenizer: %v", err)
 	}
 }

@@ -58,6 +58,10 @@ type Spec struct {
 
 	Trackers       []string // tracker peer IDs (see CanonicalPeerID), in order of preference
 	InitCheckpoint cid.Cid  // checkpoint to start from; cid.Undef: initialise from Model.Seed
+	// Tokenizer names the round's tokenizer by the CID of its canonical
+	// encoding (GPT-2's byte-level BPE, see gradient/tokenizer);
+	// cid.Undef: one token per byte.
+	Tokenizer cid.Cid
 	Admission      Admission
 
 	file  string         // file name given to Parse
@@ -371,6 +375,13 @@ func (s *Spec) roundProblems(add adder) {
 		seen[c] = i
 	}
 
+	if s.Tokenizer.Defined() {
+		if err := content.Check(s.Tokenizer); err != nil {
+			add("tokenizer", "%v", err)
+		} else if s.Model.Vocab <= 256 {
+			add("model.vocab", "%d: a round with a tokenizer needs the model's vocabulary to hold its tokens (more than 256)", s.Model.Vocab)
+		}
+	}
 	if s.InitCheckpoint.Defined() {
 		if err := content.Check(s.InitCheckpoint); err != nil {
 			add("init_checkpoint", "%v", err)
