@@ -62,7 +62,7 @@ type Spec struct {
 	// encoding (GPT-2's byte-level BPE, see gradient/tokenizer);
 	// cid.Undef: one token per byte.
 	Tokenizer cid.Cid
-	Admission      Admission
+	Admission Admission
 
 	file  string         // file name given to Parse
 	lines map[string]int // field path → line, from Parse
