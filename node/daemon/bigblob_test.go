@@ -94,3 +94,14 @@ func TestLargeBlob(t *testing.T) {
 		}
 	}
 }
+
+// TestEvalBatchesFor: an observer measures a small model on the full 16
+// batches and a model of 100M parameters on one, so that it keeps up.
+func TestEvalBatchesFor(t *testing.T) {
+	if n := evalBatchesFor(437_760, 64); n < 16 {
+		t.Errorf("gpt-tiny: %d batches", n)
+	}
+	if n := evalBatchesFor(100_214_784, 1024); n != 1 {
+		t.Errorf("gpt-100m: %d batches, want 1", n)
+	}
+}

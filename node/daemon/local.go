@@ -119,6 +119,7 @@ func newHeadEval(spec *round.Spec, store engine.Store, eval []byte, batches int,
 	if err != nil {
 		return nil, err
 	}
+	batches = min(batches, evalBatchesFor(gradient.NumParams(m), cfg.Ctx))
 	var set [][]int32
 	if tok != nil {
 		ids := tok.Encode(eval)
@@ -178,6 +179,17 @@ func (e *headEval) load(id cid.Cid) error {
 		return fmt.Errorf("checkpoint %s lacks parameter %s", id, name)
 	}
 	return nil
+}
+
+// evalBudget bounds the arithmetic of measuring one head, in multiplies
+// and adds (about 2 per parameter per token): a few seconds of a core,
+// so that an observer of a large model keeps up with the round.
+const evalBudget = 2e12
+
+// evalBatchesFor returns how many batches of 8 sequences of ctx tokens
+// fit in evalBudget for a model of params parameters (at least one).
+func evalBatchesFor(params, ctx int) int {
+	return max(1, int(evalBudget/(2*float64(params)*8*float64(ctx))))
 }
 
 func numValues(shape []int) int {
