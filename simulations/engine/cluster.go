@@ -216,13 +216,13 @@ func (c *Cluster) trace(format string, args ...any) {
 
 func (c *Cluster) schedule(at time.Time, to string, epoch int, do func()) {
 	c.seq++
-	c.queue.push(&event{at: int64(at.Sub(c.start)), seq: c.seq, to: to, epoch: epoch, do: do})
+	c.queue.push(event{at: int64(at.Sub(c.start)), seq: c.seq, to: to, epoch: epoch, do: do})
 }
 
 // scheduleFor is schedule for an event of a node's current incarnation.
 func (c *Cluster) scheduleFor(at time.Time, h *host, do func()) {
 	c.seq++
-	c.queue.push(&event{at: int64(at.Sub(c.start)), seq: c.seq, to: h.id, host: h, epoch: h.epoch, do: do})
+	c.queue.push(event{at: int64(at.Sub(c.start)), seq: c.seq, to: h.id, host: h, epoch: h.epoch, do: do})
 }
 
 // At runs do at virtual time at (not before now), whatever happens to the
@@ -263,11 +263,10 @@ func (c *Cluster) RunUntil(done func() bool, limit time.Duration) error {
 		if done() {
 			return nil
 		}
-		e := c.queue.peek()
-		if e.at > end {
+		if c.queue.peek().at > end {
 			break
 		}
-		c.queue.pop()
+		e := c.queue.pop()
 		if h := e.host; h != nil {
 			if !h.alive || h.epoch != e.epoch {
 				continue

@@ -12,8 +12,10 @@ type event struct {
 
 // eventQueue is a 4-ary min-heap of events ordered by (at, seq). It is a
 // typed heap rather than container/heap: no interface calls, and half the
-// depth of a binary heap.
-type eventQueue struct{ items []*event }
+// depth of a binary heap. It holds the events themselves, not pointers to
+// them: an event costs no allocation of its own, and ordering the heap
+// reads only the heap's array, not events scattered over the memory.
+type eventQueue struct{ items []event }
 
 func (q *eventQueue) Len() int { return len(q.items) }
 
@@ -24,28 +26,30 @@ func before(a, b *event) bool {
 	return a.seq < b.seq
 }
 
-func (q *eventQueue) push(e *event) {
+func (q *eventQueue) push(e event) {
 	q.items = append(q.items, e)
-	i := len(q.items) - 1
+	items := q.items
+	i := len(items) - 1
 	for i > 0 {
 		p := (i - 1) / 4
-		if !before(e, q.items[p]) {
+		if !before(&e, &items[p]) {
 			break
 		}
-		q.items[i] = q.items[p]
+		items[i] = items[p]
 		i = p
 	}
-	q.items[i] = e
+	items[i] = e
 }
 
-// peek returns the first event without removing it.
-func (q *eventQueue) peek() *event { return q.items[0] }
+// peek returns the first event without removing it; the pointer is valid
+// until the next push or pop.
+func (q *eventQueue) peek() *event { return &q.items[0] }
 
-func (q *eventQueue) pop() *event {
+func (q *eventQueue) pop() event {
 	items := q.items
 	top := items[0]
 	last := items[len(items)-1]
-	items[len(items)-1] = nil
+	items[len(items)-1] = event{}
 	items = items[:len(items)-1]
 	q.items = items
 	if len(items) == 0 {
@@ -59,11 +63,11 @@ func (q *eventQueue) pop() *event {
 		}
 		m := c
 		for k := c + 1; k < c+4 && k < n; k++ {
-			if before(items[k], items[m]) {
+			if before(&items[k], &items[m]) {
 				m = k
 			}
 		}
-		if !before(items[m], last) {
+		if !before(&items[m], &last) {
 			break
 		}
 		items[i] = items[m]
