@@ -195,22 +195,24 @@ func (c *Cluster) timeAt(ns float64) time.Time { return c.start.Add(time.Duratio
 // each other. Peers not named are in group 0, with the tracker.
 func (c *Cluster) Partition(groups map[string]int) {
 	c.group = groups
-	c.trace("%s partition %v", c.stamp(), groups)
+	c.trace("partition %v", groups)
 }
 
 // Heal joins the network again.
 func (c *Cluster) Heal() {
 	c.group = map[string]int{}
-	c.trace("%s healed", c.stamp())
+	c.trace("healed")
 }
 
 func (c *Cluster) reachable(a, b string) bool { return c.group[a] == c.group[b] }
 
 func (c *Cluster) stamp() string { return fmt.Sprintf("%9.3fs", c.Elapsed().Seconds()) }
 
+// trace sends a line to the Config's Trace, stamped with the virtual
+// time; without a Trace it formats nothing.
 func (c *Cluster) trace(format string, args ...any) {
 	if c.cfg.Trace != nil {
-		c.cfg.Trace(fmt.Sprintf(format, args...))
+		c.cfg.Trace(c.stamp() + " " + fmt.Sprintf(format, args...))
 	}
 }
 

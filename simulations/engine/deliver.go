@@ -239,7 +239,7 @@ func (c *Cluster) deliver(from, to string, m wire.Msg) {
 	h := c.hosts[to]
 	refused, err := h.loop.Receive(c.now, from, m)
 	if refused != nil {
-		c.trace("%s %s refused %s from %s: %v", c.stamp(), to, m.Kind(), from, refused)
+		c.trace("%s refused %s from %s: %v", to, m.Kind(), from, refused)
 	}
 	c.drive(err)
 }

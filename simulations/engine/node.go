@@ -172,7 +172,7 @@ func (c *Cluster) Kill(id string) {
 	h.epoch++
 	h.upTime += c.now.Sub(h.upSince)
 	clear(h.batchDone)
-	c.trace("%s %s killed", c.stamp(), id)
+	c.trace("%s killed", id)
 }
 
 // Restart starts a killed node again from its store and head.
@@ -181,7 +181,7 @@ func (c *Cluster) Restart(id string) error {
 	if h.alive {
 		return fmt.Errorf("simulations: %s is running", id)
 	}
-	c.trace("%s %s restarted at C_%d", c.stamp(), id, h.headAt)
+	c.trace("%s restarted at C_%d", id, h.headAt)
 	return c.startNode(h)
 }
 
@@ -199,7 +199,7 @@ type nodeEffects struct {
 }
 
 func (e nodeEffects) Event(ev node.Event) {
-	e.c.trace("%s %s %s step %d %s", e.c.stamp(), e.h.id, ev.Kind, ev.Step, ev.Detail)
+	e.c.trace("%s %s step %d %s", e.h.id, ev.Kind, ev.Step, ev.Detail)
 	e.c.noteNodeEvent(ev)
 }
 
