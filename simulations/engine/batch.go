@@ -29,8 +29,49 @@ type formCheck struct {
 // and rejects on failure; after that it reads only the kind, round, step
 // and sender (and a Verdict's Checked), so a copy of the message with one
 // member, one included update, no payload or no providers decides the
-// same.
+// same. Validate is a function of the message, its sender and the
+// View's answers (and, for an Update, the Dealer's): the verdict on each
+// of the tracker's messages, which every node receives, and again at
+// each republication, is kept by those answers and given again to every
+// node that answers alike.
 func (c *Cluster) validate(v wire.View, from string, m wire.Msg) (wire.Result, error) {
+	switch m.(type) {
+	case *wire.Open, *wire.Close, *wire.Final:
+		step, head := v.Head()
+		k := verdictKey{from: from, round: v.Round(), tracker: v.TrackerID(), step: step, head: head, excluded: v.Excluded(from)}
+		vs := c.verdicts[m]
+		for _, x := range vs {
+			if x.verdictKey == k {
+				return x.res, x.err
+			}
+		}
+		res, err := c.validateOnce(v, from, m)
+		c.verdicts[m] = append(vs, verdict{verdictKey: k, res: res, err: err})
+		return res, err
+	}
+	return c.validateOnce(v, from, m)
+}
+
+// verdictKey is a message's sender and every answer of the View that
+// wire.Validate reads.
+type verdictKey struct {
+	from     string
+	round    cid.Cid
+	tracker  string
+	step     uint64
+	head     cid.Cid
+	excluded bool
+}
+
+// verdict is what Validate said of a message for a sender and View.
+type verdict struct {
+	verdictKey
+	res wire.Result
+	err error
+}
+
+// validateOnce is validate without the memory of verdicts.
+func (c *Cluster) validateOnce(v wire.View, from string, m wire.Msg) (wire.Result, error) {
 	var stub wire.Msg
 	switch m := m.(type) {
 	case *wire.Open:
@@ -246,6 +287,11 @@ func (c *Cluster) closeStream(step uint64) {
 	for m, fc := range c.forms {
 		if fc.step+KeepSteps < step {
 			delete(c.forms, m)
+		}
+	}
+	for m := range c.verdicts {
+		if m.StepNum()+KeepSteps < step {
+			delete(c.verdicts, m)
 		}
 	}
 	for o := range c.dealings {

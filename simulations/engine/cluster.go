@@ -115,6 +115,7 @@ type Cluster struct {
 	net     netState
 
 	forms    map[wire.Msg]formCheck
+	verdicts map[wire.Msg][]verdict // on the tracker's messages (see validate)
 	dealings map[*wire.Open]*dealing
 	dealt    map[uint64]*dealing // by AssignStep of the Open last dealt
 	streams  map[uint64]*stream
@@ -154,7 +155,7 @@ func New(cfg Config) (*Cluster, error) {
 	seed := cfg.Seed
 	c := &Cluster{cfg: cfg, start: time.Unix(1_700_000_000, 0).UTC(), rng: rand.New(rand.NewPCG(seed, seed^0x5348_4f41_4c)),
 		hosts: map[string]*host{}, group: map[string]int{}, genesis: cfg.Genesis, Opens: map[uint64]*wire.Open{}, pool: NewPool(),
-		forms: map[wire.Msg]formCheck{}, dealings: map[*wire.Open]*dealing{}, dealt: map[uint64]*dealing{},
+		forms: map[wire.Msg]formCheck{}, verdicts: map[wire.Msg][]verdict{}, dealings: map[*wire.Open]*dealing{}, dealt: map[uint64]*dealing{},
 		streams: map[uint64]*stream{}, present: map[cid.Cid]presenceRef{}, snap: map[string]peerSnapshot{}}
 	c.now = c.start
 	c.trk = newTrackerHost(cfg)
