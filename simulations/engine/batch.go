@@ -174,8 +174,8 @@ func (c *Cluster) publishBatched(from string, src *port, m wire.Msg, size, depar
 		}
 		audits := auditChecks(m)
 		ready := c.relayed(src, size, depart)
-		for _, to := range c.order {
-			h := c.hosts[to]
+		for _, h := range c.byOrder {
+			to := h.id
 			if !h.alive || !c.reachable(from, to) {
 				continue
 			}
@@ -205,7 +205,10 @@ func (c *Cluster) publishBatched(from string, src *port, m wire.Msg, size, depar
 		}
 	}
 	u, ok := m.(*wire.Update)
-	if h := c.hosts[from]; !ok || (h != nil && h.withholds) {
+	if !ok {
+		return
+	}
+	if h := c.hosts[from]; h != nil && h.withholds {
 		return // a withholder's payload reaches no one
 	}
 	ready := c.relayed(src, size, depart)
@@ -355,8 +358,8 @@ func (c *Cluster) deliverDisputed(step uint64, unit uint32) {
 		if u.msg.Unit != unit || u.repeat {
 			continue
 		}
-		for _, to := range c.order {
-			h := c.hosts[to]
+		for _, h := range c.byOrder {
+			to := h.id
 			if to == u.from || !h.alive || !c.reachable(u.from, to) {
 				continue
 			}

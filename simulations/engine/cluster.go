@@ -108,6 +108,7 @@ type Cluster struct {
 	trk     *trackerHost
 	hosts   map[string]*host
 	order   []string // host IDs in creation order
+	byOrder []*host  // the hosts in the same order
 	group   map[string]int
 	genesis cid.Cid
 	pool    *Pool

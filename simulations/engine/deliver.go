@@ -67,7 +67,11 @@ func (c *Cluster) wireSize(m wire.Msg, n int) float64 {
 
 // publish sends a message to every other machine, through the wire
 // encoding, with latency and loss.
-func (c *Cluster) publish(from string, m wire.Msg) {
+func (c *Cluster) publish(from string, m wire.Msg) { c.publishFrom(from, nil, m) }
+
+// publishFrom is publish from a machine whose port is src (nil: looked
+// up by its ID, when the network needs it).
+func (c *Cluster) publishFrom(from string, src *port, m wire.Msg) {
 	b, err := wire.Marshal(m)
 	if err != nil {
 		c.err = fmt.Errorf("simulations: %s published a malformed %s: %w", from, m.Kind(), err)
@@ -94,7 +98,9 @@ func (c *Cluster) publish(from string, m wire.Msg) {
 		c.updatesPublished++
 		c.updateBytes += size
 	}
-	src := c.port(from)
+	if src == nil {
+		src = c.port(from)
+	}
 	depart := c.upload(src, size)
 	if c.cfg.Batch {
 		c.publishBatched(from, src, dec, size, depart)
@@ -135,7 +141,8 @@ func (c *Cluster) sendTo(at time.Time, from string, h *host, m wire.Msg) {
 			c.Dropped++
 			return
 		}
-		c.deliver(from, h.id, m)
+		c.Delivered++
+		c.deliverToNode(from, h, m)
 	})
 }
 
@@ -236,10 +243,14 @@ func (c *Cluster) deliver(from, to string, m wire.Msg) {
 		c.deliverToTracker(from, m)
 		return
 	}
-	h := c.hosts[to]
+	c.deliverToNode(from, c.hosts[to], m)
+}
+
+// deliverToNode hands a node a message.
+func (c *Cluster) deliverToNode(from string, h *host, m wire.Msg) {
 	refused, err := h.loop.Receive(c.now, from, m)
 	if refused != nil {
-		c.trace("%s refused %s from %s: %v", to, m.Kind(), from, refused)
+		c.trace("%s refused %s from %s: %v", h.id, m.Kind(), from, refused)
 	}
 	c.drive(err)
 }

@@ -73,6 +73,7 @@ func (c *Cluster) AddNode(id string, role wire.Role, mk func(store *Store) (node
 	}
 	c.hosts[id] = h
 	c.order = append(c.order, id)
+	c.byOrder = append(c.byOrder, h)
 	return c.startNode(h)
 }
 
@@ -245,7 +246,7 @@ func (e nodeEffects) Publish(m wire.Msg) {
 	case *wire.Update:
 		e.c.noteNodeUpdate(e.h, m)
 	}
-	e.c.publish(e.h.id, m)
+	e.c.publishFrom(e.h.id, &e.h.port, m)
 }
 
 func (e nodeEffects) Run(j node.Job)     { e.c.runJob(e.h, j) }
