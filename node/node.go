@@ -62,6 +62,9 @@ type Node struct {
 
 	headStep uint64
 	head     cid.Cid
+	// headName is the string form of named (see headString).
+	headName string
+	named    cid.Cid
 	// Content in the store that the core knows of, in two generations:
 	// have since the last head change, had before it. Older knowledge is
 	// dropped (the driver answers a fetch of content it holds at once).
@@ -244,6 +247,16 @@ func (n *Node) publish(m wire.Msg) { n.ready.Publish = append(n.ready.Publish, m
 
 func (n *Node) event(kind wire.EventKind, step uint64, format string, args ...any) {
 	n.ready.Events = append(n.ready.Events, Event{Kind: kind, Step: step, Detail: fmt.Sprintf(format, args...)})
+}
+
+// headString returns the head's string form, made once per head: the
+// tracker republishes its last Final to every node while a step runs,
+// and a node that agrees says so each time.
+func (n *Node) headString() string {
+	if !n.named.Equals(n.head) || n.headName == "" {
+		n.named, n.headName = n.head, n.head.String()
+	}
+	return n.headName
 }
 
 func (n *Node) has(id cid.Cid) bool {
@@ -675,7 +688,7 @@ func (n *Node) onFinal(f *wire.Final) {
 	case n.headStep > next:
 		return
 	case n.headStep == next && n.head.Equals(f.Checkpoint):
-		n.event(wire.EventFinal, f.Step, "C_%d = %s agreed", next, f.Checkpoint)
+		n.event(wire.EventFinal, f.Step, "C_%d = %s agreed", next, n.headString())
 		return
 	case n.headStep == next && n.keepsOwn(next, f.Checkpoint, "finalised"):
 		return
