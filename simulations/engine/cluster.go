@@ -267,7 +267,7 @@ func (c *Cluster) RunUntil(done func() bool, limit time.Duration) error {
 		if done() {
 			return nil
 		}
-		if c.queue.peek().at > end {
+		if c.queue.peekAt() > end {
 			break
 		}
 		e := c.queue.pop()
