@@ -281,7 +281,16 @@ func (c *Cluster) RunUntil(done func() bool, limit time.Duration) error {
 		c.atNS = e.at
 		c.now = c.start.Add(time.Duration(e.at))
 		c.Processed++
-		e.do()
+		switch e.kind {
+		case eventToNode:
+			c.arriveAtNode(e.from, e.host, e.msg)
+		case eventSend:
+			c.arriveAt(e.from, e.to, e.msg)
+		case eventWake:
+			c.wake(e.host, e.gen)
+		default:
+			e.do()
+		}
 		if c.err != nil {
 			return c.err
 		}

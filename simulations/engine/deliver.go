@@ -136,24 +136,34 @@ func (c *Cluster) fanOut(from string, dec wire.Msg, arrival func(to string) time
 // sendTo delivers a message to a node at a time, unless the network is
 // cut between them by then.
 func (c *Cluster) sendTo(at time.Time, from string, h *host, m wire.Msg) {
-	c.scheduleFor(at, h, func() {
-		if !c.reachable(from, h.id) {
-			c.Dropped++
-			return
-		}
-		c.Delivered++
-		c.deliverToNode(from, h, m)
-	})
+	c.seq++
+	c.queue.push(event{at: int64(at.Sub(c.start)), seq: c.seq, to: h.id, host: h, epoch: h.epoch, kind: eventToNode, from: from, msg: m})
 }
 
+// arriveAtNode is the event of sendTo.
+func (c *Cluster) arriveAtNode(from string, h *host, m wire.Msg) {
+	if !c.reachable(from, h.id) {
+		c.Dropped++
+		return
+	}
+	c.Delivered++
+	c.deliverToNode(from, h, m)
+}
+
+// send delivers a message to a machine (incarnation ep) at a time, unless
+// the network is cut between them by then.
 func (c *Cluster) send(at time.Time, from, to string, ep int, m wire.Msg) {
-	c.schedule(at, to, ep, func() {
-		if !c.reachable(from, to) {
-			c.Dropped++
-			return
-		}
-		c.deliver(from, to, m)
-	})
+	c.seq++
+	c.queue.push(event{at: int64(at.Sub(c.start)), seq: c.seq, to: to, epoch: ep, kind: eventSend, from: from, msg: m})
+}
+
+// arriveAt is the event of send.
+func (c *Cluster) arriveAt(from, to string, m wire.Msg) {
+	if !c.reachable(from, to) {
+		c.Dropped++
+		return
+	}
+	c.deliver(from, to, m)
 }
 
 // upload queues size bytes (times the fan-out) on a machine's uplink and

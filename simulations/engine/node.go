@@ -128,15 +128,19 @@ func (c *Cluster) wakeAt(h *host, t time.Time) {
 	}
 	h.wake = t
 	h.tickGen++
-	gen := h.tickGen
-	c.scheduleFor(t, h, func() {
-		if gen != h.tickGen {
-			return // moved earlier since
-		}
-		h.wake = time.Time{}
-		c.drive(h.loop.Tick(c.now))
-		c.wakeAt(h, h.lastHello.Add(round.HeartbeatInterval(c.cfg.Spec)))
-	})
+	c.seq++
+	c.queue.push(event{at: int64(t.Sub(c.start)), seq: c.seq, to: h.id, host: h, epoch: h.epoch, kind: eventWake, gen: h.tickGen})
+}
+
+// wake is the event of wakeAt: a lazy tick of h, unless one was scheduled
+// earlier since (gen is the tickGen it was scheduled with).
+func (c *Cluster) wake(h *host, gen int) {
+	if gen != h.tickGen {
+		return // moved earlier since
+	}
+	h.wake = time.Time{}
+	c.drive(h.loop.Tick(c.now))
+	c.wakeAt(h, h.lastHello.Add(round.HeartbeatInterval(c.cfg.Spec)))
 }
 
 // Node returns a node's state machine.

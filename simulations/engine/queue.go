@@ -1,16 +1,35 @@
 package engine
 
-import "fmt"
+import (
+	"fmt"
 
-// event is something that happens to one machine at a virtual time.
+	"github.com/shoal-network/shoal/tracker/wire"
+)
+
+// event is something that happens to one machine at a virtual time: do,
+// or, for the most frequent events, which then need no closure of their
+// own, the delivery of a message or a node's lazy tick (see kind).
 type event struct {
 	at    int64  // virtual nanoseconds since the cluster started
 	seq   uint64 // order among events at the same time: order of scheduling
 	to    string
 	host  *host // the node it is for, if it is for one (saves a lookup)
 	epoch int
-	do    func()
+	kind  eventKind
+	do    func()   // eventDo
+	from  string   // eventToNode, eventSend: the sender
+	msg   wire.Msg // eventToNode, eventSend: the message
+	gen   int      // eventWake: the host's tickGen when it was scheduled
 }
+
+type eventKind uint8
+
+const (
+	eventDo     eventKind = iota // run do
+	eventToNode                  // deliver msg to host (see sendTo)
+	eventSend                    // deliver msg to the machine to (see send)
+	eventWake                    // a lazy tick of host (see wakeAt)
+)
 
 // The queue's heap holds, per event, its time and its sequence number
 // packed with the index of its slot in a slab of events: 16 bytes, so
