@@ -62,9 +62,11 @@ type Node struct {
 
 	headStep uint64
 	head     cid.Cid
-	// headName is the string form of named (see headString).
-	headName string
-	named    cid.Cid
+	// agreed is the detail of the event that says the tracker finalised
+	// the head, C_agreedStep = agreedHead (see agreedDetail).
+	agreed     string
+	agreedStep uint64
+	agreedHead cid.Cid
 	// Content in the store that the core knows of, in two generations:
 	// have since the last head change, had before it. Older knowledge is
 	// dropped (the driver answers a fetch of content it holds at once).
@@ -249,14 +251,16 @@ func (n *Node) event(kind wire.EventKind, step uint64, format string, args ...an
 	n.ready.Events = append(n.ready.Events, Event{Kind: kind, Step: step, Detail: fmt.Sprintf(format, args...)})
 }
 
-// headString returns the head's string form, made once per head: the
-// tracker republishes its last Final to every node while a step runs,
-// and a node that agrees says so each time.
-func (n *Node) headString() string {
-	if !n.named.Equals(n.head) || n.headName == "" {
-		n.named, n.headName = n.head, n.head.String()
+// agreedDetail returns the detail of the event that says the tracker
+// finalised the head, made once per head: the tracker republishes its
+// last Final to every node while a step runs, and a node that agrees
+// says so each time.
+func (n *Node) agreedDetail() string {
+	if n.agreed == "" || n.agreedStep != n.headStep || !n.agreedHead.Equals(n.head) {
+		n.agreed = fmt.Sprintf("C_%d = %s agreed", n.headStep, n.head)
+		n.agreedStep, n.agreedHead = n.headStep, n.head
 	}
-	return n.headName
+	return n.agreed
 }
 
 func (n *Node) has(id cid.Cid) bool {
@@ -688,7 +692,7 @@ func (n *Node) onFinal(f *wire.Final) {
 	case n.headStep > next:
 		return
 	case n.headStep == next && n.head.Equals(f.Checkpoint):
-		n.event(wire.EventFinal, f.Step, "C_%d = %s agreed", next, n.headString())
+		n.ready.Events = append(n.ready.Events, Event{Kind: wire.EventFinal, Step: f.Step, Detail: n.agreedDetail()})
 		return
 	case n.headStep == next && n.keepsOwn(next, f.Checkpoint, "finalised"):
 		return
