@@ -100,6 +100,9 @@ func (n *Node) Fetched(now time.Time, id cid.Cid, ok bool) {
 // fetchIncluded fetches the payloads of a Close's included updates that
 // the node lacks, each from its sender.
 func (n *Node) fetchIncluded(included []wire.Included) {
+	if n.cfg.PresentAll != nil && n.cfg.PresentAll(included) {
+		return // fetch would find each present
+	}
 	for _, in := range included {
 		n.fetch(in.Payload, FetchBlob, []string{in.Peer})
 	}

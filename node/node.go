@@ -37,6 +37,12 @@ type Config struct {
 	// that delivers a step's updates in bulk marks them present this way
 	// instead of handing each to every node.
 	Present func(id cid.Cid) bool
+	// PresentAll, if set, reports whether Present holds for the payload
+	// of every one of a Close's included updates; false means it may
+	// not, and each is looked at. Every node checks every payload of
+	// each Close it applies; the driver knows at once whether a whole
+	// batch is in.
+	PresentAll func(included []wire.Included) bool
 	// Validate replaces wire.Validate in Receive. A driver that hands
 	// every receiver the same decoded message may check its form once.
 	Validate func(v wire.View, from string, m wire.Msg) (wire.Result, error)
@@ -265,6 +271,20 @@ func (n *Node) agreedDetail() string {
 
 func (n *Node) has(id cid.Cid) bool {
 	return n.have[id] || n.had[id] || (n.cfg.Present != nil && n.cfg.Present(id))
+}
+
+// hasAll reports whether the payload of every one of included is in
+// the store.
+func (n *Node) hasAll(included []wire.Included) bool {
+	if n.cfg.PresentAll != nil && n.cfg.PresentAll(included) {
+		return true
+	}
+	for _, in := range included {
+		if !n.has(in.Payload) {
+			return false
+		}
+	}
+	return true
 }
 
 func (n *Node) keep(id cid.Cid) { n.have[id] = true }

@@ -347,6 +347,47 @@ func (c *Cluster) presentAt(h *host, id cid.Cid) bool {
 	return ok && c.nowNS() >= t
 }
 
+// presentAllAt reports whether every update of included (a Close's
+// list) reached a node in its step's batch: presentAt of each, answered
+// at once when the list is all in one step's batch (see wholeBatch).
+func (c *Cluster) presentAllAt(h *host, included []wire.Included) bool {
+	if len(included) == 0 {
+		return false
+	}
+	ref, ok := c.present[included[0].Payload]
+	if !ok || !c.wholeBatch(ref.step, included) {
+		return false
+	}
+	t, ok := h.batchDone[ref.step]
+	return ok && c.nowNS() >= t
+}
+
+// wholeBatch reports whether every update of included (a Close's list)
+// is in the batch of a step's updates published before its Close; it is
+// worked out once per list and step.
+func (c *Cluster) wholeBatch(step uint64, included []wire.Included) bool {
+	st := c.streams[step]
+	if st == nil || st.closed < 0 || len(included) == 0 {
+		return false
+	}
+	if st.whole == nil {
+		st.whole = map[*wire.Included]bool{}
+	}
+	key := &included[0]
+	whole, seen := st.whole[key]
+	if !seen {
+		whole = true
+		for _, in := range included {
+			if ref, ok := c.present[in.Payload]; !ok || ref.step != step || ref.idx >= st.closed {
+				whole = false
+				break
+			}
+		}
+		st.whole[key] = whole
+	}
+	return whole
+}
+
 // deliverDisputed hands every node the updates of a disputed unit: any of
 // them may be asked to settle the dispute, from the updates it saw.
 func (c *Cluster) deliverDisputed(step uint64, unit uint32) {
@@ -443,26 +484,9 @@ func (c *Cluster) noteEvent(ev tracker.Event) {
 // all in its stream before the Close are checked once per Close, and a
 // node then only needs its batch to be in.
 func (c *Cluster) checkApply(h *host, a node.ApplyJob) {
-	if c.cfg.Batch && len(a.Included) > 0 {
-		if st := c.streams[a.Step]; st != nil && st.closed >= 0 {
-			if st.whole == nil {
-				st.whole = map[*wire.Included]bool{}
-			}
-			key := &a.Included[0]
-			whole, seen := st.whole[key]
-			if !seen {
-				whole = true
-				for _, in := range a.Included {
-					if ref, ok := c.present[in.Payload]; !ok || ref.step != a.Step || ref.idx >= st.closed {
-						whole = false
-						break
-					}
-				}
-				st.whole[key] = whole
-			}
-			if t, ok := h.batchDone[a.Step]; whole && ok && c.nowNS() >= t {
-				return
-			}
+	if c.cfg.Batch && c.wholeBatch(a.Step, a.Included) {
+		if t, ok := h.batchDone[a.Step]; ok && c.nowNS() >= t {
+			return
 		}
 	}
 	for _, in := range a.Included {

@@ -82,6 +82,7 @@ func (c *Cluster) startNode(h *host) error {
 		Validate: c.validate, Assignments: c.assignments}
 	if c.cfg.Batch {
 		cfg.Present = func(id cid.Cid) bool { return c.presentAt(h, id) }
+		cfg.PresentAll = func(included []wire.Included) bool { return c.presentAllAt(h, included) }
 	}
 	n, err := node.New(cfg)
 	if err != nil {
