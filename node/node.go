@@ -704,9 +704,7 @@ func (n *Node) startCheck(c wire.Check) {
 
 func (n *Node) onFinal(f *wire.Final) {
 	n.finals[f.Step] = f
-	for _, p := range f.Providers {
-		n.addProvider(f.Checkpoint, p)
-	}
+	n.addProviders(f.Checkpoint, f.Providers)
 	next := f.Step + 1
 	switch {
 	case n.headStep > next:
