@@ -31,6 +31,22 @@ func (n *Node) addProvider(id cid.Cid, peer string) {
 	}
 }
 
+// addProviders is addProvider of each peer in turn, with one lookup of
+// the known providers when it knows them all (a republished Final names
+// the same providers again).
+func (n *Node) addProviders(id cid.Cid, peers []string) {
+	if len(peers) == 0 {
+		return
+	}
+	ps := n.providers[id]
+	for _, p := range peers {
+		if !slices.Contains(ps, p) {
+			n.addProvider(id, p)
+			ps = n.providers[id]
+		}
+	}
+}
+
 func (n *Node) providersFor(id cid.Cid, extra []string) []string {
 	out := slices.Clone(extra)
 	for _, p := range n.providers[id] {
@@ -105,6 +121,9 @@ func (n *Node) Fetched(now time.Time, id cid.Cid, ok bool) {
 // fetchIncluded fetches the payloads of a Close's included updates that
 // the node lacks, each from its sender.
 func (n *Node) fetchIncluded(included []wire.Included) {
+	if n.cfg.PresentAll != nil && n.cfg.PresentAll(included) {
+		return // fetch would find each present
+	}
 	for _, in := range included {
 		n.fetch(in.Payload, FetchBlob, []string{in.Peer})
 	}

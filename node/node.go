@@ -42,6 +42,12 @@ type Config struct {
 	// that delivers a step's updates in bulk marks them present this way
 	// instead of handing each to every node.
 	Present func(id cid.Cid) bool
+	// PresentAll, if set, reports whether Present holds for the payload
+	// of every one of a Close's included updates; false means it may
+	// not, and each is looked at. Every node checks every payload of
+	// each Close it applies; the driver knows at once whether a whole
+	// batch is in.
+	PresentAll func(included []wire.Included) bool
 	// Validate replaces wire.Validate in Receive. A driver that hands
 	// every receiver the same decoded message may check its form once.
 	Validate func(v wire.View, from string, m wire.Msg) (wire.Result, error)
@@ -67,6 +73,11 @@ type Node struct {
 
 	headStep uint64
 	head     cid.Cid
+	// agreed is the detail of the event that says the tracker finalised
+	// the head, C_agreedStep = agreedHead (see agreedDetail).
+	agreed     string
+	agreedStep uint64
+	agreedHead cid.Cid
 	// Content in the store that the core knows of, in two generations:
 	// have since the last head change, had before it. Older knowledge is
 	// dropped (the driver answers a fetch of content it holds at once).
@@ -264,8 +275,34 @@ func (n *Node) event(kind wire.EventKind, step uint64, format string, args ...an
 	n.ready.Events = append(n.ready.Events, Event{Kind: kind, Step: step, Detail: fmt.Sprintf(format, args...)})
 }
 
+// agreedDetail returns the detail of the event that says the tracker
+// finalised the head, made once per head: the tracker republishes its
+// last Final to every node while a step runs, and a node that agrees
+// says so each time.
+func (n *Node) agreedDetail() string {
+	if n.agreed == "" || n.agreedStep != n.headStep || !n.agreedHead.Equals(n.head) {
+		n.agreed = fmt.Sprintf("C_%d = %s agreed", n.headStep, n.head)
+		n.agreedStep, n.agreedHead = n.headStep, n.head
+	}
+	return n.agreed
+}
+
 func (n *Node) has(id cid.Cid) bool {
 	return n.have[id] || n.had[id] || (n.cfg.Present != nil && n.cfg.Present(id))
+}
+
+// hasAll reports whether the payload of every one of included is in
+// the store.
+func (n *Node) hasAll(included []wire.Included) bool {
+	if n.cfg.PresentAll != nil && n.cfg.PresentAll(included) {
+		return true
+	}
+	for _, in := range included {
+		if !n.has(in.Payload) {
+			return false
+		}
+	}
+	return true
 }
 
 func (n *Node) keep(id cid.Cid) { n.have[id] = true }
@@ -719,15 +756,13 @@ func (n *Node) startCheck(c wire.Check) {
 
 func (n *Node) onFinal(f *wire.Final) {
 	n.finals[f.Step] = f
-	for _, p := range f.Providers {
-		n.addProvider(f.Checkpoint, p)
-	}
+	n.addProviders(f.Checkpoint, f.Providers)
 	next := f.Step + 1
 	switch {
 	case n.headStep > next:
 		return
 	case n.headStep == next && n.head.Equals(f.Checkpoint):
-		n.event(wire.EventFinal, f.Step, "C_%d = %s agreed", next, f.Checkpoint)
+		n.ready.Events = append(n.ready.Events, Event{Kind: wire.EventFinal, Step: f.Step, Detail: n.agreedDetail()})
 		return
 	case n.headStep == next && n.keepsOwn(next, f.Checkpoint, "finalised"):
 		return

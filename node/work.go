@@ -50,14 +50,7 @@ func (n *Node) progress() {
 	}
 	// Apply the closed step.
 	if c := n.close; c != nil && n.applying == nil && c.Step == n.headStep && c.Base.Equals(n.head) {
-		all := n.has(c.Base)
-		for _, in := range c.Included {
-			if !n.has(in.Payload) {
-				all = false
-				break
-			}
-		}
-		if all {
+		if n.has(c.Base) && n.hasAll(c.Included) {
 			j := ApplyJob{Step: c.Step, Base: c.Base, Included: c.Included}
 			n.applying = &j
 			// The Close belongs to the attempt of the step's Open the

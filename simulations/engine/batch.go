@@ -29,8 +29,49 @@ type formCheck struct {
 // and rejects on failure; after that it reads only the kind, round, step
 // and sender (and a Verdict's Checked), so a copy of the message with one
 // member, one included update, no payload or no providers decides the
-// same.
+// same. Validate is a function of the message, its sender and the
+// View's answers (and, for an Update, the Dealer's): the verdict on each
+// of the tracker's messages, which every node receives, and again at
+// each republication, is kept by those answers and given again to every
+// node that answers alike.
 func (c *Cluster) validate(v wire.View, from string, m wire.Msg) (wire.Result, error) {
+	switch m.(type) {
+	case *wire.Open, *wire.Close, *wire.Final:
+		step, head := v.Head()
+		k := verdictKey{from: from, round: v.Round(), tracker: v.TrackerID(), step: step, head: head, excluded: v.Excluded(from)}
+		vs := c.verdicts[m]
+		for _, x := range vs {
+			if x.verdictKey == k {
+				return x.res, x.err
+			}
+		}
+		res, err := c.validateOnce(v, from, m)
+		c.verdicts[m] = append(vs, verdict{verdictKey: k, res: res, err: err})
+		return res, err
+	}
+	return c.validateOnce(v, from, m)
+}
+
+// verdictKey is a message's sender and every answer of the View that
+// wire.Validate reads.
+type verdictKey struct {
+	from     string
+	round    cid.Cid
+	tracker  string
+	step     uint64
+	head     cid.Cid
+	excluded bool
+}
+
+// verdict is what Validate said of a message for a sender and View.
+type verdict struct {
+	verdictKey
+	res wire.Result
+	err error
+}
+
+// validateOnce is validate without the memory of verdicts.
+func (c *Cluster) validateOnce(v wire.View, from string, m wire.Msg) (wire.Result, error) {
 	var stub wire.Msg
 	switch m := m.(type) {
 	case *wire.Open:
@@ -133,8 +174,8 @@ func (c *Cluster) publishBatched(from string, src *port, m wire.Msg, size, depar
 		}
 		audits := auditChecks(m)
 		ready := c.relayed(src, size, depart)
-		for _, to := range c.order {
-			h := c.hosts[to]
+		for _, h := range c.byOrder {
+			to := h.id
 			if !h.alive || !c.reachable(from, to) {
 				continue
 			}
@@ -164,7 +205,10 @@ func (c *Cluster) publishBatched(from string, src *port, m wire.Msg, size, depar
 		}
 	}
 	u, ok := m.(*wire.Update)
-	if h := c.hosts[from]; !ok || (h != nil && h.withholds) {
+	if !ok {
+		return
+	}
+	if h := c.hosts[from]; h != nil && h.withholds {
 		return // a withholder's payload reaches no one
 	}
 	ready := c.relayed(src, size, depart)
@@ -248,6 +292,11 @@ func (c *Cluster) closeStream(step uint64) {
 			delete(c.forms, m)
 		}
 	}
+	for m := range c.verdicts {
+		if m.StepNum()+KeepSteps < step {
+			delete(c.verdicts, m)
+		}
+	}
 	for o := range c.dealings {
 		if o.Step+KeepSteps < step {
 			delete(c.dealings, o)
@@ -298,6 +347,47 @@ func (c *Cluster) presentAt(h *host, id cid.Cid) bool {
 	return ok && c.nowNS() >= t
 }
 
+// presentAllAt reports whether every update of included (a Close's
+// list) reached a node in its step's batch: presentAt of each, answered
+// at once when the list is all in one step's batch (see wholeBatch).
+func (c *Cluster) presentAllAt(h *host, included []wire.Included) bool {
+	if len(included) == 0 {
+		return false
+	}
+	ref, ok := c.present[included[0].Payload]
+	if !ok || !c.wholeBatch(ref.step, included) {
+		return false
+	}
+	t, ok := h.batchDone[ref.step]
+	return ok && c.nowNS() >= t
+}
+
+// wholeBatch reports whether every update of included (a Close's list)
+// is in the batch of a step's updates published before its Close; it is
+// worked out once per list and step.
+func (c *Cluster) wholeBatch(step uint64, included []wire.Included) bool {
+	st := c.streams[step]
+	if st == nil || st.closed < 0 || len(included) == 0 {
+		return false
+	}
+	if st.whole == nil {
+		st.whole = map[*wire.Included]bool{}
+	}
+	key := &included[0]
+	whole, seen := st.whole[key]
+	if !seen {
+		whole = true
+		for _, in := range included {
+			if ref, ok := c.present[in.Payload]; !ok || ref.step != step || ref.idx >= st.closed {
+				whole = false
+				break
+			}
+		}
+		st.whole[key] = whole
+	}
+	return whole
+}
+
 // deliverDisputed hands every node the updates of a disputed unit: any of
 // them may be asked to settle the dispute, from the updates it saw.
 func (c *Cluster) deliverDisputed(step uint64, unit uint32) {
@@ -309,8 +399,8 @@ func (c *Cluster) deliverDisputed(step uint64, unit uint32) {
 		if u.msg.Unit != unit || u.repeat {
 			continue
 		}
-		for _, to := range c.order {
-			h := c.hosts[to]
+		for _, h := range c.byOrder {
+			to := h.id
 			if to == u.from || !h.alive || !c.reachable(u.from, to) {
 				continue
 			}
@@ -394,26 +484,9 @@ func (c *Cluster) noteEvent(ev tracker.Event) {
 // all in its stream before the Close are checked once per Close, and a
 // node then only needs its batch to be in.
 func (c *Cluster) checkApply(h *host, a node.ApplyJob) {
-	if c.cfg.Batch && len(a.Included) > 0 {
-		if st := c.streams[a.Step]; st != nil && st.closed >= 0 {
-			if st.whole == nil {
-				st.whole = map[*wire.Included]bool{}
-			}
-			key := &a.Included[0]
-			whole, seen := st.whole[key]
-			if !seen {
-				whole = true
-				for _, in := range a.Included {
-					if ref, ok := c.present[in.Payload]; !ok || ref.step != a.Step || ref.idx >= st.closed {
-						whole = false
-						break
-					}
-				}
-				st.whole[key] = whole
-			}
-			if t, ok := h.batchDone[a.Step]; whole && ok && c.nowNS() >= t {
-				return
-			}
+	if c.cfg.Batch && c.wholeBatch(a.Step, a.Included) {
+		if t, ok := h.batchDone[a.Step]; ok && c.nowNS() >= t {
+			return
 		}
 	}
 	for _, in := range a.Included {

@@ -108,6 +108,7 @@ type Cluster struct {
 	trk     *trackerHost
 	hosts   map[string]*host
 	order   []string // host IDs in creation order
+	byOrder []*host  // the hosts in the same order
 	group   map[string]int
 	genesis cid.Cid
 	pool    *Pool
@@ -115,6 +116,7 @@ type Cluster struct {
 	net     netState
 
 	forms    map[wire.Msg]formCheck
+	verdicts map[wire.Msg][]verdict // on the tracker's messages (see validate)
 	dealings map[*wire.Open]*dealing
 	dealt    map[uint64]*dealing // by AssignStep of the Open last dealt
 	streams  map[uint64]*stream
@@ -154,7 +156,7 @@ func New(cfg Config) (*Cluster, error) {
 	seed := cfg.Seed
 	c := &Cluster{cfg: cfg, start: time.Unix(1_700_000_000, 0).UTC(), rng: rand.New(rand.NewPCG(seed, seed^0x5348_4f41_4c)),
 		hosts: map[string]*host{}, group: map[string]int{}, genesis: cfg.Genesis, Opens: map[uint64]*wire.Open{}, pool: NewPool(),
-		forms: map[wire.Msg]formCheck{}, dealings: map[*wire.Open]*dealing{}, dealt: map[uint64]*dealing{},
+		forms: map[wire.Msg]formCheck{}, verdicts: map[wire.Msg][]verdict{}, dealings: map[*wire.Open]*dealing{}, dealt: map[uint64]*dealing{},
 		streams: map[uint64]*stream{}, present: map[cid.Cid]presenceRef{}, snap: map[string]peerSnapshot{}}
 	c.now = c.start
 	c.trk = newTrackerHost(cfg)
@@ -195,34 +197,36 @@ func (c *Cluster) timeAt(ns float64) time.Time { return c.start.Add(time.Duratio
 // each other. Peers not named are in group 0, with the tracker.
 func (c *Cluster) Partition(groups map[string]int) {
 	c.group = groups
-	c.trace("%s partition %v", c.stamp(), groups)
+	c.trace("partition %v", groups)
 }
 
 // Heal joins the network again.
 func (c *Cluster) Heal() {
 	c.group = map[string]int{}
-	c.trace("%s healed", c.stamp())
+	c.trace("healed")
 }
 
 func (c *Cluster) reachable(a, b string) bool { return c.group[a] == c.group[b] }
 
 func (c *Cluster) stamp() string { return fmt.Sprintf("%9.3fs", c.Elapsed().Seconds()) }
 
+// trace sends a line to the Config's Trace, stamped with the virtual
+// time; without a Trace it formats nothing.
 func (c *Cluster) trace(format string, args ...any) {
 	if c.cfg.Trace != nil {
-		c.cfg.Trace(fmt.Sprintf(format, args...))
+		c.cfg.Trace(c.stamp() + " " + fmt.Sprintf(format, args...))
 	}
 }
 
 func (c *Cluster) schedule(at time.Time, to string, epoch int, do func()) {
 	c.seq++
-	c.queue.push(&event{at: int64(at.Sub(c.start)), seq: c.seq, to: to, epoch: epoch, do: do})
+	c.queue.push(event{at: int64(at.Sub(c.start)), seq: c.seq, to: to, epoch: epoch, do: do})
 }
 
 // scheduleFor is schedule for an event of a node's current incarnation.
 func (c *Cluster) scheduleFor(at time.Time, h *host, do func()) {
 	c.seq++
-	c.queue.push(&event{at: int64(at.Sub(c.start)), seq: c.seq, to: h.id, host: h, epoch: h.epoch, do: do})
+	c.queue.push(event{at: int64(at.Sub(c.start)), seq: c.seq, to: h.id, host: h, epoch: h.epoch, do: do})
 }
 
 // At runs do at virtual time at (not before now), whatever happens to the
@@ -263,11 +267,10 @@ func (c *Cluster) RunUntil(done func() bool, limit time.Duration) error {
 		if done() {
 			return nil
 		}
-		e := c.queue.peek()
-		if e.at > end {
+		if c.queue.peekAt() > end {
 			break
 		}
-		c.queue.pop()
+		e := c.queue.pop()
 		if h := e.host; h != nil {
 			if !h.alive || h.epoch != e.epoch {
 				continue
@@ -278,7 +281,16 @@ func (c *Cluster) RunUntil(done func() bool, limit time.Duration) error {
 		c.atNS = e.at
 		c.now = c.start.Add(time.Duration(e.at))
 		c.Processed++
-		e.do()
+		switch e.kind {
+		case eventToNode:
+			c.arriveAtNode(e.from, e.host, e.msg)
+		case eventSend:
+			c.arriveAt(e.from, e.to, e.msg)
+		case eventWake:
+			c.wake(e.host, e.gen)
+		default:
+			e.do()
+		}
 		if c.err != nil {
 			return c.err
 		}

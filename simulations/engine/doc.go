@@ -20,10 +20,12 @@
 // included update makes the simulation quadratic: Config.Batch delivers
 // a step's updates to each node as one batch, whose arrival the node's
 // downlink queue decides, and hands as messages only what each node acts
-// on. The node core is told of the batch through its Present hook; its
-// form checks and work assignment are computed once per message and step
-// (its Validate and Assignments hooks). The bytes each peer would
-// download stay in the accounts.
+// on. The node core is told of the batch through its Present hook (and
+// PresentAll, for a Close's whole list at once); its form checks and
+// work assignment are computed once per message and step, and the
+// verdict of its validation on each of the tracker's messages once per
+// message and view (its Validate and Assignments hooks). The bytes each
+// peer would download stay in the accounts.
 //
 // Invariants checks, after every event, that honest peers never hold
 // different checkpoints for a finalised step, that finalised steps never

@@ -73,6 +73,7 @@ func (c *Cluster) AddNode(id string, role wire.Role, mk func(store *Store) (node
 	}
 	c.hosts[id] = h
 	c.order = append(c.order, id)
+	c.byOrder = append(c.byOrder, h)
 	return c.startNode(h)
 }
 
@@ -81,6 +82,7 @@ func (c *Cluster) startNode(h *host) error {
 		Validate: c.validate, Assignments: c.assignments}
 	if c.cfg.Batch {
 		cfg.Present = func(id cid.Cid) bool { return c.presentAt(h, id) }
+		cfg.PresentAll = func(included []wire.Included) bool { return c.presentAllAt(h, included) }
 	}
 	n, err := node.New(cfg)
 	if err != nil {
@@ -127,15 +129,19 @@ func (c *Cluster) wakeAt(h *host, t time.Time) {
 	}
 	h.wake = t
 	h.tickGen++
-	gen := h.tickGen
-	c.scheduleFor(t, h, func() {
-		if gen != h.tickGen {
-			return // moved earlier since
-		}
-		h.wake = time.Time{}
-		c.drive(h.loop.Tick(c.now))
-		c.wakeAt(h, h.lastHello.Add(round.HeartbeatInterval(c.cfg.Spec)))
-	})
+	c.seq++
+	c.queue.push(event{at: int64(t.Sub(c.start)), seq: c.seq, to: h.id, host: h, epoch: h.epoch, kind: eventWake, gen: h.tickGen})
+}
+
+// wake is the event of wakeAt: a lazy tick of h, unless one was scheduled
+// earlier since (gen is the tickGen it was scheduled with).
+func (c *Cluster) wake(h *host, gen int) {
+	if gen != h.tickGen {
+		return // moved earlier since
+	}
+	h.wake = time.Time{}
+	c.drive(h.loop.Tick(c.now))
+	c.wakeAt(h, h.lastHello.Add(round.HeartbeatInterval(c.cfg.Spec)))
 }
 
 // Node returns a node's state machine.
@@ -172,7 +178,7 @@ func (c *Cluster) Kill(id string) {
 	h.epoch++
 	h.upTime += c.now.Sub(h.upSince)
 	clear(h.batchDone)
-	c.trace("%s %s killed", c.stamp(), id)
+	c.trace("%s killed", id)
 }
 
 // Restart starts a killed node again from its store and head.
@@ -181,7 +187,7 @@ func (c *Cluster) Restart(id string) error {
 	if h.alive {
 		return fmt.Errorf("simulations: %s is running", id)
 	}
-	c.trace("%s %s restarted at C_%d", c.stamp(), id, h.headAt)
+	c.trace("%s restarted at C_%d", id, h.headAt)
 	return c.startNode(h)
 }
 
@@ -199,7 +205,7 @@ type nodeEffects struct {
 }
 
 func (e nodeEffects) Event(ev node.Event) {
-	e.c.trace("%s %s %s step %d %s", e.c.stamp(), e.h.id, ev.Kind, ev.Step, ev.Detail)
+	e.c.trace("%s %s step %d %s", e.h.id, ev.Kind, ev.Step, ev.Detail)
 	e.c.noteNodeEvent(ev)
 }
 
@@ -245,7 +251,7 @@ func (e nodeEffects) Publish(m wire.Msg) {
 	case *wire.Update:
 		e.c.noteNodeUpdate(e.h, m)
 	}
-	e.c.publish(e.h.id, m)
+	e.c.publishFrom(e.h.id, &e.h.port, m)
 }
 
 func (e nodeEffects) Run(j node.Job)     { e.c.runJob(e.h, j) }

@@ -130,8 +130,8 @@ func (c *Cluster) sybilSend(s Sybil, m wire.Msg, toNodes bool) {
 	if u, ok := m.(*wire.Update); ok {
 		size = len(u.Data) + 256
 	}
-	for _, id := range c.order {
-		h := c.hosts[id]
+	for _, h := range c.byOrder {
+		id := h.id
 		if !h.alive || !c.reachable(s.ID, id) {
 			continue
 		}

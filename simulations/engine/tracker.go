@@ -80,12 +80,12 @@ func (c *Cluster) startTracker() error {
 func (c *Cluster) KillTracker() {
 	c.trk.alive = false
 	c.trk.epoch++
-	c.trace("%s tracker killed", c.stamp())
+	c.trace("tracker killed")
 }
 
 // RestartTracker starts the tracker again from its storage.
 func (c *Cluster) RestartTracker() error {
-	c.trace("%s tracker restarted", c.stamp())
+	c.trace("tracker restarted")
 	return c.startTracker()
 }
 
@@ -121,7 +121,7 @@ func (c *Cluster) flushTracker() {
 	}
 	for _, ev := range rd.Events {
 		c.Events = append(c.Events, TimedEvent{At: c.Elapsed(), Event: ev})
-		c.trace("%s tracker %s step %d %s %s", c.stamp(), ev.Kind, ev.Step, ev.Peer, ev.Detail)
+		c.trace("tracker %s step %d %s %s", ev.Kind, ev.Step, ev.Peer, ev.Detail)
 		c.noteEvent(ev)
 	}
 	for _, m := range rd.Publish {
@@ -210,7 +210,7 @@ func (c *Cluster) deliverToTracker(from string, m wire.Msg) {
 	err := c.trk.t.Receive(c.now, from, m)
 	c.TrackerWall += time.Since(t0)
 	if err != nil {
-		c.trace("%s tracker refused %s from %s: %v", c.stamp(), m.Kind(), from, err)
+		c.trace("tracker refused %s from %s: %v", m.Kind(), from, err)
 	} else if u, ok := m.(*wire.Update); ok && len(u.Data) > 0 {
 		// The tracker's driver keeps an accepted update's inline payload
 		// (the cluster checked its form when it was published).
