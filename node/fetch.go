@@ -22,12 +22,15 @@ func (n *Node) addProvider(id cid.Cid, peer string) {
 	n.providers[id] = append(ps, peer)
 	if len(n.providers) > 64 {
 		// Keep the map small: providers of old checkpoints are of no use.
+		// Which entry goes must not depend on the map's iteration order
+		// (the core is deterministic): the least CID that is not in use.
+		var drop cid.Cid
 		for k := range n.providers {
-			if !k.Equals(id) && !k.Equals(n.head) && !k.Equals(n.catchUp) {
-				delete(n.providers, k)
-				break
+			if !k.Equals(id) && !k.Equals(n.head) && !k.Equals(n.catchUp) && (!drop.Defined() || k.KeyString() < drop.KeyString()) {
+				drop = k
 			}
 		}
+		delete(n.providers, drop)
 	}
 }
 
