@@ -122,14 +122,18 @@ func TestLargeModelRound(t *testing.T) {
 			}
 		}
 		agreed = agreed[:0]
+		var fetched int64
 		for name, url := range status {
 			st, err := getNodeStatus(url)
 			if err != nil || st.Step < 3 || final[st.Step] != st.Head {
 				return false
 			}
+			fetched += st.BlobIn
 			agreed = append(agreed, fmt.Sprintf("%s at step %d on %s", name, st.Step, st.Head))
 		}
-		return true
+		// And some update was verified from its chunked residual (a
+		// replica's cross-check or an audit), which may take a few steps.
+		return fetched >= 4*params
 	})
 	if err != nil {
 		s, _ := getSnapshot(dash)
@@ -137,20 +141,13 @@ func TestLargeModelRound(t *testing.T) {
 		for _, p := range e.procs {
 			fmt.Fprintf(&tails, "%s stderr tail:\n%s\n", p.name, tailLines(p.lines(), 15))
 		}
-		t.Fatalf("the nodes did not agree on the head of step 3 or later (the tracker is at step %d): %v\n%s", s.Step, err, tails.String())
+		t.Fatalf("the nodes did not agree on the head of step 3 or later, having verified an update from its chunked residual (the tracker is at step %d): %v\n%s", s.Step, err, tails.String())
 	}
 	t.Logf("every node holds the tracker's checkpoint of its step: %v", agreed)
-	var fetched int64
 	for name, url := range status {
-		st, err := getNodeStatus(url)
-		if err != nil {
-			t.Fatal(err)
+		if st, err := getNodeStatus(url); err == nil {
+			t.Logf("%s: fetched %d bytes of content, served %d", name, st.BlobIn, st.BlobOut)
 		}
-		t.Logf("%s: fetched %d bytes of content, served %d", name, st.BlobIn, st.BlobOut)
-		fetched += st.BlobIn
-	}
-	if fetched < 4*params {
-		t.Errorf("the nodes fetched %d bytes of content in all, less than one residual (%d bytes): no update was verified", fetched, 4*params)
 	}
 
 	e.stopAll()

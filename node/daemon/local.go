@@ -92,7 +92,7 @@ func BuiltinData() (train, eval []byte, floor float64) {
 // Evaluator returns a function that measures the held-out loss of a
 // checkpoint in store, on up to batches batches of eval.
 func Evaluator(spec *round.Spec, store engine.Store, eval []byte, batches int) (func(cid.Cid) (float64, error), error) {
-	ev, err := newHeadEval(spec, store, eval, batches, nil)
+	ev, err := newHeadEval(spec, store, eval, batches, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -113,11 +113,18 @@ type headEval struct {
 	set   [][]int32
 }
 
-func newHeadEval(spec *round.Spec, store engine.Store, eval []byte, batches int, tok *tokenizer.BPE) (*headEval, error) {
+// newHeadEval returns the evaluation of a round's heads, in model if it
+// is not nil (the node's engine's model, which jobs and evaluations take
+// in turn on one goroutine: a second copy of a large model would double
+// the observer's memory), else in a model of its own.
+func newHeadEval(spec *round.Spec, store engine.Store, eval []byte, batches int, tok *tokenizer.BPE, model gradient.Model) (*headEval, error) {
 	cfg := engine.ModelConfig(spec)
-	m, err := gradient.New(cfg)
-	if err != nil {
-		return nil, err
+	m := model
+	if m == nil {
+		var err error
+		if m, err = gradient.New(cfg); err != nil {
+			return nil, err
+		}
 	}
 	batches = min(batches, evalBatchesFor(gradient.NumParams(m), cfg.Ctx))
 	var set [][]int32

@@ -172,7 +172,14 @@ func NewPeer(cfg PeerConfig) (*Node, error) {
 		Logger: cfg.Logger, Token: cfg.Token, Dataset: cfg.Dataset, DataPeers: cfg.DataPeers,
 		KeepCheckpoints: cfg.KeepCheckpoints, Tick: cfg.Tick}
 	if cfg.Role == wire.RoleObserver && len(cfg.Eval) > 0 {
-		ev, err := newHeadEval(cfg.Spec, cfg.Store, cfg.Eval, 16, cfg.Tokenizer)
+		// The evaluation shares the engine's model: the worker
+		// goroutine runs jobs and evaluations one at a time, and each
+		// loads the parameters it needs.
+		var model gradient.Model
+		if me, ok := eng.(*engine.ModelEngine); ok {
+			model = me.Model()
+		}
+		ev, err := newHeadEval(cfg.Spec, cfg.Store, cfg.Eval, 16, cfg.Tokenizer, model)
 		if err != nil {
 			return nil, fmt.Errorf("held-out text: %w", err)
 		}

@@ -469,6 +469,11 @@ func (e *ModelEngine) Corrupt(scale float32) {
 }
 
 func (e *ModelEngine) apply(j node.ApplyJob) (cid.Cid, error) {
+	// The trainer's optimizer moments and tape buffers (12 bytes per
+	// parameter and the activations) are not needed to apply a step: let
+	// them go, so that applying, which needs the momenta, the aggregate
+	// and the decoded updates, does not hold both at once.
+	e.trainer = nil
 	ps := e.model.Params()
 	outer := gradient.NewOuter(ps, float32(e.spec.Outer.LR), float32(e.spec.Outer.Momentum))
 	if err := e.load(j.Base, ps, outer.Momenta()); err != nil {
