@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/shoal-network/shoal/checkpoint/content"
@@ -65,12 +66,13 @@ type cluster struct {
 	// always to the same checkpoint.
 	finals    map[uint64]cid.Cid
 	published int
+	finalsBy  map[uint64]int // Finals published, by member
 }
 
 func newCluster(t *testing.T, n int, snapEvery uint64) *cluster {
 	c := &cluster{t: t, members: map[uint64]*member{}, now: time.Unix(1_800_000_000, 0), cut: map[[2]uint64]bool{},
 		inbox: map[uint64][]*raftpb.Message{}, workers: []string{"w1", "w2", "w3", "w4"}, sent: map[string]bool{},
-		finals: map[uint64]cid.Cid{}}
+		finals: map[uint64]cid.Cid{}, finalsBy: map[uint64]int{}}
 	spec := testSpec()
 	c.cfg = func(id uint64) Config {
 		return Config{ID: id, Tracker: tracker.Config{Spec: spec, Genesis: cidOf("genesis"), AuditSecret: bytes.Repeat([]byte{9}, 32)},
@@ -152,7 +154,7 @@ func (c *cluster) round() {
 	}
 	if l := c.leader(); l != 0 {
 		r := c.members[l].r
-		if err := r.Clock(c.now); err != nil && !errors.Is(err, ErrNotLeader) {
+		if err := r.Clock(c.now); err != nil && !errors.Is(err, ErrNotLeader) && !errors.Is(err, raft.ErrProposalDropped) {
 			c.t.Fatal(err)
 		}
 		c.workersSay(r)
@@ -222,6 +224,7 @@ func (c *cluster) publish(from uint64, m wire.Msg) {
 			c.t.Fatalf("step %d finalised twice: %s, then %s (member %d)", m.Step, prev, m.Checkpoint, from)
 		}
 		c.finals[m.Step] = m.Checkpoint
+		c.finalsBy[from]++
 		return
 	}
 	if term == 0 {
@@ -448,4 +451,69 @@ func TestGroupNewMemberFromSnapshot(t *testing.T) {
 	c.runUntil(600, "a new leader", func() bool { return c.leader() != 0 })
 	c.runUntil(3000, "7 finals", func() bool { return len(c.finals) >= 7 })
 	c.agree()
+}
+
+// partition cuts every link between the two sides.
+func (c *cluster) partition(a, b []uint64, cut bool) {
+	for _, x := range a {
+		for _, y := range b {
+			c.cut[[2]uint64{x, y}] = cut
+			c.cut[[2]uint64{y, x}] = cut
+		}
+	}
+}
+
+// TestGroupPartition cuts the leader off from the other two: on its
+// minority side it takes the workers' messages still (some workers are
+// on its side) but commits nothing, so it finalises and publishes
+// nothing new, while the majority elects a leader and carries on; once
+// the partition heals, the old leader follows the new one and every
+// replica holds one history.
+func TestGroupPartition(t *testing.T) {
+	c := newCluster(t, 3, 0)
+	c.runUntil(600, "a leader", func() bool { return c.leader() != 0 })
+	c.runUntil(3000, "2 finals", func() bool { return len(c.finals) >= 2 })
+	old := c.leader()
+	var rest []uint64
+	for _, id := range c.ids() {
+		if id != old {
+			rest = append(rest, id)
+		}
+	}
+	c.partition([]uint64{old}, rest, true)
+	oldFinals := len(c.members[old].r.Tracker().Finals())
+	oldApplied := c.members[old].r.applied
+	c.finalsBy[old] = 0
+	for i := range 3000 {
+		// The workers on the old leader's side talk to it while it
+		// thinks it leads.
+		if ok, _ := c.members[old].r.Leader(); ok {
+			c.workersSay(c.members[old].r)
+		}
+		c.round()
+		if len(c.finals) >= 5 && i > 100 {
+			break
+		}
+	}
+	if len(c.finals) < 5 {
+		t.Fatalf("the majority side finalised up to %d steps", len(c.finals))
+	}
+	if n := c.finalsBy[old]; n != 0 {
+		t.Fatalf("the old leader on the minority side published %d Finals", n)
+	}
+	if n := len(c.members[old].r.Tracker().Finals()); n != oldFinals {
+		t.Fatalf("the old leader on the minority side went from %d to %d finals", oldFinals, n)
+	}
+	if a := c.members[old].r.applied; a != oldApplied {
+		t.Fatalf("the old leader on the minority side applied entries %d to %d", oldApplied+1, a)
+	}
+	if ok, _ := c.members[old].r.Leader(); ok {
+		t.Fatal("the old leader still leads on the minority side (check quorum should depose it)")
+	}
+	c.partition([]uint64{old}, rest, false)
+	c.runUntil(3000, "7 finals", func() bool { return len(c.finals) >= 7 })
+	c.agree()
+	for _, id := range c.ids() {
+		c.checkFinals(c.members[id].r.Tracker())
+	}
 }

@@ -65,7 +65,10 @@ type Config struct {
 const DefaultSnapshotEntries = 4096
 
 // ErrNotLeader is returned for an input given to a replica that is not
-// the group's leader: only the leader takes inputs.
+// the group's leader: only the leader takes inputs. An input raft drops
+// (a leader stepping down, or too much not yet committed) is refused
+// with raft.ErrProposalDropped; either way the input is not taken, and
+// the peer that sent it sends it again when it sees a new term.
 var ErrNotLeader = errors.New("group: not the leader")
 
 // Replica is one member of a tracker group. It is not safe for
@@ -337,6 +340,10 @@ func (r *Replica) Ready() (Ready, error) {
 		if term := r.rn.BasicStatus().GetTerm(); r.announced != term {
 			r.announced = term
 			if err := r.propose(&Input{Kind: KindLead, At: r.clockNow(), Term: term}); err != nil {
+				if errors.Is(err, raft.ErrProposalDropped) || errors.Is(err, ErrNotLeader) {
+					r.announced = 0 // at the next Ready, if it still leads
+					return out, nil
+				}
 				return out, err
 			}
 			more, err := r.Ready()
