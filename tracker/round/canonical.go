@@ -86,6 +86,11 @@ func (s *Spec) Canonical() []byte {
 		"init_checkpoint":   init,
 		"admission":         string(s.Admission),
 	}
+	if len(s.TrackerAddrs) > 0 {
+		// Only a group's spec has them: a single tracker's round ID is
+		// what it was before groups existed.
+		doc["tracker_addrs"] = s.TrackerAddrs
+	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
