@@ -29,6 +29,7 @@ import (
 	"github.com/shoal-network/shoal/p2p"
 	"github.com/shoal-network/shoal/tracker/boltstore"
 	"github.com/shoal-network/shoal/tracker/dashboard"
+	"github.com/shoal-network/shoal/tracker/group"
 	"github.com/shoal-network/shoal/tracker/round"
 	"github.com/shoal-network/shoal/tracker/wire"
 )
@@ -104,6 +105,12 @@ type roundStartOptions struct {
 	Newcomers     float64
 	Data          string
 	net           netOptions
+	// A tracker group's raft timing and shared audit secret (see
+	// daemon.GroupConfig).
+	RaftTick       time.Duration
+	ElectionTicks  int
+	HeartbeatTicks int
+	GroupSecret    string
 }
 
 func newCmdRoundStart(f *factory, runF func(context.Context, *roundStartOptions) error) *cobra.Command {
@@ -147,6 +154,10 @@ first of the spec's trackers ('shoal round init' writes such a spec).`,
 	fl.Float64Var(&o.Newcomers, "newcomers", 1, "in an open round, how many workers without verified work a step admits, as a fraction of those with it (at least 8)")
 	fl.Float64Var(&o.Spares, "spares", 0, "with workers to spare, deal this fraction of a step's units again as spares, so the step closes without waiting for the slowest (0 to 1)")
 	fl.StringVar(&o.Data, "data", "", "the text of the spec's dataset (a file or directory; 'shoal dataset cid' names it)")
+	fl.DurationVar(&o.RaftTick, "raft-tick", daemon.DefaultRaftTick, "with a tracker group: raft's tick")
+	fl.IntVar(&o.ElectionTicks, "election-ticks", daemon.DefaultElectionTicks, "with a tracker group: ticks without a heartbeat before a member stands for election (randomised up to twice as many)")
+	fl.IntVar(&o.HeartbeatTicks, "heartbeat-ticks", daemon.DefaultHeartbeatTicks, "with a tracker group: ticks between the leader's heartbeats")
+	fl.StringVar(&o.GroupSecret, "group-secret", "", "with a tracker group: a file holding the audit secret the group's members share (at least 16 bytes; without it, the group audits without a secret)")
 	o.net.addFlags(fl)
 	return cmd
 }
@@ -214,6 +225,20 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	}
 	defer db.Close()
 	inv := daemon.Invite{Round: roundID, Peers: []peer.AddrInfo{th.AddrInfo()}}
+	var gcfg daemon.GroupConfig
+	var groupSecret []byte
+	if spec.Group() {
+		if gcfg, groupSecret, err = groupConfig(o); err != nil {
+			return err
+		}
+		defer gcfg.Log.Close()
+		// Volunteers find every member of the group in the invite.
+		others, err := groupPeers(spec, th.ID())
+		if err != nil {
+			return err
+		}
+		inv.Peers = append(inv.Peers, others...)
+	}
 	evals := newEvalLog()
 	// The round's own observer is the tracker's anchor: in an open round
 	// its commit outweighs any number of fresh peer IDs.
@@ -224,11 +249,15 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	var anchors []string
 	if oh != nil {
 		defer oh.Close()
-		anchors = []string{oh.ID().String()}
+		if !spec.Group() {
+			// A group's members must decide alike: each one's own
+			// observer is a member like any other, not an anchor.
+			anchors = []string{oh.ID().String()}
+		}
 	}
 	td, err := daemon.NewTracker(daemon.TrackerConfig{Spec: spec, Host: th, Store: store, Storage: db, Genesis: genesis,
 		MinMembers: o.MinMembers, Spares: o.Spares, Newcomers: o.Newcomers, Anchors: anchors, Logger: log.With("role", "tracker"), Invite: inv.String(), Floor: floor, EvalLoss: evals.get,
-		History: filepath.Join(o.DataDir, "dashboard.json")})
+		History: filepath.Join(o.DataDir, "dashboard.json"), Group: gcfg, AuditSecret: groupSecret})
 	if err != nil {
 		return err
 	}
@@ -359,8 +388,54 @@ func newObserver(oh *p2p.Host, ostore *daemon.Store, odir string, log *slog.Logg
 		Token: token, Logger: log.With("role", "observer"), Train: train, Eval: eval, OnEval: evals.set})
 }
 
+// groupConfig opens a tracker group member's raft log (raft.db in
+// --data-dir) and reads its timing and shared secret from the flags.
+func groupConfig(o *roundStartOptions) (daemon.GroupConfig, []byte, error) {
+	if o.RaftTick <= 0 || o.ElectionTicks < 2 || o.HeartbeatTicks < 1 || o.HeartbeatTicks >= o.ElectionTicks {
+		return daemon.GroupConfig{}, nil, fmt.Errorf("--raft-tick %v, --election-ticks %d, --heartbeat-ticks %d: need a positive tick and fewer heartbeat ticks than election ticks",
+			o.RaftTick, o.ElectionTicks, o.HeartbeatTicks)
+	}
+	var secret []byte
+	if o.GroupSecret != "" {
+		b, err := os.ReadFile(o.GroupSecret)
+		if err != nil {
+			return daemon.GroupConfig{}, nil, fmt.Errorf("--group-secret: %w", err)
+		}
+		if secret = []byte(strings.TrimSpace(string(b))); len(secret) < 16 {
+			return daemon.GroupConfig{}, nil, fmt.Errorf("--group-secret %s: %d bytes, need at least 16", o.GroupSecret, len(secret))
+		}
+	}
+	log, err := group.OpenLogStore(filepath.Join(o.DataDir, "raft.db"))
+	if err != nil {
+		return daemon.GroupConfig{}, nil, err
+	}
+	return daemon.GroupConfig{Log: log, Tick: o.RaftTick, ElectionTicks: o.ElectionTicks, HeartbeatTicks: o.HeartbeatTicks}, secret, nil
+}
+
+// groupPeers returns the other members of the spec's tracker group at
+// the addresses it gives.
+func groupPeers(spec *round.Spec, self peer.ID) ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	for i, p := range spec.TrackerIDs() {
+		id, err := peer.Decode(p)
+		if err != nil {
+			return nil, fmt.Errorf("trackers[%d]: %w", i, err)
+		}
+		if id == self || i >= len(spec.TrackerAddrs) {
+			continue
+		}
+		a, err := ma.NewMultiaddr(spec.TrackerAddrs[i])
+		if err != nil {
+			return nil, fmt.Errorf("tracker_addrs[%d]: %w", i, err)
+		}
+		out = append(out, peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{a}})
+	}
+	return out, nil
+}
+
 // specTracker loads the tracker identity in dataDir (creating it if there
-// is none) and checks that it is the first tracker the spec in file names.
+// is none) and checks that it is the first tracker the spec in file names,
+// or, for a tracker group, one of them.
 func specTracker(dataDir, file string, spec *round.Spec) (crypto.PrivKey, error) {
 	key, err := p2p.LoadOrCreateIdentity(filepath.Join(dataDir, "tracker.key"))
 	if err != nil {
@@ -369,6 +444,13 @@ func specTracker(dataDir, file string, spec *round.Spec) (crypto.PrivKey, error)
 	self, err := peer.IDFromPrivateKey(key)
 	if err != nil {
 		return nil, err
+	}
+	if spec.Group() {
+		if !spec.IsTracker(self.String()) {
+			return nil, fmt.Errorf("%s names the tracker group %v, but the identity in %s is %s: add it to trackers: (or use the --data-dir of one of them)",
+				file, spec.TrackerIDs(), dataDir, self)
+		}
+		return key, nil
 	}
 	if want, _ := round.CanonicalPeerID(spec.Trackers[0]); want != self.String() {
 		return nil, fmt.Errorf("%s names tracker %s, but the identity in %s is %s: put %s first under trackers: (or use the --data-dir that holds %s's key)",
@@ -572,6 +654,24 @@ func runRoundStatus(ctx context.Context, f *factory, o *roundStatusOptions) erro
 	t := snap.Throughput
 	fmt.Fprintf(w, "pace     %.0f samples/s, %s/s in, %s/s out, %.1f s per step\n", t.SamplesPerSec,
 		bytesize.Format(t.BytesInPerSec), bytesize.Format(t.BytesOutPerSec), t.StepSeconds)
+	if g := snap.Group; g != nil {
+		leader := g.Leader
+		if leader == "" {
+			leader = "none known"
+		}
+		fmt.Fprintf(w, "group    %d trackers, term %d, leader %s; this one %s applied %d of %d (snapshot at %d, %d entries of log)\n",
+			len(g.Members), g.Term, leader, g.Self, g.Applied, g.Commit, g.Snapshot, g.LogLen)
+		for _, m := range g.Members {
+			line := "         " + m
+			if m == g.Leader {
+				line += "  leader"
+			}
+			if lag, ok := g.Lag[m]; ok {
+				line += fmt.Sprintf("  %d entries behind", lag)
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PEER\tROLE\tSTATE\tSTEP\tUNITS\tSAMPLES\tVERIFIED\tCHECKS\tMISMATCHES\tREASON")

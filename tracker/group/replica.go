@@ -103,6 +103,10 @@ type Ready struct {
 	Fetch []tracker.Fetch
 	// Events are the tracker's events, at every replica.
 	Events []tracker.Event
+	// State, when not nil, is the tracker's state after a decision, for
+	// a driver that keeps a copy of it (the raft log is what makes it
+	// durable). It is the tracker's own: done with before the next input.
+	State *tracker.State
 }
 
 // New starts a replica from its log: from its last snapshot and the
@@ -351,6 +355,9 @@ func (r *Replica) Ready() (Ready, error) {
 			out.Publish = append(out.Publish, more.Publish...)
 			out.Fetch = append(out.Fetch, more.Fetch...)
 			out.Events = append(out.Events, more.Events...)
+			if more.State != nil {
+				out.State = more.State
+			}
 			return out, err
 		}
 	}
@@ -418,6 +425,9 @@ func (r *Replica) apply(e *raftpb.Entry, out *Ready) error {
 	}
 	rd := r.tr.Ready()
 	out.Events = append(out.Events, rd.Events...)
+	if rd.State != nil {
+		out.State = rd.State
+	}
 	if !r.leader {
 		return nil
 	}
