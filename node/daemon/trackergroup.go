@@ -216,24 +216,19 @@ func (d *Tracker) runGroup(ctx context.Context) error {
 			d.refresh()
 			return nil
 		case m := <-b.in:
-			if d.IsMember(m.from) {
-				break // another member's publication: the group's, not an input
-			}
-			err := d.rep.Receive(time.Now(), m.from, m.msg)
-			switch {
-			case errors.Is(err, group.ErrNotLeader), errors.Is(err, raft.ErrProposalDropped):
-			case err != nil:
-				b.refused.Add(1)
-				d.log.Debug("message refused", "peer", m.from, "kind", m.msg.Kind().String(), "reason", err.Error())
-			default:
-				if u, ok := m.msg.(*wire.Update); ok {
-					d.keepInline(u)
-					d.mu.Lock()
-					meta := *u
-					meta.Data = nil
-					d.updates[u.Payload] = &meta
-					d.mu.Unlock()
+			d.propose(m)
+			// Take what else has arrived before the Ready: its log
+			// write and round trip carry all of it.
+			for range cap(b.in) {
+				var m inbound
+				select {
+				case m = <-b.in:
+				default:
 				}
+				if m.msg == nil {
+					break
+				}
+				d.propose(m)
 			}
 		case h := <-d.held:
 			d.own(h.id)
@@ -263,6 +258,30 @@ func (d *Tracker) runGroup(ctx context.Context) error {
 		}
 		if err := d.flushGroup(rn, fetch); err != nil {
 			return err
+		}
+	}
+}
+
+// propose proposes a message from the round's topic to the group, if
+// this member leads.
+func (d *Tracker) propose(m inbound) {
+	if d.IsMember(m.from) {
+		return // another member's publication: the group's, not an input
+	}
+	err := d.rep.Receive(time.Now(), m.from, m.msg)
+	switch {
+	case errors.Is(err, group.ErrNotLeader), errors.Is(err, raft.ErrProposalDropped):
+	case err != nil:
+		d.bus.refused.Add(1)
+		d.log.Debug("message refused", "peer", m.from, "kind", m.msg.Kind().String(), "reason", err.Error())
+	default:
+		if u, ok := m.msg.(*wire.Update); ok {
+			d.keepInline(u)
+			d.mu.Lock()
+			meta := *u
+			meta.Data = nil
+			d.updates[u.Payload] = &meta
+			d.mu.Unlock()
 		}
 	}
 }
