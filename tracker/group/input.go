@@ -1,6 +1,7 @@
 package group
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -92,8 +93,24 @@ func MarshalInput(in *Input) ([]byte, error) {
 	return b, nil
 }
 
-// UnmarshalInput decodes an input MarshalInput encoded.
+// UnmarshalInput decodes an input MarshalInput encoded, and only such:
+// the bytes must be what MarshalInput makes of the input.
 func UnmarshalInput(b []byte) (*Input, error) {
+	in, err := unmarshalInput(b)
+	if err != nil {
+		return nil, err
+	}
+	again, err := MarshalInput(in)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(again, b) {
+		return nil, errors.New("input: not in canonical form")
+	}
+	return in, nil
+}
+
+func unmarshalInput(b []byte) (*Input, error) {
 	if len(b) < 2 || b[0] != inputVersion {
 		return nil, errors.New("input: not an input of this version")
 	}
