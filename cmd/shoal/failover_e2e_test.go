@@ -145,6 +145,7 @@ func TestTrackerFailover(t *testing.T) {
 	alive[li] = false
 	dead := li
 	t.Logf("killed the leader, tracker%d, with SIGKILL in step %d (%s), term %d", li+1, ls.Step, ls.Phase, oldTerm)
+
 	err = daemon.WaitFor(ctx, 50*time.Millisecond, func() bool {
 		li, ls = leader()
 		return li >= 0 && ls.Group.Term > oldTerm
@@ -167,6 +168,22 @@ func TestTrackerFailover(t *testing.T) {
 		t.Fatalf("the round did not finalise 3 more steps after the failover (at %d): %v\nnew leader stderr:\n%s", ls.Step, err, tailLines(trackers[max(li, 0)].lines(), 40))
 	}
 	t.Logf("the group finalised up to step %d, %.1f s after the leader died", ls.Step, time.Since(killedAt).Seconds())
+	// round status shows the group: its members, the leader, the term,
+	// and how far each member is behind (the dead one, ever further).
+	out, err := exec.Command(e.bin, "round", "status", dashes[li]).Output()
+	if err != nil {
+		t.Fatalf("round status: %v", err)
+	}
+	text := string(out)
+	want := fmt.Sprintf("group    3 trackers, term %d, leader %s", ls.Group.Term, ids[li])
+	if !strings.Contains(text, want) || !strings.Contains(text, ids[dead]+"  ") || !strings.Contains(text, "entries behind") {
+		t.Errorf("round status does not show the group (want %q and each member's lag):\n%s", want, text)
+	}
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, "group") || strings.HasPrefix(l, "         12D3") {
+			t.Logf("round status: %s", l)
+		}
+	}
 
 	// Stop the trackers; the volunteers settle on the last Final.
 	for i := range n {
