@@ -3,10 +3,12 @@ package group
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log"
+	"slices"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -48,6 +50,10 @@ type Config struct {
 	// member added later (AddMember) starts with none and learns the
 	// group from the leader.
 	Voters []uint64
+	// Members names the group's first members: raft ID → peer ID (the
+	// same at every member). Members added later are named by their
+	// configuration change.
+	Members map[uint64]string
 	// ElectionTicks and HeartbeatTicks are raft's timeouts in calls of
 	// Tick (defaults 10 and 1). The driver sizes the tick for its links.
 	ElectionTicks, HeartbeatTicks int
@@ -86,6 +92,9 @@ type Replica struct {
 	leader    bool      // this replica leads
 	announced uint64    // the term this replica proposed its Lead entry in
 	refused   uint64    // inputs the tracker refused when applied
+	// peers names the group's members, raft ID → peer ID: replicated
+	// (the first members, then the configuration changes applied).
+	peers map[uint64]string
 }
 
 // Ready is what a replica has for its driver, once the raft log it
@@ -136,7 +145,10 @@ func New(cfg Config) (*Replica, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = &raft.DefaultLogger{Logger: log.New(io.Discard, "", 0)}
 	}
-	r := &Replica{cfg: cfg, log: cfg.Log, conf: &raftpb.ConfState{}}
+	r := &Replica{cfg: cfg, log: cfg.Log, conf: &raftpb.ConfState{}, peers: map[uint64]string{}}
+	for id, p := range cfg.Members {
+		r.peers[id] = p
+	}
 	fresh := cfg.Log.Empty()
 	if snap := cfg.Log.Snapshot(); !raft.IsEmptySnap(snap) {
 		if err := r.restore(snap); err != nil {
@@ -179,10 +191,20 @@ func (r *Replica) restore(snap *raftpb.Snapshot) error {
 		return fmt.Errorf("group: snapshot at %d: %d bytes", snap.GetMetadata().GetIndex(), len(data))
 	}
 	clock := int64(binary.BigEndian.Uint64(data))
-	tr, err := tracker.Restore(r.cfg.Tracker, data[8:])
+	data = data[8:]
+	n, k := binary.Uvarint(data)
+	if k <= 0 || n > uint64(len(data)-k) {
+		return fmt.Errorf("group: snapshot at %d: bad members", snap.GetMetadata().GetIndex())
+	}
+	peers := map[uint64]string{}
+	if err := json.Unmarshal(data[k:k+int(n)], &peers); err != nil {
+		return fmt.Errorf("group: snapshot at %d: members: %w", snap.GetMetadata().GetIndex(), err)
+	}
+	tr, err := tracker.Restore(r.cfg.Tracker, data[k+int(n):])
 	if err != nil {
 		return fmt.Errorf("group: snapshot at %d: %w", snap.GetMetadata().GetIndex(), err)
 	}
+	r.peers = peers
 	r.tr = tr
 	r.applied = snap.GetMetadata().GetIndex()
 	r.snapIndex = r.applied
@@ -285,22 +307,54 @@ func (r *Replica) Held(now time.Time, payload cid.Cid, ok bool) error {
 	return r.propose(&Input{Kind: KindHeld, At: now, Payload: payload, OK: ok})
 }
 
-// AddMember proposes to add a member to the group (raft's configuration
-// change); it catches up from the leader (from a snapshot if the log
-// no longer reaches back to the start).
-func (r *Replica) AddMember(id uint64) error {
+// AddMember proposes to add peer to the group (raft's configuration
+// change) and returns the raft ID it will have: a new one, never used
+// before in the group (a peer that was a member before joins again as
+// a new member). The new member starts with that ID and an empty log,
+// and catches up from the leader (from a snapshot if the log no longer
+// reaches back to the start).
+func (r *Replica) AddMember(peer string) (uint64, error) {
 	if !r.leader {
-		return ErrNotLeader
+		return 0, ErrNotLeader
 	}
-	return r.rn.ProposeConfChange(&raftpb.ConfChange{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: new(id)})
+	if peer == "" {
+		return 0, errors.New("group: add a member: no peer ID")
+	}
+	for id, p := range r.peers {
+		if p == peer && slices.Contains(r.conf.GetVoters(), id) {
+			return 0, fmt.Errorf("group: %s is a member already (raft ID %x)", peer, id)
+		}
+	}
+	id := RaftID(fmt.Sprintf("%s/%d", peer, r.rn.Status().GetCommit()+1))
+	if _, used := r.peers[id]; used || id == r.cfg.ID {
+		return 0, fmt.Errorf("group: raft ID %x for %s is taken: try again", id, peer)
+	}
+	err := r.rn.ProposeConfChange(&raftpb.ConfChange{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: new(id), Context: []byte(peer)})
+	if err != nil {
+		return 0, err
+	}
+	return id, nil
 }
 
-// RemoveMember proposes to remove a member from the group.
+// RemoveMember proposes to remove the member with raft ID id.
 func (r *Replica) RemoveMember(id uint64) error {
 	if !r.leader {
 		return ErrNotLeader
 	}
+	if !slices.Contains(r.conf.GetVoters(), id) {
+		return fmt.Errorf("group: %x is not a member", id)
+	}
 	return r.rn.ProposeConfChange(&raftpb.ConfChange{Type: raftpb.ConfChangeRemoveNode.Enum(), NodeId: new(id)})
+}
+
+// Members returns the group's members: raft ID → peer ID (the voters
+// of the configuration applied, named when their names are known).
+func (r *Replica) Members() map[uint64]string {
+	out := map[uint64]string{}
+	for _, id := range r.conf.GetVoters() {
+		out[id] = r.peers[id]
+	}
+	return out
 }
 
 // HasReady reports whether Ready has anything.
@@ -384,6 +438,14 @@ func (r *Replica) apply(e *raftpb.Entry, out *Ready) error {
 		if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
 			return fmt.Errorf("group: entry %d: %w", e.GetIndex(), err)
 		}
+		switch cc.GetType() {
+		case raftpb.ConfChangeAddNode:
+			if len(cc.GetContext()) > 0 {
+				r.peers[cc.GetNodeId()] = string(cc.GetContext())
+			}
+		case raftpb.ConfChangeRemoveNode:
+			delete(r.peers, cc.GetNodeId())
+		}
 		r.conf = r.rn.ApplyConfChange(&cc)
 		return nil
 	case raftpb.EntryConfChangeV2:
@@ -463,8 +525,13 @@ func (r *Replica) maybeSnapshot() error {
 		return nil
 	}
 	// A snapshot is the clock of the last input applied (8 bytes, unix
-	// nanoseconds, big endian; 0 for none) and the tracker's snapshot.
+	// nanoseconds, big endian; 0 for none), the members' names (a
+	// uvarint length and JSON), and the tracker's snapshot.
 	trs, err := r.tr.Snapshot()
+	if err != nil {
+		return fmt.Errorf("group: %w", err)
+	}
+	names, err := json.Marshal(r.peers)
 	if err != nil {
 		return fmt.Errorf("group: %w", err)
 	}
@@ -472,7 +539,9 @@ func (r *Replica) maybeSnapshot() error {
 	if !r.clock.IsZero() {
 		clock = r.clock.UnixNano()
 	}
-	data := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(trs)), uint64(clock))
+	data := binary.BigEndian.AppendUint64(make([]byte, 0, 8+binary.MaxVarintLen64+len(names)+len(trs)), uint64(clock))
+	data = binary.AppendUvarint(data, uint64(len(names)))
+	data = append(data, names...)
 	data = append(data, trs...)
 	if err := r.log.Compact(r.applied, r.conf, data, r.cfg.KeepEntries); err != nil {
 		return err
