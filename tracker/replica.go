@@ -164,6 +164,11 @@ func (t *Tracker) Pending() []Fetch {
 	return out
 }
 
+// State returns the tracker's state, as the last Ready that carried it
+// did (for a driver that keeps a copy of it). It is the tracker's own:
+// do not change it, and be done with it before the next input.
+func (t *Tracker) State() *State { return t.st }
+
 // Republish sends again, at once, what a peer that missed something
 // needs: the last Final and the current step's Open or Close (a group's
 // new leader announces itself so).

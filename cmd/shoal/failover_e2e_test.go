@@ -39,6 +39,7 @@ func TestTrackerFailover(t *testing.T) {
 	const n = 3
 	reID := regexp.MustCompile(`(?m)^  - (12D3Koo\w+)`)
 	var ids, tdirs, addrs []string
+	var deadDir string
 	var tmpl string
 	for i := range n {
 		tdir := filepath.Join(dir, fmt.Sprintf("tracker%d", i+1))
@@ -85,7 +86,7 @@ func TestTrackerFailover(t *testing.T) {
 	for i := range n {
 		trackers[i] = e.start(fmt.Sprintf("tracker%d", i+1), e.bin, nil, "round", "start", "--loopback", "--data-dir", tdirs[i],
 			"--dashboard-addr", "127.0.0.1:0", "--min-members", "4", "--observer=false", "--listen", addrs[i],
-			"--group-secret", secret, specPath)
+			"--group-secret", secret, "--snapshot-entries", "64", specPath)
 	}
 	for i := range n {
 		dashes[i] = trackers[i].find(t, reDashboard, 30*time.Second)
@@ -185,6 +186,64 @@ func TestTrackerFailover(t *testing.T) {
 		}
 	}
 
+	// The dead tracker is replaced: taken out of the group, and its
+	// identity started again on an empty data directory, added to the
+	// group under a new raft ID; it catches up from a snapshot.
+	if out, err := exec.Command(e.bin, "round", "group", "remove", dashes[li], ids[dead]).CombinedOutput(); err != nil {
+		t.Fatalf("round group remove: %v\n%s", err, out)
+	}
+	err = daemon.WaitFor(ctx, 100*time.Millisecond, func() bool {
+		s, err := getSnapshot(dashes[li])
+		return err == nil && s.Group != nil && len(s.Group.Members) == 2
+	})
+	if err != nil {
+		t.Fatalf("the dead tracker was not removed from the group: %v", err)
+	}
+	deadDir = tdirs[dead]
+	rdir := filepath.Join(dir, "replacement")
+	if err := os.MkdirAll(rdir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	key, err := os.ReadFile(filepath.Join(tdirs[dead], "tracker.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rdir, "tracker.key"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	added, err := exec.Command(e.bin, "round", "group", "add", dashes[li], ids[dead]).Output()
+	if err != nil {
+		t.Fatalf("round group add: %v", err)
+	}
+	raftID := strings.TrimSpace(string(added))
+	repl := e.start("replacement", e.bin, nil, "round", "start", "--loopback", "--data-dir", rdir,
+		"--dashboard-addr", "127.0.0.1:0", "--min-members", "4", "--observer=false", "--listen", addrs[dead],
+		"--group-secret", secret, "--snapshot-entries", "64", "--join", raftID, specPath)
+	rdash := repl.find(t, reDashboard, 30*time.Second)
+	var rs dashboard.Snapshot
+	err = daemon.WaitFor(ctx, 100*time.Millisecond, func() bool {
+		var err error
+		rs, err = getSnapshot(rdash)
+		_, l := leader()
+		return err == nil && rs.Group != nil && rs.Group.Snapshot > 0 && len(rs.Group.Members) == 3 &&
+			l.Group != nil && rs.Group.Applied+8 >= l.Group.Commit && rs.Step == l.Step
+	})
+	if err != nil {
+		t.Fatalf("the replacement did not catch up from a snapshot: %+v\n%s", rs.Group, tailLines(repl.lines(), 30))
+	}
+	t.Logf("the replacement (raft ID %s) caught up from the snapshot at entry %d: applied %d, step %d",
+		raftID, rs.Group.Snapshot, rs.Group.Applied, rs.Step)
+	trackers[dead], dashes[dead], tdirs[dead] = repl, rdash, rdir
+	alive[dead] = true
+	before := rs.Step
+	err = daemon.WaitFor(ctx, 200*time.Millisecond, func() bool {
+		li, ls = leader()
+		return li >= 0 && ls.Step >= before+1
+	})
+	if err != nil {
+		t.Fatalf("the round did not go on with the replacement: %v", err)
+	}
+
 	// Stop the trackers; the volunteers settle on the last Final.
 	for i := range n {
 		if alive[i] {
@@ -215,8 +274,12 @@ func TestTrackerFailover(t *testing.T) {
 	e.stopAll()
 
 	stored := map[int]*tracker.State{}
-	for i := range n {
-		db, err := boltstore.OpenBolt(filepath.Join(tdirs[i], "tracker.db"))
+	for i := range n + 1 {
+		d := deadDir
+		if i < n {
+			d = tdirs[i]
+		}
+		db, err := boltstore.OpenBolt(filepath.Join(d, "tracker.db"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -233,6 +296,8 @@ func TestTrackerFailover(t *testing.T) {
 			survivors = append(survivors, i)
 		}
 	}
+	t.Logf("stored finalised steps: survivors %d and %d, replacement %d, dead leader %d",
+		len(stored[survivors[0]].Finals), len(stored[survivors[1]].Finals), len(stored[dead].Finals), len(stored[n].Finals))
 	a, b := stored[survivors[0]].Finals, stored[survivors[1]].Finals
 	if len(a) != len(b) {
 		t.Errorf("the survivors stored %d and %d finalised steps", len(a), len(b))
@@ -242,7 +307,16 @@ func TestTrackerFailover(t *testing.T) {
 			t.Errorf("step %d: the survivors stored %s (step %d) and %s", s, a[s].Checkpoint, a[s].Step, b[s].Checkpoint)
 		}
 	}
-	old := stored[dead].Finals
+	old := stored[n].Finals // what the dead leader stored
+	if r := stored[dead].Finals; len(r) != len(a) {
+		t.Errorf("the replacement stored %d finalised steps, the survivors %d", len(r), len(a))
+	} else {
+		for s := range r {
+			if !r[s].Checkpoint.Equals(a[s].Checkpoint) {
+				t.Errorf("step %d: the replacement stored %s, the survivors %s", s, r[s].Checkpoint, a[s].Checkpoint)
+			}
+		}
+	}
 	if len(old) > len(a) {
 		t.Errorf("the dead leader stored %d finalised steps, the survivors only %d", len(old), len(a))
 	}

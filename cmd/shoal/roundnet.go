@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -111,6 +112,8 @@ type roundStartOptions struct {
 	ElectionTicks  int
 	HeartbeatTicks int
 	GroupSecret    string
+	Join           string // the raft ID to join a running group with (hex)
+	SnapshotEvery  uint64
 }
 
 func newCmdRoundStart(f *factory, runF func(context.Context, *roundStartOptions) error) *cobra.Command {
@@ -157,6 +160,8 @@ first of the spec's trackers ('shoal round init' writes such a spec).`,
 	fl.DurationVar(&o.RaftTick, "raft-tick", daemon.DefaultRaftTick, "with a tracker group: raft's tick")
 	fl.IntVar(&o.ElectionTicks, "election-ticks", daemon.DefaultElectionTicks, "with a tracker group: ticks without a heartbeat before a member stands for election (randomised up to twice as many)")
 	fl.IntVar(&o.HeartbeatTicks, "heartbeat-ticks", daemon.DefaultHeartbeatTicks, "with a tracker group: ticks between the leader's heartbeats")
+	fl.StringVar(&o.Join, "join", "", "with a tracker group: join the running group with this raft ID, as 'shoal round group add' printed it (the data directory's raft log must be empty)")
+	fl.Uint64Var(&o.SnapshotEvery, "snapshot-entries", 0, "with a tracker group: log entries between snapshots (0: the default, 4096)")
 	fl.StringVar(&o.GroupSecret, "group-secret", "", "with a tracker group: a file holding the audit secret the group's members share (at least 16 bytes; without it, the group audits without a secret)")
 	o.net.addFlags(fl)
 	return cmd
@@ -287,7 +292,14 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	if err != nil {
 		return fmt.Errorf("--dashboard-addr: %w", err)
 	}
-	srv := &http.Server{Handler: dashboard.New(td.Snapshot, dashboard.Options{}), ReadHeaderTimeout: 10 * time.Second}
+	var handler http.Handler = dashboard.New(td.Snapshot, dashboard.Options{})
+	if spec.Group() {
+		mux := http.NewServeMux()
+		mux.Handle("/api/group/", groupHandler(td))
+		mux.Handle("/", handler)
+		handler = mux
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
 
@@ -409,7 +421,18 @@ func groupConfig(o *roundStartOptions) (daemon.GroupConfig, []byte, error) {
 	if err != nil {
 		return daemon.GroupConfig{}, nil, err
 	}
-	return daemon.GroupConfig{Log: log, Tick: o.RaftTick, ElectionTicks: o.ElectionTicks, HeartbeatTicks: o.HeartbeatTicks}, secret, nil
+	g := daemon.GroupConfig{Log: log, Tick: o.RaftTick, ElectionTicks: o.ElectionTicks, HeartbeatTicks: o.HeartbeatTicks, SnapshotEntries: o.SnapshotEvery}
+	if o.Join != "" {
+		if g.Join, err = strconv.ParseUint(o.Join, 16, 64); err != nil || g.Join == 0 {
+			log.Close()
+			return daemon.GroupConfig{}, nil, fmt.Errorf("--join %q: want the raft ID 'shoal round group add' printed", o.Join)
+		}
+		if !log.Empty() {
+			log.Close()
+			return daemon.GroupConfig{}, nil, fmt.Errorf("--join: %s holds a raft log already: a tracker joins with an empty one", filepath.Join(o.DataDir, "raft.db"))
+		}
+	}
+	return g, secret, nil
 }
 
 // groupPeers returns the other members of the spec's tracker group at

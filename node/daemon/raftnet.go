@@ -16,8 +16,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/shoal-network/shoal/tracker/group"
 )
 
 // The raft transport of a tracker group: raft's messages travel over
@@ -59,18 +57,33 @@ type raftNet struct {
 	wg      sync.WaitGroup
 }
 
-// newRaftNet starts the transport: members are the other members of the
-// group. Close stops it.
-func newRaftNet(ctx context.Context, h host.Host, round string, members []peer.ID, log *slog.Logger) *raftNet {
+// newRaftNet starts the transport: members names the group's members,
+// raft ID → peer (this host among them or not). Close stops it.
+func newRaftNet(ctx context.Context, h host.Host, round string, members map[uint64]peer.ID, log *slog.Logger) *raftNet {
 	n := &raftNet{h: h, proto: raftProtocol(round), log: log, members: map[uint64]peer.ID{}, queues: map[uint64]chan *raftpb.Message{},
 		in: make(chan *raftpb.Message, raftQueue), reports: make(chan raftReport, raftQueue), ctx: ctx}
-	for _, p := range members {
-		if p != h.ID() {
-			n.members[group.RaftID(p.String())] = p
-		}
-	}
+	n.setMembers(members)
 	h.SetStreamHandler(n.proto, n.serve)
 	return n
+}
+
+// setMembers replaces the members (after a configuration change): a
+// member no longer in the group is sent nothing more.
+func (n *raftNet) setMembers(members map[uint64]peer.ID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.members = map[uint64]peer.ID{}
+	for id, p := range members {
+		if p != n.h.ID() {
+			n.members[id] = p
+		}
+	}
+	for id, q := range n.queues {
+		if _, ok := n.members[id]; !ok {
+			close(q)
+			delete(n.queues, id)
+		}
+	}
 }
 
 // Close stops the transport and waits for its goroutines.
@@ -85,19 +98,31 @@ func (n *raftNet) Close() {
 	n.wg.Wait()
 }
 
-func (n *raftNet) member(p peer.ID) (uint64, bool) {
-	id := group.RaftID(p.String())
+// speaksAs reports whether p may send raft messages from raft ID id:
+// it is that member.
+func (n *raftNet) speaksAs(p peer.ID, id uint64) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	q, ok := n.members[id]
-	return id, ok && q == p
+	return n.members[id] == p
+}
+
+// isMember reports whether p is a member under some raft ID.
+func (n *raftNet) isMember(p peer.ID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, q := range n.members {
+		if q == p {
+			return true
+		}
+	}
+	return false
 }
 
 // serve reads a member's messages.
 func (n *raftNet) serve(s network.Stream) {
 	defer s.Close()
-	from, ok := n.member(s.Conn().RemotePeer())
-	if !ok {
+	remote := s.Conn().RemotePeer()
+	if !n.isMember(remote) {
 		s.Reset()
 		return
 	}
@@ -117,7 +142,7 @@ func (n *raftNet) serve(s network.Stream) {
 			return
 		}
 		m := &raftpb.Message{}
-		if err := proto.Unmarshal(b, m); err != nil || m.GetFrom() != from {
+		if err := proto.Unmarshal(b, m); err != nil || !n.speaksAs(remote, m.GetFrom()) {
 			n.log.Warn("raft message refused; closing the stream", "peer", s.Conn().RemotePeer().String(), "err", err, "from", m.GetFrom())
 			s.Reset()
 			return
@@ -130,7 +155,8 @@ func (n *raftNet) serve(s network.Stream) {
 	}
 }
 
-// send queues messages for their members; it does not block.
+// send queues messages for their members; it does not block. send and
+// setMembers are called from one goroutine, the driver's.
 func (n *raftNet) send(msgs []*raftpb.Message) {
 	for _, m := range msgs {
 		to := m.GetTo()

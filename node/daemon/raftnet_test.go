@@ -100,10 +100,10 @@ func TestRaftOverLibp2p(t *testing.T) {
 	}
 	spec := smallSpec()
 	members := hosts[:3]
-	var ids []peer.ID
+	ids := map[uint64]peer.ID{}
 	var voters []uint64
 	for _, h := range members {
-		ids = append(ids, h.ID())
+		ids[group.RaftID(h.ID().String())] = h.ID()
 		spec.Trackers = append(spec.Trackers, h.ID().String())
 		voters = append(voters, group.RaftID(h.ID().String()))
 	}

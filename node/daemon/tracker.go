@@ -85,8 +85,9 @@ type Tracker struct {
 	// rep is this tracker's replica of the round's tracker group (nil
 	// for a round with one tracker); t is then its tracker.
 	rep   *group.Replica
-	group []string // the group's peer IDs, canonical
-	gs    groupStatus
+	group []string    // the group's peer IDs, canonical
+	gs    groupStatus // what Group reports
+	admin chan func() // configuration changes, run on the driver's goroutine
 
 	mu      sync.Mutex
 	started time.Time

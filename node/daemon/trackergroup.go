@@ -40,6 +40,10 @@ type GroupConfig struct {
 	ElectionTicks, HeartbeatTicks int
 	// SnapshotEntries is group.Config.SnapshotEntries.
 	SnapshotEntries uint64
+	// Join, if not 0, is the raft ID this tracker joins a running group
+	// with, as the group's leader gave it when it added it (AddMember);
+	// 0 for one of the group's first members.
+	Join uint64
 }
 
 // The raft timing defaults: see GroupConfig.
@@ -124,10 +128,16 @@ func newGroupTracker(cfg TrackerConfig) (*Tracker, error) {
 		admit = Admitter(pub, spec.ID())
 	}
 	var voters []uint64
+	names := map[uint64]string{}
 	for _, p := range spec.TrackerIDs() {
 		voters = append(voters, group.RaftID(p))
+		names[group.RaftID(p)] = p
 	}
-	rep, err := group.New(group.Config{ID: group.RaftID(self), Log: cfg.Group.Log, Voters: voters,
+	id := group.RaftID(self)
+	if cfg.Group.Join != 0 {
+		id, voters = cfg.Group.Join, nil
+	}
+	rep, err := group.New(group.Config{ID: id, Log: cfg.Group.Log, Voters: voters, Members: names,
 		ElectionTicks: cfg.Group.ElectionTicks, HeartbeatTicks: cfg.Group.HeartbeatTicks, SnapshotEntries: cfg.Group.SnapshotEntries,
 		Tracker: tracker.Config{Spec: spec, Genesis: cfg.Genesis, MinMembers: cfg.MinMembers, Spares: cfg.Spares, Newcomers: cfg.Newcomers,
 			Anchors: cfg.Anchors, Admit: admit, AuditSecret: cfg.AuditSecret}})
@@ -162,11 +172,11 @@ func newGroupTracker(cfg TrackerConfig) (*Tracker, error) {
 	if cfg.Fetches <= 0 {
 		cfg.Fetches = 8
 	}
-	id := spec.ID()
-	if err := cfg.Store.Put(id, spec.Canonical()); err != nil {
+	rid := spec.ID()
+	if err := cfg.Store.Put(rid, spec.Canonical()); err != nil {
 		return nil, err
 	}
-	d := &Tracker{cfg: cfg, round: id, t: rep.Tracker(), rep: rep, group: spec.TrackerIDs(), log: cfg.Logger, started: time.Now().UTC(),
+	d := &Tracker{cfg: cfg, round: rid, t: rep.Tracker(), admin: make(chan func()), rep: rep, group: spec.TrackerIDs(), log: cfg.Logger, started: time.Now().UTC(),
 		updates: map[cid.Cid]*wire.Update{}, held: make(chan heldPayload), sem: make(chan struct{}, cfg.Fetches)}
 	d.gs.status = GroupStatus{Self: self, Members: spec.TrackerIDs()}
 	d.refresh()
@@ -190,15 +200,7 @@ func (d *Tracker) runGroup(ctx context.Context) error {
 	defer wg.Wait()
 	defer cancel()
 	b.run(ctx, &wg)
-	var members []peer.ID
-	for _, p := range d.group {
-		id, err := peer.Decode(p)
-		if err != nil {
-			return err
-		}
-		members = append(members, id)
-	}
-	rn := newRaftNet(ctx, d.cfg.Host.Libp2p(), d.round.String(), members, d.log)
+	rn := newRaftNet(ctx, d.cfg.Host.Libp2p(), d.round.String(), d.raftMembers(), d.log)
 	defer rn.Close()
 	fetch := func(f tracker.Fetch) { d.fetch(ctx, &wg, f) }
 	raftTick := time.NewTicker(d.cfg.Group.Tick)
@@ -255,6 +257,8 @@ func (d *Tracker) runGroup(ctx context.Context) error {
 		case <-dash.C:
 			d.refresh()
 			d.updateView(true)
+		case f := <-d.admin:
+			f()
 		}
 		if err := d.flushGroup(rn, fetch); err != nil {
 			return err
@@ -326,14 +330,102 @@ func (d *Tracker) flushGroup(rn *raftNet, fetch func(tracker.Fetch)) error {
 	}
 	d.emit(rd.Events, rd.Publish)
 	d.noteGroup()
+	rn.setMembers(d.raftMembers())
 	return nil
+}
+
+// raftMembers names the group's members for the transport: the voters
+// of the configuration applied (a member added later under its new raft
+// ID), or, before any is applied, the spec's trackers under their first
+// raft IDs.
+func (d *Tracker) raftMembers() map[uint64]peer.ID {
+	first := map[uint64]string{}
+	for _, p := range d.group {
+		first[group.RaftID(p)] = p
+	}
+	names := d.rep.Members()
+	if len(names) == 0 {
+		names = first
+	}
+	out := map[uint64]peer.ID{}
+	for rid, p := range names {
+		if p == "" {
+			p = first[rid]
+		}
+		if id, err := peer.Decode(p); err == nil {
+			out[rid] = id
+		}
+	}
+	return out
+}
+
+// AddMember adds a tracker to the group: one the spec names (volunteers
+// follow no other), with a new raft ID, which it returns; the tracker
+// then joins with that ID (GroupConfig.Join) and catches up from the
+// leader. Only the leader adds members.
+func (d *Tracker) AddMember(ctx context.Context, p string) (uint64, error) {
+	if d.rep == nil {
+		return 0, errors.New("the round has one tracker, not a group")
+	}
+	if c, err := round.CanonicalPeerID(p); err == nil {
+		p = c
+	}
+	if !d.cfg.Spec.IsTracker(p) {
+		return 0, fmt.Errorf("%s is not one of the round's trackers: volunteers would not follow it", p)
+	}
+	var id uint64
+	err := d.onDriver(ctx, func() error {
+		var err error
+		id, err = d.rep.AddMember(p)
+		return err
+	})
+	return id, err
+}
+
+// RemoveMember removes a tracker (every raft ID it holds) from the
+// group. Only the leader removes members.
+func (d *Tracker) RemoveMember(ctx context.Context, p string) error {
+	if d.rep == nil {
+		return errors.New("the round has one tracker, not a group")
+	}
+	if c, err := round.CanonicalPeerID(p); err == nil {
+		p = c
+	}
+	return d.onDriver(ctx, func() error {
+		for rid, name := range d.rep.Members() {
+			if name == p {
+				return d.rep.RemoveMember(rid)
+			}
+		}
+		return fmt.Errorf("%s is not a member of the group", p)
+	})
+}
+
+// onDriver runs f on the driver's goroutine and returns its error.
+func (d *Tracker) onDriver(ctx context.Context, f func() error) error {
+	done := make(chan error, 1)
+	select {
+	case d.admin <- func() { done <- f() }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // noteGroup keeps the group's status for Group, and logs a change of
 // leader.
 func (d *Tracker) noteGroup() {
 	st := d.rep.Status()
+	members := d.rep.Members()
 	name := func(id uint64) string {
+		if p := members[id]; p != "" {
+			return p
+		}
 		for _, p := range d.group {
 			if group.RaftID(p) == id {
 				return p
@@ -363,7 +455,7 @@ func (d *Tracker) noteGroup() {
 	if st.Match != nil && lead == g.Self {
 		g.Lag = map[string]int64{}
 		for id, m := range st.Match {
-			g.Lag[name(id)] = int64(st.Commit) - int64(m)
+			g.Lag[name(id)] = max(0, int64(st.Commit)-int64(m))
 		}
 	}
 }

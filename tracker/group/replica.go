@@ -382,6 +382,7 @@ func (r *Replica) Ready() (Ready, error) {
 			if err := r.restore(rd.Snapshot); err != nil {
 				return out, err
 			}
+			out.State = r.tr.State()
 		}
 		for _, e := range rd.CommittedEntries {
 			if err := r.apply(e, &out); err != nil {
