@@ -23,9 +23,12 @@ import (
 // never restarts it. It checks that a new leader takes over within 10 s,
 // that the round keeps finalising, that no finalised step is lost or
 // finalised twice (what the dead leader stored is a prefix of what the
-// survivors store, and the survivors store the same), and that every
-// volunteer ends on the same head, the one the surviving trackers
-// stored.
+// survivors store, and the survivors store the same), that round status
+// shows the group, and that every volunteer ends on the same head, the
+// one the surviving trackers stored. Meanwhile the dead tracker is
+// replaced (round group remove, then its identity on an empty data
+// directory added with round group add and started with --join): the
+// replacement catches up from a snapshot and stores the same history.
 func TestTrackerFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: runs several processes for a minute")
