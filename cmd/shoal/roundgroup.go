@@ -49,7 +49,18 @@ leader's log no longer reaches back to the start.`,
 		sub := &cobra.Command{
 			Use:   op + " URL PEER",
 			Short: map[string]string{"add": "Add a tracker the spec names to the group", "remove": "Remove a tracker from the group"}[op],
-			Args:  cobra.ExactArgs(2),
+			Long: map[string]string{
+				"add": `Ask the group's leader, through its dashboard at URL (on this machine),
+to add PEER, one of the trackers the spec names, to the group under a new
+raft ID. The ID is printed on standard output: start the tracker with
+'shoal round start --join ID' on an empty data directory holding PEER's
+identity (tracker.key); it catches up from the leader.`,
+				"remove": `Ask the group's leader, through its dashboard at URL (on this machine),
+to remove PEER from the group: the group no longer counts it in its
+quorum nor sends it anything. Use it for a tracker whose machine is gone
+for good, before adding its replacement.`,
+			}[op],
+			Args: cobra.ExactArgs(2),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				o.Target, o.Peer = args[0], args[1]
 				if runF != nil {
