@@ -113,7 +113,8 @@ func benchSpec() *round.Spec {
 // an in-memory network, each raft log a bbolt file synced at every
 // Ready: the leader proposes every message, and a message counts once
 // every replica has applied it). The group drains its proposals every
-// 64 messages, so each raft round trip and fsync carries 64.
+// 64 or 512 messages, so each raft round trip and fsync carries as many
+// (the daemon's leader proposes all that arrived before each Ready).
 func BenchmarkCoordinator(b *testing.B) {
 	const n = 1000
 	b.Run(fmt.Sprintf("single/members=%d", n), func(b *testing.B) {
@@ -155,96 +156,102 @@ func BenchmarkCoordinator(b *testing.B) {
 		step, _ := tr.Step()
 		b.ReportMetric(float64(step), "steps")
 	})
-	b.Run(fmt.Sprintf("group=3/members=%d", n), func(b *testing.B) {
-		spec := benchSpec()
-		tf := newTraffic(spec, n)
-		voters := []uint64{1, 2, 3}
-		reps := map[uint64]*Replica{}
-		dir := b.TempDir()
+	for _, batch := range []int{64, 512} {
+		b.Run(fmt.Sprintf("group=3/members=%d/batch=%d", n, batch), func(b *testing.B) { benchGroup(b, n, batch) })
+	}
+}
+
+// benchGroup is BenchmarkCoordinator's group: the leader proposes every
+// message, and the group drains the proposals every batch messages.
+func benchGroup(b *testing.B, n, batch int) {
+	spec := benchSpec()
+	tf := newTraffic(spec, n)
+	voters := []uint64{1, 2, 3}
+	reps := map[uint64]*Replica{}
+	dir := b.TempDir()
+	for _, id := range voters {
+		lg, err := OpenLogStore(filepath.Join(dir, fmt.Sprintf("raft-%d.db", id)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer lg.Close()
+		r, err := New(Config{ID: id, Log: lg, Voters: voters, Tracker: tracker.Config{Spec: spec, Genesis: cidOf("genesis"),
+			AuditSecret: bytes.Repeat([]byte{9}, 32)}, SnapshotEntries: 8192})
+		if err != nil {
+			b.Fatal(err)
+		}
+		reps[id] = r
+	}
+	inbox := map[uint64][]*raftpb.Message{}
+	var leader *Replica
+	// pump runs Ready everywhere and delivers raft's messages until
+	// nothing moves.
+	pump := func() {
+		for moved := true; moved; {
+			moved = false
+			for _, id := range voters {
+				r := reps[id]
+				if !r.HasReady() && len(inbox[id]) == 0 {
+					continue
+				}
+				moved = true
+				for _, m := range inbox[id] {
+					r.Step(m)
+				}
+				inbox[id] = nil
+				rd, err := r.Ready()
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, m := range rd.Messages {
+					inbox[m.GetTo()] = append(inbox[m.GetTo()], m)
+				}
+				for _, m := range rd.Publish {
+					tf.saw(m)
+				}
+				for _, f := range rd.Fetch {
+					r.Held(tf.now, f.Payload, true)
+				}
+			}
+		}
+	}
+	for leader == nil {
 		for _, id := range voters {
-			lg, err := OpenLogStore(filepath.Join(dir, fmt.Sprintf("raft-%d.db", id)))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer lg.Close()
-			r, err := New(Config{ID: id, Log: lg, Voters: voters, Tracker: tracker.Config{Spec: spec, Genesis: cidOf("genesis"),
-				AuditSecret: bytes.Repeat([]byte{9}, 32)}, SnapshotEntries: 8192})
-			if err != nil {
-				b.Fatal(err)
-			}
-			reps[id] = r
-		}
-		inbox := map[uint64][]*raftpb.Message{}
-		var leader *Replica
-		// pump runs Ready everywhere and delivers raft's messages until
-		// nothing moves.
-		pump := func() {
-			for moved := true; moved; {
-				moved = false
-				for _, id := range voters {
-					r := reps[id]
-					if !r.HasReady() && len(inbox[id]) == 0 {
-						continue
-					}
-					moved = true
-					for _, m := range inbox[id] {
-						r.Step(m)
-					}
-					inbox[id] = nil
-					rd, err := r.Ready()
-					if err != nil {
-						b.Fatal(err)
-					}
-					for _, m := range rd.Messages {
-						inbox[m.GetTo()] = append(inbox[m.GetTo()], m)
-					}
-					for _, m := range rd.Publish {
-						tf.saw(m)
-					}
-					for _, f := range rd.Fetch {
-						r.Held(tf.now, f.Payload, true)
-					}
-				}
-			}
-		}
-		for leader == nil {
-			for _, id := range voters {
-				reps[id].Tick()
-			}
-			pump()
-			for _, id := range voters {
-				if ok, _ := reps[id].Leader(); ok {
-					leader = reps[id]
-				}
-			}
-		}
-		msgs, pending := 0, 0
-		for b.Loop() {
-			batch, tick := tf.next()
-			for _, m := range batch {
-				if err := leader.Receive(tf.now, m.from, m.m); err == nil {
-					pending++
-				}
-				msgs++
-			}
-			if tick {
-				leader.Clock(tf.now)
-			}
-			if pending >= 64 {
-				pump()
-				pending = 0
-			}
+			reps[id].Tick()
 		}
 		pump()
-		b.ReportMetric(float64(msgs)/b.Elapsed().Seconds(), "msgs/s")
-		step, _ := leader.Tracker().Step()
-		b.ReportMetric(float64(step), "steps")
-		// Every replica applied the same log.
-		a, _ := reps[1].Tracker().Snapshot()
-		for _, id := range voters[1:] {
-			if s, _ := reps[id].Tracker().Snapshot(); !bytes.Equal(a, s) {
-				b.Fatalf("replica %d differs from replica 1 after the run", id)
+		for _, id := range voters {
+			if ok, _ := reps[id].Leader(); ok {
+				leader = reps[id]
 			}
 		}
-	})
+	}
+	msgs, pending := 0, 0
+	for b.Loop() {
+		in, tick := tf.next()
+		for _, m := range in {
+			if err := leader.Receive(tf.now, m.from, m.m); err == nil {
+				pending++
+			}
+			msgs++
+		}
+		if tick {
+			leader.Clock(tf.now)
+		}
+		if pending >= batch {
+			pump()
+			pending = 0
+		}
+	}
+	pump()
+	b.ReportMetric(float64(msgs)/b.Elapsed().Seconds(), "msgs/s")
+	step, _ := leader.Tracker().Step()
+	b.ReportMetric(float64(step), "steps")
+	// Every replica applied the same log.
+	a, _ := reps[1].Tracker().Snapshot()
+	for _, id := range voters[1:] {
+		if s, _ := reps[id].Tracker().Snapshot(); !bytes.Equal(a, s) {
+			b.Fatalf("replica %d differs from replica 1 after the run", id)
+		}
+	}
 }
