@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -137,7 +139,28 @@ func newGroupTracker(cfg TrackerConfig) (*Tracker, error) {
 	if cfg.Group.Join != 0 {
 		id, voters = cfg.Group.Join, nil
 	}
-	rep, err := group.New(group.Config{ID: id, Log: cfg.Group.Log, Voters: voters, Members: names,
+	// What the members must agree on beyond the spec: a digest of it,
+	// checked when a leader takes over (group.Config.Options).
+	opts := struct {
+		Round      string   `json:"round"`
+		Genesis    string   `json:"genesis"`
+		MinMembers int      `json:"min_members"`
+		Spares     float64  `json:"spares"`
+		Newcomers  float64  `json:"newcomers"`
+		Anchors    []string `json:"anchors"`
+		Secret     []byte   `json:"secret"`
+	}{Round: spec.ID().String(), Genesis: cfg.Genesis.String(), MinMembers: max(cfg.MinMembers, 1), Spares: cfg.Spares,
+		Newcomers: cfg.Newcomers, Anchors: cfg.Anchors}
+	if cfg.AuditSecret != nil {
+		sum := sha256.Sum256(append([]byte("shoal group options\x00"), cfg.AuditSecret...))
+		opts.Secret = sum[:]
+	}
+	optsJSON, err := json.Marshal(opts)
+	if err != nil {
+		return nil, err
+	}
+	digest := sha256.Sum256(optsJSON)
+	rep, err := group.New(group.Config{ID: id, Log: cfg.Group.Log, Voters: voters, Members: names, Options: digest[:],
 		ElectionTicks: cfg.Group.ElectionTicks, HeartbeatTicks: cfg.Group.HeartbeatTicks, SnapshotEntries: cfg.Group.SnapshotEntries,
 		Tracker: tracker.Config{Spec: spec, Genesis: cfg.Genesis, MinMembers: cfg.MinMembers, Spares: cfg.Spares, Newcomers: cfg.Newcomers,
 			Anchors: cfg.Anchors, Admit: admit, AuditSecret: cfg.AuditSecret}})

@@ -67,12 +67,14 @@ type cluster struct {
 	finals    map[uint64]cid.Cid
 	published int
 	finalsBy  map[uint64]int // Finals published, by member
+	// stopped holds the members that stopped on ErrOptions.
+	stopped map[uint64]error
 }
 
 func newCluster(t *testing.T, n int, snapEvery uint64) *cluster {
 	c := &cluster{t: t, members: map[uint64]*member{}, now: time.Unix(1_800_000_000, 0), cut: map[[2]uint64]bool{},
 		inbox: map[uint64][]*raftpb.Message{}, workers: []string{"w1", "w2", "w3", "w4"}, sent: map[string]bool{},
-		finals: map[uint64]cid.Cid{}, finalsBy: map[uint64]int{}}
+		finals: map[uint64]cid.Cid{}, finalsBy: map[uint64]int{}, stopped: map[uint64]error{}}
 	spec := testSpec()
 	c.cfg = func(id uint64) Config {
 		return Config{ID: id, Tracker: tracker.Config{Spec: spec, Genesis: cidOf("genesis"), AuditSecret: bytes.Repeat([]byte{9}, 32)},
@@ -170,6 +172,11 @@ func (c *cluster) round() {
 func (c *cluster) ready(m *member) {
 	c.t.Helper()
 	rd, err := m.r.Ready()
+	if errors.Is(err, ErrOptions) {
+		c.stopped[m.id] = err
+		c.kill(m.id)
+		return
+	}
 	if err != nil {
 		c.t.Fatalf("member %d: %v", m.id, err)
 	}
@@ -529,4 +536,31 @@ func TestGroupPartition(t *testing.T) {
 	for _, id := range c.ids() {
 		c.checkFinals(c.members[id].r.Tracker())
 	}
+}
+
+// TestGroupOptionsMustAgree: a member whose tracker runs with other
+// options than the leader's stops at the leader's Lead entry rather than
+// decide otherwise from the same log.
+func TestGroupOptionsMustAgree(t *testing.T) {
+	c := newCluster(t, 3, 0)
+	for _, id := range c.ids() {
+		c.kill(id)
+	}
+	base := c.cfg
+	c.cfg = func(id uint64) Config {
+		cfg := base(id)
+		cfg.Options = []byte("the group's options")
+		if id == 3 {
+			cfg.Options = []byte("other options")
+		}
+		return cfg
+	}
+	for _, id := range []uint64{1, 2, 3} {
+		c.start(c.members[id], []uint64{1, 2, 3})
+	}
+	c.runUntil(600, "a member stopped", func() bool { return len(c.stopped) > 0 })
+	if c.stopped[3] == nil && len(c.stopped) != 2 {
+		t.Fatalf("stopped: %v; want the odd member, or both others if it leads", c.stopped)
+	}
+	t.Logf("stopped: %v", c.stopped)
 }

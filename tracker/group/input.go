@@ -35,8 +35,10 @@ type Input struct {
 	// Payload and OK are a KindHeld's payload and outcome.
 	Payload cid.Cid
 	OK      bool
-	// Term is a KindLead's term.
-	Term uint64
+	// Term is a KindLead's term, and Options the digest of the options
+	// the leader's tracker runs with (Config.Options).
+	Term    uint64
+	Options []byte
 }
 
 // inputVersion is the first byte of an encoded Input.
@@ -46,7 +48,7 @@ const inputVersion = 1
 // unix nanoseconds (uvarint), then per kind: the sender (uvarint length
 // and bytes) and the message in wire form (the rest); the payload CID
 // (uvarint length and bytes) and the outcome (a byte, 0 or 1); the term
-// (uvarint).
+// (uvarint) and the options' digest (uvarint length and bytes).
 func MarshalInput(in *Input) ([]byte, error) {
 	ns := in.At.UnixNano()
 	if ns < 0 {
@@ -87,6 +89,8 @@ func MarshalInput(in *Input) ([]byte, error) {
 		b = append(b, ok)
 	case KindLead:
 		b = binary.AppendUvarint(b, in.Term)
+		b = binary.AppendUvarint(b, uint64(len(in.Options)))
+		b = append(b, in.Options...)
 	default:
 		return nil, fmt.Errorf("input: unknown kind %d", in.Kind)
 	}
@@ -163,6 +167,13 @@ func unmarshalInput(b []byte) (*Input, error) {
 		}
 		in.Term = t
 		b = b[n:]
+		o, err := str("options")
+		if err != nil {
+			return nil, err
+		}
+		if len(o) > 0 {
+			in.Options = bytes.Clone(o)
+		}
 	default:
 		return nil, fmt.Errorf("input: unknown kind %d", in.Kind)
 	}

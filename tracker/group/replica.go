@@ -1,6 +1,7 @@
 package group
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
@@ -64,7 +65,18 @@ type Config struct {
 	SnapshotEntries, KeepEntries uint64
 	// Logger receives raft's own log (default: none).
 	Logger raft.Logger
+	// Options, if set, is a digest of what the tracker runs with beyond
+	// the spec (Tracker's options, secrets and genesis, as the driver
+	// sees them): every member must run alike, or their trackers would
+	// decide differently from the same log. A new leader's Lead entry
+	// carries its digest, and a member whose own differs stops with
+	// ErrOptions rather than diverge.
+	Options []byte
 }
+
+// ErrOptions is returned by Ready when the leader's tracker runs with
+// other options than this member's (see Config.Options).
+var ErrOptions = errors.New("group: this tracker runs with other options than the group's leader (the same --min-members, --spares, --newcomers, group secret and spec at every member)")
 
 // DefaultSnapshotEntries is how many applied entries a replica goes
 // between snapshots by default.
@@ -398,7 +410,7 @@ func (r *Replica) Ready() (Ready, error) {
 	if r.leader {
 		if term := r.rn.BasicStatus().GetTerm(); r.announced != term {
 			r.announced = term
-			if err := r.propose(&Input{Kind: KindLead, At: r.clockNow(), Term: term}); err != nil {
+			if err := r.propose(&Input{Kind: KindLead, At: r.clockNow(), Term: term, Options: r.cfg.Options}); err != nil {
 				if errors.Is(err, raft.ErrProposalDropped) || errors.Is(err, ErrNotLeader) {
 					r.announced = 0 // at the next Ready, if it still leads
 					return out, nil
@@ -484,6 +496,9 @@ func (r *Replica) apply(e *raftpb.Entry, out *Ready) error {
 	case KindHeld:
 		r.tr.Held(at, in.Payload, in.OK)
 	case KindLead:
+		if len(in.Options) > 0 && len(r.cfg.Options) > 0 && !bytes.Equal(in.Options, r.cfg.Options) {
+			return fmt.Errorf("%w (term %d, entry %d)", ErrOptions, in.Term, e.GetIndex())
+		}
 		r.tr.Republish()
 	}
 	rd := r.tr.Ready()

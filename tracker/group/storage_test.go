@@ -83,6 +83,7 @@ func TestInputRoundTrip(t *testing.T) {
 		{Kind: KindHeld, At: at, Payload: cidOf("p"), OK: true},
 		{Kind: KindHeld, At: at, Payload: cidOf("p")},
 		{Kind: KindLead, At: at, Term: 7},
+		{Kind: KindLead, At: at, Term: 8, Options: []byte("digest")},
 	} {
 		b, err := MarshalInput(in)
 		if err != nil {
@@ -96,7 +97,8 @@ func TestInputRoundTrip(t *testing.T) {
 		if err != nil || !bytes.Equal(again, b) {
 			t.Fatalf("%d: re-encodes to %x, %v; want %x", in.Kind, again, err, b)
 		}
-		if !back.At.Equal(at) || back.From != in.From || back.Term != in.Term || back.OK != in.OK || !back.Payload.Equals(in.Payload) {
+		if !back.At.Equal(at) || back.From != in.From || back.Term != in.Term || back.OK != in.OK || !back.Payload.Equals(in.Payload) ||
+			!bytes.Equal(back.Options, in.Options) {
 			t.Fatalf("%d: decoded %+v, want %+v", in.Kind, back, in)
 		}
 		if u, ok := back.Msg.(*wire.Update); ok && len(u.Data) != 0 {
