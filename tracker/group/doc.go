@@ -26,6 +26,15 @@
 // far behind, or a new one added to the group (AddMember, raft's
 // configuration change), catches up from the leader's snapshot.
 //
+// Members are named by peer ID in the replicated configuration: the
+// group's first members by the driver (Config.Members), a member added
+// later by its configuration change, under a raft ID never used before
+// in the group (AddMember), so that a tracker replaced on a new machine
+// is a new member to raft. Every member must run its tracker alike (the
+// same spec, genesis, options and secrets): Config.Options is a digest
+// of them, carried by every Lead entry, and a member whose own differs
+// stops (ErrOptions) rather than decide otherwise from the same log.
+//
 // When a replica becomes leader it proposes a Lead entry; applying it,
 // every replica republishes the current step (only the new leader's
 // copy goes out, with its term), and the new leader fetches the payloads
