@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,17 +19,50 @@ import (
 	"github.com/shoal-network/shoal/checkpoint/content"
 	"github.com/shoal-network/shoal/tracker"
 	"github.com/shoal-network/shoal/tracker/group"
+	"github.com/shoal-network/shoal/tracker/round"
 	"github.com/shoal-network/shoal/tracker/wire"
 )
 
 // groupMember is a replica of a tracker group driven over the libp2p
 // transport by its own loop, as the daemon drives it.
 type groupMember struct {
-	h    host.Host
-	rep  *group.Replica
-	net  *raftNet
-	do   chan func(*group.Replica)
-	done chan struct{}
+	h      host.Host
+	id     uint64
+	path   string // its raft log
+	rep    *group.Replica
+	log    *group.LogStore
+	net    *raftNet
+	do     chan func(*group.Replica)
+	done   chan struct{}
+	cancel context.CancelFunc
+}
+
+// start opens the member's log and runs it (voters: the group's first
+// members, for a new log).
+func (m *groupMember) start(t *testing.T, ctx context.Context, spec *round.Spec, voters []uint64, ids map[uint64]peer.ID) {
+	t.Helper()
+	lg, err := group.OpenLogStore(m.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := group.New(group.Config{ID: m.id, Log: lg, Voters: voters, ElectionTicks: 10, HeartbeatTicks: 1, SnapshotEntries: 32,
+		Tracker: tracker.Config{Spec: spec, Genesis: content.Sum([]byte("genesis"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, m.cancel = context.WithCancel(ctx)
+	m.rep, m.log = rep, lg
+	m.net = newRaftNet(ctx, m.h, spec.ID().String(), ids, slog.New(slog.DiscardHandler))
+	m.do, m.done = make(chan func(*group.Replica)), make(chan struct{})
+	go m.run(ctx)
+}
+
+// stop stops the member as a crash would (its log is as it was).
+func (m *groupMember) stop() {
+	m.cancel()
+	<-m.done
+	m.net.Close()
+	m.log.Close()
 }
 
 func (m *groupMember) run(ctx context.Context) {
@@ -75,10 +107,11 @@ func (m *groupMember) call(f func(*group.Replica)) {
 }
 
 // TestRaftOverLibp2p runs a tracker group of three replicas over the
-// raft transport on a mocknet: they elect a leader, the inputs the
-// leader proposes are applied alike everywhere; a peer outside the
-// group cannot speak raft to a member, nor can a member speak as
-// another.
+// raft transport on a mocknet: they elect a leader and apply the inputs
+// it proposes alike; when the leader stops, another is elected and the
+// group goes on; the stopped member, started again from its log,
+// catches up. A peer outside the group cannot speak raft to a member,
+// nor can a member speak as another.
 func TestRaftOverLibp2p(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -99,39 +132,32 @@ func TestRaftOverLibp2p(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := smallSpec()
-	members := hosts[:3]
 	ids := map[uint64]peer.ID{}
 	var voters []uint64
-	for _, h := range members {
+	for _, h := range hosts[:3] {
 		ids[group.RaftID(h.ID().String())] = h.ID()
 		spec.Trackers = append(spec.Trackers, h.ID().String())
 		voters = append(voters, group.RaftID(h.ID().String()))
 	}
-	log := slog.New(slog.DiscardHandler)
-	var wg sync.WaitGroup
+	dir := t.TempDir()
 	var ms []*groupMember
-	for i, h := range members {
-		lg, err := group.OpenLogStore(filepath.Join(t.TempDir(), "raft.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer lg.Close()
-		rep, err := group.New(group.Config{ID: voters[i], Log: lg, Voters: voters, ElectionTicks: 10, HeartbeatTicks: 1,
-			Tracker: tracker.Config{Spec: spec, Genesis: content.Sum([]byte("genesis"))}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := &groupMember{h: h, rep: rep, net: newRaftNet(ctx, h, spec.ID().String(), ids, log), do: make(chan func(*group.Replica)), done: make(chan struct{})}
-		defer m.net.Close()
+	for i, h := range hosts[:3] {
+		m := &groupMember{h: h, id: voters[i], path: filepath.Join(dir, fmt.Sprintf("raft-%d.db", i))}
+		m.start(t, ctx, spec, voters, ids)
 		ms = append(ms, m)
-		wg.Add(1)
-		go func() { defer wg.Done(); m.run(ctx) }()
 	}
-	defer wg.Wait()
-	defer cancel()
+	live := map[*groupMember]bool{ms[0]: true, ms[1]: true, ms[2]: true}
+	defer func() {
+		for m := range live {
+			m.stop()
+		}
+	}()
 
 	leader := func() *groupMember {
 		for _, m := range ms {
+			if !live[m] {
+				continue
+			}
 			var lead bool
 			m.call(func(r *group.Replica) { lead, _ = r.Leader() })
 			if lead {
@@ -140,56 +166,107 @@ func TestRaftOverLibp2p(t *testing.T) {
 		}
 		return nil
 	}
+	// agree reports whether every live member applied as far as the
+	// leader committed and holds the same tracker, with at least at
+	// entries applied.
+	agree := func(at uint64) bool {
+		var snaps [][]byte
+		var applied []uint64
+		for _, m := range ms {
+			if !live[m] {
+				continue
+			}
+			m.call(func(r *group.Replica) {
+				s, err := r.Tracker().Snapshot()
+				if err == nil {
+					snaps, applied = append(snaps, s), append(applied, r.Status().Applied)
+				}
+			})
+		}
+		for i := range snaps {
+			if applied[i] < at || applied[i] != applied[0] || !bytes.Equal(snaps[i], snaps[0]) {
+				return false
+			}
+		}
+		return len(snaps) == len(live)
+	}
+	// feed has the leader take hellos from four workers and a tick, and
+	// returns the leader's last index.
+	now := time.Now()
+	feed := func(l *groupMember) uint64 {
+		now = now.Add(time.Second)
+		var last uint64
+		l.call(func(r *group.Replica) {
+			for i := range 4 {
+				hello := &wire.Hello{Round: spec.ID(), Role: wire.RoleWorker, Head: content.Sum([]byte("genesis")), Time: uint64(now.Unix())}
+				if err := r.Receive(now, fmt.Sprintf("w%d", i), hello); err != nil {
+					t.Errorf("hello: %v", err)
+				}
+			}
+			if err := r.Clock(now); err != nil {
+				t.Errorf("clock: %v", err)
+			}
+			last = r.Status().Commit + 5
+		})
+		return last
+	}
 	var l *groupMember
 	if err := WaitFor(ctx, 20*time.Millisecond, func() bool { l = leader(); return l != nil }); err != nil {
 		t.Fatalf("no leader: %v", err)
 	}
-	// The leader takes hellos from four workers and ticks; the group
-	// opens a step at every replica.
-	now := time.Now()
-	for i := range 4 {
-		w := fmt.Sprintf("w%d", i)
-		l.call(func(r *group.Replica) {
-			hello := &wire.Hello{Round: spec.ID(), Role: wire.RoleWorker, Head: content.Sum([]byte("genesis")), Time: uint64(now.Unix())}
-			if err := r.Receive(now, w, hello); err != nil {
-				t.Errorf("hello: %v", err)
-			}
-		})
+	at := feed(l)
+	if err := WaitFor(ctx, 20*time.Millisecond, func() bool { return agree(at) }); err != nil {
+		t.Fatalf("the replicas did not apply the same inputs: %v", err)
 	}
-	l.call(func(r *group.Replica) {
-		if err := r.Clock(now.Add(time.Second)); err != nil {
-			t.Errorf("clock: %v", err)
-		}
-	})
-	err := WaitFor(ctx, 20*time.Millisecond, func() bool {
-		var snaps [][]byte
-		for _, m := range ms {
-			m.call(func(r *group.Replica) {
-				_, phase := r.Tracker().Step()
-				if phase != tracker.PhaseOpen {
-					return
-				}
-				s, err := r.Tracker().Snapshot()
-				if err == nil {
-					snaps = append(snaps, s)
-				}
-			})
-		}
-		return len(snaps) == 3 && bytes.Equal(snaps[0], snaps[1]) && bytes.Equal(snaps[1], snaps[2])
-	})
-	if err != nil {
-		t.Fatalf("the replicas did not all open the same step: %v", err)
+	var phase tracker.Phase
+	l.call(func(r *group.Replica) { _, phase = r.Tracker().Step() })
+	if phase != tracker.PhaseOpen {
+		t.Fatalf("the group did not open a step with four workers (%s)", phase)
+	}
+
+	// The leader stops; another takes over and the group goes on.
+	old := l
+	var stoppedAt uint64
+	old.call(func(r *group.Replica) { stoppedAt = r.Status().Applied })
+	old.stop()
+	delete(live, old)
+	if err := WaitFor(ctx, 20*time.Millisecond, func() bool { l = leader(); return l != nil }); err != nil {
+		t.Fatalf("no new leader: %v", err)
+	}
+	for range 20 {
+		at = feed(l)
+	}
+	if err := WaitFor(ctx, 20*time.Millisecond, func() bool { return agree(at) }); err != nil {
+		t.Fatalf("the two left did not go on alike: %v", err)
+	}
+	// The stopped member starts again from its log and catches up (from
+	// a snapshot: the leader's log no longer reaches back to where it
+	// stopped).
+	old.start(t, ctx, spec, nil, ids)
+	live[old] = true
+	at = feed(l)
+	if err := WaitFor(ctx, 20*time.Millisecond, func() bool { return agree(at) }); err != nil {
+		t.Fatalf("the restarted member did not catch up: %v", err)
+	}
+	var st group.Status
+	old.call(func(r *group.Replica) { st = r.Status() })
+	var first uint64
+	l.call(func(r *group.Replica) { first = r.Status().Snapshot })
+	t.Logf("the restarted member had %d entries, the leader's snapshot is at %d; it caught up to %d (its snapshot at %d)",
+		stoppedAt, first, st.Applied, st.Snapshot)
+	if st.Snapshot <= stoppedAt {
+		t.Errorf("the restarted member's snapshot is at %d, not past where it stopped (%d)", st.Snapshot, stoppedAt)
 	}
 
 	// An outsider's stream is refused at once, and a member cannot
 	// speak as another: in both cases nothing reaches raft.
-	victim := ms[0]
-	if victim == l {
-		victim = ms[1]
-	}
-	var other *groupMember
+	var victim, other *groupMember
 	for _, m := range ms {
-		if m != victim && m != l {
+		switch {
+		case m == l:
+		case victim == nil:
+			victim = m
+		default:
 			other = m
 		}
 	}
