@@ -85,6 +85,7 @@ type Node struct {
 
 	open     *wire.Open // the latest Open of the tracker
 	epoch    uint32     // the latest tracker epoch seen in an Open or Close
+	term     uint64     // the highest raft term of a tracker group seen in an Open or Close (0: one tracker)
 	deal     *Deal      // its assignment (never changed: may be shared)
 	deals    Deals      // the deals of the recent Opens, deal last (never changed: may be shared)
 	close    *wire.Close
@@ -220,6 +221,20 @@ func (n *Node) Round() cid.Cid { return n.round }
 
 // TrackerID returns the tracker's peer ID.
 func (n *Node) TrackerID() string { return n.tracker }
+
+// IsTracker reports whether peer is one of the round's trackers (see
+// wire.Grouped).
+func (n *Node) IsTracker(peer string) bool { return peer == n.tracker || n.spec.IsTracker(peer) }
+
+// staleLeader reports whether an Open or Close of a term is from a
+// group member deposed since: one of a lower term than the highest the
+// node has seen. A round with one tracker has term 0 throughout.
+func (n *Node) staleLeader(term uint64) error {
+	if term < n.term {
+		return fmt.Errorf("from a deposed leader: term %d, the group is at term %d", term, n.term)
+	}
+	return nil
+}
 
 // ID returns the node's own peer ID.
 func (n *Node) ID() string { return n.cfg.ID }
@@ -449,6 +464,9 @@ func (n *Node) receive(now time.Time, from string, m wire.Msg, place func(*wire.
 			n.addProvider(m.Head, from)
 		}
 	case *wire.Open:
+		if err := n.staleLeader(m.Term); err != nil {
+			return err
+		}
 		n.onOpen(m)
 	case *wire.Update:
 		if place != nil && n.takes(from, m) {
@@ -456,6 +474,9 @@ func (n *Node) receive(now time.Time, from string, m wire.Msg, place func(*wire.
 		}
 		n.onUpdate(from, m)
 	case *wire.Close:
+		if err := n.staleLeader(m.Term); err != nil {
+			return err
+		}
 		n.onClose(m)
 	case *wire.Commit:
 		n.addProvider(m.Result, from)
@@ -497,8 +518,10 @@ func (n *Node) onOpen(o *wire.Open) {
 	if o.Step < n.headStep {
 		return
 	}
-	restarted := o.Epoch > n.epoch
-	n.open, n.epoch = o, max(n.epoch, o.Epoch)
+	// A restarted tracker (a later epoch) or a group's new leader (a
+	// higher term) may have lost what I sent.
+	restarted := o.Epoch > n.epoch || o.Term > n.term
+	n.open, n.epoch, n.term = o, max(n.epoch, o.Epoch), max(n.term, o.Term)
 	if repeat {
 		// The tracker republished the step. If it restarted since it
 		// first opened it, it may have lost my updates: send them again.
@@ -659,8 +682,8 @@ func (n *Node) onUpdate(from string, u *wire.Update) {
 }
 
 func (n *Node) onClose(c *wire.Close) {
-	restarted := c.Epoch > n.epoch
-	n.epoch = max(n.epoch, c.Epoch)
+	restarted := c.Epoch > n.epoch || c.Term > n.term
+	n.epoch, n.term = max(n.epoch, c.Epoch), max(n.term, c.Term)
 	if cm := n.commits[c.Step]; cm != nil && cm.Base.Equals(c.Base) {
 		// The tracker republished a close I have applied. If it
 		// restarted since, it may have lost my commit: commit again.

@@ -2,6 +2,7 @@ package node
 
 import (
 	"slices"
+	"strings"
 
 	"testing"
 	"time"
@@ -311,5 +312,63 @@ func TestCredit(t *testing.T) {
 	n.onUpdate("peer-b", partner(raw, "p-b3"))
 	if n.Credit() != 20 {
 		t.Fatalf("credit %d, want the unit's 20 samples, once", n.Credit())
+	}
+}
+
+// TestNodeFollowsGroupLeader: in a round coordinated by a group of
+// trackers, the node takes Opens and Closes from any member of the
+// group at the highest term it has seen, and refuses a deposed
+// leader's (a lower term) and a non-member's.
+func TestNodeFollowsGroupLeader(t *testing.T) {
+	const (
+		trackerB = "12D3KooWPhE3uLopstLtMMJpRoK2NaCvW3FMs4grT9PuWjZB945h"
+		trackerC = "12D3KooWFKGGFmcK5J41C1osT1wLyLwNJDhoHPDKhhyQ4BsTr4NZ"
+	)
+	s := round.Defaults()
+	s.Model = round.Model{Arch: "mlp", Vocab: 256, Ctx: 16, Dim: 16, Layers: 1, Hidden: 64, Window: 4, Seed: 7}
+	s.Dataset = round.Dataset{Builtin: true}
+	s.InnerSteps, s.Batch = 5, 4
+	s.Inner.LR = 0.01
+	s.TargetSamples = 40
+	s.Deadline = time.Minute
+	s.VerificationRate = 0
+	s.Trackers = []string{trackerID, trackerB}
+	s.TrackerAddrs = []string{"/ip4/127.0.0.1/tcp/1", "/ip4/127.0.0.1/tcp/2"}
+	g := content.Sum([]byte("C0"))
+	n, err := New(Config{ID: "me", Role: wire.RoleWorker, Spec: s, Genesis: g})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	open := &wire.Open{Round: s.ID(), Step: 0, Base: g, Members: []string{"me", "peer-b"}, Units: 2, Term: 3}
+	if err := n.Receive(now, trackerC, open); err == nil {
+		t.Fatal("an Open from a peer outside the group was accepted")
+	}
+	if err := n.Receive(now, trackerB, open); err != nil {
+		t.Fatalf("the leader's Open: %v", err)
+	}
+	if n.term != 3 {
+		t.Fatalf("term %d after an Open of term 3", n.term)
+	}
+	n.Ready()
+	old := *open
+	old.Term = 2
+	if err := n.Receive(now, trackerID, &old); err == nil || !strings.Contains(err.Error(), "deposed") {
+		t.Fatalf("an Open of a deposed leader: %v", err)
+	}
+	cl := &wire.Close{Round: s.ID(), Step: 0, Base: g, Included: []wire.Included{{Peer: "peer-b", Unit: 1, Payload: g, Weight: 20}}, Term: 2}
+	if err := n.Receive(now, trackerID, cl); err == nil || !strings.Contains(err.Error(), "deposed") {
+		t.Fatalf("a Close of a deposed leader: %v", err)
+	}
+	newer := *open
+	newer.Term = 4
+	if err := n.Receive(now, trackerID, &newer); err != nil || n.term != 4 {
+		t.Fatalf("the Open of the next leader: %v (term %d)", err, n.term)
+	}
+	payload := []byte("an update")
+	u := &wire.Update{Round: s.ID(), Step: 0, Base: g, Unit: 0, Samples: 20, Raw: g, Residual: g,
+		Payload: content.Sum(payload), Size: uint64(len(payload)), Data: payload}
+	if r, _ := wire.Validate(n, trackerB, u); r != wire.Reject {
+		t.Fatalf("an Update from a member of the group: %s, want reject", r)
 	}
 }

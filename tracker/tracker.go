@@ -218,6 +218,10 @@ func (t *Tracker) Round() cid.Cid { return t.round }
 // canonical form (CanonicalPeerID), as the transport names senders.
 func (t *Tracker) TrackerID() string { return t.trackerID }
 
+// IsTracker reports whether peer is one of the round's trackers (see
+// wire.Grouped).
+func (t *Tracker) IsTracker(peer string) bool { return peer == t.trackerID || t.spec.IsTracker(peer) }
+
 // Step returns the current step and its phase.
 func (t *Tracker) Step() (uint64, Phase) { return t.st.Step, t.st.Phase }
 

@@ -40,7 +40,7 @@ dashboard) and prints the invite volunteers pass to 'shoal node join',
 'invite' signs access tokens for closed rounds, and 'status' prints what
 the dashboard shows.`,
 	}
-	cmd.AddCommand(newCmdRoundValidate(f, nil), newCmdRoundInit(f, nil), newCmdRoundStart(f, nil), newCmdRoundStatus(f, nil), newCmdRoundInvite(f, nil))
+	cmd.AddCommand(newCmdRoundValidate(f, nil), newCmdRoundInit(f, nil), newCmdRoundStart(f, nil), newCmdRoundStatus(f, nil), newCmdRoundInvite(f, nil), newCmdRoundGroup(f, nil))
 	return cmd
 }
 

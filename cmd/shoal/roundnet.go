@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -33,6 +34,7 @@ import (
 	"github.com/shoal-network/shoal/p2p"
 	"github.com/shoal-network/shoal/tracker/boltstore"
 	"github.com/shoal-network/shoal/tracker/dashboard"
+	"github.com/shoal-network/shoal/tracker/group"
 	"github.com/shoal-network/shoal/tracker/round"
 	"github.com/shoal-network/shoal/tracker/wire"
 )
@@ -110,6 +112,14 @@ type roundStartOptions struct {
 	Vocab, Merges string // the files of the spec's tokenizer
 	net           netOptions
 	tokenizer     *tokenizer.BPE
+	// A tracker group's raft timing and shared audit secret (see
+	// daemon.GroupConfig).
+	RaftTick       time.Duration
+	ElectionTicks  int
+	HeartbeatTicks int
+	GroupSecret    string
+	Join           string // the raft ID to join a running group with (hex)
+	SnapshotEvery  uint64
 }
 
 func newCmdRoundStart(f *factory, runF func(context.Context, *roundStartOptions) error) *cobra.Command {
@@ -155,6 +165,12 @@ first of the spec's trackers ('shoal round init' writes such a spec).`,
 	fl.StringVar(&o.Data, "data", "", "the text of the spec's dataset (a file or directory; 'shoal dataset cid' names it)")
 	fl.StringVar(&o.Vocab, "vocab", "", "the encoder.json of the spec's tokenizer (GPT-2 BPE; 'shoal tokenize' names it)")
 	fl.StringVar(&o.Merges, "merges", "", "the vocab.bpe of the spec's tokenizer")
+	fl.DurationVar(&o.RaftTick, "raft-tick", daemon.DefaultRaftTick, "with a tracker group: raft's tick")
+	fl.IntVar(&o.ElectionTicks, "election-ticks", daemon.DefaultElectionTicks, "with a tracker group: ticks without a heartbeat before a member stands for election (randomised up to twice as many)")
+	fl.IntVar(&o.HeartbeatTicks, "heartbeat-ticks", daemon.DefaultHeartbeatTicks, "with a tracker group: ticks between the leader's heartbeats")
+	fl.StringVar(&o.Join, "join", "", "with a tracker group: join the running group with this raft ID, as 'shoal round group add' printed it (the data directory's raft log must be empty)")
+	fl.Uint64Var(&o.SnapshotEvery, "snapshot-entries", 0, "with a tracker group: log entries between snapshots (0: the default, 4096)")
+	fl.StringVar(&o.GroupSecret, "group-secret", "", "with a tracker group: a file holding the audit secret the group's members share (at least 16 bytes; without it, the group audits without a secret)")
 	o.net.addFlags(fl)
 	return cmd
 }
@@ -230,6 +246,20 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	}
 	defer db.Close()
 	inv := daemon.Invite{Round: roundID, Peers: []peer.AddrInfo{th.AddrInfo()}}
+	var gcfg daemon.GroupConfig
+	var groupSecret []byte
+	if spec.Group() {
+		if gcfg, groupSecret, err = groupConfig(o); err != nil {
+			return err
+		}
+		defer gcfg.Log.Close()
+		// Volunteers find every member of the group in the invite.
+		others, err := groupPeers(spec, th.ID())
+		if err != nil {
+			return err
+		}
+		inv.Peers = append(inv.Peers, others...)
+	}
 	evals := newEvalLog()
 	// The round's own observer is the tracker's anchor: in an open round
 	// its commit outweighs any number of fresh peer IDs.
@@ -240,11 +270,15 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	var anchors []string
 	if oh != nil {
 		defer oh.Close()
-		anchors = []string{oh.ID().String()}
+		if !spec.Group() {
+			// A group's members must decide alike: each one's own
+			// observer is a member like any other, not an anchor.
+			anchors = []string{oh.ID().String()}
+		}
 	}
 	td, err := daemon.NewTracker(daemon.TrackerConfig{Spec: spec, Host: th, Store: store, Storage: db, Genesis: genesis,
 		MinMembers: o.MinMembers, Spares: o.Spares, Newcomers: o.Newcomers, Anchors: anchors, Logger: log.With("role", "tracker"), Invite: inv.String(), Floor: floor, EvalLoss: evals.get, EvalSample: evals.getSample,
-		History: filepath.Join(o.DataDir, "dashboard.json")})
+		History: filepath.Join(o.DataDir, "dashboard.json"), Group: gcfg, AuditSecret: groupSecret})
 	if err != nil {
 		return err
 	}
@@ -274,7 +308,14 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	if err != nil {
 		return fmt.Errorf("--dashboard-addr: %w", err)
 	}
-	srv := &http.Server{Handler: dashboard.New(td.Snapshot, dashboard.Options{}), ReadHeaderTimeout: 10 * time.Second}
+	var handler http.Handler = dashboard.New(td.Snapshot, dashboard.Options{})
+	if spec.Group() {
+		mux := http.NewServeMux()
+		mux.Handle("/api/group/", groupHandler(td))
+		mux.Handle("/", handler)
+		handler = mux
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
 
@@ -376,8 +417,65 @@ func newObserver(oh *p2p.Host, ostore *daemon.Store, odir string, log *slog.Logg
 		Tokenizer: tok})
 }
 
+// groupConfig opens a tracker group member's raft log (raft.db in
+// --data-dir) and reads its timing and shared secret from the flags.
+func groupConfig(o *roundStartOptions) (daemon.GroupConfig, []byte, error) {
+	if o.RaftTick <= 0 || o.ElectionTicks < 2 || o.HeartbeatTicks < 1 || o.HeartbeatTicks >= o.ElectionTicks {
+		return daemon.GroupConfig{}, nil, fmt.Errorf("--raft-tick %v, --election-ticks %d, --heartbeat-ticks %d: need a positive tick and fewer heartbeat ticks than election ticks",
+			o.RaftTick, o.ElectionTicks, o.HeartbeatTicks)
+	}
+	var secret []byte
+	if o.GroupSecret != "" {
+		b, err := os.ReadFile(o.GroupSecret)
+		if err != nil {
+			return daemon.GroupConfig{}, nil, fmt.Errorf("--group-secret: %w", err)
+		}
+		if secret = []byte(strings.TrimSpace(string(b))); len(secret) < 16 {
+			return daemon.GroupConfig{}, nil, fmt.Errorf("--group-secret %s: %d bytes, need at least 16", o.GroupSecret, len(secret))
+		}
+	}
+	log, err := group.OpenLogStore(filepath.Join(o.DataDir, "raft.db"))
+	if err != nil {
+		return daemon.GroupConfig{}, nil, err
+	}
+	g := daemon.GroupConfig{Log: log, Tick: o.RaftTick, ElectionTicks: o.ElectionTicks, HeartbeatTicks: o.HeartbeatTicks, SnapshotEntries: o.SnapshotEvery}
+	if o.Join != "" {
+		if g.Join, err = strconv.ParseUint(o.Join, 16, 64); err != nil || g.Join == 0 {
+			log.Close()
+			return daemon.GroupConfig{}, nil, fmt.Errorf("--join %q: want the raft ID 'shoal round group add' printed", o.Join)
+		}
+		if !log.Empty() {
+			log.Close()
+			return daemon.GroupConfig{}, nil, fmt.Errorf("--join: %s holds a raft log already: a tracker joins with an empty one", filepath.Join(o.DataDir, "raft.db"))
+		}
+	}
+	return g, secret, nil
+}
+
+// groupPeers returns the other members of the spec's tracker group at
+// the addresses it gives.
+func groupPeers(spec *round.Spec, self peer.ID) ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	for i, p := range spec.TrackerIDs() {
+		id, err := peer.Decode(p)
+		if err != nil {
+			return nil, fmt.Errorf("trackers[%d]: %w", i, err)
+		}
+		if id == self || i >= len(spec.TrackerAddrs) {
+			continue
+		}
+		a, err := ma.NewMultiaddr(spec.TrackerAddrs[i])
+		if err != nil {
+			return nil, fmt.Errorf("tracker_addrs[%d]: %w", i, err)
+		}
+		out = append(out, peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{a}})
+	}
+	return out, nil
+}
+
 // specTracker loads the tracker identity in dataDir (creating it if there
-// is none) and checks that it is the first tracker the spec in file names.
+// is none) and checks that it is the first tracker the spec in file names,
+// or, for a tracker group, one of them.
 func specTracker(dataDir, file string, spec *round.Spec) (crypto.PrivKey, error) {
 	key, err := p2p.LoadOrCreateIdentity(filepath.Join(dataDir, "tracker.key"))
 	if err != nil {
@@ -386,6 +484,13 @@ func specTracker(dataDir, file string, spec *round.Spec) (crypto.PrivKey, error)
 	self, err := peer.IDFromPrivateKey(key)
 	if err != nil {
 		return nil, err
+	}
+	if spec.Group() {
+		if !spec.IsTracker(self.String()) {
+			return nil, fmt.Errorf("%s names the tracker group %v, but the identity in %s is %s: add it to trackers: (or use the --data-dir of one of them)",
+				file, spec.TrackerIDs(), dataDir, self)
+		}
+		return key, nil
 	}
 	if want, _ := round.CanonicalPeerID(spec.Trackers[0]); want != self.String() {
 		return nil, fmt.Errorf("%s names tracker %s, but the identity in %s is %s: put %s first under trackers: (or use the --data-dir that holds %s's key)",
@@ -612,6 +717,24 @@ func runRoundStatus(ctx context.Context, f *factory, o *roundStatusOptions) erro
 	t := snap.Throughput
 	fmt.Fprintf(w, "pace     %.0f samples/s, %s/s in, %s/s out, %.1f s per step\n", t.SamplesPerSec,
 		bytesize.Format(t.BytesInPerSec), bytesize.Format(t.BytesOutPerSec), t.StepSeconds)
+	if g := snap.Group; g != nil {
+		leader := g.Leader
+		if leader == "" {
+			leader = "none known"
+		}
+		fmt.Fprintf(w, "group    %d trackers, term %d, leader %s; this one %s applied %d of %d (snapshot at %d, %d entries of log)\n",
+			len(g.Members), g.Term, leader, g.Self, g.Applied, g.Commit, g.Snapshot, g.LogLen)
+		for _, m := range g.Members {
+			line := "         " + m
+			if m == g.Leader {
+				line += "  leader"
+			}
+			if lag, ok := g.Lag[m]; ok {
+				line += fmt.Sprintf("  %d entries behind", lag)
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	// A leaderboard: the most verified samples (a volunteer's credit) first.

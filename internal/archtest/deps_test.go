@@ -28,7 +28,10 @@ var rules = []rule{
 	{pkg: module + "/tensor", allow: []string{module + "/tensor"}},
 	{pkg: module + "/gradient", allow: []string{module + "/tensor", module + "/gradient", module + "/checkpoint/content", cid, "github.com/multiformats/go-multihash"}},
 	{pkg: module + "/checkpoint", allow: []string{module + "/tensor", module + "/checkpoint", cid, "github.com/multiformats/go-multihash"}},
-	{pkg: module + "/tracker", allow: []string{module + "/tracker", module + "/checkpoint/content", module + "/gradient/codec", module + "/gradient/aggregate", module + "/tensor", cid, "github.com/multiformats/go-multihash", "gopkg.in/yaml.v3", "go.etcd.io/bbolt"}},
+	// tracker/group runs the tracker as a raft group: etcd's raft and
+	// the protobuf its messages are.
+	{pkg: module + "/tracker", allow: []string{module + "/tracker", module + "/checkpoint/content", module + "/gradient/codec", module + "/gradient/aggregate", module + "/tensor", cid, "github.com/multiformats/go-multihash", "gopkg.in/yaml.v3", "go.etcd.io/bbolt",
+		"go.etcd.io/raft/v3", "google.golang.org/protobuf"}},
 	{pkg: module + "/node", deny: []string{module + "/p2p", "github.com/libp2p/", "net"}},
 	{pkg: module + "/simulations", deny: []string{module + "/p2p"}},
 }

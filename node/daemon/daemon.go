@@ -49,6 +49,7 @@ const MaxPayload = 4 << 30
 type view struct {
 	round    cid.Cid
 	tracker  string
+	group    []string // a tracker group's members (see wire.Grouped)
 	step     uint64
 	head     cid.Cid
 	excluded map[string]bool
@@ -62,6 +63,7 @@ type view struct {
 
 func (v *view) Round() cid.Cid          { return v.round }
 func (v *view) TrackerID() string       { return v.tracker }
+func (v *view) IsTracker(p string) bool { return p == v.tracker || slices.Contains(v.group, p) }
 func (v *view) Head() (uint64, cid.Cid) { return v.step, v.head }
 func (v *view) Excluded(peer string) bool {
 	if v.excluded[peer] {

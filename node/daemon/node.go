@@ -53,6 +53,7 @@ type Node struct {
 	cfg    NodeConfig
 	round  cid.Cid
 	core   *node.Node
+	group  []string   // the round's trackers, canonical (a group of them, or one)
 	loop   *node.Loop // drives core; the Node is its Effects
 	bus    *bus
 	log    *slog.Logger
@@ -142,7 +143,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	if err := cfg.Store.Put(round, cfg.Spec.Canonical()); err != nil {
 		return nil, err
 	}
-	d := &Node{cfg: cfg, round: round, core: core, log: cfg.Logger, status: newStatusBox(),
+	d := &Node{cfg: cfg, round: round, core: core, log: cfg.Logger, status: newStatusBox(), group: cfg.Spec.TrackerIDs(),
 		jobs: make(chan node.Job), results: make(chan node.Result, 1), fetched: make(chan fetchResult, 64),
 		evals: make(chan evalResult, 1), sem: make(chan struct{}, cfg.Fetches),
 		shards: map[cid.Cid]bool{}, shardCh: make(chan fetchResult, 8)}
@@ -167,7 +168,7 @@ func (d *Node) makeView() *view {
 	// their messages are neither delivered nor relayed; so are updates of
 	// unit copies not dealt to their senders. The set and the deals are
 	// shared with the core, which replaces them (never changes them).
-	return &view{round: d.round, tracker: d.core.TrackerID(), step: s, head: h, sorted: d.core.ExcludedPeers(), deals: d.core.Deals()}
+	return &view{round: d.round, tracker: d.core.TrackerID(), group: d.group, step: s, head: h, sorted: d.core.ExcludedPeers(), deals: d.core.Deals()}
 }
 
 // Run drives the node until ctx ends, then stops at a safe point: the

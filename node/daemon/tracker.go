@@ -24,6 +24,7 @@ import (
 	"github.com/shoal-network/shoal/p2p/blob"
 	"github.com/shoal-network/shoal/tracker"
 	"github.com/shoal-network/shoal/tracker/dashboard"
+	"github.com/shoal-network/shoal/tracker/group"
 	"github.com/shoal-network/shoal/tracker/round"
 	"github.com/shoal-network/shoal/tracker/wire"
 )
@@ -60,6 +61,14 @@ type TrackerConfig struct {
 	// most two minutes); Fetches bounds the fetches at once (0: 8).
 	FetchTimeout time.Duration
 	Fetches      int
+	// Group configures this tracker's part in the round's tracker group,
+	// when the spec names more than one tracker (see package
+	// tracker/group); it is ignored otherwise.
+	Group GroupConfig
+	// AuditSecret, if set, is the tracker's audit secret
+	// (tracker.Config.AuditSecret) instead of one derived from its key.
+	// A group's members must share one, or have none.
+	AuditSecret []byte
 }
 
 // history is what the History file holds.
@@ -76,6 +85,12 @@ type Tracker struct {
 	t     *tracker.Tracker
 	bus   *bus
 	log   *slog.Logger
+	// rep is this tracker's replica of the round's tracker group (nil
+	// for a round with one tracker); t is then its tracker.
+	rep   *group.Replica
+	group []string    // the group's peer IDs, canonical
+	gs    groupStatus // what Group reports
+	admin chan func() // configuration changes, run on the driver's goroutine
 
 	mu      sync.Mutex
 	started time.Time
@@ -131,6 +146,9 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Spec.Group() {
+		return newGroupTracker(cfg)
+	}
 	id, err := round.CanonicalPeerID(cfg.Spec.Trackers[0])
 	if err != nil {
 		return nil, err
@@ -148,8 +166,8 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 	}
 	// The audit secret: derived from the tracker's private key, so that
 	// a restarted tracker reveals the same key for the same Close.
-	var auditSecret []byte
-	if key := cfg.Host.Libp2p().Peerstore().PrivKey(cfg.Host.ID()); key != nil {
+	auditSecret := cfg.AuditSecret
+	if key := cfg.Host.Libp2p().Peerstore().PrivKey(cfg.Host.ID()); key != nil && auditSecret == nil {
 		raw, err := key.Raw()
 		if err != nil {
 			return nil, fmt.Errorf("tracker: reading its private key: %w", err)
@@ -235,8 +253,11 @@ func (d *Tracker) saveHistory() {
 // Run drives the tracker until ctx ends. A failure to save its state
 // stops it with the error: what it decided would not be durable.
 func (d *Tracker) Run(ctx context.Context) error {
+	if d.rep != nil {
+		return d.runGroup(ctx)
+	}
 	s, h := d.t.Head()
-	b, err := newBus(d.cfg.Host, d.round, d.log, &view{round: d.round, tracker: d.t.TrackerID(), step: s, head: h, excluded: map[string]bool{}}, d.cfg.Spec)
+	b, err := newBus(d.cfg.Host, d.round, d.log, &view{round: d.round, tracker: d.t.TrackerID(), group: d.group, step: s, head: h, excluded: map[string]bool{}}, d.cfg.Spec)
 	if err != nil {
 		return err
 	}
@@ -332,7 +353,14 @@ func (d *Tracker) flush(fetch func(tracker.Fetch)) error {
 			return fmt.Errorf("tracker: saving state: %w", err)
 		}
 	}
-	for _, ev := range rd.Events {
+	d.emit(rd.Events, rd.Publish)
+	return nil
+}
+
+// emit logs the tracker's events and publishes its messages, once what
+// they announce is durable.
+func (d *Tracker) emit(events []tracker.Event, publish []wire.Msg) {
+	for _, ev := range events {
 		lvl := slog.LevelInfo
 		switch ev.Kind {
 		case wire.EventExclude, wire.EventMismatch, wire.EventDispute:
@@ -342,13 +370,13 @@ func (d *Tracker) flush(fetch func(tracker.Fetch)) error {
 		d.note(dashboard.Event{At: time.Now().UTC(), Kind: string(ev.Kind), Step: ev.Step, Peer: ev.Peer, Detail: ev.Detail})
 	}
 	final := false
-	for _, m := range rd.Publish {
+	for _, m := range publish {
 		d.record(m)
 		d.bus.publish(m)
 		_, ok := m.(*wire.Final)
 		final = final || ok
 	}
-	for _, m := range rd.Publish {
+	for _, m := range publish {
 		if f, ok := m.(*wire.Final); ok {
 			d.forgetOld(f.Step)
 		}
@@ -359,7 +387,6 @@ func (d *Tracker) flush(fetch func(tracker.Fetch)) error {
 	} else {
 		d.refreshHead()
 	}
-	return nil
 }
 
 // updateView gives the gossip validator the tracker's head and the peers
@@ -383,7 +410,7 @@ func (d *Tracker) updateView(refused bool) {
 	for p := range d.t.Refused() {
 		excluded[p] = true
 	}
-	d.bus.view.Store(&view{round: d.round, tracker: d.t.TrackerID(), step: s, head: h, excluded: excluded})
+	d.bus.view.Store(&view{round: d.round, tracker: d.t.TrackerID(), group: d.group, step: s, head: h, excluded: excluded})
 	d.viewStep, d.viewHead, d.viewExcl, d.viewRefs, d.viewMade = s, h, excl, refs, true
 }
 
@@ -579,6 +606,11 @@ func (d *Tracker) Snapshot() dashboard.Snapshot {
 		}
 	}
 	snap.Events = append(snap.Events, d.events...)
+	if d.rep != nil {
+		g := d.Group()
+		snap.Group = &dashboard.GroupInfo{Self: g.Self, Members: g.Members, Leader: g.Leader, Term: g.Term, Commit: g.Commit,
+			Applied: g.Applied, Lag: g.Lag, Snapshot: g.Snapshot, LogLen: g.LogLen, Leads: g.Leads}
+	}
 	return snap
 }
 

@@ -28,6 +28,25 @@ type Snapshot struct {
 	Peers      []PeerInfo  `json:"peers"`      // every peer seen, sorted by ID
 	Throughput Throughput  `json:"throughput"` // over the last minute
 	Events     []Event     `json:"events"`     // recent notable events, newest last (the last 100)
+	// Group is the tracker group's state as this member sees it, for a
+	// round coordinated by a group of trackers.
+	Group *GroupInfo `json:"group,omitempty"`
+}
+
+// GroupInfo is a tracker group as one of its members sees it.
+type GroupInfo struct {
+	Self    string   `json:"self"`             // this member's peer ID
+	Members []string `json:"members"`          // the group's voting members
+	Leader  string   `json:"leader,omitempty"` // the leader, if one is known
+	Term    uint64   `json:"term"`             // the raft term
+	Commit  uint64   `json:"commit"`           // the last log entry committed
+	Applied uint64   `json:"applied"`          // the last log entry this member applied
+	// Lag, at the leader, is how many committed entries each member's
+	// log is behind.
+	Lag      map[string]int64 `json:"lag,omitempty"`
+	Snapshot uint64           `json:"snapshot"` // the index of this member's last snapshot
+	LogLen   uint64           `json:"log_len"`  // entries this member's log holds
+	Leads    int              `json:"leads"`    // times this member became leader
 }
 
 // LossPoint is the loss after a finalised step.

@@ -92,6 +92,11 @@ func (s *Spec) Canonical() []byte {
 		// what they were.
 		doc["tokenizer"] = s.Tokenizer.String()
 	}
+	if len(s.TrackerAddrs) > 0 {
+		// Only a group's spec has them: a single tracker's round ID is
+		// what it was before groups existed.
+		doc["tracker_addrs"] = s.TrackerAddrs
+	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)

@@ -504,6 +504,22 @@ func (d *decoder) spec(root *yaml.Node, s *Spec) {
 				d.str(&s.Trackers[i])(p, item)
 			}
 		}},
+		{"tracker_addrs", func(path string, v *yaml.Node) {
+			if v.Kind != yaml.SequenceNode {
+				d.errorf(v.Line, path, "want a list of multiaddrs, got %s", describe(v))
+				return
+			}
+			s.TrackerAddrs = make([]string, len(v.Content))
+			for i, item := range v.Content {
+				p := fmt.Sprintf("%s[%d]", path, i)
+				d.lines[p] = item.Line
+				if item.Kind == yaml.AliasNode {
+					d.errorf(item.Line, p, "aliases are not supported in a round spec")
+					continue
+				}
+				d.str(&s.TrackerAddrs[i])(p, item)
+			}
+		}},
 		{"init_checkpoint", func(path string, v *yaml.Node) {
 			n, ok := d.scalar(path, v, "a checkpoint CID")
 			if !ok {

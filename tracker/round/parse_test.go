@@ -1,8 +1,10 @@
 package round
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -145,39 +147,45 @@ func TestEveryChangeChangesID(t *testing.T) {
 	ckpt, _ := cid.Decode(ckptCID)
 	data, _ := cid.Decode(dataCID)
 	changes := map[string]func(s *Spec){
-		"version":              func(s *Spec) { s.Version = 2 },
-		"name":                 func(s *Spec) { s.Name = "other" },
-		"description":          func(s *Spec) { s.Description = "other" },
-		"model.arch":           func(s *Spec) { s.Model.Arch, s.Model.Heads, s.Model.Hidden, s.Model.Window = ArchMLP, 0, 64, 8 },
-		"model.vocab":          func(s *Spec) { s.Model.Vocab = 512 },
-		"model.ctx":            func(s *Spec) { s.Model.Ctx = 32 },
-		"model.dim":            func(s *Spec) { s.Model.Dim = 64 },
-		"model.layers":         func(s *Spec) { s.Model.Layers = 3 },
-		"model.heads":          func(s *Spec) { s.Model.Heads = 2 },
-		"model.seed":           func(s *Spec) { s.Model.Seed = 1 },
-		"dataset":              func(s *Spec) { s.Dataset = Dataset{Manifest: data} },
-		"inner_steps":          func(s *Spec) { s.InnerSteps = 49 },
-		"batch":                func(s *Spec) { s.Batch = 15 },
-		"inner.lr":             func(s *Spec) { s.Inner.LR = 0.0060000000000000001 + 1e-12 },
-		"inner.warmup":         func(s *Spec) { s.Inner.Warmup = 1 },
-		"inner.beta1":          func(s *Spec) { s.Inner.Beta1 = 0.8 },
-		"inner.beta2":          func(s *Spec) { s.Inner.Beta2 = 0.999 },
-		"inner.eps":            func(s *Spec) { s.Inner.Eps = 1e-6 },
-		"inner.weight_decay":   func(s *Spec) { s.Inner.WeightDecay = 0 },
-		"inner.clip_norm":      func(s *Spec) { s.Inner.ClipNorm = 0 },
-		"outer.lr":             func(s *Spec) { s.Outer.LR = 0.5 },
-		"outer.momentum":       func(s *Spec) { s.Outer.Momentum = 0 },
-		"codec":                func(s *Spec) { s.Codec = "fp16" },
-		"codec parameter":      func(s *Spec) { s.Codec = "topk:k=65" },
-		"aggregation":          func(s *Spec) { s.Aggregation = "median" },
-		"aggregation param":    func(s *Spec) { s.Aggregation = "trimmed-mean:trim=0.25" },
-		"target_samples":       func(s *Spec) { s.TargetSamples = 1601 },
-		"deadline":             func(s *Spec) { s.Deadline += time.Millisecond },
-		"verification_rate":    func(s *Spec) { s.VerificationRate = 0 },
-		"seed":                 func(s *Spec) { s.Seed = 1 },
-		"trackers: one more":   func(s *Spec) { s.Trackers = append(s.Trackers, peerB) },
-		"trackers: other":      func(s *Spec) { s.Trackers = []string{peerB} },
-		"trackers: order":      func(s *Spec) { s.Trackers = []string{peerB, peerA} },
+		"version":            func(s *Spec) { s.Version = 2 },
+		"name":               func(s *Spec) { s.Name = "other" },
+		"description":        func(s *Spec) { s.Description = "other" },
+		"model.arch":         func(s *Spec) { s.Model.Arch, s.Model.Heads, s.Model.Hidden, s.Model.Window = ArchMLP, 0, 64, 8 },
+		"model.vocab":        func(s *Spec) { s.Model.Vocab = 512 },
+		"model.ctx":          func(s *Spec) { s.Model.Ctx = 32 },
+		"model.dim":          func(s *Spec) { s.Model.Dim = 64 },
+		"model.layers":       func(s *Spec) { s.Model.Layers = 3 },
+		"model.heads":        func(s *Spec) { s.Model.Heads = 2 },
+		"model.seed":         func(s *Spec) { s.Model.Seed = 1 },
+		"dataset":            func(s *Spec) { s.Dataset = Dataset{Manifest: data} },
+		"inner_steps":        func(s *Spec) { s.InnerSteps = 49 },
+		"batch":              func(s *Spec) { s.Batch = 15 },
+		"inner.lr":           func(s *Spec) { s.Inner.LR = 0.0060000000000000001 + 1e-12 },
+		"inner.warmup":       func(s *Spec) { s.Inner.Warmup = 1 },
+		"inner.beta1":        func(s *Spec) { s.Inner.Beta1 = 0.8 },
+		"inner.beta2":        func(s *Spec) { s.Inner.Beta2 = 0.999 },
+		"inner.eps":          func(s *Spec) { s.Inner.Eps = 1e-6 },
+		"inner.weight_decay": func(s *Spec) { s.Inner.WeightDecay = 0 },
+		"inner.clip_norm":    func(s *Spec) { s.Inner.ClipNorm = 0 },
+		"outer.lr":           func(s *Spec) { s.Outer.LR = 0.5 },
+		"outer.momentum":     func(s *Spec) { s.Outer.Momentum = 0 },
+		"codec":              func(s *Spec) { s.Codec = "fp16" },
+		"codec parameter":    func(s *Spec) { s.Codec = "topk:k=65" },
+		"aggregation":        func(s *Spec) { s.Aggregation = "median" },
+		"aggregation param":  func(s *Spec) { s.Aggregation = "trimmed-mean:trim=0.25" },
+		"target_samples":     func(s *Spec) { s.TargetSamples = 1601 },
+		"deadline":           func(s *Spec) { s.Deadline += time.Millisecond },
+		"verification_rate":  func(s *Spec) { s.VerificationRate = 0 },
+		"seed":               func(s *Spec) { s.Seed = 1 },
+		"trackers: one more": func(s *Spec) { s.Trackers = append(s.Trackers, peerB) },
+		"trackers: other":    func(s *Spec) { s.Trackers = []string{peerB} },
+		"trackers: order":    func(s *Spec) { s.Trackers = []string{peerB, peerA} },
+		"tracker_addrs": func(s *Spec) {
+			s.Trackers, s.TrackerAddrs = []string{peerA, peerB}, []string{"/ip4/192.0.2.1/tcp/4001", "/ip4/192.0.2.2/tcp/4001"}
+		},
+		"tracker_addrs: other": func(s *Spec) {
+			s.Trackers, s.TrackerAddrs = []string{peerA, peerB}, []string{"/ip4/192.0.2.1/tcp/4001", "/ip4/192.0.2.3/tcp/4001"}
+		},
 		"init_checkpoint":      func(s *Spec) { s.InitCheckpoint = ckpt },
 		"admission":            func(s *Spec) { s.Admission = AdmissionClosed },
 		"seed and model.seed":  func(s *Spec) { s.Seed, s.Model.Seed = 1, 1 },
@@ -198,6 +206,43 @@ func TestEveryChangeChangesID(t *testing.T) {
 			t.Errorf("%s: same ID as %s", name, other)
 		}
 		seen[id] = name
+	}
+}
+
+// TestTrackerGroup: a spec naming a group of trackers with their
+// addresses parses, encodes them in its canonical form (so its round ID
+// covers them) and parses back; one without addresses keeps the form a
+// single tracker's spec always had; addresses must match the trackers.
+func TestTrackerGroup(t *testing.T) {
+	group := minimal + "tracker_addrs:\n  - /ip4/127.0.0.1/tcp/4001\n  - /ip4/127.0.0.1/tcp/4002\n"
+	s := mustParse(t, strings.Replace(group, "trackers:\n", "trackers:\n  - "+peerB+"\n", 1))
+	if !s.Group() || len(s.TrackerAddrs) != 2 {
+		t.Fatalf("group %v, addresses %v", s.Group(), s.TrackerAddrs)
+	}
+	if !bytes.Contains(s.Canonical(), []byte(`"tracker_addrs":["/ip4/127.0.0.1/tcp/4001","/ip4/127.0.0.1/tcp/4002"]`)) {
+		t.Fatalf("canonical form without the addresses: %s", s.Canonical())
+	}
+	back, err := Parse(s.Canonical(), "canonical")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.ID() != s.ID() || !slices.Equal(back.TrackerAddrs, s.TrackerAddrs) {
+		t.Fatalf("parsed back to %v (%s), want %v (%s)", back.TrackerAddrs, back.ID(), s.TrackerAddrs, s.ID())
+	}
+	if !s.IsTracker(peerB) || s.IsTracker("someone") {
+		t.Fatal("IsTracker")
+	}
+	one := mustParse(t, minimal)
+	if one.Group() || bytes.Contains(one.Canonical(), []byte("tracker_addrs")) {
+		t.Fatalf("a single tracker's spec: %s", one.Canonical())
+	}
+	s.TrackerAddrs[1] = "127.0.0.1:4002"
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "tracker_addrs[1]") {
+		t.Fatalf("a bad address: %v", err)
+	}
+	s.TrackerAddrs = s.TrackerAddrs[:1]
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "1 addresses for 2 trackers") {
+		t.Fatalf("two trackers, one address: %v", err)
 	}
 }
 

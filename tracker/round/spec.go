@@ -56,8 +56,13 @@ type Spec struct {
 	VerificationRate float64       // fraction of work units computed by two peers, in [0, 1]
 	Seed             uint64        // seed of data sampling and work assignment
 
-	Trackers       []string // tracker peer IDs (see CanonicalPeerID), in order of preference
-	InitCheckpoint cid.Cid  // checkpoint to start from; cid.Undef: initialise from Model.Seed
+	Trackers []string // tracker peer IDs (see CanonicalPeerID), in order of preference
+	// TrackerAddrs, when the round's coordinator is a group of trackers
+	// (more than one in Trackers), gives each tracker's multiaddr, in
+	// the order of Trackers, for the members to reach one another and
+	// the peers the group. Empty for a single tracker.
+	TrackerAddrs   []string
+	InitCheckpoint cid.Cid // checkpoint to start from; cid.Undef: initialise from Model.Seed
 	// Tokenizer names the round's tokenizer by the CID of its canonical
 	// encoding (GPT-2's byte-level BPE, see gradient/tokenizer);
 	// cid.Undef: one token per byte.
@@ -153,6 +158,7 @@ const (
 	MaxTargetSamples = 1 << 40
 	MaxDeadline      = 24 * time.Hour
 	MaxTrackers      = 16
+	MaxTrackerAddr   = 256  // bytes of a tracker's multiaddr
 	MaxNameLen       = 200  // bytes
 	MaxDescLen       = 4096 // bytes
 	MaxLR            = 10
@@ -374,6 +380,16 @@ func (s *Spec) roundProblems(add adder) {
 		}
 		seen[c] = i
 	}
+	if n := len(s.TrackerAddrs); n > 0 {
+		if n != len(s.Trackers) {
+			add("tracker_addrs", "%d addresses for %d trackers: give one per tracker, in the same order", n, len(s.Trackers))
+		}
+		for i, a := range s.TrackerAddrs {
+			if !strings.HasPrefix(a, "/") || strings.ContainsAny(a, " \t\n") || len(a) > MaxTrackerAddr {
+				add(fmt.Sprintf("tracker_addrs[%d]", i), "want a multiaddr (such as /ip4/192.0.2.1/tcp/4001), got %q", a)
+			}
+		}
+	}
 
 	if s.Tokenizer.Defined() {
 		if err := content.Check(s.Tokenizer); err != nil {
@@ -430,3 +446,28 @@ func HeartbeatInterval(s *Spec) time.Duration {
 
 // Liveness is how long a member stays in the round after its last Hello.
 func Liveness(s *Spec) time.Duration { return 3 * HeartbeatInterval(s) }
+
+// Group reports whether the round's coordinator is a group of trackers
+// (package tracker/group) rather than one tracker.
+func (s *Spec) Group() bool { return len(s.Trackers) > 1 }
+
+// TrackerIDs returns the peer IDs of the round's trackers in canonical
+// form, in the spec's order.
+func (s *Spec) TrackerIDs() []string {
+	out := make([]string, len(s.Trackers))
+	for i, t := range s.Trackers {
+		out[i] = canonicalOr(t, CanonicalPeerID)
+	}
+	return out
+}
+
+// IsTracker reports whether peer (in canonical form) is one of the
+// round's trackers.
+func (s *Spec) IsTracker(peer string) bool {
+	for _, t := range s.Trackers {
+		if canonicalOr(t, CanonicalPeerID) == peer {
+			return true
+		}
+	}
+	return false
+}

@@ -10,9 +10,10 @@ import (
 // Audits returns the included updates of a Close that the round audits,
 // in the Close's order: each independently with probability
 // s.VerificationRate, picked by a hash of the round's seed, the Close's
-// canonical encoding (with Epoch, which a restarted tracker changes, set
-// to 0) and the update's place in the Close. It is a pure function of
-// the spec and the Close, so every peer can recompute it.
+// canonical encoding (with Epoch, which a restarted tracker changes, and
+// Term, which a group's new leader changes, set to 0) and the update's
+// place in the Close. It is a pure function of the spec and the Close,
+// so every peer can recompute it.
 //
 // The updates were sent before the Close existed, and the Close depends
 // on the payload CID of every update it includes and on its AuditKey, a
@@ -30,7 +31,7 @@ func Audits(s *round.Spec, c *Close) []Included {
 		return nil
 	}
 	canon := *c
-	canon.Epoch = 0
+	canon.Epoch, canon.Term = 0, 0
 	b, err := Marshal(&canon)
 	if err != nil {
 		return nil // not a Close that can be published

@@ -130,6 +130,13 @@ type Open struct {
 	// round's word on standing: they ignore these peers' messages (but
 	// their Hellos) and do not relay them.
 	Excluded []string
+	// Term is the raft term of the group member that published the Open
+	// (0 for a round with one tracker, which has no group): peers follow
+	// the member with the highest term they have seen and ignore the
+	// Opens and Closes of lower terms, a deposed leader's. It is not part
+	// of the tracker's decision: a new leader publishes the same Open
+	// with its own term.
+	Term uint64
 }
 
 // Check asks Checker to compute unit Unit of step Step from Base and to
@@ -192,6 +199,7 @@ type Close struct {
 	// the step's audits (see Audits), so no worker, not even the last
 	// to send, could compute that pick before the Close.
 	AuditKey []byte
+	Term     uint64 // as in Open
 }
 
 // AuditKeySize is the length of a Close's AuditKey.

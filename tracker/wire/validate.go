@@ -36,6 +36,17 @@ type View interface {
 	Excluded(peer string) bool
 }
 
+// Grouped is a View of a round whose coordinator is a group of trackers
+// (spec.Trackers lists more than one): the Opens, Closes and Finals of
+// any member of the group are the coordinator's, and no member sends
+// what a peer sends but Hellos. The Tracker, node.Node and the daemons'
+// validator views are Grouped; a View that is not one has TrackerID as
+// its only tracker. Which member leads is not Validate's to judge: a
+// peer follows the highest term it has seen (Open.Term).
+type Grouped interface {
+	IsTracker(peer string) bool
+}
+
 // Dealer is a View that knows how the Open it holds (and, for a node,
 // the few before it) dealt the step's unit copies. Validate ignores an
 // Update of a copy that the Open of its step and attempt did not deal to
@@ -70,14 +81,17 @@ func Validate(v View, from string, m Msg) (Result, error) {
 	if v.Excluded(from) && m.Kind() != KindHello {
 		return Ignore, fmt.Errorf("%s message from %s, which has no standing in the round", m.Kind(), from)
 	}
-	tracker := v.TrackerID()
+	tracker := from == v.TrackerID()
+	if g, ok := v.(Grouped); ok && !tracker {
+		tracker = g.IsTracker(from)
+	}
 	switch m.Kind() {
 	case KindOpen, KindClose, KindFinal:
-		if from != tracker {
+		if !tracker {
 			return Reject, fmt.Errorf("%s message from %s, which is not the tracker", m.Kind(), from)
 		}
 	case KindHello, KindUpdate, KindCommit, KindVerdict:
-		if from == tracker && m.Kind() != KindHello {
+		if tracker && m.Kind() != KindHello {
 			return Reject, fmt.Errorf("%s message from the tracker", m.Kind())
 		}
 	}

@@ -26,12 +26,14 @@ import (
 //	string, bytes      uvarint length, then the bytes
 //	list               uvarint count, then the elements
 //
-// Four fields are optional: Open.Excluded, the last field of an Open, is
-// written only when it is not empty, Update.Trace, the last field of an
-// Update, only when it is defined, Close.AuditKey, the last field of a
-// Close, only when it is not empty, and Commit.Attempt, the last field of
-// a Commit, only when it is not 0, so that these messages without them
-// have the form they had before the fields existed. Unmarshal rejects trailing
+// Six fields are optional: Open.Excluded is written only when it is not
+// empty or Open.Term follows, Open.Term, the last field of an Open, only
+// when it is not 0, Update.Trace, the last field of an Update, only when
+// it is defined, Close.AuditKey only when it is not empty or Close.Term
+// follows, Close.Term, the last field of a Close, only when it is not 0,
+// and Commit.Attempt, the last field of a Commit, only when it is not 0,
+// so that these messages without them have the form they had before the
+// fields existed. Unmarshal rejects trailing
 // bytes, non-minimal varints, an empty optional list written out and
 // anything else that Marshal would not have produced.
 
@@ -310,8 +312,11 @@ func (m *Open) encode(e *wireEncoder) {
 		e.uint(uint64(c.Attempt))
 		e.strs(c.Peers)
 	}
-	if len(m.Excluded) > 0 {
+	if len(m.Excluded) > 0 || m.Term > 0 {
 		e.strs(m.Excluded)
+	}
+	if m.Term > 0 {
+		e.uint(m.Term)
 	}
 }
 
@@ -339,6 +344,9 @@ func (m *Open) decode(d *wireDecoder) {
 	}
 	if d.err == nil && len(d.b) > 0 {
 		m.Excluded = d.at("excluded").strs(MaxExcluded, MaxPeerLen)
+	}
+	if d.err == nil && len(d.b) > 0 {
+		m.Term = d.at("term").uint(math.MaxUint64)
 	}
 }
 
@@ -392,8 +400,11 @@ func (m *Close) encode(e *wireEncoder) {
 		e.cid(in.Payload)
 		e.uint(uint64(in.Weight))
 	}
-	if len(m.AuditKey) > 0 {
+	if len(m.AuditKey) > 0 || m.Term > 0 {
 		e.bytes(m.AuditKey)
+	}
+	if m.Term > 0 {
+		e.uint(m.Term)
 	}
 }
 
@@ -416,6 +427,9 @@ func (m *Close) decode(d *wireDecoder) {
 	}
 	if d.err == nil && len(d.b) > 0 {
 		m.AuditKey = d.at("audit_key").bytes(AuditKeySize)
+	}
+	if d.err == nil && len(d.b) > 0 {
+		m.Term = d.at("term").uint(math.MaxUint64)
 	}
 }
 

@@ -55,12 +55,16 @@ func moreMsgs() []Msg {
 			Checks: []Check{{Step: 0, Unit: MaxUnits - 1, Base: base, Checker: strings.Repeat("c", MaxPeerLen), Attempt: MaxAttempt - 1,
 				Peers: []string{strings.Repeat("a", MaxPeerLen), strings.Repeat("b", MaxPeerLen)}}}},
 		&Open{Round: round, Base: base, Members: []string{"m"}, Units: 1, Excluded: manyPeers(MaxExcluded)},
+		&Open{Round: round, Base: base, Members: []string{"m"}, Units: 1, Term: 1},
+		&Open{Round: round, Base: base, Members: []string{"m"}, Units: 1, Excluded: []string{"x"}, Term: math.MaxUint64},
 		&Update{Round: round, Base: base, Samples: 1, Raw: base, Residual: base, Payload: base, Size: 1 << 40},
 		&Update{Round: round, Base: base, Samples: math.MaxUint32, Loss: float32(math.Copysign(0, -1)), Raw: base, Residual: base,
 			Payload: content.Sum([]byte{0}), Size: 1, Data: []byte{0}},
 		&Update{Round: round, Base: base, Samples: 1, Raw: base, Residual: base, Payload: base, Size: 1, Trace: cidOf("trace")},
 		&Close{Round: round, Base: base, Included: []Included{{Peer: "w", Unit: 0, Payload: base, Weight: math.MaxUint32}}},
 		&Close{Round: round, Base: base, Included: []Included{{Peer: "w", Unit: 0, Payload: base, Weight: 1}}, AuditKey: bytes.Repeat([]byte{7}, AuditKeySize)},
+		&Close{Round: round, Base: base, Included: []Included{{Peer: "w", Unit: 0, Payload: base, Weight: 1}}, Term: 7},
+		&Close{Round: round, Base: base, Included: []Included{{Peer: "w", Unit: 0, Payload: base, Weight: 1}}, AuditKey: bytes.Repeat([]byte{7}, AuditKeySize), Term: 2},
 		&Final{Round: round, Base: base, Checkpoint: base},
 		&Commit{Round: round, Step: 4, Base: base, Result: base, Attempt: MaxAttempt - 1},
 		&Verdict{Round: round, Raw: base},
@@ -485,15 +489,39 @@ func TestUnmarshalTruncated(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		without := -1
+		without, withoutTerm := -1, -1
 		if o, ok := m.(*Open); ok && len(o.Excluded) > 0 {
 			bare := *o
-			bare.Excluded = nil
+			bare.Excluded, bare.Term = nil, 0
 			wb, err := Marshal(&bare)
 			if err != nil || !bytes.HasPrefix(b, wb) {
 				t.Fatalf("%d: an Open without its Excluded list does not encode as a prefix of it (%v)", i, err)
 			}
 			without = len(wb)
+		}
+		if o, ok := m.(*Open); ok && o.Term > 0 {
+			bare := *o
+			bare.Term = 0
+			wb, err := Marshal(&bare)
+			if err != nil || !bytes.HasPrefix(b, wb) {
+				t.Fatalf("%d: an Open without its term does not encode as a prefix of it (%v)", i, err)
+			}
+			withoutTerm = len(wb)
+			if len(o.Excluded) == 0 {
+				without = len(wb)
+			}
+		}
+		if c, ok := m.(*Close); ok && c.Term > 0 {
+			bare := *c
+			bare.Term = 0
+			wb, err := Marshal(&bare)
+			if err != nil || !bytes.HasPrefix(b, wb) {
+				t.Fatalf("%d: a Close without its term does not encode as a prefix of it (%v)", i, err)
+			}
+			withoutTerm = len(wb)
+			if len(c.AuditKey) == 0 {
+				without = len(wb)
+			}
 		}
 		if u, ok := m.(*Update); ok && u.Trace.Defined() {
 			bare := *u
@@ -515,7 +543,7 @@ func TestUnmarshalTruncated(t *testing.T) {
 		}
 		if c, ok := m.(*Close); ok && len(c.AuditKey) > 0 {
 			bare := *c
-			bare.AuditKey = nil
+			bare.AuditKey, bare.Term = nil, 0
 			wb, err := Marshal(&bare)
 			if err != nil || !bytes.HasPrefix(b, wb) {
 				t.Fatalf("%d: a Close without its audit key does not encode as a prefix of it (%v)", i, err)
@@ -532,7 +560,7 @@ func TestUnmarshalTruncated(t *testing.T) {
 			without = len(wb)
 		}
 		for n := range len(b) {
-			if n == without {
+			if n == without || n == withoutTerm {
 				continue
 			}
 			_, err := Unmarshal(b[:n])
