@@ -294,6 +294,14 @@ func (e *ModelEngine) trainUnit(base cid.Cid, step uint64, unit uint32, traced b
 			tr = append(tr, e.hasher.Leaf(e.state(r)))
 		}
 	}
+	if 4*int64(len(start)) > recentBytes {
+		// A large model's trainer (its optimizer moments and the tape's
+		// buffers: 12 bytes per parameter and the activations) goes
+		// after each unit, so that encoding the update and applying the
+		// step do not hold it too; a small model's is kept, to allocate
+		// it once.
+		e.trainer = nil
+	}
 	// The pseudo-gradient overwrites start in place: each value is read
 	// before it is written.
 	return gradient.PseudoGradient(start, start, e.model.Params()), float32(loss / float64(h)), tr, nil
