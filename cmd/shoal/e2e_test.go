@@ -346,7 +346,9 @@ func TestEndToEnd(t *testing.T) {
 			sample = p.Sample
 		}
 	}
-	if len(sample) < 100 {
+	// A head's sample is min(160, ctx-1) bytes; this round's model has a
+	// context of 64.
+	if len(sample) < 48 {
 		t.Errorf("the dashboard shows no sample of the model's text (last %q)", sample)
 	}
 	t.Logf("the model writes: %q", sample)
