@@ -26,6 +26,7 @@ import (
 //	  no_stuck_steps: {margin: 5m}   # no step open, or closed and not final, longer than its deadline + margin
 //	  steps_finalised: 80%      # at least this many steps finalised (a count, or a share of steps)
 //	  honest_hold_head: true    # live honest peers hold the last finalised checkpoint, none another one
+//	  new_leader_within: 10s    # after each leader kill (network.leader_kills), a live member leads within this
 type Expect struct {
 	LossVsTwin       *Share         `yaml:"loss_vs_twin"`
 	NoHonestExcluded bool           `yaml:"no_honest_excluded"`
@@ -33,6 +34,7 @@ type Expect struct {
 	NoStuckSteps     *StuckExpect   `yaml:"no_stuck_steps"`
 	StepsFinalised   *CountOrShare  `yaml:"steps_finalised"`
 	HonestHoldHead   bool           `yaml:"honest_hold_head"`
+	NewLeaderWithin  *Duration      `yaml:"new_leader_within"`
 	Line             int            `yaml:"-"` // of the block, for messages
 	lines            map[string]int // of each key
 }
@@ -197,6 +199,9 @@ func (e *Expect) check(s *Scenario) error {
 			bad("cheaters_excluded", "by_step must be at least 1")
 		}
 	}
+	if e.NewLeaderWithin != nil && len(s.Network.LeaderKills) == 0 {
+		bad("new_leader_within", "needs network.leader_kills (and a tracker group)")
+	}
 	if c := e.StepsFinalised; c != nil && c.Share == 0 && c.Count > s.Steps {
 		bad("steps_finalised", "%d is more than the scenario's %d steps", c.Count, s.Steps)
 	}
@@ -331,6 +336,32 @@ func evaluate(s *Scenario, rep *Report, r *runResult) []ExpectRow {
 		}
 		add("honest_hold_head", "at least half the live honest peers hold the last Final, none another checkpoint", got,
 			h.step > 0 && h.other == 0 && 2*h.same >= h.live)
+	}
+	if w := e.NewLeaderWithin; w != nil {
+		want := fmt.Sprintf("a new leader within %v of each leader killed for good", time.Duration(*w))
+		var got []string
+		n := 0
+		pass := rep.Group != nil
+		if g := rep.Group; g != nil {
+			for _, k := range g.Kills {
+				if !k.ForGood {
+					continue
+				}
+				n++
+				if k.Takeover < 0 {
+					got = append(got, fmt.Sprintf("killed at %.0fs: none", k.At))
+					pass = false
+					continue
+				}
+				got = append(got, fmt.Sprintf("killed at %.0fs: %.1fs", k.At, k.Takeover))
+				pass = pass && k.Takeover <= time.Duration(*w).Seconds()
+			}
+		}
+		pass = pass && n == len(s.Network.LeaderKills)
+		if len(got) == 0 {
+			got = []string{"no leader killed"}
+		}
+		add("new_leader_within", want, strings.Join(got, "; "), pass)
 	}
 	return rows
 }

@@ -49,9 +49,63 @@ type Report struct {
 	Findings    []string       `json:"findings,omitempty"` // what the run shows of the protocol's behaviour
 	Twin        *TwinRow       `json:"twin,omitempty"`
 	Sybils      *SybilRow      `json:"sybils,omitempty"`
+	Group       *GroupRow      `json:"tracker_group,omitempty"`
 	// Expectations are the scenario's expect block and how the run met
 	// each (see Expect).
 	Expectations []ExpectRow `json:"expectations,omitempty"`
+}
+
+// GroupRow is what the round's tracker group did: who led from when,
+// the leaders killed, and how long the group went without a leader
+// after each kill.
+type GroupRow struct {
+	Members   int         `json:"members"`
+	Leaders   []LeaderRow `json:"leaders"`
+	Kills     []KillRow   `json:"kills"`
+	Campaigns int         `json:"campaigns"` // elections members stood in
+}
+
+// KillRow is the death of a group's leader.
+type KillRow struct {
+	At       float64 `json:"at_s"`
+	Leader   string  `json:"leader"`
+	ForGood  bool    `json:"for_good"`   // never restarted (else: a crash it restarts from)
+	Takeover float64 `json:"takeover_s"` // until a live member led (-1: none did)
+}
+
+// LeaderRow is a member's leadership from a time on.
+type LeaderRow struct {
+	At     float64 `json:"at_s"`
+	Leader string  `json:"leader"`
+	Term   uint64  `json:"term"`
+}
+
+// shortPeer is the end of a peer ID, enough to tell a group's members
+// apart in a line of text.
+func shortPeer(id string) string {
+	if len(id) <= 8 {
+		return id
+	}
+	return "…" + id[len(id)-6:]
+}
+
+func groupRow(r *runResult) *GroupRow {
+	g := r.group
+	if g == nil {
+		return nil
+	}
+	row := &GroupRow{Members: len(g.Members), Campaigns: g.Campaigns}
+	for _, l := range g.Leaders {
+		row.Leaders = append(row.Leaders, LeaderRow{At: secs(l.At), Leader: l.Leader, Term: l.Term})
+	}
+	for _, k := range g.Kills {
+		t := -1.0
+		if k.Takeover >= 0 {
+			t = secs(k.Takeover)
+		}
+		row.Kills = append(row.Kills, KillRow{At: secs(k.At), Leader: k.Leader, ForGood: k.ForGood, Takeover: t})
+	}
+	return row
 }
 
 // SybilRow is how the Sybil identities fared.
@@ -215,6 +269,7 @@ func buildReport(s *Scenario, r *runResult, twin *runResult) *Report {
 		rep.Invariants.Held = false
 	}
 	rep.Sybils = sybilRow(s, r)
+	rep.Group = groupRow(r)
 	rep.Expectations = evaluate(s, rep, r)
 	return rep
 }
@@ -488,6 +543,24 @@ func (r *Report) Text() string {
 		fmt.Fprintf(&b, "sybils: %d identities (%s), %d messages sent, %d excluded, %d of their updates included\n", y.Count,
 			kindsText(y.ByKind), y.Messages, y.Excluded, y.Units)
 	}
+	if g := r.Group; g != nil {
+		fmt.Fprintf(&b, "tracker group: %d members, %d elections stood;", g.Members, g.Campaigns)
+		for _, l := range g.Leaders {
+			fmt.Fprintf(&b, " %s led from %.1fs (term %d);", shortPeer(l.Leader), l.At, l.Term)
+		}
+		b.WriteString("\n")
+		for _, k := range g.Kills {
+			how := "killed for good"
+			if !k.ForGood {
+				how = "crashed (restarted a minute later)"
+			}
+			if k.Takeover < 0 {
+				fmt.Fprintf(&b, "  leader %s %s at %.1fs: no member led after it\n", shortPeer(k.Leader), how, k.At)
+			} else {
+				fmt.Fprintf(&b, "  leader %s %s at %.1fs: a member led again %.1fs later\n", shortPeer(k.Leader), how, k.At, k.Takeover)
+			}
+		}
+	}
 	if r.Invariants.Checked && !r.Invariants.Held {
 		fmt.Fprintf(&b, "invariants checked after each event: BROKEN (%s)\n", r.Stopped)
 	} else if r.Invariants.Checked {
@@ -639,7 +712,7 @@ func findings(r *Report) []string {
 		out = append(out, deadlineFinding(r, n))
 	}
 	if s.Resent > 0 {
-		out = append(out, fmt.Sprintf("workers re-sent %d updates: a restarted tracker republishes the open step in a new epoch, and every worker that sees its step's Open again in a later epoch sends its updates again, which every peer downloads again.", s.Resent))
+		out = append(out, fmt.Sprintf("workers re-sent %d updates: a restarted tracker republishes the open step in a new epoch (a tracker group's new leader, in a new term), and every worker that sees its step's Open again in a later epoch or term sends its updates again, which every peer downloads again.", s.Resent))
 	}
 	best := 0.0
 	for _, c := range r.Network.Classes {

@@ -101,6 +101,7 @@ type runResult struct {
 	heads     headCount
 	broken    string
 	sybilMsgs int
+	group     *engine.GroupReport // the tracker group's (nil: one tracker)
 }
 
 // volatileStorage keeps no tracker state: for runs in which the tracker
@@ -253,7 +254,9 @@ func (r *run) makeCluster() error {
 	r.c, r.rng = c, c.Rand()
 	r.mix, _ = engine.ParseLinkMix(s.Network.Links)
 	tl := engine.LinkClasses[s.Network.Tracker]
-	c.SetLink(c.TrackerID(), tl.Draw(r.rng), tl.Name)
+	for _, id := range c.TrackerIDs() {
+		c.SetLink(id, tl.Draw(r.rng), tl.Name)
+	}
 	return nil
 }
 
@@ -407,6 +410,9 @@ func (r *run) scheduleTrackerCrashes() {
 			}
 		})
 	}
+	for _, at := range r.s.Network.LeaderKills {
+		c.At(c.Now().Add(time.Duration(at)), func() { c.KillLeader() })
+	}
 }
 
 // prepareEvaluation, under real training, measures the held-out loss of
@@ -541,6 +547,7 @@ func (r *run) collect() *runResult {
 	}
 	res.heads = r.countHeads()
 	res.sybilMsgs = c.SybilMessages()
+	res.group = c.Group()
 	res.totals = c.Totals()
 	if tr := c.Tracker(); tr != nil {
 		res.ledger = tr.Ledger()

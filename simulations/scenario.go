@@ -58,7 +58,8 @@ import (
 //	  lazy_ticks: true       # tick a node only when its clock has work (default: when batched)
 //	  partitions:            # cut a share of the peers off for a while
 //	    - {at: 30m, for: 10m, fraction: 0.2}
-//	  tracker_crashes: [2h]  # kill the tracker then (it restarts a minute later, from its storage)
+//	  tracker_crashes: [2h]  # kill the tracker then (it restarts a minute later, from its storage; of a group, the leader)
+//	  leader_kills: [30m]    # with a tracker group (the round names several trackers): kill its leader then, for good
 //	churn:
 //	  rate: 0.2/h            # departures per peer-hour (sessions end at this rate)
 //	  session: exponential   # session lengths: exponential, lognormal (sigma 1) or weibull (shape 0.5)
@@ -135,6 +136,7 @@ type NetSpec struct {
 	LazyTicks      *bool           `yaml:"lazy_ticks"`
 	Partitions     []PartitionSpec `yaml:"partitions"`
 	TrackerCrashes []Duration      `yaml:"tracker_crashes"`
+	LeaderKills    []Duration      `yaml:"leader_kills,omitempty"`
 }
 
 // PartitionSpec cuts a share of the peers off from the rest (and the
@@ -425,6 +427,11 @@ func (s *Scenario) check() error {
 	if err := s.parseRound(); err != nil {
 		errs = append(errs, err)
 	}
+	if group := s.Spec != nil && len(s.Spec.Trackers) > 1; group && s.Batched() {
+		bad("round.trackers: a tracker group is simulated with delivery: every (each member takes every peer's message); this run would batch")
+	} else if !group && len(n.LeaderKills) > 0 {
+		bad("network.leader_kills: needs a tracker group (a round naming several trackers); use tracker_crashes for one tracker")
+	}
 	if err := s.Sybils.check(); err != nil {
 		errs = append(errs, err)
 	}
@@ -521,6 +528,7 @@ func (s *Scenario) TwinOf() *Scenario {
 	t.Expect = nil
 	t.Network.Partitions = nil
 	t.Network.TrackerCrashes = nil
+	t.Network.LeaderKills = nil
 	return &t
 }
 

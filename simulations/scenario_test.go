@@ -11,7 +11,7 @@ import (
 
 func TestBuiltinScenarios(t *testing.T) {
 	names := Builtin()
-	for _, want := range []string{"demo", "home-volunteers-1k", "churn-heavy", "byzantine-10pct", "planet-10k", "open-internet"} {
+	for _, want := range []string{"demo", "home-volunteers-1k", "churn-heavy", "byzantine-10pct", "planet-10k", "open-internet", "tracker-group"} {
 		found := false
 		for _, n := range names {
 			found = found || n == want
@@ -37,6 +37,9 @@ func TestBuiltinScenarios(t *testing.T) {
 	}
 }
 
+// groupIDs are three trackers' peer IDs, for a round with a group.
+const groupIDs = "12D3KooWDftdMc6DLtazPGWtGyMnmTwsYZ9neyMbmv2BMYCQZ865, 12D3KooWNFunpwpbM69DzhxdRFp396UQScRh1nA2u7WjY2fkkhhM, 12D3KooWT2vwTot4wHouuAgtcZpzHxgEuae7iunfk4ckaJZgj4EW"
+
 func TestScenarioErrors(t *testing.T) {
 	base, err := os.ReadFile("testdata/scenarios/trace.yaml")
 	if err != nil {
@@ -54,6 +57,13 @@ func TestScenarioErrors(t *testing.T) {
 		{func(s string) string { return strings.Replace(s, "inner_steps: 5", "inner_steps: -5", 1) }, "inner_steps"},
 		{func(s string) string { return s + "adversaries:\n  - {fraction: 0.6, behaviour: sign-flip}\n" }, "not a minority"},
 		{func(s string) string { return s + "adversaries:\n  - {fraction: 0.1, behaviour: polite}\n" }, "unknown adversary behaviour"},
+		{func(s string) string { return s + "network:\n  leader_kills: [10m]\n" }, "leader_kills: needs a tracker group"},
+		{func(s string) string {
+			return strings.Replace(s, "  seed: 2\n", "  seed: 2\n  trackers: ["+groupIDs+"]\n", 1) + "network:\n  delivery: batched\n"
+		}, "tracker group is simulated with delivery: every"},
+		{func(s string) string {
+			return strings.Replace(s, "training: cost", "training: cost\nexpect:\n  new_leader_within: 10s", 1)
+		}, "new_leader_within: needs network.leader_kills"},
 	} {
 		_, err := ParseScenario([]byte(c.edit(string(base))), "x.yaml", os.DirFS("testdata/scenarios"))
 		if err == nil || !strings.Contains(err.Error(), c.want) {

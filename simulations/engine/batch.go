@@ -201,7 +201,7 @@ func (c *Cluster) publishBatched(from string, src *port, m wire.Msg, size, depar
 			c.Dropped++
 		} else {
 			at := c.arrive(src, &c.trk.port, size, depart)
-			c.send(at, from, c.trk.id, c.trk.epoch, m)
+			c.send(at, from, c.trk.id, c.trk.epoch, m) // one tracker: New refuses a group with Batch
 		}
 	}
 	u, ok := m.(*wire.Update)

@@ -105,7 +105,9 @@ type Cluster struct {
 	rng     *rand.Rand
 	queue   eventQueue
 	seq     uint64
-	trk     *trackerHost
+	trk     *trackerHost   // the round's tracker, or its group's first member
+	trks    []*trackerHost // every tracker machine: trk alone, or the group
+	grp     *groupState    // the tracker group (nil: one tracker)
 	hosts   map[string]*host
 	order   []string // host IDs in creation order
 	byOrder []*host  // the hosts in the same order
@@ -159,7 +161,14 @@ func New(cfg Config) (*Cluster, error) {
 		forms: map[wire.Msg]formCheck{}, verdicts: map[wire.Msg][]verdict{}, dealings: map[*wire.Open]*dealing{}, dealt: map[uint64]*dealing{},
 		streams: map[uint64]*stream{}, present: map[cid.Cid]presenceRef{}, snap: map[string]peerSnapshot{}}
 	c.now = c.start
-	c.trk = newTrackerHost(cfg)
+	c.trks = newTrackerHosts(cfg)
+	c.trk = c.trks[0]
+	if len(c.trks) > 1 {
+		if cfg.Batch {
+			return nil, errors.New("simulations: a tracker group is not simulated with Batch (the group's members each take every peer's message)")
+		}
+		c.grp = newGroupState()
+	}
 	if err := c.startTracker(); err != nil {
 		return nil, err
 	}
@@ -243,8 +252,8 @@ func (c *Cluster) epochOf(id string) (int, bool) {
 	if id == "" {
 		return 0, true // a scenario event
 	}
-	if id == c.trk.id {
-		return c.trk.epoch, c.trk.alive
+	if t := c.trackerOf(id); t != nil {
+		return t.epoch, t.alive
 	}
 	h, ok := c.hosts[id]
 	if !ok {

@@ -40,8 +40,8 @@ func (c *Cluster) LinkOf(id string) (Link, string) {
 }
 
 func (c *Cluster) port(id string) *port {
-	if id == c.trk.id {
-		return &c.trk.port
+	if t := c.trackerOf(id); t != nil {
+		return &t.port
 	}
 	if h, ok := c.hosts[id]; ok {
 		return &h.port
@@ -86,13 +86,14 @@ func (c *Cluster) publishFrom(from string, src *port, m wire.Msg) {
 	// (wire's tests check that what Marshal writes decodes to the same
 	// message; runs without Batch decode every message).
 	dec := m
-	if _, hello := m.(*wire.Hello); !hello || !c.cfg.Batch || from == c.trk.id {
+	fromTracker := c.trackerOf(from) != nil
+	if _, hello := m.(*wire.Hello); !hello || !c.cfg.Batch || fromTracker {
 		if dec, err = wire.Unmarshal(b); err != nil {
 			c.err = fmt.Errorf("simulations: a %s message from %s does not decode: %w", m.Kind(), from, err)
 			return
 		}
 	}
-	if from == c.trk.id {
+	if fromTracker {
 		c.sybilsSaw(dec)
 	}
 	if c.cfg.Net == nil {
@@ -133,7 +134,9 @@ func (c *Cluster) fanOut(from string, dec wire.Msg, arrival func(to string) time
 		}
 		c.send(arrival(to), from, to, ep, dec)
 	}
-	send(c.trk.id)
+	for _, t := range c.trks {
+		send(t.id)
+	}
 	for _, to := range c.order {
 		send(to)
 	}
@@ -255,8 +258,8 @@ func (c *Cluster) arrive(src, dst *port, size, depart float64) time.Time {
 
 func (c *Cluster) deliver(from, to string, m wire.Msg) {
 	c.Delivered++
-	if to == c.trk.id {
-		c.deliverToTracker(from, m)
+	if t := c.trackerOf(to); t != nil {
+		c.deliverToTracker(t, from, m)
 		return
 	}
 	c.deliverToNode(from, c.hosts[to], m)

@@ -48,7 +48,7 @@ type host struct {
 // AddNode adds and starts a node with its own store and engine (made by
 // mk from the store).
 func (c *Cluster) AddNode(id string, role wire.Role, mk func(store *Store) (node.Engine, error)) error {
-	if _, ok := c.hosts[id]; ok || id == c.trk.id {
+	if _, ok := c.hosts[id]; ok || c.trackerOf(id) != nil {
 		return fmt.Errorf("simulations: peer %s already exists", id)
 	}
 	store := NewStore(c.pool)

@@ -1,9 +1,12 @@
 package engine
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"time"
+
+	"github.com/ipfs/go-cid"
 
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/tracker/wire"
@@ -46,6 +49,7 @@ type StepStats struct {
 	Busy     Dist
 
 	lastAttempt uint32
+	final       cid.Cid // the checkpoint its Final named
 }
 
 // Dist summarises a sample: mean, median, 95th percentile and maximum.
@@ -171,6 +175,14 @@ func (c *Cluster) noteClose(cl *wire.Close) {
 
 func (c *Cluster) noteFinal(f *wire.Final) {
 	s := c.stepStats(f.Step)
+	if !s.final.Defined() {
+		s.final = f.Checkpoint
+	} else if !s.final.Equals(f.Checkpoint) {
+		// A restarted tracker, or a tracker group's new leader, sends a
+		// Final again; never another one for the same step.
+		c.err = fmt.Errorf("invariant: step %d was finalised twice, as %s and as %s", f.Step, s.final, f.Checkpoint)
+		return
+	}
 	if s.Finalised != 0 {
 		if cur := c.current(); cur != nil {
 			cur.Republished++

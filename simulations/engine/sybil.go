@@ -84,7 +84,7 @@ func (c *Cluster) AddSybils(ids []Sybil, junkBytes int) error {
 	}
 	sw := c.sybils
 	for _, s := range ids {
-		if _, dup := sw.index[s.ID]; dup || c.hosts[s.ID] != nil || s.ID == c.trk.id {
+		if _, dup := sw.index[s.ID]; dup || c.hosts[s.ID] != nil || c.trackerOf(s.ID) != nil {
 			return fmt.Errorf("simulations: peer %s already exists", s.ID)
 		}
 		sw.index[s.ID] = len(sw.ids)
@@ -119,9 +119,11 @@ func (c *Cluster) scheduleSybilHellos(d time.Duration) {
 // more than the attack costs its attacker.
 func (c *Cluster) sybilSend(s Sybil, m wire.Msg, toNodes bool) {
 	c.sybils.sent++
-	if c.trk.alive {
-		c.Delivered++
-		c.deliverToTracker(s.ID, m)
+	for _, t := range c.trks {
+		if t.alive {
+			c.Delivered++
+			c.deliverToTracker(t, s.ID, m)
+		}
 	}
 	if !toNodes || c.cfg.Batch {
 		return

@@ -15,7 +15,8 @@ import (
 // publishes. What drives the tracker (its making, its storage, its ticks,
 // its input and its output) is in this file.
 
-// trackerHost is the tracker's machine.
+// trackerHost is a tracker's machine: the round's one tracker, or a
+// member of its tracker group.
 type trackerHost struct {
 	port
 	id      string
@@ -26,37 +27,83 @@ type trackerHost struct {
 	// inline holds the payloads that arrived inside updates the tracker
 	// took, until the tracker asks for them (in the same delivery).
 	inline map[cid.Cid]bool
+	// member is the host's replica in a tracker group (nil: none).
+	member *member
 }
 
-// newTrackerHost returns the tracker's machine, the tracker not started.
-func newTrackerHost(cfg Config) *trackerHost {
+// newTrackerHosts returns the trackers' machines, none started: the
+// round's tracker, or every member of its group when the spec names
+// several.
+func newTrackerHosts(cfg Config) []*trackerHost {
+	if len(cfg.Spec.Trackers) > 1 {
+		var out []*trackerHost
+		for _, id := range cfg.Spec.TrackerIDs() {
+			out = append(out, &trackerHost{id: id, inline: map[cid.Cid]bool{}, member: &member{}})
+		}
+		return out
+	}
 	storage := cfg.Storage
 	if storage == nil {
 		storage = &tracker.MemStorage{}
 	}
-	return &trackerHost{id: cfg.Spec.Trackers[0], storage: storage, inline: map[cid.Cid]bool{}}
+	return []*trackerHost{{id: cfg.Spec.Trackers[0], storage: storage, inline: map[cid.Cid]bool{}}}
 }
 
-// Tracker returns the tracker (nil while it is down).
+// trackerOf returns the tracker machine with peer ID id, or nil.
+func (c *Cluster) trackerOf(id string) *trackerHost {
+	for _, t := range c.trks {
+		if t.id == id {
+			return t
+		}
+	}
+	return nil
+}
+
+// Tracker returns the tracker (nil while it is down). Of a tracker group
+// it returns the tracker of the member that has applied the most of the
+// group's log, up or down: every member applies the same log, so that
+// one holds everything the group decided so far.
 func (c *Cluster) Tracker() *tracker.Tracker {
+	if c.grp != nil {
+		return c.groupTracker()
+	}
 	if !c.trk.alive {
 		return nil
 	}
 	return c.trk.t
 }
 
-// TrackerID returns the tracker's peer ID.
+// TrackerID returns the tracker's peer ID (of a group, the first
+// member's).
 func (c *Cluster) TrackerID() string { return c.trk.id }
+
+// TrackerIDs returns the peer IDs of every tracker machine: the round's
+// tracker, or its group's members.
+func (c *Cluster) TrackerIDs() []string {
+	out := make([]string, len(c.trks))
+	for i, t := range c.trks {
+		out[i] = t.id
+	}
+	return out
+}
 
 // DelayTracker moves the tracker's next tick to d from now, so that the
 // first step opens once the peers started with the cluster have said
 // hello, as a tracker started before its volunteers would see them.
 func (c *Cluster) DelayTracker(d time.Duration) {
+	if c.grp != nil {
+		c.grp.clockEpoch++
+		c.scheduleGroupClock(c.grp.clockEpoch, d)
+		return
+	}
 	c.trk.epoch++ // drops the tick already scheduled
 	c.scheduleTrackerTick(c.trk.epoch, d)
 }
 
 func (c *Cluster) startTracker() error {
+	if c.grp != nil {
+		return c.startGroup()
+	}
 	var st *tracker.State
 	if c.trk.storage != nil {
 		var err error
@@ -76,15 +123,24 @@ func (c *Cluster) startTracker() error {
 }
 
 // KillTracker stops the tracker as a crash would: whatever it had not
-// saved is lost.
+// saved is lost. Of a tracker group it kills the leader, which
+// RestartTracker starts again from its raft log.
 func (c *Cluster) KillTracker() {
+	if c.grp != nil {
+		c.killLeader(false)
+		return
+	}
 	c.trk.alive = false
 	c.trk.epoch++
 	c.trace("tracker killed")
 }
 
-// RestartTracker starts the tracker again from its storage.
+// RestartTracker starts the tracker again from its storage. Of a
+// tracker group it restarts the member killed last, from its raft log.
 func (c *Cluster) RestartTracker() error {
+	if c.grp != nil {
+		return c.restartKilled()
+	}
 	c.trace("tracker restarted")
 	return c.startTracker()
 }
@@ -157,14 +213,22 @@ func (c *Cluster) fetchForTracker(f tracker.Fetch) bool {
 		c.trk.t.Held(c.now, f.Payload, true)
 		return true
 	}
+	c.fetchPayload(c.trk, f, func(ok bool) {
+		c.trk.t.Held(c.now, f.Payload, ok)
+		c.flushTracker()
+	})
+	return false
+}
+
+// fetchPayload fetches a payload for tracker machine t, as
+// fetchForTracker says, and calls held with the outcome (in an event of
+// t's current incarnation).
+func (c *Cluster) fetchPayload(t *trackerHost, f tracker.Fetch, held func(ok bool)) {
 	src := c.hosts[f.Provider]
-	ep := c.trk.epoch
-	if src == nil || !src.alive || src.withholds || !c.reachable(c.trk.id, src.id) || !src.store.HasBlob(f.Payload) {
-		c.schedule(c.now.Add(time.Second), c.trk.id, ep, func() {
-			c.trk.t.Held(c.now, f.Payload, false)
-			c.flushTracker()
-		})
-		return false
+	ep := t.epoch
+	if src == nil || !src.alive || src.withholds || !c.reachable(t.id, src.id) || !src.store.HasBlob(f.Payload) {
+		c.schedule(c.now.Add(time.Second), t.id, ep, func() { held(false) })
+		return
 	}
 	size := c.blobBytes(f.Payload, int64(f.Size))
 	var d time.Duration
@@ -173,21 +237,19 @@ func (c *Cluster) fetchForTracker(f tracker.Fetch) bool {
 		if bw <= 0 {
 			bw = 100e6
 		}
-		d = c.latency(src.id, c.trk.id) + time.Duration(float64(size)/bw*float64(time.Second))
+		d = c.latency(src.id, t.id) + time.Duration(float64(size)/bw*float64(time.Second))
 	} else {
-		rate := c.trk.link.Down
+		rate := t.link.Down
 		if rate <= 0 || (src.link.Up > 0 && src.link.Up < rate) {
 			rate = src.link.Up
 		}
-		d = src.link.Latency + c.trk.link.Latency + time.Duration(float64(size)*secondsPerByte(rate)*1e9)
+		d = src.link.Latency + t.link.Latency + time.Duration(float64(size)*secondsPerByte(rate)*1e9)
 		src.bytesOut += size
-		c.trk.bytesIn += size
+		t.bytesIn += size
 	}
-	c.schedule(c.now.Add(d), c.trk.id, ep, func() {
-		c.trk.t.Held(c.now, f.Payload, src.alive && c.reachable(c.trk.id, src.id))
-		c.flushTracker()
+	c.schedule(c.now.Add(d), t.id, ep, func() {
+		held(src.alive && c.reachable(t.id, src.id))
 	})
-	return false
 }
 
 func (c *Cluster) scheduleTrackerTick(epoch int, after time.Duration) {
@@ -204,8 +266,12 @@ func (c *Cluster) scheduleTrackerTick(epoch int, after time.Duration) {
 	})
 }
 
-// deliverToTracker hands the tracker a message.
-func (c *Cluster) deliverToTracker(from string, m wire.Msg) {
+// deliverToTracker hands tracker machine t a message.
+func (c *Cluster) deliverToTracker(t *trackerHost, from string, m wire.Msg) {
+	if t.member != nil {
+		c.deliverToMember(t, from, m)
+		return
+	}
 	t0 := time.Now()
 	err := c.trk.t.Receive(c.now, from, m)
 	c.TrackerWall += time.Since(t0)
@@ -219,5 +285,12 @@ func (c *Cluster) deliverToTracker(from string, m wire.Msg) {
 	c.flushTracker()
 }
 
-// TrackerBytes returns the bytes the tracker received and sent.
-func (c *Cluster) TrackerBytes() (in, out int64) { return c.trk.bytesIn, c.trk.bytesOut }
+// TrackerBytes returns the bytes the tracker (of a group, every member)
+// received and sent.
+func (c *Cluster) TrackerBytes() (in, out int64) {
+	for _, t := range c.trks {
+		in += t.bytesIn
+		out += t.bytesOut
+	}
+	return in, out
+}

@@ -14,7 +14,7 @@ import (
 )
 
 // LogStore keeps a replica's raft log, its HardState and its last
-// snapshot in a bbolt file, and serves them to raft from memory
+// snapshot in a bbolt file (or in memory alone, see NewMemLogStore), and serves them to raft from memory
 // (raft.MemoryStorage, loaded from the file when it opens). The file has
 // a bucket "raft" with the keys "hardstate" and "snapshot" (protobuf), and
 // a bucket "entries" with each entry (protobuf) under its index (8 bytes,
@@ -50,6 +50,11 @@ func OpenLogStore(path string) (*LogStore, error) {
 	}
 	return s, nil
 }
+
+// NewMemLogStore returns an empty log held in memory alone: for a
+// simulated member, whose "disk" is the simulation's memory (a member
+// killed and restarted resumes from it as from a file).
+func NewMemLogStore() *LogStore { return &LogStore{mem: raft.NewMemoryStorage()} }
 
 func (s *LogStore) load() error {
 	return s.db.Update(func(tx *bolt.Tx) error {
@@ -129,7 +134,7 @@ func (s *LogStore) Save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raftpb
 	if raft.IsEmptyHardState(hs) && len(ents) == 0 && !hasSnap {
 		return nil
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		rb, eb := tx.Bucket(bucketRaft), tx.Bucket(bucketEntries)
 		if hasSnap {
 			b, err := proto.Marshal(snap)
@@ -189,6 +194,14 @@ func (s *LogStore) Save(hs *raftpb.HardState, ents []*raftpb.Entry, snap *raftpb
 	return nil
 }
 
+// update runs f in a transaction of the file, if the log has one.
+func (s *LogStore) update(f func(tx *bolt.Tx) error) error {
+	if s.db == nil {
+		return nil
+	}
+	return s.db.Update(f)
+}
+
 // deleteFrom deletes the entries from index lo to hi, both included.
 func deleteFrom(eb *bolt.Bucket, lo, hi uint64) error {
 	c := eb.Cursor()
@@ -217,7 +230,7 @@ func (s *LogStore) Compact(index uint64, cs *raftpb.ConfState, data []byte, keep
 	if err != nil {
 		return err
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketRaft).Put(keySnapshot, b); err != nil {
 			return err
 		}
@@ -248,4 +261,9 @@ func (s *LogStore) Len() uint64 {
 }
 
 // Close closes the file.
-func (s *LogStore) Close() error { return s.db.Close() }
+func (s *LogStore) Close() error {
+	if s.db == nil {
+		return nil
+	}
+	return s.db.Close()
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"slices"
 	"time"
 
@@ -65,6 +66,12 @@ type Config struct {
 	SnapshotEntries, KeepEntries uint64
 	// Logger receives raft's own log (default: none).
 	Logger raft.Logger
+	// ManualElections turns raft's own election timer off (and with it
+	// check quorum, whose lease would refuse the votes): the driver calls
+	// Campaign when a follower has heard no leader for long enough. Raft
+	// draws its election timeouts from crypto/rand; a deterministic
+	// driver (the simulator) draws them from its own generator instead.
+	ManualElections bool
 	// Options, if set, is a digest of what the tracker runs with beyond
 	// the spec (Tracker's options, secrets and genesis, as the driver
 	// sees them): every member must run alike, or their trackers would
@@ -122,8 +129,12 @@ type Ready struct {
 	// Fetch are the payloads the leader is to fetch and report with
 	// Held. Empty at followers.
 	Fetch []tracker.Fetch
-	// Events are the tracker's events, at every replica.
+	// Events are the tracker's events, at every replica, and Index the
+	// raft index of the entry each came from (a driver that records the
+	// group's events once, from whichever member applies an entry first,
+	// keeps those past the highest index it recorded).
 	Events []tracker.Event
+	Index  []uint64
 	// State, when not nil, is the tracker's state after a decision, for
 	// a driver that keeps a copy of it (the raft log is what makes it
 	// durable). It is the tracker's own: done with before the next input.
@@ -174,11 +185,15 @@ func New(cfg Config) (*Replica, error) {
 		tr.Ready()
 		r.tr = tr
 	}
+	election, checkQuorum := cfg.ElectionTicks, true
+	if cfg.ManualElections {
+		election, checkQuorum = math.MaxInt32, false
+	}
 	rn, err := raft.NewRawNode(&raft.Config{
-		ID: cfg.ID, ElectionTick: cfg.ElectionTicks, HeartbeatTick: cfg.HeartbeatTicks,
+		ID: cfg.ID, ElectionTick: election, HeartbeatTick: cfg.HeartbeatTicks,
 		Storage: cfg.Log.Storage(), Applied: r.applied,
 		MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 256, MaxUncommittedEntriesSize: 64 << 20,
-		CheckQuorum: true, PreVote: true, StepDownOnRemoval: true, Logger: cfg.Logger,
+		CheckQuorum: checkQuorum, PreVote: true, StepDownOnRemoval: true, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("group: %w", err)
@@ -242,6 +257,17 @@ func (r *Replica) Step(m *raftpb.Message) error {
 	}
 	return r.rn.Step(m)
 }
+
+// Lead returns the raft ID of the leader this replica follows (0: none
+// known), as raft knows it now.
+func (r *Replica) Lead() uint64 { return r.rn.BasicStatus().Lead }
+
+// Applied returns the index of the last entry applied to the tracker.
+func (r *Replica) Applied() uint64 { return r.applied }
+
+// Campaign starts an election (with a pre-vote first), for a driver
+// with ManualElections.
+func (r *Replica) Campaign() error { return r.rn.Campaign() }
 
 // ReportUnreachable tells raft that a message to id could not be sent.
 func (r *Replica) ReportUnreachable(id uint64) { r.rn.ReportUnreachable(id) }
@@ -422,6 +448,7 @@ func (r *Replica) Ready() (Ready, error) {
 			out.Publish = append(out.Publish, more.Publish...)
 			out.Fetch = append(out.Fetch, more.Fetch...)
 			out.Events = append(out.Events, more.Events...)
+			out.Index = append(out.Index, more.Index...)
 			if more.State != nil {
 				out.State = more.State
 			}
@@ -503,6 +530,9 @@ func (r *Replica) apply(e *raftpb.Entry, out *Ready) error {
 	}
 	rd := r.tr.Ready()
 	out.Events = append(out.Events, rd.Events...)
+	for range rd.Events {
+		out.Index = append(out.Index, e.GetIndex())
+	}
 	if rd.State != nil {
 		out.State = rd.State
 	}
