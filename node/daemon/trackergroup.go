@@ -50,9 +50,9 @@ type GroupConfig struct {
 
 // The raft timing defaults: see GroupConfig.
 const (
-	DefaultRaftTick       = 250 * time.Millisecond
-	DefaultElectionTicks  = 12
-	DefaultHeartbeatTicks = 2
+	DefaultRaftTick       = group.DefaultTick
+	DefaultElectionTicks  = group.DefaultElectionTicks
+	DefaultHeartbeatTicks = group.DefaultHeartbeatTicks
 )
 
 // groupStatus is what the dashboard and status show of the group.

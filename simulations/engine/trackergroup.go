@@ -22,13 +22,12 @@ import (
 // and Finals go out. Raft draws its election timeouts from crypto/rand,
 // so the driver runs elections itself (group.Config.ManualElections): a
 // follower that has heard no leader for its election timeout, drawn from
-// the cluster's generator, campaigns. The timing is the daemon's: a tick
-// of 250 ms, a heartbeat every 2 ticks, an election after 12 to 24 ticks
-// without one.
+// the cluster's generator, campaigns. The timing is the daemon's
+// default.
 const (
-	groupTick           = 250 * time.Millisecond
-	groupElectionTicks  = 12
-	groupHeartbeatTicks = 2
+	groupTick           = group.DefaultTick
+	groupElectionTicks  = group.DefaultElectionTicks
+	groupHeartbeatTicks = group.DefaultHeartbeatTicks
 )
 
 // member is a tracker machine's part in the group.

@@ -85,6 +85,16 @@ type Config struct {
 // other options than this member's (see Config.Options).
 var ErrOptions = errors.New("group: this tracker runs with other options than the group's leader (the same --min-members, --spares, --newcomers, group secret and spec at every member)")
 
+// The raft timing a driver uses by default, sized for members on
+// different continents (round trips of a few hundred milliseconds): a
+// tick of 250 ms, a heartbeat every 2 ticks, an election after 12 ticks
+// (randomised up to 24) without one: 3 to 6 s.
+const (
+	DefaultTick           = 250 * time.Millisecond
+	DefaultElectionTicks  = 12
+	DefaultHeartbeatTicks = 2
+)
+
 // DefaultSnapshotEntries is how many applied entries a replica goes
 // between snapshots by default.
 const DefaultSnapshotEntries = 4096
