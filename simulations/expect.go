@@ -34,7 +34,7 @@ type Expect struct {
 	NoStuckSteps     *StuckExpect   `yaml:"no_stuck_steps"`
 	StepsFinalised   *CountOrShare  `yaml:"steps_finalised"`
 	HonestHoldHead   bool           `yaml:"honest_hold_head"`
-	NewLeaderWithin  *Duration      `yaml:"new_leader_within"`
+	NewLeaderWithin  *Duration      `yaml:"new_leader_within,omitempty"`
 	Line             int            `yaml:"-"` // of the block, for messages
 	lines            map[string]int // of each key
 }
