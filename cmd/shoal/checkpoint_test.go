@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/shoal-network/shoal/checkpoint"
 	"github.com/shoal-network/shoal/gradient"
 )
@@ -214,4 +216,96 @@ func equalBits(a, b []float32) bool {
 		}
 	}
 	return true
+}
+
+// TestCheckpointMerge: merging a checkpoint with itself gives its CID
+// back, as does task arithmetic at weight 0; an average of two models is
+// a new checkpoint of the same model; bad arguments say what is wrong.
+func TestCheckpointMerge(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	put := func(label, preset string, seed uint64) string {
+		t.Helper()
+		cfg, _ := gradient.Preset(preset)
+		cfg.Seed = seed
+		m, err := gradient.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(dir, label+".safetensors")
+		if err := writeParams(file, m, &trainOptions{Model: preset}); err != nil {
+			t.Fatal(err)
+		}
+		out, _, err := runCheckpoint(t, "import", file, "--store", store, "--label", label)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out)
+	}
+	a, b := put("a", "gpt-tiny", 3), put("b", "gpt-tiny", 4)
+	put("mlp", "mlp", 3)
+	merge := func(args ...string) (string, error) {
+		out, _, err := runCheckpoint(t, append([]string{"merge", "--store", store}, args...)...)
+		return strings.TrimSpace(out), err
+	}
+	if got, err := merge("a", "a"); err != nil || got != a {
+		t.Fatalf("a merged with itself: %q, %v; want %s", got, err, a)
+	}
+	if got, err := merge("b", "--base", "a", "--weights", "0"); err != nil || got != a {
+		t.Fatalf("a + 0·(b − a): %q, %v; want %s", got, err, a)
+	}
+	avg, err := merge("a", "b", "--weights", "0.5,0.5", "--label", "avg")
+	if err != nil || avg == a || avg == b || !strings.HasPrefix(avg, "bafkrei") {
+		t.Fatalf("average of a and b: %q, %v", avg, err)
+	}
+	if again, _ := merge("a", "b"); again != avg {
+		t.Errorf("the default weights (½ each) gave %s, --weights 0.5,0.5 %s", again, avg)
+	}
+	st, err := checkpoint.OpenStore(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := st.Resolve("avg")
+	if err != nil || id.String() != avg {
+		t.Fatalf("label avg: %v, %v", id, err)
+	}
+	c, err := st.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := st.Get(mustResolve(t, st, "a"))
+	cb, _ := st.Get(mustResolve(t, st, "b"))
+	for i, x := range c.Params() {
+		pa, pb := ca.Params()[i], cb.Params()[i]
+		for k, v := range x.Data {
+			if want := float32(0.5*float64(pa.Data[k]) + 0.5*float64(pb.Data[k])); v != want {
+				t.Fatalf("%s[%d] = %v, want %v", x.Name, k, v, want)
+			}
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"a", "b", "--weights", "1"}, "--weights: 1 weights for 2 checkpoints"},
+		{[]string{"a", "b", "--weights", "1,x"}, `weight 2, "x", is not a finite number`},
+		{[]string{"a", "b", "--weights", "1,NaN"}, "not a finite number"},
+		{[]string{"a", "mlp"}, "configuration"},
+		{[]string{"a", "nosuch"}, "nosuch"},
+		{[]string{"a", "--base", "nosuch"}, "--base"},
+		{[]string{"a", "--label", "bad label"}, "--label"},
+	} {
+		if _, err := merge(c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("merge %v: error %v, want it to say %q", c.args, err, c.want)
+		}
+	}
+}
+
+func mustResolve(t *testing.T, st *checkpoint.Store, ref string) cid.Cid {
+	t.Helper()
+	id, err := st.Resolve(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
