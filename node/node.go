@@ -70,6 +70,7 @@ type Node struct {
 	spec    *round.Spec
 	round   cid.Cid
 	tracker string
+	group   []string // the spec's trackers, canonical (computed once: every message's validation asks)
 
 	headStep uint64
 	head     cid.Cid
@@ -197,7 +198,7 @@ func New(cfg Config) (*Node, error) {
 		cfg.InlineLimit = wire.MaxInline
 	}
 	n := &Node{
-		cfg: cfg, spec: cfg.Spec, round: cfg.Spec.ID(), tracker: cfg.Spec.Trackers[0],
+		cfg: cfg, spec: cfg.Spec, round: cfg.Spec.ID(), tracker: cfg.Spec.Trackers[0], group: cfg.Spec.TrackerIDs(),
 		headStep: 0, head: cfg.Genesis,
 		have: map[cid.Cid]bool{cfg.Genesis: true}, had: map[cid.Cid]bool{}, finals: map[uint64]*wire.Final{}, commits: map[uint64]*wire.Commit{},
 		mine:     map[uint64][]*wire.Update{},
@@ -224,7 +225,7 @@ func (n *Node) TrackerID() string { return n.tracker }
 
 // IsTracker reports whether peer is one of the round's trackers (see
 // wire.Grouped).
-func (n *Node) IsTracker(peer string) bool { return peer == n.tracker || n.spec.IsTracker(peer) }
+func (n *Node) IsTracker(peer string) bool { return peer == n.tracker || slices.Contains(n.group, peer) }
 
 // staleLeader reports whether an Open or Close of a term is from a
 // group member deposed since: one of a lower term than the highest the

@@ -32,7 +32,8 @@ type Tracker struct {
 	// which the driver persists before it publishes anything.
 	persist bool
 
-	trackerID string // the spec's tracker, canonical
+	trackerID string   // the spec's tracker, canonical
+	trackers  []string // the spec's trackers (a group's members), canonical
 	anchors   map[string]bool
 
 	members  map[string]*member
@@ -149,7 +150,7 @@ func New(cfg Config, st *State, now time.Time) (*Tracker, error) {
 		return nil, fmt.Errorf("tracker: spare units %v: need a fraction from 0 to 1", cfg.Spares)
 	}
 	t := &Tracker{cfg: cfg, spec: cfg.Spec, round: cfg.Spec.ID(), members: map[string]*member{}, refused: map[string]string{},
-		trackerID: cfg.Spec.TrackerID(), lv: liveness{voters: map[string]int64{}, bootVoters: map[string]int{}}, anchors: map[string]bool{}}
+		trackerID: cfg.Spec.TrackerID(), trackers: cfg.Spec.TrackerIDs(), lv: liveness{voters: map[string]int64{}, bootVoters: map[string]int{}}, anchors: map[string]bool{}}
 	for _, a := range cfg.Anchors {
 		if c, err := round.CanonicalPeerID(a); err == nil {
 			a = c
@@ -219,8 +220,11 @@ func (t *Tracker) Round() cid.Cid { return t.round }
 func (t *Tracker) TrackerID() string { return t.trackerID }
 
 // IsTracker reports whether peer is one of the round's trackers (see
-// wire.Grouped).
-func (t *Tracker) IsTracker(peer string) bool { return peer == t.trackerID || t.spec.IsTracker(peer) }
+// wire.Grouped). The canonical IDs are computed once, in New: every
+// message's validation asks.
+func (t *Tracker) IsTracker(peer string) bool {
+	return peer == t.trackerID || slices.Contains(t.trackers, peer)
+}
 
 // Step returns the current step and its phase.
 func (t *Tracker) Step() (uint64, Phase) { return t.st.Step, t.st.Phase }

@@ -38,6 +38,13 @@ func OfDigest(d [sha256.Size]byte) cid.Cid {
 // ErrUnsupported if c is not CIDv1, raw codec, sha2-256.
 func Digest(c cid.Cid) ([sha256.Size]byte, error) {
 	var d [sha256.Size]byte
+	// The one form supported is 36 bytes: version 1, codec raw (0x55),
+	// multihash sha2-256 (0x12) of 32 bytes (0x20), the digest. Every
+	// message names CIDs, so this is read without decoding them.
+	if k := c.KeyString(); len(k) == 4+sha256.Size && k[:4] == rawSHA256Prefix {
+		copy(d[:], k[4:])
+		return d, nil
+	}
 	if !c.Defined() {
 		return d, unsupported("undefined CID")
 	}
@@ -52,6 +59,9 @@ func Digest(c cid.Cid) ([sha256.Size]byte, error) {
 	copy(d[:], dec.Digest)
 	return d, nil
 }
+
+// rawSHA256Prefix starts the binary form of every supported CID.
+const rawSHA256Prefix = "\x01\x55\x12\x20"
 
 // unsupported is an error that says why a CID is not supported and
 // matches ErrUnsupported.

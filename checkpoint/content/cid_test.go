@@ -42,8 +42,10 @@ func TestVerify(t *testing.T) {
 	}
 	mh, _ := multihash.Sum(data, multihash.SHA2_512, -1)
 	v0mh, _ := multihash.Sum(data, multihash.SHA2_256, -1)
+	short, _ := multihash.Sum(data, multihash.SHA2_256, 20)
 	for name, c := range map[string]cid.Cid{
 		"undefined": cid.Undef,
+		"short":     cid.NewCidV1(cid.Raw, short),
 		"sha512":    cid.NewCidV1(cid.Raw, mh),
 		"dag-pb":    cid.NewCidV1(cid.DagProtobuf, v0mh),
 		"v0":        cid.NewCidV0(v0mh),
