@@ -225,7 +225,9 @@ func (n *Node) TrackerID() string { return n.tracker }
 
 // IsTracker reports whether peer is one of the round's trackers (see
 // wire.Grouped).
-func (n *Node) IsTracker(peer string) bool { return peer == n.tracker || slices.Contains(n.group, peer) }
+func (n *Node) IsTracker(peer string) bool {
+	return peer == n.tracker || slices.Contains(n.group, peer)
+}
 
 // staleLeader reports whether an Open or Close of a term is from a
 // group member deposed since: one of a lower term than the highest the
