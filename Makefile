@@ -44,7 +44,7 @@ bench-net:
 ## bench-protocol: the protocol core's cost per step per peer, the simulator's speed, and coordinator messages/s through one tracker and a raft group of three
 bench-protocol:
 	$(GO) test -run '^$$' -bench . -benchtime 3x -benchmem ./simulations/...
-	$(GO) test -run '^$$' -bench Coordinator -benchtime 3x ./tracker/group/
+	$(GO) test -run '^$$' -bench Coordinator -benchtime 2s ./tracker/group/
 
 ## bench-torch: gpt-tiny training speed against PyTorch on this CPU (installs python3-torch)
 bench-torch:
