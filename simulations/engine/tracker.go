@@ -176,21 +176,10 @@ func (c *Cluster) flushTracker() {
 		}
 	}
 	for _, ev := range rd.Events {
-		c.Events = append(c.Events, TimedEvent{At: c.Elapsed(), Event: ev})
-		c.trace("tracker %s step %d %s %s", ev.Kind, ev.Step, ev.Peer, ev.Detail)
-		c.noteEvent(ev)
+		c.recordEvent(ev)
 	}
 	for _, m := range rd.Publish {
-		switch m := m.(type) {
-		case *wire.Open:
-			c.Opens[m.Step] = m
-			c.noteOpen(m)
-		case *wire.Close:
-			c.noteClose(m)
-		case *wire.Final:
-			c.noteFinal(m)
-		}
-		c.publish(c.trk.id, m)
+		c.publishDecision(c.trk.id, m)
 	}
 	held := false
 	for _, f := range rd.Fetch {
@@ -250,6 +239,27 @@ func (c *Cluster) fetchPayload(t *trackerHost, f tracker.Fetch, held func(ok boo
 	c.schedule(c.now.Add(d), t.id, ep, func() {
 		held(src.alive && c.reachable(t.id, src.id))
 	})
+}
+
+// recordEvent keeps a tracker decision, with its time.
+func (c *Cluster) recordEvent(ev tracker.Event) {
+	c.Events = append(c.Events, TimedEvent{At: c.Elapsed(), Event: ev})
+	c.trace("tracker %s step %d %s %s", ev.Kind, ev.Step, ev.Peer, ev.Detail)
+	c.noteEvent(ev)
+}
+
+// publishDecision notes what a tracker publishes and publishes it.
+func (c *Cluster) publishDecision(from string, m wire.Msg) {
+	switch m := m.(type) {
+	case *wire.Open:
+		c.Opens[m.Step] = m
+		c.noteOpen(m)
+	case *wire.Close:
+		c.noteClose(m)
+	case *wire.Final:
+		c.noteFinal(m)
+	}
+	c.publish(from, m)
 }
 
 func (c *Cluster) scheduleTrackerTick(epoch int, after time.Duration) {

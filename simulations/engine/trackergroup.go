@@ -325,22 +325,11 @@ func (c *Cluster) flushMember(t *trackerHost) {
 			continue
 		}
 		top = max(top, rd.Index[i])
-		c.Events = append(c.Events, TimedEvent{At: c.Elapsed(), Event: ev})
-		c.trace("tracker %s step %d %s %s", ev.Kind, ev.Step, ev.Peer, ev.Detail)
-		c.noteEvent(ev)
+		c.recordEvent(ev)
 	}
 	c.grp.recorded = top
 	for _, msg := range rd.Publish {
-		switch msg := msg.(type) {
-		case *wire.Open:
-			c.Opens[msg.Step] = msg
-			c.noteOpen(msg)
-		case *wire.Close:
-			c.noteClose(msg)
-		case *wire.Final:
-			c.noteFinal(msg)
-		}
-		c.publish(t.id, msg)
+		c.publishDecision(t.id, msg)
 	}
 	again := false
 	for _, f := range rd.Fetch {
