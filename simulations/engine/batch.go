@@ -41,7 +41,7 @@ func (c *Cluster) validate(v wire.View, from string, m wire.Msg) (wire.Result, e
 		k := verdictKey{from: from, round: v.Round(), tracker: v.TrackerID(), step: step, head: head, excluded: v.Excluded(from)}
 		vs := c.verdicts[m]
 		for _, x := range vs {
-			if x.verdictKey == k {
+			if x.same(&k) {
 				return x.res, x.err
 			}
 		}
@@ -61,6 +61,14 @@ type verdictKey struct {
 	step     uint64
 	head     cid.Cid
 	excluded bool
+}
+
+// same is ==, the fields that differ most often between nodes (their
+// step and head) first, the strings every node holds alike (in copies of
+// its own, compared byte by byte) last.
+func (k *verdictKey) same(o *verdictKey) bool {
+	return k.step == o.step && k.excluded == o.excluded && k.head == o.head &&
+		k.from == o.from && k.tracker == o.tracker && k.round == o.round
 }
 
 // verdict is what Validate said of a message for a sender and View.
