@@ -26,5 +26,5 @@ run tensor '.'
 run tensor/internal/f32 '.'
 run tensor/internal/gemm '.'
 run gradient/data 'Golden|Task|Sample|Shards'
-run gradient 'TestGoldenTraining|TestGoldenGeneration|TestInitDeterministic|TestSchedule|TestAdamW|TestNesterov'
+run gradient 'TestGoldenTraining|TestGoldenGeneration|TestGoldenQuantGeneration|TestQuantMatrix|TestInitDeterministic|TestSchedule|TestAdamW|TestNesterov'
 echo "arm64: same bits as amd64"

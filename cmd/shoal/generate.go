@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,7 +15,9 @@ import (
 
 	"github.com/shoal-network/shoal/checkpoint"
 	"github.com/shoal-network/shoal/gradient"
+	"github.com/shoal-network/shoal/gradient/data"
 	"github.com/shoal-network/shoal/gradient/tokenizer"
+	"github.com/shoal-network/shoal/internal/bytesize"
 )
 
 type generateOptions struct {
@@ -27,6 +32,8 @@ type generateOptions struct {
 	Seed          uint64
 	Vocab, Merges string
 	Config        string
+	Quant         string
+	Eval          int
 }
 
 func newCmdGenerate(f *factory) *cobra.Command {
@@ -62,6 +69,12 @@ Models of the zoo are byte-level; a model with GPT-2's vocabulary needs
 			if (o.Vocab == "") != (o.Merges == "") {
 				return errors.New("--vocab and --merges go together")
 			}
+			if _, err := gradient.ParseQuant(o.Quant); err != nil {
+				return fmt.Errorf("--quant: %v", err)
+			}
+			if o.Eval < 0 {
+				return fmt.Errorf("--eval %d: want a number of sequences", o.Eval)
+			}
 			return runGenerate(f, o)
 		},
 	}
@@ -76,6 +89,8 @@ Models of the zoo are byte-level; a model with GPT-2's vocabulary needs
 	fl.StringVar(&o.Vocab, "vocab", "", "GPT-2's encoder.json, for a model with its vocabulary")
 	fl.StringVar(&o.Merges, "merges", "", "GPT-2's vocab.bpe")
 	fl.StringVar(&o.Config, "config", "", "a Hugging Face config.json, for a safetensors file that does not say its model")
+	fl.StringVar(&o.Quant, "quant", "fp32", "weights to generate with: fp32, or quantised int8 or int4 (per groups of 64, deterministic kernels)")
+	fl.IntVar(&o.Eval, "eval", 0, "instead of generating, measure the held-out loss of a byte model on this many sequences of the built-in task's held-out text")
 	return cmd
 }
 
@@ -184,9 +199,22 @@ func runGenerate(f *factory, o *generateOptions) error {
 	if err != nil {
 		return err
 	}
-	gen, err := gradient.NewGenerator(m)
+	q, _ := gradient.ParseQuant(o.Quant)
+	gen, err := gradient.NewQuantGenerator(m, q)
 	if err != nil {
 		return err
+	}
+	if q.Bits != 0 {
+		// The generator holds its own quantised matrices: the float32
+		// ones can go.
+		full := int64(4 * gradient.NumParams(m))
+		m = nil
+		runtime.GC()
+		debug.FreeOSMemory()
+		fmt.Fprintf(f.Err, "weights: %s, %s (%s in fp32)\n", q, bytesize.Format(float64(gen.WeightBytes())), bytesize.Format(float64(full)))
+	}
+	if o.Eval > 0 {
+		return evalGenerator(f, gen, cfg, o.Eval)
 	}
 	if _, err := f.Out.Write(prompt); err != nil {
 		return err
@@ -205,6 +233,30 @@ func runGenerate(f *factory, o *generateOptions) error {
 	fmt.Fprintln(f.Out)
 	secs := time.Since(start).Seconds()
 	fmt.Fprintf(f.Err, "%d tokens in %.2fs: %.1f tokens/s (%d positions computed, prompt included)\n", len(out), secs, float64(len(out))/secs, fed)
+	return nil
+}
+
+// evalGenerator prints the held-out loss of a byte model on n sequences
+// of the built-in task's held-out text, each the model's context long.
+func evalGenerator(f *factory, gen *gradient.Generator, cfg gradient.ModelConfig, n int) error {
+	if cfg.Vocab != 256 {
+		return fmt.Errorf("--eval measures byte models on the built-in task; this model has %d tokens", cfg.Vocab)
+	}
+	_, eval := data.Builtin().Corpus(0, n*(cfg.Ctx+1)+cfg.Ctx+1)
+	seqs := data.EvalBatches(eval, 1, cfg.Ctx, n)
+	start := time.Now()
+	var sum float64
+	for _, s := range seqs {
+		l, err := gen.Loss(s[:cfg.Ctx+1])
+		if err != nil {
+			return err
+		}
+		sum += l
+	}
+	loss := sum / float64(len(seqs))
+	fmt.Fprintf(f.Out, "held-out loss %.4f nats/token (perplexity %.4f) over %d sequences of %d tokens, %s weights\n", loss, math.Exp(loss), len(seqs), cfg.Ctx, gen.Quant())
+	secs := time.Since(start).Seconds()
+	fmt.Fprintf(f.Err, "%d positions in %.2fs: %.1f tokens/s\n", len(seqs)*cfg.Ctx, secs, float64(len(seqs)*cfg.Ctx)/secs)
 	return nil
 }
 

@@ -73,7 +73,24 @@ func TestGenerate(t *testing.T) {
 	if err != nil || fromFile != a {
 		t.Fatalf("from the file: %q (%v), from the store %q", fromFile, err, a)
 	}
-	for _, bad := range [][]string{{id.String(), "--store", store, "--tokens", "0"}, {id.String(), "--store", store, "--top-p", "2"}, {"nothing-here", "--store", store}} {
+	// Quantised weights: the same text for the same seed, and the
+	// weights' memory on stderr.
+	for _, q := range []string{"int8", "int4"} {
+		qa, qerr, err := runGenerateCmd(t, append(args, "--quant", q)...)
+		if err != nil {
+			t.Fatalf("--quant %s: %v", q, err)
+		}
+		qb, _, _ := runGenerateCmd(t, append(args, "--quant", q)...)
+		if qa != qb || !strings.HasPrefix(qa, "Hello") || !strings.Contains(qerr, "weights: "+q) {
+			t.Errorf("--quant %s: %q then %q; stderr %q", q, qa, qb, qerr)
+		}
+	}
+	ev, _, err := runGenerateCmd(t, id.String(), "--store", store, "--eval", "3", "--quant", "int8")
+	if err != nil || !strings.Contains(ev, "held-out loss") || !strings.Contains(ev, "over 3 sequences of 16 tokens, int8 weights") {
+		t.Errorf("--eval 3: %q, %v", ev, err)
+	}
+	for _, bad := range [][]string{{id.String(), "--store", store, "--tokens", "0"}, {id.String(), "--store", store, "--top-p", "2"}, {"nothing-here", "--store", store},
+		{id.String(), "--store", store, "--quant", "int3"}, {id.String(), "--store", store, "--eval", "-1"}} {
 		if _, _, err := runGenerateCmd(t, bad...); err == nil {
 			t.Errorf("generate %v succeeded", bad)
 		}
