@@ -5,10 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/shoal-network/shoal/tensor"
@@ -103,11 +100,22 @@ func TestGoldenGeneration(t *testing.T) {
 		t.Fatal(err)
 	}
 	g, _ := NewGenerator(m)
+	got := sampleHash(t, g, 64)
+	if want := golden(t, "golden-generate.txt", got); got != want {
+		t.Errorf("generation changed (kernels %s):\ngot  %s\nwant %s", tensor.KernelPath(), got, want)
+	}
+}
+
+// sampleHash generates n tokens after 'T' (temperature 0.9, top-k 40,
+// top-p 0.95, seed 7) and returns the SHA-256 of every logit and the
+// tokens.
+func sampleHash(t *testing.T, g *Generator, n int) string {
+	t.Helper()
 	s, _ := NewSampler(0.9, 40, 0.95, 7)
 	h := sha256.New()
 	var out []int32
 	tok := int32('T')
-	for range 64 {
+	for range n {
 		logits, err := g.Next(tok)
 		if err != nil {
 			t.Fatal(err)
@@ -118,18 +126,5 @@ func TestGoldenGeneration(t *testing.T) {
 		tok = s.Sample(logits)
 		out = append(out, tok)
 	}
-	got := fmt.Sprintf("%x %v", h.Sum(nil), out)
-	path := filepath.Join("testdata", "golden-generate.txt")
-	if *rewrite {
-		if err := os.WriteFile(path, []byte(got+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./gradient -run TestGoldenGeneration -rewrite to create it)", err)
-	}
-	if got != strings.TrimSpace(string(want)) {
-		t.Errorf("generation changed (kernels %s):\ngot  %s\nwant %s", tensor.KernelPath(), got, strings.TrimSpace(string(want)))
-	}
+	return fmt.Sprintf("%x %v", h.Sum(nil), out)
 }

@@ -35,7 +35,16 @@ func TestGoldenTraining(t *testing.T) {
 		tr.Step(tok, batch)
 	}
 	got := paramHash(m)
-	path := filepath.Join("testdata", "golden-gpt-tiny-20-steps.txt")
+	if want := golden(t, "golden-gpt-tiny-20-steps.txt", got); got != want {
+		t.Errorf("parameters after 20 steps hash to %s, golden %s (kernels %s)", got, want, tensor.KernelPath())
+	}
+}
+
+// golden returns the content of testdata/name (trimmed), which -rewrite
+// first sets to got.
+func golden(t *testing.T, name, got string) string {
+	t.Helper()
+	path := filepath.Join("testdata", name)
 	if *rewrite {
 		if err := os.MkdirAll("testdata", 0o755); err != nil {
 			t.Fatal(err)
@@ -46,9 +55,7 @@ func TestGoldenTraining(t *testing.T) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run go test ./gradient -run TestGoldenTraining -rewrite to create it)", err)
+		t.Fatalf("%v (run go test ./gradient -run %s -rewrite to create it)", err, t.Name())
 	}
-	if got != strings.TrimSpace(string(want)) {
-		t.Errorf("parameters after 20 steps hash to %s, golden %s (kernels %s)", got, strings.TrimSpace(string(want)), tensor.KernelPath())
-	}
+	return strings.TrimSpace(string(want))
 }

@@ -1,13 +1,8 @@
 package gradient
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
-	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -170,36 +165,11 @@ func TestGoldenQuantGeneration(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, _ := NewSampler(0.9, 40, 0.95, 7)
-		h := sha256.New()
-		var out []int32
-		tok := int32('T')
-		for range 48 {
-			logits, err := g.Next(tok)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, v := range logits {
-				binary.Write(h, binary.LittleEndian, math.Float32bits(v))
-			}
-			tok = s.Sample(logits)
-			out = append(out, tok)
-		}
-		lines = append(lines, fmt.Sprintf("%s %x %v", q, h.Sum(nil), out))
+		lines = append(lines, q.String()+" "+sampleHash(t, g, 48))
 	}
 	got := strings.Join(lines, "\n")
-	path := filepath.Join("testdata", "golden-generate-quant.txt")
-	if *rewrite {
-		if err := os.WriteFile(path, []byte(got+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./gradient -run TestGoldenQuantGeneration -rewrite to create it)", err)
-	}
-	if got != strings.TrimSpace(string(want)) {
-		t.Errorf("quantised generation changed (kernels %s):\ngot  %s\nwant %s", tensor.KernelPath(), got, strings.TrimSpace(string(want)))
+	if want := golden(t, "golden-generate-quant.txt", got); got != want {
+		t.Errorf("quantised generation changed (kernels %s):\ngot  %s\nwant %s", tensor.KernelPath(), got, want)
 	}
 }
 
