@@ -84,7 +84,7 @@ func Merge(inputs []*Checkpoint, o MergeOptions) (*Checkpoint, error) {
 	for i, c := range all {
 		index[i] = make(map[string]Tensor, len(c.Tensors))
 		for _, t := range c.Tensors {
-			if len(t.Data) != int(shapeSize(t.Shape)) {
+			if len(t.Data) != int(NumValues(t.Shape)) {
 				return nil, fmt.Errorf("merge: %s: tensor %s has %d values for shape %v", name(i), t.Name, len(t.Data), t.Shape)
 			}
 			index[i][t.Name] = t
@@ -167,14 +167,6 @@ func mergeValues(srcs [][]float32, w []float64, base []float32) []float32 {
 		out[k] = float32(acc)
 	}
 	return out
-}
-
-func shapeSize(shape []int) int64 {
-	n := int64(1)
-	for _, d := range shape {
-		n *= int64(d)
-	}
-	return n
 }
 
 // sameModel reports whether two model configurations (JSON) describe the

@@ -24,6 +24,15 @@ type Tensor struct {
 	Data  []float32
 }
 
+// NumValues returns the number of values of a tensor of shape.
+func NumValues(shape []int) int64 {
+	n := int64(1)
+	for _, d := range shape {
+		n *= int64(d)
+	}
+	return n
+}
+
 // MaxHeader is the largest header accepted: a safetensors file's JSON
 // header (the format's reference implementation uses the same bound) or
 // the header of a checkpoint encoding.

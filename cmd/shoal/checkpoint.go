@@ -125,18 +125,10 @@ func newEntry(id cid.Cid, size int64, chunks int, meta map[string]string, tensor
 	}
 	for _, t := range tensors {
 		if !checkpoint.IsState(t.Name) {
-			e.Params += numValues(t.Shape)
+			e.Params += checkpoint.NumValues(t.Shape)
 		}
 	}
 	return e
-}
-
-func numValues(shape []int) int64 {
-	n := int64(1)
-	for _, d := range shape {
-		n *= int64(d)
-	}
-	return n
 }
 
 func newCmdCheckpointLs(f *factory, co *checkpointOptions, runF func(*checkpointLsOptions) error) *cobra.Command {
@@ -290,7 +282,7 @@ func runCheckpointShow(f *factory, o *checkpointShowOptions) error {
 	tw.Flush()
 	fmt.Fprintf(w, "tensors (%d):\n", len(e.Tensors))
 	for _, t := range e.Tensors {
-		fmt.Fprintf(tw, "  %s\t%v\t%d\n", t.Name, t.Shape, numValues(t.Shape))
+		fmt.Fprintf(tw, "  %s\t%v\t%d\n", t.Name, t.Shape, checkpoint.NumValues(t.Shape))
 	}
 	if err := tw.Flush(); err != nil || !o.Chunks {
 		return err

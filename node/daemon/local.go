@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/shoal-network/shoal/checkpoint"
 	"github.com/shoal-network/shoal/gradient"
 	"github.com/shoal-network/shoal/gradient/data"
 	"github.com/shoal-network/shoal/gradient/tokenizer"
@@ -160,7 +161,7 @@ func (e *headEval) load(id cid.Cid) error {
 			return nil, nil
 		}
 		delete(byName, name)
-		if len(p.Data) != numValues(shape) {
+		if int64(len(p.Data)) != checkpoint.NumValues(shape) {
 			return nil, fmt.Errorf("shape %v, the model's %v", shape, p.Shape())
 		}
 		return p.Data, nil
@@ -197,14 +198,6 @@ const evalBudget = 2e12
 // fit in evalBudget for a model of params parameters (at least one).
 func evalBatchesFor(params, ctx int) int {
 	return max(1, int(evalBudget/(2*float64(params)*8*float64(ctx))))
-}
-
-func numValues(shape []int) int {
-	n := 1
-	for _, d := range shape {
-		n *= d
-	}
-	return n
 }
 
 func (e *headEval) loss() float64 { return gradient.Evaluate(e.m, e.set, 8) }
