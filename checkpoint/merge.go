@@ -134,8 +134,8 @@ func Merge(inputs []*Checkpoint, o MergeOptions) (*Checkpoint, error) {
 			}
 		}
 		srcs := make([][]float32, len(inputs))
-		for i, c := range inputs {
-			srcs[i] = index[slices.Index(all, c)][t.Name].Data
+		for i := range inputs {
+			srcs[i] = index[len(all)-len(inputs)+i][t.Name].Data // after the base, if any
 		}
 		var base []float32
 		if o.Base != nil {
