@@ -6,7 +6,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -209,8 +208,7 @@ func runGenerate(f *factory, o *generateOptions) error {
 		// ones can go.
 		full := int64(4 * gradient.NumParams(m))
 		m = nil
-		runtime.GC()
-		debug.FreeOSMemory()
+		debug.FreeOSMemory() // collects, then returns what it can
 		fmt.Fprintf(f.Err, "weights: %s, %s (%s in fp32)\n", q, bytesize.Format(float64(gen.WeightBytes())), bytesize.Format(float64(full)))
 	}
 	if o.Eval > 0 {
