@@ -14,11 +14,16 @@ type gpt struct {
 	lnfW     *tensor.Tensor
 	lnfB     *tensor.Tensor
 	list     []Param
+	frozen   []Param // an adapter's base; nil without an adapter
+	scale    float32 // an adapter's Alpha/Rank
 }
 
 type gptBlock struct {
 	ln1W, ln1B, attnW, attnB, projW, projB *tensor.Tensor
 	ln2W, ln2B, fcW, fcB, mlpW, mlpB       *tensor.Tensor
+
+	// An adapter's matrices, nil where it has none.
+	attnA, projA, fcA, mlpA *lora
 }
 
 const lnEps = 1e-5
@@ -26,6 +31,7 @@ const lnEps = 1e-5
 func newGPT(c ModelConfig, ps *params) *gpt {
 	d := c.Dim
 	m := &gpt{cfg: c}
+	ps.frozen = c.Adapter != nil
 	m.wte = ps.normal("transformer.wte.weight", 0.02, c.Vocab, d)
 	m.wpe = ps.normal("transformer.wpe.weight", 0.02, c.Ctx, d)
 	projStd := float32(0.02) / tensor.Sqrt32(float32(2*c.Layers))
@@ -48,12 +54,29 @@ func newGPT(c ModelConfig, ps *params) *gpt {
 	}
 	m.lnfW = ps.constant("transformer.ln_f.weight", 1, d)
 	m.lnfB = ps.constant("transformer.ln_f.bias", 0, d)
+	if c.Adapter != nil {
+		ps.frozen = false
+		m.scale = c.Adapter.Scale()
+		m.frozen = sortParams(ps.base)
+		for i := range m.blocks {
+			b, p := &m.blocks[i], fmt.Sprintf("transformer.h.%d.", i)
+			b.attnA = newLoRA(c, ps, p, "attn.c_attn", d, 3*d)
+			b.projA = newLoRA(c, ps, p, "attn.c_proj", d, d)
+			b.fcA = newLoRA(c, ps, p, "mlp.c_fc", d, 4*d)
+			b.mlpA = newLoRA(c, ps, p, "mlp.c_proj", 4*d, d)
+		}
+	}
 	m.list = ps.sorted()
 	return m
 }
 
 func (m *gpt) Config() ModelConfig { return m.cfg }
 func (m *gpt) Params() []Param     { return m.list }
+
+// adapted is a gpt with an adapter.
+type adapted struct{ *gpt }
+
+func (m adapted) Frozen() []Param { return m.frozen }
 
 // Logits computes the [batch*ctx, vocab] logits of a batch of input
 // sequences (batch rows of ctx tokens). It frees each value once read for
@@ -74,14 +97,30 @@ func (m *gpt) logits(tp *tensor.Tape, inputs []int32, batch int) *tensor.Tensor 
 	tp.Free(te, pe)
 	for _, b := range m.blocks {
 		qkv := tp.LayerNormLinear(x, b.ln1W, b.ln1B, lnEps, b.attnW, b.attnB) // [B*T, 3D]
-		y := tp.CausalSelfAttention(qkv, batch, h)                            // [B*T, D]
+		if b.attnA != nil {
+			ln := tp.LayerNorm(x, b.ln1W, b.ln1B, lnEps)
+			qkv = b.attnA.add(tp, qkv, ln, m.scale)
+			tp.Free(ln)
+		}
+		y := tp.CausalSelfAttention(qkv, batch, h) // [B*T, D]
 		tp.Free(qkv)
 		p := tp.Linear(y, b.projW, b.projB)
+		p = b.projA.add(tp, p, y, m.scale)
 		tp.Free(y)
 		x1 := tp.Add(x, p)
 		tp.Free(x, p)
 		u := tp.LayerNormLinear(x1, b.ln2W, b.ln2B, lnEps, b.fcW, b.fcB)
+		if b.fcA != nil {
+			ln := tp.LayerNorm(x1, b.ln2W, b.ln2B, lnEps)
+			u = b.fcA.add(tp, u, ln, m.scale)
+			tp.Free(ln)
+		}
 		o := tp.GELULinear(u, b.mlpW, b.mlpB) // GELU(u) is not kept
+		if b.mlpA != nil {
+			g := tp.GELU(u)
+			o = b.mlpA.add(tp, o, g, m.scale)
+			tp.Free(g)
+		}
 		tp.Free(u)
 		x = tp.Add(x1, o)
 		tp.Free(x1, o)

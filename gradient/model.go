@@ -20,6 +20,9 @@ type ModelConfig struct {
 	Hidden int    `json:"hidden,omitempty" yaml:"hidden,omitempty"` // mlp: hidden width
 	Window int    `json:"window,omitempty" yaml:"window,omitempty"` // mlp: tokens of context seen
 	Seed   uint64 `json:"seed" yaml:"seed"`                         // initialisation seed
+	// Adapter, when set, makes the model a low-rank adapter of the
+	// model the rest of the configuration describes (gpt only).
+	Adapter *AdapterConfig `json:"adapter,omitempty" yaml:"adapter,omitempty"`
 }
 
 // Presets are the named configurations of the zoo.
@@ -98,6 +101,11 @@ func (c ModelConfig) Validate() error {
 	default:
 		return fmt.Errorf("model: unknown arch %q (known: gpt, mlp)", c.Arch)
 	}
+	if c.Adapter != nil {
+		if err := c.Adapter.Validate(c); err != nil {
+			return fmt.Errorf("model: %w", err)
+		}
+	}
 	if c.Vocab > 1<<24 || c.Ctx > 1<<16 || c.Dim > 1<<16 || c.Layers > 1024 || c.Hidden > 1<<20 || c.Window > c.Ctx {
 		return fmt.Errorf("model: sizes out of range")
 	}
@@ -131,7 +139,11 @@ func New(c ModelConfig) (Model, error) {
 	}
 	ps := &params{seed: c.Seed}
 	if c.Arch == "gpt" {
-		return newGPT(c, ps), nil
+		m := newGPT(c, ps)
+		if c.Adapter != nil {
+			return adapted{m}, nil
+		}
+		return m, nil
 	}
 	return newMLP(c, ps), nil
 }
@@ -143,7 +155,8 @@ type ParamShape struct {
 }
 
 // Shapes lists, in sorted name order, the parameters of the model a
-// configuration describes, without allocating them: the sizes come from
+// configuration describes (an adapter's alone, for a configuration with
+// one), without allocating them: the sizes come from
 // the configuration alone, so a file's or a spec's claims can be checked
 // before memory of the model's size is spent. The layout is New's own.
 func Shapes(c ModelConfig) ([]ParamShape, error) {
@@ -161,45 +174,73 @@ func Shapes(c ModelConfig) ([]ParamShape, error) {
 }
 
 // params is a set of named parameters under construction. A dry set
-// records their names and shapes only.
+// records their names and shapes only. While frozen is set, the parameters
+// made are an adapter's base: they take no gradients and go to base, not
+// list (a dry set does not record them).
 type params struct {
 	seed   uint64
 	list   []Param
 	dry    bool
 	shapes []ParamShape
+	frozen bool
+	base   []Param
+}
+
+// tensor returns a zero tensor for a parameter: one without gradients
+// while frozen.
+func (ps *params) tensor(shape []int) *tensor.Tensor {
+	if ps.frozen {
+		return tensor.New(shape...)
+	}
+	return tensor.NewParam(shape...)
+}
+
+// add records a parameter made.
+func (ps *params) add(name string, t *tensor.Tensor) {
+	if ps.frozen {
+		ps.base = append(ps.base, Param{name, t})
+		return
+	}
+	ps.list = append(ps.list, Param{name, t})
 }
 
 // normal adds a parameter initialised N(0, std) from its own stream.
 func (ps *params) normal(name string, std float32, shape ...int) *tensor.Tensor {
 	if ps.dry {
-		ps.shapes = append(ps.shapes, ParamShape{name, shape})
+		if !ps.frozen {
+			ps.shapes = append(ps.shapes, ParamShape{name, shape})
+		}
 		return nil
 	}
-	t := tensor.NewParam(shape...)
+	t := ps.tensor(shape)
 	r := newRNG(streamSeed(ps.seed, name))
 	for i := range t.Data {
 		t.Data[i] = float32(std * r.normal())
 	}
-	ps.list = append(ps.list, Param{name, t})
+	ps.add(name, t)
 	return t
 }
 
 // constant adds a parameter filled with v.
 func (ps *params) constant(name string, v float32, shape ...int) *tensor.Tensor {
 	if ps.dry {
-		ps.shapes = append(ps.shapes, ParamShape{name, shape})
+		if !ps.frozen {
+			ps.shapes = append(ps.shapes, ParamShape{name, shape})
+		}
 		return nil
 	}
-	t := tensor.NewParam(shape...)
+	t := ps.tensor(shape)
 	for i := range t.Data {
 		t.Data[i] = v
 	}
-	ps.list = append(ps.list, Param{name, t})
+	ps.add(name, t)
 	return t
 }
 
-func (ps *params) sorted() []Param {
-	out := slices.Clone(ps.list)
+func (ps *params) sorted() []Param { return sortParams(ps.list) }
+
+func sortParams(list []Param) []Param {
+	out := slices.Clone(list)
 	slices.SortFunc(out, func(a, b Param) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
