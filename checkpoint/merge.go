@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
 	"slices"
+	"strings"
 )
 
 // MergeOptions say how Merge combines checkpoints.
@@ -190,4 +192,88 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// Adapter tensor names: a low-rank adapter of the matrix P.weight is
+// P.lora_a [in, rank] and P.lora_b [rank, out] (see gradient.AdapterConfig).
+const (
+	adapterA = ".lora_a"
+	adapterB = ".lora_b"
+)
+
+// MergeAdapter folds a low-rank adapter into its base: each matrix W
+// [in, out] the adapter targets becomes W + scale·A·B, every other
+// parameter stays the base's, and optimizer state is left out (the base's
+// momenta belong to other weights). Each value is computed in float64,
+// the rank's products in order and each rounded on its own (never a fused
+// multiply-add), then rounded once to float32, so the result and its CID
+// are the same on every platform. The result keeps the base's metadata.
+func MergeAdapter(base, adapter *Checkpoint, scale float64) (*Checkpoint, error) {
+	if math.IsNaN(scale) || math.IsInf(scale, 0) {
+		return nil, fmt.Errorf("merge-adapter: scale is %v", scale)
+	}
+	// Every parameter of the adapter is one of a pair that adapts a
+	// matrix of the base.
+	pairs := map[string][2]Tensor{} // stem → A, B
+	for _, t := range adapter.Params() {
+		if len(t.Data) != int(NumValues(t.Shape)) {
+			return nil, fmt.Errorf("merge-adapter: the adapter's tensor %s has %d values for shape %v", t.Name, len(t.Data), t.Shape)
+		}
+		stem, isA := strings.CutSuffix(t.Name, adapterA)
+		stem, isB := strings.CutSuffix(stem, adapterB)
+		if !isA && !isB {
+			return nil, fmt.Errorf("merge-adapter: the adapter holds %s, which is not an adapter's matrix (*%s or *%s)", t.Name, adapterA, adapterB)
+		}
+		p := pairs[stem]
+		if isA {
+			p[0] = t
+		} else {
+			p[1] = t
+		}
+		pairs[stem] = p
+	}
+	if len(pairs) == 0 {
+		return nil, errors.New("merge-adapter: the adapter holds no adapter matrices (*.lora_a, *.lora_b)")
+	}
+	for stem, p := range pairs {
+		w, ok := base.Tensor(stem + ".weight")
+		switch {
+		case p[0].Name == "" || p[1].Name == "":
+			return nil, fmt.Errorf("merge-adapter: the adapter of %s.weight lacks its %s or %s", stem, adapterA, adapterB)
+		case !ok:
+			return nil, fmt.Errorf("merge-adapter: the adapter adapts %s.weight, which the base lacks", stem)
+		}
+		a, b := p[0], p[1]
+		if len(w.Shape) != 2 || len(a.Shape) != 2 || len(b.Shape) != 2 || a.Shape[0] != w.Shape[0] || b.Shape[1] != w.Shape[1] || a.Shape[1] != b.Shape[0] {
+			return nil, fmt.Errorf("merge-adapter: %s is %v, its adapter's A %v and B %v (want [in, rank] and [rank, out])", w.Name, w.Shape, a.Shape, b.Shape)
+		}
+	}
+	out := &Checkpoint{Meta: maps.Clone(base.Meta)}
+	for _, w := range base.Tensors {
+		if IsState(w.Name) {
+			continue
+		}
+		if len(w.Data) != int(NumValues(w.Shape)) {
+			return nil, fmt.Errorf("merge-adapter: the base's tensor %s has %d values for shape %v", w.Name, len(w.Data), w.Shape)
+		}
+		p, ok := pairs[strings.TrimSuffix(w.Name, ".weight")]
+		if !ok || !strings.HasSuffix(w.Name, ".weight") {
+			out.Tensors = append(out.Tensors, Tensor{Name: w.Name, Shape: slices.Clone(w.Shape), Data: w.Data})
+			continue
+		}
+		a, b := p[0], p[1]
+		in, r, n := w.Shape[0], a.Shape[1], w.Shape[1]
+		v := make([]float32, len(w.Data))
+		for i := 0; i < in; i++ {
+			for j := 0; j < n; j++ {
+				var dot float64
+				for k := 0; k < r; k++ {
+					dot += float64(float64(a.Data[i*r+k]) * float64(b.Data[k*n+j]))
+				}
+				v[i*n+j] = float32(float64(w.Data[i*n+j]) + float64(scale*dot))
+			}
+		}
+		out.Tensors = append(out.Tensors, Tensor{Name: w.Name, Shape: slices.Clone(w.Shape), Data: v})
+	}
+	return out, nil
 }
