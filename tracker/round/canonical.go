@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/ipfs/go-cid"
@@ -22,8 +23,9 @@ import (
 //   - codec and aggregation in canonical form (CanonicalCodec,
 //     CanonicalRule), tracker peer IDs in base58btc (CanonicalPeerID), CIDs
 //     in their default string form (base32 for CIDv1);
-//   - init_checkpoint null when there is none; tokenizer only when there
-//     is one (so that byte-level rounds keep their IDs); name and
+//   - init_checkpoint null when there is none; tokenizer, adapter and
+//     teacher only when there is one (so that the rounds before them keep
+//     their IDs), an adapter's targets sorted; name and
 //     description trimmed of surrounding white space;
 //   - model fields of the other architecture left out (heads for mlp;
 //     hidden and window for gpt).
@@ -91,6 +93,23 @@ func (s *Spec) Canonical() []byte {
 		// Only when given, so that the IDs of byte-level rounds stay
 		// what they were.
 		doc["tokenizer"] = s.Tokenizer.String()
+	}
+	if a := s.Adapter; a != nil {
+		// Only when given, like the tokenizer.
+		var base any
+		if a.Base.Defined() {
+			base = a.Base.String()
+		}
+		targets := slices.Clone(a.Targets)
+		slices.Sort(targets)
+		doc["adapter"] = map[string]any{"base": base, "rank": a.Rank, "alpha": number(a.Alpha), "targets": targets}
+	}
+	if t := s.Teacher; t != nil {
+		var ck any
+		if t.Checkpoint.Defined() {
+			ck = t.Checkpoint.String()
+		}
+		doc["teacher"] = map[string]any{"checkpoint": ck, "temperature": number(t.Temperature), "mix": number(t.Mix)}
 	}
 	if len(s.TrackerAddrs) > 0 {
 		// Only a group's spec has them: a single tracker's round ID is

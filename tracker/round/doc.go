@@ -64,6 +64,15 @@
 //	init_checkpoint    string    checkpoint CID to start from                        default none: initialise from model.seed
 //	tokenizer          string    CID of the tokenizer (GPT-2 BPE; shoal tokenize)    default none: one token per byte
 //	admission          string    open or closed                                      default open
+//	adapter            mapping   train a low-rank adapter (LoRA) of a frozen base     default none: train the whole model
+//	  base             string    CID of the base checkpoint (model above is its)     required
+//	  rank             integer   [1, min(1024, model.dim)]                           required
+//	  alpha            number    the product's scale is alpha/rank, (0, 10000]       default: rank
+//	  targets          list      of attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj   default [attn.c_attn, attn.c_proj]
+//	teacher            mapping   distil a teacher model into the round's (gpt)       default none
+//	  checkpoint       string    CID of the teacher's checkpoint                     required
+//	  temperature      number    softens both distributions, (0, 100]                default 2
+//	  mix              number    weight of the data's loss, [0, 1]; KL's is 1 − mix  default 0.5
 //
 // Defaults returns these defaults as a Spec. CIDs (dataset,
 // init_checkpoint) must be CIDv1 with the raw codec and a sha2-256 hash,

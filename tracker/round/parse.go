@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/ipfs/go-cid"
 	"gopkg.in/yaml.v3"
 )
 
@@ -549,6 +550,8 @@ func (d *decoder) spec(root *yaml.Node, s *Spec) {
 			d.str(&a)(path, v)
 			s.Admission = Admission(a)
 		}},
+		{"adapter", func(path string, v *yaml.Node) { s.Adapter = d.adapter(path, v) }},
+		{"teacher", func(path string, v *yaml.Node) { s.Teacher = d.teacher(path, v) }},
 	})
 	d.require("", 0, present, "", "model", "dataset", "inner_steps", "inner", "target_samples", "deadline", "trackers")
 	if !modelSeedSet {
@@ -581,6 +584,78 @@ func (d *decoder) model(path string, v *yaml.Node, m *Model) (seedSet bool) {
 		d.require(path, line, p, " for arch mlp", "hidden", "window")
 	}
 	return p["seed"]
+}
+
+// cidField decodes a content CID into dst.
+func (d *decoder) cidField(dst *cid.Cid, what string) func(string, *yaml.Node) {
+	return func(path string, v *yaml.Node) {
+		n, ok := d.scalar(path, v, what)
+		if !ok {
+			return
+		}
+		c, err := parseContentID(n.Value)
+		if err != nil {
+			d.errorf(v.Line, path, "want %s: %v", what, err)
+			return
+		}
+		*dst = c
+	}
+}
+
+// adapter decodes the adapter mapping, with its defaults: alpha the rank,
+// the attention's matrices as targets. Targets are kept sorted, so that
+// their order in the file does not change the round.
+func (d *decoder) adapter(path string, v *yaml.Node) *Adapter {
+	a := &Adapter{}
+	line := d.lines[path]
+	p := d.mapping(path, line, v, []field{
+		{"base", d.cidField(&a.Base, "the base checkpoint's CID")},
+		{"rank", d.integer(&a.Rank)},
+		{"alpha", d.number(&a.Alpha)},
+		{"targets", func(path string, v *yaml.Node) {
+			if v.Kind != yaml.SequenceNode {
+				d.errorf(v.Line, path, "want a list of matrices such as [attn.c_attn, attn.c_proj], got %s", describe(v))
+				return
+			}
+			a.Targets = make([]string, len(v.Content))
+			for i, item := range v.Content {
+				p := fmt.Sprintf("%s[%d]", path, i)
+				d.lines[p] = item.Line
+				if item.Kind == yaml.AliasNode {
+					d.errorf(item.Line, p, "aliases are not supported in a round spec")
+					continue
+				}
+				d.str(&a.Targets[i])(p, item)
+			}
+			slices.Sort(a.Targets)
+		}},
+	})
+	if v.Kind != yaml.MappingNode {
+		return a
+	}
+	d.require(path, line, p, "", "base", "rank")
+	if !p["alpha"] {
+		a.Alpha = float64(a.Rank)
+	}
+	if !p["targets"] {
+		a.Targets = slices.Clone(DefaultAdapterTargets)
+	}
+	return a
+}
+
+// teacher decodes the teacher mapping, with its defaults.
+func (d *decoder) teacher(path string, v *yaml.Node) *Teacher {
+	t := &Teacher{Temperature: 2, Mix: 0.5}
+	line := d.lines[path]
+	p := d.mapping(path, line, v, []field{
+		{"checkpoint", d.cidField(&t.Checkpoint, "the teacher's checkpoint CID")},
+		{"temperature", d.number(&t.Temperature)},
+		{"mix", d.number(&t.Mix)},
+	})
+	if v.Kind == yaml.MappingNode {
+		d.require(path, line, p, "", "checkpoint")
+	}
+	return t
 }
 
 // describeList describes a node expected to be a list of two numbers.

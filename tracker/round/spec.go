@@ -3,6 +3,7 @@ package round
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -68,6 +69,15 @@ type Spec struct {
 	// cid.Undef: one token per byte.
 	Tokenizer cid.Cid
 	Admission Admission
+	// Adapter, when set, makes the round train a low-rank adapter of a
+	// frozen base model (LoRA) instead of the whole model: Model
+	// describes the base, and updates and checkpoints hold the adapter
+	// alone.
+	Adapter *Adapter
+	// Teacher, when set, makes the round distil a teacher model into
+	// Model: the loss mixes the data's with the KL divergence to the
+	// teacher's softened predictions.
+	Teacher *Teacher
 
 	file  string         // file name given to Parse
 	lines map[string]int // field path → line, from Parse
@@ -84,6 +94,33 @@ type Model struct {
 	Hidden int    // mlp only: hidden width
 	Window int    // mlp only: tokens of context seen, at most Ctx
 	Seed   uint64 // initialisation seed (when no InitCheckpoint is given)
+}
+
+// Adapter is a round's low-rank adapter: A [in, Rank] and B [Rank, out]
+// for each targeted matrix W of every block, used as W + (Alpha/Rank)·A·B.
+type Adapter struct {
+	Base    cid.Cid  // the checkpoint of the frozen base model; required
+	Rank    int      // [1, min(MaxAdapterRank, model.dim)]
+	Alpha   float64  // (0, 10000]; default: Rank (a scale of 1)
+	Targets []string // sorted, distinct, of AdapterTargets; default DefaultAdapterTargets
+}
+
+// AdapterTargets are the matrices of a gpt block an adapter may target;
+// DefaultAdapterTargets those it targets when a spec names none (the
+// attention's).
+var (
+	AdapterTargets        = []string{"attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"}
+	DefaultAdapterTargets = []string{"attn.c_attn", "attn.c_proj"}
+)
+
+// MaxAdapterRank bounds an adapter's rank.
+const MaxAdapterRank = 1024
+
+// Teacher is the model a distillation round learns from.
+type Teacher struct {
+	Checkpoint  cid.Cid // the teacher's checkpoint (its model named in its metadata); required
+	Temperature float64 // softens both distributions, (0, 100]; default 2
+	Mix         float64 // weight of the data's loss, [0, 1]; the KL's is 1 − Mix; default 0.5
 }
 
 // Dataset is the data a round trains on: the built-in synthetic task or a
@@ -403,10 +440,63 @@ func (s *Spec) roundProblems(add adder) {
 			add("init_checkpoint", "%v", err)
 		}
 	}
+	if a := s.Adapter; a != nil {
+		s.adapterProblems(add, a)
+	}
+	if t := s.Teacher; t != nil {
+		switch err := content.Check(t.Checkpoint); {
+		case !t.Checkpoint.Defined():
+			add("teacher.checkpoint", "missing (the teacher's checkpoint CID)")
+		case err != nil:
+			add("teacher.checkpoint", "%v", err)
+		}
+		if !(t.Temperature > 0 && t.Temperature <= 100) {
+			add("teacher.temperature", "must be in (0, 100], got %s", formatFloat(t.Temperature))
+		}
+		if !(t.Mix >= 0 && t.Mix <= 1) {
+			add("teacher.mix", "must be in [0, 1], got %s", formatFloat(t.Mix))
+		}
+		if s.Model.Arch != ArchGPT {
+			add("teacher", "only a gpt learns from a teacher, not %q", s.Model.Arch)
+		}
+	}
 	switch s.Admission {
 	case AdmissionOpen, AdmissionClosed:
 	default:
 		add("admission", "want %s or %s, got %q", AdmissionOpen, AdmissionClosed, s.Admission)
+	}
+}
+
+// adapterProblems checks a round's adapter.
+func (s *Spec) adapterProblems(add adder, a *Adapter) {
+	switch err := content.Check(a.Base); {
+	case !a.Base.Defined():
+		add("adapter.base", "missing (the base checkpoint's CID)")
+	case err != nil:
+		add("adapter.base", "%v", err)
+	}
+	if s.Model.Arch != ArchGPT {
+		add("adapter", "only a gpt takes an adapter, not %q", s.Model.Arch)
+	}
+	if hi := min(MaxAdapterRank, max(s.Model.Dim, 1)); a.Rank < 1 || a.Rank > hi {
+		add("adapter.rank", "must be in [1, %d] (at most model.dim), got %d", hi, a.Rank)
+	} else if !(a.Alpha > 0 && a.Alpha <= 1e4) {
+		add("adapter.alpha", "must be in (0, 10000], got %s", formatFloat(a.Alpha))
+	}
+	if len(a.Targets) == 0 {
+		add("adapter.targets", "names no matrix (known: %s)", strings.Join(AdapterTargets, ", "))
+	}
+	for i, t := range a.Targets {
+		field := fmt.Sprintf("adapter.targets[%d]", i)
+		switch {
+		case !slices.Contains(AdapterTargets, t):
+			add(field, "unknown matrix %q (known: %s)", clip(t), strings.Join(AdapterTargets, ", "))
+		case slices.Contains(a.Targets[:i], t):
+			add(field, "%s is named twice", t)
+		}
+	}
+	if s.InitCheckpoint.Defined() && s.InitCheckpoint.Equals(a.Base) {
+		add("init_checkpoint", "is the adapter's base: a round of an adapter starts from an adapter's checkpoint, or from none")
 	}
 }
 
