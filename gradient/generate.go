@@ -75,6 +75,38 @@ func (l *dense) row(dst []float32, r int) { copy(dst, l.w[r*len(dst):(r+1)*len(d
 
 func (l *dense) bytes() int64 { return 4 * int64(len(l.w)) }
 
+// loraLinear is a matrix with its adapter: x·W + s·(x·A)·B, in the order
+// of the adapter's training (the product scaled, then added). The adapter's
+// matrices stay float32 when W is quantised.
+type loraLinear struct {
+	base  linear
+	a, b  *dense
+	s     float32
+	xa, d []float32
+}
+
+// withLoRA returns l with the adapter a, or l if a is nil.
+func withLoRA(l linear, a *lora, s float32) linear {
+	if a == nil {
+		return l
+	}
+	return &loraLinear{base: l, a: newDense(a.a, false), b: newDense(a.b, false), s: s,
+		xa: make([]float32, a.a.Shape()[1]), d: make([]float32, a.b.Shape()[1])}
+}
+
+func (l *loraLinear) apply(dst, x []float32) {
+	l.base.apply(dst, x)
+	l.a.apply(l.xa, x)
+	l.b.apply(l.d, l.xa)
+	for i, v := range l.d {
+		dst[i] += float32(l.s * v) // rounded before the add: never fused
+	}
+}
+
+func (l *loraLinear) row(dst []float32, r int) { l.base.row(dst, r) }
+
+func (l *loraLinear) bytes() int64 { return l.base.bytes() + l.a.bytes() + l.b.bytes() }
+
 // quantLinear is a quantised matrix: the rows of q are W's columns (its
 // outputs), or W's rows with trans.
 type quantLinear struct{ q *qmatrix }
@@ -102,6 +134,9 @@ func NewGenerator(m Model) (*Generator, error) { return NewQuantGenerator(m, Qua
 // m's: once m is dropped, their float32 memory can go.
 func NewQuantGenerator(m Model, q Quant) (*Generator, error) {
 	g, ok := m.(*gpt)
+	if a, isA := m.(adapted); isA {
+		g, ok = a.gpt, true
+	}
 	if !ok {
 		return nil, fmt.Errorf("generate: a %s has no autoregressive decoder; only gpt generates text", m.Config().Arch)
 	}
@@ -121,7 +156,8 @@ func NewQuantGenerator(m Model, q Quant) (*Generator, error) {
 		f: make([]float32, 4*d), h: make([]float32, d), mean: make([]float32, 1), rstd: make([]float32, 1),
 		scores: make([]float32, c.Ctx), logits: make([]float32, c.Vocab)}
 	for _, b := range g.blocks {
-		gen.layers = append(gen.layers, genLayer{attn: lin(b.attnW, false), proj: lin(b.projW, false), fc: lin(b.fcW, false), mlp: lin(b.mlpW, false),
+		gen.layers = append(gen.layers, genLayer{attn: withLoRA(lin(b.attnW, false), b.attnA, g.scale), proj: withLoRA(lin(b.projW, false), b.projA, g.scale),
+			fc: withLoRA(lin(b.fcW, false), b.fcA, g.scale), mlp: withLoRA(lin(b.mlpW, false), b.mlpA, g.scale),
 			ln1W: b.ln1W.Data, ln1B: b.ln1B.Data, attnB: b.attnB.Data, projB: b.projB.Data,
 			ln2W: b.ln2W.Data, ln2B: b.ln2B.Data, fcB: b.fcB.Data, mlpB: b.mlpB.Data})
 		gen.k = append(gen.k, make([]float32, c.Ctx*d))

@@ -175,6 +175,9 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 			return err
 		}
 	}
+	if err := joinInputs(ctx, f, h, store, spec, inv); err != nil {
+		return err
+	}
 	d, err := daemon.NewPeer(pc)
 	if err != nil {
 		return err
@@ -252,6 +255,25 @@ func joinDataset(ctx context.Context, f *factory, h *p2p.Host, spec *round.Spec,
 	if pc.Role == wire.RoleObserver {
 		if pc.Eval, err = h.Blobs().FetchObject(ctx, ds.Eval.CID, inviteIDs(inv)); err != nil {
 			return fmt.Errorf("fetching the dataset's held-out text: %w", err)
+		}
+	}
+	return nil
+}
+
+// joinInputs fetches the checkpoints the round reads but never changes
+// (an adapter's base, a teacher) that the store lacks, from the invite's
+// peers: each is checked against its CID chunk by chunk, and kept.
+func joinInputs(ctx context.Context, f *factory, h *p2p.Host, store *daemon.Store, spec *round.Spec, inv daemon.Invite) error {
+	for _, id := range spec.Inputs() {
+		if store.HasCheckpoint(id) {
+			continue
+		}
+		fmt.Fprintf(f.Err, "fetching checkpoint %s, which the round reads\n", id)
+		fctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+		_, err := store.FetchCheckpoint(fctx, h.Blobs(), id, inviteIDs(inv))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("fetching checkpoint %s, which the round reads: %w", id, err)
 		}
 	}
 	return nil

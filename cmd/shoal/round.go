@@ -244,6 +244,12 @@ func physicalMemory() (int64, bool) {
 // bytes, but their products may.
 func trainingMemory(cfg gradient.ModelConfig, batch int) float64 {
 	_, params := modelTensors(cfg)
+	if cfg.Adapter != nil {
+		// The adapter's parameters take the 28 bytes each, the frozen
+		// base's its values alone.
+		_, base := modelTensors(cfg.BaseConfig())
+		params += base / 7
+	}
 	width, window, scratch := cfg.Dim, 0, 48*float64(cfg.Ctx)*float64(cfg.Ctx)
 	if cfg.Arch == "mlp" {
 		width, window, scratch = cfg.Hidden, cfg.Window, 0
@@ -279,6 +285,12 @@ func printRoundSummary(w io.Writer, s *round.Spec) error {
 		row("tokens", "tokenizer %s (round start serves it: --vocab, --merges)", s.Tokenizer)
 	} else {
 		row("tokens", "one per byte")
+	}
+	if a := s.Adapter; a != nil {
+		row("adapter", "LoRA rank %d, alpha %s, on %s of base %s", a.Rank, strconv.FormatFloat(a.Alpha, 'g', -1, 64), strings.Join(a.Targets, ", "), a.Base)
+	}
+	if t := s.Teacher; t != nil {
+		row("teacher", "%s, temperature %s, data loss weight %s", t.Checkpoint, strconv.FormatFloat(t.Temperature, 'g', -1, 64), strconv.FormatFloat(t.Mix, 'g', -1, 64))
 	}
 	if s.InitCheckpoint.Defined() {
 		row("start", "checkpoint %s", s.InitCheckpoint)

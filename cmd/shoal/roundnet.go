@@ -20,12 +20,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-network/shoal/checkpoint"
+	"github.com/shoal-network/shoal/gradient"
 	"github.com/shoal-network/shoal/gradient/data"
 	"github.com/shoal-network/shoal/gradient/tokenizer"
 	"github.com/shoal-network/shoal/internal/bytesize"
@@ -227,6 +229,9 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	if o.tokenizer, err = serveTokenizer(store, spec, o.Vocab, o.Merges); err != nil {
 		return err
 	}
+	if err := checkBase(store.Checkpoints(), spec, filepath.Join(o.DataDir, "tracker", "checkpoints")); err != nil {
+		return err
+	}
 	genesisEngine, err := engine.NewModelEngine(spec, train, store)
 	if err != nil {
 		return err
@@ -234,11 +239,6 @@ func runRoundStart(ctx context.Context, f *factory, o *roundStartOptions) error 
 	genesis, err := genesisEngine.Genesis()
 	if err != nil {
 		return err
-	}
-	if spec.InitCheckpoint.Defined() {
-		if err := checkBase(store.Checkpoints(), spec, filepath.Join(o.DataDir, "tracker", "checkpoints")); err != nil {
-			return err
-		}
 	}
 	db, err := boltstore.OpenBolt(filepath.Join(o.DataDir, "tracker.db"))
 	if err != nil {
@@ -750,17 +750,37 @@ func runRoundStatus(ctx context.Context, f *factory, o *roundStatusOptions) erro
 	return tw.Flush()
 }
 
-// checkBase checks that the tracker holds the base checkpoint a round
-// starts from (which it serves to the volunteers) and that the base holds
-// the parameters of the round's model: a fine-tuning round whose base is
-// missing or of another model would stall at its first step.
+// checkBase checks that the tracker holds the checkpoints a round starts
+// from or reads (which it serves to the volunteers) and that each holds
+// the parameters of its model: a round whose base is missing or of
+// another model would stall at its first step.
 func checkBase(s *checkpoint.Store, spec *round.Spec, dir string) error {
-	id := spec.InitCheckpoint
+	if spec.InitCheckpoint.Defined() {
+		if err := checkHolds(s, spec.InitCheckpoint, engine.ModelConfig(spec), "init_checkpoint", dir); err != nil {
+			return err
+		}
+	}
+	if a := spec.Adapter; a != nil {
+		if err := checkHolds(s, a.Base, engine.ModelConfig(spec).BaseConfig(), "adapter.base", dir); err != nil {
+			return err
+		}
+	}
+	if t := spec.Teacher; t != nil {
+		if _, err := s.Header(t.Checkpoint); err != nil {
+			return fmt.Errorf("teacher.checkpoint %s: %w; import the teacher into the tracker's store first: shoal checkpoint import FILE --store %s", t.Checkpoint, err, dir)
+		}
+	}
+	return nil
+}
+
+// checkHolds checks that the store holds checkpoint id (the spec's field)
+// and that it holds the parameters of the model cfg describes, no more.
+func checkHolds(s *checkpoint.Store, id cid.Cid, cfg gradient.ModelConfig, field, dir string) error {
 	h, err := s.Header(id)
 	if err != nil {
-		return fmt.Errorf("init_checkpoint %s: %w; import the base into the tracker's store first: shoal checkpoint import FILE --store %s", id, err, dir)
+		return fmt.Errorf("%s %s: %w; import the checkpoint into the tracker's store first: shoal checkpoint import FILE --store %s", field, id, err, dir)
 	}
-	want, _ := modelTensors(engine.ModelConfig(spec))
+	want, _ := modelTensors(cfg)
 	have := map[string]string{}
 	for _, t := range h.Tensors {
 		if !checkpoint.IsState(t.Name) {
@@ -769,12 +789,12 @@ func checkBase(s *checkpoint.Store, spec *round.Spec, dir string) error {
 	}
 	for _, t := range want {
 		if got, ok := have[t.Name]; !ok || got != fmt.Sprint(t.Shape) {
-			return fmt.Errorf("init_checkpoint %s does not hold the round's model: tensor %s of shape %v is %s", id, t.Name, t.Shape, cmp.Or(got, "missing"))
+			return fmt.Errorf("%s %s does not hold the round's model: tensor %s of shape %v is %s", field, id, t.Name, t.Shape, cmp.Or(got, "missing"))
 		}
 		delete(have, t.Name)
 	}
 	for name := range have {
-		return fmt.Errorf("init_checkpoint %s does not hold the round's model: it has a tensor %s the model lacks", id, name)
+		return fmt.Errorf("%s %s does not hold the round's model: it has a tensor %s the model lacks", field, id, name)
 	}
 	return nil
 }

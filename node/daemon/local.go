@@ -123,7 +123,7 @@ func newHeadEval(spec *round.Spec, store engine.Store, eval []byte, batches int,
 	m := model
 	if m == nil {
 		var err error
-		if m, err = gradient.New(cfg); err != nil {
+		if m, err = engine.NewModel(spec, store); err != nil {
 			return nil, err
 		}
 	}

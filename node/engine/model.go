@@ -107,14 +107,38 @@ const (
 	recentBytes = 256 << 20
 )
 
-// NewModelEngine returns an engine for a round that trains on train (the
-// built-in task's training text, or a dataset's) and keeps its content in
-// store.
-func NewModelEngine(spec *round.Spec, train []byte, store Store) (*ModelEngine, error) {
-	cfg := ModelConfig(spec)
-	m, err := gradient.New(cfg)
+// NewModel returns the model a round trains, initialised from its seed
+// (the engine loads checkpoints into it). For a round of an adapter, the
+// frozen base's weights come from its checkpoint, which store must hold
+// (ErrNoBase if it does not: fetch it, then try again).
+func NewModel(spec *round.Spec, store Store) (gradient.Model, error) {
+	m, err := gradient.New(ModelConfig(spec))
 	if err != nil {
 		return nil, fmt.Errorf("engine: the round's model: %w", err)
+	}
+	if a, ok := m.(gradient.Adapted); ok {
+		base := spec.Adapter.Base
+		if !store.HasCheckpoint(base) {
+			return nil, fmt.Errorf("%w: %s", ErrNoBase, base)
+		}
+		if err := load(store, base, a.Frozen(), nil); err != nil {
+			return nil, fmt.Errorf("engine: the adapter's base: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// ErrNoBase says the store lacks the base checkpoint of a round's adapter.
+var ErrNoBase = errors.New("engine: the store lacks the adapter's base checkpoint")
+
+// NewModelEngine returns an engine for a round that trains on train (the
+// built-in task's training text, or a dataset's) and keeps its content in
+// store. For a round of an adapter, store must hold the base (NewModel).
+func NewModelEngine(spec *round.Spec, train []byte, store Store) (*ModelEngine, error) {
+	cfg := ModelConfig(spec)
+	m, err := NewModel(spec, store)
+	if err != nil {
+		return nil, err
 	}
 	if train != nil {
 		if err := data.CheckSize(train, cfg.Ctx); err != nil {
@@ -139,11 +163,16 @@ func NewModelEngine(spec *round.Spec, train []byte, store Store) (*ModelEngine, 
 	return e, nil
 }
 
-// ModelConfig returns the model configuration a round spec names.
+// ModelConfig returns the model configuration a round spec names: the
+// adapter's, for a round of one.
 func ModelConfig(s *round.Spec) gradient.ModelConfig {
 	m := s.Model
-	return gradient.ModelConfig{Arch: m.Arch, Vocab: m.Vocab, Ctx: m.Ctx, Dim: m.Dim, Layers: m.Layers,
+	c := gradient.ModelConfig{Arch: m.Arch, Vocab: m.Vocab, Ctx: m.Ctx, Dim: m.Dim, Layers: m.Layers,
 		Heads: m.Heads, Hidden: m.Hidden, Window: m.Window, Seed: m.Seed}
+	if a := s.Adapter; a != nil {
+		c.Adapter = &gradient.AdapterConfig{Rank: a.Rank, Alpha: float32(a.Alpha), Targets: slices.Clone(a.Targets), Base: a.Base.String()}
+	}
+	return c
 }
 
 // Model returns the engine's model, which holds the parameters of the
@@ -156,7 +185,7 @@ func (e *ModelEngine) Genesis() (cid.Cid, error) {
 	if e.spec.InitCheckpoint.Defined() {
 		return e.spec.InitCheckpoint, nil
 	}
-	m, err := gradient.New(e.cfg)
+	m, err := gradient.New(e.cfg) // an adapter's parameters need no base
 	if err != nil {
 		return cid.Undef, err
 	}
@@ -191,6 +220,10 @@ func (e *ModelEngine) checkpointOf(step uint64, ps []gradient.Param, momenta [][
 // optimizer state at all (a base model imported to fine-tune) starts the
 // outer optimizer afresh: its momenta are zero.
 func (e *ModelEngine) load(id cid.Cid, ps []gradient.Param, momenta [][]float32) error {
+	return load(e.store, id, ps, momenta)
+}
+
+func load(store Store, id cid.Cid, ps []gradient.Param, momenta [][]float32) error {
 	where := make(map[string]int, 2*len(ps)) // i: ps[i]; -1-i: its momentum
 	for i, p := range ps {
 		where[p.Name] = i
@@ -199,7 +232,7 @@ func (e *ModelEngine) load(id cid.Cid, ps []gradient.Param, momenta [][]float32)
 		}
 	}
 	state := false
-	err := e.loadCheckpoint(id, func(name string, shape []int) ([]float32, error) {
+	err := loadCheckpoint(store, id, func(name string, shape []int) ([]float32, error) {
 		state = state || checkpoint.IsState(name)
 		i, ok := where[name]
 		if !ok {

@@ -114,11 +114,11 @@ func (e *ModelEngine) readFloats(id cid.Cid, n int) (v []float32, ok bool, err e
 
 // loadCheckpoint reads checkpoint id into the buffers into returns, from
 // the store a chunk at a time if it can, else whole.
-func (e *ModelEngine) loadCheckpoint(id cid.Cid, into func(name string, shape []int) ([]float32, error)) error {
-	if ss, ok := e.store.(StreamStore); ok {
+func loadCheckpoint(store Store, id cid.Cid, into func(name string, shape []int) ([]float32, error)) error {
+	if ss, ok := store.(StreamStore); ok {
 		return ss.LoadCheckpoint(id, into)
 	}
-	c, err := e.store.Checkpoint(id)
+	c, err := store.Checkpoint(id)
 	if err != nil {
 		return err
 	}

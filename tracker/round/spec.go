@@ -537,6 +537,20 @@ func HeartbeatInterval(s *Spec) time.Duration {
 // Liveness is how long a member stays in the round after its last Hello.
 func Liveness(s *Spec) time.Duration { return 3 * HeartbeatInterval(s) }
 
+// Inputs returns the checkpoints a round reads but never changes: an
+// adapter's base and a teacher, in that order. Every peer that trains or
+// checks needs them before its first unit.
+func (s *Spec) Inputs() []cid.Cid {
+	var out []cid.Cid
+	if s.Adapter != nil {
+		out = append(out, s.Adapter.Base)
+	}
+	if s.Teacher != nil {
+		out = append(out, s.Teacher.Checkpoint)
+	}
+	return out
+}
+
 // Group reports whether the round's coordinator is a group of trackers
 // (package tracker/group) rather than one tracker.
 func (s *Spec) Group() bool { return len(s.Trackers) > 1 }
