@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -10,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/shoal-network/shoal/checkpoint"
+	"github.com/shoal-network/shoal/gradient"
 )
 
 // ---- merge
@@ -142,4 +145,94 @@ func runCheckpointMerge(f *factory, o *checkpointMergeOptions) error {
 	f.Logger().Info("merged", zap.Strings("checkpoints", o.Refs), zap.String("base", o.Base), zap.String("checkpoint", id.String()))
 	fmt.Fprintln(f.Out, id)
 	return nil
+}
+
+// ---- merge-adapter
+
+func newCmdCheckpointMergeAdapter(f *factory, co *checkpointOptions) *cobra.Command {
+	var label string
+	cmd := &cobra.Command{
+		Use:   "merge-adapter BASE ADAPTER",
+		Short: "Fold a low-rank adapter (LoRA) into its base: full weights under a new CID",
+		Long: `Fold a low-rank adapter, such as a checkpoint of a round that trained
+one (adapter: in its spec), into the base model it adapts, store the result
+and print its CID. Each matrix W the adapter targets becomes
+W + (alpha/rank)·A·B; every other weight is the base's. The result is a
+model of the base's configuration that shoal generate, shoal checkpoint
+export and further rounds take as any other.
+
+Every value is computed in float64 and rounded once, so the result and its
+CID are the same on every machine. The adapter must have been trained on
+this base: its configuration names the base's CID, which must be BASE's,
+and the base's model with the adapter's.`,
+		Example: `  shoal checkpoint merge-adapter base bafk...adapter --label law`,
+		Args:    cobra.ExactArgs(2),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if label != "" {
+				if err := checkpoint.ValidLabel(label); err != nil {
+					return fmt.Errorf("--label: %v", err)
+				}
+			}
+			s, err := co.open(false)
+			if err != nil {
+				return err
+			}
+			baseID, err := s.Resolve(args[0])
+			if err != nil {
+				return err
+			}
+			adapterID, err := s.Resolve(args[1])
+			if err != nil {
+				return err
+			}
+			base, err := s.Get(baseID)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			adapter, err := s.Get(adapterID)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[1], err)
+			}
+			var acfg gradient.ModelConfig
+			if err := json.Unmarshal([]byte(adapter.Meta[checkpoint.MetaConfig]), &acfg); err != nil || acfg.Adapter == nil {
+				return fmt.Errorf("%s: not an adapter's checkpoint: its configuration names no adapter", args[1])
+			}
+			if err := acfg.Validate(); err != nil {
+				return fmt.Errorf("%s: %w", args[1], err)
+			}
+			if b := acfg.Adapter.Base; b != "" && b != baseID.String() {
+				named := args[0]
+				if named != baseID.String() {
+					named += " (" + baseID.String() + ")"
+				}
+				return fmt.Errorf("%s adapts base %s, not %s", args[1], b, named)
+			}
+			var bcfg gradient.ModelConfig
+			if err := json.Unmarshal([]byte(base.Meta[checkpoint.MetaConfig]), &bcfg); err == nil {
+				want := acfg.BaseConfig()
+				want.Seed, bcfg.Seed = 0, 0
+				if bcfg.Adapter != nil || !reflect.DeepEqual(bcfg, want) {
+					return fmt.Errorf("%s is a model of another configuration than the one %s adapts", args[0], args[1])
+				}
+			}
+			m, err := checkpoint.MergeAdapter(base, adapter, float64(acfg.Adapter.Scale()))
+			if err != nil {
+				return err
+			}
+			id, err := s.Put(m)
+			if err != nil {
+				return err
+			}
+			if label != "" {
+				if err := s.SetLabel(label, id); err != nil {
+					return err
+				}
+			}
+			f.Logger().Info("merged an adapter", zap.String("base", baseID.String()), zap.String("adapter", adapterID.String()), zap.String("checkpoint", id.String()))
+			fmt.Fprintln(f.Out, id)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&label, "label", "", "label to give the merged checkpoint")
+	return cmd
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -135,6 +136,10 @@ func loadModel(o *generateOptions) (gradient.Model, error) {
 		if cfg, ok = gptConfigOf(c); !ok {
 			return nil, fmt.Errorf("checkpoint %s does not record a gpt's configuration", id)
 		}
+	}
+	if a := cfg.Adapter; a != nil {
+		return nil, fmt.Errorf("%s is a low-rank adapter of base %s, not a whole model: fold it into its base first (shoal checkpoint merge-adapter %s %s)",
+			o.Ref, cmp.Or(a.Base, "(not named)"), cmp.Or(a.Base, "BASE"), o.Ref)
 	}
 	m, err := gradient.New(cfg)
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -175,7 +176,7 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 			return err
 		}
 	}
-	if err := joinInputs(ctx, f, h, store, spec, inv); err != nil {
+	if err := fetchInputs(ctx, f.Err, h, store, spec, inviteIDs(inv)); err != nil {
 		return err
 	}
 	d, err := daemon.NewPeer(pc)
@@ -260,20 +261,23 @@ func joinDataset(ctx context.Context, f *factory, h *p2p.Host, spec *round.Spec,
 	return nil
 }
 
-// joinInputs fetches the checkpoints the round reads but never changes
-// (an adapter's base, a teacher) that the store lacks, from the invite's
-// peers: each is checked against its CID chunk by chunk, and kept.
-func joinInputs(ctx context.Context, f *factory, h *p2p.Host, store *daemon.Store, spec *round.Spec, inv daemon.Invite) error {
+// fetchInputs fetches the checkpoints the round reads but never changes
+// (an adapter's base, a teacher) that the store lacks, from providers:
+// each is checked against its CID chunk by chunk, and kept, pinned so
+// that the collection of old heads leaves it for the node's restarts.
+func fetchInputs(ctx context.Context, w io.Writer, h *p2p.Host, store *daemon.Store, spec *round.Spec, providers []peer.ID) error {
 	for _, id := range spec.Inputs() {
-		if store.HasCheckpoint(id) {
-			continue
+		if !store.HasCheckpoint(id) {
+			fmt.Fprintf(w, "fetching checkpoint %s, which the round reads\n", id)
+			fctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+			_, err := store.FetchCheckpoint(fctx, h.Blobs(), id, providers)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("fetching checkpoint %s, which the round reads: %w", id, err)
+			}
 		}
-		fmt.Fprintf(f.Err, "fetching checkpoint %s, which the round reads\n", id)
-		fctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
-		_, err := store.FetchCheckpoint(fctx, h.Blobs(), id, inviteIDs(inv))
-		cancel()
-		if err != nil {
-			return fmt.Errorf("fetching checkpoint %s, which the round reads: %w", id, err)
+		if err := store.Checkpoints().Pin(id); err != nil {
+			return fmt.Errorf("checkpoint %s, which the round reads: %w", id, err)
 		}
 	}
 	return nil

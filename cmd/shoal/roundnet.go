@@ -387,6 +387,10 @@ func startObserver(ctx context.Context, o *roundStartOptions, log *slog.Logger, 
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := fetchInputs(ctx, io.Discard, oh, ostore, spec, []peer.ID{th.ID()}); err != nil {
+		oh.Close()
+		return nil, nil, err
+	}
 	od, err := newObserver(oh, ostore, odir, log, spec, key, train, eval, evals, o.tokenizer)
 	if err != nil {
 		oh.Close()

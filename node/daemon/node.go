@@ -148,6 +148,12 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		evals: make(chan evalResult, 1), sem: make(chan struct{}, cfg.Fetches),
 		shards: map[cid.Cid]bool{}, shardCh: make(chan fetchResult, 8)}
 	d.loop = node.NewLoop(core, cfg.Store, (*effects)(d))
+	if cfg.Evaluate != nil && !head.Defined() && cfg.Spec.Adapter != nil {
+		// An adapter's genesis computes what its base does: its loss is
+		// the one the round starts from (as a fine-tuning round's
+		// fetched genesis is measured when it arrives).
+		d.evalDue, d.evalAt = genesis, 0
+	}
 	s, h := core.Head()
 	d.status.update(func(st *Status) {
 		st.Role, st.Peer, st.Round, st.Step, st.Head = cfg.Role.String(), cfg.Host.ID().String(), round.String(), s, h.String()
