@@ -2,9 +2,11 @@
 // optimizers, the local training loop (Trainer, the inner steps of a work
 // unit, with AdamW) and the DiLoCo outer step: PseudoGradient measures how
 // far a unit's inner steps moved the parameters, and Outer applies the
-// aggregated pseudo-gradient with Nesterov momentum. The codecs that
-// compress updates are package gradient/codec, the rules that aggregate
-// them package gradient/aggregate, and the tokenised data package
+// aggregated pseudo-gradient with Nesterov momentum. Distill makes a
+// model whose loss trains a small gpt against a larger one's predictions
+// (knowledge distillation), for the same Trainer. The codecs that compress
+// updates are package gradient/codec, the rules that aggregate them
+// package gradient/aggregate, and the tokenised data package
 // gradient/data.
 //
 // Models. Every model is built from a ModelConfig, owns its parameters as

@@ -78,16 +78,22 @@ type adapted struct{ *gpt }
 
 func (m adapted) Frozen() []Param { return m.frozen }
 
-// Logits computes the [batch*ctx, vocab] logits of a batch of input
-// sequences (batch rows of ctx tokens). It frees each value once read for
-// the last time, so that on an inference tape the pass holds a few values
-// at a time rather than every layer's, and a training pass does not keep
-// the projections that only the residual sums read. The LayerNorm and
-// GELU values that feed a projection are not kept either: the fused
-// operations compute them again in the backward pass, with the same bits.
+// logits computes the [batch*t, vocab] logits of a batch of input
+// sequences, batch rows of t tokens with t at most ctx: Loss passes rows
+// of ctx tokens, and Distill passes a teacher its student's rows, which may
+// be shorter (attention is causal, so position i sees tokens 0..i whatever
+// follows). It frees each value once read for the last time, so that on
+// an inference tape the pass holds a few values at a time rather than
+// every layer's, and a training pass does not keep the projections that
+// only the residual sums read. The LayerNorm and GELU values that feed a
+// projection are not kept either: the fused operations compute them again
+// in the backward pass, with the same bits.
 func (m *gpt) logits(tp *tensor.Tape, inputs []int32, batch int) *tensor.Tensor {
 	c := m.cfg
-	t, h := c.Ctx, c.Heads
+	t, h := len(inputs)/batch, c.Heads
+	if t < 1 || t > c.Ctx || len(inputs) != batch*t {
+		panic("gradient: logits need batch rows of 1 to ctx tokens")
+	}
 	pos := tp.Int32s(batch * t)
 	for i := range pos {
 		pos[i] = int32(i % t)

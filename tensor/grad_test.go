@@ -245,3 +245,50 @@ func TestFreeRecording(t *testing.T) {
 		}
 	}
 }
+
+// TestSoftTargetKLGradients checks the distillation loss's gradient with
+// respect to the student's logits by finite differences, at temperatures
+// below, at and above 1, on rows short enough for the scalar loops and
+// long enough for the vector ones. The teacher is a constant: it receives
+// no gradient.
+func TestSoftTargetKLGradients(t *testing.T) {
+	const seed = 77
+	r := rand.New(rand.NewPCG(seed, 1))
+	for i, c := range []struct {
+		rows, v int
+		temp    float32
+	}{{4, 6, 1}, {4, 6, 2}, {3, 5, 0.5}, {3, 40, 4}, {2, 40, 1.5}} {
+		teacher := param(r, 2, 0, c.rows, c.v).Data
+		checkGradients(t, seed+uint64(i), gradCase{
+			name:   fmt.Sprintf("SoftTargetKL %dx%d T=%g", c.rows, c.v, c.temp),
+			inputs: []*Tensor{param(r, 2, 0, c.rows, c.v)},
+			f: func(tp *Tape, in []*Tensor) *Tensor {
+				return tp.SoftTargetKL(in[0], tp.Constant(teacher, c.rows, c.v), c.temp)
+			},
+		})
+	}
+}
+
+// TestSoftTargetKLEqual: a student whose logits are the teacher's has a
+// loss of exactly zero and a gradient of exactly zero, at any
+// temperature, and the teacher, which is not a parameter, gets none.
+func TestSoftTargetKLEqual(t *testing.T) {
+	r := rand.New(rand.NewPCG(78, 1))
+	for _, temp := range []float32{0.3, 1, 2, 7} {
+		x := param(r, 3, 0, 5, 37)
+		z := param(r, 1, 0, 5, 37)
+		copy(z.Data, x.Data)
+		x.ZeroGrad()
+		tp := NewTape()
+		loss := tp.SoftTargetKL(x, tp.Constant(z.Data, 5, 37), temp)
+		tp.Backward(loss)
+		if loss.Item() != 0 {
+			t.Errorf("T=%g: loss %g for equal logits, want 0", temp, loss.Item())
+		}
+		for i, g := range x.Grad {
+			if g != 0 {
+				t.Fatalf("T=%g: gradient[%d] = %g for equal logits, want 0", temp, i, g)
+			}
+		}
+	}
+}

@@ -425,6 +425,77 @@ func CrossEntropyGrad(dlogits, probs []float32, targets []int32, v int, scale fl
 	}
 }
 
+// SoftTargetKL computes, for every row r of v student logits x and v
+// teacher logits z (all finite), the temperature-softened distributions
+//
+//	q = softmax(x/T),  p = softmax(z/T)
+//
+// each as CrossEntropy computes a softmax (true divisions by T, then Max,
+// exp(row - m), Sum and a division by the sum), and returns the sum over
+// rows, in row order and in float64, of KL(p || q) = Dot(p, log p - log q).
+// With mp, mq the maxima of z/T and x/T and lp, lq the logs of the sums of
+// exponentials,
+//
+//	log p[j] - log q[j] = (z[j]/T - x[j]/T) + ((mq - mp) + (lq - lp))
+//
+// which is evaluated in that order rather than as the difference of two
+// log-softmax values: when the student is close to the teacher the
+// differences are small and nearly exact, and what rounding is left comes
+// from the two logs of sums (a few 1e-8) rather than from log-probabilities
+// as large as the range of the logits. Equal rows give exactly zero.
+//
+// It stores q - p in diff, which is all the gradient needs. scratch must
+// hold 2*v elements.
+func SoftTargetKL(diff, scratch, logits, teacher []float32, v int, temperature float32) float64 {
+	if v <= 0 || len(logits)%v != 0 || len(teacher) != len(logits) || len(diff) != len(logits) || len(scratch) < 2*v {
+		panic("tensor: SoftTargetKL shape mismatch")
+	}
+	if !(temperature > 0) {
+		panic("tensor: SoftTargetKL temperature must be positive")
+	}
+	p, d := scratch[:v:v], scratch[v:2*v:2*v]
+	var total float64
+	for r := 0; r < len(logits)/v; r++ {
+		xr := logits[r*v : (r+1)*v : (r+1)*v]
+		zr := teacher[r*v : (r+1)*v : (r+1)*v]
+		qr := diff[r*v : (r+1)*v : (r+1)*v]
+		mq, lq := softenRow(qr, xr, temperature)
+		mp, lp := softenRow(p, zr, temperature)
+		c := (mq - mp) + (lq - lp)
+		for j := range d {
+			d[j] = (zr[j]/temperature - xr[j]/temperature) + c
+		}
+		total += float64(Dot(p, d))
+		for j := range qr {
+			qr[j] -= p[j]
+		}
+	}
+	return total
+}
+
+// softenRow sets y = softmax(x/t) and returns the maximum m of x/t and
+// lse = log(Sum(exp(x/t - m))), so that log y[j] = (x[j]/t - m) - lse. The
+// quotients x[j]/t are correctly rounded divisions, the same bits whether
+// vec or plain Go computes them, so callers may compute them again one at
+// a time.
+func softenRow(y, x []float32, t float32) (m, lse float32) {
+	vec.DivScalar(y, x, t)
+	m = Max(y)
+	vec.ExpSub(y, y, m)
+	s := Sum(y)
+	vec.DivScalar(y, y, s)
+	return m, f32.Log(s)
+}
+
+// SoftTargetKLGrad accumulates dlogits[i] += float32(scale * diff[i]).
+// The gradient of SoftTargetKL's sum with respect to the student's logits
+// is diff/T, so scale is the gradient with respect to that sum divided by
+// T.
+func SoftTargetKLGrad(dlogits, diff []float32, scale float32) {
+	checkLen2(dlogits, diff)
+	vec.AddScaled(dlogits, diff, scale)
+}
+
 // MaskCausal copies x, viewed as [rows, t, t] matrices, into dst with every
 // element above the diagonal (column > row) set to -Inf.
 func MaskCausal(dst, x []float32, t int) {

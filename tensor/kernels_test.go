@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"fmt"
+	"hash/fnv"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -458,5 +459,109 @@ func TestGELUTanhSameBits(t *testing.T) {
 		if math.Float32bits(y1[i]) != math.Float32bits(y2[i]) || math.Float32bits(g1[i]) != math.Float32bits(g2[i]) {
 			t.Fatalf("seed 23: element %d differs", i)
 		}
+	}
+}
+
+// klReference returns, in float64, the sum over rows of
+// KL(softmax(z/T) || softmax(x/T)) and the gradient of that sum with
+// respect to x, (q - p)/T.
+func klReference(x, z []float32, v int, temp float64) (float64, []float64) {
+	soft := func(row []float32) (logp []float64) {
+		mx := math.Inf(-1)
+		for _, a := range row {
+			mx = math.Max(mx, float64(a)/temp)
+		}
+		var s float64
+		for _, a := range row {
+			s += math.Exp(float64(a)/temp - mx)
+		}
+		for _, a := range row {
+			logp = append(logp, float64(a)/temp-mx-math.Log(s))
+		}
+		return logp
+	}
+	var total float64
+	grad := make([]float64, len(x))
+	for r := 0; r < len(x)/v; r++ {
+		lq, lp := soft(x[r*v:(r+1)*v]), soft(z[r*v:(r+1)*v])
+		for j := range lp {
+			p, q := math.Exp(lp[j]), math.Exp(lq[j])
+			total += p * (lp[j] - lq[j])
+			grad[r*v+j] = (q - p) / temp
+		}
+	}
+	return total, grad
+}
+
+// TestSoftTargetKL compares the kernel with a float64 reference over the
+// sizes, for teachers far from and close to the student, checks that it
+// writes nothing outside its output, and that the tape operation scales
+// its total by T²/N.
+//
+// Tolerance: the logs of the sums of exponentials, of order 1, carry a
+// float32 rounding error of a few 1e-8, which moves each row's divergence
+// by as much however small it is; we allow 1e-6 per row plus 1e-5
+// relative. A teacher 0.01 away from the student gives divergences of
+// order 1e-6 per row, so the absolute part matters there.
+func TestSoftTargetKL(t *testing.T) {
+	r := rand.New(rand.NewPCG(79, 80))
+	for _, v := range sizes {
+		for _, c := range []struct {
+			temp, spread float32
+		}{{1, 3}, {2, 3}, {0.5, 1}, {4, 0.01}} {
+			rows := 5
+			x := randSlice(r, rows*v, 3)
+			z := make([]float32, len(x))
+			for i, e := range randSlice(r, rows*v, c.spread) {
+				z[i] = x[i] + e
+			}
+			diff, check := guarded(t, rows*v)
+			got := SoftTargetKL(diff, make([]float32, 2*v), x, z, v, c.temp)
+			check("SoftTargetKL")
+			want, grad := klReference(x, z, v, float64(c.temp))
+			if math.Abs(got-want) > 1e-6*float64(rows)+1e-5*math.Abs(want) {
+				t.Fatalf("seed 79 v=%d T=%g: KL %g, want %g", v, c.temp, got, want)
+			}
+			for i, d := range diff {
+				if !closeTo(d/c.temp, grad[i], 1e-4, 1e-6) {
+					t.Fatalf("seed 79 v=%d T=%g: (q-p)/T [%d] = %g, want %g", v, c.temp, i, d/c.temp, grad[i])
+				}
+			}
+			tp := NewInferenceTape()
+			loss := tp.SoftTargetKL(tp.Constant(x, rows, v), tp.Constant(z, rows, v), c.temp).Item()
+			scaled := float64(c.temp) * float64(c.temp) * got / float64(rows)
+			if !closeTo(loss, scaled, 1e-6, 0) {
+				t.Fatalf("seed 79 v=%d T=%g: loss %g, want T²·KL/N = %g", v, c.temp, loss, scaled)
+			}
+		}
+	}
+}
+
+// TestSoftTargetKLBits pins the bits of the loss and of the gradient of a
+// fixed case: AVX2 assembly, the pure-Go loops (-tags noasm) and arm64 must
+// all give them. The rows are long enough for every vector path (ExpSub,
+// DivScalar, Max, Sum, Dot, AddScaled) and have a scalar tail.
+func TestSoftTargetKLBits(t *testing.T) {
+	r := rand.New(rand.NewPCG(81, 82))
+	const rows, v = 6, 77
+	x, z := param(r, 2, 0, rows, v), param(r, 2, 0.5, rows, v)
+	h := fnv.New64a()
+	put := func(f float32) {
+		u := math.Float32bits(f)
+		h.Write([]byte{byte(u), byte(u >> 8), byte(u >> 16), byte(u >> 24)})
+	}
+	for _, temp := range []float32{1, 2.5} {
+		x.ZeroGrad()
+		tp := NewTape()
+		loss := tp.SoftTargetKL(x, tp.Constant(z.Data, rows, v), temp)
+		put(loss.Item()) // Backward gives back every value but its root's
+		tp.Backward(tp.Scale(loss, 0.75))
+		for _, g := range x.Grad {
+			put(g)
+		}
+	}
+	const want uint64 = 0xb47fb3f11ec411e9
+	if got := h.Sum64(); got != want {
+		t.Errorf("SoftTargetKL bits hash to %#x, want %#x", got, want)
 	}
 }

@@ -549,3 +549,41 @@ func backCrossEntropy(nd *node) {
 	n := len(nd.ids)
 	CrossEntropyGrad(nd.a.Grad, nd.buf[0], nd.ids, nd.a.shape[1], nd.out.Grad[0]/float32(n))
 }
+
+// SoftTargetKL returns the distillation loss of student logits [N, V]
+// against a teacher's logits of the same shape, softened by temperature T:
+//
+//	T² · (1/N) Σ_rows KL(softmax(teacher/T) || softmax(logits/T))
+//
+// The factor T² (Hinton et al.) keeps the gradient, T·(q - p)/N with q and
+// p the softened student and teacher distributions, of the same size as
+// T changes, so that the loss can be mixed with a cross-entropy at any
+// temperature. The teacher receives no gradient; its values are read only
+// here, so it may live on another tape (an inference tape, say) that is
+// reset before Backward runs. The kernel is SoftTargetKL, whose total is
+// summed in float64 in row order, like CrossEntropy's.
+func (tp *Tape) SoftTargetKL(logits, teacher *Tensor, temperature float32) *Tensor {
+	if len(logits.shape) != 2 || len(teacher.shape) != 2 || logits.shape[0] != teacher.shape[0] || logits.shape[1] != teacher.shape[1] {
+		panic("tensor: SoftTargetKL shape mismatch")
+	}
+	n, v := logits.shape[0], logits.shape[1]
+	diff := tp.buf(len(logits.Data), false)
+	total := SoftTargetKL(diff, tp.scratch(scratchKL, 2*v), logits.Data, teacher.Data, v, temperature)
+	out := tp.tensor([]int{1}, logits.needsGrad, false)
+	out.Data[0] = float32(float64(float32(temperature*temperature)) * total / float64(n))
+	if !out.needsGrad {
+		tp.release(diff)
+		return out
+	}
+	nd := tp.record(backSoftTargetKL, out)
+	nd.a, nd.f, nd.buf[0] = logits, temperature, diff
+	// The backward step reads the kept q - p, not the logits' values.
+	nd.reads = 0
+	return out
+}
+
+func backSoftTargetKL(nd *node) {
+	// d loss/d logits = T²/N · (q - p)/T.
+	scale := float32(nd.out.Grad[0]*nd.f) / float32(nd.a.shape[0])
+	SoftTargetKLGrad(nd.a.Grad, nd.buf[0], scale)
+}

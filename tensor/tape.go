@@ -184,6 +184,7 @@ const (
 	scratchGELU           // GELU's tanh terms
 	scratchGELUOut        // GELULinear's GELU values, then their gradient
 	scratchLN             // LayerNormLinear's normalised values, then their gradient
+	scratchKL             // SoftTargetKL's teacher row and log-ratio row
 )
 
 // scratch returns the i-th scratch buffer of the tape, of at least n

@@ -97,49 +97,67 @@ Models of the zoo are byte-level; a model with GPT-2's vocabulary needs
 // loadModel builds the gpt that a store's checkpoint or a safetensors file
 // holds.
 func loadModel(o *generateOptions) (gradient.Model, error) {
-	var c *checkpoint.Checkpoint
-	var cfg gradient.ModelConfig
 	if st, err := os.Stat(o.Ref); err == nil && st.Mode().IsRegular() {
-		file, err := os.Open(o.Ref)
-		if err != nil {
-			return nil, err
-		}
-		defer file.Close()
-		ts, meta, err := checkpoint.ReadSafetensors(file, st.Size())
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", o.Ref, err)
-		}
-		if ts, err = hfTensors(ts); err != nil {
-			return nil, fmt.Errorf("%s: %w", o.Ref, err)
-		}
-		cfg, _, err = importConfig(&checkpointImportOptions{File: o.Ref, Config: o.Config}, meta)
-		if err != nil {
-			return nil, err
-		}
-		want, _ := modelTensors(cfg)
-		if c, err = checkpoint.FromSafetensors(ts, meta, want); err != nil {
-			return nil, fmt.Errorf("%s: %w", o.Ref, err)
-		}
-	} else {
-		s, err := o.open(false)
-		if err != nil {
-			return nil, fmt.Errorf("%s is no file, and %w", o.Ref, err)
-		}
-		id, err := s.Resolve(o.Ref)
-		if err != nil {
-			return nil, err
-		}
-		if c, err = s.Get(id); err != nil {
-			return nil, err
-		}
-		var ok bool
-		if cfg, ok = gptConfigOf(c); !ok {
-			return nil, fmt.Errorf("checkpoint %s does not record a gpt's configuration", id)
-		}
+		return loadModelFile(o.Ref, o.Config)
 	}
+	s, err := o.open(false)
+	if err != nil {
+		return nil, fmt.Errorf("%s is no file, and %w", o.Ref, err)
+	}
+	id, err := s.Resolve(o.Ref)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	cfg, ok := gptConfigOf(c)
+	if !ok {
+		return nil, fmt.Errorf("checkpoint %s does not record a gpt's configuration", id)
+	}
+	return modelFrom(cfg, c, o.Ref)
+}
+
+// loadModelFile builds the model a safetensors file holds (as shoal
+// checkpoint import reads it: shoal train's --out, or Hugging Face's GPT-2
+// layout), its configuration from the file's metadata or from config, a
+// Hugging Face config.json, when that is not empty.
+func loadModelFile(path, config string) (gradient.Model, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer file.Close()
+	st, err := file.Stat()
+	if err != nil {
+		return nil, err
+	}
+	ts, meta, err := checkpoint.ReadSafetensors(file, st.Size())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if ts, err = hfTensors(ts); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	cfg, _, err := importConfig(&checkpointImportOptions{File: path, Config: config}, meta)
+	if err != nil {
+		return nil, err
+	}
+	want, _ := modelTensors(cfg)
+	c, err := checkpoint.FromSafetensors(ts, meta, want)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return modelFrom(cfg, c, path)
+}
+
+// modelFrom builds the model of cfg with the parameters of c, which ref
+// names in errors.
+func modelFrom(cfg gradient.ModelConfig, c *checkpoint.Checkpoint, ref string) (gradient.Model, error) {
 	if a := cfg.Adapter; a != nil {
 		return nil, fmt.Errorf("%s is a low-rank adapter of base %s, not a whole model: fold it into its base first (shoal checkpoint merge-adapter %s %s)",
-			o.Ref, cmp.Or(a.Base, "(not named)"), cmp.Or(a.Base, "BASE"), o.Ref)
+			ref, cmp.Or(a.Base, "(not named)"), cmp.Or(a.Base, "BASE"), ref)
 	}
 	m, err := gradient.New(cfg)
 	if err != nil {
@@ -148,7 +166,7 @@ func loadModel(o *generateOptions) (gradient.Model, error) {
 	for _, p := range m.Params() {
 		t, ok := c.Tensor(p.Name)
 		if !ok || len(t.Data) != len(p.Data) {
-			return nil, fmt.Errorf("%s: parameter %s missing or of another size", o.Ref, p.Name)
+			return nil, fmt.Errorf("%s: parameter %s missing or of another size", ref, p.Name)
 		}
 		copy(p.Data, t.Data)
 	}

@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/shoal-network/shoal/checkpoint"
+	"github.com/shoal-network/shoal/gradient"
 )
 
 // parseTrain parses argv for `shoal train` into options without running.
@@ -149,5 +151,74 @@ func TestVersion(t *testing.T) {
 	var v versionInfo
 	if code != 0 || json.Unmarshal([]byte(stdout), &v) != nil || v.Kernels == "" {
 		t.Errorf("version --json: exit %d, %q", code, stdout)
+	}
+}
+
+// TestTrainTeacher distils a gpt-tiny teacher, as --out writes it, into a
+// gpt-tiny student for a few steps through the command, and checks that
+// a missing, garbled or mismatched teacher and bad distillation flags are
+// refused with errors that say what is wrong.
+func TestTrainTeacher(t *testing.T) {
+	dir := t.TempDir()
+	writeTeacher := func(name string, cfg gradient.ModelConfig) string {
+		t.Helper()
+		m, err := gradient.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, name)
+		if err := writeParams(path, m, &trainOptions{Model: "gpt-tiny"}); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	tiny, _ := gradient.Preset("gpt-tiny")
+	tiny.Seed = 5
+	teacher := writeTeacher("teacher.safetensors", tiny)
+	args := []string{"train", "--model", "gpt-tiny", "--steps", "3", "--batch", "2", "--eval-batches", "2", "--json"}
+	stdout, stderr, code := runCLI(t, append(args, "--teacher", teacher, "--temperature", "3", "--mix", "0.25")...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var r trainResult
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatalf("stdout is not the JSON result: %v\n%s", err, stdout)
+	}
+	if d := r.Distill; d == nil || d.Teacher != teacher || d.Temperature != 3 || d.Mix != 0.25 || d.TeacherConfig != tiny || d.TeacherParams != r.Params {
+		t.Errorf("distillation in the result: %+v", r.Distill)
+	}
+	if math.IsNaN(r.EvalLoss) || !(r.EvalLoss < r.InitialLoss) {
+		t.Errorf("eval loss %g from %g", r.EvalLoss, r.InitialLoss)
+	}
+
+	garbled := filepath.Join(dir, "garbled.safetensors")
+	os.WriteFile(garbled, []byte("not a safetensors file"), 0o644)
+	otherVocab := tiny
+	otherVocab.Vocab = 300
+	shortCtx := tiny
+	shortCtx.Ctx = 32
+	mlp, _ := gradient.Preset("mlp")
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--teacher", filepath.Join(dir, "missing")}, []string{"--teacher", "missing", "no such file"}},
+		{[]string{"--teacher", garbled}, []string{"--teacher", garbled}},
+		{[]string{"--teacher", writeTeacher("vocab.safetensors", otherVocab)}, []string{"vocab.safetensors", "vocabulary has 300 tokens, the student's 256"}},
+		{[]string{"--teacher", writeTeacher("ctx.safetensors", shortCtx)}, []string{"ctx.safetensors", "context of 32 tokens is shorter than the student's 64"}},
+		{[]string{"--teacher", writeTeacher("mlp.safetensors", mlp)}, []string{"mlp.safetensors", "teacher's architecture is mlp"}},
+		{[]string{"--teacher", teacher, "--temperature", "0"}, []string{"--temperature", "temperature must be in (0, 100]"}},
+		{[]string{"--teacher", teacher, "--mix", "1.5"}, []string{"--mix", "mix must be in [0, 1]"}},
+		{[]string{"--mix", "0.3"}, []string{"need --teacher"}},
+	} {
+		_, stderr, code := runCLI(t, append(args, c.args...)...)
+		for _, w := range c.want {
+			if code == 0 || !strings.Contains(stderr, w) {
+				t.Errorf("%v: exit %d, stderr %q; want an error mentioning %q", c.args, code, stderr, w)
+			}
+		}
+		if strings.Contains(stderr, "panic") {
+			t.Errorf("%v panicked", c.args)
+		}
 	}
 }

@@ -33,6 +33,9 @@ type trainOptions struct {
 	EvalEvery   int
 	EvalBatches int
 	JSON        bool
+	Teacher     string
+	Temperature float32
+	Mix         float32
 }
 
 func newCmdTrain(f *factory, runF func(*trainOptions) error) *cobra.Command {
@@ -48,12 +51,24 @@ what the best unigram and bigram models reach. --data PATH trains on a text
 file or a directory of text files (binary files are skipped), byte by byte,
 holding out the last 5% for evaluation.
 
+--teacher FILE distils a larger model into the one trained: FILE is a gpt's
+parameters as --out writes them, of the same vocabulary and a context at
+least as long. The loss optimised is then --mix times the data's
+cross-entropy plus (1 - --mix) times T² times the divergence of the
+student's predictions from the teacher's, both softened by the temperature
+T (--temperature); the training loss reported is that loss, and every
+evaluation is still the student's held-out cross-entropy.
+
 Progress goes to stderr (a progress bar on a terminal, log lines otherwise);
 the result goes to stdout, as text or with --json as a JSON object.`,
 		Example: `  shoal train --model gpt-tiny --steps 300
-  shoal train --data ~/corpus --model gpt-mini --steps 2000 --out model.safetensors`,
+  shoal train --data ~/corpus --model gpt-mini --steps 2000 --out model.safetensors
+  shoal train --model gpt-tiny --steps 300 --teacher mini.safetensors --temperature 2 --mix 0.5`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.Teacher == "" && (cmd.Flags().Changed("temperature") || cmd.Flags().Changed("mix")) {
+				return errors.New("--temperature and --mix set a distillation: they need --teacher")
+			}
 			if err := o.validate(); err != nil {
 				return err
 			}
@@ -77,6 +92,9 @@ the result goes to stdout, as text or with --json as a JSON object.`,
 	fl.IntVar(&o.EvalEvery, "eval-every", 0, "evaluate every N steps (default: 5 times per run)")
 	fl.IntVar(&o.EvalBatches, "eval-batches", 16, "held-out batches per evaluation")
 	fl.BoolVar(&o.JSON, "json", false, "print the result as JSON")
+	fl.StringVar(&o.Teacher, "teacher", "", "distil from this gpt: a safetensors file as --out writes it")
+	fl.Float32Var(&o.Temperature, "temperature", 2, "distillation temperature: above 1 softens both models' predictions")
+	fl.Float32Var(&o.Mix, "mix", 0.5, "weight of the data's cross-entropy in the distillation loss; the teacher's gets the rest (0: the teacher alone)")
 	return cmd
 }
 
@@ -111,7 +129,16 @@ func (o *trainOptions) validate() error {
 	if err := adam.Validate(); err != nil {
 		return fmt.Errorf("--weight-decay: %v", err)
 	}
+	if o.Teacher != "" {
+		if err := o.distillConfig().Validate(); err != nil {
+			return fmt.Errorf("--temperature/--mix: %v", err)
+		}
+	}
 	return nil
+}
+
+func (o *trainOptions) distillConfig() gradient.DistillConfig {
+	return gradient.DistillConfig{Temperature: o.Temperature, Mix: o.Mix}
 }
 
 // trainResult is the output of a run (stable JSON with --json).
@@ -134,6 +161,15 @@ type trainResult struct {
 	Evals         []evalPoint          `json:"evals"`
 	Out           string               `json:"out,omitempty"`
 	Config        gradient.ModelConfig `json:"config"`
+	Distill       *distillInfo         `json:"distill,omitempty"`
+}
+
+// distillInfo describes the teacher of a run with --teacher.
+type distillInfo struct {
+	Teacher       string               `json:"teacher"`
+	TeacherParams int                  `json:"teacher_params"`
+	TeacherConfig gradient.ModelConfig `json:"teacher_config"`
+	gradient.DistillConfig
 }
 
 type evalPoint struct {
@@ -184,11 +220,27 @@ func runTrain(cmd *cobra.Command, f *factory, o *trainOptions) error {
 	if err != nil {
 		return err
 	}
+	res := &trainResult{Model: o.Model, Params: gradient.NumParams(m), Data: d.name, Steps: o.Steps, Batch: o.Batch, Config: cfg}
+	// The trainer steps the student's parameters; with a teacher, through
+	// a model whose loss is the distillation loss. Evaluations use m, the
+	// student alone.
+	trained := m
+	if o.Teacher != "" {
+		teacher, err := loadModelFile(o.Teacher, "")
+		if err != nil {
+			return fmt.Errorf("--teacher: %w", err)
+		}
+		if trained, err = gradient.Distill(m, teacher, o.distillConfig()); err != nil {
+			return fmt.Errorf("--teacher %s: %w", o.Teacher, err)
+		}
+		res.Distill = &distillInfo{Teacher: o.Teacher, TeacherParams: gradient.NumParams(teacher), TeacherConfig: teacher.Config(), DistillConfig: o.distillConfig()}
+		log.Info("distilling", zap.String("teacher", o.Teacher), zap.Int("teacher_params", res.Distill.TeacherParams),
+			zap.Float32("temperature", o.Temperature), zap.Float32("mix", o.Mix))
+	}
 	adam := gradient.DefaultAdamW()
 	adam.WeightDecay = o.WeightDecay
-	tr := gradient.NewTrainer(m, adam, gradient.Schedule{Peak: o.LR, Warmup: o.Warmup, Total: o.Steps, MinFrac: o.MinLRFrac})
+	tr := gradient.NewTrainer(trained, adam, gradient.Schedule{Peak: o.LR, Warmup: o.Warmup, Total: o.Steps, MinFrac: o.MinLRFrac})
 	evalSet := data.EvalBatches(d.eval, o.Batch, cfg.Ctx, o.EvalBatches)
-	res := &trainResult{Model: o.Model, Params: gradient.NumParams(m), Data: d.name, Steps: o.Steps, Batch: o.Batch, Config: cfg}
 	if d.task != nil {
 		h, u, b := d.task.EntropyRate(), d.task.UnigramLoss(), d.task.BigramLoss()
 		res.EntropyFloor, res.UnigramLoss, res.BigramLoss = &h, &u, &b
@@ -278,6 +330,9 @@ func printTrainResult(f *factory, o *trainOptions, r *trainResult) error {
 	w := f.Out
 	fmt.Fprintf(w, "model %s (%d parameters), data %s: %d steps of %d tokens in %.1fs, %.0f tokens/s\n",
 		r.Model, r.Params, r.Data, r.Steps, int(r.Tokens)/r.Steps, r.Seconds, r.TokensPerSec)
+	if d := r.Distill; d != nil {
+		fmt.Fprintf(w, "distilled from %s (%d parameters) at temperature %g, mix %g\n", d.Teacher, d.TeacherParams, d.Temperature, d.Mix)
+	}
 	fmt.Fprintf(w, "eval loss %.4f nats/token (from %.4f at step 0; ln vocab = %.4f)\n",
 		r.EvalLoss, r.InitialLoss, math.Log(float64(r.Config.Vocab)))
 	if r.EntropyFloor != nil {
