@@ -42,8 +42,12 @@ type ModelEngine struct {
 	codec codec.Codec
 	rule  aggregate.Rule
 	model gradient.Model
-	specs []codec.TensorSpec
-	inner gradient.AdamWConfig
+	// objective is what the inner steps minimise: the model's loss, or,
+	// in a round with a teacher, the distillation's (its parameters are
+	// the model's).
+	objective gradient.Model
+	specs     []codec.TensorSpec
+	inner     gradient.AdamWConfig
 
 	residual [][]float32
 	recent   []recentDelta // own pseudo-gradients, newest last
@@ -119,7 +123,7 @@ func NewModel(spec *round.Spec, store Store) (gradient.Model, error) {
 	if a, ok := m.(gradient.Adapted); ok {
 		base := spec.Adapter.Base
 		if !store.HasCheckpoint(base) {
-			return nil, fmt.Errorf("%w: %s", ErrNoBase, base)
+			return nil, fmt.Errorf("%w: the adapter's base %s", ErrNoBase, base)
 		}
 		if err := load(store, base, a.Frozen(), nil); err != nil {
 			return nil, fmt.Errorf("engine: the adapter's base: %w", err)
@@ -128,8 +132,40 @@ func NewModel(spec *round.Spec, store Store) (gradient.Model, error) {
 	return m, nil
 }
 
-// ErrNoBase says the store lacks the base checkpoint of a round's adapter.
-var ErrNoBase = errors.New("engine: the store lacks the adapter's base checkpoint")
+// ErrNoBase says the store lacks a checkpoint the round reads: its
+// adapter's base or its teacher.
+var ErrNoBase = errors.New("engine: the store lacks a checkpoint the round reads")
+
+// loadTeacher builds the model of a round's teacher from its checkpoint,
+// whose metadata names its configuration.
+func loadTeacher(store Store, id cid.Cid) (gradient.Model, error) {
+	if !store.HasCheckpoint(id) {
+		return nil, fmt.Errorf("%w: the teacher %s", ErrNoBase, id)
+	}
+	c, err := store.Checkpoint(id)
+	if err != nil {
+		return nil, fmt.Errorf("engine: the teacher: %w", err)
+	}
+	var cfg gradient.ModelConfig
+	if err := json.Unmarshal([]byte(c.Meta[checkpoint.MetaConfig]), &cfg); err != nil {
+		return nil, fmt.Errorf("engine: the teacher %s names no model configuration (%s metadata): %v", id, checkpoint.MetaConfig, err)
+	}
+	if cfg.Adapter != nil {
+		return nil, fmt.Errorf("engine: the teacher %s is an adapter, not a whole model: fold it into its base first", id)
+	}
+	m, err := gradient.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("engine: the teacher %s: %w", id, err)
+	}
+	for _, p := range m.Params() {
+		t, ok := c.Tensor(p.Name)
+		if !ok || !slices.Equal(t.Shape, p.Shape()) {
+			return nil, fmt.Errorf("engine: the teacher %s lacks %s of shape %v", id, p.Name, p.Shape())
+		}
+		copy(p.Data, t.Data)
+	}
+	return m, nil
+}
 
 // NewModelEngine returns an engine for a round that trains on train (the
 // built-in task's training text, or a dataset's) and keeps its content in
@@ -153,7 +189,17 @@ func NewModelEngine(spec *round.Spec, train []byte, store Store) (*ModelEngine, 
 	if err != nil {
 		return nil, fmt.Errorf("engine: aggregation: %w", err)
 	}
-	e := &ModelEngine{spec: spec, round: spec.ID(), store: store, train: train, cfg: cfg, codec: cd, rule: rule, model: m,
+	obj := m
+	if t := spec.Teacher; t != nil {
+		teacher, err := loadTeacher(store, t.Checkpoint)
+		if err != nil {
+			return nil, err
+		}
+		if obj, err = gradient.Distill(m, teacher, gradient.DistillConfig{Temperature: float32(t.Temperature), Mix: float32(t.Mix)}); err != nil {
+			return nil, fmt.Errorf("engine: teacher %s: %w", t.Checkpoint, err)
+		}
+	}
+	e := &ModelEngine{spec: spec, round: spec.ID(), store: store, train: train, cfg: cfg, codec: cd, rule: rule, model: m, objective: obj,
 		inner: gradient.AdamWConfig{Beta1: float32(spec.Inner.Beta1), Beta2: float32(spec.Inner.Beta2),
 			Eps: float32(spec.Inner.Eps), WeightDecay: float32(spec.Inner.WeightDecay), ClipNorm: float32(spec.Inner.ClipNorm)}}
 	for _, p := range m.Params() {
@@ -377,7 +423,7 @@ func (e *ModelEngine) startUnit(base cid.Cid, step uint64, unit uint32) (*unitRu
 	// One trainer for every unit, restarted: its optimizer's moments and
 	// its tape's buffers are allocated once, not for each unit.
 	if e.trainer == nil {
-		e.trainer = gradient.NewTrainer(e.model, e.inner, gradient.Schedule{Peak: float32(e.spec.Inner.LR), Warmup: e.spec.Inner.Warmup})
+		e.trainer = gradient.NewTrainer(e.objective, e.inner, gradient.Schedule{Peak: float32(e.spec.Inner.LR), Warmup: e.spec.Inner.Warmup})
 	}
 	tr := e.trainer
 	tr.Restart()
