@@ -30,6 +30,10 @@ const (
 	MetaModel  = "model"  // the name of the model in the zoo, if it has one
 	MetaRound  = "round"  // the CID of the round spec
 	MetaStep   = "step"   // the outer step, a decimal integer
+	// MetaQuant marks a model quantised for inference ("int8:group=64"):
+	// its matrices are codes and scales (see gradient.QuantizeModel),
+	// not values to train, merge or export.
+	MetaQuant = "quant"
 )
 
 // StatePrefix starts the name of every tensor that is optimizer state

@@ -72,6 +72,11 @@ func Merge(inputs []*Checkpoint, o MergeOptions) (*Checkpoint, error) {
 		}
 		return fmt.Sprintf("checkpoint %d", i+1)
 	}
+	for i, c := range all {
+		if q, ok := c.Meta[MetaQuant]; ok {
+			return nil, fmt.Errorf("merge: %s is quantised for inference (%s): merge the float32 models, then quantise", name(i), q)
+		}
+	}
 	first := all[0]
 	if a, ok := first.Meta[MetaConfig]; ok {
 		for i, c := range all[1:] {
@@ -211,6 +216,9 @@ const (
 func MergeAdapter(base, adapter *Checkpoint, scale float64) (*Checkpoint, error) {
 	if math.IsNaN(scale) || math.IsInf(scale, 0) {
 		return nil, fmt.Errorf("merge-adapter: scale is %v", scale)
+	}
+	if q, ok := base.Meta[MetaQuant]; ok {
+		return nil, fmt.Errorf("merge-adapter: the base is quantised for inference (%s): fold the adapter into the float32 base, then quantise", q)
 	}
 	// Every parameter of the adapter is one of a pair that adapts a
 	// matrix of the base.

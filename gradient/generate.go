@@ -143,21 +143,35 @@ func NewQuantGenerator(m Model, q Quant) (*Generator, error) {
 	if q.Bits != 0 && q.Bits != 8 && q.Bits != 4 {
 		return nil, fmt.Errorf("generate: %d-bit weights: want 8 or 4", q.Bits)
 	}
-	lin := func(t *tensor.Tensor, trans bool) linear {
+	return newGenerator(g, q, func(t *tensor.Tensor, trans bool) (linear, error) {
 		if q.Bits == 0 {
-			return newDense(t, trans)
+			return newDense(t, trans), nil
 		}
-		return newQuantLinear(t, trans, q)
-	}
+		return newQuantLinear(t, trans, q), nil
+	})
+}
+
+// newGenerator returns a generator of g whose weight matrices lin makes.
+func newGenerator(g *gpt, q Quant, lin func(t *tensor.Tensor, trans bool) (linear, error)) (*Generator, error) {
 	c := g.cfg
 	d := c.Dim
-	gen := &Generator{cfg: c, quant: q, wte: lin(g.wte, true), wpe: g.wpe.Data, lnfW: g.lnfW.Data, lnfB: g.lnfB.Data,
+	wte, err := lin(g.wte, true)
+	if err != nil {
+		return nil, err
+	}
+	gen := &Generator{cfg: c, quant: q, wte: wte, wpe: g.wpe.Data, lnfW: g.lnfW.Data, lnfB: g.lnfB.Data,
 		x: make([]float32, d), a: make([]float32, d), qkv: make([]float32, 3*d), y: make([]float32, d),
 		f: make([]float32, 4*d), h: make([]float32, d), mean: make([]float32, 1), rstd: make([]float32, 1),
 		scores: make([]float32, c.Ctx), logits: make([]float32, c.Vocab)}
 	for _, b := range g.blocks {
-		gen.layers = append(gen.layers, genLayer{attn: withLoRA(lin(b.attnW, false), b.attnA, g.scale), proj: withLoRA(lin(b.projW, false), b.projA, g.scale),
-			fc: withLoRA(lin(b.fcW, false), b.fcA, g.scale), mlp: withLoRA(lin(b.mlpW, false), b.mlpA, g.scale),
+		var ls [4]linear
+		for i, w := range []*tensor.Tensor{b.attnW, b.projW, b.fcW, b.mlpW} {
+			if ls[i], err = lin(w, false); err != nil {
+				return nil, err
+			}
+		}
+		gen.layers = append(gen.layers, genLayer{attn: withLoRA(ls[0], b.attnA, g.scale), proj: withLoRA(ls[1], b.projA, g.scale),
+			fc: withLoRA(ls[2], b.fcA, g.scale), mlp: withLoRA(ls[3], b.mlpA, g.scale),
 			ln1W: b.ln1W.Data, ln1B: b.ln1B.Data, attnB: b.attnB.Data, projB: b.projB.Data,
 			ln2W: b.ln2W.Data, ln2B: b.ln2B.Data, fcB: b.fcB.Data, mlpB: b.mlpB.Data})
 		gen.k = append(gen.k, make([]float32, c.Ctx*d))

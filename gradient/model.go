@@ -184,6 +184,7 @@ type params struct {
 	shapes []ParamShape
 	frozen bool
 	base   []Param
+	noInit bool // leave the values zero: they are about to be loaded
 }
 
 // tensor returns a zero tensor for a parameter: one without gradients
@@ -213,9 +214,11 @@ func (ps *params) normal(name string, std float32, shape ...int) *tensor.Tensor 
 		return nil
 	}
 	t := ps.tensor(shape)
-	r := newRNG(streamSeed(ps.seed, name))
-	for i := range t.Data {
-		t.Data[i] = float32(std * r.normal())
+	if !ps.noInit {
+		r := newRNG(streamSeed(ps.seed, name))
+		for i := range t.Data {
+			t.Data[i] = float32(std * r.normal())
+		}
 	}
 	ps.add(name, t)
 	return t

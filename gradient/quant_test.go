@@ -193,3 +193,70 @@ func TestParseQuant(t *testing.T) {
 		t.Errorf("3 bits: %v", err)
 	}
 }
+
+// TestQuantizedCheckpoint writes a model's quantised tensors and builds a
+// generator from them: its logits are those of the generator that
+// quantised the model itself, bit for bit, the codes take a quarter
+// (8 bits) or an eighth (4 bits) of the matrices' float32 bytes, and
+// tensors of the wrong shape or missing are refused by name.
+func TestQuantizedCheckpoint(t *testing.T) {
+	cfg := ModelConfig{Arch: "gpt", Vocab: 256, Ctx: 16, Dim: 96, Layers: 2, Heads: 2, Seed: 3}
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bits := range []int{8, 4} {
+		q := Quant{Bits: bits, Group: DefaultQuantGroup}
+		ts, err := QuantizeModel(m, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byName := map[string]QuantTensor{}
+		var stored int
+		for _, x := range ts {
+			byName[x.Name] = x
+			stored += 4 * len(x.Data)
+		}
+		get := func(name string) ([]int, []float32, bool) {
+			x, ok := byName[name]
+			return x.Shape, x.Data, ok
+		}
+		fromFile, err := NewGeneratorFromQuantized(cfg, q, get)
+		if err != nil {
+			t.Fatal(err)
+		}
+		direct, err := NewQuantGenerator(m, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, tok := range []int32{10, 200, 3, 3, 77, 255, 0} {
+			a, err1 := fromFile.Next(tok)
+			b, err2 := direct.Next(tok)
+			if err1 != nil || err2 != nil {
+				t.Fatal(err1, err2)
+			}
+			for j := range a {
+				if math.Float32bits(a[j]) != math.Float32bits(b[j]) {
+					t.Fatalf("int%d: position %d logit %d: %v from the checkpoint, %v quantised here", bits, i, j, a[j], b[j])
+				}
+			}
+		}
+		full := 4 * NumParams(m)
+		t.Logf("int%d: %d bytes against %d in fp32 (%.2fx)", bits, stored, full, float64(full)/float64(stored))
+
+		drop := "transformer.h.1.mlp.c_fc.weight" + QuantScale
+		bad := func(name string) ([]int, []float32, bool) {
+			if name == drop {
+				return nil, nil, false
+			}
+			return get(name)
+		}
+		if _, err := NewGeneratorFromQuantized(cfg, q, bad); err == nil || !strings.Contains(err.Error(), drop) {
+			t.Errorf("a checkpoint without %s: %v", drop, err)
+		}
+		other := Quant{Bits: 12 - bits, Group: DefaultQuantGroup}
+		if _, err := NewGeneratorFromQuantized(cfg, other, get); err == nil || !strings.Contains(err.Error(), QuantCodes) {
+			t.Errorf("int%d codes read as int%d: %v", bits, other.Bits, err)
+		}
+	}
+}

@@ -73,6 +73,9 @@ func runCheckpointExport(f *factory, o *checkpointExportOptions) error {
 	if err != nil {
 		return err
 	}
+	if q, ok := c.Meta[checkpoint.MetaQuant]; ok {
+		return fmt.Errorf("%s is quantised for inference (%s): its matrices are codes that only shoal generate reads; export the float32 model it was made from", o.Ref, q)
+	}
 	var extra map[string]string
 	cfg, isGPT := gptConfigOf(c)
 	if isGPT {

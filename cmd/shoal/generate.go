@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -72,8 +73,8 @@ Models of the zoo are byte-level; a model with GPT-2's vocabulary needs
 			if _, err := gradient.ParseQuant(o.Quant); err != nil {
 				return fmt.Errorf("--quant: %v", err)
 			}
-			if o.Eval < 0 {
-				return fmt.Errorf("--eval %d: want a number of sequences", o.Eval)
+			if o.Eval < 0 || o.Eval > maxEvalSequences {
+				return fmt.Errorf("--eval %d: want a number of sequences, at most %d", o.Eval, maxEvalSequences)
 			}
 			return runGenerate(f, o)
 		},
@@ -94,29 +95,61 @@ Models of the zoo are byte-level; a model with GPT-2's vocabulary needs
 	return cmd
 }
 
-// loadModel builds the gpt that a store's checkpoint or a safetensors file
-// holds.
-func loadModel(o *generateOptions) (gradient.Model, error) {
+// loadGenerator builds the generator of the gpt that a store's
+// checkpoint or a safetensors file holds, its weights quantised as --quant
+// says, or as a quantised checkpoint holds them.
+func loadGenerator(f *factory, o *generateOptions) (*gradient.Generator, gradient.ModelConfig, error) {
+	var m gradient.Model
 	if st, err := os.Stat(o.Ref); err == nil && st.Mode().IsRegular() {
-		return loadModelFile(o.Ref, o.Config)
+		if m, err = loadModelFile(o.Ref, o.Config); err != nil {
+			return nil, gradient.ModelConfig{}, err
+		}
+	} else {
+		s, err := o.open(false)
+		if err != nil {
+			return nil, gradient.ModelConfig{}, fmt.Errorf("%s is no file, and %w", o.Ref, err)
+		}
+		id, err := s.Resolve(o.Ref)
+		if err != nil {
+			return nil, gradient.ModelConfig{}, err
+		}
+		c, err := s.Get(id)
+		if err != nil {
+			return nil, gradient.ModelConfig{}, err
+		}
+		if qm, ok := c.Meta[checkpoint.MetaQuant]; ok {
+			if o.Quant != "" && o.Quant != "fp32" && !strings.HasPrefix(qm, o.Quant+":") {
+				return nil, gradient.ModelConfig{}, fmt.Errorf("--quant %s: %s is quantised already (%s)", o.Quant, o.Ref, qm)
+			}
+			gen, cfg, err := quantizedGenerator(c, o.Ref)
+			if err == nil {
+				fmt.Fprintf(f.Err, "weights: %s, %s (a quantised checkpoint)\n", gen.Quant(), bytesize.Format(float64(gen.WeightBytes())))
+			}
+			return gen, cfg, err
+		}
+		cfg, ok := gptConfigOf(c)
+		if !ok {
+			return nil, gradient.ModelConfig{}, fmt.Errorf("checkpoint %s does not record a gpt's configuration", id)
+		}
+		if m, err = modelFrom(cfg, c, o.Ref); err != nil {
+			return nil, gradient.ModelConfig{}, err
+		}
 	}
-	s, err := o.open(false)
+	cfg := m.Config()
+	q, _ := gradient.ParseQuant(o.Quant)
+	gen, err := gradient.NewQuantGenerator(m, q)
 	if err != nil {
-		return nil, fmt.Errorf("%s is no file, and %w", o.Ref, err)
+		return nil, cfg, err
 	}
-	id, err := s.Resolve(o.Ref)
-	if err != nil {
-		return nil, err
+	if q.Bits != 0 {
+		// The generator holds its own quantised matrices: the float32
+		// ones can go.
+		full := int64(4 * gradient.NumParams(m))
+		m = nil
+		debug.FreeOSMemory() // collects, then returns what it can
+		fmt.Fprintf(f.Err, "weights: %s, %s (%s in fp32)\n", q, bytesize.Format(float64(gen.WeightBytes())), bytesize.Format(float64(full)))
 	}
-	c, err := s.Get(id)
-	if err != nil {
-		return nil, err
-	}
-	cfg, ok := gptConfigOf(c)
-	if !ok {
-		return nil, fmt.Errorf("checkpoint %s does not record a gpt's configuration", id)
-	}
-	return modelFrom(cfg, c, o.Ref)
+	return gen, cfg, nil
 }
 
 // loadModelFile builds the model a safetensors file holds (as shoal
@@ -174,11 +207,10 @@ func modelFrom(cfg gradient.ModelConfig, c *checkpoint.Checkpoint, ref string) (
 }
 
 func runGenerate(f *factory, o *generateOptions) error {
-	m, err := loadModel(o)
+	gen, cfg, err := loadGenerator(f, o)
 	if err != nil {
 		return err
 	}
-	cfg := m.Config()
 	var tk textCodec = byteCodec{}
 	if o.Vocab != "" {
 		ef, err := os.Open(o.Vocab)
@@ -221,19 +253,6 @@ func runGenerate(f *factory, o *generateOptions) error {
 	if err != nil {
 		return err
 	}
-	q, _ := gradient.ParseQuant(o.Quant)
-	gen, err := gradient.NewQuantGenerator(m, q)
-	if err != nil {
-		return err
-	}
-	if q.Bits != 0 {
-		// The generator holds its own quantised matrices: the float32
-		// ones can go.
-		full := int64(4 * gradient.NumParams(m))
-		m = nil
-		debug.FreeOSMemory() // collects, then returns what it can
-		fmt.Fprintf(f.Err, "weights: %s, %s (%s in fp32)\n", q, bytesize.Format(float64(gen.WeightBytes())), bytesize.Format(float64(full)))
-	}
 	if o.Eval > 0 {
 		return evalGenerator(f, gen, cfg, o.Eval)
 	}
@@ -256,6 +275,10 @@ func runGenerate(f *factory, o *generateOptions) error {
 	fmt.Fprintf(f.Err, "%d tokens in %.2fs: %.1f tokens/s (%d positions computed, prompt included)\n", len(out), secs, float64(len(out))/secs, fed)
 	return nil
 }
+
+// maxEvalSequences bounds --eval: the text it reads, sequences of the
+// model's context, is held in memory.
+const maxEvalSequences = 100000
 
 // evalGenerator prints the held-out loss of a byte model on n sequences
 // of the built-in task's held-out text, each the model's context long.

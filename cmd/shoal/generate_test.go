@@ -96,3 +96,64 @@ func TestGenerate(t *testing.T) {
 		}
 	}
 }
+
+// TestQuantizeCheckpoint quantises a stored checkpoint to 8 and 4 bits:
+// generating from the quantised checkpoint gives the text generate
+// --quant gives on the float32 one, the checkpoint is smaller by the
+// codes' ratio, and exports and merges refuse it.
+func TestQuantizeCheckpoint(t *testing.T) {
+	cfg := gradient.ModelConfig{Arch: "gpt", Vocab: 256, Ctx: 16, Dim: 64, Layers: 2, Heads: 4, Seed: 3}
+	m, err := gradient.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := json.Marshal(cfg)
+	c := &checkpoint.Checkpoint{Meta: map[string]string{checkpoint.MetaConfig: string(js)}}
+	for _, p := range m.Params() {
+		c.Tensors = append(c.Tensors, checkpoint.Tensor{Name: p.Name, Shape: p.Shape(), Data: p.Data})
+	}
+	store := filepath.Join(t.TempDir(), "store")
+	s, err := checkpoint.OpenStore(store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := s.Put(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"int8", "int4"} {
+		out, stderr, err := runCheckpoint(t, "quantize", id.String(), "--quant", q, "--store", store)
+		if err != nil {
+			t.Fatalf("quantize --quant %s: %v\n%s", q, err, stderr)
+		}
+		qid := strings.TrimSpace(out)
+		t.Logf("%s: %s", q, strings.TrimSpace(stderr))
+		args := []string{"--store", store, "--prompt", "ab", "--tokens", "40", "--seed", "5"}
+		want, _, err := runGenerateCmd(t, append([]string{id.String(), "--quant", q}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := runGenerateCmd(t, append([]string{qid}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%s: the quantised checkpoint writes %q, generate --quant %q", q, got, want)
+		}
+		if _, _, err := runGenerateCmd(t, append([]string{qid, "--quant", map[string]string{"int8": "int4", "int4": "int8"}[q]}, args...)...); err == nil {
+			t.Errorf("%s: generated with the other quantisation", q)
+		}
+		if _, _, err := runCheckpoint(t, "export", qid, "--out", filepath.Join(t.TempDir(), "x.safetensors"), "--store", store); err == nil || !strings.Contains(err.Error(), "quantised") {
+			t.Errorf("%s: export of a quantised checkpoint: %v", q, err)
+		}
+		if _, _, err := runCheckpoint(t, "merge", qid, id.String(), "--store", store); err == nil || !strings.Contains(err.Error(), "quantised") {
+			t.Errorf("%s: merge of a quantised checkpoint: %v", q, err)
+		}
+		if _, _, err := runCheckpoint(t, "quantize", qid, "--store", store); err == nil {
+			t.Errorf("%s: quantised twice", q)
+		}
+	}
+	if _, _, err := runCheckpoint(t, "quantize", id.String(), "--quant", "int2", "--store", store); err == nil {
+		t.Error("--quant int2 accepted")
+	}
+}
