@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -33,18 +32,8 @@ func TestDistillRound(t *testing.T) {
 		t.Fatalf("train: %v\n%s", err, out)
 	}
 	tdir := filepath.Join(dir, "tracker")
-	out, err := exec.Command(e.bin, "checkpoint", "import", teacher, "--store", filepath.Join(tdir, "tracker", "checkpoints")).Output()
-	if err != nil {
-		t.Fatalf("import: %v", err)
-	}
-	teacherID := strings.TrimSpace(string(out))
-
-	tmpl, err := exec.Command(e.bin, "round", "init", "--data-dir", tdir).Output()
-	if err != nil {
-		t.Fatalf("round init: %v", err)
-	}
-	spec := string(tmpl)
-	for _, r := range [][2]string{
+	teacherID := e.importInto(teacher, filepath.Join(tdir, "tracker", "checkpoints"))
+	specPath, _ := e.roundSpec(tdir, [][2]string{
 		{"dim: 128 ", "dim: 64 "},
 		{"layers: 2 ", "layers: 1 "},
 		{"inner_steps: 50 ", "inner_steps: 20 "},
@@ -53,37 +42,17 @@ func TestDistillRound(t *testing.T) {
 		{"verification_rate: 0.05 ", "verification_rate: 1 "},
 		{"deadline: 2m ", "deadline: 30s "},
 		{"codec: topk:chunk=4096,k=64,values=fp16 ", "codec: int8 "},
-	} {
-		if !strings.Contains(spec, r[0]) {
-			t.Fatalf("the template has no %q", r[0])
-		}
-		spec = strings.Replace(spec, r[0], r[1], 1)
-	}
-	spec += fmt.Sprintf("teacher:\n  checkpoint: %s\n", teacherID)
-	specPath := filepath.Join(dir, "round.yaml")
-	if err := os.WriteFile(specPath, []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	tr := e.start("tracker", e.bin, nil, "round", "start", "--loopback", "--data-dir", tdir, "--dashboard-addr", "127.0.0.1:0",
-		"--min-members", "2", "--listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freePort(t)), specPath)
-	dash := tr.find(t, reDashboard, 60*time.Second)
-	var invite string
-	for end := time.Now().Add(10 * time.Second); invite == "" && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		invite = strings.TrimSpace(tr.out.String())
-	}
+	}, fmt.Sprintf("teacher:\n  checkpoint: %s\n", teacherID))
+	_, dash, invite := e.startTracker(tdir, specPath, "--min-members", "2")
 	var nodes []*proc
 	for i := 1; i <= 2; i++ {
-		name := fmt.Sprintf("node%d", i)
-		p := e.start(name, e.bin, nil, "node", "join", "--loopback", "--cpus", "1", "--data-dir", filepath.Join(dir, name),
-			"--status-addr", "127.0.0.1:0", invite)
-		p.find(t, reStatus, time.Minute)
+		p, _ := e.join(fmt.Sprintf("node%d", i), e.bin, invite)
 		nodes = append(nodes, p)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var s dashboard.Snapshot
-	err = daemon.WaitFor(ctx, 300*time.Millisecond, func() bool {
+	err := daemon.WaitFor(ctx, 300*time.Millisecond, func() bool {
 		s, _ = getSnapshot(dash)
 		var evals int
 		for _, p := range s.Loss {
@@ -94,11 +63,7 @@ func TestDistillRound(t *testing.T) {
 		return evals >= 3
 	})
 	if err != nil {
-		var tails strings.Builder
-		for _, p := range e.procs {
-			fmt.Fprintf(&tails, "%s stderr tail:\n%s\n", p.name, tailLines(p.lines(), 12))
-		}
-		t.Fatalf("the distillation round did not measure three heads: %v\n%s", err, tails.String())
+		t.Fatalf("the distillation round did not measure three heads: %v\n%s", err, e.tails(12))
 	}
 	var first, last float64
 	for _, p := range s.Loss {

@@ -453,3 +453,76 @@ func tailLines(ls []string, n int) string {
 	}
 	return strings.Join(ls, "\n")
 }
+
+// roundSpec writes the template `round init --data-dir tdir` prints, with
+// each replacement made (each must be in the template) and extra
+// appended, to round.yaml in the test's directory, and returns its path
+// and text.
+func (e *e2e) roundSpec(tdir string, replace [][2]string, extra string) (path, spec string) {
+	e.t.Helper()
+	tmpl, err := exec.Command(e.bin, "round", "init", "--data-dir", tdir).Output()
+	if err != nil {
+		e.t.Fatalf("round init: %v", err)
+	}
+	spec = string(tmpl)
+	for _, r := range replace {
+		if !strings.Contains(spec, r[0]) {
+			e.t.Fatalf("the template has no %q", r[0])
+		}
+		spec = strings.Replace(spec, r[0], r[1], 1)
+	}
+	spec += extra
+	path = filepath.Join(e.dir, "round.yaml")
+	if err := os.WriteFile(path, []byte(spec), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	return path, spec
+}
+
+// importInto imports a safetensors file into a checkpoint store and
+// returns its CID.
+func (e *e2e) importInto(file, store string) string {
+	e.t.Helper()
+	out, err := exec.Command(e.bin, "checkpoint", "import", file, "--store", store).Output()
+	if err != nil {
+		e.t.Fatalf("import %s: %v", file, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// startTracker starts the round of specPath on 127.0.0.1 with its
+// dashboard, and returns the tracker, the dashboard's URL and the invite.
+func (e *e2e) startTracker(tdir, specPath string, args ...string) (tr *proc, dash, invite string) {
+	e.t.Helper()
+	all := append([]string{"round", "start", "--loopback", "--data-dir", tdir, "--dashboard-addr", "127.0.0.1:0",
+		"--listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freePort(e.t))}, args...)
+	tr = e.start("tracker", e.bin, nil, append(all, specPath)...)
+	dash = tr.find(e.t, reDashboard, 60*time.Second)
+	for end := time.Now().Add(10 * time.Second); invite == "" && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		invite = strings.TrimSpace(tr.out.String())
+	}
+	if !strings.HasPrefix(invite, "shoal:") {
+		e.t.Fatalf("no invite on the tracker's stdout: %q", invite)
+	}
+	return tr, dash, invite
+}
+
+// join starts a node daemon of one core that joins the invite's round,
+// its data in the test's directory under name, and returns it and its
+// status URL.
+func (e *e2e) join(name, bin, invite string, env ...string) (*proc, string) {
+	e.t.Helper()
+	p := e.start(name, bin, env, "node", "join", "--loopback", "--cpus", "1", "--data-dir", filepath.Join(e.dir, name),
+		"--status-addr", "127.0.0.1:0", invite)
+	return p, p.find(e.t, reStatus, time.Minute)
+}
+
+// tails returns the last n lines of every process's stderr, for a
+// failure's message.
+func (e *e2e) tails(n int) string {
+	var b strings.Builder
+	for _, p := range e.procs {
+		fmt.Fprintf(&b, "%s stderr tail:\n%s\n", p.name, tailLines(p.lines(), n))
+	}
+	return b.String()
+}

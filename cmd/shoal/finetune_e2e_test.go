@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -34,34 +32,16 @@ func TestFineTuneRound(t *testing.T) {
 		t.Fatalf("train: %v\n%s", err, out)
 	}
 	tdir := filepath.Join(dir, "tracker")
-	out, err := exec.Command(e.bin, "checkpoint", "import", base, "--store", filepath.Join(tdir, "tracker", "checkpoints")).Output()
-	if err != nil {
-		t.Fatalf("import: %v", err)
-	}
-	baseID := strings.TrimSpace(string(out))
+	baseID := e.importInto(base, filepath.Join(tdir, "tracker", "checkpoints"))
 
-	tmpl, err := exec.Command(e.bin, "round", "init", "--data-dir", tdir).Output()
-	if err != nil {
-		t.Fatalf("round init: %v", err)
-	}
-	spec := string(tmpl)
-	for _, r := range [][2]string{
+	specPath, spec := e.roundSpec(tdir, [][2]string{
 		{"# init_checkpoint: bafk...", "init_checkpoint: " + baseID},
 		{"inner_steps: 50 ", "inner_steps: 5 "},
 		{"warmup: 100 ", "warmup: 0 "},
 		{"target_samples: 3200 ", "target_samples: 160 "},
 		{"deadline: 2m ", "deadline: 30s "},
 		{"codec: topk:chunk=4096,k=64,values=fp16 ", "codec: int8 "},
-	} {
-		if !strings.Contains(spec, r[0]) {
-			t.Fatalf("the template has no %q", r[0])
-		}
-		spec = strings.Replace(spec, r[0], r[1], 1)
-	}
-	specPath := filepath.Join(dir, "round.yaml")
-	if err := os.WriteFile(specPath, []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	}, "")
 
 	// The imported model's held-out loss, measured here as the round's
 	// observer measures a head.
@@ -93,18 +73,9 @@ func TestFineTuneRound(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	tr := e.start("tracker", e.bin, nil, "round", "start", "--loopback", "--data-dir", tdir, "--dashboard-addr", "127.0.0.1:0",
-		"--min-members", "2", "--listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freePort(t)), specPath)
-	dash := tr.find(t, reDashboard, 60*time.Second)
-	var invite string
-	for end := time.Now().Add(10 * time.Second); invite == "" && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		invite = strings.TrimSpace(tr.out.String())
-	}
+	_, dash, invite := e.startTracker(tdir, specPath, "--min-members", "2")
 	for i := 1; i <= 2; i++ {
-		name := fmt.Sprintf("node%d", i)
-		p := e.start(name, e.bin, nil, "node", "join", "--loopback", "--cpus", "1", "--data-dir", filepath.Join(dir, name),
-			"--status-addr", "127.0.0.1:0", invite)
-		p.find(t, reStatus, time.Minute)
+		e.join(fmt.Sprintf("node%d", i), e.bin, invite)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -118,11 +89,7 @@ func TestFineTuneRound(t *testing.T) {
 		return true
 	})
 	if err != nil {
-		var tails strings.Builder
-		for _, p := range e.procs {
-			fmt.Fprintf(&tails, "%s stderr tail:\n%s\n", p.name, tailLines(p.lines(), 12))
-		}
-		t.Fatalf("the round did not report its start's held-out loss and two steps: %v\n%s", err, tails.String())
+		t.Fatalf("the round did not report its start's held-out loss and two steps: %v\n%s", err, e.tails(12))
 	}
 	t.Logf("imported model's held-out loss %.6f; the round's first %.6f", want, got)
 	if math.Abs(got-want) > 1e-9*want {

@@ -44,12 +44,7 @@ func TestLoRARound(t *testing.T) {
 		t.Fatalf("train: %v\n%s", err, out)
 	}
 	tdir := filepath.Join(dir, "tracker")
-	tstore := filepath.Join(tdir, "tracker", "checkpoints")
-	out, err := exec.Command(e.bin, "checkpoint", "import", base, "--store", tstore).Output()
-	if err != nil {
-		t.Fatalf("import: %v", err)
-	}
-	baseID := strings.TrimSpace(string(out))
+	baseID := e.importInto(base, filepath.Join(tdir, "tracker", "checkpoints"))
 
 	corpus := filepath.Join(dir, "corpus")
 	if err := os.Mkdir(corpus, 0o755); err != nil {
@@ -68,18 +63,13 @@ func TestLoRARound(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out, err = exec.Command(e.bin, "dataset", "cid", corpus).Output()
+	out, err := exec.Command(e.bin, "dataset", "cid", corpus).Output()
 	if err != nil {
 		t.Fatalf("dataset cid: %v", err)
 	}
 	dataset := strings.TrimSpace(string(out))
 
-	tmpl, err := exec.Command(e.bin, "round", "init", "--data-dir", tdir).Output()
-	if err != nil {
-		t.Fatalf("round init: %v", err)
-	}
-	spec := string(tmpl)
-	for _, r := range [][2]string{
+	specPath, spec := e.roundSpec(tdir, [][2]string{
 		{"dataset: builtin ", "dataset: " + dataset + " "},
 		{"inner_steps: 50 ", "inner_steps: 10 "},
 		{"lr: 0.006 ", "lr: 0.02 "},
@@ -88,17 +78,7 @@ func TestLoRARound(t *testing.T) {
 		{"verification_rate: 0.05 ", "verification_rate: 0.5 "},
 		{"deadline: 2m ", "deadline: 30s "},
 		{"codec: topk:chunk=4096,k=64,values=fp16 ", "codec: int8 "},
-	} {
-		if !strings.Contains(spec, r[0]) {
-			t.Fatalf("the template has no %q", r[0])
-		}
-		spec = strings.Replace(spec, r[0], r[1], 1)
-	}
-	spec += fmt.Sprintf("adapter:\n  base: %s\n  rank: 4\n  alpha: 8\n", baseID)
-	specPath := filepath.Join(dir, "round.yaml")
-	if err := os.WriteFile(specPath, []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	}, fmt.Sprintf("adapter:\n  base: %s\n  rank: 4\n  alpha: 8\n", baseID))
 	parsed, err := round.Parse([]byte(spec), specPath)
 	if err != nil {
 		t.Fatal(err)
@@ -125,22 +105,10 @@ func TestLoRARound(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	tr := e.start("tracker", e.bin, nil, "round", "start", "--loopback", "--data-dir", tdir, "--dashboard-addr", "127.0.0.1:0",
-		"--data", corpus, "--min-members", "2", "--listen", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freePort(t)), specPath)
-	dash := tr.find(t, reDashboard, 60*time.Second)
-	var invite string
-	for end := time.Now().Add(10 * time.Second); invite == "" && time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		invite = strings.TrimSpace(tr.out.String())
-	}
-	status := map[string]string{}
-	startNode := func(name, bin string, env ...string) {
-		p := e.start(name, bin, env, "node", "join", "--loopback", "--cpus", "1", "--data-dir", filepath.Join(dir, name),
-			"--status-addr", "127.0.0.1:0", invite)
-		status[name] = p.find(t, reStatus, time.Minute)
-	}
-	startNode("node1", e.bin)
-	startNode("node2", e.bin)
-	startNode("liar", e.fault, "SHOAL_FAULT=corrupt-updates")
+	_, dash, invite := e.startTracker(tdir, specPath, "--data", corpus, "--min-members", "2")
+	e.join("node1", e.bin, invite)
+	e.join("node2", e.bin, invite)
+	_, liarStatus := e.join("liar", e.fault, invite, "SHOAL_FAULT=corrupt-updates")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -164,15 +132,11 @@ func TestLoRARound(t *testing.T) {
 		return excluded && best < 0.7*s.StartEval
 	})
 	if err != nil {
-		var tails strings.Builder
-		for _, p := range e.procs {
-			fmt.Fprintf(&tails, "%s stderr tail:\n%s\n", p.name, tailLines(p.lines(), 12))
-		}
 		t.Fatalf("by step %d the held-out loss went from %.4f to %.4f at best (want below 70%%), peers %+v: %v\n%s",
-			s.Step, s.StartEval, best, s.Peers, err, tails.String())
+			s.Step, s.StartEval, best, s.Peers, err, e.tails(12))
 	}
 	t.Logf("held-out loss on Go source: the base %.4f, the adapter %.4f after %d steps", s.StartEval, best, s.Step)
-	liar, _ := getNodeStatus(status["liar"])
+	liar, _ := getNodeStatus(liarStatus)
 	for _, p := range s.Peers {
 		if p.State == "excluded" && p.ID != liar.Peer {
 			t.Errorf("excluded %s (%s), but the liar is %s", p.ID, p.Reason, liar.Peer)
@@ -201,7 +165,7 @@ func TestLoRARound(t *testing.T) {
 	// round's observer, which holds both.
 	e.stopAll()
 	head := s.Head
-	tstore = filepath.Join(tdir, "observer", "checkpoints")
+	tstore := filepath.Join(tdir, "observer", "checkpoints")
 	merged, stderr, err := runCheckpoint(t, "merge-adapter", baseID, head, "--store", tstore)
 	if err != nil {
 		t.Fatalf("merge-adapter: %v\n%s", err, stderr)
