@@ -489,50 +489,9 @@ func (d *decoder) spec(root *yaml.Node, s *Spec) {
 		{"deadline", d.duration(&s.Deadline)},
 		{"verification_rate", d.number(&s.VerificationRate)},
 		{"seed", d.uint64(&s.Seed)},
-		{"trackers", func(path string, v *yaml.Node) {
-			if v.Kind != yaml.SequenceNode {
-				d.errorf(v.Line, path, "want a list of peer IDs, got %s", describe(v))
-				return
-			}
-			s.Trackers = make([]string, len(v.Content))
-			for i, item := range v.Content {
-				p := fmt.Sprintf("%s[%d]", path, i)
-				d.lines[p] = item.Line
-				if item.Kind == yaml.AliasNode {
-					d.errorf(item.Line, p, "aliases are not supported in a round spec")
-					continue
-				}
-				d.str(&s.Trackers[i])(p, item)
-			}
-		}},
-		{"tracker_addrs", func(path string, v *yaml.Node) {
-			if v.Kind != yaml.SequenceNode {
-				d.errorf(v.Line, path, "want a list of multiaddrs, got %s", describe(v))
-				return
-			}
-			s.TrackerAddrs = make([]string, len(v.Content))
-			for i, item := range v.Content {
-				p := fmt.Sprintf("%s[%d]", path, i)
-				d.lines[p] = item.Line
-				if item.Kind == yaml.AliasNode {
-					d.errorf(item.Line, p, "aliases are not supported in a round spec")
-					continue
-				}
-				d.str(&s.TrackerAddrs[i])(p, item)
-			}
-		}},
-		{"init_checkpoint", func(path string, v *yaml.Node) {
-			n, ok := d.scalar(path, v, "a checkpoint CID")
-			if !ok {
-				return
-			}
-			c, err := parseContentID(n.Value)
-			if err != nil {
-				d.errorf(v.Line, path, "want a checkpoint CID: %v", err)
-				return
-			}
-			s.InitCheckpoint = c
-		}},
+		{"trackers", d.strList(&s.Trackers, "a list of peer IDs")},
+		{"tracker_addrs", d.strList(&s.TrackerAddrs, "a list of multiaddrs")},
+		{"init_checkpoint", d.cidField(&s.InitCheckpoint, "a checkpoint CID")},
 		{"tokenizer", func(path string, v *yaml.Node) {
 			n, ok := d.scalar(path, v, "a tokenizer CID")
 			if !ok {
@@ -586,6 +545,27 @@ func (d *decoder) model(path string, v *yaml.Node, m *Model) (seedSet bool) {
 	return p["seed"]
 }
 
+// strList decodes a list of strings (what the error says is wanted) into
+// dst, noting each item's line.
+func (d *decoder) strList(dst *[]string, what string) func(string, *yaml.Node) {
+	return func(path string, v *yaml.Node) {
+		if v.Kind != yaml.SequenceNode {
+			d.errorf(v.Line, path, "want %s, got %s", what, describe(v))
+			return
+		}
+		*dst = make([]string, len(v.Content))
+		for i, item := range v.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			d.lines[p] = item.Line
+			if item.Kind == yaml.AliasNode {
+				d.errorf(item.Line, p, "aliases are not supported in a round spec")
+				continue
+			}
+			d.str(&(*dst)[i])(p, item)
+		}
+	}
+}
+
 // cidField decodes a content CID into dst.
 func (d *decoder) cidField(dst *cid.Cid, what string) func(string, *yaml.Node) {
 	return func(path string, v *yaml.Node) {
@@ -613,20 +593,7 @@ func (d *decoder) adapter(path string, v *yaml.Node) *Adapter {
 		{"rank", d.integer(&a.Rank)},
 		{"alpha", d.number(&a.Alpha)},
 		{"targets", func(path string, v *yaml.Node) {
-			if v.Kind != yaml.SequenceNode {
-				d.errorf(v.Line, path, "want a list of matrices such as [attn.c_attn, attn.c_proj], got %s", describe(v))
-				return
-			}
-			a.Targets = make([]string, len(v.Content))
-			for i, item := range v.Content {
-				p := fmt.Sprintf("%s[%d]", path, i)
-				d.lines[p] = item.Line
-				if item.Kind == yaml.AliasNode {
-					d.errorf(item.Line, p, "aliases are not supported in a round spec")
-					continue
-				}
-				d.str(&a.Targets[i])(p, item)
-			}
+			d.strList(&a.Targets, "a list of matrices such as [attn.c_attn, attn.c_proj]")(path, v)
 			slices.Sort(a.Targets)
 		}},
 	})
