@@ -88,6 +88,20 @@ CID|label arguments take a checkpoint's CID or one of its labels.`,
 	return cmd
 }
 
+// getRef reads the checkpoint a CID or label names from s; errors name
+// the reference.
+func getRef(s *checkpoint.Store, ref string) (cid.Cid, *checkpoint.Checkpoint, error) {
+	id, err := s.Resolve(ref)
+	if err != nil {
+		return cid.Undef, nil, err
+	}
+	c, err := s.Get(id)
+	if err != nil {
+		return cid.Undef, nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	return id, c, nil
+}
+
 func writeJSON(w io.Writer, v any) error {
 	e := json.NewEncoder(w)
 	e.SetIndent("", "  ")

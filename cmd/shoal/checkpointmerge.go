@@ -105,15 +105,8 @@ func runCheckpointMerge(f *factory, o *checkpointMergeOptions) error {
 		return err
 	}
 	get := func(ref string) (*checkpoint.Checkpoint, error) {
-		id, err := s.Resolve(ref)
-		if err != nil {
-			return nil, err
-		}
-		c, err := s.Get(id)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", ref, err)
-		}
-		return c, nil
+		_, c, err := getRef(s, ref)
+		return c, err
 	}
 	var in []*checkpoint.Checkpoint
 	for _, ref := range o.Refs {
@@ -177,21 +170,13 @@ and the base's model with the adapter's.`,
 			if err != nil {
 				return err
 			}
-			baseID, err := s.Resolve(args[0])
+			baseID, base, err := getRef(s, args[0])
 			if err != nil {
 				return err
 			}
-			adapterID, err := s.Resolve(args[1])
+			adapterID, adapter, err := getRef(s, args[1])
 			if err != nil {
 				return err
-			}
-			base, err := s.Get(baseID)
-			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
-			}
-			adapter, err := s.Get(adapterID)
-			if err != nil {
-				return fmt.Errorf("%s: %w", args[1], err)
 			}
 			var acfg gradient.ModelConfig
 			if err := json.Unmarshal([]byte(adapter.Meta[checkpoint.MetaConfig]), &acfg); err != nil || acfg.Adapter == nil {

@@ -46,13 +46,9 @@ metadata; it is for inference only: rounds, merges and exports refuse it.`, grad
 			if err != nil {
 				return err
 			}
-			id, err := s.Resolve(args[0])
+			id, c, err := getRef(s, args[0])
 			if err != nil {
 				return err
-			}
-			c, err := s.Get(id)
-			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			if q, ok := c.Meta[checkpoint.MetaQuant]; ok {
 				return fmt.Errorf("%s is quantised already (%s)", args[0], q)
