@@ -40,6 +40,26 @@
 // (zero-padded at the start of a sequence) are concatenated and passed
 // through hidden GELU layers to the logits.
 //
+// Adapters. A gpt whose configuration has an Adapter is a low-rank adapter
+// (LoRA) of the gpt the rest describes: every targeted matrix W [in, out]
+// of a block is used as W + (alpha/rank)·A·B, with A [in, rank] (named
+// W's stem + ".lora_a", initialised N(0, 1/in)) and B [rank, out]
+// (".lora_b", zero, so the fresh adapter computes what its base does).
+// Params lists A and B alone; the base's weights (Adapted.Frozen) take
+// no gradients and are loaded from the base's checkpoint.
+//
+// Distillation. Distill wraps a student and a teacher gpt: its loss mixes
+// the data's cross-entropy with T²·KL(teacher ‖ student) of both models'
+// distributions softened by the temperature T (tensor's SoftTargetKL);
+// its parameters are the student's, and the teacher's forward pass runs
+// on an inference tape, as deterministic as the rest.
+//
+// Inference. Generator decodes a gpt one token at a time with a cache of
+// keys and values, in float32 or with its matrices quantised to 8 or 4
+// bits per group (quant.go), the same bits on every machine;
+// QuantizeModel and NewGeneratorFromQuantized write and read a quantised
+// model as tensors of a checkpoint.
+//
 // Determinism: training is a pure function of the model config, the
 // optimizer config, the batches and the binary's kernels (see package
 // tensor); the same inputs give bit-identical parameters on every machine.
