@@ -317,10 +317,12 @@ func checkCID(k Kind, field string, c cid.Cid, required bool) error {
 }
 
 // checkSortedPeers checks that ps are valid, sorted and distinct.
+// The field's name is formatted only for an error: an Open lists every
+// member, and this runs for each message a peer receives.
 func checkSortedPeers(k Kind, field string, ps []string) error {
 	for i, p := range ps {
-		if err := checkPeer(k, fmt.Sprintf("%s[%d]", field, i), p); err != nil {
-			return err
+		if p == "" || len(p) > MaxPeerLen {
+			return checkPeer(k, fmt.Sprintf("%s[%d]", field, i), p)
 		}
 		if i > 0 && ps[i-1] >= p {
 			return msgErr(k, fmt.Sprintf("%s[%d]", field, i), "not sorted or repeated")
