@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shoal-network/shoal/checkpoint"
 	"github.com/shoal-network/shoal/gradient"
+	"github.com/shoal-network/shoal/node/engine"
 	"github.com/shoal-network/shoal/tracker/round"
 )
 
@@ -113,4 +115,27 @@ func parseTestSpec(t *testing.T, path string) *round.Spec {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// A round whose teacher does not fit beside its model in --max-memory is
+// refused once the teacher's header is known: 1.0 MiB of teacher (262,144
+// parameters) is 2 MiB more to hold.
+func TestTeacherFits(t *testing.T) {
+	spec := parseTestSpec(t, filepath.Join(roundTestdata, "builtin-gpt-tiny.yaml"))
+	s, err := checkpoint.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := s.Put(&checkpoint.Checkpoint{Tensors: []checkpoint.Tensor{{Name: "w", Shape: []int{512, 512}, Data: make([]float32, 512*512)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Teacher = &round.Teacher{Checkpoint: id, Temperature: 2, Mix: 0.5}
+	need := trainingMemory(engine.ModelConfig(spec), spec.Batch)
+	if err := teacherFits(s, spec, int64(need)+3<<20); err != nil {
+		t.Errorf("a teacher with room to spare: %v", err)
+	}
+	if err := teacherFits(s, spec, int64(need)+1<<20); err == nil || !strings.Contains(err.Error(), "with its teacher (262144 parameters)") {
+		t.Errorf("a teacher without room: %v", err)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-network/shoal/checkpoint"
 	"github.com/shoal-network/shoal/gradient/data"
 	"github.com/shoal-network/shoal/gradient/tokenizer"
 	"github.com/shoal-network/shoal/internal/bytesize"
@@ -179,6 +180,9 @@ func runNodeJoin(ctx context.Context, f *factory, o *nodeJoinOptions) error {
 	if err := fetchInputs(ctx, f.Err, h, store, spec, inviteIDs(inv)); err != nil {
 		return err
 	}
+	if err := teacherFits(store.Checkpoints(), spec, int64(o.net.MaxMemory)); err != nil {
+		return err
+	}
 	d, err := daemon.NewPeer(pc)
 	if err != nil {
 		return err
@@ -212,6 +216,34 @@ func modelFits(spec *round.Spec, maxMemory int64) error {
 	if need := trainingMemory(cfg, spec.Batch); need > float64(limit) {
 		return fmt.Errorf("round %s: training its model takes about %s of memory (%d parameters, batch %d), more than %s",
 			spec.ID(), bytesize.Format(need), params, spec.Batch, from)
+	}
+	return nil
+}
+
+// teacherFits refuses a round whose model and teacher together need more
+// memory than the node has: the teacher's checkpoint (fetched, in store)
+// is read whole and its model built beside it, 8 bytes per parameter,
+// on top of what training the round's model takes.
+func teacherFits(s *checkpoint.Store, spec *round.Spec, maxMemory int64) error {
+	if spec.Teacher == nil {
+		return nil
+	}
+	id := spec.Teacher.Checkpoint
+	h, err := s.Header(id)
+	if err != nil {
+		return fmt.Errorf("the round's teacher %s: %w", id, err)
+	}
+	var params int64
+	for _, t := range h.Tensors {
+		if !checkpoint.IsState(t.Name) {
+			params += checkpoint.NumValues(t.Shape)
+		}
+	}
+	limit, from := memoryLimit(maxMemory)
+	need := trainingMemory(engine.ModelConfig(spec), spec.Batch) + 8*float64(params)
+	if need > float64(limit) {
+		return fmt.Errorf("round %s: training its model with its teacher (%d parameters) takes about %s of memory, more than %s",
+			spec.ID(), params, bytesize.Format(need), from)
 	}
 	return nil
 }
