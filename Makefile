@@ -7,7 +7,7 @@ BENCHTIME ?= 1s
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build cross test test-noasm test-arm64 test-hf bench bench-net bench-protocol bench-torch bench-exchange demo fuzz lint clean
+.PHONY: all build cross test test-noasm test-arm64 test-hf bench bench-net bench-protocol bench-torch bench-blas bench-exchange demo fuzz lint clean
 
 all: build
 
@@ -49,6 +49,10 @@ bench-protocol:
 ## bench-torch: gpt-tiny training speed against PyTorch on this CPU (installs python3-torch)
 bench-torch:
 	scripts/bench-torch.sh
+
+## bench-blas: sgemm GFLOP/s of shoal and of OpenBLAS's fastest kernel for this CPU, side by side (installs libopenblas0-pthread)
+bench-blas:
+	scripts/bench-blas.sh
 
 ## bench-exchange: gradient exchange methods, bytes sent against final loss (several minutes)
 bench-exchange: build
