@@ -46,7 +46,7 @@ bench-protocol:
 	$(GO) test -run '^$$' -bench . -benchtime 3x -benchmem ./simulations/...
 	$(GO) test -run '^$$' -bench Coordinator -benchtime 2s ./tracker/group/
 
-## bench-torch: gpt-tiny training speed against PyTorch on this CPU (installs python3-torch)
+## bench-torch: gpt-tiny and gpt-small training speed against PyTorch on its fastest OpenBLAS kernel for this CPU (installs python3-torch)
 bench-torch:
 	scripts/bench-torch.sh
 

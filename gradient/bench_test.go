@@ -13,7 +13,7 @@ import (
 // with one thread and with two. allocs/op is the allocation count of a
 // whole step.
 func BenchmarkTrainStep(b *testing.B) {
-	for _, name := range []string{"gpt-tiny", "mlp"} {
+	for _, name := range []string{"gpt-tiny", "gpt-small", "mlp"} {
 		for _, threads := range []int{1, 2} {
 			b.Run(fmt.Sprintf("model=%s/threads=%d", name, threads), func(b *testing.B) {
 				cfg, _ := Preset(name)
