@@ -72,6 +72,22 @@
 // result is made canonical instead; kernels that must match this package
 // bit for bit on NaNs have to do the same.
 //
+// math.FMA is not needed: since p is exact, the float64 addition p + c
+// already is the single rounding math.FMA(float64(a), float64(b),
+// float64(c)) would give, and on machines without an FMA instruction
+// math.FMA is a slow software routine.
+//
+// # Speed
+//
+// The fast path is a product, an addition, two conversions and a test of
+// the low bits. The slow path is taken when the 28 low bits of the float64
+// sum are zero, which includes every sum that is a float32 value (short
+// operands, exact results) or a midpoint, and when the sum is not finite;
+// for operands with full random significands that is about one case in
+// 2^28. FMA32 itself is too large for the compiler to inline (the
+// call to the slow path alone costs most of the budget); a kernel that
+// needs it inlined can repeat the fast path and call FMA32 on the slow one.
+//
 // The Go specification lets a compiler fuse x*y + z into one fused
 // operation unless an explicit conversion rounds the product. The product
 // in FMA32 is written float64(float64(a) * float64(b)) for that reason,

@@ -297,8 +297,10 @@ func TestFMA32(t *testing.T) {
 
 // TestFMA32Bulk runs SHOAL_FMA_CASES cases (for example 1000000000)
 // against the integer reference, on SHOAL_FMA_WORKERS goroutines (default
-// 1), each with its own random stream. It is skipped when the variable is
-// not set.
+// 1), each with its own random stream, seeded from SHOAL_FMA_SEED (default
+// 0) and the goroutine's number. SHOAL_FMA_REF=big uses the math/big
+// reference instead, several times slower. It is skipped when
+// SHOAL_FMA_CASES is not set.
 func TestFMA32Bulk(t *testing.T) {
 	s := os.Getenv("SHOAL_FMA_CASES")
 	if s == "" {
@@ -315,6 +317,17 @@ func TestFMA32Bulk(t *testing.T) {
 			t.Fatalf("SHOAL_FMA_WORKERS=%q", w)
 		}
 	}
+	var seed uint64
+	if v := os.Getenv("SHOAL_FMA_SEED"); v != "" {
+		seed, err = strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("SHOAL_FMA_SEED=%q", v)
+		}
+	}
+	ref, refName := refInt, "integer"
+	if os.Getenv("SHOAL_FMA_REF") == "big" {
+		ref, refName = refBig, "math/big"
+	}
 	start := time.Now()
 	var mu sync.Mutex
 	var fails, done int64
@@ -323,7 +336,7 @@ func TestFMA32Bulk(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := rand.New(rand.NewPCG(uint64(w), 0x6d61646421))
+			r := rand.New(rand.NewPCG(uint64(w), 0x6d61646421^seed))
 			m := n / int64(workers)
 			if int64(w) < n%int64(workers) {
 				m++
@@ -332,11 +345,11 @@ func TestFMA32Bulk(t *testing.T) {
 			const chunk = 1 << 24
 			for i := int64(0); i < m; i++ {
 				a, b, c := genCase(r)
-				if !same32(FMA32(a, b, c), refInt(a, b, c)) {
+				if !same32(FMA32(a, b, c), ref(a, b, c)) {
 					f++
 					if f <= 10 {
 						mu.Lock()
-						checkCase(t, a, b, c, refInt)
+						checkCase(t, a, b, c, ref)
 						mu.Unlock()
 					}
 				}
@@ -355,8 +368,8 @@ func TestFMA32Bulk(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	t.Logf("%d cases on %d goroutines (GOMAXPROCS %d, %s/%s): %d failures in %v",
-		n, workers, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, fails, time.Since(start).Round(time.Millisecond))
+	t.Logf("%d cases, seed %d, %s reference, on %d goroutines (GOMAXPROCS %d, %s/%s): %d failures in %v",
+		n, seed, refName, workers, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, fails, time.Since(start).Round(time.Millisecond))
 	if fails != 0 {
 		t.Fatalf("%d failures", fails)
 	}

@@ -203,7 +203,7 @@ func (t *tiny) naive(a, b, c float64) float64 {
 	if r, ok := specialRule(a, b, c); ok {
 		return r
 	}
-	return t.narrow.round(t.wideOp(a*b + c))
+	return t.narrow.round(t.wideOp(float64(a*b) + c)) // exact: the values are short
 }
 
 // exact is the reference: the IEEE 754 rules for special operands, and
