@@ -11,9 +11,9 @@ func benchInputs(n int) (a, b, c []float32) {
 	r := rand.New(rand.NewPCG(3, 4))
 	a, b, c = make([]float32, n), make([]float32, n), make([]float32, n)
 	for i := range a {
-		a[i] = 2*r.Float32() - 1
-		b[i] = 2*r.Float32() - 1
-		c[i] = 2*r.Float32() - 1
+		a[i] = float32(2*r.Float32()) - 1
+		b[i] = float32(2*r.Float32()) - 1
+		c[i] = float32(2*r.Float32()) - 1
 	}
 	return a, b, c
 }

@@ -112,7 +112,7 @@ func genCase(r *rand.Rand) (a, b, c float32) {
 		// so that p + c has its 25th bit set and nothing below.
 		a = randFinite(r, -60, 60)
 		b = randFinite(r, -60, 60)
-		p := float64(a) * float64(b)
+		p := float64(float64(a) * float64(b)) // exact, and never fused
 		u := math.Float64bits(p)
 		mid := math.Float64frombits(u&^(1<<29-1) | 1<<28)
 		if r.IntN(4) == 0 {
@@ -142,7 +142,7 @@ func genCase(r *rand.Rand) (a, b, c float32) {
 		if math.Signbit(float64(a)) {
 			b = -b
 		}
-		p := float64(a) * float64(b)
+		p := float64(float64(a) * float64(b)) // exact, and never fused
 		switch r.IntN(3) {
 		case 0:
 			c = nudge(float32(threshold-p), r.IntN(3)-1)
