@@ -48,8 +48,8 @@
 //     x ≤ B < s would give s = RN64(x) ≤ RN64(B) = B < s, since RN64 is
 //     monotone and B is a float64; and B = s is excluded by the low bits.
 //     So x and s lie in the same interval of step 3. float32(s) is RN32(s).
-//  6. Otherwise TwoSum (six additions, exact without overflow) gives
-//     e = x - s exactly. If e = 0, s = x. If not, replace s by o = RO64(x),
+//  6. Otherwise TwoSum (five more additions and subtractions, exact since
+//     nothing overflows) gives e = x - s exactly. If e = 0, s = x. If not, replace s by o = RO64(x),
 //     x rounded to odd: of the two float64 values around x, the one with
 //     an odd last mantissa bit. The code truncates x towards zero (s, or
 //     the float64 next to s towards zero when e has the other sign) and
@@ -71,6 +71,11 @@
 // payload, but which operand's depends on the instruction form, so the
 // result is made canonical instead; kernels that must match this package
 // bit for bit on NaNs have to do the same.
+//
+// All of this assumes the default floating-point environment, which Go
+// programs run in: rounding to nearest, subnormals neither flushed to zero
+// nor read as zero. Assembly kernels that set FTZ or DAZ (x86 MXCSR) or FZ
+// (arm64 FPCR) would differ from FMA32 on subnormals.
 //
 // math.FMA is not needed: since p is exact, the float64 addition p + c
 // already is the single rounding math.FMA(float64(a), float64(b),

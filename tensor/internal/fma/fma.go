@@ -18,7 +18,8 @@ const lowMask = 1<<28 - 1
 // nearest with ties to even: IEEE 754 fusedMultiplyAdd in binary32. It is
 // pure Go, gives the same bits on every architecture, with or without the
 // noasm tag, and agrees with the VFMADD (x86) and FMADD/FMLA (arm64)
-// instructions on every result that is not a NaN.
+// instructions, in the default floating-point environment, on every result
+// that is not a NaN.
 //
 // Zeros, infinities, overflow and subnormal results follow IEEE 754: an
 // exact zero sum is +0 unless a*b and c are both -0; a nonzero result that
