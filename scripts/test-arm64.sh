@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Cross-architecture determinism: builds the kernel, data and model tests
 # for arm64 and runs them under qemu-user. The golden tests there (f32
-# values, generated data, the parameter hash after 20 training steps of
-# gpt-tiny and after a short distillation) must give the same bits as on
-# amd64.
+# values, FMA32 results, generated data, the parameter hash after 20
+# training steps of gpt-tiny and after a short distillation) must give the
+# same bits as on amd64.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QEMU=$(command -v qemu-aarch64-static || command -v qemu-aarch64 || true)
@@ -26,6 +26,7 @@ run() { # package, test pattern
 run tensor '.'
 run tensor/internal/f32 '.'
 run tensor/internal/gemm '.'
+run tensor/internal/fma '.'
 run gradient/data 'Golden|Task|Sample|Shards'
 run gradient 'TestGoldenTraining|TestGoldenDistillation|TestGoldenGeneration|TestGoldenQuantGeneration|TestQuantMatrix|TestInitDeterministic|TestSchedule|TestAdamW|TestNesterov'
 echo "arm64: same bits as amd64"
