@@ -24,6 +24,7 @@ const (
 //	sign[:chunk=C]                   C in [1, 2^20], default 256
 //	topk[:chunk=C,k=K,values=V]      C in [2, 2^20], K in [1, C], V fp16|int8|2bit; default 4096, 64, fp16
 //	dct-topk[:chunk=C,k=K,values=V]  C in [2, 1024], K in [1, C]; default 64, 8, fp16
+//	block-sign[:chunk=C,every=D]     C in [1, 2^20], D in [1, 2^20]; default 256, 4
 //
 // For example CanonicalCodec("topk:k=8") is "topk:chunk=4096,k=8,values=fp16".
 // An error says what is wrong without the package prefix, since the spec
