@@ -41,10 +41,10 @@ func CanonicalCodec(spec string) (string, error) {
 // form, every parameter explicit: aggregate.Parse(spec).Name(). The grammar,
 // defaults and ranges are those of aggregate.Parse:
 //
-//	mean
+//	mean[:partial=P]                   P true or false (the default)
 //	median
 //	trimmed-mean[:trim=T]              T in [0, 0.5), default 0.1
-//	norm-clip[:max=M]                  M > 0, or median (the default)
+//	norm-clip[:max=M,partial=P]        M > 0, or median (the default); P as for mean
 //	centered-clip[:tau=T,iters=N]      T > 0 or median (the default); N in [1, 100], default 3
 //
 // Numbers are written in the shortest form that reads back to the same
