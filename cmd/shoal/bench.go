@@ -22,9 +22,10 @@ func newCmdBench(f *factory) *cobra.Command {
 }
 
 type benchExchangeOptions struct {
-	cfg  exchange.Config
-	only string
-	json bool
+	cfg   exchange.Config
+	only  string
+	json  bool
+	quick bool
 }
 
 func newCmdBenchExchange(f *factory, runF func(*benchExchangeOptions) error) *cobra.Command {
@@ -39,13 +40,37 @@ synchronous baseline (fp32 gradients averaged every step).
 
 The methods: the synchronous baseline; DiLoCo (H inner AdamW steps, then the
 pseudo-gradients are aggregated and applied with Nesterov momentum) at H=10
-and H=50 in fp32; DiLoCo with every codec (error feedback on); and with a
-quarter of the workers Byzantine (sign-flipped ×10, or random noise of ten
-times the honest norm) under the mean and under each robust rule.`,
+and H=50 in fp32; DiLoCo with every codec (error feedback on), and sign at
+H=100; the sparse codecs (topk, block-sign) with the fixes that make them
+work: mean:partial=true, which averages each coordinate over the workers
+that sent it (the rule receives the sparse update), error feedback whose
+residual decays (× 1-decay before each encoding), or a residual kept in the
+worker's own parameters; and with a quarter of the workers Byzantine
+(sign-flipped ×10, or random noise of ten times the honest norm) under the
+mean and under each robust rule, fp32 and the best sparse codec. The
+attackers' updates pass through the codec, as a round's payloads must.
+
+--quick runs the same table on a small budget (4 workers × 100 steps) in a
+few minutes: for tests, not for comparing the methods.`,
 		Example: `  shoal bench exchange
-  shoal bench exchange --only 'sync|topk' --steps 100`,
+  shoal bench exchange --only 'sync|topk' --steps 100
+  shoal bench exchange --quick`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.quick {
+				// The preset gives way to any flag set explicitly.
+				q := exchange.QuickConfig()
+				fl := cmd.Flags()
+				if !fl.Changed("workers") {
+					o.cfg.Workers = q.Workers
+				}
+				if !fl.Changed("steps") {
+					o.cfg.Steps = q.Steps
+				}
+				if !fl.Changed("eval-batches") {
+					o.cfg.EvalBatches = q.EvalBatches
+				}
+			}
 			if o.only != "" {
 				if _, err := regexp.Compile(o.only); err != nil {
 					return fmt.Errorf("--only: %v", err)
@@ -69,6 +94,7 @@ times the honest norm) under the mean and under each robust rule.`,
 	fl.IntVar(&o.cfg.EvalBatches, "eval-batches", o.cfg.EvalBatches, "held-out batches for the final loss")
 	fl.StringVar(&o.only, "only", "", "run only the methods whose name matches this regular expression (the baseline always runs)")
 	fl.BoolVar(&o.json, "json", false, "print the rows as JSON")
+	fl.BoolVar(&o.quick, "quick", false, "a small preset for tests and smoke runs: 4 workers × 100 steps, 4 evaluation batches (a few minutes on 2 cores)")
 	return cmd
 }
 

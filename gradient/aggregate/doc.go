@@ -15,6 +15,13 @@
 // # Rules
 //
 //	mean                 Σ w_i·x_i / Σ w_i, weighted by samples.
+//	mean:partial=true    per coordinate, the weighted mean over the
+//	                     contributions that hold it: every dense one and
+//	                     the sparse ones that list it (Σ_{i∋j} w_i·x_ij /
+//	                     Σ_{i∋j} w_i; 0 where none does). A coordinate
+//	                     that few contributors sent is not diluted by the
+//	                     zeros of those that did not. With dense
+//	                     contributions only it is the mean, bit for bit.
 //	median               coordinate-wise median, unweighted; for an even
 //	                     count the mean of the two middle values.
 //	trimmed-mean:trim=t  coordinate-wise: drop the ⌊t·n⌋ largest and the
@@ -22,7 +29,9 @@
 //	                     (unweighted).
 //	norm-clip:max=b      scale each x_i with ‖x_i‖ > b down to norm b, then
 //	                     the weighted mean; max=median (or plain norm-clip)
-//	                     uses the median of the norms as b.
+//	                     uses the median of the norms as b; with
+//	                     partial=true the clipped mean is partial, as
+//	                     for mean.
 //	centered-clip:tau=τ,iters=L
 //	                     centered clipping (Karimireddy, He & Jaggi 2021),
 //	                     unweighted: L times v ← v + (1/n) Σ_i c_i·(x_i − v)
@@ -73,7 +82,9 @@
 //     computed start to finish by one goroutine, so the split does not
 //     matter. No map iteration affects a result.
 //
-// A sparse contribution gives the same bits as its dense form: the mean and
+// Except under partial=true, whose very point is to tell a listed entry
+// from an unlisted one, a sparse contribution gives the same bits as its
+// dense form: the mean and
 // norm-clip add only its listed entries (the zeros they skip could not
 // change a float64 sum that starts at +0, which never becomes -0), the
 // norms skip its zeros in the same lanes, and the median, trimmed mean and

@@ -63,11 +63,13 @@ func Parse(spec string) (Rule, error) {
 	name = strings.TrimSpace(name)
 	var known []string // parameter keys, in canonical order
 	switch name {
-	case "mean", "median":
+	case "mean":
+		known = []string{"partial"}
+	case "median":
 	case "trimmed-mean":
 		known = []string{"trim"}
 	case "norm-clip":
-		known = []string{"max"}
+		known = []string{"max", "partial"}
 	case "centered-clip":
 		known = []string{"tau", "iters"}
 	default:
@@ -113,9 +115,24 @@ func Parse(spec string) (Rule, error) {
 		}
 		return f, nil
 	}
+	// partial reads partial=true or partial=false (the default).
+	partial := func() (bool, error) {
+		switch v := kv["partial"]; v {
+		case "", "false":
+			return false, nil
+		case "true":
+			return true, nil
+		default:
+			return false, fmt.Errorf("aggregate: %s: partial=%q: want true or false", name, v)
+		}
+	}
 	switch name {
 	case "mean":
-		return Mean{}, nil
+		p, err := partial()
+		if err != nil {
+			return nil, err
+		}
+		return Mean{Partial: p}, nil
 	case "median":
 		return Median{}, nil
 	case "trimmed-mean":
@@ -136,7 +153,11 @@ func Parse(spec string) (Rule, error) {
 		if err != nil {
 			return nil, err
 		}
-		return NormClip{Max: m}, nil
+		p, err := partial()
+		if err != nil {
+			return nil, err
+		}
+		return NormClip{Max: m, Partial: p}, nil
 	default: // centered-clip
 		tau, err := positive("tau")
 		if err != nil {

@@ -104,23 +104,25 @@ func (e *FormatError) Error() string {
 
 // Codec identifiers on the wire.
 const (
-	idFP32    = 1
-	idFP16    = 2
-	idBF16    = 3
-	idInt8    = 4
-	idTopK    = 5
-	idSign    = 6
-	idDCTTopK = 7
+	idFP32      = 1
+	idFP16      = 2
+	idBF16      = 3
+	idInt8      = 4
+	idTopK      = 5
+	idSign      = 6
+	idDCTTopK   = 7
+	idBlockSign = 8
 )
 
 var codecNames = [...]string{
-	idFP32:    "fp32",
-	idFP16:    "fp16",
-	idBF16:    "bf16",
-	idInt8:    "int8",
-	idTopK:    "topk",
-	idSign:    "sign",
-	idDCTTopK: "dct-topk",
+	idFP32:      "fp32",
+	idFP16:      "fp16",
+	idBF16:      "bf16",
+	idInt8:      "int8",
+	idTopK:      "topk",
+	idSign:      "sign",
+	idDCTTopK:   "dct-topk",
+	idBlockSign: "block-sign",
 }
 
 // Value encodings of topk and dct-topk on the wire.
@@ -135,8 +137,8 @@ var valueNames = [...]string{valFP16: "fp16", valInt8: "int8", val2Bit: "2bit"}
 // codec implements every Codec; id selects the algorithm.
 type codec struct {
 	id     byte
-	chunk  int  // int8 block; sign, topk and dct-topk chunk
-	k      int  // topk, dct-topk
+	chunk  int  // int8 block; sign, block-sign, topk and dct-topk chunk
+	k      int  // topk, dct-topk; block-sign: one chunk in every k is sent
 	values byte // topk, dct-topk
 	ibits  uint // bits per index: ceil(log2 chunk)
 	basis  *dctBasis
@@ -168,6 +170,8 @@ func (c *codec) String() string {
 		return "int8:block=" + strconv.Itoa(c.chunk)
 	case idSign:
 		return "sign:chunk=" + strconv.Itoa(c.chunk)
+	case idBlockSign:
+		return fmt.Sprintf("block-sign:chunk=%d,every=%d", c.chunk, c.k)
 	case idTopK, idDCTTopK:
 		return fmt.Sprintf("%s:chunk=%d,k=%d,values=%s", c.Name(), c.chunk, c.k, valueNames[c.values])
 	}
@@ -182,13 +186,14 @@ func (c *codec) String() string {
 //	sign[:chunk=C]                            C in [1, 2^20], default 256
 //	topk[:chunk=C,k=K,values=V]               C in [2, 2^20], K in [1, C], V fp16|int8|2bit; default 4096, 64, fp16
 //	dct-topk[:chunk=C,k=K,values=V]           C in [2, 1024], K in [1, C]; default 64, 8, fp16
+//	block-sign[:chunk=C,every=D]              C in [1, 2^20], D in [1, 2^20]; default 256, 4
 //
 // Spaces around the name, keys and values are ignored; numbers are
 // unsigned decimal integers. Parameters may come in any order; String
 // writes them all, in the order above. Errors read "codec: " followed by
 // what is wrong, for example
 //
-//	codec: unknown codec "gzip" (known: fp32, fp16, bf16, int8, sign, topk, dct-topk)
+//	codec: unknown codec "gzip" (known: fp32, fp16, bf16, int8, sign, topk, dct-topk, block-sign)
 //	codec: topk: k=9000 out of range [1, chunk=4096]
 func Parse(spec string) (Codec, error) {
 	name, args, hasArgs := strings.Cut(spec, ":")
@@ -215,8 +220,10 @@ func Parse(spec string) (Codec, error) {
 		id, keys, chunk, k, values = idTopK, []string{"chunk", "k", "values"}, 4096, 64, valFP16
 	case "dct-topk":
 		id, keys, chunk, k, values = idDCTTopK, []string{"chunk", "k", "values"}, 64, 8, valFP16
+	case "block-sign":
+		id, keys, chunk, k = idBlockSign, []string{"chunk", "every"}, 256, 4
 	default:
-		return nil, fmt.Errorf("codec: unknown codec %q (known: fp32, fp16, bf16, int8, sign, topk, dct-topk)", name)
+		return nil, fmt.Errorf("codec: unknown codec %q (known: fp32, fp16, bf16, int8, sign, topk, dct-topk, block-sign)", name)
 	}
 	// The parameters are read in three passes, the syntax, then the keys,
 	// then the values in canonical order, so that of several problems the
@@ -254,7 +261,7 @@ func Parse(spec string) (Codec, error) {
 		if err != nil {
 			return nil, fmt.Errorf("codec: %s: %s=%q is not a decimal integer", name, key, val)
 		}
-		if key == "k" {
+		if key == "k" || key == "every" {
 			k = int(n)
 		} else {
 			chunk = int(n)
@@ -290,6 +297,13 @@ func checkParams(id byte, chunk, k int, values byte) (field, msg string) {
 		if chunk < 1 || chunk > MaxChunk {
 			return "chunk", fmt.Sprintf("%d out of range [1, %d]", chunk, MaxChunk)
 		}
+	case idBlockSign:
+		if chunk < 1 || chunk > MaxChunk {
+			return "chunk", fmt.Sprintf("%d out of range [1, %d]", chunk, MaxChunk)
+		}
+		if k < 1 || k > MaxChunk {
+			return "every", fmt.Sprintf("%d out of range [1, %d]", k, MaxChunk)
+		}
 	case idTopK, idDCTTopK:
 		hi := MaxChunk
 		if id == idDCTTopK {
@@ -315,6 +329,8 @@ func (c *codec) paramsLen() int {
 		return 4
 	case idTopK, idDCTTopK:
 		return 9
+	case idBlockSign:
+		return 8
 	}
 	return 0
 }
@@ -327,6 +343,9 @@ func (c *codec) putParams(b []byte) {
 		binary.LittleEndian.PutUint32(b, uint32(c.chunk))
 		binary.LittleEndian.PutUint32(b[4:], uint32(c.k))
 		b[8] = c.values
+	case idBlockSign:
+		binary.LittleEndian.PutUint32(b, uint32(c.chunk))
+		binary.LittleEndian.PutUint32(b[4:], uint32(c.k))
 	}
 }
 
@@ -350,7 +369,7 @@ func readPrefix(b []byte) (*codec, int, error) {
 		return nil, 0, &FormatError{"", "version", fmt.Sprintf("unsupported format version %d", b[0])}
 	}
 	id := b[1]
-	if id < idFP32 || id > idDCTTopK {
+	if id < idFP32 || id > idBlockSign {
 		return nil, 0, &FormatError{"", "codec", fmt.Sprintf("unknown codec ID %d", id)}
 	}
 	name := codecNames[id]
@@ -372,6 +391,13 @@ func readPrefix(b []byte) (*codec, int, error) {
 		k = int(binary.LittleEndian.Uint32(b[n+4:]))
 		values = b[n+8]
 		n += 9
+	case idBlockSign:
+		if len(b) < n+8 {
+			return nil, 0, &FormatError{name, "params", "truncated"}
+		}
+		chunk = int(binary.LittleEndian.Uint32(b[n:]))
+		k = int(binary.LittleEndian.Uint32(b[n+4:]))
+		n += 8
 	}
 	if f, msg := checkParams(id, chunk, k, values); msg != "" {
 		if f == "block" {
@@ -555,6 +581,8 @@ func (c *codec) bodyLen(n int) int {
 			l += 4 + (rem+7)/8
 		}
 		return l
+	case idBlockSign:
+		return c.blockSignLen(n)
 	default: // idTopK, idDCTTopK
 		full, rem := n/c.chunk, n%c.chunk
 		l := full * c.recordLen(min(c.k, c.chunk))
@@ -581,6 +609,8 @@ func (c *codec) encodeBody(e *encoder, dst []byte, d, r []float32) {
 		c.encodeTopK(e, dst, d, r)
 	case idDCTTopK:
 		c.encodeDCT(e, dst, d, r)
+	case idBlockSign:
+		c.encodeBlockSign(e, dst, d, r)
 	}
 }
 
@@ -600,6 +630,8 @@ func (c *codec) decodeBody(d *decoder, src []byte, out []float32) (field, msg st
 		return c.decodeSign(src, out)
 	case idTopK:
 		return c.decodeTopK(d, src, out)
+	case idBlockSign:
+		return c.decodeBlockSign(d, src, out)
 	default:
 		return c.decodeDCT(d, src, out)
 	}

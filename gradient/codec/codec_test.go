@@ -51,7 +51,7 @@ func TestParse(t *testing.T) {
 // exactFeedback lists the codecs whose residual' + decoded == x exactly.
 func exactFeedback(c *codec) bool {
 	switch c.id {
-	case idSign, idDCTTopK:
+	case idSign, idDCTTopK, idBlockSign:
 		return false
 	case idTopK:
 		return c.values != val2Bit
@@ -209,6 +209,53 @@ func checkBound(t *testing.T, c *codec, b []byte, delta []Tensor, xs [][]float32
 					y := out[i].Data[base+j]
 					if float32(math.Abs(float64(y))) != s || signbit(x) != signbit(y) {
 						fail(i, base+j, x, y, "sign: want ±mean|x| with the sign of x")
+					}
+				}
+			}
+		}
+	case idBlockSign:
+		// A reference selection: scales as for sign, the m chunks of
+		// largest L·s², ties to the lower chunk, by a plain sort.
+		for i := range xs {
+			type cand struct {
+				ci   int
+				s    float32
+				gain float64
+			}
+			var cs []cand
+			for base := 0; base < len(xs[i]); base += c.chunk {
+				blk := xs[i][base:min(base+c.chunk, len(xs[i]))]
+				var sum float64
+				for _, x := range blk {
+					sum += math.Abs(float64(x))
+				}
+				s := float32(sum / float64(len(blk)))
+				cs = append(cs, cand{base / c.chunk, s, float64(s) * float64(s) * float64(len(blk))})
+			}
+			m := (len(cs) + c.k - 1) / c.k
+			sorted := slices.Clone(cs)
+			slices.SortStableFunc(sorted, func(a, b cand) int {
+				if a.gain > b.gain {
+					return -1
+				}
+				if a.gain < b.gain {
+					return 1
+				}
+				return 0
+			})
+			sent := make([]bool, len(cs))
+			for _, cd := range sorted[:m] {
+				sent[cd.ci] = true
+			}
+			for _, cd := range cs {
+				base := cd.ci * c.chunk
+				for j, x := range xs[i][base:min(base+c.chunk, len(xs[i]))] {
+					y := out[i].Data[base+j]
+					switch {
+					case !sent[cd.ci] && math.Float32bits(y) != 0:
+						fail(i, base+j, x, y, "unsent chunk does not decode to +0")
+					case sent[cd.ci] && (float32(math.Abs(float64(y))) != cd.s || signbit(x) != signbit(y)):
+						fail(i, base+j, x, y, "block-sign: want ±mean|x| with the sign of x in a chunk of largest gain")
 					}
 				}
 			}

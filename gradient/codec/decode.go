@@ -3,10 +3,48 @@ package codec
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 )
 
 // Decode implements Codec.
 func (c *codec) Decode(b []byte, lim Limits) ([]Tensor, error) {
+	return c.decode(b, lim, nil)
+}
+
+// DecodeSupport decodes b as c.Decode does and also tells which elements
+// the encoding sent. For topk and block-sign, which send only some
+// elements of each tensor, sparse is true and index lists the sent
+// elements in increasing order, numbered across the tensors concatenated
+// in order (an element sent with the value zero is listed: it was sent).
+// For the other codecs, which send every element (dct-topk sends
+// coefficients, and its decoded update is dense), sparse is false and
+// index is nil. An update of 2^32 elements or more cannot be numbered by
+// uint32 and is rejected for a sparse codec. The index costs at most 4
+// bytes per decoded element.
+func DecodeSupport(c Codec, b []byte, lim Limits) (ts []Tensor, index []uint32, sparse bool, err error) {
+	cc, ok := c.(*codec)
+	if !ok {
+		return nil, nil, false, fmt.Errorf("codec: DecodeSupport of a %T, not a codec of this package", c)
+	}
+	if cc.id != idTopK && cc.id != idBlockSign {
+		ts, err = cc.decode(b, lim, nil)
+		return ts, nil, false, err
+	}
+	sup := &support{index: []uint32{}}
+	ts, err = cc.decode(b, lim, sup)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	return ts, sup.index, true, nil
+}
+
+// support collects the flat indices of the sent elements while decoding.
+type support struct {
+	index []uint32
+	off   int // flat index of the current tensor's first element
+}
+
+func (c *codec) decode(b []byte, lim Limits, sup *support) ([]Tensor, error) {
 	name := c.Name()
 	h, off, err := readPrefix(b)
 	if err != nil {
@@ -65,8 +103,15 @@ func (c *codec) Decode(b []byte, lim Limits) ([]Tensor, error) {
 		}
 		return nil, &FormatError{name, "length", msg}
 	}
+	if sup != nil && total > math.MaxUint32 {
+		return nil, &FormatError{name, "elements", fmt.Sprintf("%d elements cannot be indexed by uint32", total)}
+	}
 	data := make([]float32, total)
 	d := c.newDecoder(maxN)
+	if d == nil {
+		d = &decoder{}
+	}
+	d.sup = sup
 	for i := range ts {
 		n := 1
 		for _, x := range ts[i].Shape {
@@ -79,6 +124,9 @@ func (c *codec) Decode(b []byte, lim Limits) ([]Tensor, error) {
 			return nil, &FormatError{name, fmt.Sprintf("tensor[%d].%s", i, field), msg}
 		}
 		off += bl
+		if sup != nil {
+			sup.off += n
+		}
 		ts[i].Data = out
 	}
 	return ts, nil

@@ -16,12 +16,17 @@
 //	dct-topk:chunk=C,k=K,values=V
 //	                           per chunk of C, orthonormal DCT-II, then the K largest |coefficients|,
 //	                           sent like topk; decoding applies the inverse DCT
+//	block-sign:chunk=C,every=D of the chunks of C of each tensor, the ceil(chunks/D) of
+//	                           largest L·s² sent as sign (s = mean |x|, L the length), the others not
 //
 // Parse documents the ranges and defaults of the parameters; String gives a
 // codec's canonical spec. Every tensor is flattened (row-major) and split
 // into blocks or chunks on its own; the last one of a tensor may be
 // shorter, in which case topk and dct-topk send min(K, length) entries and
 // dct-topk uses the DCT of that length.
+//
+// topk and block-sign send only some elements; DecodeSupport lists them,
+// so that an aggregation rule can tell an unsent element from a sent zero.
 //
 // # Contract
 //
@@ -36,8 +41,9 @@
 // what Decode returns for the encoding (bit for bit). For fp32, fp16, bf16,
 // int8 and topk with fp16 or int8 values this subtraction is exact (y is 0
 // or within a factor of two of x), so residual' + y == x exactly; the one
-// exception is fp16 saturation of |x| >= 2^29. For sign, topk with 2bit
-// values and dct-topk, residual' is x - y rounded once:
+// exception is fp16 saturation of |x| >= 2^29. For sign, block-sign, topk
+// with 2bit values and dct-topk, residual' is x - y rounded once (exactly
+// x where nothing was sent):
 // |residual' + y - x| <= 2^-24·|x - y|.
 //
 // Decode never panics. It rejects, with a *FormatError naming the field,
@@ -77,6 +83,7 @@
 //	int8      |y - x| <= (1/2 + 2^-16)·s, s = absmax/127 of the block (float32); a block
 //	          whose s would be below 2^-126 is sent as zeros (s = 0).
 //	sign      y = ±s, s = mean |x| over the chunk, with the sign bit of x.
+//	block-sign  sent chunks as sign; unsent: y = +0 and residual' = x exactly.
 //	topk      unsent: y = +0 and residual' = x exactly. Sent: fp16 as above; int8 as
 //	          above with s = max |sent|/127 per chunk; 2bit y = ±lo or ±hi (see below).
 //	dct-topk  ||y - x||₂ equals, up to float32 rounding, the norm of the unsent
@@ -87,12 +94,13 @@
 // All integers are little-endian; floats are IEEE-754 bit patterns.
 //
 //	u8   version = 1
-//	u8   codec ID: 1 fp32, 2 fp16, 3 bf16, 4 int8, 5 topk, 6 sign, 7 dct-topk
+//	u8   codec ID: 1 fp32, 2 fp16, 3 bf16, 4 int8, 5 topk, 6 sign, 7 dct-topk, 8 block-sign
 //	     parameters:
 //	       fp32, fp16, bf16:   none
 //	       int8:               u32 block
 //	       sign:               u32 chunk
 //	       topk, dct-topk:     u32 chunk, u32 k, u8 values (1 fp16, 2 int8, 3 2bit)
+//	       block-sign:         u32 chunk, u32 every
 //	u32  number of tensors T
 //	T ×  tensor header:  u16 name length, name bytes, u8 rank, rank × u32 dimension
 //	T ×  tensor body, in the same order; n below is the tensor's element count
@@ -133,6 +141,15 @@
 //	          For dct-topk they are the DCT-II coefficients of the chunk (of length L);
 //	          the chunk decodes to the inverse DCT of the sent coefficients.
 //
+//	block-sign
+//	          with nc = ceil(n/C) chunks and m = ceil(nc/D) of them sent: a map of
+//	          ceil(nc/8) bytes, bit c (byte c/8, bit c%8, least significant first) set
+//	          if chunk c is sent, exactly m bits set, padding zero; then per sent
+//	          chunk, in increasing order, a record of f32 scale (as for sign) and
+//	          ceil(C/8) bytes of sign bits as for sign, bits past the chunk's length
+//	          L (a tensor's last chunk may be shorter) zero. The body's length
+//	          depends on n alone. Unsent chunks decode to +0.
+//
 // How the encoder computes what it sends, so that every implementation
 // produces the same bytes:
 //
@@ -140,6 +157,9 @@
 //     2^-126; q = round-half-even(x/s), the division in float32.
 //   - sign scale: the sum of |x| over the chunk in float64, in index order,
 //     divided by L in float64, rounded to float32; bit = sign bit of x.
+//   - block-sign: each chunk's scale s as for sign, its gain
+//     float64(s)·float64(s)·L in float64 (products only); the m chunks of
+//     largest gain, ties to the lower chunk index.
 //   - top-k: the m entries of largest magnitude, ties to the lower index;
 //     for int8 values s = max |sent|/127 as above.
 //   - 2bit levels: with m the mean of the sent magnitudes (float64, in index

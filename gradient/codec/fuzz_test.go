@@ -23,13 +23,14 @@ func heapAllocated() uint64 {
 	return allocSample[0].Value.Uint64()
 }
 
-func FuzzDecodeFP32(f *testing.F)    { fuzzDecode(f, "fp32") }
-func FuzzDecodeFP16(f *testing.F)    { fuzzDecode(f, "fp16") }
-func FuzzDecodeBF16(f *testing.F)    { fuzzDecode(f, "bf16") }
-func FuzzDecodeInt8(f *testing.F)    { fuzzDecode(f, "int8") }
-func FuzzDecodeSign(f *testing.F)    { fuzzDecode(f, "sign") }
-func FuzzDecodeTopK(f *testing.F)    { fuzzDecode(f, "topk") }
-func FuzzDecodeDCTTopK(f *testing.F) { fuzzDecode(f, "dct-topk") }
+func FuzzDecodeFP32(f *testing.F)      { fuzzDecode(f, "fp32") }
+func FuzzDecodeFP16(f *testing.F)      { fuzzDecode(f, "fp16") }
+func FuzzDecodeBF16(f *testing.F)      { fuzzDecode(f, "bf16") }
+func FuzzDecodeInt8(f *testing.F)      { fuzzDecode(f, "int8") }
+func FuzzDecodeSign(f *testing.F)      { fuzzDecode(f, "sign") }
+func FuzzDecodeTopK(f *testing.F)      { fuzzDecode(f, "topk") }
+func FuzzDecodeDCTTopK(f *testing.F)   { fuzzDecode(f, "dct-topk") }
+func FuzzDecodeBlockSign(f *testing.F) { fuzzDecode(f, "block-sign") }
 
 // fuzzDecode decodes arbitrary bytes with a codec of the given name (the
 // parameters the input's header declares if it is such a codec). It checks

@@ -33,6 +33,8 @@ var goldenSpecs = []string{
 	"dct-topk:chunk=8,k=3,values=int8",
 	"dct-topk:chunk=8,k=3,values=2bit",
 	"dct-topk:chunk=64,k=8,values=fp16",
+	"block-sign:chunk=4,every=2",
+	"block-sign:chunk=256,every=4",
 }
 
 // goldenValues returns n values from an integer hash, each an exact

@@ -31,6 +31,10 @@ var testSpecs = []string{
 	"dct-topk:chunk=64,k=8,values=2bit",
 	"dct-topk:chunk=7,k=7,values=fp16",
 	"dct-topk:chunk=2,k=1,values=int8",
+	"block-sign:chunk=256,every=4",
+	"block-sign:chunk=13,every=3",
+	"block-sign:chunk=1,every=2",
+	"block-sign:chunk=64,every=1",
 }
 
 // testShapes are odd on purpose: a scalar, size 1, an empty tensor, sizes

@@ -8,7 +8,7 @@ import (
 // TestParseSpecs checks what Parse accepts, the canonical form it gives
 // and what its errors say.
 func TestParseSpecs(t *testing.T) {
-	const known = "(known: fp32, fp16, bf16, int8, sign, topk, dct-topk)"
+	const known = "(known: fp32, fp16, bf16, int8, sign, topk, dct-topk, block-sign)"
 	for _, c := range []struct{ in, want, err string }{
 		{"fp32", "fp32", ""},
 		{"fp16", "fp16", ""},

@@ -29,7 +29,7 @@ type encoder struct {
 // elements.
 func (c *codec) newEncoder(maxN int) *encoder {
 	n := min(c.chunk, maxN)
-	if c.id == idSign {
+	if c.id == idSign || c.id == idBlockSign {
 		return &encoder{x: make([]float32, n)}
 	}
 	if c.id != idTopK && c.id != idDCTTopK {
@@ -55,6 +55,7 @@ type decoder struct {
 	sel []int32
 	yv  []float32
 	row []float32
+	sup *support // if non-nil, collects the sent elements (topk, block-sign)
 }
 
 // newDecoder sizes the scratch buffers for tensors of at most maxN
@@ -349,6 +350,11 @@ func (c *codec) decodeTopK(d *decoder, src []byte, out []float32) (string, strin
 		src = src[rl:]
 		for i, j := range d.sel[:kk] {
 			out[base+int(j)] = d.yv[i]
+		}
+		if d.sup != nil {
+			for _, j := range d.sel[:kk] {
+				d.sup.index = append(d.sup.index, uint32(d.sup.off+base+int(j)))
+			}
 		}
 	}
 	return "", ""

@@ -6,6 +6,14 @@
 // aggregation rule and an outer Nesterov step), optionally with some
 // workers Byzantine. Every run is deterministic: the same configuration
 // gives the same table.
+//
+// A sparse codec's update reaches the rule as a sparse vector, so that
+// mean:partial=true can average a coordinate over the workers that sent
+// it: under the plain mean, a coordinate one worker of eight sent moves by
+// an eighth of its value. Error feedback can decay (Method.Decay): a
+// worker restarts every outer step from the global parameters and learns
+// again, in its next pseudo-gradient, much of what it has not yet sent, so
+// a residual kept whole counts that part twice.
 package exchange
 
 import (
@@ -42,6 +50,16 @@ func DefaultConfig() Config {
 	return Config{Model: "gpt-tiny", Workers: 8, Steps: 800, Batch: 4, LR: 6e-3, OuterLR: 0.7, OuterMomentum: 0.5, Seed: 1, EvalBatches: 16}
 }
 
+// QuickConfig is DefaultConfig scaled down for tests and smoke runs (the
+// whole table in a few minutes on two cores): 4 workers × 100 steps and 4
+// evaluation batches. Its figures show that every method runs, not how
+// the methods compare at full budget.
+func QuickConfig() Config {
+	c := DefaultConfig()
+	c.Workers, c.Steps, c.EvalBatches = 4, 100, 4
+	return c
+}
+
 // Method is one row of the experiment.
 type Method struct {
 	Name      string
@@ -51,6 +69,13 @@ type Method struct {
 	Rule      string // aggregation rule spec (DiLoCo; default "mean")
 	Byzantine int    // workers 0..Byzantine-1 are Byzantine
 	Attack    string // "sign-flip" (−10× their honest update) or "noise" (random, 10× the honest norm)
+	// Decay weakens error feedback: before each encoding a worker's
+	// residual is multiplied by 1-Decay (0 keeps it whole, 1 drops it).
+	Decay float32
+	// Local keeps what a worker has not sent in its own parameters
+	// rather than adding it to the next pseudo-gradient: the worker
+	// resumes from global - residual.
+	Local bool
 }
 
 // Row is the measured outcome of a method.
@@ -62,9 +87,11 @@ type Row struct {
 }
 
 // Methods returns the experiment's rows: the synchronous baseline, DiLoCo
-// at H=10 and H=50 with raw fp32, DiLoCo H=50 with each codec, and a
-// quarter of the workers Byzantine under the mean and under each robust
-// rule.
+// at H=10 and H=50 with raw fp32, DiLoCo H=50 with each codec, sign at
+// H=100, the sparse codecs with partial averaging and decaying or local
+// error feedback, and a quarter of the workers Byzantine under the mean
+// and under each robust rule (fp32), and under the partial mean and
+// partial norm clipping (top-k with 2-bit values).
 func Methods(workers int) []Method {
 	ms := []Method{
 		{Name: "sync fp32", Sync: true},
@@ -74,6 +101,33 @@ func Methods(workers int) []Method {
 	for _, c := range []string{"fp16", "bf16", "int8", "topk:values=fp16", "topk:values=int8", "topk:values=2bit", "sign", "dct-topk"} {
 		ms = append(ms, Method{Name: "diloco H=50 " + c, H: 50, Codec: c})
 	}
+	// Fewer outer steps cost more than compression does: sign at H=100
+	// halves the bytes of sign at H=50 and loses far more.
+	ms = append(ms, Method{Name: "diloco H=100 sign", H: 100, Codec: "sign"})
+	// Sparse updates: averaging each coordinate over the workers that sent
+	// it, decaying the error feedback (or keeping the residual in the
+	// worker's parameters), each alone and together; block-sign.
+	for _, x := range []struct {
+		c, r  string
+		decay float32
+		local bool
+	}{
+		{"topk:values=2bit", "mean:partial=true", 0, false},
+		{"topk:values=2bit", "mean", 0.5, false},
+		{"topk:values=2bit", "mean:partial=true", 0.5, false},
+		{"topk:values=2bit", "mean:partial=true", 0.25, false},
+		{"topk:values=2bit", "mean:partial=true", 0.75, false},
+		{"topk:values=2bit", "mean", 0, true},
+		{"topk:values=2bit", "mean:partial=true", 0, true},
+		{"block-sign", "mean", 0, false},
+		{"block-sign", "mean", 0.5, false},
+		{"block-sign", "mean:partial=true", 0, false},
+		{"block-sign", "mean:partial=true", 0.5, false},
+		{"block-sign", "mean", 0, true},
+		{"block-sign", "mean:partial=true", 0, true},
+	} {
+		ms = append(ms, sparseMethod(x.c, x.r, x.decay, x.local, 0, ""))
+	}
 	if workers >= 4 {
 		byz := workers / 4
 		for _, attack := range []string{"sign-flip", "noise"} {
@@ -82,8 +136,33 @@ func Methods(workers int) []Method {
 					H: 50, Codec: "fp32", Rule: rule, Byzantine: byz, Attack: attack})
 			}
 		}
+		for _, attack := range []string{"sign-flip", "noise"} {
+			for _, rule := range []string{"mean:partial=true", "norm-clip:partial=true"} {
+				ms = append(ms, sparseMethod("topk:values=2bit", rule, 0.5, false, byz, attack))
+			}
+		}
 	}
 	return ms
+}
+
+// sparseMethod is a DiLoCo H=50 row of a sparse codec, named after what
+// differs from the defaults: "diloco H=50 CODEC[, RULE][, decay D][, local
+// residual][, B byzantine ATTACK]".
+func sparseMethod(codecSpec, rule string, decay float32, local bool, byz int, attack string) Method {
+	name := "diloco H=50 " + codecSpec
+	if rule != "mean" {
+		name += ", " + rule
+	}
+	if decay != 0 {
+		name += fmt.Sprintf(", decay %g", decay)
+	}
+	if local {
+		name += ", local residual"
+	}
+	if byz > 0 {
+		name += fmt.Sprintf(", %d byzantine %s", byz, attack)
+	}
+	return Method{Name: name, H: 50, Codec: codecSpec, Rule: rule, Decay: decay, Local: local, Byzantine: byz, Attack: attack}
 }
 
 // Data is an experiment's training and evaluation text.
@@ -235,9 +314,15 @@ func runDiLoCo(c Config, m Method, d Data) (Row, error) {
 			return Row{}, err
 		}
 		for k := 0; k < m.Byzantine; k++ {
-			contribs[k].Dense = attack(m.Attack, contribs[k].Dense, noise)
-			sum := sha256.Sum256(f32bytes(contribs[k].Dense))
-			contribs[k].ID = hex.EncodeToString(sum[:])
+			// A round decodes every payload with the round's codec, so an
+			// attacker's update reaches the rule in the codec's form (for
+			// a sparse codec, only as many elements as an honest one
+			// sends): encode it, without error feedback.
+			c, err := contribution(cd, specs, attack(m.Attack, contribs[k].Dense, noise), nil, gp)
+			if err != nil {
+				return Row{}, fmt.Errorf("exchange: %s: byzantine worker %d: %v", m.Name, k, err)
+			}
+			contribs[k].Dense, contribs[k].Sparse, contribs[k].ID = c.Dense, c.Sparse, c.ID
 		}
 		if _, err := rule.Aggregate(agg, aggregate.Canonical(contribs)); err != nil {
 			return Row{}, fmt.Errorf("exchange: %s: %v", m.Name, err)
@@ -256,6 +341,19 @@ func runDiLoCo(c Config, m Method, d Data) (Row, error) {
 func workerRound(c Config, m Method, d Data, wk *worker, k, s0, h int, gp []gradient.Param, base []float32, cd codec.Codec, specs []codec.TensorSpec) (aggregate.Contribution, error) {
 	wp := wk.model.Params()
 	gradient.CopyParams(wp, gp)
+	if m.Local && k >= m.Byzantine {
+		// The worker resumes from the global parameters minus what it
+		// learned but has not sent (pseudo-gradients point downhill, so
+		// its own parameters were global - residual): its next
+		// pseudo-gradient then holds the residual already, and it does
+		// not learn again what it already learned.
+		for i, p := range wp {
+			for j, r := range wk.residual[i] {
+				p.Data[j] -= r
+			}
+			clear(wk.residual[i])
+		}
+	}
 	ctx := wk.model.Config().Ctx
 	if len(wk.tok) == 0 {
 		wk.tok = make([]int32, c.Batch*(ctx+1))
@@ -267,24 +365,60 @@ func workerRound(c Config, m Method, d Data, wk *worker, k, s0, h int, gp []grad
 		}
 	}
 	wk.delta = gradient.PseudoGradient(wk.delta, base, wp)
-	update := wk.delta
-	if k >= m.Byzantine {
-		enc, err := cd.Encode(splitTensors(wk.delta, gp), wk.residual)
-		if err != nil {
-			return aggregate.Contribution{}, err
-		}
-		wk.bytes += int64(len(enc))
-		dec, err := cd.Decode(enc, codec.Limits{Expect: specs})
-		if err != nil {
-			return aggregate.Contribution{}, fmt.Errorf("exchange: %s: decoding worker %d: %v", m.Name, k, err)
-		}
-		update = joinTensors(dec, len(base))
+	out := aggregate.Contribution{Peer: fmt.Sprintf("worker-%03d", k), Weight: float64(h * c.Batch), Dense: wk.delta}
+	if k < m.Byzantine {
+		return out, nil // the caller replaces it by the attack
 	}
-	sum := sha256.Sum256(f32bytes(update))
-	return aggregate.Contribution{
-		Peer: fmt.Sprintf("worker-%03d", k), ID: hex.EncodeToString(sum[:]),
-		Weight: float64(h * c.Batch), Dense: update,
-	}, nil
+	if m.Decay != 0 {
+		keep := 1 - m.Decay
+		for _, r := range wk.residual {
+			for j, v := range r {
+				r[j] = float32(keep * v)
+			}
+		}
+	}
+	enc, err := contribution(cd, specs, wk.delta, wk.residual, gp)
+	if err != nil {
+		return aggregate.Contribution{}, fmt.Errorf("exchange: %s: worker %d: %v", m.Name, k, err)
+	}
+	wk.bytes += enc.bytes
+	out.Dense, out.Sparse, out.ID = enc.Dense, enc.Sparse, enc.ID
+	return out, nil
+}
+
+// encoded is an update as the rule receives it, after encoding and
+// decoding: dense, or sparse for a codec that sends only some elements, so
+// that a rule can tell a coordinate that was not sent from a zero.
+type encoded struct {
+	Dense  []float32
+	Sparse *aggregate.Sparse
+	ID     string // SHA-256 of the decoded update, dense, as hex
+	bytes  int64  // length of the encoding
+}
+
+// contribution encodes update (with error feedback into residual, if it
+// is non-nil) and decodes it as a round would.
+func contribution(cd codec.Codec, specs []codec.TensorSpec, update []float32, residual [][]float32, gp []gradient.Param) (encoded, error) {
+	enc, err := cd.Encode(splitTensors(update, gp), residual)
+	if err != nil {
+		return encoded{}, err
+	}
+	dec, index, sparse, err := codec.DecodeSupport(cd, enc, codec.Limits{Expect: specs})
+	if err != nil {
+		return encoded{}, fmt.Errorf("decoding: %v", err)
+	}
+	dense := joinTensors(dec, len(update))
+	sum := sha256.Sum256(f32bytes(dense))
+	out := encoded{ID: hex.EncodeToString(sum[:]), bytes: int64(len(enc))}
+	if !sparse {
+		out.Dense = dense
+		return out, nil
+	}
+	out.Sparse = &aggregate.Sparse{Len: len(dense), Index: index, Value: make([]float32, len(index))}
+	for i, j := range index {
+		out.Sparse.Value[i] = dense[j]
+	}
+	return out, nil
 }
 
 // parallel runs f(0..n-1) on up to GOMAXPROCS goroutines.

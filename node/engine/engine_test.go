@@ -38,7 +38,13 @@ func trainText() []byte {
 // hashes the engines computed.
 func run(t *testing.T, steps int) []string {
 	t.Helper()
-	spec, train := testSpec(), trainText()
+	return runSpec(t, testSpec(), steps)
+}
+
+// runSpec is run with another spec.
+func runSpec(t *testing.T, spec *round.Spec, steps int) []string {
+	t.Helper()
+	train := trainText()
 	store := enginetest.NewMemStore()
 	peers := []string{"peer-a", "peer-b", "peer-c"}
 	engines := map[string]*engine.ModelEngine{}
@@ -99,6 +105,24 @@ func TestGolden(t *testing.T) {
 	}
 	if got != string(want) {
 		t.Errorf("the engine's hashes changed (run with -rewrite if that is intended):\ngot:\n%swant:\n%s", got, want)
+	}
+}
+
+// TestPartialRule: with a sparse codec the engines pass the rule which
+// elements each update sent, so mean:partial=true gives another result
+// than the mean (it divides a coordinate by the weight of the updates that
+// sent it, not by all), and every engine applies the same one.
+func TestPartialRule(t *testing.T) {
+	last := func(rule string) string {
+		spec := testSpec()
+		spec.Codec = "block-sign:chunk=64,every=4"
+		spec.Aggregation = rule
+		lines := runSpec(t, spec, 1)
+		return lines[len(lines)-1]
+	}
+	mean, partial := last("mean"), last("mean:partial=true")
+	if mean == partial {
+		t.Errorf("mean and mean:partial=true give the same step: %s", mean)
 	}
 }
 

@@ -573,20 +573,32 @@ func (e *ModelEngine) apply(j node.ApplyJob) (cid.Cid, error) {
 		if err != nil {
 			return cid.Undef, err
 		}
-		ts, err := e.codec.Decode(b, codec.Limits{Expect: e.specs})
+		// The rule learns which elements a sparse codec sent, so that a
+		// rule that averages each coordinate over the updates that hold
+		// it (mean:partial=true) can tell an unsent element from a zero;
+		// for every other rule the sparse and dense forms give the same
+		// bits.
+		ts, index, sparse, err := codec.DecodeSupport(e.codec, b, codec.Limits{Expect: e.specs})
 		if err != nil {
 			// A payload that does not decode counts as a zero update:
 			// every honest node decides the same, so they still agree.
-			ts = nil
+			ts, sparse = nil, false
 		}
 		flat := make([]float32, 0, n)
 		for _, t := range ts {
 			flat = append(flat, t.Data...)
 		}
 		if len(flat) != n {
-			flat = make([]float32, n)
+			flat, sparse = make([]float32, n), false
 		}
 		cs[i] = aggregate.Contribution{Peer: in.Peer, ID: in.Payload.String(), Weight: float64(in.Weight), Dense: flat}
+		if sparse {
+			sp := &aggregate.Sparse{Len: n, Index: index, Value: make([]float32, len(index))}
+			for k, j := range index {
+				sp.Value[k] = flat[j]
+			}
+			cs[i].Dense, cs[i].Sparse = nil, sp
+		}
 	}
 	agg := make([]float32, n)
 	if _, err := e.rule.Aggregate(agg, cs); err != nil && !errors.Is(err, aggregate.ErrAllExcluded) {

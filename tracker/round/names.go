@@ -24,6 +24,7 @@ const (
 //	sign[:chunk=C]                   C in [1, 2^20], default 256
 //	topk[:chunk=C,k=K,values=V]      C in [2, 2^20], K in [1, C], V fp16|int8|2bit; default 4096, 64, fp16
 //	dct-topk[:chunk=C,k=K,values=V]  C in [2, 1024], K in [1, C]; default 64, 8, fp16
+//	block-sign[:chunk=C,every=D]     C in [1, 2^20], D in [1, 2^20]; default 256, 4
 //
 // For example CanonicalCodec("topk:k=8") is "topk:chunk=4096,k=8,values=fp16".
 // An error says what is wrong without the package prefix, since the spec
@@ -40,10 +41,10 @@ func CanonicalCodec(spec string) (string, error) {
 // form, every parameter explicit: aggregate.Parse(spec).Name(). The grammar,
 // defaults and ranges are those of aggregate.Parse:
 //
-//	mean
+//	mean[:partial=P]                   P true or false (the default)
 //	median
 //	trimmed-mean[:trim=T]              T in [0, 0.5), default 0.1
-//	norm-clip[:max=M]                  M > 0, or median (the default)
+//	norm-clip[:max=M,partial=P]        M > 0, or median (the default); P as for mean
 //	centered-clip[:tau=T,iters=N]      T > 0 or median (the default); N in [1, 100], default 3
 //
 // Numbers are written in the shortest form that reads back to the same
