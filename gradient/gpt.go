@@ -102,10 +102,14 @@ func (m *gpt) logits(tp *tensor.Tape, inputs []int32, batch int) *tensor.Tensor 
 	x := tp.Add(te, pe) // [B*T, D]
 	tp.Free(te, pe)
 	for _, b := range m.blocks {
-		qkv := tp.LayerNormLinear(x, b.ln1W, b.ln1B, lnEps, b.attnW, b.attnB) // [B*T, 3D]
-		if b.attnA != nil {
+		var qkv *tensor.Tensor // [B*T, 3D]
+		if b.attnA == nil {
+			qkv = tp.LayerNormLinear(x, b.ln1W, b.ln1B, lnEps, b.attnW, b.attnB)
+		} else {
+			// The adapter reads the normalised values too: computed once
+			// and kept (the same bits as the fused operation).
 			ln := tp.LayerNorm(x, b.ln1W, b.ln1B, lnEps)
-			qkv = b.attnA.add(tp, qkv, ln, m.scale)
+			qkv = b.attnA.add(tp, tp.Linear(ln, b.attnW, b.attnB), ln, m.scale)
 			tp.Free(ln)
 		}
 		y := tp.CausalSelfAttention(qkv, batch, h) // [B*T, D]
@@ -115,16 +119,20 @@ func (m *gpt) logits(tp *tensor.Tape, inputs []int32, batch int) *tensor.Tensor 
 		tp.Free(y)
 		x1 := tp.Add(x, p)
 		tp.Free(x, p)
-		u := tp.LayerNormLinear(x1, b.ln2W, b.ln2B, lnEps, b.fcW, b.fcB)
-		if b.fcA != nil {
+		var u *tensor.Tensor
+		if b.fcA == nil {
+			u = tp.LayerNormLinear(x1, b.ln2W, b.ln2B, lnEps, b.fcW, b.fcB)
+		} else {
 			ln := tp.LayerNorm(x1, b.ln2W, b.ln2B, lnEps)
-			u = b.fcA.add(tp, u, ln, m.scale)
+			u = b.fcA.add(tp, tp.Linear(ln, b.fcW, b.fcB), ln, m.scale)
 			tp.Free(ln)
 		}
-		o := tp.GELULinear(u, b.mlpW, b.mlpB) // GELU(u) is not kept
-		if b.mlpA != nil {
+		var o *tensor.Tensor
+		if b.mlpA == nil {
+			o = tp.GELULinear(u, b.mlpW, b.mlpB) // GELU(u) is not kept
+		} else {
 			g := tp.GELU(u)
-			o = b.mlpA.add(tp, o, g, m.scale)
+			o = b.mlpA.add(tp, tp.Linear(g, b.mlpW, b.mlpB), g, m.scale)
 			tp.Free(g)
 		}
 		tp.Free(u)
