@@ -102,6 +102,31 @@ func getRef(s *checkpoint.Store, ref string) (cid.Cid, *checkpoint.Checkpoint, e
 	return id, c, nil
 }
 
+// putLabelled stores c and, if label is not empty, gives it that label.
+func putLabelled(s *checkpoint.Store, c *checkpoint.Checkpoint, label string) (cid.Cid, error) {
+	id, err := s.Put(c)
+	if err != nil {
+		return cid.Undef, err
+	}
+	if label != "" {
+		if err := s.SetLabel(label, id); err != nil {
+			return cid.Undef, err
+		}
+	}
+	return id, nil
+}
+
+// checkLabel checks a --label flag (empty: none).
+func checkLabel(label string) error {
+	if label == "" {
+		return nil
+	}
+	if err := checkpoint.ValidLabel(label); err != nil {
+		return fmt.Errorf("--label: %v", err)
+	}
+	return nil
+}
+
 func writeJSON(w io.Writer, v any) error {
 	e := json.NewEncoder(w)
 	e.SetIndent("", "  ")

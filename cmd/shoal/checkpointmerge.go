@@ -52,10 +52,8 @@ dropped), and the optimizer state they all hold, merged alike
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			o.Refs = args
-			if o.Label != "" {
-				if err := checkpoint.ValidLabel(o.Label); err != nil {
-					return fmt.Errorf("--label: %v", err)
-				}
+			if err := checkLabel(o.Label); err != nil {
+				return err
 			}
 			if _, err := parseWeights(o.Weights, len(args)); err != nil {
 				return err
@@ -126,14 +124,9 @@ func runCheckpointMerge(f *factory, o *checkpointMergeOptions) error {
 	if err != nil {
 		return err
 	}
-	id, err := s.Put(m)
+	id, err := putLabelled(s, m, o.Label)
 	if err != nil {
 		return err
-	}
-	if o.Label != "" {
-		if err := s.SetLabel(o.Label, id); err != nil {
-			return err
-		}
 	}
 	f.Logger().Info("merged", zap.Strings("checkpoints", o.Refs), zap.String("base", o.Base), zap.String("checkpoint", id.String()))
 	fmt.Fprintln(f.Out, id)
@@ -161,10 +154,8 @@ and the base's model with the adapter's.`,
 		Example: `  shoal checkpoint merge-adapter base bafk...adapter --label law`,
 		Args:    cobra.ExactArgs(2),
 		RunE: func(_ *cobra.Command, args []string) error {
-			if label != "" {
-				if err := checkpoint.ValidLabel(label); err != nil {
-					return fmt.Errorf("--label: %v", err)
-				}
+			if err := checkLabel(label); err != nil {
+				return err
 			}
 			s, err := co.open(false)
 			if err != nil {
@@ -204,14 +195,9 @@ and the base's model with the adapter's.`,
 			if err != nil {
 				return err
 			}
-			id, err := s.Put(m)
+			id, err := putLabelled(s, m, label)
 			if err != nil {
 				return err
-			}
-			if label != "" {
-				if err := s.SetLabel(label, id); err != nil {
-					return err
-				}
 			}
 			f.Logger().Info("merged an adapter", zap.String("base", baseID.String()), zap.String("adapter", adapterID.String()), zap.String("checkpoint", id.String()))
 			fmt.Fprintln(f.Out, id)

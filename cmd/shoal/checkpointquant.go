@@ -37,10 +37,8 @@ metadata; it is for inference only: rounds, merges and exports refuse it.`, grad
 			if err != nil || q.Bits == 0 {
 				return fmt.Errorf("--quant %q: want int8 or int4", quant)
 			}
-			if label != "" {
-				if err := checkpoint.ValidLabel(label); err != nil {
-					return fmt.Errorf("--label: %v", err)
-				}
+			if err := checkLabel(label); err != nil {
+				return err
 			}
 			s, err := co.open(false)
 			if err != nil {
@@ -68,14 +66,9 @@ metadata; it is for inference only: rounds, merges and exports refuse it.`, grad
 				out.Tensors = append(out.Tensors, checkpoint.Tensor{Name: t.Name, Shape: t.Shape, Data: t.Data})
 				size += 4 * int64(len(t.Data))
 			}
-			qid, err := s.Put(out)
+			qid, err := putLabelled(s, out, label)
 			if err != nil {
 				return err
-			}
-			if label != "" {
-				if err := s.SetLabel(label, qid); err != nil {
-					return err
-				}
 			}
 			full := 4 * int64(gradient.NumParams(m))
 			f.Logger().Info("quantised", zap.String("from", id.String()), zap.String("checkpoint", qid.String()), zap.String("quant", q.String()))
