@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/shoal-network/shoal/checkpoint"
 	"github.com/shoal-network/shoal/gradient"
 )
@@ -21,11 +23,10 @@ func runGenerateCmd(t *testing.T, args ...string) (string, string, error) {
 	return out.String(), errb.String(), err
 }
 
-// TestGenerate samples from a checkpoint in a store and from its
-// safetensors export: the same seed gives the same text, past the
-// model's context too; another seed another; speed goes to stderr.
-func TestGenerate(t *testing.T) {
-	cfg := gradient.ModelConfig{Arch: "gpt", Vocab: 256, Ctx: 16, Dim: 32, Layers: 2, Heads: 4, Seed: 3}
+// storeModel stores the model cfg describes, initialised from its seed,
+// in a new checkpoint store at dir, and returns its CID.
+func storeModel(t *testing.T, cfg gradient.ModelConfig, dir string) cid.Cid {
+	t.Helper()
 	m, err := gradient.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -35,9 +36,7 @@ func TestGenerate(t *testing.T) {
 	for _, p := range m.Params() {
 		c.Tensors = append(c.Tensors, checkpoint.Tensor{Name: p.Name, Shape: p.Shape(), Data: p.Data})
 	}
-	dir := t.TempDir()
-	store := filepath.Join(dir, "store")
-	s, err := checkpoint.OpenStore(store)
+	s, err := checkpoint.OpenStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,6 +44,17 @@ func TestGenerate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return id
+}
+
+// TestGenerate samples from a checkpoint in a store and from its
+// safetensors export: the same seed gives the same text, past the
+// model's context too; another seed another; speed goes to stderr.
+func TestGenerate(t *testing.T) {
+	cfg := gradient.ModelConfig{Arch: "gpt", Vocab: 256, Ctx: 16, Dim: 32, Layers: 2, Heads: 4, Seed: 3}
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	id := storeModel(t, cfg, store)
 	args := []string{id.String(), "--store", store, "--prompt", "Hello", "--tokens", "40", "--seed", "5"}
 	a, stderr, err := runGenerateCmd(t, args...)
 	if err != nil {
@@ -103,24 +113,8 @@ func TestGenerate(t *testing.T) {
 // codes' ratio, and exports and merges refuse it.
 func TestQuantizeCheckpoint(t *testing.T) {
 	cfg := gradient.ModelConfig{Arch: "gpt", Vocab: 256, Ctx: 16, Dim: 64, Layers: 2, Heads: 4, Seed: 3}
-	m, err := gradient.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, _ := json.Marshal(cfg)
-	c := &checkpoint.Checkpoint{Meta: map[string]string{checkpoint.MetaConfig: string(js)}}
-	for _, p := range m.Params() {
-		c.Tensors = append(c.Tensors, checkpoint.Tensor{Name: p.Name, Shape: p.Shape(), Data: p.Data})
-	}
 	store := filepath.Join(t.TempDir(), "store")
-	s, err := checkpoint.OpenStore(store)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := s.Put(c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := storeModel(t, cfg, store)
 	for _, q := range []string{"int8", "int4"} {
 		out, stderr, err := runCheckpoint(t, "quantize", id.String(), "--quant", q, "--store", store)
 		if err != nil {
