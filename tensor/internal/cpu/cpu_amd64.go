@@ -11,11 +11,16 @@ func xgetbv0() (eax, edx uint32)
 
 var (
 	avx2    = detectAVX2()
+	fma     = avx2 && detectFMA()
 	avx512f = detectAVX512F()
 )
 
 // HasAVX2 reports whether the CPU has AVX2 and the OS saves YMM registers.
 func HasAVX2() bool { return avx2 }
+
+// HasFMA reports whether the CPU has AVX2 and the FMA3 fused multiply-add
+// instructions on YMM registers, and the OS saves YMM registers.
+func HasFMA() bool { return fma }
 
 // HasAVX512F reports whether the CPU has AVX-512F and the OS saves the
 // opmask and ZMM registers.
@@ -61,4 +66,10 @@ func detectAVX512F() bool {
 	_, ebx7, _, _ := cpuid(7, 0)
 	const avx512f = 1 << 16
 	return ebx7&avx512f != 0
+}
+
+func detectFMA() bool {
+	_, _, ecx1, _ := cpuid(1, 0)
+	const fma = 1 << 12
+	return ecx1&fma != 0
 }
