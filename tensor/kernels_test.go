@@ -6,6 +6,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/shoal-network/shoal/tensor/internal/fma"
 )
 
 // guard is the bit pattern written around every output buffer; a kernel
@@ -409,7 +411,7 @@ func TestMatMulShapes(t *testing.T) {
 						} else {
 							y = b.Data[boff+p*n+j]
 						}
-						s += float32(x * y)
+						s = fma.FMA32(x, y, s)
 					}
 					if got := data[(bi*m+i)*n+j]; math.Float32bits(got) != math.Float32bits(s) {
 						t.Fatalf("%s: C[%d,%d,%d] = %g, want %g (bit-exact)", name, bi, i, j, got, s)

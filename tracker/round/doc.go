@@ -28,7 +28,7 @@
 // Every field, with its default; "required" fields have none. A null value
 // (`field:` or `field: ~`) is the same as leaving the field out.
 //
-//	version            integer   format version                                      default 1 (the only one)
+//	version            integer   format and arithmetic version (see Version)         default 2 (the only one)
 //	name               string    one line, at most 200 bytes                         default ""
 //	description        string    at most 4096 bytes                                  default ""
 //	model              mapping   an architecture of the zoo                          required

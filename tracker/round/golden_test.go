@@ -75,7 +75,7 @@ func TestGolden(t *testing.T) {
 // TestGoldenID pins the round ID of the smallest example in the test
 // itself, so a change to the encoding cannot pass by rewriting files.
 func TestGoldenID(t *testing.T) {
-	const want = "bafkreiheylgrdtukalcqmji5z56mm2nv5li45owwkubfsjksdw474yl5je"
+	const want = "bafkreifur6t2t3b4zw3kesdu6a52qyu4xpoa7si642owkn7p6mvtc5bcja"
 	if got := parseFile(t, "builtin-gpt-tiny.yaml").ID().String(); got != want {
 		t.Errorf("round ID of builtin-gpt-tiny.yaml = %s, want %s", got, want)
 	}

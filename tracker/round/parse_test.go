@@ -82,7 +82,7 @@ func TestSameRound(t *testing.T) {
 		"flow style, reordered keys, other spellings": `{trackers: [` + peerACID + `], deadline: 120s,
   target_samples: 1600, inner: {lr: 6e-3}, inner_steps: 50, dataset: "builtin",
   model: {heads: 4, layers: 2, dim: 128, ctx: 64, arch: 'gpt'}}`,
-		"every default written": `version: 1
+		"every default written": `version: 2
 name: ""
 description:
 model: {arch: gpt, vocab: 0x100, ctx: 64, dim: 128, layers: 2, heads: 4, seed: 0}
@@ -147,7 +147,7 @@ func TestEveryChangeChangesID(t *testing.T) {
 	ckpt, _ := cid.Decode(ckptCID)
 	data, _ := cid.Decode(dataCID)
 	changes := map[string]func(s *Spec){
-		"version":            func(s *Spec) { s.Version = 2 },
+		"version":            func(s *Spec) { s.Version = 3 },
 		"name":               func(s *Spec) { s.Name = "other" },
 		"description":        func(s *Spec) { s.Description = "other" },
 		"model.arch":         func(s *Spec) { s.Model.Arch, s.Model.Heads, s.Model.Hidden, s.Model.Window = ArchMLP, 0, 64, 8 },
@@ -333,7 +333,8 @@ func TestParseErrors(t *testing.T) {
 		{"trackers not a list", strings.Replace(minimal, "trackers:\n  - ", "trackers: ", 1), []string{"round.yaml:13: trackers: want a list of peer IDs, got the string"}},
 		{"empty trackers", strings.Replace(minimal, "trackers:\n  - "+peerA, "trackers: []", 1), []string{"round.yaml:13: trackers: missing (at least one tracker peer ID)"}},
 		{"admission", minimal + "admission: invite\n", []string{`round.yaml:15: admission: want open or closed, got "invite"`}},
-		{"version", "version: 2\n" + minimal, []string{"round.yaml:1: version: unsupported spec version 2"}},
+		{"version", "version: 3\n" + minimal, []string{"round.yaml:1: version: unsupported spec version 3"}},
+		{"version 1", "version: 1\n" + minimal, []string{"round.yaml:1: version: spec version 1 is a round of shoal before version 2's fused multiply-add"}},
 		{"betas", strings.Replace(minimal, "lr: 0.006", "lr: 0.006\n  betas: [0.9, 1]", 1), []string{"round.yaml:11: inner.betas: beta2 must be in [0, 1), got 1"}},
 		{"betas length", strings.Replace(minimal, "lr: 0.006", "lr: 0.006\n  betas: 0.9", 1), []string{"round.yaml:11: inner.betas: want a list of two numbers [beta1, beta2], got the number 0.9"}},
 		{"model not a mapping", strings.Replace(minimal, "model:\n", "model: gpt-tiny\n_:\n", 1), []string{

@@ -17,7 +17,14 @@ import (
 // Version is the version of the round spec format this package reads and
 // writes. It is part of the canonical encoding, so a later format gives
 // different round IDs.
-const Version = 1
+//
+// It also names the arithmetic every peer of the round computes with,
+// since verification compares bits: version 1 rounds were computed with
+// matrix products that round each product before adding it; version 2
+// rounds with fused multiply-add (one rounding, see tensor/internal/gemm).
+// A shoal that reads one version cannot reproduce the other's bits, so it
+// refuses the other's rounds.
+const Version = 2
 
 // Admission says who may join a round.
 type Admission string
@@ -270,7 +277,10 @@ func (s *Spec) problems(skip map[string]bool) []*FieldError {
 		}
 		ps = append(ps, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
-	if s.Version != Version {
+	switch {
+	case s.Version == 1:
+		add("version", "spec version 1 is a round of shoal before version 2's fused multiply-add arithmetic, whose bits this shoal cannot reproduce (it reads version %d): join it with the shoal it was made with, or start a version %d round", Version, Version)
+	case s.Version != Version:
 		add("version", "unsupported spec version %d (this version of shoal reads version %d)", s.Version, Version)
 	}
 	checkText(add, "name", s.Name, MaxNameLen, false)

@@ -6,11 +6,16 @@
 //
 //	s := float32(0)         // or C[i,j] when acc is true
 //	for p := 0; p < k; p++ {
-//		s = s + float32(opA[i,p]*opB[p,j]) // product rounded, then added
+//		s = fma.FMA32(opA[i,p], opB[p,j], s) // fused: one rounding
 //	}
 //	C[i,j] = s
 //
-// No fused multiply-add is used anywhere. Inputs are never written.
+// Each step is an IEEE 754 fused multiply-add in binary32: the product and
+// the sum computed exactly and rounded once, to nearest even. That is what
+// the FMA instructions of amd64 (VFMADD231PS) and arm64 (FMLA, FMADD) do,
+// so they give the same bits as fma.FMA32, the exact pure-Go version; and a
+// NaN result is always the canonical quiet NaN 0x7fc00000, whatever the
+// payloads of the NaNs that produced it. Inputs are never written.
 //
 // # Implementation
 //
@@ -26,10 +31,15 @@
 //
 // On amd64 the micro-kernel is written in assembly. With AVX-512F (and an
 // OS that saves the opmask and ZMM registers) it is a 12×32 tile in 24 ZMM
-// accumulators; otherwise, with AVX2 (and an OS that saves the YMM
+// accumulators; otherwise, with AVX2 and FMA3 (and an OS that saves the YMM
 // registers), a 6×16 tile in twelve YMM accumulators. Both update the tile
-// with VMULPS then VADDPS. Elsewhere, under the build tag noasm, or on older
-// CPUs, a pure-Go 3×3 kernel is used. Each kernel packs panels of its own
-// mr and nr, and all of them give the same bits. Kernel names the one that
-// Sgemm runs, and HasAsm reports whether it is assembly.
+// with VFMADD231PS and make NaNs canonical before storing it. On arm64 it
+// is an 8×12 tile in 24 NEON accumulators, updated with FMLA. Under the
+// build tag noasm, on other architectures, or on older x86 CPUs, a pure-Go
+// 3×3 kernel is used: on arm64 the compiler turns its multiply-adds into
+// fused FMADDS instructions, and elsewhere it calls fma.FMA32, which is
+// exact but several times slower.
+// Each kernel packs panels of its own mr and nr, and all of them give the
+// same bits. Kernel names the one that Sgemm runs, and HasAsm reports
+// whether it is assembly.
 package gemm

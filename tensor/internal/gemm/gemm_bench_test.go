@@ -152,3 +152,28 @@ func BenchmarkSgemmSmall(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMicro times each micro-kernel alone on one tile with kc = 256
+// steps, its panels in L1: the ceiling that packing, blocking and the
+// memory system then take from.
+func BenchmarkMicro(b *testing.B) {
+	for _, kern := range append(asmKernels[:len(asmKernels):len(asmKernels)], &goKernel) {
+		b.Run(kern.name, func(b *testing.B) {
+			const k = 256
+			a := alignedFloats(kern.mr * k)
+			bp := alignedFloats(kern.nr * k)
+			c := alignedFloats(kern.mr * kern.nr)
+			r := rand.New(rand.NewPCG(7, 8))
+			for i := range a {
+				a[i] = float32(r.Float64()*2 - 1)
+			}
+			for i := range bp {
+				bp[i] = float32(r.Float64()*2 - 1)
+			}
+			for b.Loop() {
+				kern.micro(k, a, bp, c, kern.nr, false)
+			}
+			b.ReportMetric(2*float64(kern.mr*kern.nr*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}

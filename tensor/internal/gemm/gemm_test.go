@@ -142,6 +142,10 @@ func randValue(r *rand.Rand, vals int) float32 {
 			return float32(r.Float64()*2-1) * 3e37
 		case 5:
 			return float32(r.IntN(5) - 2)
+		case 6: // NaN, any payload and sign: results must be canonical
+			return math.Float32frombits(0x7f800001 + uint32(r.IntN(1<<23-1)) | uint32(r.IntN(2))<<31)
+		case 7:
+			return float32(math.Inf(1 - 2*r.IntN(2)))
 		}
 	}
 	return float32(r.Float64()*2 - 1)

@@ -6,37 +6,42 @@
 //
 // Z0..Z23 hold the tile: row i in Z(2i) (columns 0..15) and Z(2i+1)
 // (columns 16..31). Each step p loads 32 values of op(B) into Z24, Z25,
-// broadcasts each of the 12 values of op(A), multiplies (VMULPS, rounded)
-// and then adds (VADDPS, rounded) into the accumulators. No fused
-// multiply-add is used, so every element gets exactly the sequence of
-// roundings of the reference loop. Only AVX-512F instructions are used.
+// broadcasts each of the 12 values of op(A) and does one fused
+// multiply-add (VFMADD231PS, one rounding) into each accumulator, which is
+// the reference loop's operation. Before the tile is stored, every NaN is
+// replaced by the canonical quiet NaN 0x7fc00000 (the hardware propagates
+// payloads, and its default NaN has the sign bit set), as the reference
+// does. Only AVX-512F instructions are used.
 
 // ROW multiplies the broadcast of op(A) at aoff(SI) by Z24, Z25 and adds the
-// products to acc0, acc1, using t0..t2 as scratch.
-#define ROW(aoff, acc0, acc1, t0, t1, t2) \
-	VBROADCASTSS aoff(SI), t0; \
-	VMULPS       Z24, t0, t1;  \
-	VMULPS       Z25, t0, t2;  \
-	VADDPS       t1, acc0, acc0; \
-	VADDPS       t2, acc1, acc1
+// products to acc0, acc1, each with one rounding; t is scratch.
+#define ROW(aoff, acc0, acc1, t) \
+	VBROADCASTSS aoff(SI), t; \
+	VFMADD231PS  Z24, t, acc0; \
+	VFMADD231PS  Z25, t, acc1
 
 // STEP does one step of k: op(A) at a(SI)..a+44(SI), op(B) at b(DI),
-// b+64(DI).
+// b+64(DI). Two scratch registers alternate between rows.
 #define STEP(a, b) \
 	VMOVUPS b(DI), Z24;       \
 	VMOVUPS (b+64)(DI), Z25;  \
-	ROW(a, Z0, Z1, Z26, Z27, Z28);      \
-	ROW(a+4, Z2, Z3, Z29, Z30, Z31);    \
-	ROW(a+8, Z4, Z5, Z26, Z27, Z28);    \
-	ROW(a+12, Z6, Z7, Z29, Z30, Z31);   \
-	ROW(a+16, Z8, Z9, Z26, Z27, Z28);   \
-	ROW(a+20, Z10, Z11, Z29, Z30, Z31); \
-	ROW(a+24, Z12, Z13, Z26, Z27, Z28); \
-	ROW(a+28, Z14, Z15, Z29, Z30, Z31); \
-	ROW(a+32, Z16, Z17, Z26, Z27, Z28); \
-	ROW(a+36, Z18, Z19, Z29, Z30, Z31); \
-	ROW(a+40, Z20, Z21, Z26, Z27, Z28); \
-	ROW(a+44, Z22, Z23, Z29, Z30, Z31)
+	ROW(a, Z0, Z1, Z26);      \
+	ROW(a+4, Z2, Z3, Z27);    \
+	ROW(a+8, Z4, Z5, Z26);    \
+	ROW(a+12, Z6, Z7, Z27);   \
+	ROW(a+16, Z8, Z9, Z26);   \
+	ROW(a+20, Z10, Z11, Z27); \
+	ROW(a+24, Z12, Z13, Z26); \
+	ROW(a+28, Z14, Z15, Z27); \
+	ROW(a+32, Z16, Z17, Z26); \
+	ROW(a+36, Z18, Z19, Z27); \
+	ROW(a+40, Z20, Z21, Z26); \
+	ROW(a+44, Z22, Z23, Z27)
+
+// CANON replaces NaN lanes of acc by Z24 (canonical NaNs).
+#define CANON(acc) \
+	VCMPPS  $3, acc, acc, K1; \
+	VMOVAPS Z24, K1, acc
 
 // Row r of C is at (base)(R8*s): rows 0-2 from DX, 3-5 from R9, 6-8 from
 // R10, 9-11 from R11, with s = 0, 1, 2.
@@ -148,6 +153,32 @@ loop1:
 	JNZ  loop1
 
 store:
+	MOVL         $0x7fc00000, AX
+	VPBROADCASTD AX, Z24
+	CANON(Z0)
+	CANON(Z1)
+	CANON(Z2)
+	CANON(Z3)
+	CANON(Z4)
+	CANON(Z5)
+	CANON(Z6)
+	CANON(Z7)
+	CANON(Z8)
+	CANON(Z9)
+	CANON(Z10)
+	CANON(Z11)
+	CANON(Z12)
+	CANON(Z13)
+	CANON(Z14)
+	CANON(Z15)
+	CANON(Z16)
+	CANON(Z17)
+	CANON(Z18)
+	CANON(Z19)
+	CANON(Z20)
+	CANON(Z21)
+	CANON(Z22)
+	CANON(Z23)
 	STOREROWS(DX, Z0, Z1, Z2, Z3, Z4, Z5)
 	STOREROWS(R9, Z6, Z7, Z8, Z9, Z10, Z11)
 	STOREROWS(R10, Z12, Z13, Z14, Z15, Z16, Z17)

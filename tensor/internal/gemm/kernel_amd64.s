@@ -6,19 +6,24 @@
 //
 // Y0..Y11 hold the tile: row i in Y(2i) (columns 0..7) and Y(2i+1)
 // (columns 8..15). Each step p loads 16 values of op(B) into Y12, Y13,
-// broadcasts each of the 6 values of op(A) into Y14, multiplies (VMULPS,
-// rounded) and then adds (VADDPS, rounded) into the accumulators. No fused
-// multiply-add is used, so every element gets exactly the sequence of
-// roundings of the reference loop.
+// broadcasts each of the 6 values of op(A) into Y14 and does one fused
+// multiply-add (VFMADD231PS, one rounding) into each accumulator, which is
+// the reference loop's operation. Only AVX2 and FMA3 instructions are used.
+// Before the tile is stored, every NaN is replaced by the canonical quiet
+// NaN 0x7fc00000 (the hardware propagates payloads, and its default NaN has
+// the sign bit set), as the reference does.
 
 // ROW multiplies the broadcast of op(A) at aoff(SI) by Y12, Y13 and adds the
-// products to acc0, acc1.
+// products to acc0, acc1, each with one rounding.
 #define ROW(aoff, acc0, acc1) \
 	VBROADCASTSS aoff(SI), Y14; \
-	VMULPS       Y12, Y14, Y15; \
-	VADDPS       Y15, acc0, acc0; \
-	VMULPS       Y13, Y14, Y14; \
-	VADDPS       Y14, acc1, acc1
+	VFMADD231PS  Y12, Y14, acc0; \
+	VFMADD231PS  Y13, Y14, acc1
+
+// CANON replaces NaN lanes of acc by Y12 (canonical NaNs), using Y13.
+#define CANON(acc) \
+	VCMPPS    $3, acc, acc, Y13; \
+	VBLENDVPS Y13, Y12, acc, acc
 
 // STEP does one step of k: op(A) at a0(SI)..a0+20(SI), op(B) at b0(DI),
 // b1(DI) = b0+32(DI).
@@ -114,6 +119,21 @@ loop1:
 	JNZ  loop1
 
 store:
+	MOVL         $0x7fc00000, AX
+	VMOVD        AX, X12
+	VPBROADCASTD X12, Y12
+	CANON(Y0)
+	CANON(Y1)
+	CANON(Y2)
+	CANON(Y3)
+	CANON(Y4)
+	CANON(Y5)
+	CANON(Y6)
+	CANON(Y7)
+	CANON(Y8)
+	CANON(Y9)
+	CANON(Y10)
+	CANON(Y11)
 	VMOVUPS Y0, (DX)
 	VMOVUPS Y1, 32(DX)
 	VMOVUPS Y2, (DX)(R8*1)

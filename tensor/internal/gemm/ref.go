@@ -1,7 +1,10 @@
 package gemm
 
+import "github.com/shoal-network/shoal/tensor/internal/fma"
+
 // Ref is the reference Sgemm: the naive triple loop that defines the bits
-// every other path must reproduce. See Sgemm for the arguments.
+// every other path must reproduce, each step an exact fused multiply-add
+// (fma.FMA32: one rounding, canonical NaNs). See Sgemm for the arguments.
 func Ref(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, acc bool) {
 	for i := 0; i < m; i++ {
 		for j := 0; j < n; j++ {
@@ -21,7 +24,7 @@ func Ref(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ld
 				} else {
 					y = b[p*ldb+j]
 				}
-				s = s + float32(x*y)
+				s = fma.FMA32(x, y, s)
 			}
 			c[i*ldc+j] = s
 		}

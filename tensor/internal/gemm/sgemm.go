@@ -30,8 +30,8 @@ func Sgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, 
 	sgemm(active, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc)
 }
 
-// Kernel names the micro-kernel that Sgemm uses: "avx512" or "avx2"
-// (assembly, see HasAsm) or "go". All give the same bits.
+// Kernel names the micro-kernel that Sgemm uses: "avx512", "avx2" or
+// "neon" (assembly, see HasAsm) or "go". All give the same bits.
 func Kernel() string { return active.name }
 
 // sgemmGo is Sgemm restricted to the pure-Go micro-kernel. It is what Sgemm
@@ -108,14 +108,17 @@ func small(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, 
 			}
 			if transB {
 				for j := range crow {
-					crow[j] += float32(x * b[j*ldb+p])
+					crow[j] = fmadd(x, b[j*ldb+p], crow[j])
 				}
 			} else {
 				brow := b[p*ldb : p*ldb+n]
 				for j, y := range brow {
-					crow[j] += float32(x * y)
+					crow[j] = fmadd(x, y, crow[j])
 				}
 			}
+		}
+		for j, v := range crow {
+			crow[j] = canon(v)
 		}
 	}
 }
