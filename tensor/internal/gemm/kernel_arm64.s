@@ -11,37 +11,54 @@
 // one fused multiply-add (FMLA, one rounding) into each accumulator, which
 // is the reference loop's operation. Before the tile is stored, every NaN
 // is replaced by the canonical quiet NaN 0x7fc00000 (FMLA propagates
-// payloads), as the reference does. The Go assembler has no FCMEQ, which
-// is written as a WORD: FCMEQ Vd.4S, Vn.4S, Vm.4S is 0x4e20e400 | m<<16 |
-// n<<5 | d.
+// payloads), as the reference does.
+
+// ROW broadcasts the next value of op(A) into t and adds its products with
+// V24..V26 to acc0..acc2, each with one rounding.
+#define ROW(t, acc0, acc1, acc2) \
+	VLD1R.P 4(R1), [t.S4];      \
+	VFMLA   V24.S4, t.S4, acc0; \
+	VFMLA   V25.S4, t.S4, acc1; \
+	VFMLA   V26.S4, t.S4, acc2
+
+// CANON replaces the NaN lanes of Vn (register number n) by V24's, using
+// V25: FCMEQ sets the lanes that equal themselves (not NaN), and BIF
+// inserts V24 where they are clear. The Go assembler has no FCMEQ; it is
+// written as a WORD: FCMEQ V25.4S, Vn.4S, Vn.4S is 0x4e20e419 | n<<16 | n<<5.
+#define CANON(v, n) \
+	WORD $(0x4e20e419 | (n << 16) | (n << 5)); \
+	VBIF V25.B16, V24.B16, v.B16
+
+// LOADROW and STOREROW move row i of the tile (at R6) and step R6 by the
+// row stride R4.
+#define LOADROW(a, b, c) \
+	VLD1 (R6), [a.S4, b.S4, c.S4]; \
+	ADD  R4, R6, R6
+
+#define STOREROW(a, b, c) \
+	VST1 [a.S4, b.S4, c.S4], (R6); \
+	ADD  R4, R6, R6
 
 // func kern8x12(k int, a, b, c *float32, ldc int, load bool)
 TEXT ·kern8x12(SB), NOSPLIT, $0-41
-	MOVD k+0(FP), R0
-	MOVD a+8(FP), R1
-	MOVD b+16(FP), R2
-	MOVD c+24(FP), R3
-	MOVD ldc+32(FP), R4
-	LSL $2, R4, R4 // row stride in bytes
+	MOVD  k+0(FP), R0
+	MOVD  a+8(FP), R1
+	MOVD  b+16(FP), R2
+	MOVD  c+24(FP), R3
+	MOVD  ldc+32(FP), R4
+	LSL   $2, R4, R4 // row stride in bytes
 	MOVBU load+40(FP), R5
-	CBZ R5, zero
-	MOVD R3, R6
-	VLD1 (R6), [V0.S4, V1.S4, V2.S4]
-	ADD R4, R6, R6
-	VLD1 (R6), [V3.S4, V4.S4, V5.S4]
-	ADD R4, R6, R6
-	VLD1 (R6), [V6.S4, V7.S4, V8.S4]
-	ADD R4, R6, R6
-	VLD1 (R6), [V9.S4, V10.S4, V11.S4]
-	ADD R4, R6, R6
-	VLD1 (R6), [V12.S4, V13.S4, V14.S4]
-	ADD R4, R6, R6
-	VLD1 (R6), [V15.S4, V16.S4, V17.S4]
-	ADD R4, R6, R6
-	VLD1 (R6), [V18.S4, V19.S4, V20.S4]
-	ADD R4, R6, R6
-	VLD1 (R6), [V21.S4, V22.S4, V23.S4]
-	B loop
+	CBZ   R5, zero
+	MOVD  R3, R6
+	LOADROW(V0, V1, V2)
+	LOADROW(V3, V4, V5)
+	LOADROW(V6, V7, V8)
+	LOADROW(V9, V10, V11)
+	LOADROW(V12, V13, V14)
+	LOADROW(V15, V16, V17)
+	LOADROW(V18, V19, V20)
+	LOADROW(V21, V22, V23)
+	B     loop
 
 zero:
 	// Start from +0, as the reference does.
@@ -72,108 +89,50 @@ zero:
 
 loop:
 	VLD1.P 48(R2), [V24.S4, V25.S4, V26.S4]
-	VLD1R.P 4(R1), [V27.S4]
-	VFMLA V24.S4, V27.S4, V0.S4
-	VFMLA V25.S4, V27.S4, V1.S4
-	VFMLA V26.S4, V27.S4, V2.S4
-	VLD1R.P 4(R1), [V28.S4]
-	VFMLA V24.S4, V28.S4, V3.S4
-	VFMLA V25.S4, V28.S4, V4.S4
-	VFMLA V26.S4, V28.S4, V5.S4
-	VLD1R.P 4(R1), [V27.S4]
-	VFMLA V24.S4, V27.S4, V6.S4
-	VFMLA V25.S4, V27.S4, V7.S4
-	VFMLA V26.S4, V27.S4, V8.S4
-	VLD1R.P 4(R1), [V28.S4]
-	VFMLA V24.S4, V28.S4, V9.S4
-	VFMLA V25.S4, V28.S4, V10.S4
-	VFMLA V26.S4, V28.S4, V11.S4
-	VLD1R.P 4(R1), [V27.S4]
-	VFMLA V24.S4, V27.S4, V12.S4
-	VFMLA V25.S4, V27.S4, V13.S4
-	VFMLA V26.S4, V27.S4, V14.S4
-	VLD1R.P 4(R1), [V28.S4]
-	VFMLA V24.S4, V28.S4, V15.S4
-	VFMLA V25.S4, V28.S4, V16.S4
-	VFMLA V26.S4, V28.S4, V17.S4
-	VLD1R.P 4(R1), [V27.S4]
-	VFMLA V24.S4, V27.S4, V18.S4
-	VFMLA V25.S4, V27.S4, V19.S4
-	VFMLA V26.S4, V27.S4, V20.S4
-	VLD1R.P 4(R1), [V28.S4]
-	VFMLA V24.S4, V28.S4, V21.S4
-	VFMLA V25.S4, V28.S4, V22.S4
-	VFMLA V26.S4, V28.S4, V23.S4
-	SUBS $1, R0, R0
-	BNE loop
+	ROW(V27, V0.S4, V1.S4, V2.S4)
+	ROW(V28, V3.S4, V4.S4, V5.S4)
+	ROW(V27, V6.S4, V7.S4, V8.S4)
+	ROW(V28, V9.S4, V10.S4, V11.S4)
+	ROW(V27, V12.S4, V13.S4, V14.S4)
+	ROW(V28, V15.S4, V16.S4, V17.S4)
+	ROW(V27, V18.S4, V19.S4, V20.S4)
+	ROW(V28, V21.S4, V22.S4, V23.S4)
+	SUBS   $1, R0, R0
+	BNE    loop
 
-	// Canonical NaNs: V24 = 0x7fc00000 in every lane; V25 = FCMEQ(acc, acc),
-	// all ones in the lanes that are not NaN; BIF keeps those and takes V24
-	// elsewhere.
 	MOVW $0x7fc00000, R5
 	VDUP R5, V24.S4
-	WORD $0x4e20e419 // FCMEQ V25.4S, V0.4S, V0.4S
-	VBIF V25.B16, V24.B16, V0.B16
-	WORD $0x4e21e439 // FCMEQ V25.4S, V1.4S, V1.4S
-	VBIF V25.B16, V24.B16, V1.B16
-	WORD $0x4e22e459 // FCMEQ V25.4S, V2.4S, V2.4S
-	VBIF V25.B16, V24.B16, V2.B16
-	WORD $0x4e23e479 // FCMEQ V25.4S, V3.4S, V3.4S
-	VBIF V25.B16, V24.B16, V3.B16
-	WORD $0x4e24e499 // FCMEQ V25.4S, V4.4S, V4.4S
-	VBIF V25.B16, V24.B16, V4.B16
-	WORD $0x4e25e4b9 // FCMEQ V25.4S, V5.4S, V5.4S
-	VBIF V25.B16, V24.B16, V5.B16
-	WORD $0x4e26e4d9 // FCMEQ V25.4S, V6.4S, V6.4S
-	VBIF V25.B16, V24.B16, V6.B16
-	WORD $0x4e27e4f9 // FCMEQ V25.4S, V7.4S, V7.4S
-	VBIF V25.B16, V24.B16, V7.B16
-	WORD $0x4e28e519 // FCMEQ V25.4S, V8.4S, V8.4S
-	VBIF V25.B16, V24.B16, V8.B16
-	WORD $0x4e29e539 // FCMEQ V25.4S, V9.4S, V9.4S
-	VBIF V25.B16, V24.B16, V9.B16
-	WORD $0x4e2ae559 // FCMEQ V25.4S, V10.4S, V10.4S
-	VBIF V25.B16, V24.B16, V10.B16
-	WORD $0x4e2be579 // FCMEQ V25.4S, V11.4S, V11.4S
-	VBIF V25.B16, V24.B16, V11.B16
-	WORD $0x4e2ce599 // FCMEQ V25.4S, V12.4S, V12.4S
-	VBIF V25.B16, V24.B16, V12.B16
-	WORD $0x4e2de5b9 // FCMEQ V25.4S, V13.4S, V13.4S
-	VBIF V25.B16, V24.B16, V13.B16
-	WORD $0x4e2ee5d9 // FCMEQ V25.4S, V14.4S, V14.4S
-	VBIF V25.B16, V24.B16, V14.B16
-	WORD $0x4e2fe5f9 // FCMEQ V25.4S, V15.4S, V15.4S
-	VBIF V25.B16, V24.B16, V15.B16
-	WORD $0x4e30e619 // FCMEQ V25.4S, V16.4S, V16.4S
-	VBIF V25.B16, V24.B16, V16.B16
-	WORD $0x4e31e639 // FCMEQ V25.4S, V17.4S, V17.4S
-	VBIF V25.B16, V24.B16, V17.B16
-	WORD $0x4e32e659 // FCMEQ V25.4S, V18.4S, V18.4S
-	VBIF V25.B16, V24.B16, V18.B16
-	WORD $0x4e33e679 // FCMEQ V25.4S, V19.4S, V19.4S
-	VBIF V25.B16, V24.B16, V19.B16
-	WORD $0x4e34e699 // FCMEQ V25.4S, V20.4S, V20.4S
-	VBIF V25.B16, V24.B16, V20.B16
-	WORD $0x4e35e6b9 // FCMEQ V25.4S, V21.4S, V21.4S
-	VBIF V25.B16, V24.B16, V21.B16
-	WORD $0x4e36e6d9 // FCMEQ V25.4S, V22.4S, V22.4S
-	VBIF V25.B16, V24.B16, V22.B16
-	WORD $0x4e37e6f9 // FCMEQ V25.4S, V23.4S, V23.4S
-	VBIF V25.B16, V24.B16, V23.B16
+	CANON(V0, 0)
+	CANON(V1, 1)
+	CANON(V2, 2)
+	CANON(V3, 3)
+	CANON(V4, 4)
+	CANON(V5, 5)
+	CANON(V6, 6)
+	CANON(V7, 7)
+	CANON(V8, 8)
+	CANON(V9, 9)
+	CANON(V10, 10)
+	CANON(V11, 11)
+	CANON(V12, 12)
+	CANON(V13, 13)
+	CANON(V14, 14)
+	CANON(V15, 15)
+	CANON(V16, 16)
+	CANON(V17, 17)
+	CANON(V18, 18)
+	CANON(V19, 19)
+	CANON(V20, 20)
+	CANON(V21, 21)
+	CANON(V22, 22)
+	CANON(V23, 23)
 	MOVD R3, R6
-	VST1 [V0.S4, V1.S4, V2.S4], (R6)
-	ADD R4, R6, R6
-	VST1 [V3.S4, V4.S4, V5.S4], (R6)
-	ADD R4, R6, R6
-	VST1 [V6.S4, V7.S4, V8.S4], (R6)
-	ADD R4, R6, R6
-	VST1 [V9.S4, V10.S4, V11.S4], (R6)
-	ADD R4, R6, R6
-	VST1 [V12.S4, V13.S4, V14.S4], (R6)
-	ADD R4, R6, R6
-	VST1 [V15.S4, V16.S4, V17.S4], (R6)
-	ADD R4, R6, R6
-	VST1 [V18.S4, V19.S4, V20.S4], (R6)
-	ADD R4, R6, R6
-	VST1 [V21.S4, V22.S4, V23.S4], (R6)
+	STOREROW(V0, V1, V2)
+	STOREROW(V3, V4, V5)
+	STOREROW(V6, V7, V8)
+	STOREROW(V9, V10, V11)
+	STOREROW(V12, V13, V14)
+	STOREROW(V15, V16, V17)
+	STOREROW(V18, V19, V20)
+	STOREROW(V21, V22, V23)
 	RET
