@@ -59,7 +59,7 @@ func packStrided(dst []float32, stride int, src []float32, ld, h, kb int) {
 	t := 0
 	for ; t+4 <= h; t += 4 {
 		gather4(dst[t:], stride, src[t*ld:t*ld+kb], src[(t+1)*ld:(t+1)*ld+kb],
-			src[(t+2)*ld:(t+2)*ld+kb], src[(t+3)*ld:(t+3)*ld+kb])
+			src[(t+2)*ld:(t+2)*ld+kb], src[(t+3)*ld:(t+3)*ld+kb], ld)
 	}
 	for ; t+2 <= h; t += 2 {
 		gather2(dst[t:], stride, src[t*ld:t*ld+kb], src[(t+1)*ld:(t+1)*ld+kb])
@@ -77,9 +77,9 @@ func packStrided(dst []float32, stride int, src []float32, ld, h, kb int) {
 	}
 }
 
-// gather4 writes the four rows r0..r3 (of equal length) as columns 0..3 of
-// dst, whose rows are stride apart.
-func gather4(dst []float32, stride int, r0, r1, r2, r3 []float32) {
+// gather4Go writes the four rows r0..r3 (of equal length) as columns 0..3
+// of dst, whose rows are stride apart.
+func gather4Go(dst []float32, stride int, r0, r1, r2, r3 []float32) {
 	n := len(r0)
 	r1, r2, r3 = r1[:n], r2[:n], r3[:n]
 	for p := 0; p < n; p++ {
