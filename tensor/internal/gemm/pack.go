@@ -62,7 +62,7 @@ func packStrided(dst []float32, stride int, src []float32, ld, h, kb int) {
 			src[(t+2)*ld:(t+2)*ld+kb], src[(t+3)*ld:(t+3)*ld+kb], ld)
 	}
 	for ; t+2 <= h; t += 2 {
-		gather2(dst[t:], stride, src[t*ld:t*ld+kb], src[(t+1)*ld:(t+1)*ld+kb])
+		gather2(dst[t:], stride, src[t*ld:t*ld+kb], src[(t+1)*ld:(t+1)*ld+kb], ld)
 	}
 	for ; t < h; t++ {
 		row := src[t*ld : t*ld+kb]
@@ -88,8 +88,8 @@ func gather4Go(dst []float32, stride int, r0, r1, r2, r3 []float32) {
 	}
 }
 
-// gather2 is gather4 for two rows.
-func gather2(dst []float32, stride int, r0, r1 []float32) {
+// gather2Go is gather4Go for two rows.
+func gather2Go(dst []float32, stride int, r0, r1 []float32) {
 	n := len(r0)
 	r1 = r1[:n]
 	for p := 0; p < n; p++ {
