@@ -8,22 +8,16 @@ import (
 	"github.com/shoal-network/shoal/tensor/internal/fma"
 )
 
-// fusedFmadd reports whether fmadd is the hardware's fused multiply-add.
+// fusedFmadd reports whether fmaFast is the hardware's fused multiply-add.
 const fusedFmadd = false
 
-// fmadd returns x*y + z rounded once to float32, as fma.FMA32 does. This
-// build cannot count on the compiler to emit a fused instruction (amd64's
-// base instruction set has none, and with GOAMD64=v3 a multiply that takes
-// a memory operand is not fused), so it computes in software: the fast
-// path of fma.FMA32 inline (the float64 sum, correct whenever any of its
-// 28 low mantissa bits is set, which is almost always), and fma.FMA32
-// itself otherwise, which also covers every NaN and infinity.
-func fmadd(x, y, z float32) float32 {
-	if r, ok := fmaFast(x, y, z); ok {
-		return r
-	}
-	return fmaSlow(x, y, z)
-}
+// This build cannot count on the compiler to emit a fused instruction
+// (amd64's base instruction set has none, and with GOAMD64=v3 a multiply
+// that takes a memory operand is not fused), so fmadd computes in
+// software: the fast path of fma.FMA32 inline (fmaFast: the float64 sum,
+// correct whenever any of its 28 low mantissa bits is set, which is almost
+// always), and fma.FMA32 itself otherwise (fmaSlow), which also covers
+// every NaN and infinity.
 
 // fmaSlow is fma.FMA32, for when fmaFast reports false.
 func fmaSlow(x, y, z float32) float32 { return fma.FMA32(x, y, z) }

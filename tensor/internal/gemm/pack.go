@@ -58,11 +58,10 @@ func packStrided(dst []float32, stride int, src []float32, ld, h, kb int) {
 	src = src[:(h-1)*ld+kb]
 	t := 0
 	for ; t+4 <= h; t += 4 {
-		gather4(dst[t:], stride, src[t*ld:t*ld+kb], src[(t+1)*ld:(t+1)*ld+kb],
-			src[(t+2)*ld:(t+2)*ld+kb], src[(t+3)*ld:(t+3)*ld+kb], ld)
+		gather4(dst[t:], stride, src[t*ld:], ld, kb)
 	}
 	for ; t+2 <= h; t += 2 {
-		gather2(dst[t:], stride, src[t*ld:t*ld+kb], src[(t+1)*ld:(t+1)*ld+kb], ld)
+		gather2(dst[t:], stride, src[t*ld:], ld, kb)
 	}
 	for ; t < h; t++ {
 		row := src[t*ld : t*ld+kb]
@@ -77,11 +76,10 @@ func packStrided(dst []float32, stride int, src []float32, ld, h, kb int) {
 	}
 }
 
-// gather4Go writes the four rows r0..r3 (of equal length) as columns 0..3
-// of dst, whose rows are stride apart.
-func gather4Go(dst []float32, stride int, r0, r1, r2, r3 []float32) {
-	n := len(r0)
-	r1, r2, r3 = r1[:n], r2[:n], r3[:n]
+// gather4Go writes the first n values of four rows of src (ld apart) as
+// columns 0..3 of dst, whose rows are stride apart.
+func gather4Go(dst []float32, stride int, src []float32, ld, n int) {
+	r0, r1, r2, r3 := src[:n], src[ld:ld+n], src[2*ld:2*ld+n], src[3*ld:3*ld+n]
 	for p := 0; p < n; p++ {
 		d := (*[4]float32)(dst[p*stride:])
 		d[0], d[1], d[2], d[3] = r0[p], r1[p], r2[p], r3[p]
@@ -89,9 +87,8 @@ func gather4Go(dst []float32, stride int, r0, r1, r2, r3 []float32) {
 }
 
 // gather2Go is gather4Go for two rows.
-func gather2Go(dst []float32, stride int, r0, r1 []float32) {
-	n := len(r0)
-	r1 = r1[:n]
+func gather2Go(dst []float32, stride int, src []float32, ld, n int) {
+	r0, r1 := src[:n], src[ld:ld+n]
 	for p := 0; p < n; p++ {
 		d := (*[2]float32)(dst[p*stride:])
 		d[0], d[1] = r0[p], r1[p]
