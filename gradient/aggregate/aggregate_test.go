@@ -20,6 +20,8 @@ func testRules() []Rule {
 		TrimmedMean{Trim: 0},
 		NormClip{},
 		NormClip{Max: 1.5},
+		NormClip{Screen: true},
+		NormClip{Max: 1.5, Screen: true},
 		CenteredClip{},
 		CenteredClip{Tau: 1, Iters: 2},
 	}
@@ -36,7 +38,7 @@ func reference(r Rule, cs []Contribution) ([]float64, float64) {
 	case TrimmedMean:
 		return refTrimmed(cs, r.Trim), 2e-7
 	case NormClip:
-		return refNormClip(cs, r.Max), 2e-7
+		return refNormClip(cs, r.Max, r.Screen), 2e-7
 	case CenteredClip:
 		// The rule rounds v to float32 after each iteration; the reference
 		// keeps float64 throughout.

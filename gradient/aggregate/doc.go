@@ -31,7 +31,16 @@
 //	                     the weighted mean; max=median (or plain norm-clip)
 //	                     uses the median of the norms as b; with
 //	                     partial=true the clipped mean is partial, as
-//	                     for mean.
+//	                     for mean; with screen=true (from three
+//	                     contributions up) a clipped contribution whose
+//	                     inner product with the sum of the others'
+//	                     clipped contributions is not positive is left
+//	                     out of the mean (Report.Screened): it points
+//	                     against what the others agree on, as a
+//	                     sign-flipped update does. Where coordinates have
+//	                     too few senders for a coordinate-wise majority
+//	                     (sparse updates), this screen still sees each
+//	                     contributor's direction as a whole.
 //	centered-clip:tau=τ,iters=L
 //	                     centered clipping (Karimireddy, He & Jaggi 2021),
 //	                     unweighted: L times v ← v + (1/n) Σ_i c_i·(x_i − v)

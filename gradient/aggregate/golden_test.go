@@ -64,6 +64,8 @@ func TestGolden(t *testing.T) {
 		"trimmed-mean:trim=0":              "65565ab8eb05c987",
 		"norm-clip:max=median":             "10de146eb12e5066",
 		"norm-clip:max=1.5":                "d74ac86ce431dffe",
+		"norm-clip:max=median,screen=true": "660f5bf83cf9a009",
+		"norm-clip:max=1.5,screen=true":    "109259d279a04a46",
 		"centered-clip:tau=median,iters=3": "037b0bfbea463d88",
 		"centered-clip:tau=1,iters=2":      "084c0d3bf6d83277",
 	}

@@ -54,10 +54,22 @@ type NormClip struct {
 	// Partial takes the clipped mean per coordinate over the
 	// contributions that hold it, as Mean.Partial does.
 	Partial bool
+	// Screen leaves out, before the mean, every clipped contribution
+	// that does not point the way the others do together: one whose
+	// inner product with the sum of the other clipped contributions is
+	// not positive (see screen). It applies from MinScreen
+	// contributions up.
+	Screen bool
 }
 
+// MinScreen is the number of contributions from which NormClip.Screen
+// applies: with fewer, the others are too few to say which way they
+// point.
+const MinScreen = 3
+
 // Name returns "norm-clip:max=<bound>", or "norm-clip:max=median",
-// followed by ",partial=true" if Partial is set.
+// followed by ",partial=true" if Partial is set and ",screen=true" if
+// Screen is.
 func (r NormClip) Name() string {
 	name := "norm-clip:max=" + formatFloat(r.Max)
 	if r.Max == 0 {
@@ -65,6 +77,9 @@ func (r NormClip) Name() string {
 	}
 	if r.Partial {
 		name += ",partial=true"
+	}
+	if r.Screen {
+		name += ",screen=true"
 	}
 	return name
 }
@@ -101,12 +116,75 @@ func (r NormClip) Aggregate(dst []float32, cs []Contribution) (Report, error) {
 		coef[i] = p.cs[i].Weight * s
 		total += p.cs[i].Weight
 	}
+	kept := p.cs
+	if r.Screen && len(p.cs) >= MinScreen {
+		keep := screen(dst, p.cs, coef)
+		kept, coef, total = nil, coef[:0:0], 0
+		for i, ok := range keep {
+			if !ok {
+				at := p.pos[i]
+				p.rep.Screened = append(p.rep.Screened, cs[at].Peer)
+				p.rep.Scales[at] = 0
+				continue
+			}
+			kept = append(kept, p.cs[i])
+			coef = append(coef, p.cs[i].Weight*p.rep.Scales[p.pos[i]])
+			total += p.cs[i].Weight
+		}
+		if len(kept) == 0 {
+			clear(dst)
+			return p.rep, nil
+		}
+	}
 	if r.Partial {
-		partialSum(dst, p.cs, coef)
+		partialSum(dst, kept, coef)
 		return p.rep, nil
 	}
-	weightedSum(dst, p.cs, coef, total)
+	weightedSum(dst, kept, coef, total)
 	return p.rep, nil
+}
+
+// screen reports which of the contributions cs, scaled by coef, point
+// the way the others do together: keep[i] is whether x_i·(S − coef_i·x_i)
+// > 0, where S = Σ_k coef_k·x_k is the clipped sum of all. S is taken as
+// weightedSum takes it (float64 in contribution order, rounded once to
+// float32, here into sum, which is scratch of S's length), and each inner
+// product over x_i's own coordinates in the lane order of sumSquares,
+// with every product rounded to float64 before it is added: the same
+// bits on every machine. A sign-flipped copy of an honest update points
+// against the honest majority's sum and is left out however its norm
+// was clipped; a contribution with no coordinate in common with the
+// others has a zero product and is left out too.
+func screen(sum []float32, cs []Contribution, coef []float64) []bool {
+	weightedSum(sum, cs, coef, 1)
+	keep := make([]bool, len(cs))
+	work := 0
+	for i := range cs {
+		if s := cs[i].Sparse; s != nil {
+			work += len(s.Index)
+		} else {
+			work += len(cs[i].Dense)
+		}
+	}
+	forEachItem(len(cs), work, func(i int) {
+		u := coef[i]
+		var l lanes
+		if s := cs[i].Sparse; s != nil {
+			for k, j := range s.Index {
+				x := float64(s.Value[k])
+				o := float64(sum[j]) - float64(u*x)
+				l[j&7] = float64(x*o) + l[j&7]
+			}
+		} else {
+			for j, v := range cs[i].Dense {
+				x := float64(v)
+				o := float64(sum[j]) - float64(u*x)
+				l[j&7] = float64(x*o) + l[j&7]
+			}
+		}
+		keep[i] = l.sum() > 0
+	})
+	return keep
 }
 
 // meanBlock is the number of coordinates whose float64 sums are kept at

@@ -24,6 +24,9 @@ func TestParseSpecs(t *testing.T) {
 		{"mean:partial=false", "mean", ""},
 		{"norm-clip:partial=true", "norm-clip:max=median,partial=true", ""},
 		{"norm-clip:partial=true,max=2", "norm-clip:max=2,partial=true", ""},
+		{"norm-clip:screen=true,partial=true", "norm-clip:max=median,partial=true,screen=true", ""},
+		{"norm-clip:screen=false", "norm-clip:max=median", ""},
+		{"norm-clip:screen=yes", "", `aggregate: norm-clip: screen="yes": want true or false`},
 		{"centered-clip:iters=1", "centered-clip:tau=median,iters=1", ""},
 		{"centered-clip:tau=0.5,iters=100", "centered-clip:tau=0.5,iters=100", ""},
 		{" centered-clip : iters = 7 , tau = 1e1 ", "centered-clip:tau=10,iters=7", ""},
@@ -40,7 +43,7 @@ func TestParseSpecs(t *testing.T) {
 		{"mean:partial=yes", "", `aggregate: mean: partial="yes": want true or false`},
 		{"median:", "", `aggregate: median: parameter "" is not key=value`},
 		{"norm-clip:max=", "", `aggregate: norm-clip: parameter "max=" is not key=value`},
-		{"norm-clip:tau=1", "", `aggregate: norm-clip: unknown parameter "tau" (known: max, partial)`},
+		{"norm-clip:tau=1", "", `aggregate: norm-clip: unknown parameter "tau" (known: max, partial, screen)`},
 		{"centered-clip:tau=1,iters=2,extra=3", "", `aggregate: centered-clip: unknown parameter "extra" (known: tau, iters)`},
 		{"trimmed-mean:trim=0.1, trim=0.2", "", `aggregate: trimmed-mean: parameter "trim" given twice`},
 		// Of several problems: the syntax first, then the keys, then the

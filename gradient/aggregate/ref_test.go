@@ -141,7 +141,7 @@ func refMean(cs []Contribution) []float64 {
 	return refWeighted(xs, ws, total)
 }
 
-func refNormClip(cs []Contribution, bound float64) []float64 {
+func refNormClip(cs []Contribution, bound float64, screen bool) []float64 {
 	xs, ws := refValid(cs)
 	norms := make([]float64, len(xs))
 	for i, x := range xs {
@@ -159,7 +159,43 @@ func refNormClip(cs []Contribution, bound float64) []float64 {
 		}
 		total += ws[i]
 	}
+	if screen && len(xs) >= MinScreen {
+		keep := refScreen(xs, coef)
+		var kx [][]float32
+		var kc []float64
+		total = 0
+		for i, ok := range keep {
+			if ok {
+				kx, kc = append(kx, xs[i]), append(kc, coef[i])
+				total += ws[i]
+			}
+		}
+		if len(kx) == 0 {
+			return make([]float64, len(xs[0]))
+		}
+		xs, coef = kx, kc
+	}
 	return refWeighted(xs, coef, total)
+}
+
+// refScreen is NormClip.Screen's choice in float64: keep[i] is whether
+// x_i·(S − coef_i·x_i) > 0 with S = Σ_k coef_k·x_k.
+func refScreen(xs [][]float32, coef []float64) []bool {
+	sum := make([]float64, len(xs[0]))
+	for i, x := range xs {
+		for j, v := range x {
+			sum[j] += coef[i] * float64(v)
+		}
+	}
+	keep := make([]bool, len(xs))
+	for i, x := range xs {
+		var d float64
+		for j, v := range x {
+			d += float64(v) * (sum[j] - coef[i]*float64(v))
+		}
+		keep[i] = d > 0
+	}
+	return keep
 }
 
 func column(xs [][]float32, j int) []float64 {

@@ -33,6 +33,9 @@ type Report struct {
 	// Clipped lists the peers whose contributions were scaled down
 	// (norm-clip) or clipped in the last iteration (centered-clip).
 	Clipped []string
+	// Screened lists the peers whose contributions norm-clip's screen
+	// left out (their Scales entry is 0).
+	Screened []string
 	// Scales holds the factor each contribution was scaled by (norm-clip)
 	// or its clip factor in the last iteration (centered-clip): 1 if not
 	// clipped, 0 if excluded. It is nil for the other rules.
@@ -48,7 +51,8 @@ type Report struct {
 //	mean
 //	median
 //	trimmed-mean:trim=0.2         trim in [0, 0.5); default 0.1
-//	norm-clip:max=1.0             max > 0, or max=median (the default)
+//	norm-clip:max=1.0             max > 0, or max=median (the default);
+//	                              partial, screen: true or false (default)
 //	centered-clip:tau=1.0,iters=3 tau > 0 or tau=median (the default);
 //	                              iters in [1, 100], default 3
 //
@@ -69,7 +73,7 @@ func Parse(spec string) (Rule, error) {
 	case "trimmed-mean":
 		known = []string{"trim"}
 	case "norm-clip":
-		known = []string{"max", "partial"}
+		known = []string{"max", "partial", "screen"}
 	case "centered-clip":
 		known = []string{"tau", "iters"}
 	default:
@@ -115,17 +119,18 @@ func Parse(spec string) (Rule, error) {
 		}
 		return f, nil
 	}
-	// partial reads partial=true or partial=false (the default).
-	partial := func() (bool, error) {
-		switch v := kv["partial"]; v {
+	// boolean reads k=true or k=false (the default).
+	boolean := func(k string) (bool, error) {
+		switch v := kv[k]; v {
 		case "", "false":
 			return false, nil
 		case "true":
 			return true, nil
 		default:
-			return false, fmt.Errorf("aggregate: %s: partial=%q: want true or false", name, v)
+			return false, fmt.Errorf("aggregate: %s: %s=%q: want true or false", name, k, v)
 		}
 	}
+	partial := func() (bool, error) { return boolean("partial") }
 	switch name {
 	case "mean":
 		p, err := partial()
@@ -157,7 +162,11 @@ func Parse(spec string) (Rule, error) {
 		if err != nil {
 			return nil, err
 		}
-		return NormClip{Max: m, Partial: p}, nil
+		sc, err := boolean("screen")
+		if err != nil {
+			return nil, err
+		}
+		return NormClip{Max: m, Partial: p, Screen: sc}, nil
 	default: // centered-clip
 		tau, err := positive("tau")
 		if err != nil {

@@ -137,8 +137,8 @@ func Methods(workers int) []Method {
 			}
 		}
 		for _, attack := range []string{"sign-flip", "noise"} {
-			for _, rule := range []string{"mean:partial=true", "norm-clip:partial=true"} {
-				ms = append(ms, sparseMethod("topk:values=2bit", rule, 0.5, false, byz, attack))
+			for _, rule := range []string{"mean:partial=true", "norm-clip:partial=true", "norm-clip:partial=true,screen=true"} {
+				ms = append(ms, sparseMethod("topk:values=2bit", rule, 0.25, false, byz, attack))
 			}
 		}
 	}
