@@ -104,7 +104,7 @@ func TestCanonicalRule(t *testing.T) {
 		{"mean:partial=true", "mean:partial=true", ""},
 		{"norm-clip:partial=true", "norm-clip:max=median,partial=true", ""},
 		{"median:", "", "is not key=value"},
-		{"norm-clip:tau=1", "", `unknown parameter "tau" (known: max, partial)`},
+		{"norm-clip:tau=1", "", `unknown parameter "tau" (known: max, partial, screen)`},
 		{"krum", "", `unknown aggregation rule "krum" (known: mean, median, trimmed-mean, norm-clip, centered-clip)`},
 		{"trimmed-mean:trim=0.49", "trimmed-mean:trim=0.49", ""},
 		{"norm-clip:max=1e-300", "norm-clip:max=1e-300", ""},
