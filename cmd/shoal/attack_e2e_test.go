@@ -197,7 +197,7 @@ func TestOpenInternetAttacks(t *testing.T) {
 		{"inner_steps: 50 ", "inner_steps: 10 "},
 		{"target_samples: 3200 ", "target_samples: 800 "},
 		{"deadline: 2m ", "deadline: 20s "},
-		{"codec: topk:chunk=4096,k=64,values=fp16 ", "codec: int8 "},
+		{"codec: topk:chunk=4096,k=64,values=2bit ", "codec: int8 "},
 	} {
 		if !strings.Contains(spec, r[0]) {
 			t.Fatalf("the template has no %q", r[0])

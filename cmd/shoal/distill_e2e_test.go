@@ -41,7 +41,7 @@ func TestDistillRound(t *testing.T) {
 		{"target_samples: 3200 ", "target_samples: 640 "},
 		{"verification_rate: 0.05 ", "verification_rate: 1 "},
 		{"deadline: 2m ", "deadline: 30s "},
-		{"codec: topk:chunk=4096,k=64,values=fp16 ", "codec: int8 "},
+		{"codec: topk:chunk=4096,k=64,values=2bit ", "codec: int8 "},
 	}, fmt.Sprintf("teacher:\n  checkpoint: %s\n", teacherID))
 	_, dash, invite := e.startTracker(tdir, specPath, "--min-members", "2")
 	var nodes []*proc

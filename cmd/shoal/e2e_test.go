@@ -207,8 +207,7 @@ func TestEndToEnd(t *testing.T) {
 		{"target_samples: 3200 ", "target_samples: 800 "},
 		{"verification_rate: 0.05 ", "verification_rate: 0.5 "},
 		{"deadline: 2m ", "deadline: 20s "},
-		{"codec: topk:chunk=4096,k=64,values=fp16 ", "codec: int8 "},
-		{"momentum: 0.9 ", "momentum: 0.5 "},
+		{"codec: topk:chunk=4096,k=64,values=2bit ", "codec: int8 "},
 	} {
 		if !strings.Contains(spec, r[0]) {
 			t.Fatalf("the template has no %q", r[0])

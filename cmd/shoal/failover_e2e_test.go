@@ -67,7 +67,7 @@ func TestTrackerFailover(t *testing.T) {
 		{"target_samples: 3200 ", "target_samples: 128 "},
 		{"verification_rate: 0.05 ", "verification_rate: 0.5 "},
 		{"deadline: 2m ", "deadline: 20s "},
-		{"codec: topk:chunk=4096,k=64,values=fp16 ", "codec: int8 "},
+		{"codec: topk:chunk=4096,k=64,values=2bit ", "codec: int8 "},
 		{"  - " + ids[0] + "\n", "  - " + strings.Join(ids, "\n  - ") + "\n"},
 	} {
 		if !strings.Contains(spec, r[0]) {

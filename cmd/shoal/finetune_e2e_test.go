@@ -40,7 +40,7 @@ func TestFineTuneRound(t *testing.T) {
 		{"warmup: 100 ", "warmup: 0 "},
 		{"target_samples: 3200 ", "target_samples: 160 "},
 		{"deadline: 2m ", "deadline: 30s "},
-		{"codec: topk:chunk=4096,k=64,values=fp16 ", "codec: int8 "},
+		{"codec: topk:chunk=4096,k=64,values=2bit ", "codec: int8 "},
 	}, "")
 
 	// The imported model's held-out loss, measured here as the round's

@@ -73,7 +73,7 @@ func TestLargeModelRound(t *testing.T) {
 		{"target_samples: 3200 ", fmt.Sprintf("target_samples: %d ", 2*batch)},
 		{"verification_rate: 0.05 ", "verification_rate: 1 "},
 		{"deadline: 2m ", "deadline: 30m "},
-		{"codec: topk:chunk=4096,k=64,values=fp16 ", "codec: sign "},
+		{"codec: topk:chunk=4096,k=64,values=2bit ", "codec: sign "},
 	} {
 		if !strings.Contains(spec, r[0]) {
 			t.Fatalf("the template has no %q", r[0])

@@ -77,7 +77,7 @@ func TestLoRARound(t *testing.T) {
 		{"target_samples: 3200 ", "target_samples: 320 "},
 		{"verification_rate: 0.05 ", "verification_rate: 0.5 "},
 		{"deadline: 2m ", "deadline: 30s "},
-		{"codec: topk:chunk=4096,k=64,values=fp16 ", "codec: int8 "},
+		{"codec: topk:chunk=4096,k=64,values=2bit ", "codec: int8 "},
 	}, fmt.Sprintf("adapter:\n  base: %s\n  rank: 4\n  alpha: 8\n", baseID))
 	parsed, err := round.Parse([]byte(spec), specPath)
 	if err != nil {

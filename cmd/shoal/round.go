@@ -308,7 +308,11 @@ func printRoundSummary(w io.Writer, s *round.Spec) error {
 	row("inner", "AdamW lr %g, warm-up %d, betas %g/%g, eps %g, weight decay %g, clip norm %g",
 		in.LR, in.Warmup, in.Beta1, in.Beta2, in.Eps, in.WeightDecay, in.ClipNorm)
 	row("outer", "Nesterov lr %g, momentum %g", s.Outer.LR, s.Outer.Momentum)
-	row("codec", "%s", s.Codec)
+	if s.FeedbackDecay != 0 {
+		row("codec", "%s, error feedback decay %g", s.Codec, s.FeedbackDecay)
+	} else {
+		row("codec", "%s", s.Codec)
+	}
 	row("aggregation", "%s", s.Aggregation)
 	row("verification", "%.4g%% of units computed twice", 100*s.VerificationRate)
 	row("seed", "%d", s.Seed)

@@ -636,3 +636,24 @@ func (c *codec) decodeBody(d *decoder, src []byte, out []float32) (field, msg st
 		return c.decodeDCT(d, src, out)
 	}
 }
+
+// DecayResidual weakens error feedback: it multiplies every residual
+// element by keep = 1 − decay (both float32, each product rounded once),
+// as a worker does before each encoding when its round sets a feedback
+// decay. decay 0 leaves the residual as it is and 1 clears it to +0 (as
+// a fresh residual is, where 0·v would leave -0 for a negative v).
+func DecayResidual(residual [][]float32, decay float32) {
+	if decay == 0 {
+		return
+	}
+	keep := 1 - decay
+	for _, r := range residual {
+		if keep == 0 {
+			clear(r)
+			continue
+		}
+		for j, v := range r {
+			r[j] = keep * v
+		}
+	}
+}

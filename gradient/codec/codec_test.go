@@ -639,3 +639,21 @@ func TestEncodedLenRejects(t *testing.T) {
 		t.Errorf("fp32 [3 5]: EncodedLen %d (%v), want %d", n, err, 2+4+2+1+1+8+60)
 	}
 }
+
+func TestDecayResidual(t *testing.T) {
+	for _, tc := range []struct {
+		decay float32
+		want  []uint32 // bits of the result of {2, -0.5, 3e-45}
+	}{
+		{0, []uint32{math.Float32bits(2), math.Float32bits(-0.5), math.Float32bits(3e-45)}},
+		{0.25, []uint32{math.Float32bits(1.5), math.Float32bits(-0.375), math.Float32bits(0.75 * 3e-45)}},
+		{1, []uint32{0, 0, 0}},
+	} {
+		r := [][]float32{{2, -0.5}, {3e-45}}
+		DecayResidual(r, tc.decay)
+		got := []uint32{math.Float32bits(r[0][0]), math.Float32bits(r[0][1]), math.Float32bits(r[1][0])}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("decay %g: %#x, want %#x", tc.decay, got, tc.want)
+		}
+	}
+}

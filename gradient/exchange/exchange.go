@@ -369,14 +369,7 @@ func workerRound(c Config, m Method, d Data, wk *worker, k, s0, h int, gp []grad
 	if k < m.Byzantine {
 		return out, nil // the caller replaces it by the attack
 	}
-	if m.Decay != 0 {
-		keep := 1 - m.Decay
-		for _, r := range wk.residual {
-			for j, v := range r {
-				r[j] = float32(keep * v)
-			}
-		}
-	}
+	codec.DecayResidual(wk.residual, m.Decay)
 	enc, err := contribution(cd, specs, wk.delta, wk.residual, gp)
 	if err != nil {
 		return aggregate.Contribution{}, fmt.Errorf("exchange: %s: worker %d: %v", m.Name, k, err)

@@ -130,7 +130,48 @@ func TestPartialRule(t *testing.T) {
 // own computation of the unit; one encoded from another residual than it
 // names, or with another raw hash, makes its sender bad.
 func TestVerify(t *testing.T) {
-	spec, train := testSpec(), trainText()
+	for _, decay := range []float64{0, 0.25} {
+		t.Run(fmt.Sprintf("feedback decay %g", decay), func(t *testing.T) {
+			spec := testSpec()
+			spec.FeedbackDecay = decay
+			testVerify(t, spec)
+		})
+	}
+}
+
+// TestFeedbackDecay: the residual an update names is the one its codec
+// used, after the round's decay. With decay 1 every unit starts from a
+// cleared residual, the zero residual of a fresh engine; without decay
+// the second unit's residual holds what the first did not send.
+func TestFeedbackDecay(t *testing.T) {
+	for _, decay := range []float64{0, 1} {
+		spec := testSpec()
+		spec.Codec = "topk:chunk=64,k=4,values=int8"
+		spec.FeedbackDecay = decay
+		e, err := engine.NewModelEngine(spec, trainText(), enginetest.NewMemStore())
+		if err != nil {
+			t.Fatal(err)
+		}
+		base, err := e.Genesis()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res []cid.Cid
+		for u := range uint32(2) {
+			r := e.Run(node.TrainJob{Step: 0, Base: base, Unit: u})
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+			res = append(res, r.Update.Residual)
+		}
+		if same := res[0].Equals(res[1]); same != (decay == 1) {
+			t.Errorf("decay %g: residuals %s and %s of the first two units", decay, res[0], res[1])
+		}
+	}
+}
+
+func testVerify(t *testing.T, spec *round.Spec) {
+	train := trainText()
 	store := enginetest.NewMemStore()
 	a, err := engine.NewModelEngine(spec, train, store)
 	if err != nil {

@@ -519,10 +519,13 @@ func (e *ModelEngine) trainJob(j node.TrainJob) (*wire.Update, error) {
 }
 
 // Encode compresses a pseudo-gradient with the engine's residual (which
-// it updates), stores the payload and the residual it used, and returns
-// the update's content fields.
+// it updates, after the round's feedback decay), stores the payload and
+// the residual it used, and returns the update's content fields.
 func (e *ModelEngine) Encode(delta []float32, loss float32) (*wire.Update, error) {
 	raw := RawCID(delta)
+	// The residual stored is the decayed one, which is what the codec
+	// used: a replica checks the payload against it alone.
+	codec.DecayResidual(e.residual, float32(e.spec.FeedbackDecay))
 	resID, err := e.putFloats(e.residual...)
 	if err != nil {
 		return nil, err

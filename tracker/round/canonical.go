@@ -24,8 +24,9 @@ import (
 //     CanonicalRule), tracker peer IDs in base58btc (CanonicalPeerID), CIDs
 //     in their default string form (base32 for CIDv1);
 //   - init_checkpoint null when there is none; tokenizer, adapter and
-//     teacher only when there is one (so that the rounds before them keep
-//     their IDs), an adapter's targets sorted; name and
+//     teacher only when there is one, and feedback_decay only when not 0
+//     (so that the rounds before them keep their IDs), an adapter's
+//     targets sorted; name and
 //     description trimmed of surrounding white space;
 //   - model fields of the other architecture left out (heads for mlp;
 //     hidden and window for gpt).
@@ -88,6 +89,9 @@ func (s *Spec) Canonical() []byte {
 		"trackers":          trackers,
 		"init_checkpoint":   init,
 		"admission":         string(s.Admission),
+	}
+	if s.FeedbackDecay != 0 {
+		doc["feedback_decay"] = number(s.FeedbackDecay)
 	}
 	if s.Tokenizer.Defined() {
 		// Only when given, so that the IDs of byte-level rounds stay

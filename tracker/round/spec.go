@@ -58,6 +58,13 @@ type Spec struct {
 
 	Codec       string // update codec spec (see CanonicalCodec)
 	Aggregation string // aggregation rule spec (see CanonicalRule)
+	// FeedbackDecay weakens the codec's error feedback: before each
+	// encoding a worker multiplies its residual by 1 − FeedbackDecay
+	// (codec.DecayResidual). 0, the default, keeps it whole; 1 drops it.
+	// A worker restarts every outer step from the new checkpoint and
+	// learns again much of what it did not send, so a residual kept
+	// whole counts that part twice (BENCHMARKS.md).
+	FeedbackDecay float64
 
 	TargetSamples    int           // samples after which the tracker closes a step
 	Deadline         time.Duration // time after which the tracker closes a step regardless
@@ -388,6 +395,9 @@ func (s *Spec) trainingProblems(add adder) {
 	}
 	if _, err := CanonicalRule(s.Aggregation); err != nil {
 		add("aggregation", "%v", err)
+	}
+	if !(s.FeedbackDecay >= 0 && s.FeedbackDecay <= 1) {
+		add("feedback_decay", "must be in [0, 1], got %s", formatFloat(s.FeedbackDecay))
 	}
 
 	unitOK := s.InnerSteps >= 1 && s.InnerSteps <= MaxInnerSteps && s.Batch >= 1 && s.Batch <= MaxBatch
