@@ -48,7 +48,10 @@
 //     the raw Δ, the hash of the residual it used and the payload's CID.
 //  3. The tracker closes the step when the complete units reach the
 //     target samples, when nothing more can come, or at the deadline; the
-//     Close lists the included updates in canonical order.
+//     Close lists the included updates in canonical order. In a round
+//     with late_weight, a worker still publishes an update it finishes
+//     after the Close, and the next step's Close may include it (see
+//     package tracker, late.go).
 //  4. Every node fetches any included payload it lacks, aggregates them by
 //     the round's rule in that order, applies the outer optimizer and
 //     publishes Commit{C_{t+1}}; the tracker finalises once the commits

@@ -64,6 +64,14 @@ func (n *Node) progress() {
 	}
 }
 
+// late reports whether an update of step, finished after the step
+// closed, may still join the next step's Close: the round takes late
+// updates (round.Spec.LateWeight) and the step is the open one or the
+// one before it. The tracker decides whether it does.
+func (n *Node) late(step uint64) bool {
+	return n.spec.LateWeight > 0 && n.open != nil && step <= n.open.Step && step+1 >= n.open.Step
+}
+
 // canTrain reports whether the node can train units of the open step
 // now: it holds the step's base and the step has not closed.
 func (n *Node) canTrain() bool {
@@ -117,6 +125,9 @@ func (n *Node) Done(now time.Time, r Result) {
 		if n.open != nil && n.open.Step == j.Step && n.open.Attempt == j.Attempt && n.close == nil {
 			n.publish(&u)
 			n.event(wire.EventUpdate, j.Step, "unit %d: loss %.4f, %d bytes", j.Unit, u.Loss, u.Size)
+		} else if n.late(j.Step) {
+			n.publish(&u)
+			n.event(wire.EventUpdate, j.Step, "unit %d: loss %.4f, %d bytes, late: for the next step's Close", j.Unit, u.Loss, u.Size)
 		}
 	case ApplyJob:
 		if n.applying == nil || n.applying.Step != j.Step || !n.applying.Base.Equals(j.Base) {

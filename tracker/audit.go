@@ -37,21 +37,28 @@ func (t *Tracker) audit() {
 		verified[p.Unit] = true
 	}
 	for _, in := range picked {
-		if verified[in.Unit] {
+		var u *wire.Update
+		d := &Dispute{Step: st.Step, Attempt: st.Attempt, Unit: in.Unit, Base: st.Base, Peers: [2]string{in.Peer, ""}, Audit: true}
+		// A late update of the step before (see late.go) is audited as
+		// an update of its own step; no replica confirmed it.
+		for _, m := range st.Merged {
+			if m.Peer == in.Peer && m.Update.Unit == in.Unit && m.Update.Payload.Equals(in.Payload) {
+				u, d.Step, d.Attempt, d.Base = m.Update, m.Step, m.Attempt, m.Base
+			}
+		}
+		if u == nil && verified[in.Unit] {
 			continue
 		}
-		var u *wire.Update
 		for r := range uint8(2) {
 			k := unitCopy{in.Unit, r}
-			if up := t.updates[k]; up != nil && t.assigned[k] == in.Peer && up.Payload.Equals(in.Payload) {
+			if up := t.updates[k]; u == nil && up != nil && t.assigned[k] == in.Peer && up.Payload.Equals(in.Payload) {
 				u = up
 			}
 		}
 		if u == nil {
 			continue // not an update of this step's deal (a state damaged outside the tracker)
 		}
-		d := &Dispute{Step: st.Step, Attempt: st.Attempt, Unit: in.Unit, Base: st.Base,
-			Peers: [2]string{in.Peer, ""}, Raws: [2]string{u.Raw.String(), ""}, Audit: true}
+		d.Raws = [2]string{u.Raw.String(), ""}
 		st.Disputes = append(st.Disputes, d)
 		t.event(wire.EventAudit, st.Step, in.Peer, "unit %d: audit of the update of %s", in.Unit, in.Peer)
 	}

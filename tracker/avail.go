@@ -84,6 +84,9 @@ func (t *Tracker) unavailable(k unitCopy) bool {
 func (t *Tracker) Held(now time.Time, payload cid.Cid, ok bool) {
 	p := payload.KeyString()
 	copies, asked := t.hold.waiting[p]
+	if !asked && t.heldLate(payload, ok) {
+		return
+	}
 	if !asked || t.st.Phase != PhaseOpen {
 		return
 	}

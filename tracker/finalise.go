@@ -131,7 +131,7 @@ func (t *Tracker) finalise(now time.Time, result cid.Cid, providers []string, vo
 	st.Step++
 	st.Base = result
 	st.Attempt = 0
-	st.Phase, st.Open, st.Updates, st.Close, st.Commits, st.Verified = PhaseIdle, nil, nil, nil, nil, nil
+	st.Phase, st.Open, st.Updates, st.Close, st.Commits, st.Verified, st.Merged = PhaseIdle, nil, nil, nil, nil, nil, nil
 	t.votes = nil
 	t.resetVoters()
 	t.save()

@@ -41,6 +41,12 @@ type State struct {
 
 	// Finals lists every finalised step in order: Finals[i] is the Final
 	// of step i (its Checkpoint is C_{i+1}).
+	// Late is the deal of the last step that closed while late updates
+	// of it may join the next Close (Spec.LateWeight > 0; see late.go),
+	// and Merged the late updates the current step's Close includes.
+	Late   *LateStep `json:"late,omitempty"`
+	Merged []*Merged `json:"merged,omitempty"`
+
 	Finals   []*wire.Final     `json:"finals,omitempty"`
 	Disputes []*Dispute        `json:"disputes,omitempty"`
 	Ledger   map[string]*Entry `json:"ledger,omitempty"`

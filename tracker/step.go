@@ -390,9 +390,16 @@ func (t *Tracker) closeStep(now time.Time) {
 			included = append(included, wire.Included{Peer: t.assigned[unitCopy{u, 1}], Unit: u, Payload: b.Payload, Weight: b.Samples})
 		}
 	}
+	own := slices.Clone(included)
+	merged, lateDisputes := t.mergeLate()
+	included = append(included, merged...)
 	st.Disputes = append(st.Disputes, disputes...)
-	for _, d := range disputes {
+	st.Disputes = append(st.Disputes, lateDisputes...)
+	for _, d := range append(disputes, lateDisputes...) {
 		t.event(wire.EventDispute, d.Step, "", "unit %d: replicas %s and %s computed different pseudo-gradients", d.Unit, d.Peers[0], d.Peers[1])
+	}
+	if len(merged) > 0 {
+		t.event(wire.EventMerge, st.Step, "", "%d late updates of step %d included, each at weight %g of its samples", len(merged), st.Late.Open.Step, t.spec.LateWeight)
 	}
 	if len(included) == 0 {
 		// Nothing arrived (or everything is disputed): deal the step
@@ -402,6 +409,7 @@ func (t *Tracker) closeStep(now time.Time) {
 		return
 	}
 	wire.SortIncluded(included)
+	t.keepLate(own, disputes)
 	cl := &wire.Close{Round: t.round, Step: st.Step, Epoch: st.Epoch, Base: st.Base, Included: included}
 	cl.AuditKey = t.auditKey(st.Step, st.Attempt)
 	st.Phase, st.Close, st.ClosedAt, st.Commits, st.Verified, st.Held = PhaseClosed, cl, now, nil, verified, nil
@@ -422,7 +430,7 @@ func (t *Tracker) dealAgain(now time.Time) {
 		st.Attempt = 0
 	}
 	st.Phase, st.Open, st.Updates, st.Held = PhaseIdle, nil, nil, nil
-	st.Close, st.Commits, st.Verified = nil, nil, nil
+	st.Close, st.Commits, st.Verified, st.Merged = nil, nil, nil, nil
 	t.votes = nil
 	t.resetVoters()
 	t.save()

@@ -43,7 +43,9 @@ type Tracker struct {
 	// stepMembers holds the members of the current step's Open.
 	stepMembers map[string]bool
 	updates     map[unitCopy]*wire.Update
-	hold        holding // the open step's payloads: which the driver holds
+	hold        holding   // the open step's payloads: which the driver holds
+	late        *lateDeal // the index of State.Late
+	lateFetches []Fetch   // late payloads to ask the driver for, with the next Ready
 	// Counts of the open step kept as updates arrive, so that a step of
 	// thousands of units is not rescanned for every update: the copies of
 	// each unit that have not arrived, the units whose every copy has, and
@@ -178,6 +180,7 @@ func New(cfg Config, st *State, now time.Time) (*Tracker, error) {
 		}
 		t.save()
 		t.restore()
+		t.restoreLate()
 		t.announce = true
 		t.quietUntil = now.Add(round.HeartbeatInterval(cfg.Spec) * 3 / 2)
 	}
@@ -257,6 +260,9 @@ func (t *Tracker) Excluded(peer string) bool {
 // anyone else.
 func (t *Tracker) Dealt(step uint64, attempt uint32, unit uint32, replica uint8) string {
 	st := t.st
+	if l := st.Late; t.late != nil && l.Open.Step == step && l.Open.Attempt == attempt && step+1 >= st.Step {
+		return t.late.assigned[unitCopy{unit, replica}]
+	}
 	if st.Phase == PhaseIdle || st.Open == nil || st.Step != step || st.Attempt != attempt {
 		return ""
 	}
@@ -345,11 +351,11 @@ type Ready struct {
 
 // Ready returns what the tracker has for its driver and forgets it.
 func (t *Tracker) Ready() Ready {
-	rd := Ready{Publish: t.out, Events: t.events, Fetch: t.hold.fetches}
+	rd := Ready{Publish: t.out, Events: t.events, Fetch: append(t.hold.fetches, t.lateFetches...)}
 	if t.persist {
 		rd.State = t.st
 	}
-	t.out, t.events, t.persist, t.hold.fetches = nil, nil, false, nil
+	t.out, t.events, t.persist, t.hold.fetches, t.lateFetches = nil, nil, false, nil, nil
 	return rd
 }
 
@@ -446,6 +452,9 @@ func (t *Tracker) helloTime(now time.Time, from string, sent uint64) error {
 
 func (t *Tracker) update(now time.Time, from string, m *wire.Update) error {
 	st := t.st
+	if t.lateFor(m) {
+		return t.lateUpdate(from, m)
+	}
 	if st.Phase != PhaseOpen || m.Step != st.Step || m.Attempt != st.Attempt {
 		return fmt.Errorf("update for step %d attempt %d, but step %d attempt %d is %s", m.Step, m.Attempt, st.Step, st.Attempt, st.Phase)
 	}

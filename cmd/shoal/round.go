@@ -304,6 +304,9 @@ func printRoundSummary(w io.Writer, s *round.Spec) error {
 	}
 	row("work unit", "%d inner steps × batch %d = %d samples", s.InnerSteps, s.Batch, s.UnitSamples())
 	row("step", "closes at %d samples (%d units) or after %v", s.TargetSamples, s.UnitsPerStep(), s.Deadline)
+	if s.LateWeight != 0 {
+		row("late units", "join the next step at %g of their samples", s.LateWeight)
+	}
 	in := s.Inner
 	row("inner", "AdamW lr %g, warm-up %d, betas %g/%g, eps %g, weight decay %g, clip norm %g",
 		in.LR, in.Warmup, in.Beta1, in.Beta2, in.Eps, in.WeightDecay, in.ClipNorm)

@@ -24,7 +24,8 @@ import (
 //     CanonicalRule), tracker peer IDs in base58btc (CanonicalPeerID), CIDs
 //     in their default string form (base32 for CIDv1);
 //   - init_checkpoint null when there is none; tokenizer, adapter and
-//     teacher only when there is one, and feedback_decay only when not 0
+//     teacher only when there is one, feedback_decay and late_weight only
+//     when not 0
 //     (so that the rounds before them keep their IDs), an adapter's
 //     targets sorted; name and
 //     description trimmed of surrounding white space;
@@ -92,6 +93,9 @@ func (s *Spec) Canonical() []byte {
 	}
 	if s.FeedbackDecay != 0 {
 		doc["feedback_decay"] = number(s.FeedbackDecay)
+	}
+	if s.LateWeight != 0 {
+		doc["late_weight"] = number(s.LateWeight)
 	}
 	if s.Tokenizer.Defined() {
 		// Only when given, so that the IDs of byte-level rounds stay

@@ -486,6 +486,7 @@ func (d *decoder) spec(root *yaml.Node, s *Spec) {
 		{"codec", d.str(&s.Codec)},
 		{"aggregation", d.str(&s.Aggregation)},
 		{"feedback_decay", d.number(&s.FeedbackDecay)},
+		{"late_weight", d.number(&s.LateWeight)},
 		{"target_samples", d.integer(&s.TargetSamples)},
 		{"deadline", d.duration(&s.Deadline)},
 		{"verification_rate", d.number(&s.VerificationRate)},

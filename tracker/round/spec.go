@@ -65,6 +65,13 @@ type Spec struct {
 	// learns again much of what it did not send, so a residual kept
 	// whole counts that part twice (BENCHMARKS.md).
 	FeedbackDecay float64
+	// LateWeight lets an update that comes after its step closed join the
+	// next step: the Close of step t+1 includes a late update of step t
+	// (one the Close of step t did not include, of a unit it neither
+	// included nor disputed) with weight ⌊samples × LateWeight⌋, at least
+	// 1, and it is verified like any other. 0, the default, leaves late
+	// updates out, so that a slow volunteer's unit is lost work.
+	LateWeight float64
 
 	TargetSamples    int           // samples after which the tracker closes a step
 	Deadline         time.Duration // time after which the tracker closes a step regardless
@@ -214,6 +221,12 @@ const (
 	MaxDescLen       = 4096 // bytes
 	MaxLR            = 10
 )
+
+// LateSamples returns the weight a late update of samples samples has in
+// the Close that includes it: ⌊samples × LateWeight⌋, at least 1.
+func (s *Spec) LateSamples(samples uint32) uint32 {
+	return max(1, uint32(math.Floor(float64(samples)*s.LateWeight)))
+}
 
 // UnitSamples returns the samples (sequences) of one work unit:
 // InnerSteps × Batch.
@@ -398,6 +411,9 @@ func (s *Spec) trainingProblems(add adder) {
 	}
 	if !(s.FeedbackDecay >= 0 && s.FeedbackDecay <= 1) {
 		add("feedback_decay", "must be in [0, 1], got %s", formatFloat(s.FeedbackDecay))
+	}
+	if !(s.LateWeight >= 0 && s.LateWeight <= 1) {
+		add("late_weight", "must be in [0, 1], got %s", formatFloat(s.LateWeight))
 	}
 
 	unitOK := s.InnerSteps >= 1 && s.InnerSteps <= MaxInnerSteps && s.Batch >= 1 && s.Batch <= MaxBatch

@@ -18,6 +18,7 @@ const (
 	EventRefused  EventKind = "refused"  // a peer refused admission (a node: refused by the tracker)
 	EventWithheld EventKind = "withheld" // an update left out: its payload was not held when the step closed
 	EventAudit    EventKind = "audit"    // an included update picked for a third computation (routine, not a dispute)
+	EventMerge    EventKind = "merge"    // a Close includes late updates of the step before
 )
 
 // The nodes' kinds besides those.
