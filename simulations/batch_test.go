@@ -8,6 +8,7 @@ import (
 
 	"github.com/shoal-network/shoal/node"
 	"github.com/shoal-network/shoal/simulations/engine"
+	"github.com/shoal-network/shoal/tracker/round"
 	"github.com/shoal-network/shoal/tracker/wire"
 )
 
@@ -16,18 +17,21 @@ import (
 // batches.
 func linkedCluster(t testing.TB, peers int, seed uint64, batch bool, liars map[string]Behaviour) *engine.Cluster {
 	t.Helper()
+	return linkedClusterWith(t, peers, seed, batch, liars, nil)
+}
+
+// linkedClusterWith is linkedCluster with a change to its spec and
+// configuration.
+func linkedClusterWith(t testing.TB, peers int, seed uint64, batch bool, liars map[string]Behaviour, tweak func(*round.Spec, *engine.Config)) *engine.Cluster {
+	t.Helper()
 	spec := testSpec(peers)
 	spec.VerificationRate = 0.25
 	spec.Deadline = 20 * time.Minute
-	genesis, err := (&CostEngine{Store: engine.NewStore(engine.NewPool()), Spec: spec}).Genesis()
-	if err != nil {
-		t.Fatal(err)
-	}
 	bad := map[string]bool{}
 	for id := range liars {
 		bad[id] = true
 	}
-	c, err := engine.New(engine.Config{Spec: spec, Seed: seed, Genesis: genesis,
+	cfg := engine.Config{Spec: spec, Seed: seed,
 		Net: &engine.Network{}, Batch: batch, LazyTicks: batch,
 		Tick:        time.Second,
 		UpdateBytes: 1 << 20, ResidualBytes: 4 << 20, CheckpointBytes: 8 << 20,
@@ -38,7 +42,16 @@ func linkedCluster(t testing.TB, peers int, seed uint64, batch bool, liars map[s
 			return 2 * time.Second
 		},
 		Check: engine.Invariants(bad),
-	})
+	}
+	if tweak != nil {
+		tweak(spec, &cfg)
+	}
+	genesis, err := (&CostEngine{Store: engine.NewStore(engine.NewPool()), Spec: spec}).Genesis()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Genesis = genesis
+	c, err := engine.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,5 +143,60 @@ func TestBatchedLiarCaught(t *testing.T) {
 			}
 			t.Logf("seed %d: %s excluded at step %d: %s", seed, b, c.Tracker().Ledger()[liar].ExcludedAt, c.Tracker().Ledger()[liar].Reason)
 		})
+	}
+}
+
+// TestBatchedLateUpdates: with quorum closing and late updates, a step
+// closes without its two slowest workers, whose units join the next
+// step; delivered in batches (a late update travels with the next step's
+// updates) or one by one, the protocol decides the same.
+func TestBatchedLateUpdates(t *testing.T) {
+	const seed, peers, steps = 5, 12, 4
+	slow := map[string]bool{peerName(3): true, peerName(8): true}
+	finals := map[bool][]cid.Cid{}
+	events := map[bool]int64{}
+	for _, batch := range []bool{false, true} {
+		c := linkedClusterWith(t, peers, seed, batch, nil, func(s *round.Spec, cfg *engine.Config) {
+			s.Quorum, s.Grace, s.LateWeight = 0.75, 30*time.Second, 0.5
+			cfg.JobTime = func(id string, j node.Job) time.Duration {
+				if _, ok := j.(node.TrainJob); ok {
+					if slow[id] {
+						return 3 * time.Minute
+					}
+					return time.Minute
+				}
+				return 2 * time.Second
+			}
+		})
+		waitSteps(t, c, steps, 6*time.Hour)
+		merged := 0
+		for _, ev := range c.Events {
+			if ev.Kind == wire.EventMerge {
+				merged++
+			}
+		}
+		if merged == 0 {
+			t.Fatalf("batch %v: no late update merged", batch)
+		}
+		for _, st := range stepTimes(c)[:steps] {
+			if st.closed-st.opened >= 20*time.Minute {
+				t.Errorf("batch %v: step %d waited for its deadline", batch, st.step)
+			}
+		}
+		for _, f := range c.Tracker().Finals()[:steps] {
+			finals[batch] = append(finals[batch], f.Checkpoint)
+		}
+		events[batch] = c.Processed
+		t.Logf("batch %v: %d steps in %v, %d events", batch, steps, c.Elapsed().Round(time.Second), c.Processed)
+	}
+	// In batches a Close that merges late updates is present at once,
+	// like any other: no node fetches them one by one.
+	if events[true] >= events[false]/4 {
+		t.Errorf("batched delivery took %d events, one by one %d", events[true], events[false])
+	}
+	for i := range steps {
+		if !finals[true][i].Equals(finals[false][i]) {
+			t.Fatalf("step %d: batched delivery finalised %s, one by one %s", i, finals[true][i], finals[false][i])
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/shoal-network/shoal/checkpoint/content"
 	"github.com/shoal-network/shoal/tracker/round"
@@ -226,5 +227,55 @@ func TestLateUpdateAudited(t *testing.T) {
 	}
 	if audit == nil || !audit.Base.Equals(genesis) || audit.Raws[0] != late.Raw.String() {
 		t.Fatalf("audits %+v, want one of the late update as step 0 unit 1 from the genesis", h.tr.st.Disputes)
+	}
+}
+
+// TestQuorumClosing: a step whose complete units reach the quorum closes
+// the grace window later, across a restart, without waiting for the rest
+// until its deadline; the rest then joins the next step late. Without a
+// quorum it waits.
+func TestQuorumClosing(t *testing.T) {
+	for _, quorum := range []float64{0, 0.5} {
+		spec := lateSpec(4, 0, 0.5)
+		spec.Quorum, spec.Grace = quorum, 10*time.Second
+		h := newHarness(t, spec, nil)
+		h.join(wire.RoleWorker, "w1", "w2", "w3", "w4")
+		h.tick(0)
+		o0 := h.current()
+		deal := h.deal()
+		for u := range uint32(2) {
+			h.mustReceive(deal[unitCopy{u, 0}], h.update(deal[unitCopy{u, 0}], u, 0, fmt.Sprintf("raw/%d", u)))
+		}
+		h.tick(6 * time.Second)
+		h.wantPhase(0, PhaseOpen)
+		h.restart()
+		h.settle() // 12 s: the grace has passed, counted from before the restart
+		if quorum == 0 {
+			h.wantPhase(0, PhaseOpen)
+			h.tick(h.spec.Deadline)
+			h.wantPhase(0, PhaseClosed)
+			continue
+		}
+		h.wantPhase(0, PhaseClosed)
+		if d := h.now.Sub(t0); d >= spec.Deadline {
+			t.Fatalf("closed after %v, the deadline", d)
+		}
+		for u := uint32(2); u < 4; u++ {
+			h.mustReceive(deal[unitCopy{u, 0}], stepUpdate(h, o0, deal[unitCopy{u, 0}], u, 0, fmt.Sprintf("raw/%d", u)))
+		}
+		h.commit(cidOf("C1"), "w1", "w2", "w3", "w4")
+		h.take()
+		h.sendAll()
+		h.wantPhase(1, PhaseClosed)
+		cl := only[*wire.Close](h.take())[0]
+		late := 0
+		for _, in := range cl.Included {
+			if in.Weight == 2 {
+				late++
+			}
+		}
+		if len(cl.Included) != 6 || late != 2 {
+			t.Fatalf("step 1 includes %+v, want its 4 units and step 0's 2 late ones at weight 2", cl.Included)
+		}
 	}
 }

@@ -23,8 +23,11 @@ type State struct {
 	Attempt uint32  `json:"attempt"`
 	Epoch   uint32  `json:"epoch,omitempty"` // restarts from this state so far (see Open.Epoch)
 
-	Open     *wire.Open     `json:"open,omitempty"` // the current step's Open (PhaseOpen, PhaseClosed)
-	OpenedAt time.Time      `json:"opened_at"`
+	Open     *wire.Open `json:"open,omitempty"` // the current step's Open (PhaseOpen, PhaseClosed)
+	OpenedAt time.Time  `json:"opened_at"`
+	// QuorumAt is when the open step's complete units first reached the
+	// spec's quorum: it closes the spec's grace later.
+	QuorumAt time.Time      `json:"quorum_at,omitzero"`
 	Updates  []*wire.Update `json:"updates,omitempty"` // received for the open step, without Data
 	// Held lists the payloads of the open step's updates that the
 	// driver holds (see Tracker.Held); after a restart the others are

@@ -30,7 +30,7 @@ func (t *Tracker) maybeOpen(now time.Time) {
 	}
 	open.Members = workers
 	open.Units = uint32(DealtUnits(t.spec, len(workers), t.cfg.Spares))
-	st.Phase, st.Open, st.OpenedAt, st.Updates, st.Held = PhaseOpen, open, now, nil, nil
+	st.Phase, st.Open, st.OpenedAt, st.Updates, st.Held, st.QuorumAt = PhaseOpen, open, now, nil, nil, time.Time{}
 	st.Close, st.Commits, st.Verified = nil, nil, nil
 	t.votes = nil
 	t.resetVoters()
@@ -291,6 +291,23 @@ func (t *Tracker) maybeCloseOnUpdate(now time.Time) {
 		t.closeStep(now)
 		return
 	}
+	if t.arrived*t.spec.UnitSamples() >= t.spec.QuorumSamples() {
+		t.quorumReached(now)
+	}
+}
+
+// quorumReached notes that the open step's complete units reached the
+// spec's quorum (below the target), and closes the step once the grace
+// window since it first did has passed.
+func (t *Tracker) quorumReached(now time.Time) {
+	st := t.st
+	if st.QuorumAt.IsZero() {
+		st.QuorumAt = now
+		t.dirty = true
+	}
+	if now.Sub(st.QuorumAt) >= t.spec.Grace {
+		t.closeStep(now)
+	}
 }
 
 // maybeClose closes the open step once the complete units reach the
@@ -334,6 +351,9 @@ func (t *Tracker) maybeClose(now time.Time) {
 	if samples >= t.spec.TargetSamples || (!pending && len(t.hold.held) > 0) {
 		t.closeStep(now)
 		return
+	}
+	if samples >= t.spec.QuorumSamples() {
+		t.quorumReached(now)
 	}
 }
 

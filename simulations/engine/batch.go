@@ -252,12 +252,23 @@ func (c *Cluster) addToStream(from string, u *wire.Update, ready, size float64) 
 		st.ups = append(st.ups, streamUpdate{from: from, msg: u, ready: ready, size: size, repeat: true})
 		return
 	}
+	// A late update (first sent after its step's Close: see
+	// round.Spec.LateWeight) travels with the updates of the first step
+	// not closed yet, whose Close may include it.
+	for st.closed >= 0 {
+		next := c.streams[st.step+1]
+		if next == nil {
+			next = &stream{step: st.step + 1, closed: -1}
+			c.streams[st.step+1] = next
+		}
+		st = next
+	}
 	if len(u.Data) > 0 {
 		c.pool.mu.Lock()
 		c.pool.refBlob(u.Payload, u.Data)
 		c.pool.mu.Unlock()
 	}
-	c.present[u.Payload] = presenceRef{step: u.Step, idx: len(st.ups)}
+	c.present[u.Payload] = presenceRef{step: st.step, idx: len(st.ups)}
 	st.ups = append(st.ups, streamUpdate{from: from, msg: u, ready: ready, size: size})
 }
 

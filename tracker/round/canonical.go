@@ -24,8 +24,8 @@ import (
 //     CanonicalRule), tracker peer IDs in base58btc (CanonicalPeerID), CIDs
 //     in their default string form (base32 for CIDv1);
 //   - init_checkpoint null when there is none; tokenizer, adapter and
-//     teacher only when there is one, feedback_decay and late_weight only
-//     when not 0
+//     teacher only when there is one, feedback_decay, late_weight and
+//     grace only when not 0, quorum only when below 1
 //     (so that the rounds before them keep their IDs), an adapter's
 //     targets sorted; name and
 //     description trimmed of surrounding white space;
@@ -96,6 +96,12 @@ func (s *Spec) Canonical() []byte {
 	}
 	if s.LateWeight != 0 {
 		doc["late_weight"] = number(s.LateWeight)
+	}
+	if s.Quorum > 0 && s.Quorum < 1 {
+		doc["quorum"] = number(s.Quorum)
+	}
+	if s.Grace != 0 {
+		doc["grace"] = s.Grace.String()
 	}
 	if s.Tokenizer.Defined() {
 		// Only when given, so that the IDs of byte-level rounds stay

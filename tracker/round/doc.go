@@ -58,6 +58,8 @@
 //	aggregation        string    aggregation rule, name[:k=v,...] (CanonicalRule)    default mean
 //	feedback_decay     number    residual × (1 − decay) before each encoding, [0, 1] default 0
 //	late_weight        number    a late update joins the next step at this weight    default 0 (left out)
+//	quorum             number    close grace after this fraction of the target, (0,1] default 1
+//	grace              duration  see quorum, [0, deadline]                           default 0
 //	target_samples     integer   sequences per outer step, ≥ inner_steps × batch     required
 //	deadline           duration  Go duration such as 90s or 5m, (0, 24h]             required
 //	verification_rate  number    fraction of work units computed twice, [0, 1]       default 0.05

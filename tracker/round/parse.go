@@ -489,6 +489,8 @@ func (d *decoder) spec(root *yaml.Node, s *Spec) {
 		{"late_weight", d.number(&s.LateWeight)},
 		{"target_samples", d.integer(&s.TargetSamples)},
 		{"deadline", d.duration(&s.Deadline)},
+		{"quorum", d.number(&s.Quorum)},
+		{"grace", d.duration(&s.Grace)},
 		{"verification_rate", d.number(&s.VerificationRate)},
 		{"seed", d.uint64(&s.Seed)},
 		{"trackers", d.strList(&s.Trackers, "a list of peer IDs")},

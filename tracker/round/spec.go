@@ -73,10 +73,18 @@ type Spec struct {
 	// updates out, so that a slow volunteer's unit is lost work.
 	LateWeight float64
 
-	TargetSamples    int           // samples after which the tracker closes a step
-	Deadline         time.Duration // time after which the tracker closes a step regardless
-	VerificationRate float64       // fraction of work units computed by two peers, in [0, 1]
-	Seed             uint64        // seed of data sampling and work assignment
+	TargetSamples int           // samples after which the tracker closes a step
+	Deadline      time.Duration // time after which the tracker closes a step regardless
+	// Quorum and Grace close a step without a global barrier: once its
+	// complete units reach Quorum × TargetSamples, the step closes Grace
+	// later (or at the target, or the deadline, if sooner), so that it
+	// does not wait for its slowest volunteers; with LateWeight their
+	// units join the next step. Quorum is in (0, 1]; 0 means 1 (the
+	// whole target, no quorum closing). Grace is in [0, Deadline].
+	Quorum           float64
+	Grace            time.Duration
+	VerificationRate float64 // fraction of work units computed by two peers, in [0, 1]
+	Seed             uint64  // seed of data sampling and work assignment
 
 	Trackers []string // tracker peer IDs (see CanonicalPeerID), in order of preference
 	// TrackerAddrs, when the round's coordinator is a group of trackers
@@ -221,6 +229,16 @@ const (
 	MaxDescLen       = 4096 // bytes
 	MaxLR            = 10
 )
+
+// QuorumSamples returns the samples of complete units from which a step
+// closes after the grace window: ⌈Quorum × TargetSamples⌉, or
+// TargetSamples when Quorum is 0 or 1.
+func (s *Spec) QuorumSamples() int {
+	if !(s.Quorum > 0 && s.Quorum < 1) {
+		return s.TargetSamples
+	}
+	return int(math.Ceil(s.Quorum * float64(s.TargetSamples)))
+}
 
 // LateSamples returns the weight a late update of samples samples has in
 // the Close that includes it: ⌊samples × LateWeight⌋, at least 1.
@@ -424,6 +442,12 @@ func (s *Spec) trainingProblems(add adder) {
 	}
 	if s.Deadline <= 0 || s.Deadline > MaxDeadline {
 		add("deadline", "must be positive and at most %v, got %v", MaxDeadline, s.Deadline)
+	}
+	if !(s.Quorum >= 0 && s.Quorum <= 1) {
+		add("quorum", "must be in (0, 1], got %s", formatFloat(s.Quorum))
+	}
+	if s.Grace < 0 || (s.Deadline > 0 && s.Grace > s.Deadline) {
+		add("grace", "must be from 0 to the deadline (%v), got %v", s.Deadline, s.Grace)
 	}
 	if !(s.VerificationRate >= 0 && s.VerificationRate <= 1) {
 		add("verification_rate", "must be in [0, 1], got %s", formatFloat(s.VerificationRate))
