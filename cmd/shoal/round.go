@@ -303,7 +303,11 @@ func printRoundSummary(w io.Writer, s *round.Spec) error {
 		row("dataset", "manifest %s", s.Dataset.Manifest)
 	}
 	row("work unit", "%d inner steps × batch %d = %d samples", s.InnerSteps, s.Batch, s.UnitSamples())
-	row("step", "closes at %d samples (%d units) or after %v", s.TargetSamples, s.UnitsPerStep(), s.Deadline)
+	if q := s.QuorumSamples(); q < s.TargetSamples {
+		row("step", "closes at %d samples (%d units), %v after %d, or after %v", s.TargetSamples, s.UnitsPerStep(), s.Grace, q, s.Deadline)
+	} else {
+		row("step", "closes at %d samples (%d units) or after %v", s.TargetSamples, s.UnitsPerStep(), s.Deadline)
+	}
 	if s.LateWeight != 0 {
 		row("late units", "join the next step at %g of their samples", s.LateWeight)
 	}

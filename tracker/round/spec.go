@@ -204,6 +204,7 @@ func Defaults() *Spec {
 		Inner:            AdamW{Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1, ClipNorm: 1},
 		Outer:            Nesterov{LR: 0.7, Momentum: 0.9},
 		Codec:            "fp32",
+		Quorum:           1,
 		Aggregation:      "mean",
 		VerificationRate: 0.05,
 		Admission:        AdmissionOpen,
