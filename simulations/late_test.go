@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/shoal-network/shoal/node"
-	nodeengine "github.com/shoal-network/shoal/node/engine"
-	"github.com/shoal-network/shoal/node/engine/enginetest"
 	"github.com/shoal-network/shoal/tracker/round"
 	"github.com/shoal-network/shoal/tracker/wire"
 )
@@ -52,24 +50,7 @@ func TestLateUpdateMatchesReference(t *testing.T) {
 
 	// The reference: one engine per worker, each training its units in
 	// the order it did (the slow worker: step 0's, then step 1's).
-	train, _ := corpus()
-	shared := enginetest.NewMemStore()
-	engines := map[string]*nodeengine.ModelEngine{}
-	eng := func(p string) *nodeengine.ModelEngine {
-		if engines[p] == nil {
-			e, err := nodeengine.NewModelEngine(spec, train, shared)
-			if err != nil {
-				t.Fatal(err)
-			}
-			engines[p] = e
-		}
-		return engines[p]
-	}
-	apply, _ := nodeengine.NewModelEngine(spec, train, shared)
-	base, err := apply.Genesis()
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng, apply, base := referenceEngines(t, spec)
 	var late []wire.Included
 	for s := range uint64(2) {
 		o := c.Opens[s]

@@ -102,17 +102,14 @@ func waitSteps(t *testing.T, c *engine.Cluster, n int, limit time.Duration) {
 	}
 }
 
-// reference computes the round's first steps in one process, without the
-// protocol: every member of a step (as its Open named them) trains its
-// units (in unit order, with its own engine and so its own residual), the
-// step includes one update per unit (replica 0's), aggregated by the rule,
-// and applies the outer step.
-func reference(t *testing.T, spec *round.Spec, opens map[uint64]*wire.Open, steps int) []cid.Cid {
+// referenceEngines returns, for a computation without the protocol, an
+// engine per peer (made on first use, so that each trains with its own
+// residual), one to apply steps, all on one store, and the genesis.
+func referenceEngines(t *testing.T, spec *round.Spec) (func(peer string) *nodeengine.ModelEngine, *nodeengine.ModelEngine, cid.Cid) {
 	t.Helper()
 	train, _ := corpus()
 	shared := enginetest.NewMemStore()
 	engines := map[string]*nodeengine.ModelEngine{}
-	var apply *nodeengine.ModelEngine
 	engine := func(p string) *nodeengine.ModelEngine {
 		if engines[p] == nil {
 			e, err := nodeengine.NewModelEngine(spec, train, shared)
@@ -123,11 +120,25 @@ func reference(t *testing.T, spec *round.Spec, opens map[uint64]*wire.Open, step
 		}
 		return engines[p]
 	}
-	apply, _ = nodeengine.NewModelEngine(spec, train, shared)
+	apply, err := nodeengine.NewModelEngine(spec, train, shared)
+	if err != nil {
+		t.Fatal(err)
+	}
 	base, err := apply.Genesis()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return engine, apply, base
+}
+
+// reference computes the round's first steps in one process, without the
+// protocol: every member of a step (as its Open named them) trains its
+// units (in unit order, with its own engine and so its own residual), the
+// step includes one update per unit (replica 0's), aggregated by the rule,
+// and applies the outer step.
+func reference(t *testing.T, spec *round.Spec, opens map[uint64]*wire.Open, steps int) []cid.Cid {
+	t.Helper()
+	engine, apply, base := referenceEngines(t, spec)
 	var heads []cid.Cid
 	for s := range uint64(steps) {
 		o := opens[s]

@@ -162,9 +162,11 @@ func TestLateReplicaLiar(t *testing.T) {
 	}
 }
 
-// TestLateRepliesDisagree: replicas of a unit that both come late and
-// disagree are disputed when the next step closes and left out of it.
-func TestLateRepliesDisagree(t *testing.T) {
+// replicatedLateStep opens step 0 with every unit replicated on workers
+// w1 to w3 and lets the deadline close it with unit 0 alone, its replicas
+// agreeing: it returns the harness, the step's Open and its deal.
+func replicatedLateStep(t *testing.T) (*harness, *wire.Open, map[unitCopy]string) {
+	t.Helper()
 	h := newHarness(t, lateSpec(2, 1, 0.5), nil)
 	h.join(wire.RoleWorker, "w1", "w2", "w3")
 	h.tick(0)
@@ -174,6 +176,14 @@ func TestLateRepliesDisagree(t *testing.T) {
 		h.mustReceive(deal[k], h.update(deal[k], k.unit, k.replica, "raw/0"))
 	}
 	h.tick(h.spec.Deadline)
+	h.wantPhase(0, PhaseClosed)
+	return h, o0, deal
+}
+
+// TestLateRepliesDisagree: replicas of a unit that both come late and
+// disagree are disputed when the next step closes and left out of it.
+func TestLateRepliesDisagree(t *testing.T) {
+	h, o0, deal := replicatedLateStep(t)
 	h.wantPhase(0, PhaseClosed)
 	a := stepUpdate(h, o0, deal[unitCopy{1, 0}], 1, 0, "raw/1")
 	b := stepUpdate(h, o0, deal[unitCopy{1, 1}], 1, 1, "raw/lie")
@@ -198,15 +208,7 @@ func TestLateRepliesDisagree(t *testing.T) {
 // TestLateUpdateAudited: a merged late update that no replica confirmed
 // is audited as an update of its own step, from its own base.
 func TestLateUpdateAudited(t *testing.T) {
-	h := newHarness(t, lateSpec(2, 1, 0.5), nil)
-	h.join(wire.RoleWorker, "w1", "w2", "w3")
-	h.tick(0)
-	o0 := h.current()
-	deal := h.deal()
-	for _, k := range []unitCopy{{0, 0}, {0, 1}} {
-		h.mustReceive(deal[k], h.update(deal[k], k.unit, k.replica, "raw/0"))
-	}
-	h.tick(h.spec.Deadline)
+	h, o0, deal := replicatedLateStep(t)
 	late := stepUpdate(h, o0, deal[unitCopy{1, 0}], 1, 0, "raw/1")
 	h.mustReceive(deal[unitCopy{1, 0}], late)
 	h.commit(cidOf("C1"), "w1", "w2", "w3")

@@ -140,15 +140,7 @@ func prepare(rule string, dst []float32, cs []Contribution) (prepared, error) {
 // sumSquares sets out[i] to the sum of squares of cs[i] in float64, in the
 // lane order of laneSum.
 func sumSquares(out []float64, cs []Contribution) {
-	work := 0
-	for i := range cs {
-		if s := cs[i].Sparse; s != nil {
-			work += len(s.Index)
-		} else {
-			work += len(cs[i].Dense)
-		}
-	}
-	forEachItem(len(cs), work, func(i int) {
+	forEachItem(len(cs), stored(cs), func(i int) {
 		c := &cs[i]
 		var l lanes
 		if s := c.Sparse; s != nil {
@@ -161,6 +153,21 @@ func sumSquares(out []float64, cs []Contribution) {
 		}
 		out[i] = l.sum()
 	})
+}
+
+// stored returns the values the contributions hold: a sparse one's
+// listed entries, a dense one's every element (the work of a pass over
+// them).
+func stored(cs []Contribution) int {
+	n := 0
+	for i := range cs {
+		if s := cs[i].Sparse; s != nil {
+			n += len(s.Index)
+		} else {
+			n += len(cs[i].Dense)
+		}
+	}
+	return n
 }
 
 // lanes are the eight float64 accumulators of a reduction over a vector:

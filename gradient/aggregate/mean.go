@@ -158,15 +158,7 @@ func (r NormClip) Aggregate(dst []float32, cs []Contribution) (Report, error) {
 func screen(sum []float32, cs []Contribution, coef []float64) []bool {
 	weightedSum(sum, cs, coef, 1)
 	keep := make([]bool, len(cs))
-	work := 0
-	for i := range cs {
-		if s := cs[i].Sparse; s != nil {
-			work += len(s.Index)
-		} else {
-			work += len(cs[i].Dense)
-		}
-	}
-	forEachItem(len(cs), work, func(i int) {
+	forEachItem(len(cs), stored(cs), func(i int) {
 		u := coef[i]
 		var l lanes
 		if s := cs[i].Sparse; s != nil {
