@@ -67,6 +67,10 @@ type Result struct {
 	Err     error
 	Update  *wire.Update  // TrainJob: the update to publish (Round left for the core to fill)
 	Result  cid.Cid       // ApplyJob: C_{Step+1}
+	// LeftOut, for an ApplyJob, lists the peers whose included updates
+	// the aggregation rule left out (non-finite values, or norm-clip's
+	// screen), for the node's commit event.
+	LeftOut []string
 	Verdict *wire.Verdict // VerifyJob (Round left for the core to fill)
 	// Need, for a VerifyJob, instead of a Verdict: the training state
 	// (a blob) that bisecting the updates' traces needs, which the

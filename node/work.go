@@ -3,6 +3,7 @@ package node
 import (
 	"cmp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/shoal-network/shoal/tracker/wire"
@@ -151,7 +152,11 @@ func (n *Node) Done(now time.Time, r Result) {
 		cm := &wire.Commit{Round: n.round, Step: j.Step, Attempt: n.applyAttempt, Base: j.Base, Result: r.Result}
 		n.commits[j.Step] = cm
 		n.publish(cm)
-		n.event(wire.EventCommit, j.Step, "C_%d = %s", j.Step+1, r.Result)
+		if len(r.LeftOut) > 0 {
+			n.event(wire.EventCommit, j.Step, "C_%d = %s; the rule left out the updates of %s", j.Step+1, r.Result, strings.Join(r.LeftOut, ", "))
+		} else {
+			n.event(wire.EventCommit, j.Step, "C_%d = %s", j.Step+1, r.Result)
+		}
 		n.setHead(j.Step+1, r.Result)
 		if f := n.finals[j.Step]; f != nil && f.Base.Equals(j.Base) && !f.Checkpoint.Equals(r.Result) {
 			n.onFinal(f) // the round already agreed on something else

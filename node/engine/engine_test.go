@@ -10,6 +10,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/shoal-network/shoal/gradient/codec"
 	"github.com/shoal-network/shoal/gradient/data"
 	"github.com/shoal-network/shoal/internal/testround"
 	"github.com/shoal-network/shoal/node"
@@ -219,4 +220,75 @@ func testVerify(t *testing.T, spec *round.Spec) {
 			t.Errorf("checked %v: an update with another raw hash got %+v", checked, v)
 		}
 	}
+}
+
+// TestApplyReportsLeftOut: an apply under norm-clip's screen names the
+// peer whose update it left out, a sign-flipped copy of an honest one.
+func TestApplyReportsLeftOut(t *testing.T) {
+	spec := testSpec()
+	spec.Codec = "fp32"
+	spec.Aggregation = "norm-clip:screen=true"
+	train, store := trainText(), enginetest.NewMemStore()
+	var included []wire.Included
+	var base cid.Cid
+	var first *wire.Update
+	for u, p := range []string{"peer-a", "peer-b", "peer-c"} {
+		e, err := engine.NewModelEngine(spec, train, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if base, err = e.Genesis(); err != nil {
+			t.Fatal(err)
+		}
+		r := e.Run(node.TrainJob{Step: 0, Base: base, Unit: uint32(u)})
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		if first == nil {
+			first = r.Update
+		}
+		included = append(included, wire.Included{Peer: p, Unit: uint32(u), Payload: r.Update.Payload, Weight: r.Update.Samples})
+	}
+	// The flipped copy: peer-a's pseudo-gradient (fp32, so the payload
+	// holds it exactly after the header), times -10, encoded afresh.
+	b, err := store.Blob(first.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipper, _ := engine.NewModelEngine(spec, train, store)
+	delta := decodeFP32(t, b)
+	for i := range delta {
+		delta[i] *= -10
+	}
+	fu, err := flipper.Encode(delta, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	included = append(included, wire.Included{Peer: "peer-z", Unit: 3, Payload: fu.Payload, Weight: fu.Samples})
+	wire.SortIncluded(included)
+	r := flipper.Run(node.ApplyJob{Step: 0, Base: base, Included: included})
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if len(r.LeftOut) != 1 || r.LeftOut[0] != "peer-z" {
+		t.Fatalf("left out %v, want peer-z", r.LeftOut)
+	}
+}
+
+// decodeFP32 decodes an fp32 payload into one flat vector.
+func decodeFP32(t *testing.T, b []byte) []float32 {
+	t.Helper()
+	c, err := codec.Parse("fp32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := c.Decode(b, codec.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []float32
+	for _, x := range ts {
+		out = append(out, x.Data...)
+	}
+	return out
 }

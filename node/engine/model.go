@@ -319,8 +319,8 @@ func (e *ModelEngine) Run(j node.Job) node.Result {
 		u, err := e.trainJob(j)
 		return node.Result{Job: j, Update: u, Err: err}
 	case node.ApplyJob:
-		id, err := e.apply(j)
-		return node.Result{Job: j, Result: id, Err: err}
+		id, left, err := e.apply(j)
+		return node.Result{Job: j, Result: id, LeftOut: left, Err: err}
 	case node.VerifyJob:
 		if j.Checked && !j.Full {
 			v, need, err := e.bisect(j)
@@ -558,7 +558,7 @@ func (e *ModelEngine) Corrupt(scale float32) {
 	}
 }
 
-func (e *ModelEngine) apply(j node.ApplyJob) (cid.Cid, error) {
+func (e *ModelEngine) apply(j node.ApplyJob) (cid.Cid, []string, error) {
 	// The trainer's optimizer moments and tape buffers (12 bytes per
 	// parameter and the activations) are not needed to apply a step: let
 	// them go, so that applying, which needs the momenta, the aggregate
@@ -567,14 +567,14 @@ func (e *ModelEngine) apply(j node.ApplyJob) (cid.Cid, error) {
 	ps := e.model.Params()
 	outer := gradient.NewOuter(ps, float32(e.spec.Outer.LR), float32(e.spec.Outer.Momentum))
 	if err := e.load(j.Base, ps, outer.Momenta()); err != nil {
-		return cid.Undef, err
+		return cid.Undef, nil, err
 	}
 	n := gradient.NumParams(e.model)
 	cs := make([]aggregate.Contribution, len(j.Included))
 	for i, in := range j.Included {
 		b, err := e.store.Blob(in.Payload)
 		if err != nil {
-			return cid.Undef, err
+			return cid.Undef, nil, err
 		}
 		// The rule learns which elements a sparse codec sent, so that a
 		// rule that averages each coordinate over the updates that hold
@@ -604,11 +604,13 @@ func (e *ModelEngine) apply(j node.ApplyJob) (cid.Cid, error) {
 		}
 	}
 	agg := make([]float32, n)
-	if _, err := e.rule.Aggregate(agg, cs); err != nil && !errors.Is(err, aggregate.ErrAllExcluded) {
-		return cid.Undef, err
+	rep, err := e.rule.Aggregate(agg, cs)
+	if err != nil && !errors.Is(err, aggregate.ErrAllExcluded) {
+		return cid.Undef, nil, err
 	}
 	outer.Step(ps, agg)
-	return e.store.PutCheckpoint(e.checkpointOf(j.Step+1, ps, outer.Momenta()))
+	id, err := e.store.PutCheckpoint(e.checkpointOf(j.Step+1, ps, outer.Momenta()))
+	return id, append(rep.Excluded, rep.Screened...), err
 }
 
 // verify judges the updates of a replicated unit against the engine's own
