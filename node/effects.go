@@ -63,10 +63,10 @@ func (VerifyJob) isJob() {}
 // Result is what a job gave: exactly one of the fields besides Job and Err
 // is set, matching the job's type.
 type Result struct {
-	Job     Job
-	Err     error
-	Update  *wire.Update  // TrainJob: the update to publish (Round left for the core to fill)
-	Result  cid.Cid       // ApplyJob: C_{Step+1}
+	Job    Job
+	Err    error
+	Update *wire.Update // TrainJob: the update to publish (Round left for the core to fill)
+	Result cid.Cid      // ApplyJob: C_{Step+1}
 	// LeftOut, for an ApplyJob, lists the peers whose included updates
 	// the aggregation rule left out (non-finite values, or norm-clip's
 	// screen), for the node's commit event.
