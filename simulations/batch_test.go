@@ -178,6 +178,13 @@ func TestBatchedLateUpdates(t *testing.T) {
 		if merged == 0 {
 			t.Fatalf("batch %v: no late update merged", batch)
 		}
+		late := 0
+		for _, s := range c.Steps {
+			late += s.Late
+		}
+		if late < merged {
+			t.Errorf("batch %v: the steps count %d late updates, in %d merges", batch, late, merged)
+		}
 		for _, st := range stepTimes(c)[:steps] {
 			if st.closed-st.opened >= 20*time.Minute {
 				t.Errorf("batch %v: step %d waited for its deadline", batch, st.step)

@@ -129,6 +129,7 @@ type StepRow struct {
 	Members      int             `json:"members"`
 	Units        int             `json:"units"`
 	Included     int             `json:"included"`
+	Late         int             `json:"late,omitempty"` // of those, late updates of the step before
 	Contributors int             `json:"contributors"`
 	Disputes     int             `json:"disputes"`
 	Excluded     int             `json:"excluded"`
@@ -158,6 +159,7 @@ type Summary struct {
 	Republished    int            `json:"republished"`
 	Resent         int            `json:"resent"`
 	CatchUps       int            `json:"catch_ups"`
+	Late           int            `json:"late,omitempty"` // late updates the steps' Closes included
 }
 
 // NetworkRow describes the links.
@@ -283,7 +285,7 @@ func reportSteps(rep *Report, s *Scenario, r *runResult) {
 			prev = st.Opened
 		}
 		row := StepRow{Step: st.Step, Opened: secs(st.Opened), Closed: secs(st.Closed), Finalised: secs(st.Finalised),
-			Seconds: secs(st.Finalised - prev), Reopens: st.Reopens, Members: st.Members, Units: st.Units, Included: st.Included,
+			Seconds: secs(st.Finalised - prev), Reopens: st.Reopens, Members: st.Members, Units: st.Units, Included: st.Included, Late: st.Late,
 			Contributors: st.Contributors, Disputes: st.Disputes, Excluded: st.Excluded, Live: st.Live,
 			Republished: st.Republished, Resent: st.Resent, CatchUps: st.CatchUps,
 			Download: roundDist(st.BytesIn), Upload: roundDist(st.BytesOut), Utilisation: roundDist(st.Busy)}
@@ -305,6 +307,7 @@ func reportSteps(rep *Report, s *Scenario, r *runResult) {
 			rep.Summary.Missing.Waiting += m.Waiting
 		}
 		rep.Summary.Republished += st.Republished
+		rep.Summary.Late += st.Late
 		rep.Summary.Resent += st.Resent
 		rep.Summary.CatchUps += st.CatchUps
 	}
@@ -504,6 +507,9 @@ func (r *Report) Text() string {
 	fmt.Fprintf(&b, "\nstep duration     median %.1f s, p95 %.1f s, max %.1f s (%d steps closed at their deadline)\n",
 		s.StepSeconds.P50, s.StepSeconds.P95, s.StepSeconds.Max, s.DeadlineSteps)
 	fmt.Fprintf(&b, "contributors      median %.0f per step (mean %.1f)\n", s.Contributors.P50, s.Contributors.Mean)
+	if s.Late > 0 {
+		fmt.Fprintf(&b, "late updates      %d came after their step closed and joined the next one (late_weight)\n", s.Late)
+	}
 	fmt.Fprintf(&b, "download per peer median %s per step (p95 of steps %s)\n", bytesize.Format(s.Download.P50), bytesize.Format(s.Download.P95))
 	fmt.Fprintf(&b, "upload per peer   median %s per step\n", bytesize.Format(s.Upload.P50))
 	fmt.Fprintf(&b, "utilisation       median %.0f%% of a peer's time on jobs (p95 %.0f%%)\n", 100*s.Utilisation.P50, 100*s.Utilisation.P95)

@@ -486,6 +486,11 @@ func (c *Cluster) noteEvent(ev tracker.Event) {
 			s.Excluded++
 		case wire.EventReopen:
 			s.Reopens++
+		case wire.EventMerge:
+			var n int
+			if _, err := fmt.Sscanf(ev.Detail, "%d late updates", &n); err == nil {
+				s.Late = n
+			}
 		}
 	}
 	if !c.cfg.Batch || ev.Kind != wire.EventDispute {

@@ -23,6 +23,7 @@ type StepStats struct {
 	Members      int           // workers the last attempt was dealt to
 	Units        int
 	Included     int // updates the Close included
+	Late         int // of those, late updates of the step before (round.Spec.LateWeight)
 	Contributors int // distinct peers among them
 	Disputes     int // disputes raised during the step
 	Excluded     int // peers excluded during the step
