@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Cross-architecture determinism: builds the kernel, data and model tests
+# Cross-architecture determinism: builds the kernel, data, aggregation and model tests
 # for arm64 and runs them under qemu-user. The golden tests there (f32
 # values, FMA32 results, generated data, the parameter hash after 20
 # training steps of gpt-tiny and after a short distillation) must give the
@@ -28,5 +28,6 @@ run tensor/internal/f32 '.'
 run tensor/internal/gemm '.'
 run tensor/internal/fma '.'
 run gradient/data 'Golden|Task|Sample|Shards'
+run gradient/aggregate 'TestGolden|TestScreen'
 run gradient 'TestGoldenTraining|TestGoldenDistillation|TestGoldenGeneration|TestGoldenQuantGeneration|TestQuantMatrix|TestInitDeterministic|TestSchedule|TestAdamW|TestNesterov'
 echo "arm64: same bits as amd64"
