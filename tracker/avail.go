@@ -83,10 +83,8 @@ func (t *Tracker) unavailable(k unitCopy) bool {
 // the open step did not ask for is ignored.
 func (t *Tracker) Held(now time.Time, payload cid.Cid, ok bool) {
 	p := payload.KeyString()
+	t.heldLate(payload, ok) // the same bytes may be a late copy's payload too
 	copies, asked := t.hold.waiting[p]
-	if !asked && t.heldLate(payload, ok) {
-		return
-	}
 	if !asked || t.st.Phase != PhaseOpen {
 		return
 	}

@@ -205,22 +205,21 @@ func (t *Tracker) wantLate(k unitCopy, u *wire.Update) {
 	}
 }
 
-// heldLate is Held for a payload of a late copy; it reports whether the
-// payload was one.
-func (t *Tracker) heldLate(payload cid.Cid, ok bool) bool {
+// heldLate is Held for the late copies whose payload is payload, if any.
+func (t *Tracker) heldLate(payload cid.Cid, ok bool) {
 	d := t.late
 	if d == nil {
-		return false
+		return
 	}
 	p := payload.KeyString()
 	copies, asked := d.waiting[p]
 	if !asked {
-		return false
+		return
 	}
 	delete(d.waiting, p)
 	if !ok {
 		d.lost[p] = true
-		return true
+		return
 	}
 	d.payloads[p] = true
 	t.st.Late.Held = append(t.st.Late.Held, payload)
@@ -228,7 +227,6 @@ func (t *Tracker) heldLate(payload cid.Cid, ok bool) bool {
 	for _, k := range copies {
 		d.held[k] = true
 	}
-	return true
 }
 
 // mergeLate returns the late updates the Close of the open step
@@ -260,6 +258,16 @@ func (t *Tracker) mergeLate() ([]wire.Included, []*Dispute) {
 			k := unitCopy{u, r}
 			if up := d.updates[k]; up != nil && !t.Excluded(d.assigned[k]) {
 				c[r] = up
+			}
+		}
+		// A late replica is also compared with an update of its partner
+		// that came in time but was not included (its payload was not
+		// held).
+		for r := range uint8(2) {
+			if c[r] == nil {
+				if up := d.onTime[unitCopy{u, r}]; up != nil && !t.Excluded(d.assigned[unitCopy{u, r}]) && (c[1-r] != nil) && !up.Raw.Equals(c[1-r].Raw) {
+					c[r] = up
+				}
 			}
 		}
 		if c[0] != nil && c[1] != nil && !c[0].Raw.Equals(c[1].Raw) {

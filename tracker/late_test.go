@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/shoal-network/shoal/checkpoint/content"
 	"github.com/shoal-network/shoal/tracker/round"
 	"github.com/shoal-network/shoal/tracker/wire"
@@ -279,5 +281,40 @@ func TestQuorumClosing(t *testing.T) {
 		if len(cl.Included) != 6 || late != 2 {
 			t.Fatalf("step 1 includes %+v, want its 4 units and step 0's 2 late ones at weight 2", cl.Included)
 		}
+	}
+}
+
+// TestLateReplicaAgainstWithheldPartner: a late replica is compared with
+// its partner's update that came in time but whose payload was not held
+// (so the Close left it out): if they differ, the unit is disputed and
+// neither joins a Close.
+func TestLateReplicaAgainstWithheldPartner(t *testing.T) {
+	h := newHarness(t, lateSpec(2, 1, 0.5), nil)
+	h.join(wire.RoleWorker, "w1", "w2", "w3")
+	h.tick(0)
+	o0 := h.current()
+	deal := h.deal()
+	withheld := h.update(deal[unitCopy{1, 0}], 1, 0, "raw/1")
+	h.lost = map[cid.Cid]bool{withheld.Payload: true}
+	for _, k := range []unitCopy{{0, 0}, {0, 1}} {
+		h.mustReceive(deal[k], h.update(deal[k], k.unit, k.replica, "raw/0"))
+	}
+	h.mustReceive(deal[unitCopy{1, 0}], withheld)
+	h.tick(h.spec.Deadline)
+	h.wantPhase(0, PhaseClosed)
+	late := stepUpdate(h, o0, deal[unitCopy{1, 1}], 1, 1, "raw/lie")
+	h.mustReceive(deal[unitCopy{1, 1}], late)
+	h.commit(cidOf("C1"), "w1", "w2", "w3")
+	h.take()
+	h.sendAll()
+	h.wantPhase(1, PhaseClosed)
+	cl := only[*wire.Close](h.take())[0]
+	for _, in := range cl.Included {
+		if in.Payload.Equals(late.Payload) || in.Payload.Equals(withheld.Payload) {
+			t.Fatalf("step 1 includes %+v, a replica of a unit whose replicas disagree", in)
+		}
+	}
+	if !slices.ContainsFunc(disputeList(h.tr.st.Disputes), func(d *Dispute) bool { return d.Step == 0 && d.Unit == 1 }) {
+		t.Fatalf("disputes %+v, want one of step 0 unit 1", h.tr.st.Disputes)
 	}
 }
