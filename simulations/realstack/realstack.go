@@ -52,6 +52,9 @@ type Config struct {
 	// sleeping; PayloadBytes the size of an update's payload.
 	Train, Apply, Verify time.Duration
 	PayloadBytes         int
+	// SlowTrain gives the workers it names (by index) another training
+	// time than Train.
+	SlowTrain map[int]time.Duration
 	// Degree is how many other workers each worker connects to, besides
 	// the tracker, which every worker connects to (default 8).
 	Degree int
@@ -68,6 +71,9 @@ type Result struct {
 	// Opened, Closed and Finalised hold when each step was (last)
 	// opened, closed and finalised, since the start.
 	Opened, Closed, Finalised []time.Duration
+	// Merges counts the tracker's merge events among its last 100: its
+	// Closes that included late updates of the step before.
+	Merges int
 }
 
 // Phases returns the mean time from opening to closing a step (the
@@ -186,11 +192,11 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	engine := func(m *member) *slowEngine {
+	engine := func(m *member, train time.Duration) *slowEngine {
 		return &slowEngine{inner: &simulations.CostEngine{Store: m.store, Spec: &spec, Peer: m.h.ID().String(), PayloadBytes: cfg.PayloadBytes},
-			train: cfg.Train, apply: cfg.Apply, verify: cfg.Verify}
+			train: train, apply: cfg.Apply, verify: cfg.Verify}
 	}
-	genesis, err := engine(tm).Genesis()
+	genesis, err := engine(tm, cfg.Train).Genesis()
 	if err != nil {
 		return nil, err
 	}
@@ -209,8 +215,12 @@ func Run(ctx context.Context, cfg Config) (_ *Result, err error) {
 		if err != nil {
 			return nil, err
 		}
+		train := cfg.Train
+		if d, ok := cfg.SlowTrain[i]; ok {
+			train = d
+		}
 		n, err := daemon.NewPeer(daemon.PeerConfig{Spec: &spec, Role: wire.RoleWorker, Dir: m.dir, Host: m.h, Store: m.store,
-			Engine: engine(m), Logger: log.With("node", i), Tick: cfg.NodeTick})
+			Engine: engine(m, train), Logger: log.With("node", i), Tick: cfg.NodeTick})
 		if err != nil {
 			return nil, err
 		}
@@ -264,6 +274,12 @@ func watch(ctx context.Context, trk *daemon.Tracker, steps int, errs <-chan erro
 		}
 		snap := trk.Snapshot()
 		res.Opened, res.Closed, res.Finalised = res.Opened[:0], res.Closed[:0], res.Finalised[:0]
+		res.Merges = 0
+		for _, ev := range snap.Events {
+			if ev.Kind == string(wire.EventMerge) {
+				res.Merges++
+			}
+		}
 		for _, s := range snap.Steps {
 			if s.Finalised.IsZero() {
 				break

@@ -104,3 +104,32 @@ func roundAll(ds []time.Duration) []time.Duration {
 	}
 	return out
 }
+
+// TestLateUpdates runs a round with quorum closing and late updates on
+// the real stack (libp2p daemons over mocknet): one worker of four trains
+// more slowly than the others by more than the grace window, so the
+// steps close without its unit, and its update, published after the
+// Close, must pass the gossip validators of the nodes and the tracker and
+// join the next step's Close.
+func TestLateUpdates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a real libp2p network for about half a minute")
+	}
+	const peers = 4
+	spec := fidelitySpec(peers)
+	spec.VerificationRate = 0
+	spec.Quorum, spec.Grace, spec.LateWeight = 0.75, time.Second, 0.5
+	cfg := Config{Spec: spec, Peers: peers, Steps: 4, Latency: 5 * time.Millisecond,
+		Train: time.Second, Apply: 100 * time.Millisecond, Verify: 100 * time.Millisecond, PayloadBytes: 4 << 10, Seed: 1,
+		SlowTrain: map[int]time.Duration{3: 3 * time.Second}}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Merges == 0 {
+		t.Fatalf("no Close merged a late update in %d steps (closes at %v)", len(res.Finalised), roundAll(res.Closed))
+	}
+	t.Logf("%d steps, %d Closes merged late updates; closed at %v", len(res.Finalised), res.Merges, roundAll(res.Closed))
+}
