@@ -79,9 +79,12 @@
 // included, is excluded ("withheld payloads"). The payloads held are
 // persisted (State.Held): after a restart the others are fetched again.
 //
-// With the spec's late_weight set, an update that comes after its step
-// closed is not lost: the next step's Close includes it, at a fraction of
-// its samples, and it is verified like any other (late.go).
+// With the spec's quorum below 1, a step also closes the spec's grace
+// after its complete units first reach quorum × target samples
+// (State.QuorumAt, persisted), so that it does not wait for its slowest
+// volunteers. With the spec's late_weight set, an update that comes after
+// its step closed is not lost: the next step's Close includes it, at a
+// fraction of its samples, and it is verified like any other (late.go).
 //
 // A closed step that has no quorum of commits once the spec's deadline
 // has passed since it closed (ClosedAt, persisted, so across restarts
