@@ -169,6 +169,13 @@ func TestLateReplicaLiar(t *testing.T) {
 // agreeing: it returns the harness, the step's Open and its deal.
 func replicatedLateStep(t *testing.T) (*harness, *wire.Open, map[unitCopy]string) {
 	t.Helper()
+	return replicatedLateStepWith(t, nil)
+}
+
+// replicatedLateStepWith is replicatedLateStep that calls more, if not
+// nil, before the deadline passes.
+func replicatedLateStepWith(t *testing.T, more func(*harness, map[unitCopy]string)) (*harness, *wire.Open, map[unitCopy]string) {
+	t.Helper()
 	h := newHarness(t, lateSpec(2, 1, 0.5), nil)
 	h.join(wire.RoleWorker, "w1", "w2", "w3")
 	h.tick(0)
@@ -176,6 +183,9 @@ func replicatedLateStep(t *testing.T) (*harness, *wire.Open, map[unitCopy]string
 	deal := h.deal()
 	for _, k := range []unitCopy{{0, 0}, {0, 1}} {
 		h.mustReceive(deal[k], h.update(deal[k], k.unit, k.replica, "raw/0"))
+	}
+	if more != nil {
+		more(h, deal)
 	}
 	h.tick(h.spec.Deadline)
 	h.wantPhase(0, PhaseClosed)
@@ -191,14 +201,24 @@ func TestLateRepliesDisagree(t *testing.T) {
 	b := stepUpdate(h, o0, deal[unitCopy{1, 1}], 1, 1, "raw/lie")
 	h.mustReceive(deal[unitCopy{1, 0}], a)
 	h.mustReceive(deal[unitCopy{1, 1}], b)
+	wantUnitDisputed(t, h, a, b)
+}
+
+// wantUnitDisputed finishes step 0 and closes step 1, and checks that
+// unit 1 of step 0 is disputed and that step 1 includes none of ups,
+// its replicas' updates.
+func wantUnitDisputed(t *testing.T, h *harness, ups ...*wire.Update) {
+	t.Helper()
 	h.commit(cidOf("C1"), "w1", "w2", "w3")
 	h.take()
 	h.sendAll()
 	h.wantPhase(1, PhaseClosed)
 	cl := only[*wire.Close](h.take())[0]
 	for _, in := range cl.Included {
-		if in.Payload.Equals(a.Payload) || in.Payload.Equals(b.Payload) {
-			t.Fatalf("step 1 includes a late replica of a disputed unit: %+v", in)
+		for _, u := range ups {
+			if in.Payload.Equals(u.Payload) {
+				t.Fatalf("step 1 includes %+v, a replica of a unit whose replicas disagree", in)
+			}
 		}
 	}
 	ds := disputeList(h.tr.st.Disputes)
@@ -289,32 +309,13 @@ func TestQuorumClosing(t *testing.T) {
 // (so the Close left it out): if they differ, the unit is disputed and
 // neither joins a Close.
 func TestLateReplicaAgainstWithheldPartner(t *testing.T) {
-	h := newHarness(t, lateSpec(2, 1, 0.5), nil)
-	h.join(wire.RoleWorker, "w1", "w2", "w3")
-	h.tick(0)
-	o0 := h.current()
-	deal := h.deal()
-	withheld := h.update(deal[unitCopy{1, 0}], 1, 0, "raw/1")
-	h.lost = map[cid.Cid]bool{withheld.Payload: true}
-	for _, k := range []unitCopy{{0, 0}, {0, 1}} {
-		h.mustReceive(deal[k], h.update(deal[k], k.unit, k.replica, "raw/0"))
-	}
-	h.mustReceive(deal[unitCopy{1, 0}], withheld)
-	h.tick(h.spec.Deadline)
-	h.wantPhase(0, PhaseClosed)
+	var withheld *wire.Update
+	h, o0, deal := replicatedLateStepWith(t, func(h *harness, deal map[unitCopy]string) {
+		withheld = h.update(deal[unitCopy{1, 0}], 1, 0, "raw/1")
+		h.lost = map[cid.Cid]bool{withheld.Payload: true}
+		h.mustReceive(deal[unitCopy{1, 0}], withheld)
+	})
 	late := stepUpdate(h, o0, deal[unitCopy{1, 1}], 1, 1, "raw/lie")
 	h.mustReceive(deal[unitCopy{1, 1}], late)
-	h.commit(cidOf("C1"), "w1", "w2", "w3")
-	h.take()
-	h.sendAll()
-	h.wantPhase(1, PhaseClosed)
-	cl := only[*wire.Close](h.take())[0]
-	for _, in := range cl.Included {
-		if in.Payload.Equals(late.Payload) || in.Payload.Equals(withheld.Payload) {
-			t.Fatalf("step 1 includes %+v, a replica of a unit whose replicas disagree", in)
-		}
-	}
-	if !slices.ContainsFunc(disputeList(h.tr.st.Disputes), func(d *Dispute) bool { return d.Step == 0 && d.Unit == 1 }) {
-		t.Fatalf("disputes %+v, want one of step 0 unit 1", h.tr.st.Disputes)
-	}
+	wantUnitDisputed(t, h, late, withheld)
 }
