@@ -407,14 +407,26 @@ func (c *Cluster) wholeBatch(step uint64, included []wire.Included) bool {
 	return whole
 }
 
+// updatesOf returns the updates of a step in the streams: its own, and
+// the late ones that travel with the next step's (see addToStream).
+func (c *Cluster) updatesOf(step uint64) []streamUpdate {
+	var out []streamUpdate
+	for _, s := range []uint64{step, step + 1} {
+		if st := c.streams[s]; st != nil {
+			for _, u := range st.ups {
+				if u.msg.Step == step {
+					out = append(out, u)
+				}
+			}
+		}
+	}
+	return out
+}
+
 // deliverDisputed hands every node the updates of a disputed unit: any of
 // them may be asked to settle the dispute, from the updates it saw.
 func (c *Cluster) deliverDisputed(step uint64, unit uint32) {
-	st := c.streams[step]
-	if st == nil {
-		return
-	}
-	for _, u := range st.ups {
+	for _, u := range c.updatesOf(step) {
 		if u.msg.Unit != unit || u.repeat {
 			continue
 		}
@@ -456,11 +468,7 @@ func auditChecks(m wire.Msg) map[string][]wire.Check {
 // audit costs one delivery, not one per node; a republished Open hands
 // it again, which the node takes as a repeat.
 func (c *Cluster) deliverAudited(at time.Time, h *host, ck wire.Check) {
-	st := c.streams[ck.Step]
-	if st == nil {
-		return
-	}
-	for _, u := range st.ups {
+	for _, u := range c.updatesOf(ck.Step) {
 		if u.repeat || u.from != ck.Peers[0] || u.msg.Unit != ck.Unit || u.msg.Attempt != ck.Attempt || u.from == h.id {
 			continue
 		}
