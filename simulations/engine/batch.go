@@ -232,36 +232,16 @@ func (c *Cluster) publishBatched(from string, src *port, m wire.Msg, size, depar
 }
 
 func (c *Cluster) addToStream(from string, u *wire.Update, ready, size float64) {
-	st := c.streams[u.Step]
-	if st == nil {
-		st = &stream{step: u.Step, closed: -1}
-		c.streams[u.Step] = st
-	}
+	// An update travels with the updates of the first step, from its own
+	// on, not closed yet: one sent again (the node saw its step's Open
+	// republished, and gossip carries it again in a new envelope) or a
+	// late one (first sent after its step's Close: see
+	// round.Spec.LateWeight, whose next Close may include it) queues
+	// ahead of the next step's updates.
+	st := c.openStream(u.Step)
 	if _, dup := c.present[u.Payload]; dup {
-		// Sent again (the node saw its step's Open republished): the
-		// gossip network carries it again, in a new envelope. After the
-		// step's Close it queues ahead of the next step's updates.
-		step := u.Step
-		for st.closed >= 0 {
-			step++
-			if st = c.streams[step]; st == nil {
-				st = &stream{step: step, closed: -1}
-				c.streams[step] = st
-			}
-		}
 		st.ups = append(st.ups, streamUpdate{from: from, msg: u, ready: ready, size: size, repeat: true})
 		return
-	}
-	// A late update (first sent after its step's Close: see
-	// round.Spec.LateWeight) travels with the updates of the first step
-	// not closed yet, whose Close may include it.
-	for st.closed >= 0 {
-		next := c.streams[st.step+1]
-		if next == nil {
-			next = &stream{step: st.step + 1, closed: -1}
-			c.streams[st.step+1] = next
-		}
-		st = next
 	}
 	if len(u.Data) > 0 {
 		c.pool.mu.Lock()
@@ -270,6 +250,22 @@ func (c *Cluster) addToStream(from string, u *wire.Update, ready, size float64) 
 	}
 	c.present[u.Payload] = presenceRef{step: st.step, idx: len(st.ups)}
 	st.ups = append(st.ups, streamUpdate{from: from, msg: u, ready: ready, size: size})
+}
+
+// openStream returns the stream of the first step from step on whose
+// Close has not fixed its batch, made if need be.
+func (c *Cluster) openStream(step uint64) *stream {
+	for {
+		st := c.streams[step]
+		if st == nil {
+			st = &stream{step: step, closed: -1}
+			c.streams[step] = st
+		}
+		if st.closed < 0 {
+			return st
+		}
+		step++
+	}
 }
 
 // closeStream fixes the batch of a step's updates that its Close waits
