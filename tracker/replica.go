@@ -37,6 +37,7 @@ type replicaSnapshot struct {
 	Exclusions  int               `json:"exclusions,omitempty"`
 	DealtAtExcl int               `json:"dealt_at_excl,omitempty"`
 	Lost        []cid.Cid         `json:"lost,omitempty"`
+	LateLost    []cid.Cid         `json:"late_lost,omitempty"` // the same for the late deal's payloads (late.go)
 	Dirty       bool              `json:"dirty,omitempty"`
 }
 
@@ -54,7 +55,7 @@ type snapMember struct {
 // clocks) in a form Restore reads back. Call it between a Ready and the
 // next input: what Ready has not handed out yet is not in it.
 func (t *Tracker) Snapshot() ([]byte, error) {
-	if len(t.out) > 0 || len(t.events) > 0 || len(t.hold.fetches) > 0 {
+	if len(t.out) > 0 || len(t.events) > 0 || len(t.hold.fetches) > 0 || len(t.lateFetches) > 0 {
 		return nil, errors.New("tracker: snapshot with output not yet taken by Ready")
 	}
 	st, err := EncodeState(t.st)
@@ -79,6 +80,15 @@ func (t *Tracker) Snapshot() ([]byte, error) {
 			return nil, fmt.Errorf("tracker: snapshot: lost payload: %w", err)
 		}
 		s.Lost = append(s.Lost, c)
+	}
+	if d := t.late; d != nil {
+		for _, p := range slices.Sorted(maps.Keys(d.lost)) {
+			c, err := cid.Cast([]byte(p))
+			if err != nil {
+				return nil, fmt.Errorf("tracker: snapshot: lost late payload: %w", err)
+			}
+			s.LateLost = append(s.LateLost, c)
+		}
 	}
 	return json.Marshal(&s)
 }
@@ -135,10 +145,18 @@ func Restore(cfg Config, snapshot []byte) (*Tracker, error) {
 		t.hold.lost[c.KeyString()] = true
 		delete(t.hold.waiting, c.KeyString())
 	}
+	t.restoreLate()
+	for _, c := range s.LateLost {
+		if t.late == nil {
+			return nil, errors.New("tracker: snapshot: late payloads given up on, but no late deal")
+		}
+		t.late.lost[c.KeyString()] = true
+		delete(t.late.waiting, c.KeyString())
+	}
 	t.dirty, t.persist = s.Dirty, false
 	// What restore asked to fetch is what the original is waiting for:
 	// Pending lists it; no Ready hands it out again.
-	t.hold.fetches = nil
+	t.hold.fetches, t.lateFetches = nil, nil
 	return t, nil
 }
 
@@ -146,10 +164,19 @@ func Restore(cfg Config, snapshot []byte) (*Tracker, error) {
 // hold (asked for by a Fetch, not yet answered by Held), sorted by CID:
 // what a driver taking over from another must fetch.
 func (t *Tracker) Pending() []Fetch {
-	if t.st.Phase != PhaseOpen {
-		return nil
-	}
 	var out []Fetch
+	if d := t.late; d != nil {
+		// The late copies' payloads, asked for in any phase.
+		for _, p := range slices.Sorted(maps.Keys(d.waiting)) {
+			if ks := d.waiting[p]; len(ks) > 0 {
+				u := d.updates[ks[0]]
+				out = append(out, Fetch{Payload: u.Payload, Size: u.Size, Provider: d.assigned[ks[0]]})
+			}
+		}
+	}
+	if t.st.Phase != PhaseOpen {
+		return out
+	}
 	for _, p := range slices.Sorted(maps.Keys(t.hold.waiting)) {
 		ks := t.hold.waiting[p]
 		if len(ks) == 0 {

@@ -50,6 +50,21 @@ func twinInputs(rng *rand.Rand, tr *Tracker, now *time.Time, workers []string, p
 			Samples: uint32(tr.spec.UnitSamples()), Loss: 2.5, Raw: cidOf(raw), Residual: cidOf("residual/" + peer),
 			Payload: cidOf(string(data)), Size: uint64(len(data))}
 		return func(tr *Tracker) error { return tr.Receive(at, peer, u) }
+	case k == 8 && tr.late != nil:
+		// An update of the last closed step's deal, late (see late.go).
+		o := st.Late.Open
+		keys := slices.SortedFunc(maps.Keys(tr.late.assigned), cmpUnitCopy)
+		c := keys[rng.IntN(len(keys))]
+		peer := tr.late.assigned[c]
+		raw := fmt.Sprintf("raw/%d", c.unit)
+		if rng.IntN(4) == 0 {
+			raw += "/" + peer
+		}
+		data := fmt.Appendf(nil, "%s/%d/%d/%d/%d", peer, o.Step, o.Attempt, c.unit, c.replica)
+		u := &wire.Update{Round: tr.Round(), Step: o.Step, Attempt: o.Attempt, Base: o.Base, Unit: c.unit, Replica: c.replica,
+			Samples: uint32(tr.spec.UnitSamples()), Loss: 2.5, Raw: cidOf(raw), Residual: cidOf("residual/" + peer),
+			Payload: cidOf(string(data)), Size: uint64(len(data))}
+		return func(tr *Tracker) error { return tr.Receive(at, peer, u) }
 	case st.Phase == PhaseClosed:
 		p := workers[rng.IntN(len(workers))]
 		result := cidOf(fmt.Sprintf("result/%d", st.Step))
@@ -88,10 +103,14 @@ func outputOf(t *testing.T, rd Ready) string {
 // inputs as the original from there on, publishes, fetches and decides
 // exactly what the original does, and snapshots to the same bytes.
 func TestRestoreIsTheSameTracker(t *testing.T) {
-	for seed := uint64(1); seed <= 6; seed++ {
+	for seed := uint64(1); seed <= 9; seed++ {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 16))
 			spec := testSpec(4, 0.5)
+			if seed > 6 {
+				// Quorum closing and late updates (late.go).
+				spec.Quorum, spec.Grace, spec.LateWeight = 0.5, 2*time.Second, 0.5
+			}
 			workers := []string{"w1", "w2", "w3", "w4", "w5"}
 			cfg := Config{Spec: spec, Genesis: genesis, AuditSecret: bytes.Repeat([]byte{7}, 32)}
 			now := t0
@@ -103,6 +122,7 @@ func TestRestoreIsTheSameTracker(t *testing.T) {
 			take := func(tr *Tracker) Ready { return tr.Ready() }
 			take(tr)
 			var twin *Tracker
+			merges := 0
 			for i := range 1500 {
 				if i%97 == 13 {
 					snap, err := tr.Snapshot()
@@ -124,6 +144,11 @@ func TestRestoreIsTheSameTracker(t *testing.T) {
 				err := in(tr)
 				rd := take(tr)
 				pending = append(pending, rd.Fetch...)
+				for _, e := range rd.Events {
+					if e.Kind == wire.EventMerge {
+						merges++
+					}
+				}
 				if twin == nil {
 					continue
 				}
@@ -145,6 +170,9 @@ func TestRestoreIsTheSameTracker(t *testing.T) {
 			}
 			if step, _ := tr.Step(); step < 3 {
 				t.Fatalf("seed %d: only %d steps finalised: the inputs do not exercise the tracker", seed, step)
+			}
+			if spec.LateWeight > 0 && merges == 0 {
+				t.Fatalf("seed %d: no Close merged a late update: the inputs do not exercise late.go", seed)
 			}
 		})
 	}
